@@ -1,0 +1,68 @@
+# Entry points for people and CI. `make demo` and `make test` each install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+APT_STAMP  := .cache/apt-installed
+# Debian packages the sandbox and tests use: Prometheus server, SQLite CLI (migration db), pandoc-free HTML needs none.
+APT_PKGS   := prometheus sqlite3
+
+.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo assess-demo test lint typecheck unit bench clean
+
+help:
+	@echo "make demo    - bring the sandbox up, break it, run the rollback notebook headlessly, leave evidence"
+	@echo "make test    - lint, type checks and the whole pytest suite (builds/starts the sandbox)"
+	@echo "make bench   - benchmarks (numbers and ratios printed)"
+	@echo "make install - Python virtualenv with the project and test tools"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[sandbox,test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+# Debian packages; needs root (as on this machine kind and in CI). Idempotent.
+system-deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# Control-plane binaries from the Go module proxy, built once and cached (idempotent).
+sandbox-build: install
+	$(VENV)/bin/runbook sandbox build
+
+sandbox-up: install system-deps sandbox-build
+	$(VENV)/bin/runbook sandbox up
+
+sandbox-down: install
+	$(VENV)/bin/runbook sandbox down
+
+demo: install system-deps sandbox-build
+	$(PY) scripts/demo.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest tests/unit -q
+
+test: install system-deps sandbox-build lint typecheck
+	$(VENV)/bin/pytest
+
+bench: install
+	$(PY) benchmarks/bench_decision.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache evidence

@@ -1,0 +1,130 @@
+"""The incident timeline: timestamped UTC events, appended as JSON lines.
+
+Every step writes here; the incident record, the plots' markers and the timing against the
+5-minute target are all computed from these events, never from notebook variables. Each event is
+flushed to disk as it happens so a crash mid-run still leaves the evidence of what was done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Event", "EventKind", "Timeline"]
+
+
+class EventKind(StrEnum):
+    INFO = "info"
+    STEP_START = "step_start"
+    STEP_END = "step_end"
+    STEP_FAILED = "step_failed"
+    DRY_RUN = "dry_run"  # what a mutating step would have done
+    DECISION = "decision"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    step: str
+    kind: EventKind
+    message: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "at": self.at.isoformat(),
+                "step": self.step,
+                "kind": self.kind.value,
+                "message": self.message,
+                "data": dict(self.data),
+            },
+            default=str,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        raw = json.loads(line)
+        return cls(
+            at=datetime.fromisoformat(raw["at"]),
+            step=raw["step"],
+            kind=EventKind(raw["kind"]),
+            message=raw["message"],
+            data=raw.get("data", {}),
+        )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Timeline:
+    """An append-only list of events, mirrored to ``path`` (JSON lines) when one is given.
+
+    ``redact`` is applied to every message and data value before it is stored, so secrets never
+    reach the file.
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        redact: Callable[[str], str] = lambda s: s,
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._redact = redact
+        self.events: list[Event] = []
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                self.events = [
+                    Event.from_json(line) for line in path.read_text().splitlines() if line
+                ]
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def record(
+        self, step: str, kind: EventKind | str, message: str, **data: Any
+    ) -> Event:
+        clean = {k: self._redact(v) if isinstance(v, str) else v for k, v in data.items()}
+        event = Event(self._clock(), step, EventKind(kind), self._redact(message), clean)
+        self.events.append(event)
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(event.to_json() + "\n")
+        return event
+
+    @contextmanager
+    def span(self, step: str, message: str = "", **data: Any) -> Iterator[None]:
+        """Record the start and end of a step; a failure is recorded with its error, then re-raised."""
+        self.record(step, EventKind.STEP_START, message or f"{step} started", **data)
+        try:
+            yield
+        except BaseException as err:
+            self.record(
+                step,
+                EventKind.STEP_FAILED,
+                f"{step} failed: {type(err).__name__}: {err}",
+                error_type=type(err).__name__,
+            )
+            raise
+        self.record(step, EventKind.STEP_END, f"{step} finished")
+
+    def first(self, step: str, kind: EventKind | str) -> Event | None:
+        kind = EventKind(kind)
+        return next((e for e in self.events if e.step == step and e.kind == kind), None)
+
+    def last(self, step: str, kind: EventKind | str) -> Event | None:
+        kind = EventKind(kind)
+        return next((e for e in reversed(self.events) if e.step == step and e.kind == kind), None)

@@ -1,0 +1,1 @@
+"""Local Kubernetes sandbox harness (see sandbox/README.md)."""
