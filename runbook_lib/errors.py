@@ -134,7 +134,9 @@ class MetricsError(AdapterError):
 class InputFileError(MetricsError):
     """A replay file is malformed. The message names the file, the row and the column."""
 
-    def __init__(self, message: str, *, path: str, row: int | None = None, column: str = "") -> None:
+    def __init__(
+        self, message: str, *, path: str, row: int | None = None, column: str = ""
+    ) -> None:
         self.path = path
         self.row = row
         self.column = column

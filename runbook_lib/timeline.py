@@ -94,9 +94,7 @@ class Timeline:
     def now(self) -> datetime:
         return self._clock()
 
-    def record(
-        self, step: str, kind: EventKind | str, message: str, **data: Any
-    ) -> Event:
+    def record(self, step: str, kind: EventKind | str, message: str, **data: Any) -> Event:
         clean = {k: self._redact(v) if isinstance(v, str) else v for k, v in data.items()}
         event = Event(self._clock(), step, EventKind(kind), self._redact(message), clean)
         self.events.append(event)
@@ -107,7 +105,7 @@ class Timeline:
 
     @contextmanager
     def span(self, step: str, message: str = "", **data: Any) -> Iterator[None]:
-        """Record the start and end of a step; a failure is recorded with its error, then re-raised."""
+        """Record a step's start and end; a failure is recorded with its error and re-raised."""
         self.record(step, EventKind.STEP_START, message or f"{step} started", **data)
         try:
             yield

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import pandas as pd
 
-__all__ = ["ERROR_RATIO", "P99_LATENCY", "BUSINESS_PREFIX", "MetricsSource"]
+__all__ = ["BUSINESS_PREFIX", "ERROR_RATIO", "P99_LATENCY", "MetricsSource"]
 
 ERROR_RATIO = "error_ratio"
 P99_LATENCY = "p99_latency_s"
