@@ -1,0 +1,108 @@
+"""Decision -> rollout complete: the runbook's steps versus the raw commands, on the sandbox.
+
+Raw: ``helm rollback app N`` then ``kubectl rollout status deployment/app`` (N looked up by
+hand beforehand, as the runbook's reader would). Ours: ``preflight`` (guard, permissions,
+revisions, Lease, plan), ``confirm``, ``notify``, ``helm_rollback``, ``wait_for_rollout``,
+timed from the moment ``decide`` returned. The bad version is redeployed before every
+measurement and the two take turns going first, so drift on a shared machine hits both alike.
+
+Run: ``RUNBOOK_SANDBOX_NAME=... .venv/bin/python benchmarks/bench_rollback.py --rounds 5``
+(starts or reuses the sandbox named by the environment). Goal: overhead ratio <= 1.15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import runbook_sandbox
+
+from runbook_lib import steps
+from runbook_lib.errors import RunbookError
+
+GOAL = 1.15
+
+
+def _raw(sb: runbook_sandbox.Sandbox) -> float:
+    rows = json.loads(sb.helm("history", "app", "-o", "json"))
+    target = rows[-2]["revision"]  # the engineer picks the previous revision by reading it
+    env = sb.env
+    started = time.perf_counter()
+    for argv in (
+        [str(sb.bin_dir / "helm"), "--kube-context", sb.context, "rollback", "app", str(target)],
+        [str(sb.bin_dir / "kubectl"), "--context", sb.context, "rollout", "status",
+         "deployment/app", "--timeout=5m"],
+    ):  # fmt: skip
+        subprocess.run(argv, env=env, check=True, capture_output=True, timeout=330)
+    return time.perf_counter() - started
+
+
+def _ours(sb: runbook_sandbox.Sandbox, out_dir: Path, round_no: int) -> float:
+    ctx = steps.start_run(
+        expected_cluster=sb.context,
+        kubeconfig=str(sb.kubeconfig),
+        context=sb.context,
+        helm_binary=str(sb.bin_dir / "helm"),
+        prometheus_url=sb.prometheus_url,
+        prometheus_rate_window="20s",
+        metrics_step_s=5.0,
+        manual_reason="benchmark",
+        confirm=True,
+        console=False,
+        notify_file=str(out_dir / "channel.jsonl"),
+        output_dir=str(out_dir),
+        incident_id=f"bench-{round_no}",
+        out=lambda _text: None,
+    )
+    steps.assess(ctx)
+    steps.decide(ctx)
+    started = time.perf_counter()
+    for step in (steps.preflight, steps.confirm, steps.notify, steps.helm_rollback,
+                 steps.wait_for_rollout):  # fmt: skip
+        step(ctx)
+    elapsed = time.perf_counter() - started
+    steps.finish(ctx)  # releases the Lease; not part of "decision -> rollout complete"
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4, help="measurements of each (default 4)")
+    args = parser.parse_args(argv)
+    sb = runbook_sandbox.attach() or runbook_sandbox.up()
+    sb.reset()
+    ours: list[float] = []
+    raw: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-rollback-") as tmp:
+        for round_no in range(args.rounds):
+            order = ("ours", "raw") if round_no % 2 == 0 else ("raw", "ours")
+            for which in order:
+                sb.deploy("v1.1.0")
+                try:
+                    if which == "ours":
+                        ours.append(_ours(sb, Path(tmp), round_no))
+                    else:
+                        raw.append(_raw(sb))
+                except (RunbookError, subprocess.CalledProcessError) as err:
+                    print(f"round {round_no} {which}: failed: {err}", file=sys.stderr)
+                    return 1
+                print(
+                    f"round {round_no} {which:4}: {(ours if which == 'ours' else raw)[-1]:6.2f} s"
+                )
+    sb.reset()
+    med_ours, med_raw = statistics.median(ours), statistics.median(raw)
+    ratio = med_ours / med_raw
+    print(f"median decision -> rollout complete: ours {med_ours:.2f} s, raw {med_raw:.2f} s")
+    print(f"overhead ratio {ratio:.3f} (goal <= {GOAL}); "
+          f"{'met' if ratio <= GOAL else 'NOT met'}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Prometheus as a ``MetricsSource``: the runbook's series over ``/api/v1/query_range``.
+
+Queries come from ``core.promql`` (built from metric names and a selector, or raw PromQL per
+column). Samples are put on one grid of multiples of the step (epoch-aligned, so repeated
+queries and plots line up) with NaN where Prometheus had no sample. Everything that can go wrong
+on the way becomes ``MetricsError`` carrying the query and Prometheus' own error text, with
+``retryable`` set for failures that may pass (server errors, timeouts, connection refused).
+
+Uses only the standard library's HTTP client, so the runbook needs nothing more than Prometheus.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from runbook_lib.core.promql import QuerySpec, build_queries
+from runbook_lib.errors import MetricsError, ParameterError
+
+__all__ = ["PrometheusSource"]
+
+# Prometheus refuses a range query of more than 11,000 points per series; stay below it.
+MAX_POINTS_PER_REQUEST = 10_000
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class PrometheusSource:
+    """``MetricsSource`` reading a Prometheus server's HTTP API.
+
+    ``url`` is the server's base URL (a path prefix such as ``/prometheus`` is kept). The other
+    options are ``core.promql.QuerySpec`` fields; ``spec`` gives them all at once instead.
+    ``timeout_s`` bounds each HTTP request. Raises ``ParameterError`` for a bad URL or spec.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        spec: QuerySpec | None = None,
+        request_counter: str | None = None,
+        latency_histogram: str | None = None,
+        selector: str | None = None,
+        error_label: str | None = None,
+        error_regex: str | None = None,
+        rate_window: str | None = None,
+        business_counters: Mapping[str, str] | None = None,
+        business_queries: Mapping[str, str] | None = None,
+        error_ratio_query: str | None = None,
+        latency_query: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        problems = []
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            problems.append(f"url: expected http(s)://host:port, got {url!r}")
+        if not timeout_s > 0:
+            problems.append(f"timeout_s: must be > 0, got {timeout_s}")
+        overrides: dict[str, Any] = {
+            name: value
+            for name, value in {
+                "request_counter": request_counter,
+                "latency_histogram": latency_histogram,
+                "selector": selector,
+                "error_label": error_label,
+                "error_regex": error_regex,
+                "rate_window": rate_window,
+                "business_counters": business_counters,
+                "business_queries": business_queries,
+                "error_ratio_query": error_ratio_query,
+                "latency_query": latency_query,
+            }.items()
+            if value is not None
+        }
+        if spec is not None and overrides:
+            problems.append(f"spec: give either spec or its fields, not both ({sorted(overrides)})")
+        try:
+            self.spec = spec or QuerySpec(**overrides)
+        except ParameterError as err:
+            problems.extend(err.problems)
+        if problems:
+            raise ParameterError(problems)
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.queries = build_queries(self.spec)
+
+    def query_range(self, start: datetime, end: datetime, step_s: float) -> pd.DataFrame:
+        """Samples of every column for the runbook's assessment ("When to Rollback").
+
+        Returns the metric frame of ``MetricsSource`` on the grid of multiples of ``step_s``
+        within ``[start, end]``; ``attrs["queries"]`` holds the PromQL per column and
+        ``attrs["warnings"]`` Prometheus' warnings. Raises ``ParameterError`` for naive times,
+        ``end`` before ``start`` or a bad step, and ``MetricsError`` when a query fails, returns
+        no data at all, returns several series, or yields an infinite value.
+        """
+        grid_ms = self._grid(start, end, step_s)
+        step_ms = round(step_s * 1000)
+        columns: dict[str, FloatArray] = {}
+        warnings: list[str] = []
+        for column, query in self.queries.items():
+            values = np.full(grid_ms.size, np.nan)
+            for first in range(0, grid_ms.size, MAX_POINTS_PER_REQUEST):
+                chunk = grid_ms[first : first + MAX_POINTS_PER_REQUEST]
+                series, notes = self._fetch(query, int(chunk[0]), int(chunk[-1]), step_ms)
+                warnings.extend(f"{column}: {note}" for note in notes)
+                self._place(series, column, query, grid_ms, step_ms, values)
+            if np.isnan(values).all():
+                raise MetricsError(
+                    f"no data for {column} between {start.isoformat()} and {end.isoformat()} "
+                    f"from {self.url}: check the metric names, the selector and the time range",
+                    command=query,
+                )
+            columns[column] = values
+        stamps = pd.to_datetime(grid_ms, unit="ms", utc=True).as_unit("ns")
+        index = pd.DatetimeIndex(stamps, name="timestamp")
+        frame = pd.DataFrame(columns, index=index)
+        frame.attrs["queries"] = dict(self.queries)
+        frame.attrs["warnings"] = warnings
+        return frame
+
+    @staticmethod
+    def _grid(start: datetime, end: datetime, step_s: float) -> IntArray:
+        problems = []
+        if start.tzinfo is None or end.tzinfo is None:
+            problems.append("start/end: need timezone-aware datetimes (UTC)")
+        if not (math.isfinite(step_s) and step_s >= 0.001):
+            problems.append(f"step_s: must be at least 0.001 s, got {step_s}")
+        if problems:
+            raise ParameterError(problems)
+        step_ms = round(step_s * 1000)
+        first = math.ceil(start.timestamp() * 1000 / step_ms) * step_ms
+        last = math.floor(end.timestamp() * 1000 / step_ms) * step_ms
+        if last < first:
+            span = f"{start.isoformat()}..{end.isoformat()}"
+            raise ParameterError([f"start/end: {span} holds no multiple of the step {step_s} s"])
+        return np.arange(first, last + 1, step_ms, dtype=np.int64)
+
+    def _place(
+        self,
+        series: list[dict[str, Any]],
+        column: str,
+        query: str,
+        grid_ms: IntArray,
+        step_ms: int,
+        values: FloatArray,
+    ) -> None:
+        if not series:
+            return
+        if len(series) > 1:
+            labels = "; ".join(json.dumps(s.get("metric", {}), sort_keys=True) for s in series[:3])
+            raise MetricsError(
+                f"{column}: the query returned {len(series)} series ({labels} ...); it must "
+                "return one: aggregate it, e.g. sum(...), or narrow the selector",
+                command=query,
+            )
+        try:
+            pairs = [(round(float(t) * 1000), float(v)) for t, v in series[0]["values"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise MetricsError(
+                f"{column}: unexpected sample format from {self.url}: {err}", command=query
+            ) from err
+        for t_ms, value in pairs:
+            if math.isinf(value):
+                at = pd.Timestamp(t_ms, unit="ms", tz="UTC").isoformat()
+                hint = (
+                    " (p99 beyond the histogram's largest finite bucket)"
+                    if column == "p99_latency_s"
+                    else ""
+                )
+                raise MetricsError(
+                    f"{column} is {value} at {at}{hint}; an infinite sample cannot be assessed",
+                    command=query,
+                )
+            slot = (t_ms - int(grid_ms[0])) // step_ms
+            if 0 <= slot < grid_ms.size and int(grid_ms[slot]) == t_ms:
+                values[slot] = value  # NaN from Prometheus (e.g. 0/0) stays a missing sample
+
+    def _fetch(
+        self, query: str, start_ms: int, end_ms: int, step_ms: int
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        form = {
+            "query": query,
+            "start": f"{start_ms / 1000:.3f}",
+            "end": f"{end_ms / 1000:.3f}",
+            "step": f"{step_ms / 1000:.3f}",
+            "timeout": f"{self.timeout_s:g}s",
+        }
+        endpoint = f"{self.url}/api/v1/query_range"
+        request = urllib.request.Request(
+            endpoint,
+            data=urllib.parse.urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            text = _error_text(err.read())
+            # 400 bad_data / 422 execution errors are the query's fault; 5xx, 429 may pass.
+            retryable = err.code >= 500 or err.code == 429
+            kind = "server error" if retryable else "rejected the query"
+            raise MetricsError(
+                f"Prometheus at {self.url} {kind} (HTTP {err.code})",
+                command=query,
+                stderr=text,
+                retryable=retryable,
+            ) from err
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+            reason = err.reason if isinstance(err, urllib.error.URLError) else err
+            # Refused, reset, timed out: the server may be restarting. A bad host name is not.
+            retryable = isinstance(reason, TimeoutError | ConnectionError)
+            raise MetricsError(
+                f"cannot reach Prometheus at {self.url}: {reason}",
+                command=query,
+                stderr=str(reason),
+                retryable=retryable,
+            ) from err
+        except (OSError, http.client.HTTPException) as err:
+            raise MetricsError(
+                f"reading from Prometheus at {self.url} failed: {err}",
+                command=query,
+                stderr=str(err),
+                retryable=True,
+            ) from err
+        try:
+            body = json.loads(raw)
+            status = body["status"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise MetricsError(
+                f"{endpoint} did not answer like the Prometheus API: {raw[:200]!r}", command=query
+            ) from err
+        if status != "success":
+            raise MetricsError(
+                f"Prometheus at {self.url} reported an error",
+                command=query,
+                stderr=str(body.get("error", body)),
+            )
+        data = body.get("data") or {}
+        if data.get("resultType") != "matrix":
+            raise MetricsError(
+                f"expected a range vector (matrix), got {data.get('resultType')!r}", command=query
+            )
+        return list(data.get("result") or []), [str(w) for w in body.get("warnings") or []]
+
+
+def _error_text(raw: bytes) -> str:
+    """Prometheus' own message from an error response (``errorType: error``), else the body."""
+    try:
+        body = json.loads(raw)
+        return f"{body.get('errorType', 'error')}: {body.get('error', '')}"
+    except (ValueError, AttributeError):
+        return raw.decode(errors="replace")[:2000]

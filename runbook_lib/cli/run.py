@@ -1,0 +1,201 @@
+"""``runbook run rollback``: the rollback notebook, headless, leaving a sealed evidence bundle.
+
+    runbook run rollback -p NAME VALUE ... [--output-dir DIR] [--kernel NAME]
+
+papermill executes ``notebooks/rollback.ipynb`` with the parameters; the executed notebook and
+its HTML rendering are redacted and written to ``DIR/<incident_id>/`` with the rest of the
+evidence. When a step fails, papermill still leaves the partial notebook (failing cell marked);
+this command then collects the evidence from outside the kernel, using the incident timeline,
+re-seals the manifest and exits 1. Exit 2: unknown or invalid parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runbook_lib.core.redact import SECRET_NAME, Redactor, secrets_from_kubeconfig
+from runbook_lib.errors import ParameterError
+from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.evidence.notebook import notebook_timings, redact_notebook, render_html
+
+__all__ = ["parse_value", "register", "run_rollback"]
+
+NOTEBOOKS = {"rollback": "rollback.ipynb"}
+FIRST_STEP_MARKER = "rb.start_run("
+
+
+def _notebook_dir() -> Path:
+    # The notebooks ship beside the package in the source tree (editable installs).
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a runbook notebook headlessly (papermill) and keep the evidence",
+        description=(
+            "Execute a runbook notebook with papermill. The redacted executed notebook, its "
+            "HTML and the evidence go to DIR/<incident_id>/. Exit 0 done, 1 a step failed "
+            "(partial notebook and evidence still written), 2 bad parameters."
+        ),
+    )
+    parser.add_argument("runbook", choices=sorted(NOTEBOOKS), help="which runbook")
+    parser.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        help="notebook parameter; VALUE is read like papermill -p (True, 3, 0.5, text)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-r", "--raw-parameter", nargs=2, action="append", default=[],
+        metavar=("NAME", "VALUE"), help="notebook parameter kept as text",
+    )  # fmt: skip
+    parser.add_argument("--output-dir", metavar="DIR", help="evidence root (default: evidence)")
+    parser.add_argument("--notebook", metavar="PATH", help="notebook to run (default: bundled)")
+    parser.add_argument("--kernel", metavar="NAME", help="Jupyter kernel (default: notebook's)")
+    parser.add_argument("--quiet", action="store_true", help="do not stream cell output")
+    parser.set_defaults(func=_run_command)
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p`` value the way papermill reads it: True/False/None, int, float, else text."""
+    if text in ("True", "true"):
+        return True
+    if text in ("False", "false"):
+        return False
+    if text in ("None", "none"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _kubeconfig_secrets(parameters: Mapping[str, Any]) -> tuple[str, ...]:
+    paths = [str(parameters.get("kubeconfig") or "")]
+    paths += os.environ.get("KUBECONFIG", "").split(os.pathsep)
+    found: list[str] = []
+    for path in filter(None, paths):
+        try:
+            config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(config, Mapping):
+            found += secrets_from_kubeconfig(config)
+    return tuple(found)
+
+
+def _redactor(parameters: Mapping[str, Any]) -> Redactor:
+    flagged = [str(v) for k, v in parameters.items() if SECRET_NAME.search(k) and v]
+    return Redactor.build(secrets=[*flagged, *_kubeconfig_secrets(parameters)], env=os.environ)
+
+
+def _check_names(notebook: Path, parameters: Mapping[str, Any]) -> None:
+    import papermill
+
+    known = papermill.inspect_notebook(str(notebook))
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ParameterError(
+            [f"{name}: not a parameter of {notebook.name} (see papermill --help-notebook)"
+             for name in unknown]
+        )  # fmt: skip
+
+
+def run_rollback(
+    parameters: Mapping[str, Any],
+    *,
+    notebook: Path,
+    kernel: str | None = None,
+    stream: bool = True,
+) -> tuple[int, Path]:
+    """Run the rollback notebook with papermill and leave the redacted, sealed bundle.
+
+    Returns (exit status, incident directory). Raises ``ParameterError`` for unknown
+    parameters; a failing step is not raised but reported by the exit status 1.
+    """
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from runbook_lib.steps.post import collect_after_failure
+
+    params = dict(parameters)
+    _check_names(notebook, params)
+    release = str(params.get("release") or "app")
+    # Fixed here, not in the kernel, so the evidence can be found after a crash.
+    params.setdefault("incident_id", "")
+    if not params["incident_id"]:
+        params["incident_id"] = f"rollback-{release}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", str(params["incident_id"])):
+        raise ParameterError([f"incident_id: letters, digits, '.', '_', '-' only: "
+                              f"{params['incident_id']!r}"])  # fmt: skip
+    params.setdefault("output_dir", "evidence")
+    params["output_dir"] = str(Path(str(params["output_dir"])).resolve())
+    incident_dir = Path(params["output_dir"]) / str(params["incident_id"])
+    incident_dir.mkdir(parents=True, exist_ok=True)
+    redactor = _redactor(params)
+
+    failed: PapermillExecutionError | None = None
+    started = time.monotonic()
+    # papermill writes the unredacted notebook as it goes; keep that copy out of the bundle.
+    with tempfile.TemporaryDirectory(prefix="runbook-run-") as scratch:
+        raw_path = Path(scratch) / notebook.name
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(raw_path), parameters=params, kernel_name=kernel,
+                progress_bar=False, log_output=False,
+                stdout_file=sys.stdout if stream else None,
+                stderr_file=sys.stderr if stream else None,
+                cwd=str(notebook.parent),
+            )  # fmt: skip
+        except PapermillExecutionError as err:
+            failed = err
+        raw = nbformat.read(raw_path, as_version=4)  # type: ignore[no-untyped-call]
+    wall_s = time.monotonic() - started
+    clean = redact_notebook(raw, redactor)
+    nbformat.write(clean, incident_dir / notebook.name)  # type: ignore[no-untyped-call]
+    (incident_dir / notebook.with_suffix(".html").name).write_text(
+        render_html(clean, redactor), encoding="utf-8"
+    )
+    if failed is not None:
+        report = collect_after_failure(params)
+        for problem in report.problems:
+            print(f"evidence: could not collect {redactor(problem)}", file=sys.stderr)
+    write_manifest(incident_dir)
+    timings = notebook_timings(clean, first_step_marker=FIRST_STEP_MARKER)
+    print(f"evidence: {incident_dir}")
+    first = timings.kernel_to_first_step_s
+    print(
+        f"papermill: {wall_s:.1f} s wall; kernel start to first step "
+        + ("n/a" if first is None else f"{first:.1f} s")
+    )
+    if failed is not None:
+        print(
+            f"runbook run: step failed in cell {failed.exec_count}: "
+            f"{redactor(failed.ename)}: {redactor(str(failed.evalue))}",
+            file=sys.stderr,
+        )
+        return 1, incident_dir
+    return 0, incident_dir
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {name: parse_value(value) for name, value in args.parameter}
+    params.update({name: value for name, value in args.raw_parameter})
+    if args.output_dir:
+        params["output_dir"] = args.output_dir
+    notebook = Path(args.notebook) if args.notebook else _notebook_dir() / NOTEBOOKS[args.runbook]
+    status, _ = run_rollback(params, notebook=notebook, kernel=args.kernel, stream=not args.quiet)
+    return status

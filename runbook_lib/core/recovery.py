@@ -1,0 +1,121 @@
+"""Runbook "Rollback Steps, step 4 (Check error rate)": did the service recover after rollback?
+
+DESIGN.md "Recovery": after the rollout completes, the 5xx ratio must fall below
+``recovery_error_ratio`` (0.001) within ``recovery_within_s`` (120 s) and stay below for at least
+``recovery_consecutive`` (2) consecutive samples. Consecutive means the same as for the decision
+runs: a missing value or a gap longer than 1.5 steps breaks the sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from runbook_lib.core.series import NS_PER_S, find_runs, gaps_before, median_step_ns, times_ns
+from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.errors import ParameterError
+
+__all__ = ["Recovery", "check_recovery"]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Verdict of the recovery check.
+
+    ``recovered_at`` is the sample that completed the required consecutive run (the moment
+    recovery was verified). ``conclusive`` is False while more samples could still change a
+    "not recovered" verdict (the deadline has not passed, or a run below the threshold that
+    started in time is still too short); a caller polling Prometheus waits while it is False.
+    """
+
+    recovered: bool
+    recovered_at: datetime | None
+    last_value: float | None
+    reason: str
+    conclusive: bool = True
+
+
+def check_recovery(
+    samples: pd.DataFrame,
+    *,
+    rollout_done_at: datetime,
+    thresholds: Thresholds = Thresholds(),  # noqa: B008 -- frozen, so one shared default is safe
+) -> Recovery:
+    """Runbook "Rollback Steps, step 4": check the error ratio after the rollout completed.
+
+    ``samples`` is a metric frame with an ``error_ratio`` column. Raises ``ParameterError`` for
+    a naive ``rollout_done_at`` or a frame without a tz-aware sorted index or that column.
+    """
+    _check_inputs(samples, rollout_done_at)
+    limit = thresholds.recovery_error_ratio
+    needed = thresholds.recovery_consecutive
+    done_ns = int(pd.Timestamp(rollout_done_at).as_unit("ns").value)
+    deadline_ns = done_ns + round(thresholds.recovery_within_s * NS_PER_S)
+    all_times = times_ns(pd.DatetimeIndex(samples.index))
+    step_ns = (
+        thresholds.step_s * NS_PER_S if thresholds.step_s is not None else median_step_ns(all_times)
+    )
+    first = int(np.searchsorted(all_times, done_ns, side="left"))
+    times = all_times[first:]
+    values = samples["error_ratio"].to_numpy(dtype=np.float64, na_value=np.nan)[first:]
+    present = ~np.isnan(values)
+    last_value = float(values[present][-1]) if present.any() else None
+    if times.size == 0:
+        return Recovery(False, None, None, "no samples since the rollout completed yet", False)
+
+    runs = find_runs(times, values < limit, gaps_before(times, step_ns))
+    position = np.arange(times.size) - runs.start_index + 1
+    in_time = times[runs.start_index] <= deadline_ns
+    verified = runs.member & in_time & (position >= needed)
+    if verified.any():
+        at = int(np.argmax(verified))
+        start = int(runs.start_index[at])
+        return Recovery(
+            True,
+            _datetime(times[at]),
+            last_value,
+            f"error ratio below {limit:g} from {_iso(times[start])} "
+            f"({(times[start] - done_ns) / NS_PER_S:g} s after the rollout) "
+            f"for {needed} consecutive samples",
+        )
+    still_open = bool(runs.member[-1] and in_time[-1])  # a run that started in time may go on
+    pending = times[-1] <= deadline_ns or still_open
+    seen = f"last value {last_value:g}" if last_value is not None else "no values"
+    if pending:
+        reason = (
+            f"not yet below {limit:g} for {needed} consecutive samples ({seen}); "
+            f"deadline {_iso(deadline_ns)}"
+        )
+    else:
+        reason = (
+            f"error ratio did not fall below {limit:g} for {needed} consecutive samples within "
+            f"{thresholds.recovery_within_s:g} s of the rollout ({seen}): escalate"
+        )
+    return Recovery(False, None, last_value, reason, not pending)
+
+
+def _check_inputs(samples: pd.DataFrame, rollout_done_at: datetime) -> None:
+    problems: list[str] = []
+    if rollout_done_at.tzinfo is None or rollout_done_at.utcoffset() is None:
+        problems.append(f"rollout_done_at: {rollout_done_at.isoformat()} has no UTC offset")
+    index = samples.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        problems.append("samples: the index must be a tz-aware DatetimeIndex")
+    elif not (index.is_monotonic_increasing and index.is_unique):
+        problems.append("samples: timestamps must be sorted and unique")
+    if "error_ratio" not in samples.columns:
+        problems.append("samples: missing column 'error_ratio'")
+    if problems:
+        raise ParameterError(problems)
+
+
+def _datetime(ns: int | np.int64) -> datetime:
+    moment: datetime = pd.Timestamp(int(ns), unit="ns", tz=UTC).to_pydatetime()
+    return moment
+
+
+def _iso(ns: int | np.int64) -> str:
+    return _datetime(ns).isoformat()

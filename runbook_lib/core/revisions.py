@@ -1,0 +1,200 @@
+"""Helm release revisions and the choice of the revision to roll back to.
+
+``helm rollback <release> 0`` means "the revision before the current one"; run twice it flips
+back to the bad release. So the runbook resolves an explicit revision number here, from
+``helm history -o json``, and a second run recognises that the release already runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from runbook_lib.errors import AdapterError, PreconditionFailed
+
+__all__ = [
+    "GOOD_STATUSES",
+    "PENDING_STATUSES",
+    "Revision",
+    "RollbackTarget",
+    "parse_history",
+    "resolve_target",
+]
+
+# A revision with one of these statuses was applied completely at some point.
+GOOD_STATUSES = frozenset({"deployed", "superseded"})
+# Helm refuses to roll back while another operation holds the release.
+PENDING_STATUSES = frozenset({"pending-install", "pending-upgrade", "pending-rollback"})
+
+# Helm 3 and 4 describe a rollback release as "Rollback to <n>" unless given a description.
+_ROLLBACK_DESCRIPTION = re.compile(r"^Rollback to (\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One row of ``helm history``. ``updated`` is timezone-aware."""
+
+    number: int
+    status: str
+    chart: str
+    app_version: str
+    updated: datetime
+    description: str
+    # Helm 4 records the restored revision in its own field; Helm 3 only in the description.
+    rollback_revision: int | None = None
+
+    @property
+    def rolled_back_to(self) -> int | None:
+        """The revision this one restored, when it was made by ``helm rollback``."""
+        if self.rollback_revision:
+            return self.rollback_revision
+        match = _ROLLBACK_DESCRIPTION.match(self.description)
+        return int(match.group(1)) if match else None
+
+    def label(self) -> str:
+        """Short human form for plans and notifications, e.g. ``3 (app-0.1.0, 1.0.0)``."""
+        return f"{self.number} ({self.chart}, {self.app_version or 'no app version'})"
+
+
+@dataclass(frozen=True)
+class RollbackTarget:
+    """What ``preflight`` decided: roll ``current`` back to ``target``.
+
+    ``already_rolled_back`` is true when the release already runs the target (a second run of
+    the runbook); the rollback step then changes nothing.
+    """
+
+    current: Revision
+    target: Revision
+    already_rolled_back: bool = False
+
+
+def _field(row: Mapping[str, Any], key: str, index: int) -> Any:
+    if key not in row:
+        raise AdapterError(f"helm history entry {index} has no {key!r} field")
+    return row[key]
+
+
+def _optional_int(value: Any) -> int | None:
+    try:
+        return int(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_history(json_text: str) -> list[Revision]:
+    """Parse ``helm history <release> -o json`` into revisions sorted by number.
+
+    Used by the preflight "revisions" check. Raises ``AdapterError`` when the text is not the
+    JSON list Helm prints (the adapter adds the command line).
+    """
+    try:
+        raw = json.loads(json_text)
+    except json.JSONDecodeError as err:
+        raise AdapterError(f"helm history output is not JSON: {err}") from err
+    if not isinstance(raw, list):
+        raise AdapterError("helm history output is not a JSON list")
+    revisions = []
+    for index, row in enumerate(raw):
+        if not isinstance(row, Mapping):
+            raise AdapterError(f"helm history entry {index} is not an object")
+        updated_text = str(_field(row, "updated", index))
+        try:
+            updated = datetime.fromisoformat(updated_text)
+        except ValueError as err:
+            raise AdapterError(
+                f"helm history entry {index} has an unreadable time {updated_text!r}"
+            ) from err
+        if updated.tzinfo is None:
+            raise AdapterError(f"helm history entry {index} time {updated_text!r} has no offset")
+        try:
+            number = int(_field(row, "revision", index))
+        except (TypeError, ValueError) as err:
+            raise AdapterError(f"helm history entry {index} has a non-integer revision") from err
+        revisions.append(
+            Revision(
+                number=number,
+                status=str(_field(row, "status", index)),
+                chart=str(_field(row, "chart", index)),
+                # Charts without appVersion make Helm omit the key.
+                app_version=str(row.get("app_version") or ""),
+                updated=updated,
+                description=str(row.get("description") or ""),
+                rollback_revision=_optional_int(row.get("rollback_revision")),
+            )
+        )
+    return sorted(revisions, key=lambda r: r.number)
+
+
+def _same_release_content(
+    a: Revision, b: Revision, values: Mapping[int, Mapping[str, Any]] | None
+) -> bool:
+    if (a.chart, a.app_version) != (b.chart, b.app_version):
+        return False
+    if values is None or a.number not in values or b.number not in values:
+        # Without both values we can only compare what history shows.
+        return True
+    return dict(values[a.number]) == dict(values[b.number])
+
+
+def resolve_target(
+    history: Sequence[Revision],
+    *,
+    values_by_revision: Mapping[int, Mapping[str, Any]] | None = None,
+) -> RollbackTarget:
+    """Choose the explicit revision to roll back to (preflight, "revisions").
+
+    The current revision is the newest one. When it was itself made by ``helm rollback N``
+    and still runs N's content, the runbook has already done its job: the result has
+    ``already_rolled_back`` set and ``target`` is N. Otherwise the target is the most recent
+    earlier revision that was deployed successfully (``deployed``/``superseded``) and differs
+    from the current one in chart, app version or (when ``values_by_revision`` has both)
+    values.
+
+    Raises ``PreconditionFailed`` when the history is empty, another Helm operation is
+    pending, the revision a rollback restored has been pruned, or no earlier good revision
+    differs from the current one (for instance because older revisions were pruned by
+    ``--history-max``).
+    """
+    if not history:
+        raise PreconditionFailed("helm history is empty: the release does not exist")
+    ordered = sorted(history, key=lambda r: r.number)
+    by_number = {r.number: r for r in ordered}
+    current = ordered[-1]
+    if current.status in PENDING_STATUSES:
+        raise PreconditionFailed(
+            f"revision {current.number} is {current.status}: another Helm operation is in "
+            "progress on this release; wait for it or resolve it before rolling back"
+        )
+
+    restored = current.rolled_back_to
+    if restored is not None and current.status in GOOD_STATUSES:
+        if restored not in by_number:
+            raise PreconditionFailed(
+                f"revision {current.number} is a rollback to revision {restored}, which is no "
+                f"longer in helm history (pruned); oldest kept is {ordered[0].number}"
+            )
+        source = by_number[restored]
+        if _same_release_content(current, source, values_by_revision):
+            return RollbackTarget(current=current, target=source, already_rolled_back=True)
+
+    earlier = [r for r in reversed(ordered[:-1]) if r.status in GOOD_STATUSES]
+    for candidate in earlier:
+        if not _same_release_content(candidate, current, values_by_revision):
+            return RollbackTarget(current=current, target=candidate)
+
+    kept = ", ".join(str(r.number) for r in ordered)
+    if ordered[0].number > 1:
+        reason = (
+            f"no earlier good revision differs from revision {current.number}; revisions "
+            f"before {ordered[0].number} were pruned from history (kept: {kept})"
+        )
+    else:
+        reason = (
+            f"no earlier good revision differs from revision {current.number} (history: {kept})"
+        )
+    raise PreconditionFailed(reason)

@@ -1,0 +1,221 @@
+"""The evidence bundle (Post-Rollback Actions, step 2): what the failed deployment left behind.
+
+Everything lands in ``<output_dir>/<incident_id>/`` next to the timeline, passed through the
+Redactor, and is sealed by ``MANIFEST.sha256``. Collection is best effort: a source that fails
+(the API server is down, a revision was pruned) is noted in ``collection-errors.txt`` and the
+rest is still collected, because a half-broken cluster is exactly when evidence matters.
+
+Layout::
+
+    metrics/samples.csv            the samples the decision and the plots used
+    plots/*.png                    written by the plot step
+    kubernetes/pods.json, events.json, logs/<pod>.log   (deploy window)
+    helm/history.json, values-diff.txt, manifest-diff.txt (bad vs good revision)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+from runbook_lib.errors import InputFileError, RunbookError
+
+if TYPE_CHECKING:
+    from runbook_lib.adapters.helm import Helm
+    from runbook_lib.adapters.kube import Kube
+
+__all__ = [
+    "COLLECTION_ERRORS",
+    "SAMPLES_CSV",
+    "BundleReport",
+    "collect_cluster",
+    "collect_helm",
+    "read_samples_csv",
+    "write_problems",
+    "write_samples_csv",
+    "write_text",
+]
+
+SAMPLES_CSV = "metrics/samples.csv"
+COLLECTION_ERRORS = "collection-errors.txt"
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    """What a collection wrote (paths relative to the incident directory) and what failed."""
+
+    written: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    def __add__(self, other: BundleReport) -> BundleReport:
+        return BundleReport(self.written + other.written, self.problems + other.problems)
+
+
+def write_text(directory: Path, rel: str, text: str, *, redact: Callable[[str], str]) -> str:
+    """Write ``text`` redacted to ``directory/rel``; returns ``rel``. Raises ``OSError``."""
+    path = directory / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(redact(text), encoding="utf-8")
+    return rel
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "to_dict"):  # kubernetes client models
+        return _jsonable(value.to_dict())
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(_jsonable(value), indent=2, sort_keys=True, default=str) + "\n"
+
+
+def write_samples_csv(directory: Path, samples: pd.DataFrame) -> str:
+    """Save the samples as ``metrics/samples.csv`` in the replay format (DESIGN.md)."""
+    path = directory / SAMPLES_CSV
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = samples.copy()
+    frame.index = [t.isoformat() for t in frame.index]
+    frame.index.name = "timestamp"
+    frame.to_csv(path)
+    return SAMPLES_CSV
+
+
+def read_samples_csv(directory: Path) -> pd.DataFrame:
+    """The samples saved by ``write_samples_csv``; raises ``InputFileError`` if unreadable."""
+    path = directory / SAMPLES_CSV
+    try:
+        frame = pd.read_csv(path, index_col="timestamp")
+    except (OSError, ValueError) as err:
+        raise InputFileError(f"cannot read samples: {err}", path=str(path)) from err
+    frame.index = pd.to_datetime(frame.index, utc=True)
+    return frame.astype(float)
+
+
+def _attempt(problems: list[str], what: str, action: Callable[[], Iterable[str]]) -> list[str]:
+    try:
+        return list(action())
+    except (RunbookError, OSError) as err:
+        problems.append(f"{what}: {type(err).__name__}: {err}")
+        return []
+
+
+def collect_cluster(
+    directory: Path,
+    kube: Kube,
+    *,
+    namespace: str,
+    pod_selector: str,
+    since: datetime | None,
+    redact: Callable[[str], str],
+) -> BundleReport:
+    """Pods, events and pod logs of the deploy window (``since``: the deploy time)."""
+    problems: list[str] = []
+    written: list[str] = []
+    pods: list[Any] = []
+
+    def _pods() -> list[str]:
+        pods.extend(kube.pods(namespace, pod_selector))
+        return [write_text(directory, "kubernetes/pods.json", _dump(pods), redact=redact)]
+
+    def _events() -> list[str]:
+        events = kube.events(namespace, since=since)
+        return [write_text(directory, "kubernetes/events.json", _dump(events), redact=redact)]
+
+    written += _attempt(problems, "kubernetes pods", _pods)
+    written += _attempt(problems, "kubernetes events", _events)
+    for pod in pods:
+        name = str(getattr(pod, "name", pod))
+
+        def _logs(name: str = name) -> list[str]:
+            text = kube.logs(namespace, name, since=since)
+            return [write_text(directory, f"kubernetes/logs/{name}.log", str(text), redact=redact)]
+
+        written += _attempt(problems, f"logs of pod {name}", _logs)
+    return BundleReport(tuple(written), tuple(problems))
+
+
+def _diff(bad: str, good: str, *, bad_name: str, good_name: str) -> str:
+    lines = difflib.unified_diff(
+        good.splitlines(keepends=True),
+        bad.splitlines(keepends=True),
+        fromfile=good_name,
+        tofile=bad_name,
+    )
+    return "".join(lines) or f"(no difference between {good_name} and {bad_name})\n"
+
+
+def collect_helm(
+    directory: Path,
+    helm: Helm,
+    *,
+    release: str,
+    bad_revision: int | None,
+    good_revision: int | None,
+    redact: Callable[[str], str],
+) -> BundleReport:
+    """``helm history`` and the values/manifest diffs between the good and the bad revision.
+
+    The diffs read "good -> bad" (what the bad deploy changed). When the revisions are unknown
+    (the run failed before resolving them) the two most recent revisions are compared.
+    """
+    problems: list[str] = []
+    written: list[str] = []
+    history: list[Any] = []
+
+    def _history() -> list[str]:
+        history.extend(helm.history(release))
+        return [write_text(directory, "helm/history.json", _dump(history), redact=redact)]
+
+    written += _attempt(problems, "helm history", _history)
+    if (bad_revision is None or good_revision is None) and len(history) >= 2:
+        numbers = sorted(int(getattr(r, "number", 0)) for r in history)
+        bad_revision = bad_revision or numbers[-1]
+        good_revision = good_revision or numbers[-2]
+    if bad_revision is None or good_revision is None:
+        problems.append("helm diffs: the bad and good revisions are unknown")
+        return BundleReport(tuple(written), tuple(problems))
+    bad_name, good_name = f"revision {bad_revision} (bad)", f"revision {good_revision} (good)"
+
+    def _values() -> list[str]:
+        bad = yaml.safe_dump(helm.values(release, bad_revision), sort_keys=True)
+        good = yaml.safe_dump(helm.values(release, good_revision), sort_keys=True)
+        diff = _diff(bad, good, bad_name=bad_name, good_name=good_name)
+        return [write_text(directory, "helm/values-diff.txt", diff, redact=redact)]
+
+    def _manifest() -> list[str]:
+        bad = helm.manifest(release, bad_revision)
+        good = helm.manifest(release, good_revision)
+        diff = _diff(bad, good, bad_name=bad_name, good_name=good_name)
+        return [write_text(directory, "helm/manifest-diff.txt", diff, redact=redact)]
+
+    written += _attempt(problems, "helm values diff", _values)
+    written += _attempt(problems, "helm manifest diff", _manifest)
+    return BundleReport(tuple(written), tuple(problems))
+
+
+def write_problems(directory: Path, report: BundleReport, *, redact: Callable[[str], str]) -> None:
+    """Append collection failures to ``collection-errors.txt`` (kept across re-collections)."""
+    if not report.problems:
+        return
+    path = directory / COLLECTION_ERRORS
+    with path.open("a", encoding="utf-8") as fh:
+        fh.writelines(redact(p) + "\n" for p in report.problems)

@@ -1,0 +1,254 @@
+"""Evidence plots: the signals of "When to Rollback" before and after the deploy and the rollback.
+
+Functions take the metric frame, the thresholds and the moments of the incident (from the
+timeline) and return a ``matplotlib.figure.Figure``. They never touch pyplot's global state,
+so they work headless (papermill, CI) and in threads; the caller saves or displays the figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from runbook_lib.core.series import NS_PER_S, FloatArray, times_ns, trailing_mean
+from runbook_lib.core.thresholds import Thresholds
+
+__all__ = ["Moments", "plot_business", "plot_error_and_latency"]
+
+# Colours chosen to stay distinguishable for the common forms of colour blindness.
+_BEFORE = "#dbe9f6"
+_BAD = "#fbe3d6"
+_AFTER = "#dff2e1"
+_SIGNAL = "#1f4e79"
+_LIMIT = "#c0392b"
+_RECOVERY = "#2e7d32"
+_MARKS = {
+    "deploy": ("#000000", "-"),
+    "decision": ("#e67e22", "--"),
+    "rollback": ("#7b1fa2", "--"),
+    "recovered": ("#2e7d32", ":"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Moments:
+    """The incident's moments to mark; all but ``deployed_at`` are optional (not happened yet)."""
+
+    deployed_at: datetime
+    decided_at: datetime | None = None
+    rollback_at: datetime | None = None
+    recovered_at: datetime | None = None
+
+
+def plot_error_and_latency(
+    samples: pd.DataFrame,
+    *,
+    moments: Moments,
+    thresholds: Thresholds = Thresholds(),  # noqa: B008 -- frozen, so one shared default is safe
+    title: str = "",
+) -> Figure:
+    """Evidence for "When to Rollback" and "Check error rate": 5xx ratio and p99 latency.
+
+    Two panels sharing the time axis, thresholds drawn, deploy/decision/rollback/recovery
+    marked, and the periods before the deploy, while the bad release ran, and after the rollback
+    shaded. Raises ``KeyError`` when the frame lacks ``error_ratio`` or ``p99_latency_s``.
+    """
+    times = _plot_times(samples.index)
+    figure = Figure(figsize=(11, 6.5), layout="constrained")
+    error_axes, latency_axes = figure.subplots(2, 1, sharex=True)
+    error_axes.plot(
+        times,
+        samples["error_ratio"].to_numpy(dtype=float) * 100,
+        color=_SIGNAL,
+        linewidth=1.4,
+        label="5xx ratio",
+    )
+    error_axes.axhline(
+        thresholds.error_ratio * 100,
+        color=_LIMIT,
+        linestyle="--",
+        linewidth=1.2,
+        label=f"rollback threshold ({thresholds.error_ratio:.2%})",
+    )
+    if moments.rollback_at is not None:
+        error_axes.axhline(
+            thresholds.recovery_error_ratio * 100,
+            color=_RECOVERY,
+            linestyle=":",
+            label=f"recovered below ({thresholds.recovery_error_ratio:.2%})",
+        )
+    error_axes.set_ylabel("5xx ratio (%)")
+    error_axes.set_ylim(bottom=0)
+
+    latency_axes.plot(
+        times,
+        samples["p99_latency_s"].to_numpy(dtype=float),
+        color=_SIGNAL,
+        linewidth=1.4,
+        label="p99 latency",
+    )
+    latency_axes.axhline(
+        thresholds.latency_p99_s,
+        color=_LIMIT,
+        linestyle="--",
+        linewidth=1.2,
+        label=f"rollback threshold ({thresholds.latency_p99_s:g} s)",
+    )
+    latency_axes.set_ylabel("p99 latency (s)")
+    latency_axes.set_ylim(bottom=0)
+
+    _shade_and_mark(error_axes, times, moments, thresholds, labelled=True)
+    _shade_and_mark(latency_axes, times, moments, thresholds, labelled=False)
+    _legend(error_axes)
+    _legend(latency_axes)
+    _time_axis(latency_axes)
+    figure.suptitle(title or _default_title(moments), fontsize=12)
+    return figure
+
+
+def plot_business(
+    samples: pd.DataFrame,
+    *,
+    moments: Moments,
+    thresholds: Thresholds = Thresholds(),  # noqa: B008 -- frozen, so one shared default is safe
+    title: str = "",
+) -> Figure:
+    """Evidence for the business rule of "When to Rollback": each ``business:<name>`` metric.
+
+    One panel per metric: raw samples, the trailing mean the rule compares, and the line at
+    ``(1 - drop) * baseline``; a frame without business metrics gives one panel saying so.
+    """
+    columns = [c for c in samples.columns if str(c).startswith("business:")]
+    times = _plot_times(samples.index)
+    figure = Figure(figsize=(11, 2.2 + 2.3 * max(len(columns), 1)), layout="constrained")
+    axes_list: Sequence[Axes] = list(
+        np.atleast_1d(figure.subplots(max(len(columns), 1), 1, sharex=True))
+    )
+    if not columns:
+        axes_list[0].text(
+            0.5,
+            0.5,
+            "no business metrics in these samples",
+            ha="center",
+            va="center",
+            transform=axes_list[0].transAxes,
+        )
+        axes_list[0].set_axis_off()
+    nanos = times_ns(pd.DatetimeIndex(samples.index))
+    deploy = pd.Timestamp(moments.deployed_at)
+    baseline_from = deploy - pd.Timedelta(seconds=thresholds.business_baseline_s)
+    for axes, column in zip(axes_list, columns, strict=False):
+        values = samples[column].to_numpy(dtype=float)
+        smoothed = trailing_mean(nanos, values, round(thresholds.business_smoothing_s * NS_PER_S))
+        axes.plot(times, values, color="#9fb7cf", linewidth=0.9, label="samples")
+        axes.plot(
+            times,
+            smoothed,
+            color=_SIGNAL,
+            linewidth=1.6,
+            label=f"{thresholds.business_smoothing_s / 60:g}-min mean",
+        )
+        in_baseline = (samples.index >= baseline_from) & (samples.index < deploy)
+        baseline = samples.loc[in_baseline, column].dropna()
+        if not baseline.empty:
+            limit = (1 - thresholds.business_drop) * float(baseline.mean())
+            axes.axhline(
+                limit,
+                color=_LIMIT,
+                linestyle="--",
+                linewidth=1.2,
+                label=f"rollback below {limit:.4g} ({thresholds.business_drop:.0%} under baseline)",
+            )
+        axes.set_ylabel(column.removeprefix("business:"))
+        _shade_and_mark(axes, times, moments, thresholds, labelled=axes is axes_list[0])
+        _legend(axes)
+    _time_axis(axes_list[-1])
+    figure.suptitle(title or "Business metrics around the deploy", fontsize=12)
+    return figure
+
+
+def _plot_times(index: pd.Index) -> FloatArray:
+    # Matplotlib's date numbers (days since its epoch) keep the axes typed as plain floats.
+    naive = pd.DatetimeIndex(index).tz_convert(UTC).tz_localize(None).to_numpy()
+    return np.asarray(mdates.date2num(naive), dtype=np.float64)  # type: ignore[no-untyped-call]
+
+
+def _naive(moment: datetime) -> float:
+    plain = moment.astimezone(UTC).replace(tzinfo=None)
+    return float(mdates.date2num(plain))  # type: ignore[no-untyped-call]
+
+
+def _shade_and_mark(
+    axes: Axes,
+    times: FloatArray,
+    moments: Moments,
+    thresholds: Thresholds,
+    *,
+    labelled: bool,
+) -> None:
+    # Shading and marks are the same on every panel: name them in the first panel's legend only.
+    def label(text: str) -> str:
+        return text if labelled else "_nolegend_"
+
+    if times.size == 0:
+        return
+    start, end = float(times[0]), float(times[-1])
+    deploy = _naive(moments.deployed_at)
+    bad_until = _naive(moments.rollback_at) if moments.rollback_at is not None else end
+    axes.axvspan(start, deploy, color=_BEFORE, alpha=0.6, linewidth=0, label=label("before deploy"))
+    axes.axvspan(
+        deploy, bad_until, color=_BAD, alpha=0.6, linewidth=0, label=label("new release live")
+    )
+    if moments.rollback_at is not None:
+        axes.axvspan(
+            bad_until, end, color=_AFTER, alpha=0.7, linewidth=0, label=label("after rollback")
+        )
+    window_end = moments.deployed_at + timedelta(seconds=thresholds.window_s)
+    if _naive(window_end) <= end:
+        axes.axvline(
+            _naive(window_end),
+            color="#7f8c8d",
+            linestyle=(0, (1, 3)),
+            linewidth=1,
+            label=label("end of decision window"),
+        )
+    for name, moment in (
+        ("deploy", moments.deployed_at),
+        ("decision", moments.decided_at),
+        ("rollback", moments.rollback_at),
+        ("recovered", moments.recovered_at),
+    ):
+        if moment is not None:
+            colour, style = _MARKS[name]
+            axes.axvline(
+                _naive(moment),
+                color=colour,
+                linestyle=style,
+                linewidth=1.6,
+                label=label(f"{name} {moment.astimezone(UTC):%H:%M:%S}"),
+            )
+    axes.set_xlim(start, end)
+    axes.grid(True, axis="y", color="#e5e5e5", linewidth=0.8)
+
+
+def _legend(axes: Axes) -> None:
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
+def _time_axis(axes: Axes) -> None:
+    locator = mdates.AutoDateLocator(minticks=5, maxticks=12)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
+    axes.set_xlabel("time (UTC)")
+
+
+def _default_title(moments: Moments) -> str:
+    deployed = moments.deployed_at.astimezone(UTC)
+    return f"5xx ratio and p99 latency around the deploy at {deployed:%Y-%m-%d %H:%M} UTC"

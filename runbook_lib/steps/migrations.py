@@ -1,0 +1,144 @@
+"""Rollback Steps, step 5: revert database migrations from the migrator pod, and prove it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from runbook_lib.core.images import PodImages
+from runbook_lib.errors import CommandFailed, PreconditionFailed, VerificationFailed
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
+from runbook_lib.timeline import EventKind
+
+__all__ = ["MigrationsReverted", "revert_migrations"]
+
+_VERSION = re.compile(r"^\s*(\d+)\b")
+
+
+@dataclass(frozen=True)
+class MigrationsReverted:
+    """What the migrations step did and the schema versions around it."""
+
+    action: str  # "reverted", "not requested", "dry run", "skipped: already rolled back"
+    pod: str = ""
+    command: str = ""
+    version_before: int | None = None
+    version_after: int | None = None
+    exit_code: int | None = None
+    output: str = ""
+
+    def __repr__(self) -> str:
+        if self.action != "reverted":
+            where = f" in {self.pod}" if self.pod else ""
+            version = "" if self.version_before is None else f"; schema at {self.version_before}"
+            return f"Migrations: {self.action}{where}{version}"
+        return (
+            f"Migrations reverted in {self.pod}: `{self.command}` exited {self.exit_code}; "
+            f"schema version {self.version_before} -> {self.version_after}"
+        )
+
+
+def _migrator_pod(ctx: RunContext) -> PodImages:
+    p = ctx.params
+    pods = ctx.kube.pods(p.namespace, p.migrator_selector)
+    running = [pod for pod in pods if pod.phase == "Running" and pod.ready]
+    if not running:
+        seen = ", ".join(f"{pod.name} ({pod.phase})" for pod in pods) or "none"
+        raise PreconditionFailed(
+            f"no running, ready pod matches {p.migrator_selector!r} in {p.namespace} (seen: "
+            f"{seen}); migrations NOT reverted, the release rollback itself stands"
+        )
+    return sorted(running, key=lambda pod: pod.name)[0]
+
+
+def _schema_version(ctx: RunContext, pod: str) -> int:
+    p = ctx.params
+    argv = shlex.split(p.migrate_version_command)
+    result = ctx.kube.exec(p.namespace, pod, argv, timeout_s=p.migrate_timeout_s)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    match = _VERSION.match(lines[-1]) if lines else None
+    if result.exit_code != 0 or match is None:
+        raise CommandFailed(
+            f"could not read the schema version in pod {pod} (exit {result.exit_code}, "
+            f"output {result.stdout.strip()[:200]!r})",
+            command=shlex.join(argv),
+            stderr=result.stderr,
+            returncode=result.exit_code,
+        )
+    return int(match.group(1))
+
+
+def _already_reverted_here(ctx: RunContext) -> str | None:
+    for event in ctx.timeline.events:
+        if event.step == "revert_migrations" and event.data.get("reverted"):
+            return event.at.isoformat()
+    return None
+
+
+def revert_migrations(ctx: RunContext) -> MigrationsReverted | Skipped:
+    """Rollback Steps, step 5: ``kubectl exec <migrator> -- ./migrate down N``, then verify.
+
+    Only when ``migrations_to_revert`` > 0 and ``check_recovery`` passed. Captures output and
+    exit status, then checks ``migrate_version_command`` moved down by exactly N. When the
+    release was already rolled back before this run, migrations are not reverted again (a
+    second ``down`` would drop a migration the good version needs). Raises
+    ``PreconditionFailed`` (recovery not verified, migrator pod missing), ``CommandFailed``
+    (non-zero exit), ``VerificationFailed`` (schema version did not move by N).
+    """
+    skipped = skip_if_not_rolling_back(ctx, "revert_migrations")
+    if skipped:
+        return skipped
+    p = ctx.params
+    n = p.migrations_to_revert
+    with step_span(ctx, "revert_migrations"):
+        if n == 0:
+            ctx.timeline.record("revert_migrations", EventKind.INFO,
+                                "no migrations to revert (migrations_to_revert=0)")  # fmt: skip
+            return MigrationsReverted("not requested")
+        target = ctx.state.target
+        if target is not None and target.already_rolled_back and not ctx.state.rolled_back:
+            earlier = _already_reverted_here(ctx)
+            note = f"reverted by this incident at {earlier}" if earlier else "not by this run"
+            ctx.timeline.record(
+                "revert_migrations", EventKind.WARNING,
+                f"release was already rolled back before this run; migrations NOT reverted "
+                f"again ({note}); check the schema version by hand",
+            )  # fmt: skip
+            return MigrationsReverted("skipped: already rolled back")
+        if not ctx.dry_run and ctx.state.verified_at is None:
+            raise PreconditionFailed(
+                "migrations blocked: recovery after the rollback is not verified (run "
+                "check_recovery first; a failed recovery check must be escalated, not migrated)"
+            )
+        pod = _migrator_pod(ctx).name
+        before = _schema_version(ctx, pod)
+        argv = shlex.split(p.migrate_command.format(n=n))
+        command = shlex.join(argv)
+        if ctx.dry_run:
+            ctx.timeline.record("revert_migrations", EventKind.DRY_RUN,
+                                f"would run in {pod}: {command} (schema now {before})")  # fmt: skip
+            return MigrationsReverted("dry run", pod, command, version_before=before)
+        result = ctx.kube.exec(p.namespace, pod, argv, timeout_s=p.migrate_timeout_s)
+        ctx.timeline.record(
+            "revert_migrations", EventKind.INFO,
+            f"ran in {pod}: {command} -> exit {result.exit_code}",
+            stdout=result.stdout[-4000:], stderr=result.stderr[-4000:], exit_code=result.exit_code,
+        )  # fmt: skip
+        if result.exit_code != 0:
+            raise CommandFailed(f"{command} failed in pod {pod} (exit {result.exit_code})",
+                                command=command, stderr=result.stderr,
+                                returncode=result.exit_code)  # fmt: skip
+        after = _schema_version(ctx, pod)
+        if before - after != n:
+            raise VerificationFailed(
+                f"schema version moved from {before} to {after}, expected down by {n}"
+            )
+        ctx.state.migrations_reverted = n
+        reverted = MigrationsReverted("reverted", pod, command, before, after,
+                                      result.exit_code, result.stdout)  # fmt: skip
+        ctx.timeline.record("revert_migrations", EventKind.INFO, repr(reverted), reverted=n,
+                            version_before=before, version_after=after)  # fmt: skip
+        ctx.show(repr(reverted))
+    return reverted

@@ -1,0 +1,110 @@
+"""The plan ``preflight`` shows before anything changes: commands, cluster, revisions.
+
+Built from values only (no I/O), so what an engineer reads is exactly what the steps will do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runbook_lib.core.revisions import RollbackTarget
+from runbook_lib.steps.params import RunParams
+
+__all__ = ["Plan", "build_plan", "rollout_message"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the run will do, in order, against which cluster."""
+
+    cluster: str
+    server: str
+    release: str
+    namespace: str
+    current: str
+    target: str
+    already_rolled_back: bool
+    expected_images: tuple[str, ...]
+    actions: tuple[str, ...]
+    dry_run: bool
+
+    def render(self) -> str:
+        head = [
+            f"Plan{' (DRY RUN: nothing will change)' if self.dry_run else ''}",
+            f"  cluster:  {self.cluster} ({self.server})",
+            f"  release:  {self.release} in namespace {self.namespace}",
+            f"  current:  revision {self.current}",
+            f"  target:   revision {self.target}",
+            f"  images:   {', '.join(self.expected_images) or '(none found in manifest)'}",
+        ]
+        if self.already_rolled_back:
+            head.append("  note:     the release already runs the target; helm rollback is skipped")
+        steps = [f"  {i}. {action}" for i, action in enumerate(self.actions, start=1)]
+        return "\n".join([*head, "  steps:", *steps])
+
+    def __repr__(self) -> str:
+        return self.render()
+
+
+def rollout_message(params: RunParams, target: RollbackTarget) -> str:
+    """The notification text of Rollback Steps, step 1."""
+    bad = target.current.app_version or target.current.chart
+    good = target.target.app_version or target.target.chart
+    return (
+        f"Rolling back {params.release} from {bad} to {good} "
+        f"(revision {target.current.number} -> {target.target.number}, "
+        f"incident {params.incident_id})"
+    )
+
+
+def build_plan(
+    params: RunParams,
+    *,
+    cluster: str,
+    server: str,
+    target: RollbackTarget,
+    expected_images: tuple[str, ...],
+    notifiers: tuple[str, ...],
+    rollback_command: str,
+) -> Plan:
+    """The ordered actions of this run, for people to read before confirming."""
+    p = params
+    actions = [
+        f"take Lease runbook-rollback-{p.release} in {p.namespace} as {p.lock_holder} "
+        f"(ttl {p.lock_ttl_s:.0f} s)",
+        f"notify ({', '.join(notifiers) or 'no notifier'}): {rollout_message(p, target)!r}",
+    ]
+    if target.already_rolled_back:
+        actions.append(f"helm rollback: none (already on revision {target.target.number})")
+    else:
+        actions.append(rollback_command)
+    actions += [
+        f"wait for deployment/{p.deployment} to roll out (kubectl rollout status semantics, "
+        f"timeout {p.rollout_timeout_s:.0f} s)",
+        f"verify pods {p.pod_selector} run exactly: {', '.join(expected_images)}",
+        f"check 5xx ratio < {p.thresholds.recovery_error_ratio:g} within "
+        f"{p.thresholds.recovery_within_s:.0f} s for {p.thresholds.recovery_consecutive} "
+        "consecutive samples",
+    ]
+    if p.migrations_to_revert:
+        command = p.migrate_command.format(n=p.migrations_to_revert)
+        actions.append(
+            f"kubectl exec <pod {p.migrator_selector}> -- {command} "
+            f"(then check `{p.migrate_version_command}` moved down by {p.migrations_to_revert})"
+        )
+    else:
+        actions.append("migrations: none (migrations_to_revert=0)")
+    actions.append("release the Lease; time decision -> verified recovery against "
+                   f"{p.target_s:.0f} s")  # fmt: skip
+    return Plan(
+        cluster=cluster,
+        server=server,
+        release=p.release,
+        namespace=p.namespace,
+        current=target.current.label(),
+        target=target.target.label(),
+        already_rolled_back=target.already_rolled_back,
+        expected_images=expected_images,
+        actions=tuple(actions),
+        dry_run=p.dry_run,
+    )

@@ -1,0 +1,226 @@
+"""Steps "preflight" and "confirm": everything that must hold before the release is touched."""
+
+from __future__ import annotations
+
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from runbook_lib.core.images import expected_images
+from runbook_lib.core.revisions import GOOD_STATUSES, Revision, resolve_target
+from runbook_lib.errors import PreconditionFailed, WrongCluster
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.plan import Plan, build_plan
+from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
+from runbook_lib.timeline import EventKind
+
+__all__ = ["Confirmation", "confirm", "preflight"]
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """How the go-ahead was given (parameter, person, or dry run)."""
+
+    proceed: bool
+    how: str
+
+    def __repr__(self) -> str:
+        return f"Confirmation: {'proceed' if self.proceed else 'stop'} ({self.how})"
+
+
+def _normalise_server(url: str) -> str:
+    return url.strip().rstrip("/").lower()
+
+
+def _guard_cluster(ctx: RunContext) -> tuple[str, str]:
+    """The target guard: the kube context or API server must be the expected one."""
+    kube = ctx.kube
+    context, server = kube.context_name, kube.server_url
+    expected = ctx.params.expected_cluster.strip()
+    if expected != context and _normalise_server(expected) != _normalise_server(server):
+        raise WrongCluster(
+            f"refusing to act: kube context {context!r} (API server {server}) is not the "
+            f"expected cluster {expected!r}; check KUBECONFIG / the context parameter"
+        )
+    ctx.timeline.record(
+        "preflight", EventKind.INFO, f"cluster guard passed: {context} ({server})",
+        context=context, server=server,
+    )  # fmt: skip
+    return context, server
+
+
+def _check_permissions(ctx: RunContext) -> None:
+    """Every permission the steps use, checked before the first change.
+
+    Without this a credential missing, say, ``pods/exec`` would fail after ``helm rollback``
+    had already changed the release. A dry run needs only the reads; missing write
+    permissions are then reported as a warning for the real run.
+    """
+    from runbook_lib.adapters.access import missing_permissions
+    from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
+
+    p = ctx.params
+    missing = missing_permissions(ctx.kube, p.namespace, READS if ctx.dry_run else REQUIRED)
+    if ctx.dry_run:
+        lacking = missing_permissions(ctx.kube, p.namespace, MUTATING)
+        if lacking:
+            ctx.timeline.record(
+                "preflight", EventKind.WARNING,
+                "a real run would fail: missing "
+                + "; ".join(f"{m} ({m.why})" for m in lacking),
+            )  # fmt: skip
+    if missing:
+        raise PreconditionFailed(
+            f"the credential in use lacks {len(missing)} permission(s) in namespace "
+            f"{p.namespace}: "
+            + "; ".join(f"{m} ({m.why})" for m in missing)
+            + " -- grant deploy/rbac.yaml; nothing was changed"
+        )
+    ctx.timeline.record("preflight", EventKind.INFO, "permissions: all granted")
+
+
+def _values_needed(history: list[Revision]) -> list[int]:
+    """Revisions whose values decide the target: those that look the same as the current one.
+
+    Revisions with another chart or app version differ already; fetching only the rest keeps
+    preflight to a few helm calls on long histories.
+    """
+    current = history[-1]
+    same = [
+        r.number
+        for r in history
+        if (r.status in GOOD_STATUSES or r is current)
+        and (r.chart, r.app_version) == (current.chart, current.app_version)
+    ]
+    if current.rolled_back_to is not None:
+        same.append(current.rolled_back_to)
+    return sorted(set(same))
+
+
+def _resolve(ctx: RunContext) -> None:
+    p = ctx.params
+    history = sorted(ctx.helm.history(p.release), key=lambda r: r.number)
+    ctx.state.history = tuple(history)
+    known = {r.number for r in history}
+    wanted = [n for n in _values_needed(history) if n in known] if history else []
+    # Independent helm calls: run them side by side, preflight is on the clock.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        values: dict[int, dict[str, Any]] = dict(
+            zip(wanted, pool.map(lambda n: ctx.helm.values(p.release, n), wanted), strict=True)
+        )
+    target = resolve_target(history, values_by_revision=values)
+    ctx.state.target = target
+    manifest = ctx.helm.manifest(p.release, target.target.number)
+    ctx.state.expected_images = expected_images(manifest, name=p.deployment)
+    ctx.timeline.record(
+        "preflight",
+        EventKind.INFO,
+        f"revisions: current {target.current.label()}, target {target.target.label()}"
+        + (" (already rolled back)" if target.already_rolled_back else ""),
+        current=target.current.number,
+        target=target.target.number,
+        already_rolled_back=target.already_rolled_back,
+        expected_images=list(ctx.state.expected_images),
+    )
+
+
+def _take_lock(ctx: RunContext) -> None:
+    from runbook_lib.adapters.lease import ReleaseLock
+
+    p = ctx.params
+    if ctx.dry_run:
+        ctx.timeline.record(
+            "preflight", EventKind.DRY_RUN,
+            f"would take Lease runbook-rollback-{p.release} in {p.namespace} as {p.lock_holder}",
+        )  # fmt: skip
+        return
+    lock = ReleaseLock(
+        ctx.kube, namespace=p.namespace, release=p.release, holder=p.lock_holder,
+        ttl_s=p.lock_ttl_s,
+    )  # fmt: skip
+    info = lock.acquire(ctx.now())
+    ctx.state.lock, ctx.state.lock_info = lock, info
+    warning = getattr(info, "warning", None)
+    if warning:
+        ctx.timeline.record("preflight", EventKind.WARNING, str(warning))
+    ctx.timeline.record(
+        "preflight", EventKind.INFO,
+        f"took Lease runbook-rollback-{p.release} as {p.lock_holder}", holder=p.lock_holder,
+    )  # fmt: skip
+
+
+def preflight(ctx: RunContext) -> Plan | Skipped:
+    """Before anything changes: cluster guard, revisions, lock, plan (shown and returned).
+
+    Raises ``WrongCluster`` when the context/server is not ``expected_cluster`` (checked first,
+    before any other call), ``PreconditionFailed`` when the credential lacks a permission the
+    steps need (all missing ones are named) or no good target revision exists (e.g. pruned),
+    ``LockHeld`` when another run holds the release's Lease, ``CommandFailed`` / ``ApiError``
+    from helm or the API. In a dry run the Lease is not taken.
+    """
+    skipped = skip_if_not_rolling_back(ctx, "preflight")
+    if skipped:
+        return skipped
+    with step_span(ctx, "preflight"):
+        context, server = _guard_cluster(ctx)
+        _check_permissions(ctx)
+        _resolve(ctx)
+        _take_lock(ctx)
+        assert ctx.state.target is not None
+        plan = build_plan(
+            ctx.params,
+            cluster=context,
+            server=server,
+            target=ctx.state.target,
+            expected_images=ctx.state.expected_images,
+            notifiers=tuple(name for name, _ in ctx.notifiers),
+            rollback_command=shlex.join(
+                ctx.helm.rollback_command(
+                    ctx.params.release,
+                    ctx.state.target.target.number,
+                    timeout_s=ctx.params.helm_timeout_s,
+                )
+            ),
+        )
+        ctx.state.plan = plan
+        ctx.timeline.record("preflight", EventKind.INFO, "plan", plan=plan.render())
+        ctx.show(plan.render())
+    return plan
+
+
+def confirm(ctx: RunContext) -> Confirmation | Skipped:
+    """The go-ahead: ``confirm=True`` or ``dry_run=True``, or a person typing "yes".
+
+    Headless runs (papermill, CI) cannot be asked, so they need one of the two parameters.
+    Raises ``PreconditionFailed`` when the run is headless without them, or the person
+    declines; the Lease is released either way.
+    """
+    skipped = skip_if_not_rolling_back(ctx, "confirm")
+    if skipped:
+        return skipped
+    p = ctx.params
+    with step_span(ctx, "confirm"):
+        if ctx.state.plan is None:
+            raise PreconditionFailed("confirm needs preflight to have shown the plan first")
+        if p.dry_run:
+            result = Confirmation(True, "dry run: nothing will change")
+        elif p.confirm:
+            result = Confirmation(True, "confirm=True parameter")
+        else:
+            plan = ctx.state.plan
+            answer = ctx.ask(
+                f"Roll back {p.release} from revision {plan.current} to {plan.target} on "
+                f"{plan.cluster}? Type 'yes' to proceed: "
+            )
+            if answer is None:
+                raise PreconditionFailed(
+                    "confirm: nobody can be asked in a headless run; set confirm=True to roll "
+                    "back or dry_run=True to rehearse"
+                )
+            if answer.strip().lower() not in {"yes", "y"}:
+                raise PreconditionFailed(f"confirm: rollback declined (answer {answer.strip()!r})")
+            result = Confirmation(True, "confirmed by the person running the notebook")
+        ctx.state.confirmed = True
+        ctx.timeline.record("confirm", EventKind.INFO, result.how)
+    return result

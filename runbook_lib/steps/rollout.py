@@ -1,0 +1,141 @@
+"""Rollback Steps 2 (rollout status) and 3 (verify the previous image)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from runbook_lib.core.images import image_mismatches
+from runbook_lib.core.rollout import rollout_state
+from runbook_lib.errors import PreconditionFailed, StepTimeout, VerificationFailed
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
+from runbook_lib.timeline import EventKind
+
+__all__ = ["ImagesVerified", "RolloutDone", "verify_image", "wait_for_rollout"]
+
+
+@dataclass(frozen=True)
+class RolloutDone:
+    """The Deployment's final rollout state and when it was reached."""
+
+    deployment: str
+    message: str
+    done: bool
+    at: datetime
+    waited_s: float
+
+    def __repr__(self) -> str:
+        waited = f"waited {self.waited_s:.1f} s"
+        return f"Rollout of deployment/{self.deployment}: {self.message} ({waited})"
+
+
+@dataclass(frozen=True)
+class ImagesVerified:
+    """Pods checked against the target revision's manifest."""
+
+    expected: tuple[str, ...]
+    pods: tuple[str, ...]
+    mismatches: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        head = f"{len(self.pods)} pod(s) checked against {', '.join(self.expected)}"
+        if not self.mismatches:
+            return f"Images verified: {head}"
+        return "\n".join([f"Images NOT as expected: {head}", *(f"  {m}" for m in self.mismatches)])
+
+
+def wait_for_rollout(ctx: RunContext) -> RolloutDone | Skipped:
+    """Rollback Steps, step 2 (second half): ``kubectl rollout status`` with a timeout.
+
+    Watch-based; prints a line whenever updated/available replicas change. Raises
+    ``StepTimeout`` after ``rollout_timeout_s``, ``VerificationFailed`` when the Deployment
+    exceeds its progress deadline, ``ApiError`` when the API stays unreachable. In a dry run
+    it reads the current state once and does not wait.
+    """
+    skipped = skip_if_not_rolling_back(ctx, "wait_for_rollout")
+    if skipped:
+        return skipped
+    p = ctx.params
+    with step_span(ctx, "wait_for_rollout", timeout_s=p.rollout_timeout_s):
+        started = time.monotonic()
+        if ctx.dry_run:
+            state = rollout_state(ctx.kube.deployment_status(p.namespace, p.deployment))
+            ctx.timeline.record(
+                "wait_for_rollout", EventKind.DRY_RUN,
+                f"would wait up to {p.rollout_timeout_s:.0f} s; now: {state.message}",
+            )  # fmt: skip
+            return RolloutDone(p.deployment, state.message, state.done, ctx.now(), 0.0)
+        last_progress = ""
+        final = None
+        for status in ctx.kube.watch_deployment(
+            p.namespace, p.deployment, timeout_s=p.rollout_timeout_s
+        ):
+            state = rollout_state(status)
+            progress = status.progress()
+            if progress != last_progress:
+                last_progress = progress
+                ctx.show(f"  {ctx.now():%H:%M:%S} {progress}")
+                ctx.timeline.record("wait_for_rollout", EventKind.INFO, progress)
+            if state.failed:
+                raise VerificationFailed(f"rollout failed: {state.message}; pods are not serving "
+                                         "the target revision; escalate")  # fmt: skip
+            if state.done:
+                final = state
+                break
+            if time.monotonic() - started > p.rollout_timeout_s:
+                break
+        if final is None:
+            raise StepTimeout(
+                f"deployment/{p.deployment} did not finish rolling out within "
+                f"{p.rollout_timeout_s:.0f} s (last: {last_progress or 'no status seen'})",
+                step="wait_for_rollout",
+                timeout_s=p.rollout_timeout_s,
+            )
+        done_at = ctx.now()
+        ctx.state.rollout_done_at = done_at
+        result = RolloutDone(p.deployment, final.message, True, done_at,
+                             time.monotonic() - started)  # fmt: skip
+        ctx.timeline.record("wait_for_rollout", EventKind.INFO, final.message,
+                            waited_s=round(result.waited_s, 3))  # fmt: skip
+        ctx.show(repr(result))
+    return result
+
+
+def verify_image(ctx: RunContext) -> ImagesVerified | Skipped:
+    """Rollback Steps, step 3: the selected pods run exactly the target manifest's images.
+
+    Old pods can still be terminating right after the rollout, so a mismatch is re-checked for
+    up to ``verify_settle_s`` before it counts. Raises ``VerificationFailed`` listing each
+    mismatching pod. In a dry run it reports what the pods run now without failing.
+    """
+    skipped = skip_if_not_rolling_back(ctx, "verify_image")
+    if skipped:
+        return skipped
+    p = ctx.params
+    with step_span(ctx, "verify_image"):
+        expected = ctx.state.expected_images
+        if not expected:
+            raise PreconditionFailed("verify_image needs preflight to have read the manifest")
+        deadline = time.monotonic() + (0.0 if ctx.dry_run else p.verify_settle_s)
+        while True:
+            pods = ctx.kube.pods(p.namespace, p.pod_selector)
+            problems = image_mismatches(pods, expected)
+            if not problems or time.monotonic() >= deadline:
+                break
+            ctx.sleep(1.0)
+        result = ImagesVerified(expected, tuple(sorted(pod.name for pod in pods)), tuple(problems))
+        if ctx.dry_run:
+            ctx.timeline.record("verify_image", EventKind.DRY_RUN,
+                                f"would verify images; now: {result!r}")  # fmt: skip
+        elif problems:
+            raise VerificationFailed(
+                "pods do not run the target revision's images:\n"
+                + "\n".join(f"  {m}" for m in problems)
+            )
+        else:
+            ctx.timeline.record("verify_image", EventKind.INFO, repr(result),
+                                pods=list(result.pods))  # fmt: skip
+        ctx.show(repr(result))
+    return result

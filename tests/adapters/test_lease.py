@@ -1,0 +1,136 @@
+"""The release lock as a real Lease on the sandbox's API server."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from runbook_lib.adapters.kube import Kube
+from runbook_lib.adapters.lease import LockInfo, ReleaseLock, lease_name
+from runbook_lib.errors import LockHeld, ParameterError
+
+pytestmark = pytest.mark.sandbox
+
+T0 = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def kube(sandbox: Any) -> Iterator[Kube]:
+    with Kube(kubeconfig=sandbox.kubeconfig, context=sandbox.context) as k:
+        yield k
+
+
+@pytest.fixture
+def release(kube: Kube) -> Iterator[str]:
+    """A release name of our own, so tests never touch each other's (or the app's) lock."""
+    name = f"lease-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    with contextlib.suppress(Exception):  # already released: the point of most tests
+        kube.coordination.delete_namespaced_lease(lease_name(name), "default")
+
+
+def lock(kube: Kube, release: str, holder: str, ttl_s: float = 600) -> ReleaseLock:
+    return ReleaseLock(kube, namespace="default", release=release, holder=holder, ttl_s=ttl_s)
+
+
+def test_acquire_creates_lease_and_blocks_another_holder(kube: Kube, release: str) -> None:
+    alice = lock(kube, release, "alice/INC-1")
+    info = alice.acquire(T0)
+    assert info.holder == "alice/INC-1"
+    assert info.warning is None
+    lease = kube.coordination.read_namespaced_lease(lease_name(release), "default")
+    assert lease.spec.holder_identity == "alice/INC-1"
+    assert lease.spec.renew_time == T0
+
+    with pytest.raises(LockHeld) as held:
+        lock(kube, release, "bob/INC-1").acquire(T0 + timedelta(seconds=30))
+    assert held.value.holder == "alice/INC-1"
+    assert "alice/INC-1" in str(held.value)
+
+
+def test_same_holder_reacquires(kube: Kube, release: str) -> None:
+    alice = lock(kube, release, "alice")
+    alice.acquire(T0)
+    again = alice.acquire(T0 + timedelta(seconds=5))
+    assert again.warning is None
+    assert alice.holder_now() == "alice"
+
+
+def test_release_frees_it_and_is_idempotent(kube: Kube, release: str) -> None:
+    alice = lock(kube, release, "alice")
+    alice.acquire(T0)
+    assert alice.release() is True
+    assert alice.holder_now() is None
+    assert alice.release() is False
+    lock(kube, release, "bob").acquire(T0 + timedelta(seconds=1))  # free for others
+
+
+def test_stale_lease_is_taken_over_with_a_warning(kube: Kube, release: str) -> None:
+    alice = lock(kube, release, "alice", ttl_s=300)
+    alice.acquire(T0)
+    with pytest.raises(LockHeld):
+        lock(kube, release, "bob", ttl_s=300).acquire(T0 + timedelta(seconds=300))
+    bob = lock(kube, release, "bob", ttl_s=300)
+    info = bob.acquire(T0 + timedelta(seconds=301))
+    assert info.previous_holder == "alice"
+    assert info.warning is not None
+    assert "alice" in info.warning
+    assert "stale" in info.warning
+    lease = kube.coordination.read_namespaced_lease(lease_name(release), "default")
+    assert lease.spec.holder_identity == "bob"
+    assert lease.spec.lease_transitions == 1
+    # The crashed run coming back must not free the lock bob now holds.
+    assert alice.release() is False
+    assert bob.holder_now() == "bob"
+
+
+def test_two_runs_racing_get_exactly_one_lock(kube: Kube, sandbox: Any, release: str) -> None:
+    rounds = 5
+    for n in range(rounds):
+        name = f"{release}-{n}"
+        barrier = threading.Barrier(2)
+        outcomes: dict[str, LockInfo | LockHeld] = {}
+
+        def run(
+            holder: str,
+            name: str = name,
+            barrier: threading.Barrier = barrier,
+            outcomes: dict[str, LockInfo | LockHeld] = outcomes,
+        ) -> None:
+            with Kube(kubeconfig=sandbox.kubeconfig, context=sandbox.context) as own:
+                contender = lock(own, name, holder)
+                barrier.wait(timeout=10)
+                try:
+                    outcomes[holder] = contender.acquire(T0)
+                except LockHeld as err:
+                    outcomes[holder] = err
+
+        threads = [threading.Thread(target=run, args=(h,)) for h in ("alice", "bob")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        winners = [h for h, o in outcomes.items() if isinstance(o, LockInfo)]
+        losers = [o for o in outcomes.values() if isinstance(o, LockHeld)]
+        assert len(winners) == 1, outcomes
+        assert len(losers) == 1
+        assert losers[0].holder == winners[0]
+        assert lock(kube, name, winners[0]).release() is True
+
+
+@pytest.mark.parametrize(
+    ("release_name", "holder", "problem"),
+    [
+        pytest.param("App_1", "alice", "release", id="not-dns-label"),
+        pytest.param("app", "  ", "holder", id="empty-holder"),
+    ],
+)
+def test_bad_parameters_listed(kube: Kube, release_name: str, holder: str, problem: str) -> None:
+    with pytest.raises(ParameterError, match=problem):
+        lock(kube, release_name, holder)

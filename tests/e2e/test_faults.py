@@ -1,0 +1,401 @@
+"""Faults from issue 4, each on the sandbox: a typed error, recorded on the timeline, the lock
+released, and nothing lost (history, pods, schema and timeline as a person would expect)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from runbook_lib import steps
+from runbook_lib.errors import (
+    ApiError,
+    CommandFailed,
+    LockHeld,
+    PreconditionFailed,
+    StepTimeout,
+    VerificationFailed,
+)
+
+from .test_steps import (
+    BAD_IMAGE,
+    GOOD_IMAGE,
+    deploy_bad_version,
+    events,
+    history,
+    lease_holder,
+    run_all,
+    serving_pods,
+    snapshot,
+    start,
+)
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+
+@pytest.fixture
+def bad_deploy(sandbox: Sandbox) -> Sandbox:
+    return deploy_bad_version(sandbox)
+
+
+UP_TO_ROLLBACK = (steps.assess, steps.decide, steps.preflight, steps.confirm, steps.notify)
+
+
+def failed_step(ctx: steps.RunContext, step: str) -> dict[str, Any]:
+    """The timeline's record of ``step`` failing (the test fails if there is none)."""
+    found = [e for e in events(ctx) if e["step"] == step and e["kind"] == "step_failed"]
+    assert found, f"timeline has no failure of {step}"
+    return found[-1]
+
+
+def schema_on_host(sb: Sandbox) -> int:
+    """The schema version read straight from the sandbox database (no migrator pod needed)."""
+    root = Path(__file__).resolve().parents[2] / "sandbox" / "migrations"
+    out = subprocess.run(
+        ["./migrate", "version"],
+        cwd=root,
+        env={**sb.env, "MIGRATE_DB": str(sb.state_dir / "app.db")},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return int(out.split()[0])
+
+
+# -- the API server stops during the rollout wait --------------------------------------------
+
+
+class ApiServer:
+    """The sandbox's kube-apiserver process, stopped and started again from its own command
+    line (the same binary, flags, working directory and environment)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.pid_file = next((sb.state_dir / "kwok").rglob("kube-apiserver.pid"), None)
+        self.pid = self._find_pid()
+        proc = Path(f"/proc/{self.pid}")
+        self.argv = [a for a in (proc / "cmdline").read_bytes().decode().split("\0") if a]
+        self.cwd = os.readlink(proc / "cwd")
+        pairs = (proc / "environ").read_bytes().decode().split("\0")
+        self.env = dict(p.split("=", 1) for p in pairs if "=" in p)
+
+    def _find_pid(self) -> int:
+        if self.pid_file is not None and self.pid_file.read_text().strip().isdigit():
+            return int(self.pid_file.read_text().strip())
+        port = self.sb.kubeconfig.read_text().split("127.0.0.1:")[1][:5]
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    cmd = (proc / "cmdline").read_bytes().decode()
+                except OSError:
+                    continue
+                if "kube-apiserver" in cmd and f"--secure-port={port}" in cmd:
+                    return int(proc.name)
+        raise AssertionError("kube-apiserver process of the sandbox not found")
+
+    def stop(self) -> None:
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{self.pid}/cmdline").exists() and time.monotonic() < deadline:
+            if not Path(f"/proc/{self.pid}/cmdline").read_bytes():  # a zombie: gone
+                break
+            time.sleep(0.1)
+
+    def start(self) -> None:
+        log = self.sb.state_dir / "logs" / "kube-apiserver-restarted.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.pid = proc.pid
+        if self.pid_file is not None:
+            self.pid_file.write_text(str(proc.pid))  # so `sandbox down` stops this one
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.sb.kubectl("get", "--raw", "/readyz", timeout_s=5).strip() == "ok":
+                    return
+            except Exception:  # not up yet
+                time.sleep(0.5)
+        raise AssertionError("kube-apiserver did not come back within 60 s")
+
+    def start_after(self, delay_s: float) -> threading.Thread:
+        def later() -> None:
+            time.sleep(delay_s)
+            self.start()
+
+        thread = threading.Thread(target=later, daemon=True)
+        thread.start()
+        return thread
+
+
+def test_api_server_back_in_time_rollout_still_verified(
+    bad_deploy: Sandbox, tmp_path: Path
+) -> None:
+    sb = bad_deploy
+    ctx = start(sb, tmp_path)
+    for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
+        step(ctx)
+    api = ApiServer(sb)
+    api.stop()
+    restarted = api.start_after(4.0)  # short: the controllers give up after ~10 s without it
+    try:
+        rollout = steps.wait_for_rollout(ctx)
+    finally:
+        restarted.join(timeout=90)
+    assert rollout.done
+    for step in (steps.verify_image, steps.check_recovery, steps.revert_migrations):
+        step(ctx)
+    assert steps.finish(ctx).outcome == "rolled back to revision 1"
+    assert set(serving_pods(sb).values()) == {GOOD_IMAGE}
+    assert lease_holder(sb) is None
+
+
+def test_api_server_gone_too_long_fails_cleanly(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    ctx = start(sb, tmp_path, rollout_timeout_s=6.0, lock_release_grace_s=45.0)
+    for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
+        step(ctx)
+    api = ApiServer(sb)
+    api.stop()
+    # It comes back only after the step gave up; the lock release retries until then.
+    restarted = api.start_after(14.0)
+    try:
+        with pytest.raises(ApiError):
+            steps.wait_for_rollout(ctx)
+    finally:
+        restarted.join(timeout=90)
+    assert failed_step(ctx, "wait_for_rollout")["data"]["error_type"] == "ApiError"
+    assert lease_holder(sb) is None
+    assert ctx.state.lock is None
+    # Nothing lost: the rollback Helm made stands, and the timeline kept every step.
+    assert history(sb)[-1]["description"] == "Rollback to 1"
+    assert [e["step"] for e in events(ctx) if e["kind"] == "step_end"][:5] == [
+        "assess", "decide", "preflight", "confirm", "notify",
+    ]  # fmt: skip
+    sb.kubectl("rollout", "status", "deployment/app", "--timeout=120s", timeout_s=130)
+
+
+# -- revisions, helm ---------------------------------------------------------------------------
+
+
+def test_target_revision_pruned(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    sb.kubectl("delete", "secret", "sh.helm.release.v1.app.v1")
+    before = snapshot(sb)
+    ctx = start(sb, tmp_path)
+    steps.assess(ctx)
+    steps.decide(ctx)
+    with pytest.raises(PreconditionFailed, match="pruned"):
+        steps.preflight(ctx)
+    failed_step(ctx, "preflight")
+    assert snapshot(sb) == before
+
+
+def test_helm_binary_missing(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    before = snapshot(sb)
+    missing = str(tmp_path / "no-such-dir" / "helm")
+    ctx = start(sb, tmp_path, helm_binary=missing, deployed_at=datetime.now(UTC))
+    steps.assess(ctx)
+    steps.decide(ctx)
+    with pytest.raises(CommandFailed, match="no-such-dir/helm") as caught:
+        steps.preflight(ctx)
+    assert not caught.value.retryable
+    failed_step(ctx, "preflight")
+    assert snapshot(sb) == before
+
+
+def test_helm_binary_vanishing_before_rollback_releases_lock(
+    bad_deploy: Sandbox, tmp_path: Path
+) -> None:
+    sb = bad_deploy
+    link = tmp_path / "bin" / "helm"
+    link.parent.mkdir()
+    link.symlink_to(sb.bin_dir / "helm")
+    before = snapshot(sb)
+    ctx = start(sb, tmp_path, helm_binary=str(link))
+    for step in UP_TO_ROLLBACK:
+        step(ctx)
+    assert lease_holder(sb) == ctx.params.lock_holder
+    link.unlink()
+    with pytest.raises(CommandFailed):
+        steps.helm_rollback(ctx)
+    failed_step(ctx, "helm_rollback")
+    assert snapshot(sb) == before  # includes: no lease left behind
+
+
+# -- a rollout that never completes -------------------------------------------------------------
+
+
+def _unschedulable_target(sb: Sandbox, progress_deadline_s: int) -> None:
+    """History whose rollback target's pods can never be scheduled (chart knob)."""
+    sb.deploy(
+        "v1.0.0",
+        values={
+            "faults.unschedulable": "true",
+            "progressDeadlineSeconds": str(progress_deadline_s),
+        },
+        wait=False,
+    )
+    sb.deploy("v1.1.0")
+
+
+def test_rollout_past_progress_deadline_fails(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    _unschedulable_target(sb, progress_deadline_s=5)
+    ctx = start(sb, tmp_path, rollout_timeout_s=120.0)
+    for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
+        step(ctx)
+    with pytest.raises(VerificationFailed, match="progress deadline"):
+        steps.wait_for_rollout(ctx)
+    failed_step(ctx, "wait_for_rollout")
+    assert lease_holder(sb) is None
+    assert BAD_IMAGE in serving_pods(sb).values()  # still serving: nothing was torn down
+
+
+def test_rollout_timeout(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    _unschedulable_target(sb, progress_deadline_s=600)
+    ctx = start(sb, tmp_path, rollout_timeout_s=5.0)
+    for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
+        step(ctx)
+    with pytest.raises(StepTimeout) as caught:
+        steps.wait_for_rollout(ctx)
+    assert caught.value.step == "wait_for_rollout"
+    failed_step(ctx, "wait_for_rollout")
+    assert lease_holder(sb) is None
+
+
+# -- Prometheus down during the recovery check --------------------------------------------------
+
+
+def test_prometheus_down_never_claims_recovery(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    from runbook_sandbox import metrics_stack
+
+    sb = bad_deploy
+    ctx = start(sb, tmp_path, thresholds={"recovery_within_s": 10.0})
+    for step in (*UP_TO_ROLLBACK, steps.helm_rollback, steps.wait_for_rollout, steps.verify_image):
+        step(ctx)
+    metrics_stack.stop(sb.state_dir)
+    try:
+        with pytest.raises(VerificationFailed, match="metrics unavailable"):
+            steps.check_recovery(ctx)
+        # Escalated, and migrations stay blocked.
+        channel = (tmp_path / "channel.jsonl").read_text()
+        assert "ESCALATION" in channel
+        with pytest.raises(PreconditionFailed, match="migrations blocked"):
+            steps.revert_migrations(ctx)
+    finally:
+        metrics_stack.start(sb.state_dir, sb.kubeconfig)
+    failed_step(ctx, "check_recovery")
+    assert lease_holder(sb) is None
+    assert schema_on_host(sb) == 2
+
+
+# -- the webhook fails ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def failing_webhook() -> Iterator[tuple[str, list[bytes]]]:
+    """A real local webhook that answers every POST with HTTP 500."""
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/services/T1/B1/hiddenPathToken", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_webhook_500_does_not_block_the_rollback(
+    bad_deploy: Sandbox, tmp_path: Path, failing_webhook: tuple[str, list[bytes]]
+) -> None:
+    sb = bad_deploy
+    url, bodies = failing_webhook
+    ctx = start(sb, tmp_path, slack_webhook_url=url)
+    results = run_all(ctx)
+    assert results["notify"].failed == ("slack",)
+    assert len(bodies) == 2  # tried, retried once, moved on
+    assert set(serving_pods(sb).values()) == {GOOD_IMAGE}
+    warnings = [e for e in events(ctx) if e["step"] == "notify" and e["kind"] == "warning"]
+    assert len(warnings) == 2
+    assert "hiddenPathToken" not in ctx.timeline.path.read_text()  # type: ignore[union-attr]
+
+
+# -- migrations, lock -----------------------------------------------------------------------------
+
+
+def test_migrator_pod_missing(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    ctx = start(sb, tmp_path)
+    for step in (
+        *UP_TO_ROLLBACK, steps.helm_rollback, steps.wait_for_rollout, steps.verify_image,
+        steps.check_recovery,
+    ):  # fmt: skip
+        step(ctx)
+    sb.kubectl("delete", "pod", "migrator", "--wait=true", "--grace-period=0", "--force")
+    with pytest.raises(PreconditionFailed, match="app=migrator"):
+        steps.revert_migrations(ctx)
+    failed_step(ctx, "revert_migrations")
+    assert lease_holder(sb) is None
+    assert schema_on_host(sb) == 2  # not reverted
+    assert set(serving_pods(sb).values()) == {GOOD_IMAGE}  # the rollback itself stands
+
+
+def test_lease_held_by_another_run(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "runbook-rollback-app", "namespace": "default"},
+        "spec": {
+            "holderIdentity": "alice@laptop/INC-7",
+            "leaseDurationSeconds": 900,
+            "acquireTime": now,
+            "renewTime": now,
+        },
+    }
+    manifest = tmp_path / "lease.json"
+    manifest.write_text(json.dumps(lease))
+    sb.kubectl("apply", "-f", str(manifest))
+    try:
+        before = snapshot(sb)
+        ctx = start(sb, tmp_path)
+        steps.assess(ctx)
+        steps.decide(ctx)
+        with pytest.raises(LockHeld) as caught:
+            steps.preflight(ctx)
+        assert caught.value.holder == "alice@laptop/INC-7"
+        failed_step(ctx, "preflight")
+        assert snapshot(sb) == before  # alice still holds it; nothing else changed
+    finally:
+        sb.kubectl("delete", "lease", "runbook-rollback-app", "--ignore-not-found")

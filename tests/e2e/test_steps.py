@@ -1,0 +1,207 @@
+"""The rollback steps end to end on the sandbox: happy path, idempotent re-run, dry run.
+
+Each test starts from the sandbox's bad deploy (revision 1 = v1.0.0, revision 2 = v1.1.0,
+schema at v1.1.0) and runs the steps exactly as the notebook does, one call each.
+The helpers here are shared with ``test_faults.py`` and ``test_rbac.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from runbook_lib import steps
+from runbook_lib.errors import WrongCluster
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+GOOD_IMAGE = "registry.local/api:v1.0.0"
+BAD_IMAGE = "registry.local/api:v1.1.0"
+ROLLBACK_STEPS: tuple[Callable[[steps.RunContext], Any], ...] = (
+    steps.assess,
+    steps.decide,
+    steps.preflight,
+    steps.confirm,
+    steps.notify,
+    steps.helm_rollback,
+    steps.wait_for_rollout,
+    steps.verify_image,
+    steps.check_recovery,
+    steps.revert_migrations,
+    steps.finish,
+)
+
+
+def run_params(sb: Sandbox, tmp_path: Path, **over: Any) -> dict[str, Any]:
+    """Parameters for a run against the sandbox, scaled for tests (short steps and windows)."""
+    params: dict[str, Any] = {
+        "expected_cluster": sb.context,
+        "kubeconfig": str(sb.kubeconfig),
+        "context": sb.context,
+        "helm_binary": str(sb.bin_dir / "helm"),
+        "prometheus_url": sb.prometheus_url,
+        "prometheus_rate_window": "20s",  # steady ratio at 200 req/s, short lag
+        "metrics_step_s": 5.0,
+        "recovery_step_s": 2.0,
+        "recovery_poll_s": 2.0,
+        "manual_reason": "e2e: on-call decided to roll back",
+        "confirm": True,
+        "console": False,
+        "notify_file": str(tmp_path / "channel.jsonl"),
+        "migrations_to_revert": 1,
+        "output_dir": str(tmp_path / "evidence"),
+        "incident_id": "e2e-incident",
+        "lock_release_grace_s": 5.0,
+    }
+    params.update(over)
+    return params
+
+
+def start(sb: Sandbox, tmp_path: Path, **over: Any) -> steps.RunContext:
+    return steps.start_run(**run_params(sb, tmp_path, **over))
+
+
+def run_all(ctx: steps.RunContext) -> dict[str, Any]:
+    """Every rollback step in the runbook's order; results by step name."""
+    return {step.__name__: step(ctx) for step in ROLLBACK_STEPS}
+
+
+def history(sb: Sandbox) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(sb.helm("history", "app", "-o", "json"))
+    return rows
+
+
+def serving_pods(sb: Sandbox) -> dict[str, str]:
+    """Pod name -> image of the non-terminating pods labelled app=api."""
+    pods = json.loads(sb.kubectl("get", "pods", "-l", "app=api", "-o", "json"))["items"]
+    return {
+        p["metadata"]["name"]: p["spec"]["containers"][0]["image"]
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+    }
+
+
+def lease_holder(sb: Sandbox) -> str | None:
+    out = sb.kubectl(
+        "get", "lease", "runbook-rollback-app", "--ignore-not-found",
+        "-o", "jsonpath={.spec.holderIdentity}",
+    )  # fmt: skip
+    return out.strip() or None
+
+
+def schema_version(sb: Sandbox) -> int:
+    return int(sb.migrate("version").split()[0])
+
+
+def events(ctx: steps.RunContext) -> list[dict[str, Any]]:
+    assert ctx.timeline.path is not None
+    return [json.loads(line) for line in ctx.timeline.path.read_text().splitlines()]
+
+
+def snapshot(sb: Sandbox) -> dict[str, Any]:
+    """What a run must not change when it is not supposed to change anything."""
+    return {
+        "history": [(r["revision"], r["status"], r["app_version"]) for r in history(sb)],
+        "pods": serving_pods(sb),
+        "lease": lease_holder(sb),
+        "schema": schema_version(sb),
+    }
+
+
+def deploy_bad_version(sb: Sandbox) -> Sandbox:
+    """Revision 1 v1.0.0, revision 2 v1.1.0 (the bad one) rolled out, schema for v1.1.0."""
+    sb.reset()
+    sb.deploy("v1.1.0")
+    assert set(serving_pods(sb).values()) == {BAD_IMAGE}
+    return sb
+
+
+@pytest.fixture
+def bad_deploy(sandbox: Sandbox) -> Sandbox:
+    return deploy_bad_version(sandbox)
+
+
+@pytest.mark.parametrize("helm", ["helm", "helm4"])
+def test_rollback_restores_good_version_and_second_run_changes_nothing(
+    bad_deploy: Sandbox, tmp_path: Path, helm: str
+) -> None:
+    sb = bad_deploy
+    assert schema_version(sb) == 2
+    ctx = start(sb, tmp_path, helm_binary=str(sb.bin_dir / helm))
+    results = run_all(ctx)
+
+    assert results["preflight"].target.startswith("1 ")
+    assert results["helm_rollback"].action == "rolled back"
+    assert set(serving_pods(sb).values()) == {GOOD_IMAGE}
+    assert results["verify_image"].expected == (GOOD_IMAGE,)
+    assert results["check_recovery"].recovered  # seen in the sandbox's Prometheus
+    assert results["revert_migrations"].version_before == 2
+    assert schema_version(sb) == 1
+    assert lease_holder(sb) is None
+    rows = history(sb)
+    assert [r["app_version"] for r in rows] == ["v1.0.0", "v1.1.0", "v1.0.0"]
+    assert rows[-1]["description"] == "Rollback to 1"
+    channel = (tmp_path / "channel.jsonl").read_text()
+    assert "Rolling back app from v1.1.0 to v1.0.0" in channel
+
+    recorded = events(ctx)
+    finish = next(e for e in recorded if e["step"] == "finish" and e["kind"] in {"info", "warning"})
+    assert finish["data"]["decision_to_recovery_s"] > 0
+    assert finish["data"]["within_target"] is True
+    ended = {e["step"] for e in recorded if e["kind"] == "step_end"}
+    assert ended >= {s.__name__ for s in ROLLBACK_STEPS}
+
+    # A second run (someone re-executes the notebook) finds the work done.
+    again = start(
+        sb, tmp_path, incident_id="e2e-incident-rerun", helm_binary=str(sb.bin_dir / helm)
+    )
+    second = run_all(again)
+    assert second["helm_rollback"].action == "already rolled back"
+    assert second["revert_migrations"].action == "skipped: already rolled back"
+    rows = history(sb)
+    assert len(rows) == 3
+    assert sum(r["description"].startswith("Rollback to") for r in rows) == 1
+    assert schema_version(sb) == 1
+    assert set(serving_pods(sb).values()) == {GOOD_IMAGE}
+    assert lease_holder(sb) is None
+
+
+def test_dry_run_changes_nothing(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    before = snapshot(sb)
+    ctx = start(sb, tmp_path, dry_run=True, confirm=False)
+    results = run_all(ctx)
+
+    assert snapshot(sb) == before
+    assert results["helm_rollback"].action == "dry run"
+    assert results["revert_migrations"].action == "dry run"
+    assert results["revert_migrations"].version_before == 2
+    assert "DRY RUN" in results["preflight"].render()
+    assert not (tmp_path / "channel.jsonl").exists()
+    would = {e["step"] for e in events(ctx) if e["kind"] == "dry_run"}
+    assert would >= {
+        "preflight", "notify", "helm_rollback", "wait_for_rollout", "verify_image",
+        "check_recovery", "revert_migrations",
+    }  # fmt: skip
+    assert results["finish"].outcome == "dry run: nothing changed"
+
+
+def test_wrong_cluster_stops_before_any_call_that_changes_something(
+    bad_deploy: Sandbox, tmp_path: Path
+) -> None:
+    sb = bad_deploy
+    before = snapshot(sb)
+    ctx = start(sb, tmp_path, expected_cluster="kwok-production")
+    steps.assess(ctx)
+    steps.decide(ctx)
+    with pytest.raises(WrongCluster, match="kwok-production"):
+        steps.preflight(ctx)
+    assert snapshot(sb) == before
+    assert any(e["kind"] == "step_failed" and e["step"] == "preflight" for e in events(ctx))

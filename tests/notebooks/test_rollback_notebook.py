@@ -1,0 +1,318 @@
+"""The rollback notebook, run headlessly the way an engineer or CI runs it.
+
+Replay tests need no cluster: a healthy deploy stops cleanly after the decision; a bad deploy
+aimed at a cluster that is not the expected one fails at the guard, which is the "failing step
+mid-run" path (partial notebook, evidence, non-zero exit). Sandbox tests roll a real (local)
+release back. Every run plants secrets in the parameters, the environment and the kubeconfig
+(and, on the sandbox, the pod logs) and checks none of them reaches the bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nbformat
+import pytest
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK = REPO / "notebooks" / "rollback.ipynb"
+DATA = REPO / "notebooks" / "data"
+RUNBOOK = Path(sys.executable).parent / "runbook"
+PAPERMILL = Path(sys.executable).parent / "papermill"
+
+# Planted secrets: none may appear in any file of the bundle.
+WEBHOOK_SECRET = "pl4ntedW3bhookPath"
+WEBHOOK = f"https://hooks.slack.com/services/T0TEST/B0TEST/{WEBHOOK_SECRET}"
+ENV_SECRET = "envPlantedApiToken7781"
+KUBE_TOKEN = "kubePlantedBearer5521"
+LOG_SECRET = "logPlantedPassw0rd"
+SECRETS = (WEBHOOK_SECRET, ENV_SECRET, KUBE_TOKEN, LOG_SECRET)
+
+REPLAY = {
+    "deployed_at": "2026-11-20T14:00:00+00:00",
+    "evaluate_at": "2026-11-20T14:30:00+00:00",
+}
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+
+def _foreign_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig for a cluster that is not the expected one, holding a planted token."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        "clusters:\n- cluster: {server: 'https://127.0.0.1:9'}\n  name: other\n"
+        "contexts:\n- context: {cluster: other, user: oncall}\n  name: some-other-cluster\n"
+        "current-context: some-other-cluster\n"
+        f"users:\n- name: oncall\n  user: {{token: {KUBE_TOKEN}}}\n"
+    )
+    return path
+
+
+def _run(
+    tmp_path: Path, params: Mapping[str, Any], *, env: Mapping[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    incident = str(params.get("incident_id", "INC-TEST"))
+    argv = [str(RUNBOOK), "run", "rollback", "--quiet", "--output-dir", str(tmp_path / "ev")]
+    for name, value in {"incident_id": incident, **params}.items():
+        argv += ["-p", name, str(value)]
+    full_env = {**os.environ, **(env or {}), "RUNBOOK_TEST_API_TOKEN": ENV_SECRET}
+    result = subprocess.run(
+        argv, capture_output=True, text=True, env=full_env, timeout=900, check=False
+    )
+    return result, tmp_path / "ev" / incident
+
+
+def _events(incident_dir: Path) -> list[dict[str, Any]]:
+    lines = (incident_dir / "timeline.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line]
+
+
+def _assert_no_secrets(incident_dir: Path, result: subprocess.CompletedProcess[str]) -> None:
+    for path in incident_dir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for secret in SECRETS:
+                assert secret.encode() not in content, f"{secret} leaked into {path.name}"
+    for secret in SECRETS:
+        assert secret not in result.stdout + result.stderr
+
+
+def _verify(incident_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(RUNBOOK), "verify-evidence", str(incident_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_healthy_replay_stops_cleanly_and_changes_nothing(tmp_path: Path) -> None:
+    kubeconfig = _foreign_kubeconfig(tmp_path)
+    result, incident = _run(
+        tmp_path,
+        {"replay_csv": DATA / "healthy_deploy.csv", "expected_cluster": "kwok-runbook",
+         "kubeconfig": kubeconfig, "slack_webhook_url": WEBHOOK, "confirm": True, **REPLAY},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    executed = nbformat.read(incident / "rollback.ipynb", as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]  # fmt: skip
+    assert errors == []
+    events = _events(incident)
+    decision = next(e for e in events if e["kind"] == "decision")
+    assert decision["data"]["decision"]["rollback"] is False
+    skipped = {e["step"] for e in events if "skipped: no rollback needed" in e["message"]}
+    assert {"preflight", "helm_rollback", "revert_migrations", "draft_postmortem"} <= skipped
+    # The cluster was never contacted: no step past the decision started.
+    started = [e["step"] for e in events if e["kind"] == "step_start"]
+    assert started == ["assess", "plot_assessment", "decide", "finish"]
+    assert (incident / "plots" / "before.png").stat().st_size > 1000
+    assert (incident / "rollback.html").exists()
+    assert _verify(incident).returncode == 0
+    _assert_no_secrets(incident, result)
+
+
+def test_failing_step_mid_run_leaves_partial_notebook_and_evidence(tmp_path: Path) -> None:
+    kubeconfig = _foreign_kubeconfig(tmp_path)
+    result, incident = _run(
+        tmp_path,
+        {"replay_csv": DATA / "bad_deploy.csv", "expected_cluster": "kwok-runbook",
+         "kubeconfig": kubeconfig, "slack_webhook_url": WEBHOOK, "confirm": True, **REPLAY},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "WrongCluster" in result.stderr
+    executed = nbformat.read(incident / "rollback.ipynb", as_version=4)
+    failing = [c for c in executed.cells if c.cell_type == "code"
+               and any(o.output_type == "error" for o in c.outputs)]  # fmt: skip
+    assert [c.source for c in failing] == ["rb.preflight(ctx)"]
+    assert "some-other-cluster" in (incident / "rollback.html").read_text()
+    record = json.loads((incident / "record.json").read_text())
+    assert record["outcome"] == "failed"
+    assert [s["step"] for s in record["steps"] if s["status"] == "failed"] == ["preflight"]
+    assert {t["rule"] for t in record["triggers"]} >= {"error_rate", "latency_p99"}
+    assert (incident / "metrics" / "samples.csv").exists()
+    # The unreachable cluster is reported, not fatal.
+    assert "kubernetes pods" in (incident / "collection-errors.txt").read_text()
+    assert _verify(incident).returncode == 0
+    _assert_no_secrets(incident, result)
+
+
+def test_tampered_evidence_is_detected(tmp_path: Path) -> None:
+    result, incident = _run(
+        tmp_path,
+        {"replay_csv": DATA / "healthy_deploy.csv", "expected_cluster": "x",
+         "kubeconfig": _foreign_kubeconfig(tmp_path), **REPLAY},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with (incident / "timeline.jsonl").open("a") as fh:
+        fh.write('{"note": "edited afterwards"}\n')
+    check = _verify(incident)
+    assert check.returncode == 1
+    assert "modified: timeline.jsonl" in check.stdout
+
+
+def test_unknown_parameter_is_refused_before_running(tmp_path: Path) -> None:
+    result, incident = _run(tmp_path, {"relase": "app", "replay_csv": "x.csv"})
+    assert result.returncode == 2
+    assert "relase: not a parameter" in result.stderr
+    assert not (incident / "rollback.ipynb").exists()
+
+
+def test_plain_papermill_runs_the_notebook(tmp_path: Path) -> None:
+    out = tmp_path / "out.ipynb"
+    argv = [str(PAPERMILL), str(NOTEBOOK), str(out), "--cwd", str(NOTEBOOK.parent),
+            "-p", "replay_csv", str(DATA / "healthy_deploy.csv"), "-p", "expected_cluster", "x",
+            "-p", "kubeconfig", str(_foreign_kubeconfig(tmp_path)),
+            "-p", "output_dir", str(tmp_path / "ev"), "-p", "incident_id", "INC-PM"]  # fmt: skip
+    for name, value in REPLAY.items():
+        argv += ["-p", name, value]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ev" / "INC-PM" / "timeline.jsonl").exists()
+    assert _verify(tmp_path / "ev" / "INC-PM").returncode == 0
+
+
+# --- on the sandbox -------------------------------------------------------------------------
+
+# Demo-length windows so a test takes a minute, not the runbook's half hour (the notebook's
+# defaults stay the runbook's).
+SHORT = {
+    "sustain_s": 10.0,
+    "metrics_step_s": 2.0,
+    "recovery_step_s": 2.0,
+    "recovery_poll_s": 2.0,
+    "recovery_within_s": 120.0,
+    "prometheus_rate_window": "10s",
+    "business_smoothing_s": 30.0,
+}
+
+
+def _sandbox_params(sandbox: Sandbox, **extra: Any) -> dict[str, Any]:
+    return {
+        "expected_cluster": sandbox.context,
+        "kubeconfig": sandbox.kubeconfig,
+        "context": sandbox.context,
+        "prometheus_url": sandbox.prometheus_url,
+        "slack_webhook_url": WEBHOOK,
+        **SHORT,
+        **extra,
+    }
+
+
+def _pod_images(sandbox: Sandbox) -> set[str]:
+    out = sandbox.kubectl(
+        "get", "pods", "-l", "app=api", "-o", "jsonpath={.items[*].spec.containers[*].image}"
+    )
+    return set(out.split())
+
+
+def _helm_revisions(sandbox: Sandbox) -> int:
+    return len(json.loads(sandbox.helm("history", "app", "-o", "json")))
+
+
+def _wait_for_breach(sandbox: Sandbox, *, above: float = 0.02, timeout_s: float = 120) -> None:
+    from runbook_lib.adapters.prometheus import PrometheusSource
+
+    source = PrometheusSource(sandbox.prometheus_url, rate_window="10s")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = datetime.now(UTC)
+        frame = source.query_range(now - timedelta(seconds=20), now, 2.0)
+        ratios = frame["error_ratio"].dropna()
+        if len(ratios) >= 8 and (ratios.tail(8) > above).all():
+            return
+        time.sleep(2)
+    pytest.fail(f"the sandbox's error ratio did not rise above {above} in {timeout_s} s")
+
+
+@pytest.fixture
+def bad_release(clean_sandbox: Sandbox) -> Sandbox:
+    clean_sandbox.deploy("v1.1.0")
+    log = clean_sandbox.state_dir / "logs" / "api.log"
+    with log.open("a") as fh:  # served by kwok as the pods' logs
+        fh.write(f"GET /login?user=bob&password={LOG_SECRET} 200\n")
+        fh.write(f"debug: outgoing Authorization: Bearer {ENV_SECRET}\n")
+    _wait_for_breach(clean_sandbox)
+    return clean_sandbox
+
+
+@pytest.mark.sandbox
+def test_bad_deploy_is_rolled_back_and_evidence_verifies(
+    bad_release: Sandbox, tmp_path: Path
+) -> None:
+    result, incident = _run(
+        tmp_path, _sandbox_params(bad_release, confirm=True), env=bad_release.env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _pod_images(bad_release) == {"registry.local/api:v1.0.0"}
+    record = json.loads((incident / "record.json").read_text())
+    assert record["outcome"] == "recovered"
+    assert (record["bad_version"], record["good_version"]) == ("v1.1.0", "v1.0.0")
+    assert record["decision_to_recovery_s"] is not None
+    assert "Outcome: **recovered**" in (incident / "record.md").read_text()
+    for rel in ("plots/before.png", "plots/before_after.png", "metrics/samples.csv",
+                "helm/history.json", "helm/manifest-diff.txt", "kubernetes/pods.json",
+                "postmortem.md", "postmortem.ics", "rollback.html"):  # fmt: skip
+        assert (incident / rel).exists(), rel
+    assert "v1.1.0" in (incident / "helm" / "manifest-diff.txt").read_text()
+    logs = list((incident / "kubernetes" / "logs").glob("*.log"))
+    assert logs
+    assert any("password=[REDACTED]" in p.read_text() for p in logs)
+    assert _verify(incident).returncode == 0
+    _assert_no_secrets(incident, result)
+
+
+@pytest.mark.sandbox
+def test_dry_run_changes_nothing(bad_release: Sandbox, tmp_path: Path) -> None:
+    revisions = _helm_revisions(bad_release)
+    result, incident = _run(
+        tmp_path, _sandbox_params(bad_release, dry_run=True), env=bad_release.env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _helm_revisions(bad_release) == revisions
+    assert _pod_images(bad_release) == {"registry.local/api:v1.1.0"}
+    assert json.loads((incident / "record.json").read_text())["outcome"] == "dry_run"
+    assert any(e["kind"] == "dry_run" for e in _events(incident))
+    _assert_no_secrets(incident, result)
+
+
+@pytest.mark.sandbox
+def test_healthy_release_needs_no_rollback(clean_sandbox: Sandbox, tmp_path: Path) -> None:
+    revisions = _helm_revisions(clean_sandbox)
+    result, incident = _run(
+        tmp_path, _sandbox_params(clean_sandbox, confirm=True), env=clean_sandbox.env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _helm_revisions(clean_sandbox) == revisions
+    decision = next(e for e in _events(incident) if e["kind"] == "decision")
+    assert decision["data"]["decision"]["rollback"] is False
+
+
+@pytest.mark.sandbox
+def test_recovery_that_fails_escalates_and_keeps_evidence(
+    bad_release: Sandbox, tmp_path: Path
+) -> None:
+    # The good version still serves ~0.05% errors; demanding 0.001% can never be met.
+    params = _sandbox_params(
+        bad_release, confirm=True, recovery_error_ratio=0.00001, recovery_within_s=20.0,
+        notify_file=tmp_path / "notifications.txt",
+    )  # fmt: skip
+    result, incident = _run(tmp_path, params, env=bad_release.env)
+    assert result.returncode == 1
+    assert "VerificationFailed" in result.stderr
+    assert "ESCALATION" in (tmp_path / "notifications.txt").read_text()
+    record = json.loads((incident / "record.json").read_text())
+    assert record["outcome"] == "not_recovered"
+    assert (incident / "helm" / "history.json").exists()
+    assert _verify(incident).returncode == 0
+    _assert_no_secrets(incident, result)

@@ -1,0 +1,204 @@
+"""``runbook evaluate`` as a user runs it: a subprocess on the bundled replays and edge cases."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BAD_DEPLOY = REPO / "notebooks" / "data" / "bad_deploy.csv"
+HEALTHY_DEPLOY = REPO / "notebooks" / "data" / "healthy_deploy.csv"
+DEPLOYED_AT = "2026-11-20T14:00:00+00:00"
+DEPLOY = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+
+
+def runbook(*args: str) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "runbook"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "runbook_lib.cli.main"]
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def boundary_file(tmp_path: Path, error_at: dict[int, float]) -> Path:
+    """15 s samples from 10 min before to 30 min after the deploy; error ratio per offset."""
+    lines = ["timestamp,error_ratio,p99_latency_s"]
+    for offset in range(-600, 1801, 15):
+        moment = (DEPLOY + timedelta(seconds=offset)).isoformat()
+        lines.append(f"{moment},{error_at.get(offset, 0.002)},0.3")
+    path = tmp_path / "boundary.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_bundled_bad_deploy_json_is_exactly_the_public_document() -> None:
+    result = runbook(
+        "evaluate", "--metrics", str(BAD_DEPLOY), "--deployed-at", DEPLOYED_AT, "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert list(document) == ["rollback", "triggers", "warnings"]
+    assert document["rollback"] is True
+    assert document["warnings"] == []
+    for trigger in document["triggers"]:
+        assert list(trigger) == ["rule", "metric", "started_at", "fired_at", "peak", "threshold"]
+        assert isinstance(trigger["peak"], float)
+        assert isinstance(trigger["threshold"], float)
+        for key in ("started_at", "fired_at"):
+            assert datetime.fromisoformat(trigger[key]).utcoffset() == timedelta(0)
+    summary = [
+        (t["rule"], t["metric"], t["started_at"][11:19], t["fired_at"][11:19], t["threshold"])
+        for t in document["triggers"]
+    ]
+    # Errors from 14:03 (fire 135 s later), latency from 14:04, orders' 5-min mean under 90%
+    # of its baseline once 7 of its 20 samples are from the drop.
+    assert summary == [
+        ("business", "business:orders", "14:04:45", "14:04:45", 107.7393),
+        ("error_rate", "error_ratio", "14:03:00", "14:05:15", 0.01),
+        ("latency_p99", "p99_latency_s", "14:04:00", "14:06:15", 1.0),
+    ]
+    peaks = {t["rule"]: t["peak"] for t in document["triggers"]}
+    assert 0.05 < peaks["error_rate"] < 0.06
+    assert 1.8 < peaks["latency_p99"] < 2.0
+    assert 80 < peaks["business"] < 86  # about 30% below 120 orders/min
+
+
+def test_bundled_healthy_deploy_does_not_roll_back() -> None:
+    result = runbook(
+        "evaluate", "--metrics", str(HEALTHY_DEPLOY), "--deployed-at", DEPLOYED_AT, "--json"
+    )
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"rollback": False, "triggers": [], "warnings": []}
+
+
+def test_table_output_reads_as_a_decision() -> None:
+    result = runbook("evaluate", "--metrics", str(BAD_DEPLOY), "--deployed-at", DEPLOYED_AT)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Decision: ROLL BACK  (deployed 2026-11-20T14:00:00+00:00")
+    assert lines[2].split() == [
+        "rule",
+        "metric",
+        "status",
+        "peak",
+        "threshold",
+        "run",
+        "started",
+        "fired",
+        "at",
+    ]
+    assert "error_rate   error_ratio      fired" in result.stdout
+    assert "business:logins  clear" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        ({o: 0.01 for o in range(0, 1801, 15)}, None),
+        ({o: 0.011 for o in range(60, 181, 15)}, None),
+        ({o: 0.011 for o in range(60, 196, 15)}, ("14:01:00", "14:03:15")),
+        ({o: 0.05 for o in range(1710, 1801, 15)}, None),
+        ({o: 0.05 for o in range(-600, 16, 15)}, None),
+    ],
+    ids=["exactly-1pct", "exactly-120s", "120s-plus-one-step", "late-breach", "pre-deploy"],
+)
+def test_boundary_files(
+    tmp_path: Path, errors: dict[int, float], expected: tuple[str, str] | None
+) -> None:
+    path = boundary_file(tmp_path, errors)
+    result = runbook("evaluate", "--metrics", str(path), "--deployed-at", DEPLOYED_AT, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["rollback"] is (expected is not None)
+    fired = [(t["started_at"][11:19], t["fired_at"][11:19]) for t in document["triggers"]]
+    assert fired == ([expected] if expected else [])
+
+
+def test_pre_deploy_breach_is_reported_as_a_warning(tmp_path: Path) -> None:
+    path = boundary_file(tmp_path, {o: 0.05 for o in range(-300, 1, 15)})
+    result = runbook("evaluate", "--metrics", str(path), "--deployed-at", DEPLOYED_AT, "--json")
+    warnings = json.loads(result.stdout)["warnings"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("error_ratio: already above 0.01 before")
+
+
+def test_threshold_options_change_the_decision(tmp_path: Path) -> None:
+    path = boundary_file(tmp_path, {o: 0.011 for o in range(60, 196, 15)})
+    result = runbook(
+        "evaluate",
+        "--metrics",
+        str(path),
+        "--deployed-at",
+        DEPLOYED_AT,
+        "--json",
+        "--error-ratio",
+        "2%",
+        "--sustain",
+        "1m",
+    )
+    assert json.loads(result.stdout)["rollback"] is False
+    result = runbook(
+        "evaluate",
+        "--metrics",
+        str(path),
+        "--deployed-at",
+        DEPLOYED_AT,
+        "--json",
+        "--sustain",
+        "1m",
+        "--now",
+        "2026-11-20T14:02:30Z",
+    )
+    assert [t["fired_at"] for t in json.loads(result.stdout)["triggers"]] == [
+        "2026-11-20T14:02:15+00:00"
+    ]
+
+
+def test_manual_call_rolls_back_a_healthy_deploy() -> None:
+    result = runbook(
+        "evaluate",
+        "--metrics",
+        str(HEALTHY_DEPLOY),
+        "--deployed-at",
+        DEPLOYED_AT,
+        "--manual",
+        "IC: checkout complaints",
+        "--json",
+    )
+    document = json.loads(result.stdout)
+    assert document["rollback"] is True
+    assert [t["rule"] for t in document["triggers"]] == ["manual"]
+    table = runbook(
+        "evaluate",
+        "--metrics",
+        str(HEALTHY_DEPLOY),
+        "--deployed-at",
+        DEPLOYED_AT,
+        "--manual",
+        "IC: checkout complaints",
+    )
+    assert "manual call: IC: checkout complaints" in table.stdout
+
+
+def test_bad_options_are_listed_together_with_exit_2() -> None:
+    result = runbook(
+        "evaluate",
+        "--metrics",
+        str(BAD_DEPLOY),
+        "--deployed-at",
+        "2026-11-20T14:00",
+        "--sustain",
+        "2 fortnights",
+        "--error-ratio",
+        "150%",
+    )
+    assert result.returncode == 2
+    assert "3 invalid parameter(s)" in result.stderr
+    assert "--deployed-at: '2026-11-20T14:00' has no UTC offset" in result.stderr
+    assert "--sustain: unknown unit 'fortnights'" in result.stderr
+    assert "--error-ratio: a ratio must be between 0 and 1, got 1.5" in result.stderr

@@ -1,0 +1,226 @@
+"""Fix forward on a real git repository; post-mortem draft, invitation and reminder."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from runbook_lib.errors import ParameterError, PreconditionFailed
+from runbook_lib.evidence.fixforward import commit_from_manifest, create_fix_branch
+from runbook_lib.evidence.postmortem import (
+    calendar_invite,
+    postmortem_markdown,
+    postmortem_slot,
+    runbook_reminder,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="install git to run")
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+           "PATH": "/usr/bin:/bin", "HOME": str(repo)}  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> dict[str, str]:
+    """A repository with a good commit (tagged v1.0.0) and a bad one on top."""
+    path = tmp_path / "service"
+    path.mkdir()
+    _git(path, "init", "-q", "-b", "main")
+    (path / "app.py").write_text("VERSION = '1.0.0'\n")
+    _git(path, "add", ".")
+    _git(path, "commit", "-q", "-m", "release v1.0.0")
+    _git(path, "tag", "v1.0.0")
+    good = _git(path, "rev-parse", "HEAD")
+    (path / "app.py").write_text("VERSION = '1.1.0'  # the bad one\n")
+    _git(path, "commit", "-q", "-am", "release v1.1.0")
+    return {"path": str(path), "good": good, "bad": _git(path, "rev-parse", "HEAD")}
+
+
+def _manifest(commit: str) -> str:
+    return f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: app}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  annotations:
+    runbook.io/git-commit: "{commit}"
+spec:
+  template:
+    metadata: {{labels: {{app: api}}}}
+"""
+
+
+def test_branch_is_created_at_the_annotated_commit_without_switching(
+    repo: dict[str, str],
+) -> None:
+    path = Path(repo["path"])
+    result = create_fix_branch(
+        path, incident_id="INC-42", good_version="v1.0.0",
+        manifest_yaml=_manifest(repo["good"]), deployment="app",
+    )  # fmt: skip
+    assert result.created
+    assert result.source == "annotation runbook.io/git-commit"
+    assert _git(path, "rev-parse", "fix/INC-42") == repo["good"]
+    assert _git(path, "branch", "--show-current") == "main"  # the checkout is untouched
+    assert "git switch fix/INC-42" in result.instructions
+
+
+def test_values_mapping_then_tag_are_fallbacks(repo: dict[str, str]) -> None:
+    path = Path(repo["path"])
+    by_values = create_fix_branch(
+        path, incident_id="INC-1", good_version="v1.0.0",
+        values={"commits": {"v1.0.0": repo["good"][:10]}},
+    )  # fmt: skip
+    assert by_values.source == "values commits"
+    assert _git(path, "rev-parse", "fix/INC-1") == repo["good"]
+    by_tag = create_fix_branch(path, incident_id="INC-2", good_version="1.0.0")
+    assert by_tag.source == "tag v1.0.0"
+    assert by_tag.commit == repo["good"]
+
+
+def test_refuses_when_branch_exists_and_leaves_it_alone(repo: dict[str, str]) -> None:
+    path = Path(repo["path"])
+    _git(path, "branch", "fix/INC-7", repo["bad"])
+    with pytest.raises(PreconditionFailed, match="already exists"):
+        create_fix_branch(path, incident_id="INC-7", good_version="v1.0.0")
+    assert _git(path, "rev-parse", "fix/INC-7") == repo["bad"]
+
+
+def test_refuses_when_commit_is_unknown(repo: dict[str, str]) -> None:
+    path = Path(repo["path"])
+    with pytest.raises(PreconditionFailed, match="cannot find the last good commit") as err:
+        create_fix_branch(
+            path, incident_id="INC-8", good_version="v9.9.9",
+            manifest_yaml=_manifest("0123456789abcdef0123456789abcdef01234567"),
+        )  # fmt: skip
+    assert "not in this repository" in str(err.value)
+    assert "fix/INC-8" not in _git(path, "branch", "--list")
+
+
+def test_dry_run_creates_nothing(repo: dict[str, str]) -> None:
+    path = Path(repo["path"])
+    result = create_fix_branch(path, incident_id="INC-9", good_version="v1.0.0", dry_run=True)
+    assert not result.created
+    assert "would create fix/INC-9" in str(result)
+    assert _git(path, "branch", "--list", "fix/*") == ""
+
+
+def test_not_a_repository_is_a_parameter_error(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="not a git repository"):
+        create_fix_branch(tmp_path, incident_id="INC-3", good_version="v1.0.0")
+
+
+def test_annotation_on_other_deployments_is_ignored() -> None:
+    assert commit_from_manifest(_manifest("abc"), deployment="other") is None
+    assert commit_from_manifest("{not yaml: [", deployment="app") is None
+
+
+RECORD = {
+    "incident_id": "INC-42",
+    "release": "app",
+    "namespace": "default",
+    "outcome": "recovered",
+    "bad_version": "v1.1.0",
+    "good_version": "v1.0.0",
+    "decision_to_recovery_s": 412.0,
+    "within_target": False,
+    "root_cause_hypothesis": "connection pool size halved in v1.1.0",
+    "impact": {
+        "minutes_above_threshold": 6.5,
+        "failed_requests": 1234.4,
+        "error_threshold": 0.01,
+        "peak_error_ratio": 0.2,
+    },
+    "triggers": [{"rule": "error_rate", "metric": "error_ratio", "peak": 0.2, "threshold": 0.01}],
+    "steps": [
+        {"step": "notify", "status": "done", "duration_s": 0.4, "message": ""},
+        {"step": "wait_for_rollout", "status": "done", "duration_s": 185.0, "message": ""},
+        {
+            "step": "revert_migrations",
+            "status": "failed",
+            "duration_s": 2.0,
+            "message": "revert_migrations failed: CommandFailed: exit 1",
+        },
+    ],
+    "timeline": [],
+}
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 11, 27, 10, 0, tzinfo=UTC),  # Friday morning
+        datetime(2026, 11, 27, 23, 30, tzinfo=UTC),  # Friday night: Saturday/Sunday only
+        datetime(2026, 11, 29, 13, 0, tzinfo=UTC),  # Sunday, just before 14:00
+    ],
+    ids=["friday-morning", "friday-night", "sunday"],
+)
+def test_invitation_is_rfc5545_utc_within_48_hours(now: datetime) -> None:
+    ics = calendar_invite(RECORD, now=now)
+    assert ics.startswith("BEGIN:VCALENDAR\r\n")
+    assert ics.endswith("END:VCALENDAR\r\n")
+    lines = ics.split("\r\n")
+    assert all(len(line.encode()) <= 75 for line in lines)
+    unfolded = ics.replace("\r\n ", "")
+    fields = dict(line.split(":", 1) for line in unfolded.split("\r\n") if ":" in line)
+    for name in ("VERSION", "PRODID", "UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY"):
+        assert fields.get(name), name
+    assert fields["VERSION"] == "2.0"
+    assert re.fullmatch(r"[0-9a-f-]{36}@runbook-lib", fields["UID"])
+    stamp = datetime.strptime(fields["DTSTAMP"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    start = datetime.strptime(fields["DTSTART"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    end = datetime.strptime(fields["DTEND"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert stamp == now
+    assert now < start < end <= now + timedelta(hours=48)
+    assert "INC-42" in fields["SUMMARY"]
+    # The same incident always gets the same UID, so a re-sent invitation updates the event.
+    assert calendar_invite(RECORD, now=now + timedelta(minutes=5)).count(fields["UID"]) == 1
+
+
+def test_slot_prefers_a_weekday_afternoon() -> None:
+    friday = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    assert postmortem_slot(friday) == datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+    late_friday = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
+    # Monday 14:00 is more than 48 hours away: the rule wins over the weekend.
+    assert postmortem_slot(late_friday) == datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+
+
+def test_invitation_outside_48_hours_is_refused() -> None:
+    now = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="48 hours"):
+        calendar_invite(RECORD, now=now, start=now + timedelta(hours=60))
+
+
+def test_reminder_lists_failed_slow_and_late() -> None:
+    reminder = runbook_reminder(RECORD, slow_s=60)
+    assert reminder.items == (
+        "wait_for_rollout was slow: 185 s (more than 60 s)",
+        "revert_migrations failed: revert_migrations failed: CommandFailed: exit 1",
+        "decision to recovery took 412 s, over the 5-minute target",
+    )
+    assert "no step failed" in str(runbook_reminder({"steps": [], "within_target": True}))
+
+
+def test_postmortem_draft_is_prefilled_from_the_record() -> None:
+    slot = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+    text = postmortem_markdown(RECORD, slot=slot, fix_branch="fix/INC-42")
+    assert text.startswith("# Post-mortem draft: INC-42")
+    for expected in ("v1.1.0 rolled back to v1.0.0", "2026-11-28 14:00 UTC", "1234",
+                     "connection pool size halved", "Fix forward on `fix/INC-42`",
+                     "Runbook: wait_for_rollout was slow", "Blameless"):  # fmt: skip
+        assert expected in text, expected

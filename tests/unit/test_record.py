@@ -1,0 +1,184 @@
+"""The incident record is computed from the timeline and the samples, whatever the run did."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from runbook_lib.core.redact import Redactor
+from runbook_lib.evidence.record import Outcome, build_record, write_record
+from runbook_lib.timeline import EventKind, Timeline
+
+DEPLOY = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand, so durations are exact."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def samples(*, bad_from: int, bad_until: int, minutes: int = 20, rps: float | None = None
+            ) -> pd.DataFrame:  # fmt: skip
+    """15 s samples from 5 min before the deploy; 20% errors between the two sample indexes."""
+    index = pd.date_range(DEPLOY - timedelta(minutes=5), periods=minutes * 4, freq="15s")
+    ratio = [0.2 if bad_from <= i < bad_until else 0.0005 for i in range(len(index))]
+    frame = pd.DataFrame({"error_ratio": ratio, "p99_latency_s": 0.3}, index=index)
+    if rps is not None:
+        frame["request_rate_rps"] = rps
+    return frame
+
+
+def _step(tl: Timeline, clock: Clock, step: str, seconds: float, **data: object) -> None:
+    tl.record(step, EventKind.STEP_START, f"{step} started")
+    clock.advance(seconds)
+    if data:
+        tl.record(step, EventKind.INFO, f"{step} info", **data)
+    tl.record(step, EventKind.STEP_END, f"{step} finished")
+
+
+@pytest.fixture
+def run() -> tuple[Timeline, Clock]:
+    clock = Clock(DEPLOY + timedelta(minutes=4))
+    tl = Timeline(clock=clock)
+    tl.record("start_run", EventKind.INFO, "run started", params={"dry_run": False})
+    _step(tl, clock, "assess", 2, deployed_at=DEPLOY.isoformat())
+    tl.record("decide", EventKind.DECISION, "roll back", decision={
+        "rollback": True,
+        "triggers": [{"rule": "error_rate", "metric": "error_ratio", "peak": 0.2,
+                      "threshold": 0.01, "fired_at": (DEPLOY + timedelta(minutes=3)).isoformat()}],
+    })  # fmt: skip
+    return tl, clock
+
+
+def _recovered_run(tl: Timeline, clock: Clock, *, rollout_s: float) -> None:
+    _step(tl, clock, "preflight", 3, current=2, target=1)
+    _step(tl, clock, "helm_rollback", 5)
+    _step(tl, clock, "wait_for_rollout", rollout_s)
+    clock.advance(30)
+    _step(tl, clock, "check_recovery", 1, recovered_at=clock.now.isoformat())
+
+
+def test_recovered_run_measures_the_five_minute_target(run: tuple[Timeline, Clock]) -> None:
+    tl, clock = run
+    decision_at = tl.events[-1].at
+    _recovered_run(tl, clock, rollout_s=60)
+    record = build_record(
+        tl.events, samples(bad_from=20, bad_until=36), incident_id="INC-1",
+        versions={1: "v1.0.0", 2: "v1.1.0"}, now=clock.now,
+    )  # fmt: skip
+    assert record.outcome == Outcome.RECOVERED
+    assert record.deployed_at == DEPLOY
+    assert record.decision_at == decision_at
+    assert record.time_to_detection_s == 180.0  # the rule fired 3 min after the deploy
+    assert record.time_to_decision_s == 242.0  # deploy +4 min, assess took 2 s
+    assert record.decision_to_recovery_s == 3 + 5 + 60 + 30  # recovered_at, not step end
+    assert record.within_target is True
+    assert (record.bad_version, record.good_version) == ("v1.1.0", "v1.0.0")
+    assert (record.bad_revision, record.good_revision) == (2, 1)
+    assert record.triggers[0]["rule"] == "error_rate"
+    # 16 samples of 15 s above 1% -> 4 minutes; no request rate known -> no count.
+    assert record.impact.minutes_above_threshold == 4.0
+    assert record.impact.failed_requests is None
+    assert record.impact.peak_error_ratio == 0.2
+    assert [s.step for s in record.steps][:3] == ["assess", "preflight", "helm_rollback"]
+
+
+def test_slow_rollout_misses_the_target_and_is_listed(run: tuple[Timeline, Clock]) -> None:
+    tl, clock = run
+    _recovered_run(tl, clock, rollout_s=290)
+    record = build_record(tl.events, samples(bad_from=0, bad_until=0), incident_id="I",
+                          now=clock.now)  # fmt: skip
+    assert record.within_target is False
+    assert [s.step for s in record.slow_steps(slow_s=60)] == ["wait_for_rollout"]
+
+
+def test_failed_requests_come_from_the_request_rate(run: tuple[Timeline, Clock]) -> None:
+    tl, clock = run
+    _recovered_run(tl, clock, rollout_s=10)
+    frame = samples(bad_from=20, bad_until=24, rps=50.0)  # 4 samples of 15 s at 20% of 50/s
+    record = build_record(tl.events, frame, incident_id="I", now=clock.now)
+    ok_samples = len(frame[(frame.index >= DEPLOY) & (frame.index <= record.recovered_at)]) - 4
+    expected = 4 * 0.2 * 50 * 15 + ok_samples * 0.0005 * 50 * 15
+    assert record.impact.failed_requests == pytest.approx(expected, abs=0.1)
+    constant = build_record(tl.events, samples(bad_from=20, bad_until=24), incident_id="I",
+                            request_rate_rps=50.0, now=clock.now)  # fmt: skip
+    assert constant.impact.failed_requests == record.impact.failed_requests
+
+
+def test_recovery_that_fails_is_not_recovered(run: tuple[Timeline, Clock]) -> None:
+    tl, clock = run
+    _step(tl, clock, "wait_for_rollout", 20)
+    tl.record("check_recovery", EventKind.STEP_START, "check_recovery started")
+    clock.advance(150)
+    tl.record("check_recovery", EventKind.STEP_FAILED, "check_recovery failed: VerificationFailed",
+              error_type="VerificationFailed")  # fmt: skip
+    record = build_record(tl.events, samples(bad_from=20, bad_until=80), incident_id="I",
+                          now=clock.now)  # fmt: skip
+    assert record.outcome == Outcome.NOT_RECOVERED
+    assert record.recovered_at is None
+    assert record.within_target is None
+    assert [s.step for s in record.failed_steps] == ["check_recovery"]
+    assert record.impact.window_end == clock.now  # impact runs until the record was built
+
+
+def test_no_rollback_and_dry_run_outcomes() -> None:
+    clock = Clock(DEPLOY)
+    tl = Timeline(clock=clock)
+    tl.record("start_run", EventKind.INFO, "run started", params={"dry_run": True})
+    tl.record("decide", EventKind.DECISION, "no", decision={"rollback": False, "triggers": []})
+    assert build_record(tl.events, samples(bad_from=0, bad_until=0), incident_id="I",
+                        now=clock.now).outcome == Outcome.NO_ROLLBACK  # fmt: skip
+    tl.record("decide", EventKind.DECISION, "yes", decision={"rollback": True, "triggers": []})
+    _step(tl, clock, "helm_rollback", 1)
+    tl.record("helm_rollback", EventKind.DRY_RUN, "would run: helm rollback app 1")
+    record = build_record(tl.events, samples(bad_from=0, bad_until=0), incident_id="I",
+                          now=clock.now)  # fmt: skip
+    assert record.outcome == Outcome.DRY_RUN
+    assert record.steps[-1].status == "dry_run"
+
+
+def test_rerun_of_an_incident_records_only_the_latest_run(run: tuple[Timeline, Clock]) -> None:
+    tl, clock = run
+    tl.record("helm_rollback", EventKind.STEP_START, "x")
+    tl.record("helm_rollback", EventKind.STEP_FAILED, "boom", error_type="CommandFailed")
+    tl.record("start_run", EventKind.INFO, "run started again", params={"dry_run": False})
+    _step(tl, clock, "assess", 1, deployed_at=DEPLOY.isoformat())
+    tl.record("decide", EventKind.DECISION, "roll back", decision={"rollback": True})
+    _recovered_run(tl, clock, rollout_s=10)
+    record = build_record(tl.events, samples(bad_from=0, bad_until=0), incident_id="I",
+                          now=clock.now)  # fmt: skip
+    assert record.outcome == Outcome.RECOVERED
+    assert not record.failed_steps
+
+
+def test_written_record_is_redacted_and_readable(
+    run: tuple[Timeline, Clock], tmp_path: Path
+) -> None:
+    tl, clock = run
+    tl.record("notify", EventKind.INFO, "posted with token=plantedRecordToken9")
+    _recovered_run(tl, clock, rollout_s=10)
+    record = build_record(tl.events, samples(bad_from=20, bad_until=30), incident_id="INC-5",
+                          root_cause_hypothesis="cache key change", now=clock.now)  # fmt: skip
+    json_path, md_path = write_record(record, tmp_path, redact=Redactor.build())
+    data = json.loads(json_path.read_text())
+    assert data["outcome"] == "recovered"
+    assert data["within_target"] is True
+    assert data["root_cause_hypothesis"] == "cache key change"
+    md = md_path.read_text()
+    assert "Outcome: **recovered**" in md
+    assert "cache key change" in md
+    assert "| check_recovery |" in md
+    for text in (json_path.read_text(), md):
+        assert "plantedRecordToken9" not in text

@@ -1,0 +1,253 @@
+"""Choosing the explicit revision to roll back to, from ``helm history -o json``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from runbook_lib.core.revisions import Revision, parse_history, resolve_target
+from runbook_lib.errors import AdapterError, PreconditionFailed
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def row(
+    number: int,
+    status: str,
+    version: str,
+    *,
+    chart: str | None = None,
+    description: str = "Upgrade complete",
+) -> dict[str, Any]:
+    """One entry shaped like Helm's JSON history output."""
+    return {
+        "revision": number,
+        "updated": (T0 + timedelta(minutes=number)).isoformat().replace("+00:00", "Z"),
+        "status": status,
+        "chart": chart or "app-0.1.0",
+        "app_version": version,
+        "description": description,
+    }
+
+
+def history(*rows: dict[str, Any]) -> list[Revision]:
+    return parse_history(json.dumps(list(rows)))
+
+
+def test_parse_history_reads_helm_json_with_nanoseconds_and_sorts() -> None:
+    text = json.dumps(
+        [
+            {
+                "revision": 2,
+                "updated": "2026-11-27T09:02:03.123456789+01:00",
+                "status": "deployed",
+                "chart": "app-0.2.0",
+                "app_version": "v1.1.0",
+                "description": "Upgrade complete",
+            },
+            {
+                "revision": 1,
+                "updated": "2026-11-27T08:00:00Z",
+                "status": "superseded",
+                "chart": "app-0.1.0",
+                "description": "Install complete",
+            },
+        ]
+    )
+    revs = parse_history(text)
+    assert [r.number for r in revs] == [1, 2]
+    assert revs[0].app_version == ""  # chart without appVersion: Helm omits the key
+    assert revs[1].updated == datetime(2026, 11, 27, 8, 2, 3, 123456, tzinfo=UTC)
+    assert revs[1].label() == "2 (app-0.2.0, v1.1.0)"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("Error: release: not found", id="not-json"),
+        pytest.param('{"revision": 1}', id="not-a-list"),
+        pytest.param('[{"revision": 1, "status": "deployed", "chart": "c"}]', id="no-updated"),
+        pytest.param(
+            '[{"revision": 1, "updated": "2026-11-27T08:00:00", "status": "deployed",'
+            ' "chart": "c"}]',
+            id="naive-time",
+        ),
+    ],
+)
+def test_parse_history_rejects_output_that_is_not_helm_history(text: str) -> None:
+    with pytest.raises(AdapterError):
+        parse_history(text)
+
+
+@pytest.mark.parametrize(
+    ("rows", "current", "target"),
+    [
+        pytest.param(
+            [row(1, "superseded", "v1.0.0"), row(2, "deployed", "v1.1.0")],
+            2,
+            1,
+            id="simple-upgrade",
+        ),
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "failed", "v0.9.0"),
+                row(3, "deployed", "v1.1.0"),
+            ],
+            3,
+            1,
+            id="previous-revision-failed",
+        ),
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "superseded", "v1.1.0"),
+                row(3, "deployed", "v1.1.0", description="Upgrade complete"),
+            ],
+            3,
+            1,
+            id="previous-revision-same-version-skipped",
+        ),
+        pytest.param(
+            [row(1, "superseded", "v1.0.0"), row(2, "failed", "v1.1.0")],
+            2,
+            1,
+            id="current-upgrade-failed",
+        ),
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "superseded", "v1.0.0", chart="app-0.2.0"),
+                row(3, "deployed", "v1.0.0", chart="app-0.3.0"),
+            ],
+            3,
+            2,
+            id="chart-version-differs",
+        ),
+        pytest.param(
+            [
+                row(5, "superseded", "v0.8.0"),
+                row(6, "superseded", "v0.9.0"),
+                row(7, "superseded", "v1.0.0"),
+                row(8, "deployed", "v1.1.0"),
+            ],
+            8,
+            7,
+            id="pruned-history-with-good-revision",
+        ),
+    ],
+)
+def test_resolve_target_picks_most_recent_earlier_good_revision(
+    rows: list[dict[str, Any]], current: int, target: int
+) -> None:
+    result = resolve_target(history(*rows))
+    assert (result.current.number, result.target.number) == (current, target)
+    assert not result.already_rolled_back
+    assert result.target.number != 0
+
+
+def test_values_difference_makes_same_chart_a_candidate() -> None:
+    revs = history(
+        row(1, "superseded", "v1.0.0"), row(2, "superseded", "v1.0.0"), row(3, "deployed", "v1.0.0")
+    )
+    values = {1: {"replicas": 3}, 2: {"replicas": 3, "bad": True}, 3: {"replicas": 3, "bad": True}}
+    assert resolve_target(revs, values_by_revision=values).target.number == 1
+    with pytest.raises(PreconditionFailed, match="no earlier good revision"):
+        resolve_target(revs)  # without values the three revisions look identical
+
+
+@pytest.mark.parametrize(
+    ("rows", "values", "target"),
+    [
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "superseded", "v1.1.0"),
+                row(3, "deployed", "v1.0.0", description="Rollback to 1"),
+            ],
+            None,
+            1,
+            id="current-equals-target",
+        ),
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "superseded", "v1.1.0"),
+                row(3, "deployed", "v1.0.0", description="Rollback to 1"),
+            ],
+            {1: {"a": 1}, 2: {"a": 2}, 3: {"a": 1}},
+            1,
+            id="current-equals-target-with-values",
+        ),
+    ],
+)
+def test_second_run_after_rollback_is_recognised(
+    rows: list[dict[str, Any]], values: dict[int, dict[str, Any]] | None, target: int
+) -> None:
+    result = resolve_target(history(*rows), values_by_revision=values)
+    assert result.already_rolled_back
+    assert result.target.number == target
+    assert result.current.number == 3
+
+
+def test_rollback_whose_values_differ_from_its_source_is_not_treated_as_done() -> None:
+    revs = history(
+        row(1, "superseded", "v1.0.0"),
+        row(2, "superseded", "v1.1.0"),
+        row(3, "deployed", "v1.0.0", description="Rollback to 1"),
+    )
+    result = resolve_target(revs, values_by_revision={1: {"a": 1}, 2: {"a": 2}, 3: {"a": 9}})
+    assert not result.already_rolled_back
+    assert result.target.number == 2
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        pytest.param([], "empty", id="no-release"),
+        pytest.param([row(1, "deployed", "v1.0.0")], "no earlier good revision", id="only-one"),
+        pytest.param(
+            [row(1, "failed", "v1.0.0"), row(2, "deployed", "v1.1.0")],
+            "no earlier good revision",
+            id="only-failed-earlier",
+        ),
+        pytest.param(
+            [row(9, "superseded", "v1.1.0"), row(10, "deployed", "v1.1.0")],
+            "pruned",
+            id="pruned-history-target-gone",
+        ),
+        pytest.param(
+            [
+                row(12, "superseded", "v1.1.0"),
+                row(13, "deployed", "v1.0.0", description="Rollback to 11"),
+            ],
+            "no longer in helm history",
+            id="pruned-rollback-source",
+        ),
+        pytest.param(
+            [row(1, "superseded", "v1.0.0"), row(2, "pending-upgrade", "v1.1.0")],
+            "another Helm operation",
+            id="operation-in-progress",
+        ),
+    ],
+)
+def test_resolve_target_refuses_when_no_safe_target(
+    rows: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(PreconditionFailed, match=message):
+        resolve_target(history(*rows))
+
+
+def test_helm4_rollback_revision_field_wins_over_a_custom_description() -> None:
+    revs = history(
+        row(1, "superseded", "v1.0.0"),
+        row(2, "superseded", "v1.1.0"),
+        {**row(3, "deployed", "v1.0.0", description="incident 42"), "rollback_revision": 1},
+    )
+    assert revs[-1].rolled_back_to == 1
+    result = resolve_target(revs)
+    assert result.already_rolled_back
+    assert result.target.number == 1

@@ -1,0 +1,107 @@
+"""A run whose decision is "no rollback": every later step skips and nothing is touched.
+
+Uses the real replay-CSV metrics source; no cluster is needed because no step after ``decide``
+may reach for one (the kubeconfig given here does not exist, so any attempt would fail).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from runbook_lib import steps
+from runbook_lib.steps import Skipped
+
+DEPLOYED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+AFTER_STEPS: tuple[Callable[[steps.RunContext], object], ...] = (
+    steps.preflight,
+    steps.confirm,
+    steps.notify,
+    steps.helm_rollback,
+    steps.wait_for_rollout,
+    steps.verify_image,
+    steps.check_recovery,
+    steps.revert_migrations,
+)
+
+
+def _replay(path: Path, error_ratio: float) -> Path:
+    rows = ["timestamp,error_ratio,p99_latency_s"]
+    for i in range(-120, 121):  # 30 min before to 30 min after the deploy, 15 s apart
+        at = DEPLOYED + timedelta(seconds=15 * i)
+        rows.append(f"{at.isoformat()},{error_ratio},0.3")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+class _Clock:
+    """Advances one second per reading, so the timeline's order is visible in its times."""
+
+    def __init__(self) -> None:
+        self.at = DEPLOYED + timedelta(minutes=31)
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(seconds=1)
+        return self.at
+
+
+def _start(tmp_path: Path, error_ratio: float = 0.0005, **over: object) -> steps.RunContext:
+    return steps.start_run(
+        expected_cluster="kwok-runbook",
+        kubeconfig=str(tmp_path / "missing-kubeconfig"),
+        replay_csv=str(_replay(tmp_path / "replay.csv", error_ratio)),
+        deployed_at=DEPLOYED,
+        now=DEPLOYED + timedelta(minutes=30),
+        output_dir=str(tmp_path / "out"),
+        incident_id="inc-healthy",
+        migrations_to_revert=1,
+        clock=_Clock(),
+        out=lambda _text: None,
+        environ={},
+        **over,
+    )
+
+
+def test_healthy_deploy_skips_every_rollback_step(tmp_path: Path) -> None:
+    ctx = _start(tmp_path, confirm=True)
+    assessment = steps.assess(ctx)
+    assert assessment.samples > 200
+    assert not steps.decide(ctx).rollback
+    results = [step(ctx) for step in AFTER_STEPS]
+    assert all(isinstance(r, Skipped) for r in results)
+    finished = steps.finish(ctx)
+    assert finished.outcome == "no rollback needed"
+    assert finished.decision_to_recovery_s is None
+
+    lines = [json.loads(line) for line in ctx.timeline.path.read_text().splitlines()]  # type: ignore[union-attr]
+    skipped = [e["step"] for e in lines if e["message"] == "skipped: no rollback needed"]
+    assert skipped == [s.__name__ for s in AFTER_STEPS]
+    decision = next(e for e in lines if e["kind"] == "decision")
+    assert decision["data"]["decision"]["rollback"] is False
+    times = [e["at"] for e in lines]
+    assert times == sorted(times)
+
+
+def test_manual_call_rolls_back_even_on_healthy_metrics(tmp_path: Path) -> None:
+    ctx = _start(tmp_path, manual_reason="checkout errors reported by support")
+    steps.assess(ctx)
+    verdict = steps.decide(ctx)
+    assert verdict.rollback
+    assert [str(t.rule) for t in verdict.decision.triggers] == ["manual"]
+    # The next step now needs the cluster; the kubeconfig does not exist, so it must fail
+    # with a parameter error before anything else happens.
+    with pytest.raises(Exception, match="kubeconfig"):
+        steps.preflight(ctx)
+    assert ctx.timeline.last("preflight", "step_failed") is not None
+
+
+def test_breach_in_replay_decides_rollback(tmp_path: Path) -> None:
+    ctx = _start(tmp_path, error_ratio=0.05)
+    steps.assess(ctx)
+    verdict = steps.decide(ctx)
+    assert verdict.rollback
+    assert [str(t.rule) for t in verdict.decision.triggers] == ["error_rate"]

@@ -1,0 +1,133 @@
+"""Rollback Steps, step 1 against a real local webhook server that fails or hangs.
+
+A failed notification is retried once and then recorded as a warning; it never stops the
+rollback, and the webhook URL (a secret) never reaches the timeline.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from runbook_lib.core.revisions import Revision, RollbackTarget
+from runbook_lib.steps import notify, start_run
+
+T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+TARGET = RollbackTarget(
+    current=Revision(2, "deployed", "app-0.1.0", "v1.1.0", T0, "Upgrade complete"),
+    target=Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete"),
+)
+
+
+class Webhook:
+    """A local webhook answering every POST with ``status`` (or never answering)."""
+
+    def __init__(self, status: int, *, hang: bool = False) -> None:
+        self.bodies: list[dict[str, str]] = []
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                outer.bodies.append(json.loads(self.rfile.read(length)))
+                if hang:
+                    outer.release.wait(10)
+                    return
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"internal error")
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T0/B0/s3cr3tH00kPath"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook_factory() -> Iterator[type[Webhook]]:
+    made: list[Webhook] = []
+
+    class Tracked(Webhook):
+        def __init__(self, status: int, *, hang: bool = False) -> None:
+            super().__init__(status, hang=hang)
+            made.append(self)
+
+    yield Tracked
+    for hook in made:
+        hook.close()
+
+
+def _ctx(tmp_path: Path, url: str, **over: object):  # type: ignore[no-untyped-def]
+    ctx = start_run(
+        expected_cluster="kwok-runbook",
+        replay_csv=str(tmp_path / "unused.csv"),
+        output_dir=str(tmp_path),
+        incident_id="inc-n",
+        slack_webhook_url=url,
+        notify_file=str(tmp_path / "channel.jsonl"),
+        console=False,
+        notify_timeout_s=0.5,
+        out=lambda _text: None,
+        sleep=lambda _s: None,
+        environ={},
+        **over,
+    )
+    ctx.state.target = TARGET
+    return ctx
+
+
+def test_delivered_message_names_both_versions(
+    tmp_path: Path, webhook_factory: type[Webhook]
+) -> None:
+    hook = webhook_factory(200)
+    result = notify(_ctx(tmp_path, hook.url))
+    assert result.delivered == ("slack", "file")
+    assert len(hook.bodies) == 1
+    assert hook.bodies[0]["text"].startswith("Rolling back app from v1.1.0 to v1.0.0")
+
+
+@pytest.mark.parametrize(
+    ("status", "hang"),
+    [pytest.param(500, False, id="http-500"), pytest.param(200, True, id="hanging")],
+)
+def test_failing_webhook_is_retried_once_then_recorded(
+    tmp_path: Path, webhook_factory: type[Webhook], status: int, hang: bool
+) -> None:
+    hook = webhook_factory(status, hang=hang)
+    ctx = _ctx(tmp_path, hook.url)
+    result = notify(ctx)  # must return, not raise
+    assert len(hook.bodies) == 2  # first attempt and one retry
+    assert result.failed == ("slack",)
+    assert result.delivered == ("file",)  # the other channel still got the message
+    channel = (tmp_path / "channel.jsonl").read_text()
+    assert "Rolling back app from v1.1.0 to v1.0.0" in channel
+    warnings = [e for e in ctx.timeline.events if e.kind == "warning" and e.step == "notify"]
+    assert len(warnings) == 2
+    timeline_text = ctx.timeline.path.read_text()  # type: ignore[union-attr]
+    assert "s3cr3tH00kPath" not in timeline_text
+    assert ctx.timeline.last("notify", "step_end") is not None
+
+
+def test_dry_run_posts_nothing(tmp_path: Path, webhook_factory: type[Webhook]) -> None:
+    hook = webhook_factory(200)
+    ctx = _ctx(tmp_path, hook.url, dry_run=True)
+    result = notify(ctx)
+    assert result.dry_run
+    assert hook.bodies == []
+    assert not (tmp_path / "channel.jsonl").exists()

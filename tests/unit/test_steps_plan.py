@@ -1,0 +1,112 @@
+"""The plan preflight shows, and the confirm gate (pure values; no cluster needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from runbook_lib.core.revisions import Revision, RollbackTarget
+from runbook_lib.errors import PreconditionFailed
+from runbook_lib.steps import confirm, start_run
+from runbook_lib.steps.params import build_params
+from runbook_lib.steps.plan import build_plan, rollout_message
+
+T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+GOOD = Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete")
+BAD = Revision(2, "deployed", "app-0.1.0", "v1.1.0", T0, "Upgrade complete")
+COMMAND = "helm rollback app 1 --timeout 120s --namespace default --kube-context kwok-runbook"
+
+
+def _plan(**over: object) -> str:
+    params = build_params(
+        {"expected_cluster": "kwok-runbook", "replay_csv": "x.csv", "incident_id": "inc-9"} | over
+    )
+    return build_plan(
+        params,
+        cluster="kwok-runbook",
+        server="https://127.0.0.1:19043",
+        target=RollbackTarget(current=BAD, target=GOOD),
+        expected_images=("registry.local/api:v1.0.0",),
+        notifiers=("slack", "console"),
+        rollback_command=COMMAND,
+    ).render()
+
+
+def test_plan_names_cluster_revisions_commands_and_images() -> None:
+    text = _plan()
+    assert "kwok-runbook (https://127.0.0.1:19043)" in text
+    assert "current:  revision 2 (app-0.1.0, v1.1.0)" in text
+    assert "target:   revision 1 (app-0.1.0, v1.0.0)" in text
+    assert COMMAND in text
+    assert "registry.local/api:v1.0.0" in text
+    assert "migrations: none" in text
+    assert "DRY RUN" not in text
+
+
+def test_plan_shows_the_migration_command_when_asked() -> None:
+    text = _plan(migrations_to_revert=2)
+    assert "kubectl exec <pod app=migrator> -- ./migrate down 2" in text
+
+
+def test_dry_run_plan_says_nothing_will_change() -> None:
+    assert "DRY RUN: nothing will change" in _plan(dry_run=True)
+
+
+def test_notification_text_names_both_versions() -> None:
+    params = build_params({"expected_cluster": "c", "replay_csv": "x.csv", "incident_id": "i"})
+    message = rollout_message(params, RollbackTarget(current=BAD, target=GOOD))
+    assert message.startswith("Rolling back app from v1.1.0 to v1.0.0")
+
+
+def _ctx_with_plan(tmp_path: Path, answer: str | None, **over: object):  # type: ignore[no-untyped-def]
+    ctx = start_run(
+        expected_cluster="kwok-runbook",
+        replay_csv=str(tmp_path / "x.csv"),
+        output_dir=str(tmp_path),
+        incident_id="inc-c",
+        ask=lambda _question: answer,
+        out=lambda _text: None,
+        environ={},
+        **over,
+    )
+    ctx.state.plan = build_plan(
+        ctx.params,
+        cluster="kwok-runbook",
+        server="https://127.0.0.1:19043",
+        target=RollbackTarget(current=BAD, target=GOOD),
+        expected_images=("registry.local/api:v1.0.0",),
+        notifiers=(),
+        rollback_command=COMMAND,
+    )
+    return ctx
+
+
+def test_headless_run_without_confirm_stops_before_any_change(tmp_path: Path) -> None:
+    ctx = _ctx_with_plan(tmp_path, answer=None)
+    with pytest.raises(PreconditionFailed, match="confirm=True"):
+        confirm(ctx)
+    assert not ctx.state.confirmed
+    assert ctx.timeline.last("confirm", "step_failed") is not None
+
+
+@pytest.mark.parametrize(
+    ("answer", "over", "proceeds"),
+    [
+        pytest.param("yes", {}, True, id="person-says-yes"),
+        pytest.param("no", {}, False, id="person-says-no"),
+        pytest.param(None, {"confirm": True}, True, id="confirm-parameter"),
+        pytest.param(None, {"dry_run": True}, True, id="dry-run"),
+    ],
+)
+def test_confirm_gate(
+    tmp_path: Path, answer: str | None, over: dict[str, bool], proceeds: bool
+) -> None:
+    ctx = _ctx_with_plan(tmp_path, answer, **over)
+    if proceeds:
+        assert confirm(ctx).proceed
+        assert ctx.state.confirmed
+    else:
+        with pytest.raises(PreconditionFailed, match="declined"):
+            confirm(ctx)

@@ -1,0 +1,148 @@
+"""Thresholds: the runbook's defaults, people's units, and every problem listed at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.units import parse_duration, parse_instant, parse_ratio
+from runbook_lib.errors import ParameterError
+
+
+def test_defaults_are_the_runbooks_numbers() -> None:
+    th = Thresholds()
+    assert (th.error_ratio, th.latency_p99_s, th.sustain_s, th.window_s) == (
+        0.01,
+        1.0,
+        120.0,
+        1800.0,
+    )
+    assert (th.business_drop, th.business_baseline_s, th.business_smoothing_s) == (
+        0.1,
+        1800.0,
+        300.0,
+    )
+    assert (th.recovery_error_ratio, th.recovery_within_s, th.recovery_consecutive) == (
+        0.001,
+        120.0,
+        2,
+    )
+    assert th.step_s is None
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    with pytest.raises(ParameterError) as caught:
+        Thresholds(
+            error_ratio=1.5,
+            latency_p99_s=-1.0,
+            sustain_s=3600.0,
+            business_drop=-0.1,
+            business_smoothing_s=0.0,
+            recovery_consecutive=0,
+            step_s=float("nan"),
+        )
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "error_ratio",
+        "business_drop",
+        "latency_p99_s",
+        "business_smoothing_s",
+        "sustain_s",
+        "recovery_consecutive",
+        "step_s",
+    ]
+    assert "could never fire" in caught.value.problems[4]
+    assert str(caught.value).startswith("7 invalid parameter(s):")
+
+
+@pytest.mark.parametrize(
+    ("sustain_s", "window_s", "valid"),
+    [(1799.0, 1800.0, True), (1800.0, 1800.0, False), (0.0, 1.0, True)],
+    ids=["just-shorter", "equal-to-window", "zero-sustain"],
+)
+def test_sustain_must_be_shorter_than_the_window(
+    sustain_s: float, window_s: float, valid: bool
+) -> None:
+    if valid:
+        assert Thresholds(sustain_s=sustain_s, window_s=window_s).sustain_s == sustain_s
+    else:
+        with pytest.raises(ParameterError, match="not shorter than window_s"):
+            Thresholds(sustain_s=sustain_s, window_s=window_s)
+
+
+def test_from_params_reads_units_and_percentages() -> None:
+    th = Thresholds.from_params(
+        {
+            "error_ratio": "2%",
+            "latency_p99_s": "800ms",
+            "sustain_s": "3m",
+            "window_s": "1h",
+            "step_s": "",
+            "recovery_consecutive": "3",
+        }
+    )
+    assert (th.error_ratio, th.latency_p99_s, th.sustain_s, th.window_s) == (
+        0.02,
+        0.8,
+        180.0,
+        3600.0,
+    )
+    assert (th.step_s, th.recovery_consecutive) == (None, 3)
+
+
+def test_from_params_lists_unknown_names_units_and_ranges_together() -> None:
+    with pytest.raises(ParameterError) as caught:
+        Thresholds.from_params(
+            {
+                "eror_ratio": 0.02,
+                "sustain_s": "2 fortnights",
+                "window_s": "-5m",
+                "business_drop": "150%",
+            }
+        )
+    assert caught.value.problems == (
+        "eror_ratio: unknown threshold",
+        "sustain_s: unknown unit 'fortnights' in '2 fortnights' (known: ms, s, sec, m, min, h, d)",
+        "window_s: must not be negative, got '-5m'",
+        "business_drop: a ratio must be between 0 and 1, got 1.5",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        (90, 90.0),
+        ("90s", 90.0),
+        ("2m", 120.0),
+        ("2min", 120.0),
+        ("1.5h", 5400.0),
+        ("250ms", 0.25),
+        ("1d", 86400.0),
+    ],
+)
+def test_parse_duration(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["2 weeks", "abc", "", "1e999"], ids=["unit", "word", "empty", "inf"]
+)
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match=r"unknown unit|not a duration|finite"):
+        parse_duration(text)
+
+
+def test_parse_ratio_accepts_percentages() -> None:
+    assert (parse_ratio("1%"), parse_ratio("0.5"), parse_ratio(0.25)) == (0.01, 0.5, 0.25)
+    with pytest.raises(ValueError, match="not a ratio"):
+        parse_ratio("one percent")
+
+
+def test_parse_instant_needs_an_offset() -> None:
+    assert parse_instant("2026-11-20T15:00:00+01:00").isoformat() == "2026-11-20T14:00:00+00:00"
+    assert parse_instant("2026-11-20T14:00:00Z") == parse_instant(1795183200)
+    assert parse_instant("1795183200").isoformat() == "2026-11-20T14:00:00+00:00"
+    with pytest.raises(ValueError, match="no UTC offset"):
+        parse_instant("2026-11-20T14:00:00")
+    with pytest.raises(ValueError, match="not a time"):
+        parse_instant("yesterday")
