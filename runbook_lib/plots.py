@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from runbook_lib.core.series import NS_PER_S, FloatArray, times_ns, trailing_mean
+from runbook_lib.core.series import NS_PER_S, FloatArray, times_ns, trailing_mean, window_starts
 from runbook_lib.core.thresholds import Thresholds
 
 __all__ = ["Moments", "plot_business", "plot_error_and_latency"]
@@ -146,7 +146,8 @@ def plot_business(
     baseline_from = deploy - pd.Timedelta(seconds=thresholds.business_baseline_s)
     for axes, column in zip(axes_list, columns, strict=False):
         values = samples[column].to_numpy(dtype=float)
-        smoothed = trailing_mean(nanos, values, round(thresholds.business_smoothing_s * NS_PER_S))
+        span_ns = round(thresholds.business_smoothing_s * NS_PER_S)
+        smoothed = trailing_mean(nanos, values, window_starts(nanos, span_ns))
         axes.plot(times, values, color="#9fb7cf", linewidth=0.9, label="samples")
         axes.plot(
             times,

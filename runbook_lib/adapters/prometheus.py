@@ -195,7 +195,8 @@ class PrometheusSource:
             "start": f"{start_ms / 1000:.3f}",
             "end": f"{end_ms / 1000:.3f}",
             "step": f"{step_ms / 1000:.3f}",
-            "timeout": f"{self.timeout_s:g}s",
+            # Plain seconds: Prometheus reads a fraction only without a unit ("2.5", not "2.5s").
+            "timeout": f"{self.timeout_s:g}",
         }
         endpoint = f"{self.url}/api/v1/query_range"
         request = urllib.request.Request(

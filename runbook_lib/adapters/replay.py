@@ -84,11 +84,13 @@ class ReplaySource:
 
 def _read_header(path: Path, name: str) -> tuple[list[str], str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: spreadsheets often save a byte-order mark that would stick to "timestamp".
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as err:
         raise InputFileError("file not found", path=name) from err
     except (OSError, UnicodeDecodeError) as err:
         raise InputFileError(f"cannot read: {err}", path=name) from err
+    text = text.rstrip("\r\n") + "\n"  # blank lines at the end are not rows
     first_line = text.splitlines()[0] if text.strip() else ""
     header = [cell.strip() for cell in next(csv.reader([first_line]), [])]
     if not any(header):

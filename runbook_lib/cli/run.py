@@ -32,6 +32,9 @@ from runbook_lib.evidence.notebook import notebook_timings, redact_notebook, ren
 __all__ = ["parse_value", "register", "run_rollback"]
 
 NOTEBOOKS = {"rollback": "rollback.ipynb"}
+# Paths given on the command line are relative to where the command runs, but the kernel runs
+# in the notebooks directory; these are made absolute before papermill sees them.
+PATH_PARAMETERS = ("replay_csv", "kubeconfig", "notify_file", "fix_forward_repo", "output_dir")
 FIRST_STEP_MARKER = "rb.start_run("
 
 
@@ -122,8 +125,8 @@ def run_rollback(
 ) -> tuple[int, Path]:
     """Run the rollback notebook with papermill and leave the redacted, sealed bundle.
 
-    Returns (exit status, incident directory). Raises ``ParameterError`` for unknown
-    parameters; a failing step is not raised but reported by the exit status 1.
+    Returns (exit status, incident directory): 1 when a step failed, 2 when the notebook's
+    validation refused the parameters. Raises ``ParameterError`` for unknown parameters.
     """
     import nbformat
     import papermill
@@ -142,12 +145,14 @@ def run_rollback(
         raise ParameterError([f"incident_id: letters, digits, '.', '_', '-' only: "
                               f"{params['incident_id']!r}"])  # fmt: skip
     params.setdefault("output_dir", "evidence")
-    params["output_dir"] = str(Path(str(params["output_dir"])).resolve())
+    for name in PATH_PARAMETERS:
+        if isinstance(params.get(name), str | Path) and str(params[name]):
+            params[name] = str(Path(str(params[name])).expanduser().resolve())
     incident_dir = Path(params["output_dir"]) / str(params["incident_id"])
     incident_dir.mkdir(parents=True, exist_ok=True)
     redactor = _redactor(params)
 
-    failed: PapermillExecutionError | None = None
+    failure = ""
     started = time.monotonic()
     # papermill writes the unredacted notebook as it goes; keep that copy out of the bundle.
     with tempfile.TemporaryDirectory(prefix="runbook-run-") as scratch:
@@ -161,33 +166,42 @@ def run_rollback(
                 cwd=str(notebook.parent),
             )  # fmt: skip
         except PapermillExecutionError as err:
-            failed = err
-        raw = nbformat.read(raw_path, as_version=4)  # type: ignore[no-untyped-call]
+            failure = f"step failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
+        except RuntimeError as err:  # the kernel died or could not start (nbclient)
+            failure = f"notebook run aborted: {type(err).__name__}: {err}"
+        raw = (
+            nbformat.read(raw_path, as_version=4)  # type: ignore[no-untyped-call]
+            if raw_path.exists()
+            else None
+        )
     wall_s = time.monotonic() - started
-    clean = redact_notebook(raw, redactor)
-    nbformat.write(clean, incident_dir / notebook.name)  # type: ignore[no-untyped-call]
-    (incident_dir / notebook.with_suffix(".html").name).write_text(
-        render_html(clean, redactor), encoding="utf-8"
-    )
-    if failed is not None:
-        report = collect_after_failure(params)
-        for problem in report.problems:
-            print(f"evidence: could not collect {redactor(problem)}", file=sys.stderr)
+    first: float | None = None
+    if raw is not None:
+        clean = redact_notebook(raw, redactor)
+        nbformat.write(clean, incident_dir / notebook.name)  # type: ignore[no-untyped-call]
+        (incident_dir / notebook.with_suffix(".html").name).write_text(
+            render_html(clean, redactor), encoding="utf-8"
+        )
+        first = notebook_timings(clean, first_step_marker=FIRST_STEP_MARKER).kernel_to_first_step_s
+    status = 1
+    if failure:
+        try:
+            report = collect_after_failure(params)
+        except ParameterError as err:
+            # The notebook stopped at its validation cell: nothing ran, the parameters are bad.
+            failure, status = f"invalid parameters: {err}", 2
+        else:
+            for problem in report.problems:
+                print(f"evidence: could not collect {redactor(problem)}", file=sys.stderr)
     write_manifest(incident_dir)
-    timings = notebook_timings(clean, first_step_marker=FIRST_STEP_MARKER)
     print(f"evidence: {incident_dir}")
-    first = timings.kernel_to_first_step_s
     print(
         f"papermill: {wall_s:.1f} s wall; kernel start to first step "
         + ("n/a" if first is None else f"{first:.1f} s")
     )
-    if failed is not None:
-        print(
-            f"runbook run: step failed in cell {failed.exec_count}: "
-            f"{redactor(failed.ename)}: {redactor(str(failed.evalue))}",
-            file=sys.stderr,
-        )
-        return 1, incident_dir
+    if failure:
+        print(f"runbook run: {redactor(failure)}", file=sys.stderr)
+        return status, incident_dir
     return 0, incident_dir
 
 

@@ -18,8 +18,9 @@ Breaches already present before the deploy, missing data and ignored samples bec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from runbook_lib.core.series import (
     median_step_ns,
     times_ns,
     trailing_mean,
+    window_starts,
 )
 from runbook_lib.core.thresholds import Thresholds
 from runbook_lib.errors import ParameterError
@@ -170,7 +172,7 @@ def evaluate(
     )
 
     warnings: list[str] = []
-    late = int(np.count_nonzero(all_times > now_ns))
+    late = all_times.size - int(np.searchsorted(all_times, now_ns, side="right"))
     if late:
         warnings.append(f"{late} sample(s) after now ({_iso(now_ns)}) ignored")
     warnings.extend(_missing_data_warnings(context, step_ns, window_end_ns))
@@ -214,19 +216,25 @@ class _Context:
     baseline_start_ns: int
     thresholds: Thresholds
 
+    @cached_property
+    def smoothing_left(self) -> IntArray:
+        """Per sample, the first sample inside its smoothing span (shared by business metrics)."""
+        return window_starts(self.times, _to_ns(self.thresholds.business_smoothing_s))
+
 
 def _run_rule(
     ctx: _Context, rule: Rule, column: str, values: FloatArray, limit: float
 ) -> tuple[Trigger | None, RuleCheck]:
     considered = values[ctx.counted]
     worst = float(np.nanmax(considered)) if np.any(~np.isnan(considered)) else None
-    runs = find_runs(ctx.times, ctx.counted & (values > limit), ctx.gaps)
-    fired = runs.first_longer_than(_to_ns(ctx.thresholds.sustain_s))
-    if fired is None:
+    runs = find_runs(ctx.counted & (values > limit), ctx.gaps)
+    found = runs.first_longer_than(ctx.times, _to_ns(ctx.thresholds.sustain_s))
+    if found is None:
         status = CheckStatus.CLEAR if worst is not None else CheckStatus.NOT_EVALUATED
         return None, RuleCheck(rule, column, status, worst, limit)
-    start = int(runs.start_index[fired])
-    peak = float(np.max(values[runs.members_of_run_at(fired)]))
+    run, fired = found
+    start, end = int(runs.starts[run]), int(runs.ends[run])
+    peak = float(np.max(values[start : end + 1]))
     trigger = Trigger(
         rule, column, _datetime(ctx.times[start]), _datetime(ctx.times[fired]), peak, limit
     )
@@ -250,16 +258,17 @@ def _business_rule(
         )
     exact_limit = (1.0 - ctx.thresholds.business_drop) * float(np.mean(baseline_values))
     limit = _readable(exact_limit)
-    smoothed = trailing_mean(ctx.times, values, _to_ns(ctx.thresholds.business_smoothing_s))
+    smoothed = trailing_mean(ctx.times, values, ctx.smoothing_left)
     considered = smoothed[ctx.counted]
     worst = _readable(float(np.nanmin(considered))) if np.any(~np.isnan(considered)) else None
     below = ctx.counted & (smoothed < exact_limit - BUSINESS_TOLERANCE * abs(exact_limit))
-    runs = find_runs(ctx.times, below, ctx.gaps)
-    fired = runs.first_longer_than(-1)  # no sustain: the first sample below fires
-    if fired is None:
+    runs = find_runs(below, ctx.gaps)
+    if runs.starts.size == 0:
         status = CheckStatus.CLEAR if worst is not None else CheckStatus.NOT_EVALUATED
         return None, RuleCheck(Rule.BUSINESS, column, status, worst, limit), None
-    peak = _readable(float(np.min(smoothed[runs.members_of_run_at(fired)])))
+    # No sustain: the first sample below fires; the peak is the lowest point of that run.
+    fired, end = int(runs.starts[0]), int(runs.ends[0])
+    peak = _readable(float(np.min(smoothed[fired : end + 1])))
     moment = _datetime(ctx.times[fired])
     trigger = Trigger(Rule.BUSINESS, column, moment, moment, peak, limit)
     return trigger, RuleCheck(Rule.BUSINESS, column, CheckStatus.FIRED, worst, limit), None
@@ -341,7 +350,7 @@ def _check_inputs(
     index = samples.index
     if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
         problems.append("samples: the index must be a tz-aware DatetimeIndex")
-    elif not (index.is_monotonic_increasing and index.is_unique):
+    elif not bool(np.all(np.diff(times_ns(index)) > 0)):  # cheaper than index.is_unique
         problems.append("samples: timestamps must be sorted and unique")
     for column in (ERROR_RATIO, P99_LATENCY):
         if column not in samples.columns:
@@ -371,9 +380,11 @@ def _to_ns(seconds: float) -> int:
     return round(seconds * NS_PER_S)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _datetime(ns: int | np.integer[Any]) -> datetime:
-    moment: datetime = pd.Timestamp(int(ns), unit="ns", tz=UTC).to_pydatetime()
-    return moment
+    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
 
 
 def _iso(ns: int | np.integer[Any]) -> str:

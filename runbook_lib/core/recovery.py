@@ -66,13 +66,12 @@ def check_recovery(
     if times.size == 0:
         return Recovery(False, None, None, "no samples since the rollout completed yet", False)
 
-    runs = find_runs(times, values < limit, gaps_before(times, step_ns))
-    position = np.arange(times.size) - runs.start_index + 1
-    in_time = times[runs.start_index] <= deadline_ns
-    verified = runs.member & in_time & (position >= needed)
-    if verified.any():
-        at = int(np.argmax(verified))
-        start = int(runs.start_index[at])
+    runs = find_runs(values < limit, gaps_before(times, step_ns))
+    in_time = times[runs.starts] <= deadline_ns
+    verified = np.flatnonzero(in_time & (runs.ends - runs.starts + 1 >= needed))
+    if verified.size:
+        start = int(runs.starts[verified[0]])
+        at = start + needed - 1
         return Recovery(
             True,
             _datetime(times[at]),
@@ -81,7 +80,8 @@ def check_recovery(
             f"({(times[start] - done_ns) / NS_PER_S:g} s after the rollout) "
             f"for {needed} consecutive samples",
         )
-    still_open = bool(runs.member[-1] and in_time[-1])  # a run that started in time may go on
+    # A run below the limit that started in time and reaches the last sample may still grow.
+    still_open = bool(runs.ends.size and runs.ends[-1] == times.size - 1 and in_time[-1])
     pending = times[-1] <= deadline_ns or still_open
     seen = f"last value {last_value:g}" if last_value is not None else "no values"
     if pending:

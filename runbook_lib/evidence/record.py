@@ -330,6 +330,10 @@ def _fmt_s(value: float | None) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
+def _fmt_v(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "n/a"
+
+
 def _fmt_t(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "n/a"
 
@@ -359,15 +363,16 @@ def render_markdown(record: IncidentRecord) -> str:
         f"- Minutes with 5xx ratio above {imp.error_threshold:.2%}:"
         f" {imp.minutes_above_threshold:.1f}",
         f"- Failed requests (estimated): {failed}",
-        f"- Peak 5xx ratio: {imp.peak_error_ratio if imp.peak_error_ratio is not None else 'n/a'}"
-        f"; peak p99 latency: {imp.peak_p99_latency_s if imp.peak_p99_latency_s is not None else 'n/a'} s",  # noqa: E501
+        f"- Peak 5xx ratio: {_fmt_v(imp.peak_error_ratio)}; peak p99 latency:"
+        f" {_fmt_v(imp.peak_p99_latency_s)} s",
         "",
         "## Why we rolled back",
         "",
     ]
     lines += [
-        f"- {t.get('rule')}: {t.get('metric')} peaked at {t.get('peak')} (threshold"
-        f" {t.get('threshold')}), breach from {t.get('started_at')}, fired {t.get('fired_at')}"
+        f"- {t.get('rule')}: {t.get('metric')} peaked at {_fmt_v(t.get('peak'))} (threshold"
+        f" {_fmt_v(t.get('threshold'))}), breach from {t.get('started_at')}, fired"
+        f" {t.get('fired_at')}"
         for t in record.triggers
     ] or ["- (no rule fired)"]
     lines += [

@@ -9,6 +9,7 @@ cluster, so they also run in a dry run (fix forward then only says what it would
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,7 @@ from runbook_lib.evidence.fixforward import FixForward, create_fix_branch
 from runbook_lib.evidence.manifest import write_manifest
 from runbook_lib.evidence.record import IncidentRecord, build_record
 from runbook_lib.steps.context import RunContext
-from runbook_lib.steps.params import build_params
+from runbook_lib.steps.params import RunParams, build_params
 from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
 from runbook_lib.timeline import EventKind, Timeline
 
@@ -43,6 +44,7 @@ __all__ = [
     "plot_assessment",
     "plot_before_after",
     "preserve_evidence",
+    "run_params_from_notebook",
     "write_record",
 ]
 
@@ -130,7 +132,11 @@ def _save_figures(ctx: RunContext, samples: pd.DataFrame, stem: str) -> tuple[li
     """Save the 5xx/latency figure (and the business one, if any) as ``plots/<stem>*.png``."""
     from runbook_lib import plots
 
-    marks = _markers(ctx)
+    # A replay's samples are from another day than the run's wall clock: mark only the moments
+    # that fall on the plotted span, or the time axis would stretch to today.
+    first, last = samples.index[0].to_pydatetime(), samples.index[-1].to_pydatetime()
+    margin = timedelta(minutes=10)
+    marks = {k: t for k, t in _markers(ctx).items() if first - margin <= t <= last + margin}
     moments = plots.Moments(
         deployed_at=marks.get("deploy") or samples.index[0].to_pydatetime(),
         decided_at=marks.get("decision"),
@@ -434,16 +440,62 @@ def draft_postmortem(
     return result
 
 
+# The rollback notebook's flat parameters that are not ``RunParams`` fields of the same name.
+_NOTEBOOK_THRESHOLDS = {
+    "error_ratio_threshold": "error_ratio",
+    "latency_p99_threshold_s": "latency_p99_s",
+    "sustain_s": "sustain_s",
+    "window_s": "window_s",
+    "business_drop": "business_drop",
+    "business_smoothing_s": "business_smoothing_s",
+    "recovery_error_ratio": "recovery_error_ratio",
+    "recovery_within_s": "recovery_within_s",
+}
+_NOTEBOOK_RENAMED = {"evaluate_at": "now"}
+_NOTEBOOK_ONLY = ("root_cause_hypothesis", "request_rate_rps", "fix_forward_repo",
+                  "postmortem_organizer")  # fmt: skip
+
+
+def run_params_from_notebook(notebook_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``start_run`` arguments the rollback notebook builds from its flat parameters.
+
+    Mirrors the notebook's validation cell (empty text means "not given"), so ``runbook run``
+    can reopen a failed run's incident from outside the kernel.
+    """
+    fields_ = {f.name: f for f in dataclasses.fields(RunParams)}
+    params: dict[str, Any] = {}
+    thresholds: dict[str, Any] = {}
+    for name, value in notebook_params.items():
+        if name in _NOTEBOOK_THRESHOLDS:
+            thresholds[_NOTEBOOK_THRESHOLDS[name]] = value
+            continue
+        if name in _NOTEBOOK_ONLY:
+            continue
+        target = _NOTEBOOK_RENAMED.get(name, name)
+        if target in fields_ and isinstance(value, Path):
+            value = str(value)
+        if value == "" and target in fields_ and fields_[target].default is None:
+            value = None
+        params[target] = value
+    if thresholds:
+        params["thresholds"] = thresholds
+    counter = params.pop("business_counter", "")
+    name = params.pop("business_metric", "")
+    params["business_counters"] = {name: counter} if counter else {}
+    return params
+
+
 def collect_after_failure(
-    params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None
+    notebook_params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None
 ) -> EvidenceWritten:
     """Gather the evidence of a run whose notebook stopped at a failing step.
 
-    Called by ``runbook run`` outside the kernel: reopens the incident's timeline, writes the
-    record (outcome from the timeline) and the bundle, and re-seals the manifest. Every source
-    is best effort. Raises ``ParameterError`` when ``params`` are invalid.
+    Called by ``runbook run`` outside the kernel with the notebook's parameters: reopens the
+    incident's timeline, writes the record (outcome from the timeline) and the bundle, and
+    re-seals the manifest. Every source is best effort. Raises ``ParameterError`` when the
+    parameters are invalid.
     """
-    validated = build_params(params)
+    validated = build_params(run_params_from_notebook(notebook_params))
     if not validated.incident_id:
         raise ParameterError(["incident_id: needed to find the failed run's timeline"])
     redact = Redactor.build(
@@ -453,8 +505,13 @@ def collect_after_failure(
     ctx = RunContext(params=validated, timeline=Timeline(path, redact=redact), redact=redact)
     report = _collect(ctx)
     problems = list(report.problems)
+    rate = notebook_params.get("request_rate_rps")
     try:
-        record = _build_record(ctx, root_cause_hypothesis="", request_rate_rps=None)
+        record = _build_record(
+            ctx,
+            root_cause_hypothesis=str(notebook_params.get("root_cause_hypothesis") or ""),
+            request_rate_rps=float(rate) if isinstance(rate, int | float) and rate > 0 else None,
+        )
         incident_record.write_record(record, ctx.incident_dir, redact=redact)
     except RunbookError as err:
         problems.append(f"incident record: {type(err).__name__}: {err}")

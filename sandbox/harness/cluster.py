@@ -163,7 +163,8 @@ def create(ce: ClusterEnv, *, timeout_s: float = 120.0) -> None:
         )
     ce.kwok_workdir.mkdir(parents=True, exist_ok=True)
     ce.logs_dir.mkdir(parents=True, exist_ok=True)
-    (ce.logs_dir / "api.log").touch()
+    # A new cluster starts a new request log (kwok serves it as the api pods' logs).
+    (ce.logs_dir / "api.log").write_text("")
     config = _write_config(ce)
     b = ce.bin_dir
     argv = [
@@ -225,8 +226,16 @@ def create(ce: ClusterEnv, *, timeout_s: float = 120.0) -> None:
     )
 
 
-def delete(ce: ClusterEnv) -> None:
-    """Stop every process of the cluster and remove its files (``runbook sandbox down``)."""
+def delete(ce: ClusterEnv, *, timeout_s: float = 30.0) -> None:
+    """Stop every process of the cluster and remove its files (``runbook sandbox down``).
+
+    kwokctl signals the components and returns; etcd and the API server then take a moment
+    to shut down, still holding their ports. So this waits for the processes themselves to
+    be gone (ending any that outlive ``timeout_s``) and for the ports to be released.
+    """
+    # Found by command line rather than kwokctl's pid files, which can be stale and name
+    # a reused pid: every component names its files under this sandbox's kwok workdir.
+    pids = set(_processes_using(ce.kwok_workdir))
     if (ce.bin_dir / "kwokctl").exists() and _cluster_dir(ce).exists():
         run(
             ce,
@@ -242,10 +251,25 @@ def delete(ce: ClusterEnv) -> None:
             timeout_s=120,
             check=False,
         )
-    # kwokctl stops what its pid files name; anything else it started still holding our
-    # state dir open (a crashed create, a stale pid file) is ended here, by its own pid.
-    for pid in _processes_using(ce.kwok_workdir):
+    # Anything kwokctl did not stop (a crashed create, a stale pid file) is ended here, by
+    # its own pid.
+    deadline = time.monotonic() + timeout_s
+    while pids and time.monotonic() < deadline:
+        pids = {pid for pid in pids if _alive(pid)}
+        time.sleep(0.1)
+    for pid in pids | set(_processes_using(ce.kwok_workdir)):
         _terminate(pid)
+    while bound_ports(ce.ports.cluster_ports()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @dataclass(frozen=True)
@@ -266,10 +290,15 @@ def leftovers(ce: ClusterEnv) -> Leftovers:
 
 
 def bound_ports(ports: tuple[int, ...]) -> list[int]:
-    """Ports on 127.0.0.1 that something is listening on or still holds."""
+    """Ports on 127.0.0.1 that a live socket is bound to (listening or not).
+
+    SO_REUSEADDR makes the probe ignore TIME_WAIT leftovers of closed connections: servers
+    set it too, so those never stop a restart.
+    """
     busy = []
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

@@ -194,7 +194,10 @@ class RequestLog:
     def write(self, lines: Sequence[str]) -> None:
         if not lines:
             return
-        self._fh.write("".join(lines))
+        # kwok serves this file through the kubelet's log parser, which only accepts the CRI
+        # container-log format "<RFC 3339 time> stdout F <message>"; each line's own leading
+        # timestamp is reused for it.
+        self._fh.write("".join(f"{line.split(' ', 1)[0]} stdout F {line}" for line in lines))
         self._fh.flush()
         if self._fh.tell() >= self.max_bytes:
             self._fh.close()
@@ -255,24 +258,26 @@ class Simulator:
 
         Nothing happens before the first pod listing (``set_pods``).
         """
-        if self._pods is None or n <= 0:
+        pods = self._pods  # one snapshot: the pod-listing thread may replace it meanwhile
+        if pods is None or n <= 0:
             return
         lines = []
         for i in range(n):
             at = now - timedelta(seconds=span_s * (n - 1 - i) / n)
-            lines.append(self._one(at.isoformat(timespec="milliseconds").replace("+00:00", "Z")))
+            stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            lines.append(self._one(pods, stamp))
         self.served += n
         if self.request_log is not None:
             self.request_log.write(lines)
 
-    def _one(self, stamp: str) -> str:
+    def _one(self, pods: tuple[PodView, ...], stamp: str) -> str:
         rng = self.rng
-        if not self._pods:
+        if not pods:
             # No ready pod: the load balancer answers at once, as a real one would.
             code, duration, version, pod = "503", 0.001, NO_POD_VERSION, "-"
             method, path = "GET", "/api/products"
         else:
-            chosen = rng.choice(self._pods)
+            chosen = rng.choice(pods)
             version, pod = chosen.version, chosen.name
             b = self.config.behaviour(version)
             is_order = rng.random() < self.config.order_share * b.orders_factor

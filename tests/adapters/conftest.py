@@ -2,8 +2,8 @@
 
 ``start_prometheus(targets)`` starts one scraping the given targets every second and stops it
 after the test module. Without the binary the tests skip ("apt-get install prometheus"); with
-``CI=true`` they fail instead. Other test folders can reuse this: import ``require_prometheus``
-and ``PrometheusFactory`` from here, or build on ``runbook_sandbox.prometheus_server``.
+``CI=true`` they fail instead. Another test folder can reuse the fixtures with
+``pytest_plugins`` in the root conftest, or build on ``runbook_sandbox.prometheus_server``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from runbook_sandbox.prometheus_server import (
     PrometheusServer,
     ScrapeTarget,
     free_port,
-    prometheus_binary,
+)
+from runbook_sandbox.prometheus_server import (
+    prometheus_binary as find_prometheus,
 )
 
 PrometheusFactory = Callable[[Sequence[ScrapeTarget]], PrometheusServer]
@@ -25,7 +27,7 @@ PrometheusFactory = Callable[[Sequence[ScrapeTarget]], PrometheusServer]
 
 def require_prometheus() -> str:
     """The prometheus binary; skips (fails under CI=true) when it is not installed."""
-    binary = prometheus_binary()
+    binary = find_prometheus()
     if binary is None:
         reason = f"no prometheus binary: {INSTALL_HINT}"
         if os.environ.get("CI", "").lower() == "true":
@@ -34,10 +36,18 @@ def require_prometheus() -> str:
     return binary
 
 
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Path of the prometheus binary (skips, or fails under CI=true, without one)."""
+    return require_prometheus()
+
+
 @pytest.fixture(scope="module")
-def start_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusFactory]:
+def start_prometheus(
+    prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusFactory]:
     """Start Prometheus servers scraping the given targets; all are stopped after the module."""
-    binary = require_prometheus()
+    binary = prometheus_binary
     servers: list[PrometheusServer] = []
 
     def start(targets: Sequence[ScrapeTarget]) -> PrometheusServer:

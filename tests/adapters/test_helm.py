@@ -101,7 +101,7 @@ def test_rollback_command_is_an_argv_with_cluster_flags(sandbox: Any) -> None:
 
 
 def test_missing_binary_is_not_retryable_and_names_it(sandbox: Any, tmp_path: Path) -> None:
-    helm = make_helm(sandbox, "helm", binary=str(tmp_path / "no-such-helm"))
+    helm = Helm(binary=str(tmp_path / "no-such-helm"), kubeconfig=sandbox.kubeconfig)
     with pytest.raises(CommandFailed, match="no-such-helm") as info:
         helm.history("app")
     assert not info.value.retryable

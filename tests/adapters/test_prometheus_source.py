@@ -286,6 +286,7 @@ def test_raw_promql_per_column(known_prometheus: PrometheusServer) -> None:
         known_prometheus.url,
         error_ratio_query=f'sum(rate({batch},code="500"}}[5s])) / sum(rate({batch}}}[5s]))',
         latency_query="vector(0.25)",
+        timeout_s=2.5,  # a fractional timeout must be sent in a form Prometheus accepts
         business_queries={"orders_per_request": f"sum(rate({orders})) / sum(rate({api}))"},
     )
     frame = source.query_range(*recent(), step_s=1)

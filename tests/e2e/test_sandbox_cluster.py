@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,8 +123,9 @@ def test_exec_into_migrator_runs_migrations_and_moves_the_schema(clean_sandbox: 
 def test_kubectl_logs_serves_the_request_log_file(clean_sandbox: Sandbox) -> None:
     pod = _api_pods(clean_sandbox)[0]["metadata"]["name"]
     marker = f"e2e-log-marker-{time.time_ns()}"
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     with (clean_sandbox.state_dir / "logs" / "api.log").open("a") as log:
-        log.write(f"{marker}\n")
+        log.write(f"{stamp} stdout F {marker}\n")  # the CRI log format kwok parses
     assert marker in clean_sandbox.kubectl("logs", pod, "-c", "api", "--tail=200")
 
 
@@ -136,7 +138,7 @@ def test_down_leaves_no_process_and_no_port(sandbox_bin_dir: Path, tmp_path: Pat
         "RUNBOOK_SANDBOX_STATE": str(tmp_path / "state"),
         "RUNBOOK_SANDBOX_PORT_BASE": "19400",
     }
-    runbook = [sys.executable, "-m", "runbook_lib.cli.main", "sandbox"]
+    runbook = [str(Path(sys.executable).with_name("runbook")), "sandbox"]
     up = subprocess.run([*runbook, "up"], env=env, capture_output=True, text=True, timeout=300)
     assert up.returncode == 0, up.stderr
     status = json.loads(

@@ -152,7 +152,7 @@ def test_rollback_restores_good_version_and_second_run_changes_nothing(
     assert "Rolling back app from v1.1.0 to v1.0.0" in channel
 
     recorded = events(ctx)
-    finish = next(e for e in recorded if e["step"] == "finish" and e["kind"] in {"info", "warning"})
+    finish = next(e for e in recorded if e["step"] == "finish" and "outcome" in e["data"])
     assert finish["data"]["decision_to_recovery_s"] > 0
     assert finish["data"]["within_target"] is True
     ended = {e["step"] for e in recorded if e["kind"] == "step_end"}

@@ -239,9 +239,10 @@ def _wait_for_breach(sandbox: Sandbox, *, above: float = 0.02, timeout_s: float 
 def bad_release(clean_sandbox: Sandbox) -> Sandbox:
     clean_sandbox.deploy("v1.1.0")
     log = clean_sandbox.state_dir / "logs" / "api.log"
-    with log.open("a") as fh:  # served by kwok as the pods' logs
-        fh.write(f"GET /login?user=bob&password={LOG_SECRET} 200\n")
-        fh.write(f"debug: outgoing Authorization: Bearer {ENV_SECRET}\n")
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    with log.open("a") as fh:  # served by kwok as the pods' logs (CRI log format)
+        fh.write(f"{stamp} stdout F GET /login?user=bob&password={LOG_SECRET} 200\n")
+        fh.write(f"{stamp} stdout F debug: outgoing Authorization: Bearer {ENV_SECRET}\n")
     _wait_for_breach(clean_sandbox)
     return clean_sandbox
 
@@ -316,3 +317,34 @@ def test_recovery_that_fails_escalates_and_keeps_evidence(
     assert (incident / "helm" / "history.json").exists()
     assert _verify(incident).returncode == 0
     _assert_no_secrets(incident, result)
+
+
+def test_every_notebook_parameter_reaches_the_run() -> None:
+    """The CLI reopens failed runs with the notebook's parameters: none may be dropped silently."""
+    import ast
+
+    import papermill
+
+    from runbook_lib.steps.post import run_params_from_notebook
+
+    declared = papermill.inspect_notebook(str(NOTEBOOK))
+    cells = nbformat.read(NOTEBOOK, as_version=4).cells
+    parameters_cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [n.target.id for n in ast.parse(parameters_cell.source).body
+                if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]  # fmt: skip
+    # papermill skips lines it cannot parse (e.g. two "=" signs): then -p NAME is refused.
+    assert list(declared) == assigned
+    defaults = {name: ast.literal_eval(p["default"]) for name, p in declared.items()}
+    mapped = run_params_from_notebook(defaults)
+    thresholds = mapped.pop("thresholds")
+    from dataclasses import fields
+
+    from runbook_lib.core.thresholds import Thresholds
+    from runbook_lib.steps.params import RunParams
+
+    assert set(mapped) <= {f.name for f in fields(RunParams)}
+    # The runbook's own numbers are the notebook's defaults.
+    assert Thresholds(**thresholds) == Thresholds()
+    code = "\n".join(c.source for c in cells if c.cell_type == "code" and c is not parameters_cell)
+    read = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
+    assert set(declared) <= read, f"parameters never used: {set(declared) - read}"

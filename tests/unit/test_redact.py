@@ -133,3 +133,41 @@ def test_kubeconfig_credentials_are_found() -> None:
         "S0VZcGxhbnRlZA==",
         "idTokPlanted",
     )
+
+
+def test_executed_notebook_is_redacted_everywhere_papermill_puts_parameters() -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from runbook_lib.evidence.notebook import redact_notebook, render_html
+
+    hook = "https://hooks.slack.com/services/T0/B0/nbPlantedHook"
+    password = "nb&Planted<Pw>"
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                f'slack_webhook_url = "{hook}"\ndb_password = "{password}"\n',
+                metadata={"tags": ["injected-parameters"]},
+                outputs=[
+                    new_output("stream", name="stdout", text=f"using {password}\n"),
+                    new_output(
+                        "display_data",
+                        data={"text/html": f"<b>{html.escape(password)}</b>", "image/png": "iVBO"},
+                    ),
+                    new_output("error", ename="X", evalue=f"bad {password}", traceback=[hook]),
+                ],
+            )
+        ],
+        metadata={
+            "papermill": {"parameters": {"slack_webhook_url": hook, "db_password": password}}
+        },
+    )
+    redactor = Redactor.build(secrets=[password])
+    clean = redact_notebook(nb, redactor)
+    text = nbformat.writes(clean)
+    for secret in ("nbPlantedHook", "Planted"):
+        assert secret not in text
+    assert clean.metadata["papermill"]["parameters"]["slack_webhook_url"] == PLACEHOLDER
+    assert clean.cells[0].outputs[1]["data"]["image/png"] == "iVBO"  # images untouched
+    assert "nb&Planted" in nbformat.writes(nb)  # the original is not modified
+    assert "Planted" not in render_html(clean, redactor)

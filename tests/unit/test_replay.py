@@ -166,3 +166,19 @@ def test_cli_missing_file_exits_2(tmp_path: Path) -> None:
     result = run_evaluate(tmp_path / "nope.csv")
     assert result.returncode == 2
     assert "nope.csv: file not found" in result.stderr
+
+
+def test_spreadsheet_export_with_bom_crlf_and_trailing_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(("\ufeff" + "\r\n".join([HEADER, *GOOD_ROWS]) + "\r\n\r\n\r\n").encode())
+    frame = read_replay_csv(path)
+    assert len(frame) == 3
+    assert frame["business:orders"].tolist() == [100.0, 101.0, 102.0]
+
+
+def test_blank_line_inside_the_data_is_reported_at_its_row(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER, GOOD_ROWS[0], "", GOOD_ROWS[1])
+    with pytest.raises(InputFileError) as caught:
+        read_replay_csv(path)
+    assert (caught.value.row, caught.value.column) == (2, "timestamp")
+    assert "(data row 2, file line 3)" in str(caught.value)
