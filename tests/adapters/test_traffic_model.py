@@ -51,8 +51,10 @@ MIXES: dict[str, dict[str, int]] = {
     "mixed": {GOOD: 3, BAD: 1},
 }
 PrometheusFactory = Callable[[Sequence[ScrapeTarget]], PrometheusServer]  # conftest fixture
+# CRI container-log format (what kwok's ClusterLogs parses): "<time> stdout F <message>".
 LOG_LINE = re.compile(
-    r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) method=(?P<method>GET|POST) "
+    r"^(?P<cri_ts>\S+) stdout F "
+    r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) method=(?P<method>GET|POST) "
     r"path=(?P<path>/\S+) status=(?P<status>\d{3}) duration_ms=(?P<ms>\d+\.\d) "
     r"version=(?P<version>\S+) pod=(?P<pod>\S+)$"
 )
@@ -204,6 +206,7 @@ def test_request_log_names_the_pods_and_versions_serving(
     assert all(m["path"] == "/api/orders" for m in matches if m["method"] == "POST")
     stamps = [datetime.fromisoformat(m["ts"]) for m in matches]
     assert stamps == sorted(stamps)
+    assert all(m["cri_ts"] == m["ts"] for m in matches)
 
 
 def test_request_log_stays_bounded(tmp_path: Path) -> None:
