@@ -6,7 +6,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 APT_STAMP  := .cache/apt-installed
-# Debian packages the sandbox and tests use: Prometheus server, SQLite CLI (migration db), pandoc-free HTML needs none.
+# Debian packages the sandbox and tests use: the Prometheus server and the SQLite CLI.
 APT_PKGS   := prometheus sqlite3
 
 .PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo assess-demo test lint typecheck unit bench clean
@@ -27,11 +27,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages; needs root (as on this machine kind and in CI). Idempotent.
+# policy-rc.d keeps Debian from starting its own Prometheus service on 0.0.0.0:9090:
+# the sandbox runs its own, on loopback.
 system-deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  status=$$?; [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; [ $$status -eq 0 ] || exit $$status; \
 	fi
 
 # Control-plane binaries from the Go module proxy, built once and cached (idempotent).

@@ -78,7 +78,7 @@ def wait_for_breach(prometheus_url: str, deployed_at: datetime) -> float:
 def summary(incident_dir: Path) -> list[str]:
     record = json.loads((incident_dir / "record.json").read_text())
     impact = record["impact"]
-    files = [p for p in incident_dir.rglob("*") if p.is_file()]
+    files = [p for p in incident_dir.rglob("*") if p.is_file() and p.name != "MANIFEST.sha256"]
 
     def secs(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.0f} s"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 5.0
 # A watch that ends at once (server closing it) must not turn into a busy loop.
 _MIN_RELIST_INTERVAL_S = 0.2
+_EXIT_STATUS = re.compile(r"exit status (\d+)$")
 
 
 @dataclass(frozen=True)
@@ -353,11 +355,6 @@ class Kube:
             if include_terminating or p.metadata.deletion_timestamp is None
         ]
 
-    def pod_names(self, namespace: str, selector: str) -> list[str]:
-        """Names of the running (non-terminating) pods matching ``selector``. Raises
-        ``ApiError``."""
-        return [p.name for p in self.pods(namespace, selector)]
-
     def exec(self, namespace: str, pod: str, argv: list[str], *, timeout_s: float) -> ExecResult:
         """Run ``argv`` in ``pod`` (``kubectl exec pod -- argv``); revert-migrations step.
 
@@ -407,6 +404,15 @@ class Kube:
             stdout.append(resp.read_stdout(timeout=0) or "")
             stderr.append(resp.read_stderr(timeout=0) or "")
             status_text = resp.read_channel(ERROR_CHANNEL)
+        except ApiError:
+            raise
+        except Exception as err:  # the websocket broke mid-command (API server gone)
+            raise ApiError(
+                f"exec stream broke: {type(err).__name__}",
+                command=command,
+                stderr="".join(stderr)[-500:],
+                retryable=True,
+            ) from err
         finally:
             resp.close()
         return ExecResult("".join(stdout), "".join(stderr), _exit_code(status_text, command))
@@ -471,6 +477,11 @@ def _exit_code(status_text: str | None, command: str) -> int:
     for cause in (status.get("details") or {}).get("causes") or []:
         if cause.get("reason") == "ExitCode":
             return int(cause.get("message", "1"))
+    # Runtimes that do not report NonZeroExitCode (kwok's local exec among them) end the
+    # message with the wait status of the command instead.
+    match = _EXIT_STATUS.search(str(status.get("message") or ""))
+    if match:
+        return int(match.group(1))
     raise ApiError(
         f"exec failed: {status.get('message') or status.get('reason') or 'unknown error'}",
         command=command,

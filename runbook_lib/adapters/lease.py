@@ -40,10 +40,12 @@ class LockInfo:
     warning: str | None = None
 
 
-def _micro_time(at: datetime) -> str:
-    # Lease times are MicroTime: RFC 3339 with exactly six fractional digits. The client's
-    # model serialiser drops the fraction when it is zero, which the API server rejects.
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _micro_time(at: datetime) -> datetime:
+    # Lease times are MicroTime, which the API server parses only with six fractional digits.
+    # The client serialises datetimes with ``isoformat()``, which drops a zero fraction, so a
+    # whole-second time is nudged by one microsecond (irrelevant against a TTL in seconds).
+    at = at.astimezone(UTC)
+    return at if at.microsecond else at.replace(microsecond=1)
 
 
 def _aware(at: Any) -> datetime | None:

@@ -21,8 +21,10 @@ __all__ = [
     "PENDING_STATUSES",
     "Revision",
     "RollbackTarget",
+    "bad_revision",
     "parse_history",
     "resolve_target",
+    "revisions_needing_values",
 ]
 
 # A revision with one of these statuses was applied completely at some point.
@@ -141,6 +143,31 @@ def _same_release_content(
     return dict(values[a.number]) == dict(values[b.number])
 
 
+def bad_revision(history: Sequence[Revision]) -> Revision:
+    """The deploy being undone: the newest revision not made by ``helm rollback``."""
+    ordered = sorted(history, key=lambda r: r.number)
+    return next((r for r in reversed(ordered) if r.rolled_back_to is None), ordered[-1])
+
+
+def revisions_needing_values(history: Sequence[Revision]) -> list[int]:
+    """The revisions whose values ``resolve_target`` may compare (fetch only these).
+
+    Values only decide between revisions with equal chart and app version: the bad one and
+    the good ones that look like it (target choice), and the current one and the good ones
+    that look like it (the "already rolled back" check).
+    """
+    if not history:
+        return []
+    current = max(history, key=lambda r: r.number)
+    bad = bad_revision(history)
+    looks = {(bad.chart, bad.app_version), (current.chart, current.app_version)}
+    wanted = {bad.number, current.number}
+    wanted |= {
+        r.number for r in history if r.status in GOOD_STATUSES and (r.chart, r.app_version) in looks
+    }
+    return sorted(wanted)
+
+
 def resolve_target(
     history: Sequence[Revision],
     *,
@@ -148,53 +175,51 @@ def resolve_target(
 ) -> RollbackTarget:
     """Choose the explicit revision to roll back to (preflight, "revisions").
 
-    The current revision is the newest one. When it was itself made by ``helm rollback N``
-    and still runs N's content, the runbook has already done its job: the result has
-    ``already_rolled_back`` set and ``target`` is N. Otherwise the target is the most recent
-    earlier revision that was deployed successfully (``deployed``/``superseded``) and differs
-    from the current one in chart, app version or (when ``values_by_revision`` has both)
-    values.
+    The *bad* revision is the newest one not made by ``helm rollback`` (the deploy being
+    undone); rollbacks after it are earlier attempts to undo it. The target is the most recent
+    revision before the bad one that was deployed successfully (``deployed``/``superseded``)
+    and differs from it in chart, app version or (when ``values_by_revision`` has both)
+    values. When the current revision is a successful rollback made after the bad one and
+    already runs the target's content, ``already_rolled_back`` is set: a second run changes
+    nothing. Anchoring on the bad revision, not on the current one, means neither a failed
+    rollback nor a manual ``helm rollback <release> 0`` flipping back can make the bad
+    release the target.
 
     Raises ``PreconditionFailed`` when the history is empty, another Helm operation is
-    pending, the revision a rollback restored has been pruned, or no earlier good revision
-    differs from the current one (for instance because older revisions were pruned by
-    ``--history-max``).
+    pending, or no earlier good revision differs from the bad one (for instance because
+    older revisions were pruned by ``--history-max``).
     """
     if not history:
         raise PreconditionFailed("helm history is empty: the release does not exist")
     ordered = sorted(history, key=lambda r: r.number)
-    by_number = {r.number: r for r in ordered}
     current = ordered[-1]
     if current.status in PENDING_STATUSES:
         raise PreconditionFailed(
             f"revision {current.number} is {current.status}: another Helm operation is in "
             "progress on this release; wait for it or resolve it before rolling back"
         )
-
-    restored = current.rolled_back_to
-    if restored is not None and current.status in GOOD_STATUSES:
-        if restored not in by_number:
-            raise PreconditionFailed(
-                f"revision {current.number} is a rollback to revision {restored}, which is no "
-                f"longer in helm history (pruned); oldest kept is {ordered[0].number}"
-            )
-        source = by_number[restored]
-        if _same_release_content(current, source, values_by_revision):
-            return RollbackTarget(current=current, target=source, already_rolled_back=True)
-
-    earlier = [r for r in reversed(ordered[:-1]) if r.status in GOOD_STATUSES]
-    for candidate in earlier:
-        if not _same_release_content(candidate, current, values_by_revision):
-            return RollbackTarget(current=current, target=candidate)
-
-    kept = ", ".join(str(r.number) for r in ordered)
-    if ordered[0].number > 1:
-        reason = (
-            f"no earlier good revision differs from revision {current.number}; revisions "
-            f"before {ordered[0].number} were pruned from history (kept: {kept})"
-        )
-    else:
-        reason = (
-            f"no earlier good revision differs from revision {current.number} (history: {kept})"
-        )
-    raise PreconditionFailed(reason)
+    bad = bad_revision(ordered)
+    before_bad = [r for r in reversed(ordered) if r.number < bad.number]
+    target = next(
+        (
+            r
+            for r in before_bad
+            if r.status in GOOD_STATUSES and not _same_release_content(r, bad, values_by_revision)
+        ),
+        None,
+    )
+    if target is None:
+        kept = ", ".join(str(r.number) for r in ordered)
+        detail = f"no good revision before revision {bad.number} differs from it"
+        if ordered[0].number > 1:
+            detail += f"; revisions before {ordered[0].number} were pruned from history"
+        missing = current.rolled_back_to
+        if missing is not None and missing not in {r.number for r in ordered}:
+            detail += f"; revision {current.number} restored revision {missing}, no longer kept"
+        raise PreconditionFailed(f"{detail} (kept: {kept})")
+    done = (
+        current is not bad
+        and current.status in GOOD_STATUSES
+        and _same_release_content(current, target, values_by_revision)
+    )
+    return RollbackTarget(current=current, target=target, already_rolled_back=done)

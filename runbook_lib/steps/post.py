@@ -132,6 +132,10 @@ def _save_figures(ctx: RunContext, samples: pd.DataFrame, stem: str) -> tuple[li
     """Save the 5xx/latency figure (and the business one, if any) as ``plots/<stem>*.png``."""
     from runbook_lib import plots
 
+    # A fresh Prometheus has no data for most of the baseline window: start at the first sample.
+    present = samples.notna().any(axis=1)
+    if present.any():
+        samples = samples.loc[present.idxmax() :]
     # A replay's samples are from another day than the run's wall clock: mark only the moments
     # that fall on the plotted span, or the time axis would stretch to today.
     first, last = samples.index[0].to_pydatetime(), samples.index[-1].to_pydatetime()

@@ -135,7 +135,8 @@ def up(*, progress: Progress = _say) -> Sandbox:
             f"  release app {release.GOOD_VERSION} deployed ({time.monotonic() - started:.1f}s)"
         )
     stack = _metrics_stack()
-    if stack is not None and not _endpoints_file(ce).exists():
+    if stack is not None:
+        # Returns at once when the stack already runs; restarts it when it died.
         endpoints = stack.start(ce.state, ce.kubeconfig)
         urls = {"prometheus_url": endpoints.prometheus_url, "traffic_url": endpoints.traffic_url}
         _endpoints_file(ce).write_text(json.dumps(urls) + "\n")

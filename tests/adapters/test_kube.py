@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -54,15 +55,20 @@ def test_settled_deployment_is_rolled_out(kube: Kube, clean_sandbox: Any) -> Non
 
 
 def test_watch_follows_an_upgrade_to_completion(kube: Kube, clean_sandbox: Any) -> None:
+    watch = kube.watch_deployment("default", "app", timeout_s=120)
+    seen: list[DeploymentStatus] = [next(watch)]
+    # The watch resumes from the resourceVersion read before the upgrade: nothing is missed.
     clean_sandbox.deploy("v1.1.0", wait=False)
-    seen: list[DeploymentStatus] = []
-    for status in kube.watch_deployment("default", "app", timeout_s=120):
+    for status in watch:
         seen.append(status)
-        if rollout_state(status).done:
+        if status.generation > seen[0].generation and rollout_state(status).done:
             break
-    assert rollout_state(seen[-1]).done
-    assert any(not rollout_state(s).done for s in seen), "watch saw no intermediate state"
-    assert len(seen) == len(set(seen)), "unchanged statuses are not repeated"
+    watch.close()
+    assert rollout_state(seen[-1]).message == 'deployment "app" successfully rolled out'
+    waiting = [rollout_state(s).message for s in seen[1:-1]]
+    assert waiting, "watch saw no intermediate state"
+    assert all(m.startswith("Waiting for deployment") for m in waiting)
+    assert all(a != b for a, b in itertools.pairwise(seen)), "unchanged statuses not repeated"
     pods = kube.pods("default", "app=api")
     assert image_mismatches(pods, (BAD,)) == []
     lines = image_mismatches(pods, (GOOD,))

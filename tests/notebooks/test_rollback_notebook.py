@@ -303,10 +303,12 @@ def test_healthy_release_needs_no_rollback(clean_sandbox: Sandbox, tmp_path: Pat
 def test_recovery_that_fails_escalates_and_keeps_evidence(
     bad_release: Sandbox, tmp_path: Path
 ) -> None:
-    # The good version still serves ~0.05% errors; demanding 0.001% can never be met.
+    # With rates over 1 minute, the bad version's errors stay in the window for about a minute
+    # after the rollout, so the ratio cannot be below 0.001% (the good version alone serves
+    # ~0.05%) within 20 s: recovery must fail.
     params = _sandbox_params(
         bad_release, confirm=True, recovery_error_ratio=0.00001, recovery_within_s=20.0,
-        notify_file=tmp_path / "notifications.txt",
+        prometheus_rate_window="1m", notify_file=tmp_path / "notifications.txt",
     )  # fmt: skip
     result, incident = _run(tmp_path, params, env=bad_release.env)
     assert result.returncode == 1

@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from runbook_lib.core.revisions import Revision, parse_history, resolve_target
+from runbook_lib.core.revisions import (
+    Revision,
+    parse_history,
+    resolve_target,
+    revisions_needing_values,
+)
 from runbook_lib.errors import AdapterError, PreconditionFailed
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -155,7 +160,7 @@ def test_values_difference_makes_same_chart_a_candidate() -> None:
     )
     values = {1: {"replicas": 3}, 2: {"replicas": 3, "bad": True}, 3: {"replicas": 3, "bad": True}}
     assert resolve_target(revs, values_by_revision=values).target.number == 1
-    with pytest.raises(PreconditionFailed, match="no earlier good revision"):
+    with pytest.raises(PreconditionFailed, match="no good revision before"):
         resolve_target(revs)  # without values the three revisions look identical
 
 
@@ -201,17 +206,75 @@ def test_rollback_whose_values_differ_from_its_source_is_not_treated_as_done() -
     )
     result = resolve_target(revs, values_by_revision={1: {"a": 1}, 2: {"a": 2}, 3: {"a": 9}})
     assert not result.already_rolled_back
-    assert result.target.number == 2
+    assert result.target.number == 1
+
+
+@pytest.mark.parametrize(
+    ("rows", "target", "done"),
+    [
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "superseded", "v1.1.0"),
+                row(3, "failed", "v1.0.0", description="Rollback to 1"),
+            ],
+            1,
+            False,
+            id="failed-rollback-retried-not-flipped",
+        ),
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "superseded", "v1.1.0"),
+                row(3, "superseded", "v1.0.0", description="Rollback to 1"),
+                row(4, "deployed", "v1.1.0", description="Rollback to 2"),
+            ],
+            1,
+            False,
+            id="manual-rollback-0-flipped-back-to-bad",
+        ),
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "superseded", "v1.1.0"),
+                row(3, "superseded", "v1.0.0", description="Rollback to 1"),
+                row(4, "deployed", "v1.2.0"),
+            ],
+            3,
+            False,
+            id="new-bad-deploy-after-a-rollback",
+        ),
+        pytest.param(
+            [
+                row(1, "superseded", "v1.0.0"),
+                row(2, "superseded", "v1.1.0"),
+                row(3, "superseded", "v1.0.0", description="Rollback to 1"),
+                row(4, "superseded", "v1.2.0"),
+                row(5, "deployed", "v1.0.0", description="Rollback to 1"),
+            ],
+            3,
+            True,
+            id="manual-rollback-to-same-content-counts-as-done",
+        ),
+    ],
+)
+def test_target_is_anchored_on_the_bad_deploy_not_on_rollbacks(
+    rows: list[dict[str, Any]], target: int, done: bool
+) -> None:
+    result = resolve_target(history(*rows))
+    assert result.target.number == target
+    assert result.already_rolled_back is done
+    assert result.current.number == rows[-1]["revision"]
 
 
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
         pytest.param([], "empty", id="no-release"),
-        pytest.param([row(1, "deployed", "v1.0.0")], "no earlier good revision", id="only-one"),
+        pytest.param([row(1, "deployed", "v1.0.0")], "no good revision before", id="only-one"),
         pytest.param(
             [row(1, "failed", "v1.0.0"), row(2, "deployed", "v1.1.0")],
-            "no earlier good revision",
+            "no good revision before",
             id="only-failed-earlier",
         ),
         pytest.param(
@@ -224,7 +287,7 @@ def test_rollback_whose_values_differ_from_its_source_is_not_treated_as_done() -
                 row(12, "superseded", "v1.1.0"),
                 row(13, "deployed", "v1.0.0", description="Rollback to 11"),
             ],
-            "no longer in helm history",
+            "no longer kept",
             id="pruned-rollback-source",
         ),
         pytest.param(
@@ -251,3 +314,19 @@ def test_helm4_rollback_revision_field_wins_over_a_custom_description() -> None:
     result = resolve_target(revs)
     assert result.already_rolled_back
     assert result.target.number == 1
+
+
+def test_values_are_fetched_only_where_they_can_decide() -> None:
+    revs = history(
+        row(1, "superseded", "v1.0.0"),
+        row(2, "superseded", "v1.1.0"),
+        row(3, "failed", "v1.1.0"),
+        row(4, "superseded", "v1.1.0"),
+        row(5, "deployed", "v1.0.0", description="Rollback to 1"),
+    )
+    # bad = 4 (v1.1.0): 2 looks like it; current = 5 (v1.0.0): 1 looks like it; 3 failed.
+    assert revisions_needing_values(revs) == [1, 2, 4, 5]
+    values = {1: {"t": "a"}, 2: {"t": "b"}, 4: {"t": "b"}, 5: {"t": "a"}}
+    result = resolve_target(revs, values_by_revision=values)
+    assert (result.target.number, result.already_rolled_back) == (1, True)
+    assert revisions_needing_values([]) == []
