@@ -144,7 +144,12 @@ def _same_release_content(
 
 
 def bad_revision(history: Sequence[Revision]) -> Revision:
-    """The deploy being undone: the newest revision not made by ``helm rollback``."""
+    """The deploy being undone: the newest revision not made by ``helm rollback``.
+
+    Raises ``PreconditionFailed`` for an empty history (no such release).
+    """
+    if not history:
+        raise PreconditionFailed("helm history is empty: the release does not exist")
     ordered = sorted(history, key=lambda r: r.number)
     return next((r for r in reversed(ordered) if r.rolled_back_to is None), ordered[-1])
 

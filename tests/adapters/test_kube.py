@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_faults import Blackhole, Forwarder, api_port, free_port, kubeconfig_via
+from cluster_faults import (
+    Blackhole,
+    Forwarder,
+    api_port,
+    free_port,
+    kubeconfig_via,
+    service_account_kubeconfig,
+)
 
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.core.images import image_mismatches
@@ -102,6 +109,24 @@ def test_hanging_api_times_out_retryable(sandbox: Any, tmp_path: Path) -> None:
     finally:
         hole.close()
     assert info.value.retryable
+
+
+def test_watch_without_watch_permission_fails_at_once(sandbox: Any, tmp_path: Path) -> None:
+    sleep = CountingSleep()
+    with (
+        service_account_kubeconfig(
+            sandbox, tmp_path / "kc", verbs="get", resource="deployments.apps"
+        ) as config,
+        Kube(kubeconfig=config, context=sandbox.context) as limited,
+    ):
+        watch = limited.watch_deployment("default", "app", timeout_s=30, sleep=sleep)
+        assert next(watch).name == "app"  # get is allowed
+        with pytest.raises(ApiError) as info:
+            next(watch)
+    assert info.value.status == 403
+    assert not info.value.retryable
+    assert 'cannot watch resource "deployments"' in info.value.stderr
+    assert sleep.calls == []  # a permission error is not waited out
 
 
 class CountingSleep:

@@ -7,13 +7,15 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_faults import service_account_kubeconfig
 
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.lease import LockInfo, ReleaseLock, lease_name
-from runbook_lib.errors import LockHeld, ParameterError
+from runbook_lib.errors import ApiError, LockHeld, ParameterError
 
 pytestmark = pytest.mark.sandbox
 
@@ -134,3 +136,29 @@ def test_two_runs_racing_get_exactly_one_lock(kube: Kube, sandbox: Any, release:
 def test_bad_parameters_listed(kube: Kube, release_name: str, holder: str, problem: str) -> None:
     with pytest.raises(ParameterError, match=problem):
         lock(kube, release_name, holder)
+
+
+@pytest.fixture
+def deployments_only(sandbox: Any, tmp_path: Path) -> Iterator[Kube]:
+    """A client for a ServiceAccount that may read deployments and nothing else."""
+    with (
+        service_account_kubeconfig(
+            sandbox, tmp_path / "kc", verbs="get,list,watch", resource="deployments.apps"
+        ) as config,
+        Kube(kubeconfig=config, context=sandbox.context) as limited,
+    ):
+        yield limited
+
+
+def test_missing_lease_permission_is_named_and_not_retried(
+    deployments_only: Kube, kube: Kube, release: str
+) -> None:
+    assert deployments_only.deployment_status("default", "app").name == "app"
+    with pytest.raises(ApiError) as info:
+        lock(deployments_only, release, "alice").acquire(T0)
+    err = info.value
+    assert err.status == 403
+    assert not err.retryable
+    assert 'cannot get resource "leases"' in err.stderr
+    assert 'API group "coordination.k8s.io"' in err.stderr
+    assert lock(kube, release, "admin").holder_now() is None  # nothing was created

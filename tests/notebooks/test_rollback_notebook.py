@@ -235,6 +235,27 @@ def _wait_for_breach(sandbox: Sandbox, *, above: float = 0.02, timeout_s: float 
     pytest.fail(f"the sandbox's error ratio did not rise above {above} in {timeout_s} s")
 
 
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+
+
+def _service_repo(tmp_path: Path) -> Path:
+    """The service's source: v1.0.0 tagged, the bad v1.1.0 on top."""
+    repo = tmp_path / "service"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    for version in ("v1.0.0", "v1.1.0"):
+        (repo / "VERSION").write_text(version)
+        _git(repo, "add", "VERSION")
+        _git(repo, "commit", "-q", "-m", f"release {version}")
+        _git(repo, "tag", version)
+    return repo
+
+
 @pytest.fixture
 def bad_release(clean_sandbox: Sandbox) -> Sandbox:
     clean_sandbox.deploy("v1.1.0")
@@ -251,11 +272,18 @@ def bad_release(clean_sandbox: Sandbox) -> Sandbox:
 def test_bad_deploy_is_rolled_back_and_evidence_verifies(
     bad_release: Sandbox, tmp_path: Path
 ) -> None:
+    repo = _service_repo(tmp_path)
     result, incident = _run(
-        tmp_path, _sandbox_params(bad_release, confirm=True), env=bad_release.env
+        tmp_path,
+        _sandbox_params(bad_release, confirm=True, fix_forward_repo=repo),
+        env=bad_release.env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert _pod_images(bad_release) == {"registry.local/api:v1.0.0"}
+    # Fix forward: the chart's commit is not in this repository, the v1.0.0 tag is.
+    tagged = _git(repo, "rev-parse", "v1.0.0^{commit}")
+    assert _git(repo, "rev-parse", "fix/INC-TEST") == tagged
+    assert "fix/INC-TEST" in (incident / "postmortem.md").read_text()
     record = json.loads((incident / "record.json").read_text())
     assert record["outcome"] == "recovered"
     assert (record["bad_version"], record["good_version"]) == ("v1.1.0", "v1.0.0")
