@@ -79,60 +79,79 @@ def schema_on_host(sb: Sandbox) -> int:
 # -- the API server stops during the rollout wait --------------------------------------------
 
 
-class ApiServer:
-    """The sandbox's kube-apiserver process, stopped and started again from its own command
-    line (the same binary, flags, working directory and environment)."""
+class Process:
+    """One control-plane process of the sandbox, restartable from its own command line (the
+    same binary, flags, working directory and environment), with kwokctl's pid file kept
+    current so `sandbox down` still stops it."""
 
-    def __init__(self, sb: Sandbox) -> None:
+    def __init__(self, sb: Sandbox, name: str) -> None:
         self.sb = sb
-        self.pid_file = next((sb.state_dir / "kwok").rglob("kube-apiserver.pid"), None)
-        self.pid = self._find_pid()
+        self.name = name
+        self.pid_file = next((sb.state_dir / "kwok").rglob(f"pids/{name}.pid"))
+        self.pid = int(self.pid_file.read_text().strip())
         proc = Path(f"/proc/{self.pid}")
         self.argv = [a for a in (proc / "cmdline").read_bytes().decode().split("\0") if a]
         self.cwd = os.readlink(proc / "cwd")
         pairs = (proc / "environ").read_bytes().decode().split("\0")
         self.env = dict(p.split("=", 1) for p in pairs if "=" in p)
 
-    def _find_pid(self) -> int:
-        if self.pid_file is not None and self.pid_file.read_text().strip().isdigit():
-            return int(self.pid_file.read_text().strip())
-        port = self.sb.kubeconfig.read_text().split("127.0.0.1:")[1][:5]
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                try:
-                    cmd = (proc / "cmdline").read_bytes().decode()
-                except OSError:
-                    continue
-                if "kube-apiserver" in cmd and f"--secure-port={port}" in cmd:
-                    return int(proc.name)
-        raise AssertionError("kube-apiserver process of the sandbox not found")
+    def alive(self) -> bool:
+        try:
+            return bool(Path(f"/proc/{self.pid}/cmdline").read_bytes())  # empty for a zombie
+        except OSError:
+            return False
 
     def stop(self) -> None:
         os.kill(self.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        while Path(f"/proc/{self.pid}/cmdline").exists() and time.monotonic() < deadline:
-            if not Path(f"/proc/{self.pid}/cmdline").read_bytes():  # a zombie: gone
-                break
+        while self.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def start(self) -> None:
-        log = self.sb.state_dir / "logs" / "kube-apiserver-restarted.log"
+        log = self.sb.state_dir / "logs" / f"{self.name}-restarted.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.pid = proc.pid
-        if self.pid_file is not None:
-            self.pid_file.write_text(str(proc.pid))  # so `sandbox down` stops this one
+        self.pid_file.write_text(str(proc.pid))
+
+
+class ApiServer:
+    """Stops the sandbox's kube-apiserver and starts it again.
+
+    The controller manager and scheduler exit when they cannot renew their leader lease while
+    the API is gone (on a real node the kubelet restarts them); ``start`` does the same for
+    whichever of them exited, so the cluster can finish the rollout afterwards.
+    """
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.api = Process(sb, "kube-apiserver")
+        self.controllers = [Process(sb, n) for n in ("kube-controller-manager", "kube-scheduler")]
+
+    def stop(self) -> None:
+        self.api.stop()
+
+    def start(self) -> None:
+        self.api.start()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while True:
             try:
                 if self.sb.kubectl("get", "--raw", "/readyz", timeout_s=5).strip() == "ok":
-                    return
+                    break
             except Exception:  # not up yet
+                if time.monotonic() > deadline:
+                    raise AssertionError("kube-apiserver did not come back within 60 s") from None
                 time.sleep(0.5)
-        raise AssertionError("kube-apiserver did not come back within 60 s")
+        # A controller notices the lost lease up to its renew deadline (10 s) later.
+        watch_until = time.monotonic() + 15
+        while time.monotonic() < watch_until:
+            for controller in self.controllers:
+                if not controller.alive():
+                    controller.start()
+            time.sleep(0.5)
 
     def start_after(self, delay_s: float) -> threading.Thread:
         def later() -> None:
@@ -153,7 +172,7 @@ def test_api_server_back_in_time_rollout_still_verified(
         step(ctx)
     api = ApiServer(sb)
     api.stop()
-    restarted = api.start_after(4.0)  # short: the controllers give up after ~10 s without it
+    restarted = api.start_after(4.0)
     try:
         rollout = steps.wait_for_rollout(ctx)
     finally:
