@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,30 +49,6 @@ def say(text: str) -> None:
 
 def runbook(*args: str, env: dict[str, str] | None = None) -> None:
     subprocess.run([RUNBOOK, *args], check=True, env=env)
-
-
-def wait_for_breach(prometheus_url: str, deployed_at: datetime) -> float:
-    """Poll Prometheus until the demo-length rules would fire; returns the seconds waited."""
-    from runbook_lib.adapters.prometheus import PrometheusSource
-    from runbook_lib.core.decision import evaluate
-    from runbook_lib.core.thresholds import Thresholds
-
-    thresholds = Thresholds(sustain_s=DEMO_SUSTAIN_S)
-    source = PrometheusSource(prometheus_url, rate_window=DEMO_RATE_WINDOW)
-    started = time.monotonic()
-    while time.monotonic() - started < BREACH_TIMEOUT_S:
-        now = datetime.now(UTC)
-        samples = source.query_range(deployed_at - timedelta(minutes=2), now, 2.0)
-        decision = evaluate(samples, deployed_at=deployed_at, now=now, thresholds=thresholds)
-        ratio = samples["error_ratio"].dropna()
-        latest = f"{ratio.iloc[-1]:.2%}" if len(ratio) else "n/a"
-        if decision.rollback:
-            say(f"breach confirmed: {', '.join(t.rule for t in decision.triggers)} "
-                f"(5xx ratio {latest})")  # fmt: skip
-            return time.monotonic() - started
-        say(f"waiting for the breach to last {thresholds.sustain_s:.0f} s: 5xx ratio {latest}")
-        time.sleep(5)
-    raise SystemExit(f"no breach within {BREACH_TIMEOUT_S:.0f} s: is the traffic model running?")
 
 
 def summary(incident_dir: Path) -> list[str]:
@@ -113,11 +89,19 @@ def main() -> int:
 
     say("deploying v1.1.0, the bad release")
     runbook("sandbox", "deploy", "v1.1.0")
-    from runbook_lib.core.revisions import parse_history
+    from runbook_lib.core.thresholds import Thresholds
+    from runbook_sandbox.breach import last_deploy_time, wait_for_breach
 
-    history = parse_history(sandbox.helm("history", "app", "-o", "json"))
-    current = max(history, key=lambda r: r.number)
-    waited = wait_for_breach(sandbox.prometheus_url, current.updated)
+    deployed_at = last_deploy_time(sandbox.helm("history", "app", "-o", "json"))
+    decision, waited = wait_for_breach(
+        sandbox.prometheus_url,
+        deployed_at,
+        thresholds=Thresholds(sustain_s=DEMO_SUSTAIN_S),
+        rate_window=DEMO_RATE_WINDOW,
+        timeout_s=BREACH_TIMEOUT_S,
+        progress=say,
+    )
+    say(f"breach confirmed: {', '.join(t.rule for t in decision.triggers)}")
 
     output = Path(os.environ.get("RUNBOOK_DEMO_OUTPUT", REPO / "evidence"))
     incident = f"demo-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"

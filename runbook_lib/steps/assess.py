@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from runbook_lib.core.decision import Decision, evaluate
+from runbook_lib.core.revisions import Revision, resolve_target
+from runbook_lib.errors import PreconditionFailed, RunbookError
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.span import step_span
 from runbook_lib.timeline import EventKind
@@ -71,6 +73,19 @@ def _latest(samples: object, column: str) -> float | None:
     return float(samples[column].dropna().iloc[-1])
 
 
+def _prefetch_target_manifest(ctx: RunContext, history: list[Revision]) -> None:
+    """Read the likely rollback target's manifest now, off the decision-to-rollout clock.
+
+    Only a cache: preflight resolves the target again from a fresh history and uses this only
+    for that same revision number (manifests are immutable). Failures are left to preflight.
+    """
+    try:
+        number = resolve_target(history).target.number
+        ctx.state.manifests[number] = ctx.helm.manifest(ctx.params.release, number)
+    except RunbookError:
+        pass
+
+
 def assess(ctx: RunContext) -> Assessment:
     """Runbook "When to Rollback": read the samples since before the last deploy.
 
@@ -85,6 +100,7 @@ def assess(ctx: RunContext) -> Assessment:
         else:
             history = ctx.helm.history(p.release)
             ctx.state.history = tuple(history)
+            _prefetch_target_manifest(ctx, history)
             current = max(history, key=lambda r: r.number)
             deployed_at, source = current.updated, f"helm history revision {current.number}"
         th = p.thresholds
@@ -118,8 +134,6 @@ def decide(ctx: RunContext) -> Verdict:
     is "no rollback", every later step records "skipped: no rollback needed" and returns.
     Raises ``PreconditionFailed`` when ``assess`` has not run.
     """
-    from runbook_lib.errors import PreconditionFailed
-
     p = ctx.params
     with step_span(ctx, "decide"):
         if ctx.state.samples is None or ctx.state.deployed_at is None:

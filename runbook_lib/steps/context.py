@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -18,18 +19,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runbook_lib.adapters import notify
+from runbook_lib.adapters.access import preload_clients
+from runbook_lib.adapters.helm import Helm
+from runbook_lib.adapters.kube import Kube
+from runbook_lib.adapters.metrics import MetricsSource
+from runbook_lib.adapters.prometheus import PrometheusSource
+from runbook_lib.adapters.replay import ReplaySource
 from runbook_lib.core.redact import Redactor
 from runbook_lib.steps.params import RunParams, build_params
 from runbook_lib.timeline import EventKind, Timeline
 
+# The adapters are imported here, not on first use: loading the Kubernetes client takes a
+# noticeable fraction of a second, which belongs before the decision, not on the clock after it.
+
 if TYPE_CHECKING:
     import pandas as pd
 
-    from runbook_lib.adapters.helm import Helm
-    from runbook_lib.adapters.kube import Kube
     from runbook_lib.adapters.lease import LockInfo, ReleaseLock
-    from runbook_lib.adapters.metrics import MetricsSource
-    from runbook_lib.adapters.notify import Notifier
     from runbook_lib.core.decision import Decision
     from runbook_lib.core.revisions import Revision, RollbackTarget
     from runbook_lib.steps.plan import Plan
@@ -64,6 +71,9 @@ class RunState:
     history: tuple[Revision, ...] = ()
     target: RollbackTarget | None = None
     expected_images: tuple[str, ...] = ()
+    # A revision's manifest never changes once written, so one read before the decision
+    # (by assess) saves a helm call between the decision and the rollout.
+    manifests: dict[int, str] = field(default_factory=dict)
     plan: Plan | None = None
     lock: ReleaseLock | None = None
     lock_info: LockInfo | None = None
@@ -111,8 +121,6 @@ class RunContext:
 
     @cached_property
     def helm(self) -> Helm:
-        from runbook_lib.adapters.helm import Helm
-
         p = self.params
         return Helm(
             binary=p.helm_binary,
@@ -124,19 +132,13 @@ class RunContext:
 
     @cached_property
     def kube(self) -> Kube:
-        from runbook_lib.adapters.kube import Kube
-
         return Kube(kubeconfig=self.params.kubeconfig, context=self.params.context)
 
     @cached_property
     def metrics(self) -> MetricsSource:
         p = self.params
         if p.replay_csv:
-            from runbook_lib.adapters.replay import ReplaySource
-
             return ReplaySource(Path(p.replay_csv))
-        from runbook_lib.adapters.prometheus import PrometheusSource
-
         assert p.prometheus_url is not None
         return PrometheusSource(
             p.prometheus_url,
@@ -146,11 +148,9 @@ class RunContext:
         )
 
     @cached_property
-    def notifiers(self) -> tuple[tuple[str, Notifier], ...]:
-        from runbook_lib.adapters import notify
-
+    def notifiers(self) -> tuple[tuple[str, notify.Notifier], ...]:
         p = self.params
-        chosen: list[tuple[str, Notifier]] = []
+        chosen: list[tuple[str, notify.Notifier]] = []
         if p.slack_webhook_url:
             chosen.append(
                 ("slack", notify.SlackWebhook(p.slack_webhook_url, timeout_s=p.notify_timeout_s))
@@ -193,6 +193,7 @@ def start_run(
     Raises ``ParameterError`` listing every invalid parameter.
     """
     validated = build_params(params)
+    threading.Thread(target=preload_clients, name="preload-kube-client", daemon=True).start()
     started = clock()
     incident_id = validated.incident_id or f"rollback-{validated.release}-{started:%Y%m%dT%H%M%SZ}"
     holder = validated.lock_holder or f"{incident_id}@{getpass.getuser()}.{socket.gethostname()}"

@@ -19,8 +19,9 @@ READS: tuple[Permission, ...] = (
     Permission("list", "pods", why="verify images, find the migrator"),
     Permission("get", "pods", why="helm rollback reads the migrator pod"),
     Permission("get", "leases", "coordination.k8s.io", why="rollback lock"),
-    # The Python client execs over a websocket (an HTTP GET); newer API servers also check
-    # "create" for it, so both verbs are needed.
+    # The Python client execs over a websocket, an HTTP GET: the sandbox's 1.34 API server
+    # checks "get" (measured; "create" alone is refused). Servers with the
+    # AuthorizePodWebsocketUpgradeCreatePermission feature check "create" too, as kubectl does.
     Permission("create", "pods", subresource="exec", why="./migrate version / down"),
     Permission("get", "pods", subresource="exec", why="./migrate over a websocket"),
 )

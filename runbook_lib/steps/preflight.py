@@ -81,29 +81,37 @@ def _check_permissions(ctx: RunContext) -> None:
 
 
 def _values_needed(history: list[Revision]) -> list[int]:
-    """Revisions whose values decide the target: those that look the same as the current one.
+    """Revisions whose values ``resolve_target`` will compare: only look-alikes of the current one.
 
-    Revisions with another chart or app version differ already; fetching only the rest keeps
-    preflight to a few helm calls on long histories.
+    It scans earlier good revisions newest first and stops at the first with another chart or
+    app version, which differs without looking at values; so only the look-alikes before it (and
+    the revision a rollback restored) need ``helm get values``. Usually that is none at all:
+    every helm call here is on the clock between decision and rollout.
     """
     current = history[-1]
-    same = [
-        r.number
-        for r in history
-        if (r.status in GOOD_STATUSES or r is current)
-        and (r.chart, r.app_version) == (current.chart, current.app_version)
-    ]
-    if current.rolled_back_to is not None:
-        same.append(current.rolled_back_to)
-    return sorted(set(same))
+
+    def looks_alike(r: Revision) -> bool:
+        return (r.chart, r.app_version) == (current.chart, current.app_version)
+
+    wanted: set[int] = set()
+    by_number = {r.number: r for r in history}
+    restored = by_number.get(current.rolled_back_to or -1)
+    if restored is not None and looks_alike(restored):
+        wanted |= {current.number, restored.number}
+    for r in reversed(history[:-1]):
+        if r.status not in GOOD_STATUSES:
+            continue
+        if not looks_alike(r):
+            break
+        wanted |= {current.number, r.number}
+    return sorted(wanted)
 
 
 def _resolve(ctx: RunContext) -> None:
     p = ctx.params
     history = sorted(ctx.helm.history(p.release), key=lambda r: r.number)
     ctx.state.history = tuple(history)
-    known = {r.number for r in history}
-    wanted = [n for n in _values_needed(history) if n in known] if history else []
+    wanted = _values_needed(history) if history else []
     # Independent helm calls: run them side by side, preflight is on the clock.
     with ThreadPoolExecutor(max_workers=4) as pool:
         values: dict[int, dict[str, Any]] = dict(
@@ -111,7 +119,9 @@ def _resolve(ctx: RunContext) -> None:
         )
     target = resolve_target(history, values_by_revision=values)
     ctx.state.target = target
-    manifest = ctx.helm.manifest(p.release, target.target.number)
+    number = target.target.number
+    manifest = ctx.state.manifests.get(number) or ctx.helm.manifest(p.release, number)
+    ctx.state.manifests[number] = manifest
     ctx.state.expected_images = expected_images(manifest, name=p.deployment)
     ctx.timeline.record(
         "preflight",
@@ -129,16 +139,23 @@ def _take_lock(ctx: RunContext) -> None:
     from runbook_lib.adapters.lease import ReleaseLock
 
     p = ctx.params
-    if ctx.dry_run:
-        ctx.timeline.record(
-            "preflight", EventKind.DRY_RUN,
-            f"would take Lease runbook-rollback-{p.release} in {p.namespace} as {p.lock_holder}",
-        )  # fmt: skip
-        return
     lock = ReleaseLock(
         ctx.kube, namespace=p.namespace, release=p.release, holder=p.lock_holder,
         ttl_s=p.lock_ttl_s,
     )  # fmt: skip
+    if ctx.dry_run:
+        holder = lock.holder_now()  # a read: the rehearsal still says who would block it
+        if holder and holder != p.lock_holder:
+            ctx.timeline.record(
+                "preflight", EventKind.WARNING,
+                f"Lease {lock.name} is held by {holder!r}: a real run would stop (LockHeld) "
+                "unless that lock is stale",
+            )  # fmt: skip
+        ctx.timeline.record(
+            "preflight", EventKind.DRY_RUN,
+            f"would take Lease {lock.name} in {p.namespace} as {p.lock_holder}",
+        )  # fmt: skip
+        return
     info = lock.acquire(ctx.now())
     ctx.state.lock, ctx.state.lock_info = lock, info
     warning = getattr(info, "warning", None)
@@ -164,8 +181,12 @@ def preflight(ctx: RunContext) -> Plan | Skipped:
         return skipped
     with step_span(ctx, "preflight"):
         context, server = _guard_cluster(ctx)
-        _check_permissions(ctx)
-        _resolve(ctx)
+        # Both only read; side by side they cost the slower one, and preflight is on the clock.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            permissions = pool.submit(_check_permissions, ctx)
+            revisions = pool.submit(_resolve, ctx)
+            permissions.result()  # a missing permission is the more basic problem: first
+            revisions.result()
         _take_lock(ctx)
         assert ctx.state.target is not None
         plan = build_plan(

@@ -94,7 +94,11 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked | Skipped:
                 verdict = core_recovery.check_recovery(samples, rollout_done_at=done_at,
                                                        thresholds=th)  # fmt: skip
                 ratio = "n/a" if verdict.last_value is None else f"{verdict.last_value:.4%}"
-                line = f"  {now:%H:%M:%S} 5xx ratio {ratio}: {verdict.reason}"
+                line = (
+                    f"  {now:%H:%M:%S} 5xx ratio {ratio} (recovered below "
+                    f"{th.recovery_error_ratio:.2%} for {th.recovery_consecutive} samples: "
+                    f"{'yes' if verdict.recovered else 'not yet'})"
+                )
                 if line != shown:
                     shown = line
                     ctx.show(line)

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runbook_sandbox import paths, wrappers
-
 from runbook_lib.errors import CommandFailed
+from runbook_sandbox import paths, wrappers
 
 __all__ = ["Component", "build", "components", "missing_binaries"]
 

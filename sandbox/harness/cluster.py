@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from runbook_sandbox import paths
-
 from runbook_lib.errors import CommandFailed
+from runbook_sandbox import paths
 
 __all__ = [
     "ClusterEnv",

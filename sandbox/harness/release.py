@@ -11,10 +11,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from runbook_lib.errors import CommandFailed, ParameterError
 from runbook_sandbox import paths
 from runbook_sandbox.cluster import ClusterEnv, run
-
-from runbook_lib.errors import CommandFailed, ParameterError
 
 __all__ = [
     "GOOD_VERSION",

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
+
 from runbook_sandbox.prometheus_server import (
     INSTALL_HINT,
     PrometheusServer,

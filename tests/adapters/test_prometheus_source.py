@@ -23,13 +23,13 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, free_port
 
 from runbook_lib.adapters import metrics
 from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.core import promql
 from runbook_lib.core.promql import QuerySpec, build_queries, selector_from_labels
 from runbook_lib.errors import MetricsError, ParameterError
+from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, free_port
 
 # Per second, per service: requests by status code, cumulative latency buckets, orders.
 RATES: dict[str, dict[str, Any]] = {

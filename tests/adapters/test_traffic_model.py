@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry
+
+from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_sandbox import metrics_stack
 from runbook_sandbox.prometheus_server import (
     PrometheusServer,
@@ -38,8 +40,6 @@ from runbook_sandbox.traffic_model import (
     pod_views,
     version_mix,
 )
-
-from runbook_lib.adapters.prometheus import PrometheusSource
 
 CONFIG = load_config()
 GOOD, BAD = "v1.0.0", "v1.1.0"
@@ -214,14 +214,17 @@ def test_request_log_stays_bounded(tmp_path: Path) -> None:
     model = start_model(tmp_path, {GOOD: 1}, rate=3000, extra=["--log-max-bytes", str(limit)])
     log = tmp_path / "logs" / "api.log"
     try:
-        deadline = time.monotonic() + 30
+        # Each rotation renames api.log to api.log.1, so api.log.1 gets a new inode. Counting
+        # inode changes does not depend on polling faster than the model writes.
+        rotated = log.with_name("api.log.1")
+        deadline = time.monotonic() + 60
         rotations = 0
-        last = 0
+        last_inode = 0
         while time.monotonic() < deadline and rotations < 3:
-            size = log.stat().st_size if log.exists() else 0
-            rotations += size < last
-            last = size
-            time.sleep(0.02)
+            inode = rotated.stat().st_ino if rotated.exists() else 0
+            rotations += inode != last_inode
+            last_inode = inode
+            time.sleep(0.05)
         assert rotations >= 3, (tmp_path / "model.log").read_text()
     finally:
         stop_model(model)

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -389,23 +389,45 @@ def test_migrator_pod_missing(bad_deploy: Sandbox, tmp_path: Path) -> None:
     assert set(serving_pods(sb).values()) == {GOOD_IMAGE}  # the rollback itself stands
 
 
-def test_lease_held_by_another_run(bad_deploy: Sandbox, tmp_path: Path) -> None:
-    sb = bad_deploy
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _lease_of(sb: Sandbox, tmp_path: Path, holder: str, renewed: datetime) -> None:
+    at = renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     lease = {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": {"name": "runbook-rollback-app", "namespace": "default"},
         "spec": {
-            "holderIdentity": "alice@laptop/INC-7",
+            "holderIdentity": holder,
             "leaseDurationSeconds": 900,
-            "acquireTime": now,
-            "renewTime": now,
+            "acquireTime": at,
+            "renewTime": at,
         },
     }
     manifest = tmp_path / "lease.json"
     manifest.write_text(json.dumps(lease))
     sb.kubectl("apply", "-f", str(manifest))
+
+
+def test_stale_lease_is_taken_over_with_a_recorded_warning(
+    bad_deploy: Sandbox, tmp_path: Path
+) -> None:
+    sb = bad_deploy
+    _lease_of(sb, tmp_path, "bob@crashed-laptop/INC-3", datetime.now(UTC) - timedelta(hours=2))
+    try:
+        ctx = start(sb, tmp_path, lock_ttl_s=600.0)
+        for step in (steps.assess, steps.decide, steps.preflight):
+            step(ctx)
+        assert lease_holder(sb) == ctx.params.lock_holder
+        warnings = [e["message"] for e in events(ctx) if e["kind"] == "warning"]
+        assert any("bob@crashed-laptop/INC-3" in w and "stale" in w for w in warnings)
+        steps.finish(ctx)
+        assert lease_holder(sb) is None
+    finally:
+        sb.kubectl("delete", "lease", "runbook-rollback-app", "--ignore-not-found")
+
+
+def test_lease_held_by_another_run(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    _lease_of(sb, tmp_path, "alice@laptop/INC-7", datetime.now(UTC))
     try:
         before = snapshot(sb)
         ctx = start(sb, tmp_path)
@@ -416,5 +438,30 @@ def test_lease_held_by_another_run(bad_deploy: Sandbox, tmp_path: Path) -> None:
         assert caught.value.holder == "alice@laptop/INC-7"
         failed_step(ctx, "preflight")
         assert snapshot(sb) == before  # alice still holds it; nothing else changed
+        # A rehearsal says so too, without failing.
+        rehearsal = start(sb, tmp_path, dry_run=True, incident_id="e2e-dry")
+        for step in (steps.assess, steps.decide, steps.preflight):
+            step(rehearsal)
+        warned = [e["message"] for e in events(rehearsal) if e["kind"] == "warning"]
+        assert any("alice@laptop/INC-7" in w for w in warned)
+        assert lease_holder(sb) == "alice@laptop/INC-7"
     finally:
         sb.kubectl("delete", "lease", "runbook-rollback-app", "--ignore-not-found")
+
+
+def test_schema_not_moved_by_the_requested_amount_is_caught(
+    bad_deploy: Sandbox, tmp_path: Path
+) -> None:
+    sb = bad_deploy
+    # A mistyped command: asked to revert 1 migration, the command reverts 2.
+    ctx = start(sb, tmp_path, migrations_to_revert=1, migrate_command="./migrate down 2")
+    for step in (
+        *UP_TO_ROLLBACK, steps.helm_rollback, steps.wait_for_rollout, steps.verify_image,
+        steps.check_recovery,
+    ):  # fmt: skip
+        step(ctx)
+    with pytest.raises(VerificationFailed, match="from 2 to 0, expected down by 1"):
+        steps.revert_migrations(ctx)
+    ran = [e for e in events(ctx) if e["step"] == "revert_migrations" and "exit_code" in e["data"]]
+    assert ran[0]["data"]["exit_code"] == 0  # the command's own output is kept as evidence
+    assert lease_holder(sb) is None

@@ -133,7 +133,7 @@ def test_all_steps_pass_as_the_service_account(
 @pytest.mark.parametrize(
     ("verb", "resource", "named"),
     [
-        pytest.param("create", "pods/exec", "create pods/exec", id="no-exec"),
+        pytest.param("get", "pods/exec", "get pods/exec", id="no-exec"),
         pytest.param("patch", "deployments", "patch deployments.apps", id="no-patch-deployments"),
     ],
 )

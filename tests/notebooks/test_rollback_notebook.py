@@ -13,9 +13,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -220,19 +219,20 @@ def _helm_revisions(sandbox: Sandbox) -> int:
     return len(json.loads(sandbox.helm("history", "app", "-o", "json")))
 
 
-def _wait_for_breach(sandbox: Sandbox, *, above: float = 0.02, timeout_s: float = 120) -> None:
-    from runbook_lib.adapters.prometheus import PrometheusSource
+def _wait_for_breach(sandbox: Sandbox) -> None:
+    """Until the rules, with the test's short thresholds, fire for the latest deploy."""
+    from runbook_lib.core.thresholds import Thresholds
+    from runbook_sandbox.breach import last_deploy_time, wait_for_breach
 
-    source = PrometheusSource(sandbox.prometheus_url, rate_window="10s")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        now = datetime.now(UTC)
-        frame = source.query_range(now - timedelta(seconds=20), now, 2.0)
-        ratios = frame["error_ratio"].dropna()
-        if len(ratios) >= 8 and (ratios.tail(8) > above).all():
-            return
-        time.sleep(2)
-    pytest.fail(f"the sandbox's error ratio did not rise above {above} in {timeout_s} s")
+    deployed_at = last_deploy_time(sandbox.helm("history", "app", "-o", "json"))
+    wait_for_breach(
+        sandbox.prometheus_url,
+        deployed_at,
+        thresholds=Thresholds(sustain_s=float(SHORT["sustain_s"])),
+        rate_window=str(SHORT["prometheus_rate_window"]),
+        step_s=float(SHORT["metrics_step_s"]),
+        timeout_s=180,
+    )
 
 
 def _git(repo: Path, *args: str) -> str:

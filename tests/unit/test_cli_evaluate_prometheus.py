@@ -20,6 +20,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
+
 from runbook_sandbox.prometheus_server import (
     INSTALL_HINT,
     PrometheusServer,

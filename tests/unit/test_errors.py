@@ -1,4 +1,4 @@
-"""The error tree tells the on-call what state the world is in; its messages must carry the facts."""
+"""The error tree tells the on-call what state the world is in; messages carry the facts."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ def test_adapter_error_carries_command_stderr_and_retryability() -> None:
         returncode=1,
     )
     assert isinstance(err, errors.AdapterError)
-    assert "helm rollback app 3" in str(err) and "timed out" in str(err)
-    assert err.retryable and err.returncode == 1
+    assert "helm rollback app 3" in str(err)
+    assert "timed out" in str(err)
+    assert err.retryable
+    assert err.returncode == 1
 
 
 def test_input_file_error_names_file_row_and_column() -> None:

@@ -1,4 +1,4 @@
-"""The timeline is the source of the incident record: it must persist, redact and survive failures."""
+"""The timeline feeds the incident record: it must persist, redact and survive failures."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_span_records_failure_then_reraises(tmp_path: Path) -> None:
     kinds = [e.kind for e in tl.events]
     assert kinds == [EventKind.STEP_START, EventKind.STEP_FAILED]
     failed = tl.last("helm_rollback", EventKind.STEP_FAILED)
-    assert failed is not None and "boom" in failed.message
+    assert failed is not None
+    assert "boom" in failed.message
 
 
 def test_redaction_applies_to_messages_and_string_data(tmp_path: Path) -> None:
@@ -47,4 +48,5 @@ def test_redaction_applies_to_messages_and_string_data(tmp_path: Path) -> None:
     tl.record("notify", "warning", "webhook s3cr3t failed", url="https://x/s3cr3t", n=3)
     text = path.read_text()
     assert "s3cr3t" not in text
-    assert "[REDACTED]" in text and '"n": 3' in text
+    assert "[REDACTED]" in text
+    assert '"n": 3' in text
