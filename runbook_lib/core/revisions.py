@@ -155,21 +155,27 @@ def bad_revision(history: Sequence[Revision]) -> Revision:
 
 
 def revisions_needing_values(history: Sequence[Revision]) -> list[int]:
-    """The revisions whose values ``resolve_target`` may compare (fetch only these).
+    """The revisions whose values ``resolve_target`` will compare (fetch only these).
 
     Values only decide between revisions with equal chart and app version: the bad one and
     the good ones that look like it (target choice), and the current one and the good ones
-    that look like it (the "already rolled back" check).
+    that look like it (the "already rolled back" check). Usually no revision looks alike, so
+    nothing is fetched: every helm call here is on the clock between decision and rollout.
     """
     if not history:
         return []
     current = max(history, key=lambda r: r.number)
-    bad = bad_revision(history)
-    looks = {(bad.chart, bad.app_version), (current.chart, current.app_version)}
-    wanted = {bad.number, current.number}
-    wanted |= {
-        r.number for r in history if r.status in GOOD_STATUSES and (r.chart, r.app_version) in looks
-    }
+    wanted: set[int] = set()
+    for anchor in {bad_revision(history), current}:
+        alikes = {
+            r.number
+            for r in history
+            if r.number != anchor.number
+            and r.status in GOOD_STATUSES
+            and (r.chart, r.app_version) == (anchor.chart, anchor.app_version)
+        }
+        if alikes:
+            wanted |= alikes | {anchor.number}
     return sorted(wanted)
 
 

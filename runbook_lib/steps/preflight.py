@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbook_lib.core.images import expected_images
-from runbook_lib.core.revisions import GOOD_STATUSES, Revision, resolve_target
+from runbook_lib.core.revisions import resolve_target, revisions_needing_values
 from runbook_lib.errors import PreconditionFailed, WrongCluster
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.plan import Plan, build_plan
@@ -80,38 +80,11 @@ def _check_permissions(ctx: RunContext) -> None:
     ctx.timeline.record("preflight", EventKind.INFO, "permissions: all granted")
 
 
-def _values_needed(history: list[Revision]) -> list[int]:
-    """Revisions whose values ``resolve_target`` will compare: only look-alikes of the current one.
-
-    It scans earlier good revisions newest first and stops at the first with another chart or
-    app version, which differs without looking at values; so only the look-alikes before it (and
-    the revision a rollback restored) need ``helm get values``. Usually that is none at all:
-    every helm call here is on the clock between decision and rollout.
-    """
-    current = history[-1]
-
-    def looks_alike(r: Revision) -> bool:
-        return (r.chart, r.app_version) == (current.chart, current.app_version)
-
-    wanted: set[int] = set()
-    by_number = {r.number: r for r in history}
-    restored = by_number.get(current.rolled_back_to or -1)
-    if restored is not None and looks_alike(restored):
-        wanted |= {current.number, restored.number}
-    for r in reversed(history[:-1]):
-        if r.status not in GOOD_STATUSES:
-            continue
-        if not looks_alike(r):
-            break
-        wanted |= {current.number, r.number}
-    return sorted(wanted)
-
-
 def _resolve(ctx: RunContext) -> None:
     p = ctx.params
     history = sorted(ctx.helm.history(p.release), key=lambda r: r.number)
     ctx.state.history = tuple(history)
-    wanted = _values_needed(history) if history else []
+    wanted = revisions_needing_values(history)
     # Independent helm calls: run them side by side, preflight is on the clock.
     with ThreadPoolExecutor(max_workers=4) as pool:
         values: dict[int, dict[str, Any]] = dict(

@@ -1,4 +1,4 @@
-"""Which revisions' values preflight fetches: exactly those ``resolve_target`` compares."""
+"""Which revisions' values preflight fetches: only those ``resolve_target`` compares."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runbook_lib.core.revisions import Revision, resolve_target
-from runbook_lib.steps.preflight import _values_needed
+from runbook_lib.core.revisions import Revision, resolve_target, revisions_needing_values
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 
@@ -38,13 +37,13 @@ def _rev(number: int, app: str, status: str = "superseded", description: str = "
     ],
 )
 def test_values_fetched_only_where_they_decide(history: list[Revision], needed: list[int]) -> None:
-    assert _values_needed(history) == needed
+    assert revisions_needing_values(history) == needed
 
 
 def test_same_target_as_with_every_revisions_values() -> None:
     history = [_rev(1, "v1.0.0"), _rev(2, "v1.1.0"), _rev(3, "v1.1.0", "deployed")]
     values = {1: {"a": 1}, 2: {"a": 2}, 3: {"a": 3}}
-    subset = {n: values[n] for n in _values_needed(history)}
+    subset = {n: values[n] for n in revisions_needing_values(history)}
     full = resolve_target(history, values_by_revision=values)
     assert resolve_target(history, values_by_revision=subset) == full
     assert full.target.number == 2
