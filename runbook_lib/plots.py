@@ -246,7 +246,11 @@ def _legend(axes: Axes) -> None:
 def _time_axis(axes: Axes) -> None:
     locator = mdates.AutoDateLocator(minticks=5, maxticks=12)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
+    # Labels follow the tick spacing: HH:MM for minute ticks (an hour-long replay), HH:MM:SS
+    # for sub-minute ticks (a two-minute demo; a fixed "%H:%M" repeated one label there).
+    formatter = mdates.AutoDateFormatter(locator)  # type: ignore[no-untyped-call]
+    formatter.scaled = {1.0: "%Y-%m-%d", 1 / 1440: "%H:%M", 1 / 86400: "%H:%M:%S"}
+    axes.xaxis.set_major_formatter(formatter)
     axes.set_xlabel("time (UTC)")
 
 

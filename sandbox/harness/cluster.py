@@ -223,6 +223,24 @@ def create(ce: ClusterEnv, *, timeout_s: float = 120.0) -> None:
         ],
         timeout_s=timeout_s + 10,
     )
+    # The controller-manager creates each namespace's "default" ServiceAccount a moment after
+    # the API answers; until then admission refuses every pod ("serviceaccount not found"),
+    # so installing the chart right away fails now and then.
+    run(
+        ce,
+        [
+            "kubectl",
+            "--context",
+            ce.context,
+            "--namespace",
+            "default",
+            "wait",
+            "--for=create",
+            "serviceaccount/default",
+            f"--timeout={timeout_s:.0f}s",
+        ],
+        timeout_s=timeout_s + 10,
+    )
 
 
 def delete(ce: ClusterEnv, *, timeout_s: float = 30.0) -> None:

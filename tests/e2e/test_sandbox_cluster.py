@@ -139,15 +139,17 @@ def test_down_leaves_no_process_and_no_port(sandbox_bin_dir: Path, tmp_path: Pat
         "RUNBOOK_SANDBOX_PORT_BASE": "19400",
     }
     runbook = [str(Path(sys.executable).with_name("runbook")), "sandbox"]
-    up = subprocess.run([*runbook, "up"], env=env, capture_output=True, text=True, timeout=300)
-    assert up.returncode == 0, up.stderr
-    status = json.loads(
-        subprocess.run([*runbook, "status"], env=env, capture_output=True, text=True).stdout
-    )
-    assert status["cluster_running"]
-    assert status["pids"], "a running sandbox has processes"
-
-    down = subprocess.run([*runbook, "down"], env=env, capture_output=True, text=True)
+    try:
+        up = subprocess.run([*runbook, "up"], env=env, capture_output=True, text=True, timeout=300)
+        assert up.returncode == 0, up.stderr
+        status = json.loads(
+            subprocess.run([*runbook, "status"], env=env, capture_output=True, text=True).stdout
+        )
+        assert status["cluster_running"]
+        assert status["pids"], "a running sandbox has processes"
+    finally:
+        # Also after a failed start, so no half-started sandbox outlives the test.
+        down = subprocess.run([*runbook, "down"], env=env, capture_output=True, text=True)
 
     assert down.returncode == 0, down.stderr
     state = str((tmp_path / "state").resolve())

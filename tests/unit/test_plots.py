@@ -106,3 +106,17 @@ def test_business_plot_without_business_metrics_says_so(samples: pd.DataFrame) -
     figure = plot_business(samples[["error_ratio", "p99_latency_s"]], moments=MOMENTS)
     assert [t.get_text() for t in figure.axes[0].texts] == ["no business metrics in these samples"]
     assert png(figure).startswith(b"\x89PNG")
+
+
+def test_time_labels_stay_distinct_on_a_two_minute_span() -> None:
+    # The demo and the sandbox tests shorten the windows to seconds; every tick label used
+    # to read "11:40", leaving a reader no way to tell the moments apart.
+    start = datetime(2026, 11, 27, 11, 40, tzinfo=UTC)
+    index = pd.date_range(start, periods=60, freq="2s", tz=UTC)
+    frame = pd.DataFrame({"error_ratio": 0.05, "p99_latency_s": 1.5}, index=index)
+    moments = Moments(deployed_at=start + timedelta(seconds=10))
+    figure = plot_error_and_latency(frame, thresholds=Thresholds(), moments=moments)
+    png(figure)  # draw, so the tick labels are computed
+    labels = [t.get_text() for t in figure.axes[-1].get_xticklabels() if t.get_text()]
+    assert len(labels) >= 3
+    assert len(set(labels)) == len(labels), labels
