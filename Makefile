@@ -14,6 +14,7 @@ APT_PKGS   := prometheus sqlite3
 help:
 	@echo "make demo    - bring the sandbox up, break it, run the rollback notebook headlessly, leave evidence"
 	@echo "make test    - lint, type checks and the whole pytest suite (builds/starts the sandbox)"
+	@echo "make assess-demo - the read-only assessment notebook on the bundled bad-deploy replay"
 	@echo "make bench   - benchmarks (numbers and ratios printed)"
 	@echo "make install - Python virtualenv with the project and test tools"
 
@@ -50,6 +51,13 @@ sandbox-down: install
 
 demo: install system-deps sandbox-build
 	$(PY) scripts/demo.py
+
+# The read-only assessment on the bundled replay of a bad deploy: no cluster needed.
+assess-demo: install
+	@mkdir -p evidence/assess
+	$(VENV)/bin/papermill -k python3 --cwd notebooks notebooks/assess.ipynb evidence/assess/assess.ipynb
+	$(VENV)/bin/jupyter nbconvert --to html evidence/assess/assess.ipynb --output-dir evidence/assess
+	@echo "evidence: $$(pwd)/evidence/assess/assess.ipynb and assess.html"
 
 lint: install
 	$(VENV)/bin/ruff check .
