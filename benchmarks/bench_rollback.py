@@ -24,8 +24,22 @@ from pathlib import Path
 import runbook_sandbox
 from runbook_lib import steps
 from runbook_lib.errors import RunbookError
+from runbook_lib.timeline import EventKind, Timeline
 
 GOAL = 1.15
+TIMED_STEPS = ("preflight", "confirm", "notify", "helm_rollback", "wait_for_rollout")
+
+
+def _step_seconds(timeline_path: Path) -> dict[str, float]:
+    """Each timed step's duration, from its start and end events on the run's timeline."""
+    timeline = Timeline(timeline_path)
+    seconds = {}
+    for step in TIMED_STEPS:
+        start = timeline.first(step, EventKind.STEP_START)
+        end = timeline.last(step, EventKind.STEP_END)
+        if start and end:
+            seconds[step] = (end.at - start.at).total_seconds()
+    return seconds
 
 
 def _raw(sb: runbook_sandbox.Sandbox) -> float:
@@ -64,7 +78,7 @@ def _ours(sb: runbook_sandbox.Sandbox, out_dir: Path, round_no: int) -> float:
     started = time.perf_counter()
     for step in (steps.preflight, steps.confirm, steps.notify, steps.helm_rollback,
                  steps.wait_for_rollout):  # fmt: skip
-        step(ctx)
+        step(ctx)  # the order of TIMED_STEPS
     elapsed = time.perf_counter() - started
     steps.finish(ctx)  # releases the Lease; not part of "decision -> rollout complete"
     return elapsed
@@ -78,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     sb.reset()
     ours: list[float] = []
     raw: list[float] = []
+    breakdown: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-rollback-") as tmp:
         # One unmeasured run of each first: process warm-up (the Kubernetes client loads its
         # API modules once per process) is not a cost of each rollback.
@@ -91,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     if which == "ours":
                         ours.append(_ours(sb, Path(tmp), round_no))
+                        timeline = Path(tmp) / f"bench-{round_no}" / "timeline.jsonl"
+                        breakdown.append(_step_seconds(timeline))
                     else:
                         raw.append(_raw(sb))
                 except (RunbookError, subprocess.CalledProcessError) as err:
@@ -105,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median decision -> rollout complete: ours {med_ours:.2f} s, raw {med_raw:.2f} s")
     print(f"overhead ratio {ratio:.3f} (goal <= {GOAL}); "
           f"{'met' if ratio <= GOAL else 'NOT met'}")  # fmt: skip
+    print("median per step (ours), where the overhead goes:")
+    for step in TIMED_STEPS:
+        values = [b[step] for b in breakdown if step in b]
+        if values:
+            print(f"  {step:18} {statistics.median(values) * 1000:7.0f} ms")
     return 0
 
 
