@@ -132,10 +132,14 @@ def parse_history(json_text: str) -> list[Revision]:
     return sorted(revisions, key=lambda r: r.number)
 
 
+def _looks_alike(a: Revision, b: Revision) -> bool:
+    return (a.chart, a.app_version) == (b.chart, b.app_version)
+
+
 def _same_release_content(
     a: Revision, b: Revision, values: Mapping[int, Mapping[str, Any]] | None
 ) -> bool:
-    if (a.chart, a.app_version) != (b.chart, b.app_version):
+    if not _looks_alike(a, b):
         return False
     if values is None or a.number not in values or b.number not in values:
         # Without both values we can only compare what history shows.
@@ -155,25 +159,32 @@ def bad_revision(history: Sequence[Revision]) -> Revision:
 
 
 def revisions_needing_values(history: Sequence[Revision]) -> list[int]:
-    """The revisions whose values ``resolve_target`` will compare (fetch only these).
+    """The revisions whose values ``resolve_target`` may compare (fetch only these).
 
-    Values only decide between revisions with equal chart and app version: the bad one and
-    the good ones that look like it (target choice), and the current one and the good ones
-    that look like it (the "already rolled back" check). Usually no revision looks alike, so
-    nothing is fetched: every helm call here is on the clock between decision and rollout.
+    ``resolve_target`` scans the good revisions before the bad one, newest first, and stops at
+    the first that differs in chart or app version; only look-alikes met before that need
+    values, and only then does the target depend on them. The "already rolled back" check
+    compares the current revision with the target, so it needs values only when the current
+    revision looks like one of the possible targets. Usually nothing is fetched: every helm
+    call here is on the clock between decision and rollout.
     """
     if not history:
         return []
-    current = max(history, key=lambda r: r.number)
+    ordered = sorted(history, key=lambda r: r.number)
+    current, bad = ordered[-1], bad_revision(ordered)
+    candidates: list[Revision] = []  # the possible targets, newest first
+    for r in reversed(ordered):
+        if r.number >= bad.number or r.status not in GOOD_STATUSES:
+            continue
+        candidates.append(r)
+        if not _looks_alike(r, bad):
+            break  # differs whatever the values say: the scan ends here
     wanted: set[int] = set()
-    for anchor in {bad_revision(history), current}:
-        alikes = {
-            r.number
-            for r in history
-            if r.number != anchor.number
-            and r.status in GOOD_STATUSES
-            and (r.chart, r.app_version) == (anchor.chart, anchor.app_version)
-        }
+    anchors = [bad]
+    if current is not bad and current.status in GOOD_STATUSES:
+        anchors.append(current)
+    for anchor in anchors:
+        alikes = {c.number for c in candidates if _looks_alike(c, anchor)}
         if alikes:
             wanted |= alikes | {anchor.number}
     return sorted(wanted)
