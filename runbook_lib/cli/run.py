@@ -132,7 +132,7 @@ def run_rollback(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from runbook_lib.steps.post import collect_after_failure
+    from runbook_lib.steps.salvage import collect_after_failure
 
     params = dict(parameters)
     _check_names(notebook, params)

@@ -355,7 +355,7 @@ def test_every_notebook_parameter_reaches_the_run() -> None:
 
     import papermill
 
-    from runbook_lib.steps.post import run_params_from_notebook
+    from runbook_lib.steps.salvage import run_params_from_notebook
 
     declared = papermill.inspect_notebook(str(NOTEBOOK))
     cells = nbformat.read(NOTEBOOK, as_version=4).cells
