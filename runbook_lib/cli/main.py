@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 from runbook_lib.errors import ParameterError, RunbookError
 
-# Imported lazily by name so that `runbook evaluate` does not pay for jupyter or kubernetes.
+# Each module loads papermill, nbconvert and kubernetes only inside its command function, so
+# building the parser stays cheap.
 _SUBCOMMAND_MODULES = (
     "runbook_lib.cli.evaluate",
     "runbook_lib.cli.sandbox",
@@ -29,12 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # subcommand not built yet
-                continue
-            raise
+        module = importlib.import_module(name)
         register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
         register = module.register
         register(subparsers)
