@@ -3,8 +3,10 @@
 Raw: ``helm rollback app N`` then ``kubectl rollout status deployment/app`` (N looked up by
 hand beforehand, as the runbook's reader would). Ours: ``preflight`` (guard, permissions,
 revisions, Lease, plan), ``confirm``, ``notify``, ``helm_rollback``, ``wait_for_rollout``,
-timed from the moment ``decide`` returned. The bad version is redeployed before every
-measurement and the two take turns going first, so drift on a shared machine hits both alike.
+timed from the moment ``decide`` returned. Each of our runs is a fresh Python process, as a
+papermill run is a fresh kernel: nothing warmed by an earlier rollback (client modules, API
+connections) is counted as free. The bad version is redeployed before every measurement and the
+two take turns going first, so drift on a shared machine hits both alike.
 
 Run: ``RUNBOOK_SANDBOX_NAME=... .venv/bin/python benchmarks/bench_rollback.py --rounds 5``
 (starts or reuses the sandbox named by the environment). Goal: overhead ratio <= 1.15.
@@ -23,7 +25,6 @@ from pathlib import Path
 
 import runbook_sandbox
 from runbook_lib import steps
-from runbook_lib.errors import RunbookError
 from runbook_lib.timeline import EventKind, Timeline
 
 GOAL = 1.15
@@ -56,7 +57,7 @@ def _raw(sb: runbook_sandbox.Sandbox) -> float:
     return time.perf_counter() - started
 
 
-def _ours(sb: runbook_sandbox.Sandbox, out_dir: Path, round_no: int) -> float:
+def _ours_in_this_process(sb: runbook_sandbox.Sandbox, out_dir: Path, round_no: int) -> float:
     ctx = steps.start_run(
         expected_cluster=sb.context,
         kubeconfig=str(sb.kubeconfig),
@@ -84,19 +85,36 @@ def _ours(sb: runbook_sandbox.Sandbox, out_dir: Path, round_no: int) -> float:
     return elapsed
 
 
+def _ours(out_dir: Path, round_no: int) -> float:
+    """One run of our steps in a fresh interpreter (``--one-run``); its measured seconds."""
+    argv = [sys.executable, __file__, "--one-run", str(out_dir), str(round_no)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"round {round_no}: our run failed:\n{proc.stderr[-2000:]}")
+    return float(json.loads(proc.stdout.splitlines()[-1])["seconds"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="measurements of each (default 4)")
+    parser.add_argument("--one-run", nargs=2, metavar=("DIR", "ROUND"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one_run:  # the child: one measured run of our steps, seconds as JSON
+        attached = runbook_sandbox.attach()
+        if attached is None:
+            print("the sandbox is not up", file=sys.stderr)
+            return 1
+        seconds = _ours_in_this_process(attached, Path(args.one_run[0]), int(args.one_run[1]))
+        print(json.dumps({"seconds": seconds}))
+        return 0
     sb = runbook_sandbox.attach() or runbook_sandbox.up()
     sb.reset()
     ours: list[float] = []
     raw: list[float] = []
     breakdown: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-rollback-") as tmp:
-        # One unmeasured run of each first: process warm-up (the Kubernetes client loads its
-        # API modules once per process) is not a cost of each rollback.
-        for warm_up in (lambda: _ours(sb, Path(tmp), -1), lambda: _raw(sb)):
+        # One unmeasured run of each first, so neither pays for a cold disk cache.
+        for warm_up in (lambda: _ours(Path(tmp), -1), lambda: _raw(sb)):
             sb.deploy("v1.1.0")
             warm_up()
         for round_no in range(args.rounds):
@@ -105,12 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                 sb.deploy("v1.1.0")
                 try:
                     if which == "ours":
-                        ours.append(_ours(sb, Path(tmp), round_no))
+                        ours.append(_ours(Path(tmp), round_no))
                         timeline = Path(tmp) / f"bench-{round_no}" / "timeline.jsonl"
                         breakdown.append(_step_seconds(timeline))
                     else:
                         raw.append(_raw(sb))
-                except (RunbookError, subprocess.CalledProcessError) as err:
+                except (RuntimeError, subprocess.CalledProcessError) as err:
                     print(f"round {round_no} {which}: failed: {err}", file=sys.stderr)
                     return 1
                 print(

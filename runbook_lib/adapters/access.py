@@ -2,8 +2,16 @@
 
 Preflight uses this so a rollback never starts with a credential that would fail half-way
 (say, after ``helm rollback`` but before ``kubectl exec`` into the migrator): every missing
-permission is named before anything changes. It uses SelfSubjectAccessReview, which every
-authenticated identity may create.
+permission is named before anything changes. Every authenticated identity may create both
+reviews it uses: one SelfSubjectRulesReview lists the caller's rules in the namespace, and
+whatever those rules do not clearly grant is asked again, one SelfSubjectAccessReview each.
+
+Why both: the rules answer in one request (a few milliseconds, against about 25 ms warm and
+over 150 ms cold for the eighteen access reviews, on the clock between decision and rollout),
+but Kubernetes documents them as a summary that may be incomplete (webhook authorizers), so
+they may only say yes; every "no" comes from an access review. A yes that a later webhook
+would overrule costs nothing that skipping preflight would not: the API server still checks
+each real call.
 """
 
 from __future__ import annotations
@@ -15,8 +23,9 @@ from dataclasses import dataclass
 from kubernetes import client
 
 from runbook_lib.adapters.kube import Kube
+from runbook_lib.core.rbac_rules import Rule, granted
 
-__all__ = ["Permission", "missing_permissions", "preload_clients"]
+__all__ = ["Permission", "caller_rules", "missing_permissions", "preload_clients"]
 
 
 def preload_clients() -> None:
@@ -46,11 +55,43 @@ class Permission:
         return f"{self.verb} {qualified}"
 
 
+def caller_rules(kube: Kube, namespace: str) -> list[Rule]:
+    """The caller's resource rules in ``namespace`` (one SelfSubjectRulesReview); empty when
+    the summary is incomplete. Raises ``ApiError``."""
+    api = client.AuthorizationV1Api(kube.api_client)
+    review = client.V1SelfSubjectRulesReview(
+        spec=client.V1SelfSubjectRulesReviewSpec(namespace=namespace)
+    )
+    answer = kube.call(f"rules -n {namespace}", api.create_self_subject_rules_review, review)
+    status = answer.status
+    if status is None or status.incomplete:
+        return []  # only a complete summary may settle anything
+    return [
+        Rule(
+            verbs=tuple(rule.verbs or ()),
+            api_groups=tuple(rule.api_groups or ()),
+            resources=tuple(rule.resources or ()),
+            resource_names=tuple(rule.resource_names or ()),
+        )
+        for rule in status.resource_rules or ()
+    ]
+
+
 def missing_permissions(
     kube: Kube, namespace: str, wanted: Sequence[Permission]
 ) -> list[Permission]:
     """The permissions in ``wanted`` that the kubeconfig's identity does not have in
     ``namespace`` (preflight). Raises ``ApiError`` when the API cannot answer."""
+    rules = caller_rules(kube, namespace)
+    unsettled = [
+        p
+        for p in wanted
+        if not granted(
+            rules, verb=p.verb, group=p.group, resource=p.resource, subresource=p.subresource
+        )
+    ]
+    if not unsettled:
+        return []
     api = client.AuthorizationV1Api(kube.api_client)
 
     def allowed(permission: Permission) -> bool:
@@ -72,5 +113,5 @@ def missing_permissions(
 
     # One small request each; asked side by side so the check stays short before a rollback.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(allowed, wanted))
-    return [p for p, ok in zip(wanted, answers, strict=True) if not ok]
+        answers = list(pool.map(allowed, unsettled))
+    return [p for p, ok in zip(unsettled, answers, strict=True) if not ok]

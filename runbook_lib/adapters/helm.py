@@ -76,7 +76,8 @@ class Helm:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _resolved_binary(self) -> str:
+    def locate(self) -> str:
+        """The helm binary's path. Raises ``CommandFailed`` (not retryable) when it is missing."""
         search_path = (self.env or os.environ).get("PATH")
         found = shutil.which(self.binary, path=search_path)
         if found is None:
@@ -103,7 +104,7 @@ class Helm:
     def _run(self, args: Sequence[str], *, timeout_s: float | None = None) -> str:
         argv = self.command(*args)
         shown = shlex.join(argv)
-        argv[0] = self._resolved_binary()
+        argv[0] = self.locate()
         limit = self.timeout_s if timeout_s is None else timeout_s
         try:
             proc = subprocess.run(  # an argv list and no shell: names cannot inject commands
@@ -158,6 +159,14 @@ class Helm:
                 )
             self._major = int(match.group(1))
         return self._major
+
+    def storage_driver(self) -> str:
+        """Where this helm keeps release records: ``HELM_DRIVER`` of its environment, normalised
+        (``secret`` when unset, as Helm does). Preflight reads the records directly only for
+        ``secret``."""
+        driver = (self.env if self.env is not None else os.environ).get("HELM_DRIVER", "")
+        driver = driver.strip().lower()
+        return {"": "secret", "secrets": "secret", "configmaps": "configmap"}.get(driver, driver)
 
     def history(self, release: str) -> list[Revision]:
         """``helm history <release> -o json`` as revisions, oldest first (preflight, revisions).

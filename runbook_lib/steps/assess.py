@@ -9,6 +9,7 @@ from runbook_lib.core.decision import Decision, evaluate
 from runbook_lib.core.revisions import Revision, resolve_target
 from runbook_lib.errors import PreconditionFailed, RunbookError
 from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.release_source import ReleaseSource, release_source
 from runbook_lib.steps.span import step_span
 from runbook_lib.timeline import EventKind
 
@@ -73,7 +74,9 @@ def _latest(samples: object, column: str) -> float | None:
     return float(samples[column].dropna().iloc[-1])
 
 
-def _prefetch_target_manifest(ctx: RunContext, history: list[Revision]) -> None:
+def _prefetch_target_manifest(
+    ctx: RunContext, source: ReleaseSource, history: list[Revision]
+) -> None:
     """Read the likely rollback target's manifest now, off the decision-to-rollout clock.
 
     Only a cache: preflight resolves the target again from a fresh history and uses this only
@@ -81,7 +84,7 @@ def _prefetch_target_manifest(ctx: RunContext, history: list[Revision]) -> None:
     """
     try:
         number = resolve_target(history).target.number
-        ctx.state.manifests[number] = ctx.helm.manifest(ctx.params.release, number)
+        ctx.state.manifests[number] = source.manifest(ctx.params.release, number)
     except RunbookError:
         pass
 
@@ -98,9 +101,10 @@ def assess(ctx: RunContext) -> Assessment:
         if p.deployed_at is not None:
             deployed_at, source = p.deployed_at, "parameter"
         else:
-            history = ctx.helm.history(p.release)
+            releases = release_source(ctx, "assess")
+            history = releases.history(p.release)
             ctx.state.history = tuple(history)
-            _prefetch_target_manifest(ctx, history)
+            _prefetch_target_manifest(ctx, releases, history)
             current = max(history, key=lambda r: r.number)
             deployed_at, source = current.updated, f"helm history revision {current.number}"
         th = p.thresholds

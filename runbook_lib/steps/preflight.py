@@ -12,6 +12,7 @@ from runbook_lib.core.revisions import resolve_target, revisions_needing_values
 from runbook_lib.errors import PreconditionFailed, WrongCluster
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.plan import Plan, build_plan
+from runbook_lib.steps.release_source import release_source
 from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
 from runbook_lib.timeline import EventKind
 
@@ -82,18 +83,20 @@ def _check_permissions(ctx: RunContext) -> None:
 
 def _resolve(ctx: RunContext) -> None:
     p = ctx.params
-    history = sorted(ctx.helm.history(p.release), key=lambda r: r.number)
+    source = release_source(ctx, "preflight")
+    history = sorted(source.history(p.release), key=lambda r: r.number)
     ctx.state.history = tuple(history)
     wanted = revisions_needing_values(history)
-    # Independent helm calls: run them side by side, preflight is on the clock.
+    # Through the helm CLI these are independent processes: side by side, preflight is on
+    # the clock. (A snapshot of the records answers at once.)
     with ThreadPoolExecutor(max_workers=4) as pool:
         values: dict[int, dict[str, Any]] = dict(
-            zip(wanted, pool.map(lambda n: ctx.helm.values(p.release, n), wanted), strict=True)
+            zip(wanted, pool.map(lambda n: source.values(p.release, n), wanted), strict=True)
         )
     target = resolve_target(history, values_by_revision=values)
     ctx.state.target = target
     number = target.target.number
-    manifest = ctx.state.manifests.get(number) or ctx.helm.manifest(p.release, number)
+    manifest = ctx.state.manifests.get(number) or source.manifest(p.release, number)
     ctx.state.manifests[number] = manifest
     ctx.state.expected_images = expected_images(manifest, name=p.deployment)
     ctx.timeline.record(
@@ -154,6 +157,9 @@ def preflight(ctx: RunContext) -> Plan | Skipped:
         return skipped
     with step_span(ctx, "preflight"):
         context, server = _guard_cluster(ctx)
+        # The revisions may be read without helm, but the rollback needs it: a missing binary
+        # must stop the run here, before the Lease is taken and the team is told.
+        ctx.helm.locate()
         # Both only read; side by side they cost the slower one, and preflight is on the clock.
         with ThreadPoolExecutor(max_workers=2) as pool:
             permissions = pool.submit(_check_permissions, ctx)

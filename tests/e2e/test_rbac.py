@@ -17,7 +17,11 @@ import pytest
 import yaml
 
 from runbook_lib import steps
+from runbook_lib.adapters.access import Permission, caller_rules, missing_permissions
+from runbook_lib.adapters.kube import Kube
+from runbook_lib.core.rbac_rules import granted
 from runbook_lib.errors import PreconditionFailed
+from runbook_lib.steps.permissions import REQUIRED
 
 from .test_steps import (
     GOOD_IMAGE,
@@ -152,3 +156,42 @@ def test_one_permission_missing_stops_before_any_change(
     assert named in message
     assert "1 permission(s)" in message  # only the one taken away
     assert snapshot(sb) == before
+
+
+# Permissions the Role grants, and near misses it must not: other verbs, resources, groups and
+# subresources of the same objects.
+_ASKED = (
+    *REQUIRED,
+    Permission("delete", "deployments", "apps"),
+    Permission("update", "deployments", "apps"),
+    Permission("create", "pods"),
+    Permission("delete", "pods"),
+    Permission("watch", "secrets"),
+    Permission("get", "configmaps"),
+    Permission("create", "pods", subresource="attach"),
+    Permission("create", "pods", subresource="portforward"),
+    Permission("update", "deployments", "apps", subresource="scale"),
+    Permission("get", "deployments", "extensions"),
+    Permission("list", "leases", "coordination.k8s.io"),
+)
+
+
+def test_rules_summary_grants_exactly_what_access_reviews_allow(
+    bound: tuple[Sandbox, Path, str],
+) -> None:
+    sb, kubeconfig, _ = bound
+    with Kube(kubeconfig=kubeconfig, context="runbook-sa") as kube:
+        rules = caller_rules(kube, "default")
+    assert rules, "the API server returned no rules for the ServiceAccount"
+    for permission in _ASKED:
+        p = permission
+        qualified = f"{p.resource}.{p.group}" if p.group else p.resource
+        extra = [f"--subresource={p.subresource}"] if p.subresource else []
+        answer = _as_sa(sb, kubeconfig, "auth", "can-i", p.verb, qualified, *extra, "-n", "default")
+        by_review = answer.stdout.strip() == "yes"
+        by_rules = granted(
+            rules, verb=p.verb, group=p.group, resource=p.resource, subresource=p.subresource
+        )
+        assert by_rules == by_review, str(permission)
+    with Kube(kubeconfig=kubeconfig, context="runbook-sa") as kube:
+        assert missing_permissions(kube, "default", _ASKED) == list(_ASKED[len(REQUIRED) :])
