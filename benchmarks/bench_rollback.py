@@ -28,7 +28,10 @@ from runbook_lib import steps
 from runbook_lib.timeline import EventKind, Timeline
 
 GOAL = 1.15
-TIMED_STEPS = ("preflight", "confirm", "notify", "helm_rollback", "wait_for_rollout")
+# Decision -> rollout complete: the runbook's steps from preflight to wait_for_rollout.
+_ORDER = steps.ROLLBACK_STEPS
+TIMED = _ORDER[_ORDER.index(steps.preflight) : _ORDER.index(steps.wait_for_rollout) + 1]
+TIMED_STEPS = tuple(step.__name__ for step in TIMED)
 
 
 def _step_seconds(timeline_path: Path) -> dict[str, float]:
@@ -74,12 +77,11 @@ def _ours_in_this_process(sb: runbook_sandbox.Sandbox, out_dir: Path, round_no: 
         incident_id=f"bench-{round_no}",
         out=lambda _text: None,
     )
-    steps.assess(ctx)
-    steps.decide(ctx)
+    for step in _ORDER[: _ORDER.index(steps.preflight)]:  # assess, decide: not timed
+        step(ctx)
     started = time.perf_counter()
-    for step in (steps.preflight, steps.confirm, steps.notify, steps.helm_rollback,
-                 steps.wait_for_rollout):  # fmt: skip
-        step(ctx)  # the order of TIMED_STEPS
+    for step in TIMED:
+        step(ctx)
     elapsed = time.perf_counter() - started
     steps.finish(ctx)  # releases the Lease; not part of "decision -> rollout complete"
     return elapsed

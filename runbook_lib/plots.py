@@ -203,16 +203,16 @@ def _shade_and_mark(
     start, end = float(times[0]), float(times[-1])
     deploy = _naive(moments.deployed_at)
     bad_until = _naive(moments.rollback_at) if moments.rollback_at is not None else end
-    axes.axvspan(start, deploy, color=_BEFORE, alpha=0.6, linewidth=0, label=label("before deploy"))
-    axes.axvspan(
-        deploy, bad_until, color=_BAD, alpha=0.6, linewidth=0, label=label("new release live")
-    )
+    periods = [("before deploy", start, deploy, _BEFORE, 0.6),
+               ("new release live", deploy, bad_until, _BAD, 0.6)]  # fmt: skip
     if moments.rollback_at is not None:
-        axes.axvspan(
-            bad_until, end, color=_AFTER, alpha=0.7, linewidth=0, label=label("after rollback")
-        )
+        periods.append(("after rollback", bad_until, end, _AFTER, 0.7))
+    for name, left, right, colour, alpha in periods:
+        left, right = max(left, start), min(right, end)
+        if left < right:  # a period outside the samples gets neither shading nor a legend entry
+            axes.axvspan(left, right, color=colour, alpha=alpha, linewidth=0, label=label(name))
     window_end = moments.deployed_at + timedelta(seconds=thresholds.window_s)
-    if _naive(window_end) <= end:
+    if start <= _naive(window_end) <= end:
         axes.axvline(
             _naive(window_end),
             color="#7f8c8d",
@@ -226,15 +226,18 @@ def _shade_and_mark(
         ("rollback", moments.rollback_at),
         ("recovered", moments.recovered_at),
     ):
-        if moment is not None:
-            colour, style = _MARKS[name]
-            axes.axvline(
-                _naive(moment),
-                color=colour,
-                linestyle=style,
-                linewidth=1.6,
-                label=label(f"{name} {moment.astimezone(UTC):%H:%M:%S}"),
-            )
+        if moment is None:
+            continue
+        text = f"{name} {moment.astimezone(UTC):%H:%M:%S}"
+        at = _naive(moment)
+        if not start <= at <= end:
+            # No line to point at, but the reader should still learn the moment: a legend
+            # entry without a handle, saying which side of the plot it lies on.
+            side = "before" if at < start else "after"
+            axes.plot([], [], linestyle="none", label=label(f"{text} ({side} the plotted span)"))
+            continue
+        colour, style = _MARKS[name]
+        axes.axvline(at, color=colour, linestyle=style, linewidth=1.6, label=label(text))
     axes.set_xlim(start, end)
     axes.grid(True, axis="y", color="#e5e5e5", linewidth=0.8)
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -24,20 +23,18 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.stream import stream as k8s_stream
-from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from runbook_lib.core.images import PodImages
 from runbook_lib.core.rollout import Condition, DeploymentStatus
 from runbook_lib.errors import ApiError, ParameterError
 
-__all__ = ["ExecResult", "Kube", "KubeEvent"]
+__all__ = ["Kube", "KubeEvent"]
 
 T = TypeVar("T")
 
 # Per-request bounds: connecting to a live API server on a LAN takes milliseconds; a request
 # that has not answered in these times is treated as the server being unavailable.
-_CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0
 _READ_TIMEOUT_S = 30.0
 # Backoff while the API server is unreachable during a watch: start quick (a restart takes a
 # few seconds), never hammer it, never sleep past the caller's deadline.
@@ -45,16 +42,6 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 5.0
 # A watch that ends at once (server closing it) must not turn into a busy loop.
 _MIN_RELIST_INTERVAL_S = 0.2
-_EXIT_STATUS = re.compile(r"exit status (\d+)$")
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """Output and exit status of a command run in a pod (``kubectl exec``)."""
-
-    stdout: str
-    stderr: str
-    exit_code: int
 
 
 @dataclass(frozen=True)
@@ -104,7 +91,7 @@ def api_error(err: Exception, command: str) -> ApiError:
     )
 
 
-_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     ApiException,
     urllib3.exceptions.HTTPError,
     ConnectionError,
@@ -214,10 +201,10 @@ class Kube:
 
     def call(self, command: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one client call with a bounded request time, mapping errors to ``ApiError``."""
-        kwargs.setdefault("_request_timeout", (_CONNECT_TIMEOUT_S, self.request_timeout_s))
+        kwargs.setdefault("_request_timeout", (CONNECT_TIMEOUT_S, self.request_timeout_s))
         try:
             return fn(*args, **kwargs)
-        except _TRANSPORT_ERRORS as err:
+        except TRANSPORT_ERRORS as err:
             raise api_error(err, command) from err
 
     # -- deployments ------------------------------------------------------------------------
@@ -275,7 +262,7 @@ class Kube:
                     self.apps.read_namespaced_deployment,
                     name,
                     namespace,
-                    _request_timeout=(_CONNECT_TIMEOUT_S, max(1.0, min(remaining, 10.0))),
+                    _request_timeout=(CONNECT_TIMEOUT_S, max(1.0, min(remaining, 10.0))),
                 )
                 last_error = None
                 backoff = _BACKOFF_FIRST_S
@@ -318,7 +305,7 @@ class Kube:
                 resource_version=resource_version,
                 timeout_seconds=server_timeout,
                 allow_watch_bookmarks=False,
-                _request_timeout=(_CONNECT_TIMEOUT_S, server_timeout + 5.0),
+                _request_timeout=(CONNECT_TIMEOUT_S, server_timeout + 5.0),
             ):
                 if event["type"] in ("ADDED", "MODIFIED"):
                     yield deployment_status_from(event["object"])
@@ -328,7 +315,7 @@ class Kube:
                         command=f"watch deployment {namespace}/{name}",
                         status=404,
                     )
-        except _TRANSPORT_ERRORS as err:
+        except TRANSPORT_ERRORS as err:
             raise api_error(err, f"watch deployment {namespace}/{name}") from err
         finally:
             w.stop()  # type: ignore[no-untyped-call]
@@ -354,68 +341,6 @@ class Kube:
             for p in result.items
             if include_terminating or p.metadata.deletion_timestamp is None
         ]
-
-    def exec(self, namespace: str, pod: str, argv: list[str], *, timeout_s: float) -> ExecResult:
-        """Run ``argv`` in ``pod`` (``kubectl exec pod -- argv``); revert-migrations step.
-
-        Captures stdout, stderr and the exit code from the status channel. Raises
-        ``ApiError`` when the pod cannot be reached or the command outlives ``timeout_s``
-        (it is then abandoned; retryable).
-        """
-        command = f"exec {namespace}/{pod} -- {' '.join(argv)}"
-        try:
-            resp = k8s_stream(
-                self.core.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                command=list(argv),
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-                _request_timeout=(_CONNECT_TIMEOUT_S, timeout_s),
-            )
-        except _TRANSPORT_ERRORS as err:
-            raise api_error(err, command) from err
-        except Exception as err:  # websocket errors have no common base in the client
-            raise ApiError(
-                f"exec failed: {type(err).__name__}", command=command, stderr=str(err)[:500]
-            ) from err
-        stdout: list[str] = []
-        stderr: list[str] = []
-        deadline = time.monotonic() + timeout_s
-        try:
-            while resp.is_open():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise ApiError(
-                        f"command did not finish within {timeout_s:g} s",
-                        command=command,
-                        stderr="".join(stderr)[-500:],
-                        retryable=True,
-                    )
-                resp.update(timeout=min(1.0, left))
-                if resp.peek_stdout():
-                    stdout.append(resp.read_stdout())
-                if resp.peek_stderr():
-                    stderr.append(resp.read_stderr())
-            # Data can arrive together with the close frame.
-            stdout.append(resp.read_stdout(timeout=0) or "")
-            stderr.append(resp.read_stderr(timeout=0) or "")
-            status_text = resp.read_channel(ERROR_CHANNEL)
-        except ApiError:
-            raise
-        except Exception as err:  # the websocket broke mid-command (API server gone)
-            raise ApiError(
-                f"exec stream broke: {type(err).__name__}",
-                command=command,
-                stderr="".join(stderr)[-500:],
-                retryable=True,
-            ) from err
-        finally:
-            resp.close()
-        return ExecResult("".join(stdout), "".join(stderr), _exit_code(status_text, command))
 
     # -- evidence ---------------------------------------------------------------------------
 
@@ -458,32 +383,3 @@ class Kube:
             f"logs {namespace}/{pod}", self.core.read_namespaced_pod_log, pod, namespace, **kwargs
         )
         return str(text)
-
-
-def _exit_code(status_text: str | None, command: str) -> int:
-    """Exit code from the exec status channel: ``Success``, or ``NonZeroExitCode`` with
-    the code in ``details.causes[reason=ExitCode]``."""
-    if not status_text:
-        # No status at all: the stream broke before the command reported back.
-        raise ApiError("exec ended without an exit status", command=command, retryable=True)
-    try:
-        status: Mapping[str, Any] = json.loads(status_text)
-    except json.JSONDecodeError as err:
-        raise ApiError(
-            "exec status is not JSON", command=command, stderr=status_text[:500]
-        ) from err
-    if status.get("status") == "Success":
-        return 0
-    for cause in (status.get("details") or {}).get("causes") or []:
-        if cause.get("reason") == "ExitCode":
-            return int(cause.get("message", "1"))
-    # Runtimes that do not report NonZeroExitCode (kwok's local exec among them) end the
-    # message with the wait status of the command instead.
-    match = _EXIT_STATUS.search(str(status.get("message") or ""))
-    if match:
-        return int(match.group(1))
-    raise ApiError(
-        f"exec failed: {status.get('message') or status.get('reason') or 'unknown error'}",
-        command=command,
-        stderr=status_text[:500],
-    )

@@ -1,8 +1,7 @@
 """The rollback runbook's steps, one public function each, in the runbook's order.
 
-``ctx = start_run(**params)``, then ``assess``, ``decide``, ``preflight``, ``confirm``,
-``notify``, ``helm_rollback``, ``wait_for_rollout``, ``verify_image``, ``check_recovery``,
-``revert_migrations``, ``finish``; the post-rollback steps follow (``steps.post``).
+``ctx = start_run(**params)``, then the steps of ``ROLLBACK_STEPS`` (``assess`` ... ``finish``)
+and of ``POST_ROLLBACK_STEPS`` (``steps.post``), each in that order.
 Every step records itself on ``ctx.timeline``, honours ``dry_run`` and raises from
 ``runbook_lib.errors``; notebooks call them one per cell and never catch.
 """
@@ -26,7 +25,33 @@ from runbook_lib.steps.rollback import Notified, RollbackDone, helm_rollback, no
 from runbook_lib.steps.rollout import ImagesVerified, RolloutDone, verify_image, wait_for_rollout
 from runbook_lib.steps.span import Skipped
 
+# The runbook's order from the decision to the end of the rollback: the notebook's cells, the
+# end-to-end tests and the benchmark all follow this one tuple (a test checks the notebook).
+ROLLBACK_STEPS = (
+    assess,
+    decide,
+    preflight,
+    confirm,
+    notify,
+    helm_rollback,
+    wait_for_rollout,
+    verify_image,
+    check_recovery,
+    revert_migrations,
+    finish,
+)
+# The post-rollback actions, after ``finish``.
+POST_ROLLBACK_STEPS = (
+    plot_before_after,
+    write_record,
+    preserve_evidence,
+    fix_forward,
+    draft_postmortem,
+)
+
 __all__ = [
+    "POST_ROLLBACK_STEPS",
+    "ROLLBACK_STEPS",
     "Assessment",
     "Confirmation",
     "Finished",

@@ -6,6 +6,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from runbook_lib.adapters.pod_exec import exec_in_pod
 from runbook_lib.core.images import PodImages
 from runbook_lib.errors import CommandFailed, PreconditionFailed, VerificationFailed
 from runbook_lib.steps.context import RunContext
@@ -56,7 +57,7 @@ def _migrator_pod(ctx: RunContext) -> PodImages:
 def _schema_version(ctx: RunContext, pod: str) -> int:
     p = ctx.params
     argv = shlex.split(p.migrate_version_command)
-    result = ctx.kube.exec(p.namespace, pod, argv, timeout_s=p.migrate_timeout_s)
+    result = exec_in_pod(ctx.kube, p.namespace, pod, argv, timeout_s=p.migrate_timeout_s)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     match = _VERSION.match(lines[-1]) if lines else None
     if result.exit_code != 0 or match is None:
@@ -120,7 +121,7 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted | Skipped:
             ctx.timeline.record("revert_migrations", EventKind.DRY_RUN,
                                 f"would run in {pod}: {command} (schema now {before})")  # fmt: skip
             return MigrationsReverted("dry run", pod, command, version_before=before)
-        result = ctx.kube.exec(p.namespace, pod, argv, timeout_s=p.migrate_timeout_s)
+        result = exec_in_pod(ctx.kube, p.namespace, pod, argv, timeout_s=p.migrate_timeout_s)
         ctx.timeline.record(
             "revert_migrations", EventKind.INFO,
             f"ran in {pod}: {command} -> exit {result.exit_code}",

@@ -20,6 +20,7 @@ from cluster_faults import (
 )
 
 from runbook_lib.adapters.kube import Kube
+from runbook_lib.adapters.pod_exec import exec_in_pod
 from runbook_lib.core.images import image_mismatches
 from runbook_lib.core.rollout import DeploymentStatus, rollout_state
 from runbook_lib.errors import ApiError, ParameterError
@@ -186,14 +187,14 @@ def test_watch_gives_up_with_api_error_when_the_api_stays_down(
 
 
 def test_exec_captures_stdout_stderr_and_exit_code(kube: Kube, sandbox: Any) -> None:
-    result = kube.exec(
-        "default", "migrator", ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout_s=30
+    result = exec_in_pod(
+        kube, "default", "migrator", ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout_s=30
     )
     assert (result.stdout, result.stderr, result.exit_code) == ("out\n", "err\n", 3)
 
 
 def test_exec_runs_the_migration_tool(kube: Kube, clean_sandbox: Any) -> None:
-    result = kube.exec("default", "migrator", ["./migrate", "version"], timeout_s=30)
+    result = exec_in_pod(kube, "default", "migrator", ["./migrate", "version"], timeout_s=30)
     assert result.exit_code == 0
     count, revision = result.stdout.split()
     assert count == "1"  # clean sandbox: schema for v1.0.0
@@ -202,12 +203,12 @@ def test_exec_runs_the_migration_tool(kube: Kube, clean_sandbox: Any) -> None:
 
 def test_exec_in_missing_pod_is_api_error(kube: Kube) -> None:
     with pytest.raises(ApiError):
-        kube.exec("default", "no-such-pod", ["true"], timeout_s=10)
+        exec_in_pod(kube, "default", "no-such-pod", ["true"], timeout_s=10)
 
 
 def test_exec_outliving_its_timeout_is_abandoned(kube: Kube) -> None:
     with pytest.raises(ApiError, match="did not finish within 1 s") as info:
-        kube.exec("default", "migrator", ["sleep", "4"], timeout_s=1)
+        exec_in_pod(kube, "default", "migrator", ["sleep", "4"], timeout_s=1)
     assert info.value.retryable
 
 

@@ -51,7 +51,8 @@ def bad_deploy(sandbox: Sandbox) -> Sandbox:
     return deploy_bad_version(sandbox)
 
 
-UP_TO_ROLLBACK = (steps.assess, steps.decide, steps.preflight, steps.confirm, steps.notify)
+# Everything before the first change: assess ... notify.
+UP_TO_ROLLBACK = steps.ROLLBACK_STEPS[: steps.ROLLBACK_STEPS.index(steps.helm_rollback)]
 
 
 def failed_step(ctx: steps.RunContext, step: str) -> dict[str, Any]:

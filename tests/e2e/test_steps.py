@@ -8,7 +8,6 @@ The helpers here are shared with ``test_faults.py`` and ``test_rbac.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,19 +23,6 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 GOOD_IMAGE = "registry.local/api:v1.0.0"
 BAD_IMAGE = "registry.local/api:v1.1.0"
-ROLLBACK_STEPS: tuple[Callable[[steps.RunContext], Any], ...] = (
-    steps.assess,
-    steps.decide,
-    steps.preflight,
-    steps.confirm,
-    steps.notify,
-    steps.helm_rollback,
-    steps.wait_for_rollout,
-    steps.verify_image,
-    steps.check_recovery,
-    steps.revert_migrations,
-    steps.finish,
-)
 
 
 def run_params(sb: Sandbox, tmp_path: Path, **over: Any) -> dict[str, Any]:
@@ -70,7 +56,7 @@ def start(sb: Sandbox, tmp_path: Path, **over: Any) -> steps.RunContext:
 
 def run_all(ctx: steps.RunContext) -> dict[str, Any]:
     """Every rollback step in the runbook's order; results by step name."""
-    return {step.__name__: step(ctx) for step in ROLLBACK_STEPS}
+    return {step.__name__: step(ctx) for step in steps.ROLLBACK_STEPS}
 
 
 def history(sb: Sandbox) -> list[dict[str, Any]]:
@@ -156,7 +142,7 @@ def test_rollback_restores_good_version_and_second_run_changes_nothing(
     assert finish["data"]["decision_to_recovery_s"] > 0
     assert finish["data"]["within_target"] is True
     ended = {e["step"] for e in recorded if e["kind"] == "step_end"}
-    assert ended >= {s.__name__ for s in ROLLBACK_STEPS}
+    assert ended >= {s.__name__ for s in steps.ROLLBACK_STEPS}
 
     # A second run (someone re-executes the notebook) finds the work done.
     again = start(

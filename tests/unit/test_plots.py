@@ -92,6 +92,27 @@ def test_without_a_rollback_nothing_is_shaded_as_after(samples: pd.DataFrame) ->
     assert "2026-11-20 14:00 UTC" in figure.get_suptitle()
 
 
+def test_moments_outside_the_samples_are_named_but_not_drawn(samples: pd.DataFrame) -> None:
+    # A plot cut off before recovery (and starting after the deploy): the legend still names
+    # both moments and says where they lie; no line or shading claims a place on the plot.
+    index = pd.DatetimeIndex(samples.index)
+    cut = samples[
+        (index >= pd.Timestamp(DEPLOY + timedelta(seconds=60)))
+        & (index <= pd.Timestamp(MOMENTS.recovered_at - timedelta(seconds=60)))
+    ]
+    figure = plot_error_and_latency(cut, moments=MOMENTS)
+    labels = legend_labels(figure, 0)
+    assert "deploy 14:00:00 (before the plotted span)" in labels
+    assert "recovered 14:10:00 (after the plotted span)" in labels
+    assert "before deploy" not in labels
+    assert "decision 14:04:45" in labels  # inside the span: drawn as usual
+    error_axes = figure.axes[0]
+    low, high = error_axes.get_xlim()
+    drawn = [line.get_xdata()[0] for line in error_axes.lines[3:] if len(line.get_xdata())]
+    assert drawn
+    assert all(low <= x <= high for x in drawn)
+
+
 def test_business_panel_per_metric_with_its_rollback_line(samples: pd.DataFrame) -> None:
     figure = plot_business(samples, moments=MOMENTS)
     assert [axes.get_ylabel() for axes in figure.axes] == ["orders", "logins"]

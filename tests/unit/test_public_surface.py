@@ -15,7 +15,8 @@ STEP_FUNCTIONS = sorted(name for name in rb.__all__ if inspect.isfunction(getatt
 @pytest.mark.parametrize("module", [rb, errors], ids=["steps", "errors"])
 def test_all_is_sorted_and_every_name_exists(module: object) -> None:
     names = list(module.__all__)  # type: ignore[attr-defined]
-    assert names == sorted(names)
+    # ruff's RUF022 order: CONSTANTS, then Classes, then functions, each alphabetical.
+    assert names == sorted(names, key=lambda n: (not n.isupper(), not n[0].isupper(), n))
     missing = [n for n in names if not hasattr(module, n)]
     assert missing == []
 
@@ -38,3 +39,17 @@ def test_the_notebook_calls_only_public_steps() -> None:
     called = {part.split("(")[0] for part in source.split("rb.")[1:]}
     assert called <= set(rb.__all__), called - set(rb.__all__)
     assert {"preflight", "helm_rollback", "wait_for_rollout", "check_recovery"} <= called
+
+
+def test_the_notebook_runs_the_steps_in_the_runbooks_order() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "rollback.ipynb"
+    cells = json.loads(notebook.read_text())["cells"]
+    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    called = re.findall(r"\brb\.(\w+)\(", source)
+    ordered = [s.__name__ for s in (*rb.ROLLBACK_STEPS, *rb.POST_ROLLBACK_STEPS)]
+    assert [name for name in called if name in ordered] == ordered
+    assert called[0] == "start_run"
