@@ -127,8 +127,10 @@ class ReleaseLock:
         within ``ttl_s`` or won a race for it, ``ApiError`` when the API fails (including a
         403 naming the missing permission on leases).
         """
-        for _attempt in range(3):
-            lease = self._read()
+        for attempt in range(4):
+            # Usually there is no Lease (every run deletes its own): create first and read only
+            # after a collision, one round trip fewer before the rollback.
+            lease = self._read() if attempt else None
             if lease is None:
                 try:
                     created = self.kube.call(

@@ -101,6 +101,9 @@ def assess(ctx: RunContext) -> Assessment:
         if p.deployed_at is not None:
             deployed_at, source = p.deployed_at, "parameter"
         else:
+            # In a fresh kernel this first API call waits for the client's modules to finish
+            # loading (about 1 s, see preload_clients): paid here, before the decision, so the
+            # decision-to-rollout clock never pays it.
             releases = release_source(ctx, "assess")
             history = releases.history(p.release)
             ctx.state.history = tuple(history)

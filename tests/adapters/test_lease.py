@@ -159,6 +159,6 @@ def test_missing_lease_permission_is_named_and_not_retried(
     err = info.value
     assert err.status == 403
     assert not err.retryable
-    assert 'cannot get resource "leases"' in err.stderr
+    assert 'cannot create resource "leases"' in err.stderr  # create is tried first
     assert 'API group "coordination.k8s.io"' in err.stderr
     assert lock(kube, release, "admin").holder_now() is None  # nothing was created
