@@ -18,10 +18,9 @@ import json
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from runbook_lib.core.revisions import Revision
+from runbook_lib.core.revisions import Revision, helm_time
 from runbook_lib.errors import AdapterError
 
 __all__ = ["ReleaseSnapshot", "decode_record", "revision_of", "snapshot_of"]
@@ -81,14 +80,7 @@ def revision_of(record: Mapping[str, Any]) -> Revision:
     ]
     if missing:
         raise AdapterError(f"helm release record v{number} lacks {', '.join(missing)}")
-    try:
-        updated = datetime.fromisoformat(str(info["last_deployed"]))
-    except ValueError as err:
-        raise AdapterError(
-            f"helm release record v{number} has an unreadable time {info['last_deployed']!r}"
-        ) from err
-    if updated.tzinfo is None:
-        raise AdapterError(f"helm release record v{number} time has no offset")
+    updated = helm_time(info["last_deployed"], where=f"helm release record v{number}")
     rollback = info.get("rollback_revision")
     return Revision(
         number=number,

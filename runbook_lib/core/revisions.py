@@ -22,6 +22,7 @@ __all__ = [
     "Revision",
     "RollbackTarget",
     "bad_revision",
+    "helm_time",
     "parse_history",
     "resolve_target",
     "revisions_needing_values",
@@ -88,6 +89,21 @@ def _optional_int(value: Any) -> int | None:
         return None
 
 
+def helm_time(value: object, *, where: str) -> datetime:
+    """A time as Helm writes it (RFC 3339, nanoseconds, ``Z``), timezone-aware.
+
+    Raises ``AdapterError`` naming ``where`` when it is unreadable or has no offset.
+    """
+    text = str(value)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise AdapterError(f"{where} has an unreadable time {text!r}") from err
+    if moment.tzinfo is None:
+        raise AdapterError(f"{where} time {text!r} has no offset")
+    return moment
+
+
 def parse_history(json_text: str) -> list[Revision]:
     """Parse ``helm history <release> -o json`` into revisions sorted by number.
 
@@ -104,15 +120,7 @@ def parse_history(json_text: str) -> list[Revision]:
     for index, row in enumerate(raw):
         if not isinstance(row, Mapping):
             raise AdapterError(f"helm history entry {index} is not an object")
-        updated_text = str(_field(row, "updated", index))
-        try:
-            updated = datetime.fromisoformat(updated_text)
-        except ValueError as err:
-            raise AdapterError(
-                f"helm history entry {index} has an unreadable time {updated_text!r}"
-            ) from err
-        if updated.tzinfo is None:
-            raise AdapterError(f"helm history entry {index} time {updated_text!r} has no offset")
+        updated = helm_time(_field(row, "updated", index), where=f"helm history entry {index}")
         try:
             number = int(_field(row, "revision", index))
         except (TypeError, ValueError) as err:

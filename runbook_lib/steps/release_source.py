@@ -37,23 +37,18 @@ def release_source(ctx: RunContext, step: str) -> ReleaseSource:
     """
     p = ctx.params
     driver = ctx.helm.storage_driver()
+    snapshot = None
     if driver != "secret":
-        ctx.timeline.record(step, EventKind.INFO,
-                            f"helm keeps releases in {driver!r}: asking the helm CLI")  # fmt: skip
-        return ctx.helm
-    try:
-        snapshot = read_release(ctx.kube, p.namespace, p.release)
-    except RunbookError as err:
-        ctx.timeline.record(
-            step, EventKind.INFO,
-            f"could not read helm's records of {p.release} directly ({err}); asking the helm CLI",
-        )  # fmt: skip
-        return ctx.helm
+        why = f"helm keeps releases in {driver!r}"
+    else:
+        try:
+            snapshot = read_release(ctx.kube, p.namespace, p.release)
+        except RunbookError as err:
+            why = f"could not read helm's records of {p.release} directly ({err})"
+        else:
+            why = f"no helm record Secrets for {p.release} in {p.namespace}"
     if snapshot is None:
-        ctx.timeline.record(
-            step, EventKind.INFO,
-            f"no helm record Secrets for {p.release} in {p.namespace}; asking the helm CLI",
-        )  # fmt: skip
+        ctx.timeline.record(step, EventKind.INFO, f"{why}: asking the helm CLI")
         return ctx.helm
     ctx.timeline.record(
         step, EventKind.INFO,
