@@ -62,9 +62,10 @@ def _check_permissions(ctx: RunContext) -> None:
     from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
 
     p = ctx.params
-    missing = missing_permissions(ctx.kube, p.namespace, READS if ctx.dry_run else REQUIRED)
+    missing = missing_permissions(ctx.kube, p.namespace, REQUIRED)
     if ctx.dry_run:
-        lacking = missing_permissions(ctx.kube, p.namespace, MUTATING)
+        lacking = [m for m in missing if m in MUTATING]
+        missing = [m for m in missing if m in READS]
         if lacking:
             ctx.timeline.record(
                 "preflight", EventKind.WARNING,

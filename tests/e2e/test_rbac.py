@@ -26,6 +26,7 @@ from runbook_lib.steps.permissions import REQUIRED
 from .test_steps import (
     GOOD_IMAGE,
     deploy_bad_version,
+    events,
     run_all,
     run_params,
     schema_version,
@@ -93,9 +94,11 @@ def _as_sa(sb: Sandbox, kubeconfig: Path, *args: str) -> subprocess.CompletedPro
     )  # fmt: skip
 
 
-def _start_as_sa(sb: Sandbox, tmp_path: Path, kubeconfig: Path, server: str) -> steps.RunContext:
+def _start_as_sa(
+    sb: Sandbox, tmp_path: Path, kubeconfig: Path, server: str, **over: Any
+) -> steps.RunContext:
     # The guard is given the API server URL: the SA's context has its own name.
-    params = run_params(sb, tmp_path, kubeconfig=str(kubeconfig), context="runbook-sa")
+    params = run_params(sb, tmp_path, kubeconfig=str(kubeconfig), context="runbook-sa", **over)
     return steps.start_run(**(params | {"expected_cluster": server}))
 
 
@@ -155,6 +158,22 @@ def test_one_permission_missing_stops_before_any_change(
     message = str(caught.value)
     assert named in message
     assert "1 permission(s)" in message  # only the one taken away
+    assert snapshot(sb) == before
+
+
+def test_dry_run_needs_only_reads_and_warns_about_a_missing_write(
+    bound: tuple[Sandbox, Path, str], tmp_path: Path
+) -> None:
+    sb, kubeconfig, server = bound
+    _apply(sb, _without(_docs(), "patch", "deployments"), tmp_path)
+    before = snapshot(sb)
+    ctx = _start_as_sa(sb, tmp_path, kubeconfig, server, dry_run=True)
+    for step in (steps.assess, steps.decide, steps.preflight):
+        step(ctx)
+    warnings = [
+        e["message"] for e in events(ctx) if e["step"] == "preflight" and e["kind"] == "warning"
+    ]
+    assert any("a real run would fail" in w and "patch deployments.apps" in w for w in warnings)
     assert snapshot(sb) == before
 
 
