@@ -25,7 +25,7 @@ from runbook_lib.steps.rollback import Notified, RollbackDone, helm_rollback, no
 from runbook_lib.steps.rollout import ImagesVerified, RolloutDone, verify_image, wait_for_rollout
 from runbook_lib.steps.span import Skipped
 
-# The runbook's order from the decision to the end of the rollback: the notebook's cells, the
+# The runbook's order from the assessment to the end of the rollback: the notebook's cells, the
 # end-to-end tests and the benchmark all follow this one tuple (a test checks the notebook).
 ROLLBACK_STEPS = (
     assess,
