@@ -4,20 +4,18 @@ Preflight uses this so a rollback never starts with a credential that would fail
 (say, after ``helm rollback`` but before ``kubectl exec`` into the migrator): every missing
 permission is named before anything changes. Every authenticated identity may create both
 reviews it uses: one SelfSubjectRulesReview lists the caller's rules in the namespace, and
-whatever those rules do not clearly grant is asked again, one SelfSubjectAccessReview each.
+whatever those rules do not clearly grant is asked again, one SelfSubjectAccessReview each,
+one after the other.
 
-Why both: the rules answer in one request (a few milliseconds, against about 25 ms warm and
-over 150 ms cold for the eighteen access reviews, on the clock between decision and rollout),
-but Kubernetes documents them as a summary that may be incomplete (webhook authorizers), so
-they may only say yes; every "no" comes from an access review. A yes that a later webhook
-would overrule costs nothing that skipping preflight would not: the API server still checks
-each real call.
+Why both: the rules answer every permission in one request, but Kubernetes documents them as a
+summary that may be incomplete (webhook authorizers), so they may only say yes; every "no"
+comes from an access review. A yes that a later webhook would overrule costs nothing that
+skipping preflight would not: the API server still checks each real call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from kubernetes import client
@@ -25,18 +23,7 @@ from kubernetes import client
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.core.rbac_rules import Rule, granted
 
-__all__ = ["Permission", "caller_rules", "missing_permissions", "preload_clients"]
-
-
-def preload_clients() -> None:
-    """Import the Kubernetes client's API classes now (no I/O).
-
-    The client imports each API module on first attribute access, which takes over a second
-    once per process; ``start_run`` calls this in the background so that second is not spent
-    between the rollback decision and the rollout. Raises nothing of its own.
-    """
-    for name in ("AppsV1Api", "CoreV1Api", "CoordinationV1Api", "AuthorizationV1Api"):
-        getattr(client, name)
+__all__ = ["Permission", "caller_rules", "missing_permissions"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +98,4 @@ def missing_permissions(
         )
         return bool(answer.status and answer.status.allowed)
 
-    # One small request each; asked side by side so the check stays short before a rollback.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(allowed, unsettled))
-    return [p for p, ok in zip(unsettled, answers, strict=True) if not ok]
+    return [p for p in unsettled if not allowed(p)]

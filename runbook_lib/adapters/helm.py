@@ -2,7 +2,9 @@
 
 Helm is never re-implemented: the runbook runs the same binary an engineer would, with an
 argument list (no shell, so release names cannot inject commands), an explicit kubeconfig,
-kube context and namespace, and a timeout on every call.
+kube context and namespace, and a timeout on every call. Everything the runbook knows about a
+release's revisions comes from here; where and how Helm stores them (its release Secrets, or
+whatever ``HELM_DRIVER`` names) stays Helm's business.
 
 Helm 3 and Helm 4 are both supported. The commands used here (``history -o json``,
 ``get values -o json --revision``, ``get manifest --revision``, ``rollback <rev> --timeout``)
@@ -159,14 +161,6 @@ class Helm:
                 )
             self._major = int(match.group(1))
         return self._major
-
-    def storage_driver(self) -> str:
-        """Where this helm keeps release records: ``HELM_DRIVER`` of its environment, normalised
-        (``secret`` when unset, as Helm does). Preflight reads the records directly only for
-        ``secret``."""
-        driver = (self.env if self.env is not None else os.environ).get("HELM_DRIVER", "")
-        driver = driver.strip().lower()
-        return {"": "secret", "secrets": "secret", "configmaps": "configmap"}.get(driver, driver)
 
     def history(self, release: str) -> list[Revision]:
         """``helm history <release> -o json`` as revisions, oldest first (preflight, revisions).

@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from runbook_lib.adapters.access import preload_clients
 from runbook_lib.core.decision import Decision, evaluate
-from runbook_lib.core.revisions import Revision, resolve_target
-from runbook_lib.errors import PreconditionFailed, RunbookError
+from runbook_lib.errors import PreconditionFailed
 from runbook_lib.steps.context import RunContext
-from runbook_lib.steps.release_source import ReleaseSource, release_source
 from runbook_lib.steps.span import step_span
 from runbook_lib.timeline import EventKind
 
@@ -75,34 +72,6 @@ def _latest(samples: object, column: str) -> float | None:
     return float(samples[column].dropna().iloc[-1])
 
 
-def _prefetch_target_manifest(
-    ctx: RunContext, source: ReleaseSource, history: list[Revision]
-) -> None:
-    """Read the likely rollback target's manifest now, off the decision-to-rollout clock.
-
-    Only a cache: preflight resolves the target again from a fresh history and uses this only
-    for that same revision number (manifests are immutable). Failures are left to preflight.
-    """
-    try:
-        number = resolve_target(history).target.number
-        ctx.state.manifests[number] = source.manifest(ctx.params.release, number)
-    except RunbookError:
-        pass
-
-
-def _load_cluster_client(ctx: RunContext) -> None:
-    """Finish loading the Kubernetes client now, before the decision (see ``preload_clients``).
-
-    A fresh kernel needs about a second for it; paid here, the decision-to-rollout clock never
-    pays it, even when ``deployed_at`` was given and nothing above has touched the cluster.
-    """
-    try:
-        ctx.kube  # noqa: B018 -- built for its side effect: the client loaded and configured
-    except RunbookError:
-        return  # no usable kubeconfig (a replay): preflight names the problem if it gets there
-    preload_clients()
-
-
 def assess(ctx: RunContext) -> Assessment:
     """Runbook "When to Rollback": read the samples since before the last deploy.
 
@@ -115,13 +84,10 @@ def assess(ctx: RunContext) -> Assessment:
         if p.deployed_at is not None:
             deployed_at, source = p.deployed_at, "parameter"
         else:
-            releases = release_source(ctx, "assess")
-            history = releases.history(p.release)
+            history = ctx.helm.history(p.release)
             ctx.state.history = tuple(history)
-            _prefetch_target_manifest(ctx, releases, history)
             current = max(history, key=lambda r: r.number)
             deployed_at, source = current.updated, f"helm history revision {current.number}"
-        _load_cluster_client(ctx)
         th = p.thresholds
         start = deployed_at - timedelta(seconds=max(th.business_baseline_s, th.sustain_s))
         samples = ctx.metrics.query_range(start, now, p.metrics_step_s)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook_lib.adapters import notify
-from runbook_lib.adapters.access import preload_clients
 from runbook_lib.adapters.helm import Helm
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.metrics import MetricsSource
@@ -71,9 +69,6 @@ class RunState:
     history: tuple[Revision, ...] = ()
     target: RollbackTarget | None = None
     expected_images: tuple[str, ...] = ()
-    # A revision's manifest never changes once written, so one read before the decision
-    # (by assess) saves a helm call between the decision and the rollout.
-    manifests: dict[int, str] = field(default_factory=dict)
     plan: Plan | None = None
     lock: ReleaseLock | None = None
     lock_info: LockInfo | None = None
@@ -193,7 +188,6 @@ def start_run(
     Raises ``ParameterError`` listing every invalid parameter.
     """
     validated = build_params(params)
-    threading.Thread(target=preload_clients, name="preload-kube-client", daemon=True).start()
     started = clock()
     incident_id = validated.incident_id or f"rollback-{validated.release}-{started:%Y%m%dT%H%M%SZ}"
     holder = validated.lock_holder or f"{incident_id}@{getpass.getuser()}.{socket.gethostname()}"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import shlex
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
+from runbook_lib.adapters.access import missing_permissions
+from runbook_lib.adapters.lease import ReleaseLock
 from runbook_lib.core.images import expected_images
 from runbook_lib.core.revisions import resolve_target, revisions_needing_values
 from runbook_lib.errors import PreconditionFailed, WrongCluster
 from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
 from runbook_lib.steps.plan import Plan, build_plan
-from runbook_lib.steps.release_source import release_source
 from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
 from runbook_lib.timeline import EventKind
 
@@ -58,9 +58,6 @@ def _check_permissions(ctx: RunContext) -> None:
     had already changed the release. A dry run needs only the reads; missing write
     permissions are then reported as a warning for the real run.
     """
-    from runbook_lib.adapters.access import missing_permissions
-    from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
-
     p = ctx.params
     missing = missing_permissions(ctx.kube, p.namespace, REQUIRED)
     if ctx.dry_run:
@@ -83,22 +80,18 @@ def _check_permissions(ctx: RunContext) -> None:
 
 
 def _resolve(ctx: RunContext) -> None:
+    """The explicit target revision, from a fresh ``helm history`` read after the decision.
+
+    Nothing read before the decision is trusted here: someone may have deployed or rolled back
+    since. Values are fetched only for the revisions the target scan compares.
+    """
     p = ctx.params
-    source = release_source(ctx, "preflight")
-    history = sorted(source.history(p.release), key=lambda r: r.number)
+    history = ctx.helm.history(p.release)
     ctx.state.history = tuple(history)
-    wanted = revisions_needing_values(history)
-    # Through the helm CLI these are independent processes: side by side, preflight is on
-    # the clock. (A snapshot of the records answers at once.)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        values: dict[int, dict[str, Any]] = dict(
-            zip(wanted, pool.map(lambda n: source.values(p.release, n), wanted), strict=True)
-        )
+    values = {n: ctx.helm.values(p.release, n) for n in revisions_needing_values(history)}
     target = resolve_target(history, values_by_revision=values)
     ctx.state.target = target
-    number = target.target.number
-    manifest = ctx.state.manifests.get(number) or source.manifest(p.release, number)
-    ctx.state.manifests[number] = manifest
+    manifest = ctx.helm.manifest(p.release, target.target.number)
     ctx.state.expected_images = expected_images(manifest, name=p.deployment)
     ctx.timeline.record(
         "preflight",
@@ -113,8 +106,6 @@ def _resolve(ctx: RunContext) -> None:
 
 
 def _take_lock(ctx: RunContext) -> None:
-    from runbook_lib.adapters.lease import ReleaseLock
-
     p = ctx.params
     lock = ReleaseLock(
         ctx.kube, namespace=p.namespace, release=p.release, holder=p.lock_holder,
@@ -158,15 +149,8 @@ def preflight(ctx: RunContext) -> Plan | Skipped:
         return skipped
     with step_span(ctx, "preflight"):
         context, server = _guard_cluster(ctx)
-        # The revisions may be read without helm, but the rollback needs it: a missing binary
-        # must stop the run here, before the Lease is taken and the team is told.
-        ctx.helm.locate()
-        # Both only read; side by side they cost the slower one, and preflight is on the clock.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            permissions = pool.submit(_check_permissions, ctx)
-            revisions = pool.submit(_resolve, ctx)
-            permissions.result()  # a missing permission is the more basic problem: first
-            revisions.result()
+        _check_permissions(ctx)  # a missing permission is the more basic problem: first
+        _resolve(ctx)
         _take_lock(ctx)
         assert ctx.state.target is not None
         plan = build_plan(
