@@ -1,4 +1,10 @@
-"""The Helm adapter against the sandbox's real cluster, with Helm 3 and Helm 4."""
+"""The Helm adapter against the sandbox's real cluster, with Helm 3 and Helm 4.
+
+Everything the runbook knows about a release's revisions comes through these three commands
+(``helm history -o json``, ``helm get values --revision N``, ``helm get manifest --revision N``),
+so each is checked for every revision of a history that holds an install, a deploy, a rollback
+made by the same Helm major and a deploy with extra values.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cluster_faults import Blackhole, free_port, kubeconfig_via
 
 from runbook_lib.adapters.helm import Helm
@@ -35,6 +42,82 @@ def make_helm(sandbox: Any, binary: str, **kwargs: Any) -> Helm:
 @pytest.fixture(params=["helm", "helm4"])
 def helm(request: pytest.FixtureRequest, sandbox: Any) -> Helm:
     return make_helm(sandbox, request.param)
+
+
+def deployment_replicas(manifest: str) -> int:
+    """``spec.replicas`` of the Deployment in a rendered manifest."""
+    docs = [d for d in yaml.safe_load_all(manifest) if d]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    return int(deployment["spec"]["replicas"])
+
+
+def test_history_values_and_manifest_of_every_revision(helm: Helm, clean_sandbox: Any) -> None:
+    sb = clean_sandbox
+    sb.deploy("v1.1.0")  # revision 2
+    helm.rollback("app", 1, timeout_s=60)  # revision 3, made by the Helm under test
+    sb.deploy("v1.1.0", values={"replicaCount": "3"})  # revision 4
+
+    history = helm.history("app")
+    assert [r.number for r in history] == [1, 2, 3, 4]
+    assert [r.status for r in history] == ["superseded"] * 3 + ["deployed"]
+    assert [r.app_version for r in history] == ["v1.0.0", "v1.1.0", "v1.0.0", "v1.1.0"]
+    assert [r.chart for r in history] == ["app-1.0.0", "app-1.1.0", "app-1.0.0", "app-1.1.0"]
+    assert [r.rolled_back_to for r in history] == [None, None, 1, None]
+    assert all(r.updated.tzinfo is not None for r in history)
+    assert [r.updated for r in history] == sorted(r.updated for r in history)
+
+    values = {r.number: helm.values("app", r.number) for r in history}
+    assert values == {
+        1: {"image": {"tag": "v1.0.0"}},
+        2: {"image": {"tag": "v1.1.0"}},
+        3: {"image": {"tag": "v1.0.0"}},  # a rollback restores the values too
+        4: {"image": {"tag": "v1.1.0"}, "replicaCount": 3},
+    }
+
+    manifests = {r.number: helm.manifest("app", r.number) for r in history}
+    images = {n: expected_images(m, name="app") for n, m in manifests.items()}
+    assert images == {1: (GOOD,), 2: (BAD,), 3: (GOOD,), 4: (BAD,)}
+    assert [deployment_replicas(manifests[n]) for n in (1, 2, 3, 4)] == [4, 4, 4, 3]
+    assert manifests[3] == manifests[1]  # the rollback re-applied revision 1 as it was
+
+    # The one rollback that matters, resolved from these answers alone: back to the last
+    # good revision before the deploy being undone (3), by its number; then nothing to do.
+    plan = resolve_target(history, values_by_revision=values)
+    assert (plan.current.number, plan.target.number, plan.already_rolled_back) == (4, 3, False)
+    helm.rollback("app", plan.target.number, timeout_s=60)
+    after = helm.history("app")
+    assert [(r.number, r.status) for r in after[-2:]] == [(4, "superseded"), (5, "deployed")]
+    assert after[-1].rolled_back_to == 3
+    assert helm.values("app", 5) == values[3]
+    again = resolve_target(
+        after, values_by_revision={r.number: helm.values("app", r.number) for r in after}
+    )
+    assert (again.target.number, again.already_rolled_back) == (3, True)
+
+
+def test_a_release_installed_without_values_has_empty_values(
+    helm: Helm, sandbox: Any, tmp_path: Path
+) -> None:
+    # A chart of one ConfigMap: nothing in it can disturb the sandbox's release "app".
+    chart = tmp_path / "plain"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: plain\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "data:\n  greeting: hello\n"
+    )
+    name = f"plain-{Path(helm.binary).name}"
+    sandbox.helm("install", name, str(chart), "--namespace", "default")
+    try:
+        assert helm.values(name, 1) == {}  # helm prints null for "no user values"
+        (only,) = helm.history(name)
+        assert (only.number, only.status, only.chart, only.app_version) == (
+            1, "deployed", "plain-0.1.0", "",
+        )  # fmt: skip
+        (config_map,) = [d for d in yaml.safe_load_all(helm.manifest(name, 1)) if d]
+        assert config_map["metadata"]["name"] == name
+    finally:
+        sandbox.helm("uninstall", name, "--namespace", "default")
 
 
 def test_major_version_is_detected(sandbox: Any) -> None:
