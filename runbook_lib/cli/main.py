@@ -21,6 +21,7 @@ _SUBCOMMAND_MODULES = (
     "runbook_lib.cli.sandbox",
     "runbook_lib.cli.run",
     "runbook_lib.cli.evidence",
+    "runbook_lib.cli.rules",
 )
 
 
