@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from runbook_lib.evidence.notebook import notebook_timings, redact_notebook, ren
 
 __all__ = ["parse_value", "register", "run_rollback"]
 
-NOTEBOOKS = {"rollback": "rollback.ipynb"}
+NOTEBOOKS = {"assess": "assess.ipynb", "rollback": "rollback.ipynb"}
 # Paths given on the command line are relative to where the command runs, but the kernel runs
 # in the notebooks directory; these are made absolute before papermill sees them.
 PATH_PARAMETERS = ("replay_csv", "kubeconfig", "notify_file", "fix_forward_repo", "output_dir")
@@ -39,8 +40,10 @@ FIRST_STEP_MARKER = "rb.start_run("
 
 
 def _notebook_dir() -> Path:
-    # The notebooks ship beside the package in the source tree (editable installs).
-    return Path(__file__).resolve().parents[2] / "notebooks"
+    # The notebooks ship inside the package (runbook_lib.notebooks, which is the top-level
+    # notebooks/ directory in a checkout), so wheel and editable installs find them alike.
+    # A file-system path: papermill reads it and runs the kernel in that directory.
+    return Path(str(resources.files("runbook_lib.notebooks")))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -31,7 +31,7 @@ __all__ = [
     "leftovers",
 ]
 
-KWOK_DIR = paths.repo_root() / "sandbox" / "kwok"
+KWOK_DIR = paths.kwok_dir()
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _cluster_dir(ce: ClusterEnv) -> Path:
 def _write_config(ce: ClusterEnv) -> Path:
     template = Template((KWOK_DIR / "cluster.yaml").read_text())
     text = template.substitute(
-        migrations_dir=str(paths.repo_root() / "sandbox" / "migrations"),
+        migrations_dir=str(paths.migrations_dir()),
         migrate_db=str(ce.state / "app.db"),
         api_log=str(ce.logs_dir / "api.log"),
         path=ce.vars["PATH"],

@@ -30,12 +30,12 @@ __all__ = [
 RELEASE = "app"
 NAMESPACE = "default"
 GOOD_VERSION = "v1.0.0"
-CHART_DIR = paths.repo_root() / "sandbox" / "chart" / "app"
+CHART_DIR = paths.chart_dir()
 _VERSION = re.compile(r"^v(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$")
 
 
 def migrations_tool() -> Path:
-    return paths.repo_root() / "sandbox" / "migrations" / "migrate"
+    return paths.migrations_dir() / "migrate"
 
 
 def _kubectl(ce: ClusterEnv, *args: str, timeout_s: float = 60.0) -> str:

@@ -38,6 +38,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 
+from runbook_sandbox import paths
+
 __all__ = [
     "LATENCY_BUCKETS_S",
     "PodView",
@@ -54,7 +56,7 @@ __all__ = [
 
 log = logging.getLogger("runbook_sandbox.traffic_model")
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "traffic" / "versions.yaml"
+DEFAULT_CONFIG = paths.traffic_config()
 # z-score of the 99th percentile of a standard normal: turns (median, p99) into a log-normal.
 _Z99 = 2.326347874
 # Finer around the two p99 values the versions produce (0.3 s and 1.8 s), so that

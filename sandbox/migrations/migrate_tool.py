@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-VERSIONS_FILE = REPO / "sandbox" / "traffic" / "versions.yaml"
+# sandbox/ in a checkout, runbook_sandbox/data when installed: the same layout below it.
+SANDBOX = HERE.parent
+VERSIONS_FILE = SANDBOX / "traffic" / "versions.yaml"
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_MISSING = 1, 2, 3
 
@@ -29,7 +30,7 @@ def database_path() -> Path:
     if explicit:
         return Path(explicit)
     state = os.environ.get("RUNBOOK_SANDBOX_STATE")
-    return (Path(state) if state else REPO / "sandbox" / ".state") / "app.db"
+    return (Path(state) if state else SANDBOX / ".state") / "app.db"
 
 
 def database_url() -> str:
