@@ -85,7 +85,7 @@ def scenario(name: str, frame: pd.DataFrame, deployed_at: datetime, th: Threshol
     slow, expected = best_of(
         REFERENCE_REPEATS,
         lambda: reference_evaluate(
-            frame, deployed_at=deployed_at, now=now, window_s=th.window_s, sustain_s=th.sustain_s
+            frame, deployed_at=deployed_at, now=now, window_s=th.window, sustain_s=th.sustain
         ),
     )
     same = [(t.rule.value, t.metric, t.started_at, t.fired_at) for t in decision.triggers] == [
@@ -106,7 +106,7 @@ def main() -> None:
         f"{len(frame):,} samples (30 days at 15 s, 4 series, NaNs and gaps); "
         f"best of {REPEATS} (engine) and {REFERENCE_REPEATS} (reference)"
     )
-    whole = Thresholds(window_s=30 * 24 * 3600 - 1800)
+    whole = Thresholds(window=30 * 24 * 3600 - 1800)
     scenario("whole history", frame, START + timedelta(minutes=30), whole)
     scenario("runbook window", frame, START + timedelta(days=15), Thresholds())
 

@@ -95,11 +95,11 @@ def plot_error_and_latency(
         label="p99 latency",
     )
     latency_axes.axhline(
-        thresholds.latency_p99_s,
+        thresholds.latency_p99,
         color=_LIMIT,
         linestyle="--",
         linewidth=1.2,
-        label=f"rollback threshold ({thresholds.latency_p99_s:g} s)",
+        label=f"rollback threshold ({thresholds.latency_p99:g} s)",
     )
     latency_axes.set_ylabel("p99 latency (s)")
     latency_axes.set_ylim(bottom=0)
@@ -143,10 +143,10 @@ def plot_business(
         axes_list[0].set_axis_off()
     nanos = times_ns(pd.DatetimeIndex(samples.index))
     deploy = pd.Timestamp(moments.deployed_at)
-    baseline_from = deploy - pd.Timedelta(seconds=thresholds.business_baseline_s)
+    baseline_from = deploy - pd.Timedelta(seconds=thresholds.business_baseline)
     for axes, column in zip(axes_list, columns, strict=False):
         values = samples[column].to_numpy(dtype=float)
-        span_ns = round(thresholds.business_smoothing_s * NS_PER_S)
+        span_ns = round(thresholds.business_smoothing * NS_PER_S)
         smoothed = trailing_mean(nanos, values, window_starts(nanos, span_ns))
         axes.plot(times, values, color="#9fb7cf", linewidth=0.9, label="samples")
         axes.plot(
@@ -154,7 +154,7 @@ def plot_business(
             smoothed,
             color=_SIGNAL,
             linewidth=1.6,
-            label=f"{thresholds.business_smoothing_s / 60:g}-min mean",
+            label=f"{thresholds.business_smoothing / 60:g}-min mean",
         )
         in_baseline = (samples.index >= baseline_from) & (samples.index < deploy)
         baseline = samples.loc[in_baseline, column].dropna()
@@ -211,7 +211,7 @@ def _shade_and_mark(
         left, right = max(left, start), min(right, end)
         if left < right:  # a period outside the samples gets neither shading nor a legend entry
             axes.axvspan(left, right, color=colour, alpha=alpha, linewidth=0, label=label(name))
-    window_end = moments.deployed_at + timedelta(seconds=thresholds.window_s)
+    window_end = moments.deployed_at + timedelta(seconds=thresholds.window)
     if start <= _naive(window_end) <= end:
         axes.axvline(
             _naive(window_end),

@@ -96,7 +96,7 @@ def main() -> int:
     decision, waited = wait_for_breach(
         sandbox.prometheus_url,
         deployed_at,
-        thresholds=Thresholds(sustain_s=DEMO_SUSTAIN_S),
+        thresholds=Thresholds(sustain=DEMO_SUSTAIN_S),
         rate_window=DEMO_RATE_WINDOW,
         timeout_s=BREACH_TIMEOUT_S,
         progress=say,

@@ -6,7 +6,7 @@ Implements DESIGN.md "Decision semantics" (the public contract) with numpy on wh
 - error and latency rules: a *run* is a maximal sequence of consecutive breaching samples
   (strictly above the threshold); a missing value (NaN) or a gap longer than 1.5 steps ends a
   run; the rule fires at the first sample where the run's duration ``t - t_first`` is strictly
-  longer than ``sustain_s``;
+  longer than ``sustain``;
 - business rule: baseline = mean over ``[deployed_at - baseline, deployed_at)``,
   smoothed(t) = mean over ``(t - smoothing, t]`` (pre-deploy samples included); fires at the
   first counted sample with ``smoothed < (1 - drop) * baseline``;
@@ -43,11 +43,12 @@ from runbook_lib.errors import ParameterError
 
 __all__ = [
     "BUSINESS_TOLERANCE",
-    "CheckStatus",
     "Decision",
     "Rule",
-    "RuleCheck",
+    "RuleResult",
+    "RuleStatus",
     "Trigger",
+    "Verdict",
     "evaluate",
 ]
 
@@ -68,10 +69,18 @@ class Rule(StrEnum):
     MANUAL = "manual"
 
 
-class CheckStatus(StrEnum):
+class RuleStatus(StrEnum):
     FIRED = "fired"
     CLEAR = "clear"
-    NOT_EVALUATED = "not evaluated"
+    NOT_EVALUATED = "not_evaluated"
+
+
+class Verdict(StrEnum):
+    """DESIGN.md "Verdict": missing data must never read as healthy."""
+
+    ROLLBACK = "rollback"
+    NO_ROLLBACK = "no_rollback"
+    INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -104,31 +113,47 @@ class Trigger:
 
 
 @dataclass(frozen=True)
-class RuleCheck:
-    """How one rule fared, fired or not: the worst counted value against its threshold."""
+class RuleResult:
+    """How one rule fared: its status, a sentence saying why, the worst counted value."""
 
     rule: Rule
     metric: str
-    status: CheckStatus
+    status: RuleStatus
+    reason: str
     worst: float | None  # highest value (error, latency) or lowest smoothed value (business)
     threshold: float | None
+    required: bool = True
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule.value,
+            "metric": self.metric,
+            "status": self.status.value,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome of "When to Rollback": roll back when any rule fired."""
+    """The outcome of "When to Rollback": the verdict, the rules that fired, each rule's result."""
 
-    rollback: bool
+    verdict: Verdict
     triggers: tuple[Trigger, ...]
     warnings: tuple[str, ...]
-    checks: tuple[RuleCheck, ...] = ()
+    rules: tuple[RuleResult, ...] = ()
+
+    @property
+    def rollback(self) -> bool:
+        return self.verdict is Verdict.ROLLBACK
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The ``runbook evaluate --json`` document: exactly rollback, triggers, warnings."""
+        """The ``runbook evaluate --json`` document (DESIGN.md "Verdict")."""
         return {
             "rollback": self.rollback,
             "triggers": [t.to_json_dict() for t in self.triggers],
             "warnings": list(self.warnings),
+            "verdict": self.verdict.value,
+            "rules": [r.to_json_dict() for r in self.rules],
         }
 
 
@@ -152,10 +177,10 @@ def evaluate(
     now_ns = _ns(now)
     all_times = times_ns(pd.DatetimeIndex(samples.index))
     step_ns = (
-        thresholds.step_s * NS_PER_S if thresholds.step_s is not None else median_step_ns(all_times)
+        thresholds.step * NS_PER_S if thresholds.step is not None else median_step_ns(all_times)
     )
-    window_end_ns = min(deploy_ns + _to_ns(thresholds.window_s), now_ns)
-    history_ns = _to_ns(max(thresholds.business_baseline_s, thresholds.business_smoothing_s))
+    window_end_ns = min(deploy_ns + _to_ns(thresholds.window), now_ns)
+    history_ns = _to_ns(max(thresholds.business_baseline, thresholds.business_smoothing))
     # Only a slice of a long history matters; one extra sample before it shows a gap at its start.
     lo = max(int(np.searchsorted(all_times, deploy_ns - history_ns, side="left")) - 1, 0)
     hi = int(np.searchsorted(all_times, window_end_ns, side="right"))
@@ -167,7 +192,7 @@ def evaluate(
         counted=counted,
         gaps=gaps,
         deploy_ns=deploy_ns,
-        baseline_start_ns=deploy_ns - _to_ns(thresholds.business_baseline_s),
+        baseline_start_ns=deploy_ns - _to_ns(thresholds.business_baseline),
         thresholds=thresholds,
     )
 
@@ -178,33 +203,48 @@ def evaluate(
     warnings.extend(_missing_data_warnings(context, step_ns, window_end_ns))
 
     triggers: list[Trigger] = []
-    checks: list[RuleCheck] = []
+    rules: list[RuleResult] = []
     for rule, column, limit in (
         (Rule.ERROR_RATE, ERROR_RATIO, thresholds.error_ratio),
-        (Rule.LATENCY_P99, P99_LATENCY, thresholds.latency_p99_s),
+        (Rule.LATENCY_P99, P99_LATENCY, thresholds.latency_p99),
     ):
         values = _column(samples, column, lo, hi)
         warnings.extend(_nan_warnings(context, column, values))
         warnings.extend(_pre_deploy_warnings(context, column, values, limit))
         trigger, check = _run_rule(context, rule, column, values, limit)
         triggers.extend([trigger] if trigger else [])
-        checks.append(check)
+        rules.append(check)
     for column in sorted(c for c in samples.columns if str(c).startswith(BUSINESS_PREFIX)):
         values = _column(samples, column, lo, hi)
         warnings.extend(_nan_warnings(context, column, values))
         trigger, check, problem = _business_rule(context, column, values)
         triggers.extend([trigger] if trigger else [])
         warnings.extend([problem] if problem else [])
-        checks.append(check)
+        rules.append(check)
     if manual_reason is not None:
         moment = _datetime(now_ns)
         triggers.append(
             Trigger(Rule.MANUAL, MANUAL_METRIC, moment, moment, 1.0, 1.0, manual_reason.strip())
         )
-        checks.append(RuleCheck(Rule.MANUAL, MANUAL_METRIC, CheckStatus.FIRED, 1.0, 1.0))
+        rules.append(
+            RuleResult(
+                Rule.MANUAL,
+                MANUAL_METRIC,
+                RuleStatus.FIRED,
+                f"fired: manual call: {manual_reason.strip()}",
+                1.0,
+                1.0,
+            )
+        )
     order = list(Rule)
     triggers.sort(key=lambda t: (t.fired_at, order.index(t.rule), t.metric))
-    return Decision(bool(triggers), tuple(triggers), tuple(warnings), tuple(checks))
+    if triggers:
+        verdict = Verdict.ROLLBACK
+    elif any(r.required and r.status is RuleStatus.NOT_EVALUATED for r in rules):
+        verdict = Verdict.INCONCLUSIVE
+    else:
+        verdict = Verdict.NO_ROLLBACK
+    return Decision(verdict, tuple(triggers), tuple(warnings), tuple(rules))
 
 
 @dataclass(frozen=True)
@@ -219,31 +259,33 @@ class _Context:
     @cached_property
     def smoothing_left(self) -> IntArray:
         """Per sample, the first sample inside its smoothing span (shared by business metrics)."""
-        return window_starts(self.times, _to_ns(self.thresholds.business_smoothing_s))
+        return window_starts(self.times, _to_ns(self.thresholds.business_smoothing))
 
 
 def _run_rule(
     ctx: _Context, rule: Rule, column: str, values: FloatArray, limit: float
-) -> tuple[Trigger | None, RuleCheck]:
+) -> tuple[Trigger | None, RuleResult]:
     considered = values[ctx.counted]
     worst = float(np.nanmax(considered)) if np.any(~np.isnan(considered)) else None
     runs = find_runs(ctx.counted & (values > limit), ctx.gaps)
-    found = runs.first_longer_than(ctx.times, _to_ns(ctx.thresholds.sustain_s))
+    found = runs.first_longer_than(ctx.times, _to_ns(ctx.thresholds.sustain))
     if found is None:
-        status = CheckStatus.CLEAR if worst is not None else CheckStatus.NOT_EVALUATED
-        return None, RuleCheck(rule, column, status, worst, limit)
+        status = RuleStatus.CLEAR if worst is not None else RuleStatus.NOT_EVALUATED
+        reason = "clear" if worst is not None else "not judged: no valid sample"
+        return None, RuleResult(rule, column, status, reason, worst, limit)
     run, fired = found
     start, end = int(runs.starts[run]), int(runs.ends[run])
     peak = float(np.max(values[start : end + 1]))
     trigger = Trigger(
         rule, column, _datetime(ctx.times[start]), _datetime(ctx.times[fired]), peak, limit
     )
-    return trigger, RuleCheck(rule, column, CheckStatus.FIRED, worst, limit)
+    reason = f"fired at {_iso(ctx.times[fired])}"
+    return trigger, RuleResult(rule, column, RuleStatus.FIRED, reason, worst, limit)
 
 
 def _business_rule(
     ctx: _Context, column: str, values: FloatArray
-) -> tuple[Trigger | None, RuleCheck, str | None]:
+) -> tuple[Trigger | None, RuleResult, str | None]:
     in_baseline = (ctx.times >= ctx.baseline_start_ns) & (ctx.times < ctx.deploy_ns)
     baseline_values = values[in_baseline & ~np.isnan(values)]
     if baseline_values.size == 0:
@@ -253,7 +295,14 @@ def _business_rule(
         )
         return (
             None,
-            RuleCheck(Rule.BUSINESS, column, CheckStatus.NOT_EVALUATED, None, None),
+            RuleResult(
+                Rule.BUSINESS,
+                column,
+                RuleStatus.NOT_EVALUATED,
+                "not judged: no baseline",
+                None,
+                None,
+            ),
             problem,
         )
     exact_limit = (1.0 - ctx.thresholds.business_drop) * float(np.mean(baseline_values))
@@ -264,14 +313,18 @@ def _business_rule(
     below = ctx.counted & (smoothed < exact_limit - BUSINESS_TOLERANCE * abs(exact_limit))
     runs = find_runs(below, ctx.gaps)
     if runs.starts.size == 0:
-        status = CheckStatus.CLEAR if worst is not None else CheckStatus.NOT_EVALUATED
-        return None, RuleCheck(Rule.BUSINESS, column, status, worst, limit), None
+        status = RuleStatus.CLEAR if worst is not None else RuleStatus.NOT_EVALUATED
+        reason = "clear" if worst is not None else "not judged: no valid sample"
+        return None, RuleResult(Rule.BUSINESS, column, status, reason, worst, limit), None
     # No sustain: the first sample below fires; the peak is the lowest point of that run.
     fired, end = int(runs.starts[0]), int(runs.ends[0])
     peak = _readable(float(np.min(smoothed[fired : end + 1])))
     moment = _datetime(ctx.times[fired])
     trigger = Trigger(Rule.BUSINESS, column, moment, moment, peak, limit)
-    return trigger, RuleCheck(Rule.BUSINESS, column, CheckStatus.FIRED, worst, limit), None
+    result = RuleResult(
+        Rule.BUSINESS, column, RuleStatus.FIRED, f"fired at {_iso(ctx.times[fired])}", worst, limit
+    )
+    return trigger, result, None
 
 
 def _missing_data_warnings(ctx: _Context, step_ns: float | None, window_end_ns: int) -> list[str]:

@@ -1,7 +1,7 @@
 """Runbook "Rollback Steps, step 4 (Check error rate)": did the service recover after rollback?
 
 DESIGN.md "Recovery": after the rollout completes, the 5xx ratio must fall below
-``recovery_error_ratio`` (0.001) within ``recovery_within_s`` (120 s) and stay below for at least
+``recovery_error_ratio`` (0.001) within ``recovery_within`` (120 s) and stay below for at least
 ``recovery_consecutive`` (2) consecutive samples. Consecutive means the same as for the decision
 runs: a missing value or a gap longer than 1.5 steps breaks the sequence.
 """
@@ -53,10 +53,10 @@ def check_recovery(
     limit = thresholds.recovery_error_ratio
     needed = thresholds.recovery_consecutive
     done_ns = int(pd.Timestamp(rollout_done_at).as_unit("ns").value)
-    deadline_ns = done_ns + round(thresholds.recovery_within_s * NS_PER_S)
+    deadline_ns = done_ns + round(thresholds.recovery_within * NS_PER_S)
     all_times = times_ns(pd.DatetimeIndex(samples.index))
     step_ns = (
-        thresholds.step_s * NS_PER_S if thresholds.step_s is not None else median_step_ns(all_times)
+        thresholds.step * NS_PER_S if thresholds.step is not None else median_step_ns(all_times)
     )
     first = int(np.searchsorted(all_times, done_ns, side="left"))
     times = all_times[first:]
@@ -92,7 +92,7 @@ def check_recovery(
     else:
         reason = (
             f"error ratio did not fall below {limit:g} for {needed} consecutive samples within "
-            f"{thresholds.recovery_within_s:g} s of the rollout ({seen}): escalate"
+            f"{thresholds.recovery_within:g} s of the rollout ({seen}): escalate"
         )
     return Recovery(False, None, last_value, reason, not pending)
 

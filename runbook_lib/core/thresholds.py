@@ -1,7 +1,8 @@
 """The runbook's numbers for "When to Rollback" and "Check error rate", as one validated value.
 
 Every threshold, duration and window of the decision is a parameter whose default is the
-runbook's value; field names carry their unit (``_s`` seconds, ``ratio``/``drop`` fractions).
+runbook's value. Field names are the parameter vocabulary of the notebooks and the CLI
+(``sustain``, ``window``, ...); durations are float seconds, ratios fractions.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ __all__ = ["Thresholds"]
 
 _RATIOS = ("error_ratio", "business_drop", "recovery_error_ratio")
 _DURATIONS = (
-    "sustain_s",
-    "window_s",
-    "business_baseline_s",
-    "business_smoothing_s",
-    "recovery_within_s",
+    "sustain",
+    "window",
+    "business_baseline",
+    "business_smoothing",
+    "recovery_within",
 )
 
 
@@ -34,16 +35,16 @@ class Thresholds:
     """
 
     error_ratio: float = 0.01  # 5xx / all requests; a breach is strictly more than this
-    latency_p99_s: float = 1.0  # seconds; a breach is strictly more than this
-    sustain_s: float = 120.0  # a run must last strictly longer than this to fire
-    window_s: float = 1800.0  # only samples within this long after the deploy count
+    latency_p99: float = 1.0  # seconds; a breach is strictly more than this
+    sustain: float = 120.0  # a run must last strictly longer than this to fire
+    window: float = 1800.0  # only samples within this long after the deploy count
     business_drop: float = 0.10  # fires when smoothed < (1 - drop) * baseline
-    business_baseline_s: float = 1800.0  # baseline = mean over [deploy - this, deploy)
-    business_smoothing_s: float = 300.0  # smoothed(t) = mean over (t - this, t]
+    business_baseline: float = 1800.0  # baseline = mean over [deploy - this, deploy)
+    business_smoothing: float = 300.0  # smoothed(t) = mean over (t - this, t]
     recovery_error_ratio: float = 0.001  # "Check error rate": must fall below this ...
-    recovery_within_s: float = 120.0  # ... within this long after the rollout completes ...
+    recovery_within: float = 120.0  # ... within this long after the rollout completes ...
     recovery_consecutive: int = 2  # ... and stay below for this many consecutive samples
-    step_s: float | None = None  # sample spacing; None = median spacing of the timestamps
+    step: float | None = None  # sample spacing; None = median spacing of the timestamps
 
     def __post_init__(self) -> None:
         self.validate()
@@ -51,7 +52,7 @@ class Thresholds:
     def validate(self) -> None:
         """Check every field; raise ``ParameterError`` naming each problem at once."""
         problems: list[str] = []
-        for name in (*_RATIOS, "latency_p99_s", *_DURATIONS):
+        for name in (*_RATIOS, "latency_p99", *_DURATIONS):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 problems.append(f"{name}: expected a number, got {value!r}")
@@ -61,11 +62,11 @@ class Thresholds:
                 problems.append(f"{name}: must not be negative, got {value!r}")
             elif name in _RATIOS and value > 1:
                 problems.append(f"{name}: a ratio must be between 0 and 1, got {value!r}")
-        for name in ("window_s", "business_baseline_s", "business_smoothing_s"):
+        for name in ("window", "business_baseline", "business_smoothing"):
             value = getattr(self, name)
             if isinstance(value, int | float) and value == 0:
                 problems.append(f"{name}: must be longer than 0 s")
-        sustain, window = self.sustain_s, self.window_s
+        sustain, window = self.sustain, self.window
         if (
             isinstance(sustain, int | float)
             and isinstance(window, int | float)
@@ -73,7 +74,7 @@ class Thresholds:
             and 0 <= window <= sustain
         ):
             problems.append(
-                f"sustain_s: {sustain:g} s is not shorter than window_s ({window:g} s); "
+                f"sustain: {sustain:g} s is not shorter than window ({window:g} s); "
                 "no run inside the window could last longer, so the rule could never fire"
             )
         consecutive = self.recovery_consecutive
@@ -81,20 +82,20 @@ class Thresholds:
             problems.append(
                 f"recovery_consecutive: must be a whole number >= 1, got {consecutive!r}"
             )
-        step = self.step_s
+        step = self.step
         if step is not None and (
             isinstance(step, bool)
             or not isinstance(step, int | float)
             or not math.isfinite(step)
             or step <= 0
         ):
-            problems.append(f"step_s: must be a positive number of seconds or None, got {step!r}")
+            problems.append(f"step: must be a positive number of seconds or None, got {step!r}")
         if problems:
             raise ParameterError(problems)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Thresholds:
-        """Build thresholds from people's text: ``{"sustain_s": "2m", "error_ratio": "1%"}``.
+        """Build thresholds from people's text: ``{"sustain": "2m", "error_ratio": "1%"}``.
 
         Durations accept units (``90``, ``90s``, ``2m``, ``1h``), ratios accept percentages;
         ``None`` or ``""`` keeps the runbook default. Raises ``ParameterError`` listing every
@@ -123,9 +124,9 @@ class Thresholds:
 def _parser_for(name: str) -> Callable[[Any], Any]:
     if name in _RATIOS:
         return parse_ratio
-    if name in (*_DURATIONS, "step_s"):
+    if name in (*_DURATIONS, "step"):
         return parse_duration
-    if name == "latency_p99_s":
+    if name == "latency_p99":
         return parse_duration  # a latency is a duration: "800ms" and "1s" both make sense
     return _whole_number
 

@@ -55,6 +55,6 @@ def wait_for_breach(
             return decision, time.monotonic() - started
         ratio = samples["error_ratio"].dropna()
         latest = f"{ratio.iloc[-1]:.2%}" if len(ratio) else "n/a"
-        progress(f"waiting for the breach to last {thresholds.sustain_s:.0f} s: 5xx ratio {latest}")
+        progress(f"waiting for the breach to last {thresholds.sustain:.0f} s: 5xx ratio {latest}")
         time.sleep(poll_s)
     raise BreachTimeout(f"the rollback rules did not fire within {timeout_s:.0f} s of waiting")

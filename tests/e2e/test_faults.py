@@ -309,7 +309,7 @@ def test_prometheus_down_never_claims_recovery(bad_deploy: Sandbox, tmp_path: Pa
     from runbook_sandbox import metrics_stack
 
     sb = bad_deploy
-    ctx = start(sb, tmp_path, thresholds={"recovery_within_s": 10.0})
+    ctx = start(sb, tmp_path, thresholds={"recovery_within": 10.0})
     for step in (*UP_TO_ROLLBACK, steps.helm_rollback, steps.wait_for_rollout, steps.verify_image):
         step(ctx)
     metrics_stack.stop(sb.state_dir)

@@ -105,7 +105,7 @@ def test_injected_replay_and_thresholds(
     )
     assert [t["fired_at"] for t in result["triggers"]] == expected_fired
     assert result["rollback"] is bool(expected_fired)
-    assert result["thresholds"]["sustain_s"] == {"2m": 120.0, "90s": 90.0}[sustain]
+    assert result["thresholds"]["sustain"] == {"2m": 120.0, "90s": 90.0}[sustain]
 
 
 def test_manual_call_is_recorded(tmp_path: Path) -> None:

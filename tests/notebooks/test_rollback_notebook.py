@@ -228,7 +228,7 @@ def _wait_for_breach(sandbox: Sandbox) -> None:
     wait_for_breach(
         sandbox.prometheus_url,
         deployed_at,
-        thresholds=Thresholds(sustain_s=float(SHORT["sustain_s"])),
+        thresholds=Thresholds(sustain=float(SHORT["sustain_s"])),
         rate_window=str(SHORT["prometheus_rate_window"]),
         step_s=float(SHORT["metrics_step_s"]),
         timeout_s=180,

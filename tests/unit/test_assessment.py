@@ -56,6 +56,6 @@ def test_record_is_plain_json_with_the_cli_document() -> None:
     params = rb.validate(metrics_csv=HEALTHY, deployed_at=DEPLOYED_AT, sustain="30s")
     record = rb.record(rb.evaluate(params, rb.load_samples(params)))
     assert record._repr_json_()["rollback"] is True  # the 45 s burst now lasts long enough
-    assert record["thresholds"]["sustain_s"] == 30.0
+    assert record["thresholds"]["sustain"] == 30.0
     assert record["triggers"][0]["rule"] == "error_rate"
     assert repr(record).startswith("{\n")

@@ -42,8 +42,11 @@ def test_bundled_bad_deploy_json_is_exactly_the_public_document() -> None:
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert list(document) == ["rollback", "triggers", "warnings"]
+    assert list(document) == ["rollback", "triggers", "warnings", "verdict", "rules"]
     assert document["rollback"] is True
+    assert document["verdict"] == "rollback"
+    for rule in document["rules"]:
+        assert list(rule) == ["rule", "metric", "status", "reason"]
     assert document["warnings"] == []
     for trigger in document["triggers"]:
         assert list(trigger) == ["rule", "metric", "started_at", "fired_at", "peak", "threshold"]
@@ -73,7 +76,9 @@ def test_bundled_healthy_deploy_does_not_roll_back() -> None:
         "evaluate", "--metrics", str(HEALTHY_DEPLOY), "--deployed-at", DEPLOYED_AT, "--json"
     )
     assert result.returncode == 0
-    assert json.loads(result.stdout) == {"rollback": False, "triggers": [], "warnings": []}
+    document = json.loads(result.stdout)
+    assert (document["rollback"], document["verdict"]) == (False, "no_rollback")
+    assert (document["triggers"], document["warnings"]) == ([], [])
 
 
 def test_table_output_reads_as_a_decision() -> None:

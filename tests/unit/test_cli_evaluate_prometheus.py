@@ -113,7 +113,7 @@ def test_live_bad_service_fires_error_and_latency_rules(prometheus: PrometheusSe
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert list(document) == ["rollback", "triggers", "warnings"]
+    assert list(document) == ["rollback", "triggers", "warnings", "verdict", "rules"]
     assert document["rollback"] is True
     by_rule = {t["rule"]: t for t in document["triggers"]}
     assert sorted(by_rule) == ["error_rate", "latency_p99"]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runbook_lib.core.decision import CheckStatus, Rule, evaluate
+from runbook_lib.core.decision import Rule, RuleStatus, evaluate
 from runbook_lib.core.thresholds import Thresholds
 from runbook_lib.errors import ParameterError
 
@@ -165,7 +165,7 @@ CASES = {
     "custom-thresholds": Case(
         [set_between(ERR, 60, 120, 0.03)],
         [(Rule.ERROR_RATE, ERR, 60, 105)],
-        thresholds=Thresholds(error_ratio=0.02, sustain_s=30),
+        thresholds=Thresholds(error_ratio=0.02, sustain=30),
     ),
 }
 
@@ -213,7 +213,7 @@ def test_manual_reason_is_kept_and_json_has_exactly_the_public_keys() -> None:
     decision = evaluate(frame, deployed_at=DEPLOY, now=at(600), manual_reason=" IC call ")
     assert decision.triggers[0].reason == "IC call"
     document = decision.to_json_dict()
-    assert list(document) == ["rollback", "triggers", "warnings"]
+    assert list(document) == ["rollback", "triggers", "warnings", "verdict", "rules"]
     assert document["triggers"] == [
         {
             "rule": "manual",
@@ -228,10 +228,10 @@ def test_manual_reason_is_kept_and_json_has_exactly_the_public_keys() -> None:
 
 def test_checks_show_rules_that_did_not_fire() -> None:
     decision = evaluate(healthy(), deployed_at=DEPLOY, now=at(2400))
-    assert [(c.rule, c.status, c.worst) for c in decision.checks] == [
-        (Rule.ERROR_RATE, CheckStatus.CLEAR, 0.002),
-        (Rule.LATENCY_P99, CheckStatus.CLEAR, 0.3),
-        (Rule.BUSINESS, CheckStatus.CLEAR, 100.0),
+    assert [(c.rule, c.status, c.worst) for c in decision.rules] == [
+        (Rule.ERROR_RATE, RuleStatus.CLEAR, 0.002),
+        (Rule.LATENCY_P99, RuleStatus.CLEAR, 0.3),
+        (Rule.BUSINESS, RuleStatus.CLEAR, 100.0),
     ]
 
 
@@ -240,7 +240,7 @@ def test_given_step_overrides_the_median_spacing() -> None:
     frame = set_between(ERR, 60, 270, 0.05)(frame)
     frame = drop_samples(150)(frame)
     # With a 30 s step, one missing 15 s sample is not a gap, so the run lasts 210 s and fires.
-    decision = evaluate(frame, deployed_at=DEPLOY, now=at(2400), thresholds=Thresholds(step_s=30))
+    decision = evaluate(frame, deployed_at=DEPLOY, now=at(2400), thresholds=Thresholds(step=30))
     assert [(t.started_at, t.fired_at) for t in decision.triggers] == [(at(60), at(195))]
     assert decision.warnings == ()
 

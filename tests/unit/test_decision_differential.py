@@ -81,7 +81,7 @@ def test_vectorised_engine_agrees_with_the_per_sample_reference(seed: int) -> No
     window_s = float(rng.choice([300.0, 900.0, 1800.0]))
     sustain_s = float(rng.choice([0.0, 30.0, 120.0]))
     given_step = None if rng.random() < 0.7 else float(rng.choice([5.0, 15.0]))
-    thresholds = Thresholds(window_s=window_s, sustain_s=sustain_s, step_s=given_step)
+    thresholds = Thresholds(window=window_s, sustain=sustain_s, step=given_step)
 
     got = evaluate(frame, deployed_at=deployed_at, now=now, thresholds=thresholds)
     expected = reference.reference_evaluate(

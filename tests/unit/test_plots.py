@@ -44,7 +44,7 @@ def legend_labels(figure: Figure, panel: int) -> list[str]:
 
 def test_error_and_latency_panels_show_thresholds_and_moments(samples: pd.DataFrame) -> None:
     figure = plot_error_and_latency(
-        samples, moments=MOMENTS, thresholds=Thresholds(error_ratio=0.02, latency_p99_s=0.8)
+        samples, moments=MOMENTS, thresholds=Thresholds(error_ratio=0.02, latency_p99=0.8)
     )
     error_axes, latency_axes = figure.axes
     assert error_axes.get_ylabel() == "5xx ratio (%)"

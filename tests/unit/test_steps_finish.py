@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.core.decision import Decision
+from runbook_lib.core.decision import Decision, Verdict
 from runbook_lib.core.revisions import Revision, RollbackTarget
 from runbook_lib.steps import finish, start_run
 
@@ -36,7 +36,7 @@ def test_recovery_time_is_judged_against_the_target(
     good = Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete")
     bad = Revision(2, "deployed", "app-0.1.0", "v1.1.0", T0, "Upgrade complete")
     s = ctx.state
-    s.decision = Decision(rollback=True, triggers=(), warnings=())
+    s.decision = Decision(verdict=Verdict.ROLLBACK, triggers=(), warnings=())
     s.target = RollbackTarget(current=bad, target=good)
     s.rolled_back = True
     s.decided_at = T0

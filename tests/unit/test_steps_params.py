@@ -38,7 +38,7 @@ def test_defaults_are_the_runbooks_values() -> None:
     assert p.migrate_command.format(n=1) == "./migrate down 1"
     assert p.migrations_to_revert == 0
     assert p.thresholds.recovery_error_ratio == 0.001
-    assert p.thresholds.recovery_within_s == 120.0
+    assert p.thresholds.recovery_within == 120.0
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

@@ -11,82 +11,82 @@ from runbook_lib.errors import ParameterError
 
 def test_defaults_are_the_runbooks_numbers() -> None:
     th = Thresholds()
-    assert (th.error_ratio, th.latency_p99_s, th.sustain_s, th.window_s) == (
+    assert (th.error_ratio, th.latency_p99, th.sustain, th.window) == (
         0.01,
         1.0,
         120.0,
         1800.0,
     )
-    assert (th.business_drop, th.business_baseline_s, th.business_smoothing_s) == (
+    assert (th.business_drop, th.business_baseline, th.business_smoothing) == (
         0.1,
         1800.0,
         300.0,
     )
-    assert (th.recovery_error_ratio, th.recovery_within_s, th.recovery_consecutive) == (
+    assert (th.recovery_error_ratio, th.recovery_within, th.recovery_consecutive) == (
         0.001,
         120.0,
         2,
     )
-    assert th.step_s is None
+    assert th.step is None
 
 
 def test_every_problem_is_listed_at_once() -> None:
     with pytest.raises(ParameterError) as caught:
         Thresholds(
             error_ratio=1.5,
-            latency_p99_s=-1.0,
-            sustain_s=3600.0,
+            latency_p99=-1.0,
+            sustain=3600.0,
             business_drop=-0.1,
-            business_smoothing_s=0.0,
+            business_smoothing=0.0,
             recovery_consecutive=0,
-            step_s=float("nan"),
+            step=float("nan"),
         )
     assert [p.split(":")[0] for p in caught.value.problems] == [
         "error_ratio",
         "business_drop",
-        "latency_p99_s",
-        "business_smoothing_s",
-        "sustain_s",
+        "latency_p99",
+        "business_smoothing",
+        "sustain",
         "recovery_consecutive",
-        "step_s",
+        "step",
     ]
     assert "could never fire" in caught.value.problems[4]
     assert str(caught.value).startswith("7 invalid parameter(s):")
 
 
 @pytest.mark.parametrize(
-    ("sustain_s", "window_s", "valid"),
+    ("sustain", "window", "valid"),
     [(1799.0, 1800.0, True), (1800.0, 1800.0, False), (0.0, 1.0, True)],
     ids=["just-shorter", "equal-to-window", "zero-sustain"],
 )
 def test_sustain_must_be_shorter_than_the_window(
-    sustain_s: float, window_s: float, valid: bool
+    sustain: float, window: float, valid: bool
 ) -> None:
     if valid:
-        assert Thresholds(sustain_s=sustain_s, window_s=window_s).sustain_s == sustain_s
+        assert Thresholds(sustain=sustain, window=window).sustain == sustain
     else:
-        with pytest.raises(ParameterError, match="not shorter than window_s"):
-            Thresholds(sustain_s=sustain_s, window_s=window_s)
+        with pytest.raises(ParameterError, match="not shorter than window"):
+            Thresholds(sustain=sustain, window=window)
 
 
 def test_from_params_reads_units_and_percentages() -> None:
     th = Thresholds.from_params(
         {
             "error_ratio": "2%",
-            "latency_p99_s": "800ms",
-            "sustain_s": "3m",
-            "window_s": "1h",
-            "step_s": "",
+            "latency_p99": "800ms",
+            "sustain": "3m",
+            "window": "1h",
+            "step": "",
             "recovery_consecutive": "3",
         }
     )
-    assert (th.error_ratio, th.latency_p99_s, th.sustain_s, th.window_s) == (
+    assert (th.error_ratio, th.latency_p99, th.sustain, th.window) == (
         0.02,
         0.8,
         180.0,
         3600.0,
     )
-    assert (th.step_s, th.recovery_consecutive) == (None, 3)
+    assert (th.step, th.recovery_consecutive) == (None, 3)
 
 
 def test_from_params_lists_unknown_names_units_and_ranges_together() -> None:
@@ -94,15 +94,15 @@ def test_from_params_lists_unknown_names_units_and_ranges_together() -> None:
         Thresholds.from_params(
             {
                 "eror_ratio": 0.02,
-                "sustain_s": "2 fortnights",
-                "window_s": "-5m",
+                "sustain": "2 fortnights",
+                "window": "-5m",
                 "business_drop": "150%",
             }
         )
     assert caught.value.problems == (
         "eror_ratio: unknown threshold",
-        "sustain_s: unknown unit 'fortnights' in '2 fortnights' (known: ms, s, sec, m, min, h, d)",
-        "window_s: must not be negative, got '-5m'",
+        "sustain: unknown unit 'fortnights' in '2 fortnights' (known: ms, s, sec, m, min, h, d)",
+        "window: must not be negative, got '-5m'",
         "business_drop: a ratio must be between 0 and 1, got 1.5",
     )
 
