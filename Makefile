@@ -16,12 +16,12 @@ help:
 	@echo "make test    - lint, type checks and the whole pytest suite (builds/starts the sandbox)"
 	@echo "make assess-demo - the read-only assessment notebook on the bundled bad-deploy replay"
 	@echo "make bench   - benchmarks (numbers and ratios printed)"
-	@echo "make install - Python virtualenv with the project and test tools"
+	@echo "make install - .venv with the project editable, JupyterLab, sandbox and developer tools"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[sandbox,test]'
+	$(PY) -m pip install -q -e '.[lab,sandbox,test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@rm -f $(VENV)/.installed-* && touch $@
 
