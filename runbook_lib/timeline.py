@@ -16,6 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from runbook_lib.core.redact import redact_structure
+
 __all__ = ["Event", "EventKind", "Timeline"]
 
 
@@ -84,23 +86,55 @@ class Timeline:
         self._clock = clock
         self._redact = redact
         self.events: list[Event] = []
+        # Lines that could not be read back (a run killed mid-write, a disk that filled up):
+        # skipped, not fatal, and reported once on the timeline by the next ``record``.
+        self.damaged: tuple[str, ...] = ()
+        self._unterminated = False
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.exists():
-                self.events = [
-                    Event.from_json(line) for line in path.read_text().splitlines() if line
-                ]
+                self._load(path)
+
+    def _load(self, path: Path) -> None:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        self._unterminated = bool(text) and not text.endswith("\n")
+        damaged: list[str] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                self.events.append(Event.from_json(line))
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                damaged.append(f"line {number}: {type(err).__name__}: {err}"[:200])
+        self.damaged = tuple(damaged)
 
     def now(self) -> datetime:
         return self._clock()
 
+    def _redact_other(self, value: Any) -> Any:
+        # Objects are written with str(); keep one whose text holds no secret as it is.
+        text = str(value)
+        clean = self._redact(text)
+        return value if clean == text else clean
+
     def record(self, step: str, kind: EventKind | str, message: str, **data: Any) -> Event:
-        clean = {k: self._redact(v) if isinstance(v, str) else v for k, v in data.items()}
+        if self.damaged:
+            damaged, self.damaged = self.damaged, ()
+            self.record(
+                "timeline",
+                EventKind.WARNING,
+                f"{len(damaged)} damaged timeline line(s) skipped: {'; '.join(damaged)}",
+                damaged=list(damaged),
+            )
+        # Every value at every nesting level; credential-named keys hide values of any type.
+        clean = redact_structure(dict(data), self._redact, other=self._redact_other)
         event = Event(self._clock(), step, EventKind(kind), self._redact(message), clean)
         self.events.append(event)
         if self.path is not None:
             with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(event.to_json() + "\n")
+                # A damaged last line without its newline must not swallow this event.
+                fh.write(("\n" if self._unterminated else "") + event.to_json() + "\n")
+            self._unterminated = False
         return event
 
     @contextmanager

@@ -1,20 +1,34 @@
-"""Redaction: keep secrets out of the timeline, the executed notebook, the HTML and the bundle.
+"""Redaction: keep secrets out of every file of the evidence bundle.
 
-Two nets, applied together. Known secret values (parameters flagged secret, credentials found in
-the environment) are replaced wherever they appear, including their JSON- and HTML-escaped
-spellings, because the executed notebook stores parameters as JSON and the HTML rendering escapes
-them. Common secret shapes (bearer tokens, ``password=...``, AWS keys, Slack webhook URLs, JWTs,
-kubeconfig credentials, passwords in URLs) are caught by pattern, so a secret nobody declared is
-still hidden. Pure: the caller passes the environment; nothing here reads it.
+One redactor, three nets, applied to every value that reaches the evidence:
+
+- Known secret values (parameters flagged secret, credentials found in the environment or a
+  kubeconfig) are replaced wherever they appear, including their JSON- and HTML-escaped
+  spellings, because the executed notebook stores parameters as JSON and the HTML escapes them.
+- Token formats: the regex detectors of detect-secrets (a maintained secret-detection library:
+  AWS, GitHub, GitLab, Slack, Stripe, SendGrid, Twilio, npm, PyPI, ...), used through its plugin
+  API, plus our own rules for shapes it lacks or only half-covers (a password inside any URL in
+  any case, ``Authorization:`` headers, ``password='a b'``, dict reprs, PEM blocks and their
+  base64, JWT signatures, ``github_pat_``, longer Stripe keys, ...).
+- Structure: ``redact_value`` walks dicts, lists and tuples; a key that names a credential
+  (``password``, ``token``, ``client-key-data``, ...) hides its whole value, numbers included;
+  a Kubernetes ``Secret``'s ``data``/``stringData`` and a credential-named env entry's ``value``
+  are hidden whatever their text looks like.
+
+Paths, hostnames and ordinary words are not secrets: ``PWD``/``OLDPWD`` and variables that name
+files or folders are never taken as credentials. Pure: the caller passes the environment.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 __all__ = [
@@ -22,6 +36,12 @@ __all__ = [
     "PLACEHOLDER",
     "SECRET_NAME",
     "Redactor",
+    "detector_names",
+    "is_credential_name",
+    "redact_manifest",
+    "redact_structure",
+    "redact_text",
+    "redact_value",
     "secrets_from_environment",
     "secrets_from_kubeconfig",
 ]
@@ -32,86 +52,348 @@ PLACEHOLDER = "[REDACTED]"
 # is never this short, and the patterns still catch short ones written as ``password=...``.
 MIN_SECRET_LENGTH = 6
 
-# Names of variables and parameters that hold credentials.
-SECRET_NAME = re.compile(
-    r"(?i)(token|secret|passw(or)?d|pwd|api[_-]?key|access[_-]?key|private[_-]?key|"
-    r"credential|webhook|authorization|auth[_-]?token|session[_-]?key|client[_-]?key)"
+# Words that make a variable, parameter or key name a credential's name.
+_CREDENTIAL_WORDS = (
+    r"passw(?:or)?d|passphrase|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key|"
+    r"private[_.-]?key|client[_.-]?key|key[_.-]?data|account[_.-]?key|credentials?|"
+    r"authorization|webhook|cookie|session[_.-]?(?:id|key)"
 )
 
-_KEY = (
-    r"[A-Za-z0-9_.-]*(?:token|secret|passwd|password|pwd|api[_-]?key|apikey|access[_-]?key|"
-    r"secret[_-]?key|private[_-]?key|client-key-data|credentials?)"
+# Kept for callers that flag parameters by name; ``is_credential_name`` adds the exceptions.
+# (The look-ahead on the first letter lets the search skip most positions of a long log fast.)
+SECRET_NAME = re.compile(rf"(?i)(?=[ackpstw])(?:{_CREDENTIAL_WORDS})")
+
+# Names that contain a credential word but hold no credential: the working directory, a file,
+# a folder, a reference to a Secret by name, a count or a duration.
+_NOT_CREDENTIAL = re.compile(
+    r"(?i)^(?:old)?pwd$|"
+    r"(?:name|names|ref|refs|file|files|path|paths|dir|directory|type|kind|ttl|timeout|"
+    r"length|count|expiry|expires|expiration|pullsecrets|tokens)$|"
+    r"^(?:max|min|num|n)[_.-]"
 )
 
 
-def _sub_keep_prefix(match: re.Match[str]) -> str:
-    return f"{match.group('prefix')}{PLACEHOLDER}{match.group('suffix') or ''}"
+def is_credential_name(name: str) -> bool:
+    """True when ``name`` (a variable, parameter or key) names a credential.
+
+    ``DB_PASSWORD``, ``api_token``, ``client-key-data``, ``slack_webhook_url`` do; ``PWD``,
+    ``OLDPWD``, ``TOKEN_FILE``, ``secretName``, ``secretKeyRef``, ``max_tokens`` do not.
+    """
+    bare = name.strip().strip("\"'").lstrip("-")
+    return bool(SECRET_NAME.search(bare)) and not _NOT_CREDENTIAL.search(bare)
 
 
-@dataclass(frozen=True)
-class _Pattern:
-    name: str
-    regex: re.Pattern[str]
-    keep_prefix: bool = False
+# ---------------------------------------------------------------------------------------------
+# Text rules of our own (detect-secrets has none for these, or covers them only in part).
 
+_QUOTE = r"(?:\\?(?:[\"']|&quot;|&#39;|&#x27;))"
 
-# Order matters: whole-token shapes first, so a JWT inside ``token=`` is hidden either way.
-_PATTERNS: tuple[_Pattern, ...] = (
-    _Pattern(
-        "pem private key",
-        re.compile(
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL
-        ),
-    ),
-    _Pattern("slack webhook", re.compile(r"https?://hooks\.slack\.com/services/[A-Za-z0-9/_-]+")),
-    _Pattern("slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    _Pattern("github token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}")),
-    _Pattern("aws access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    _Pattern("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),
-    _Pattern(
-        "bearer token",
-        re.compile(r"(?i)(?P<prefix>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}(?P<suffix>)"),
-        keep_prefix=True,
-    ),
-    _Pattern(
-        "password in url",
-        re.compile(r"(?P<prefix>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+(?P<suffix>@)"),
-        keep_prefix=True,
-    ),
-    # "password": "x" in JSON (kubectl -o json, helm get values -o json).
-    _Pattern(
-        "json secret field",
-        re.compile(rf'(?i)(?P<prefix>"{_KEY}"\s*:\s*")(?:[^"\\]|\\.)+(?P<suffix>")'),
-        keep_prefix=True,
-    ),
-    # token=abc, PASSWORD = 'x', --password=x, ?access_token=abc&...
-    _Pattern(
-        "key=value secret",
-        re.compile(rf"(?i)(?P<prefix>\b{_KEY}\s*=\s*['\"]?)[^\s&,;'\"]+(?P<suffix>)"),
-        keep_prefix=True,
-    ),
-    # YAML: kubeconfig ``token: ...`` / ``client-key-data: ...``. Only a bare value filling the rest
-    # of the line, so a notebook line ``password: str = ""`` (a type hint) is left alone.
-    _Pattern(
-        "yaml secret field",
-        re.compile(
-            rf"(?im)(?P<prefix>^[ \t-]*{_KEY}:[ \t]+)['\"]?[^\s'\"#]+['\"]?(?P<suffix>)[ \t]*$"
-        ),
-        keep_prefix=True,
-    ),
+_PEM = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+    r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    re.DOTALL,
 )
+# "-----BEGIN" in base64 (kubeconfig client-key-data, a Secret's tls.key): decoded to tell a
+# private key (redacted) from a certificate (public, kept).
+_PEM_BASE64 = re.compile(r"LS0tLS1CRUdJTi[A-Za-z0-9+/]+=*")
+
+_URL = re.compile(r"(?i)\b(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<authority>[^\s/?#\"'<>\\`]*)")
+
+_AUTHORIZATION = re.compile(
+    rf"(?i)(?P<prefix>\b(?:proxy-)?authorization{_QUOTE}?[ \t]*[:=][ \t]*{_QUOTE}?[ \t]*"
+    r"(?P<scheme>(?:bearer|token|basic|digest|negotiate|ntlm|apikey|key|sso-key|"
+    r"aws4-hmac-sha256)[ \t]+)?)"
+    r"(?P<value>(?!\[REDACTED\])[^\s\"'<>\\]+(?:[ \t]+[^\s\"'<>\\]+)*)"
+)
+_BEARER = re.compile(r"(?i)(?P<prefix>\b(?:bearer|basic)[ \t]+)(?P<value>[A-Za-z0-9._~+/=-]{8,})")
+
+# Token formats with a fixed prefix that detect-secrets 1.5 lacks or cuts short, each with a
+# lower-case text that must occur for it to match (a cheap test that skips the regex on logs).
+_TOKENS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("eyj", re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),  # + sig
+    ("github_pat_", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}")),
+    ("_", re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{30,}")),
+    ("gl", re.compile(r"\bgl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_-]{16,}")),
+    ("k_", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
+    ("whsec_", re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}")),
+    ("hooks.slack", re.compile(
+        r"(?i)https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+")),
+    ("discord", re.compile(
+        r"(?i)https?://(?:[a-z0-9-]+\.)?discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+")),
+    ("webhook.office", re.compile(r"(?i)https?://[a-z0-9.-]*webhook\.office\.com/[^\s\"'<>]+")),
+    ("xox", re.compile(r"\bxox[a-z]-[A-Za-z0-9-]{10,}")),
+    ("xapp-", re.compile(r"\bxapp-\d-[A-Za-z0-9-]{10,}")),
+    ("a", re.compile(r"\b(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("aiza", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("ya29.", re.compile(r"\bya29\.[0-9A-Za-z_-]{20,}")),
+    ("npm_", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("hv", re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}")),
+    ("dckr_pat_", re.compile(r"\bdckr_pat_[A-Za-z0-9_-]{20,}")),
+    ("dop_v1_", re.compile(r"\bdop_v1_[a-f0-9]{64}\b")),
+    ("shp", re.compile(r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b")),
+    ("sk-", re.compile(r"\bsk-(?:proj|ant|svcacct|admin)-[A-Za-z0-9_-]{20,}")),
+    ("sk-", re.compile(r"\bsk-[A-Za-z0-9]{40,}\b")),
+    ("sg.", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+    ("=", re.compile(
+        r"(?i)(?<=[?&;])(?:sig|signature|x-amz-signature|x-goog-signature|x-amz-credential)="
+        r"[^\s&\"'<>#]+")),
+)  # fmt: skip
+
+# key = value, key: value; the value quoted (spaces allowed) or bare. The key's own closing quote
+# and a Python type annotation (``password: str = "x"``) may stand between key and operator.
+_KEY = rf"(?P<key>(?<![\w.-])(?:--)?[\w.-]*?(?:{_CREDENTIAL_WORDS})[\w.-]*)(?P<kq>{_QUOTE})?"
+_VALUE_QUOTED = rf"(?P<q>{_QUOTE})(?P<qv>.*?)(?P=q)"
+_VALUE_OPEN = rf"(?P<oq>{_QUOTE})(?P<ov>[^\n]*)"  # an unterminated quote: the rest of the line
+_ASSIGN = re.compile(
+    rf"(?i){_KEY}(?:[ \t]*:[ \t]*[A-Za-z_][\w.\[\], |]*?)?[ \t]*(?P<op>:=|=>|=(?!=)|(?<=\w)[ \t]+)"
+    rf"[ \t]*(?P<value>\[REDACTED\]|{_VALUE_QUOTED}|{_VALUE_OPEN}|[^\s;&}}\])'\"<>,]+)"
+)
+# ``key: value`` only when the value ends the line or the item (YAML, JSON, dict reprs), so a
+# sentence such as "slack_webhook_url: must start with https" keeps its words.
+_COLON = re.compile(
+    rf"(?im){_KEY}[ \t]*:(?![:=])[ \t]*(?P<value>\[REDACTED\]|{_VALUE_QUOTED}|"
+    rf"(?P<bare>[^\s,}}\]\"'<>#\\]+)(?=[ \t]*(?:$|[,}}\]#<]|\\[nr]|{_QUOTE})))"
+)
+
+_NOT_SECRET_VALUES = frozenset({"", "none", "null", "nil", "true", "false", "~", "''", '""'})
+
+
+def _looks_random(value: str) -> bool:
+    """A credential, not a word: has a digit or symbol, or upper case after the first letter."""
+    return bool(re.search(r"[0-9+/=_.~-]", value)) or any(c.isupper() for c in value[1:])
+
+
+def _sub_url(match: re.Match[str]) -> str:
+    authority = match.group("authority")
+    at = authority.rfind("@")
+    if at < 0:
+        return match.group(0)
+    userinfo, host = authority[:at], authority[at:]
+    user, colon, password = userinfo.partition(":")
+    if colon:
+        return f"{match.group('scheme')}{user}:{PLACEHOLDER if password else ''}{host}"
+    # A user name alone (``ssh://git@host``) is no secret; a token in its place is.
+    plain_name = re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", user) and sum(map(str.isdigit, user)) < 5
+    if not user or plain_name or user == PLACEHOLDER:
+        return match.group(0)
+    return f"{match.group('scheme')}{PLACEHOLDER}{host}"
+
+
+def _sub_pem_base64(match: re.Match[str]) -> str:
+    head = match.group(0)[:64]
+    try:
+        decoded = base64.b64decode(head[: len(head) // 4 * 4])
+    except (binascii.Error, ValueError):
+        return PLACEHOLDER
+    return PLACEHOLDER if b"PRIVATE" in decoded or b"-----END" not in decoded else match.group(0)
+
+
+def _sub_authorization(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if not match.group("scheme") and not _looks_random(value.split()[0]):
+        return match.group(0)  # "authorization: denied for ..." is prose
+    return f"{match.group('prefix')}{PLACEHOLDER}"
+
+
+def _sub_bearer(match: re.Match[str]) -> str:
+    value = match.group("value")
+    if not _looks_random(value):
+        return match.group(0)  # "basic functionality"
+    return f"{match.group('prefix')}{PLACEHOLDER}"
+
+
+def _sub_key_value(match: re.Match[str]) -> str:
+    key = match.group("key")
+    if not is_credential_name(key):
+        return match.group(0)
+    groups = match.groupdict()
+    if match.group("value") == PLACEHOLDER:
+        return match.group(0)
+    if (groups.get("op") or "=").isspace() and not key.startswith("--"):
+        return match.group(0)  # "token bucket": a word after a word, no assignment
+    span = match.span("value")
+    for name in ("qv", "ov", "bare"):
+        if groups.get(name) is not None:
+            span = match.span(name)
+            break
+    value = match.string[span[0] : span[1]]
+    bare = value.strip()
+    last = bare.rsplit(".", 1)[-1]
+    if bare.lower() in _NOT_SECRET_VALUES or last == key.lstrip("-") or bare == PLACEHOLDER:
+        return match.group(0)  # f(slack_webhook_url=slack_webhook_url): a name, not a value
+    start, end = span[0] - match.start(), span[1] - match.start()
+    whole = match.group(0)
+    return f"{whole[:start]}{PLACEHOLDER}{whole[end:]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# detect-secrets: its regex-based plugins, through its plugin API.
+
+# Not secrets for this tool: public IP addresses are hostnames; the entropy and keyword plugins
+# are not regex based (they guess, and would flag every SHA-256 in the manifest).
+_SKIPPED_DETECTORS = frozenset({"IPPublicDetector"})
+_TOKEN_CHAR = re.compile(r"[A-Za-z0-9_-]")
+
+
+@cache
+def _detectors() -> tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]:
+    """(plugin class name, its regexes) for every regex-based detect-secrets plugin."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    found: list[tuple[str, tuple[re.Pattern[str], ...]]] = []
+    plugin_class: Any
+    for plugin_class in get_mapping_from_secret_type_to_class().values():
+        name = str(plugin_class.__name__)
+        if not issubclass(plugin_class, RegexBasedDetector) or name in _SKIPPED_DETECTORS:
+            continue
+        found.append((name, tuple(plugin_class().denylist)))
+    return tuple(sorted(found, key=lambda item: item[0]))
+
+
+def detector_names() -> tuple[str, ...]:
+    """The detect-secrets plugins in use (for the README and tests)."""
+    return tuple(name for name, _ in _detectors())
+
+
+# Texts one of which must occur for a detector to match (compared with the lower-cased text,
+# unless written in capitals): skips its regexes on text that cannot hold its format. A detector
+# not listed here always runs.
+_DETECTOR_HINTS: dict[str, tuple[str, ...]] = {
+    "AWSKeyDetector": ("a3t", "abia", "acca", "akia", "asia", "aws"),
+    "ArtifactoryDetector": ("AKC", "AP"),
+    "AzureStorageKeyDetector": ("accountkey",),
+    "BasicAuthDetector": ("@",),
+    "CloudantDetector": ("key", "pw", "pass", "token"),
+    "GitHubTokenDetector": ("gh",),
+    "GitLabTokenDetector": ("gl", "gr1348941"),
+    "IbmCloudIamDetector": ("key", "pw", "pass", "token"),
+    "IbmCosHmacDetector": ("secret",),
+    "JwtTokenDetector": ("eyj",),
+    "MailchimpDetector": ("-us",),
+    "NpmDetector": ("_authtoken",),
+    "OpenAIDetector": ("t3blbkfj",),
+    "PrivateKeyDetector": ("private", "putty"),
+    "PypiTokenDetector": ("pypi-",),
+    "SendGridDetector": ("sg.",),
+    "SlackDetector": ("xox", "hooks.slack"),
+    "SoftlayerDetector": ("key", "pw", "pass", "token"),
+    "SquareOAuthDetector": ("sq0csp",),
+    "StripeDetector": ("_live_",),
+    "TwilioKeyDetector": ("AC", "SK"),
+}
+
+
+def _detected_spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    lowered = text.lower()
+    for name, regexes in _detectors():
+        hints = _DETECTOR_HINTS.get(name)
+        if hints is not None and not any(
+            hint in (text if hint.isupper() else lowered) for hint in hints
+        ):
+            continue
+        for regex in regexes:
+            for match in regex.finditer(text):
+                # A detector that captures the secret in a group (AWS secret keys, basic auth,
+                # npm) hides only the group, so the name beside it stays readable; a group that
+                # is only the token's prefix (``ghp``, ``glpat``) hides the whole match.
+                groups = [
+                    match.span(i)
+                    for i in range(1, (regex.groups or 0) + 1)
+                    if match.group(i) and len(match.group(i)) >= MIN_SECRET_LENGTH
+                ]
+                for start, end in groups or [match.span()]:
+                    while start < end and text[start] in " \t\r\n\"'=:":
+                        start += 1
+                    while end > start and text[end - 1] in " \t\r\n\"'":
+                        end -= 1
+                    # A longer token than the detector knows (Stripe's newer keys): hide it all.
+                    while end < len(text) and _TOKEN_CHAR.match(text[end]) and end > start:
+                        if not _TOKEN_CHAR.match(text[end - 1]):
+                            break
+                        end += 1
+                    if end > start and PLACEHOLDER not in text[start:end]:
+                        spans.append((start, end))
+    return spans
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, last = [], 0
+    for start, end in merged:
+        out += [text[last:start], PLACEHOLDER]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _redact_key_values(text: str) -> str:
+    """``key = value`` / ``key: value`` rules, run only on the lines naming a credential."""
+    pieces: list[str] = []
+    done = 0
+    for hit in SECRET_NAME.finditer(text):
+        if hit.start() < done:
+            continue
+        start = text.rfind("\n", 0, hit.start()) + 1
+        end = text.find("\n", hit.end())
+        end = len(text) if end < 0 else end
+        line = _COLON.sub(_sub_key_value, _ASSIGN.sub(_sub_key_value, text[start:end]))
+        pieces += [text[done:start], line]
+        done = end
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _redact_patterns(text: str) -> str:
+    lowered = text.lower()
+    if "private" in lowered:
+        text = _PEM.sub(PLACEHOLDER, text)
+    if "LS0tLS1CRUdJTi" in text:
+        text = _PEM_BASE64.sub(_sub_pem_base64, text)
+    if "@" in text:
+        text = _URL.sub(_sub_url, text)
+    if "authorization" in lowered:
+        text = _AUTHORIZATION.sub(_sub_authorization, text)
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER.sub(_sub_bearer, text)
+    for hint, regex in _TOKENS:
+        if hint in lowered:
+            text = regex.sub(PLACEHOLDER, text)
+    text = _replace_spans(text, _detected_spans(text))
+    return _redact_key_values(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the known secret values come from.
+
+# Variables that name a file or folder hold a path, not a credential (TOKEN_FILE, ..._DIR).
+_PATH_VARIABLE = re.compile(r"(?i)(?:_FILE|_PATH|_DIR|_DIRECTORY|_SOCK|_HOME)$")
 
 
 def secrets_from_environment(env: Mapping[str, str]) -> tuple[str, ...]:
     """Values of environment variables whose names say they hold a credential.
 
-    Part of the "secrets never reach the evidence" rule; pure (the caller passes ``os.environ``).
-    Raises nothing.
+    The working directory (``PWD``, ``OLDPWD``), variables naming files or folders and values
+    that are absolute paths are left out, so a path never turns into ``[REDACTED]``. Pure (the
+    caller passes ``os.environ``); raises nothing.
     """
     return tuple(
         value
         for name, value in env.items()
-        if SECRET_NAME.search(name) and len(value.strip()) >= MIN_SECRET_LENGTH
+        if is_credential_name(name)
+        and not _PATH_VARIABLE.search(name)
+        and len(value.strip()) >= MIN_SECRET_LENGTH
+        and not re.fullmatch(r"(?:/|~/)\S*", value.strip())
     )
 
 
@@ -150,12 +432,37 @@ def _spellings(value: str) -> set[str]:
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# Structure.
+
+# Inside a credential's value these keys name things (a Secret's name, a file's path) and are
+# judged on their own, so ``secret: {secretName: app-tls}`` keeps its name.
+_IDENTIFIER_KEYS = re.compile(
+    r"(?i)^(?:name|namespace|kind|apiversion|key|path|items|mode|defaultmode|optional|"
+    r"[\w.-]*(?:name|ref))$"
+)
+_SECRET_DATA_KEYS = ("data", "stringData", "string_data")
+
+
+def _hidden(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() not in _NOT_SECRET_VALUES
+    return isinstance(value, int | float)
+
+
+def _credential_key(key: Any) -> bool:
+    return isinstance(key, str) and is_credential_name(key)
+
+
 @dataclass(frozen=True)
 class Redactor:
-    """Replaces known secret values and common secret shapes with ``[REDACTED]``.
+    """Replaces known secret values and secret-shaped text with ``[REDACTED]``.
 
-    Build it with ``Redactor.build(secrets=..., env=...)``; call it on text
-    (``redactor("...")``) or use ``redact_json`` on parsed JSON (notebook metadata, records).
+    Build it with ``Redactor.build(secrets=..., env=...)``; call it on text (``redactor("...")``)
+    or ``redactor.redact_value(obj)`` on any nesting of dicts, lists, tuples and strings.
+    ``Redactor()`` alone applies the patterns and the structure rules only.
     """
 
     secrets: tuple[str, ...] = ()
@@ -191,38 +498,121 @@ class Redactor:
         """``text`` with every known secret and secret-shaped value replaced."""
         if self._known is not None:
             text = self._known.sub(PLACEHOLDER, text)
-        for pattern in _PATTERNS:
-            if pattern.keep_prefix:
-                text = pattern.regex.sub(_sub_keep_prefix, text)
-            else:
-                text = pattern.regex.sub(PLACEHOLDER, text)
-        return text
+        return _redact_patterns(text)
+
+    def redact_value(self, value: Any, *, other: Callable[[Any], Any] | None = None) -> Any:
+        """A redacted copy of ``value``: strings (dict keys too) redacted at every level.
+
+        A value under a key that names a credential is hidden whatever its type (``"password":
+        12345678``), and so is every value of a Kubernetes ``Secret``'s ``data``/``stringData``
+        and the ``value`` of an env entry whose ``name`` names a credential. Booleans, None and
+        empty strings stay (they reveal nothing). ``other`` maps objects of any other type (by
+        default they are returned as they are).
+        """
+        return _walk(value, self.redact, other, hide=_SHOW)
 
     def redact_json(self, value: Any) -> Any:
-        """A copy of parsed JSON with every string (keys left alone) redacted.
-
-        A value under a key that names a credential (``"password": 123``) is replaced whatever
-        its type, because parameters can be numbers too.
-        """
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, Mapping):
-            out: dict[str, Any] = {}
-            for key, item in value.items():
-                if (
-                    isinstance(key, str)
-                    and SECRET_NAME.search(key)
-                    and item not in (None, "", False, True)
-                    and not isinstance(item, Mapping | list)
-                ):
-                    out[key] = PLACEHOLDER
-                else:
-                    out[key] = self.redact_json(item)
-            return out
-        if isinstance(value, list | tuple):
-            return [self.redact_json(item) for item in value]
-        return value
+        """Same as ``redact_value`` (kept for callers of the first version)."""
+        return self.redact_value(value)
 
     def is_clean(self, text: str) -> bool:
         """True when ``text`` contains no known secret value (used by tests and verify)."""
         return self._known is None or self._known.search(text) is None
+
+
+# How a value is hidden: not at all, as a credential-named key's value (names inside it are
+# judged on their own), or entirely (a Secret's data, a credential env entry's value).
+_SHOW, _NAMED, _ALL = 0, 1, 2
+
+
+def _walk(value: Any, text: Callable[[str], str], other: Callable[[Any], Any] | None, *,
+          hide: int) -> Any:  # fmt: skip
+    if isinstance(value, str):
+        return PLACEHOLDER if hide and _hidden(value) else text(value)
+    if isinstance(value, Mapping):
+        is_secret = value.get("kind") == "Secret"
+        env_name = value.get("name")
+        env_secret = isinstance(env_name, str) and is_credential_name(env_name)
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            child = hide
+            if hide == _NAMED and isinstance(key, str) and _IDENTIFIER_KEYS.match(key):
+                child = _NAMED if _credential_key(key) else _SHOW
+            elif (is_secret and key in _SECRET_DATA_KEYS) or (env_secret and key == "value"):
+                child = _ALL
+            elif hide == _SHOW and _credential_key(key):
+                child = _NAMED
+            new_key = text(key) if isinstance(key, str) else key
+            out[new_key] = _walk(item, text, other, hide=child)
+        return out
+    if isinstance(value, list | tuple):
+        items = [_walk(item, text, other, hide=hide) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if hide and _hidden(value):
+        return PLACEHOLDER
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return other(value) if other is not None else value
+
+
+_DEFAULT = Redactor()
+
+
+def redact_text(text: str) -> str:
+    """``text`` with secret-shaped values replaced (no known values: patterns only).
+
+    For labels and names drawn from data (a business metric's name in a plot's axis label or a
+    CSV header) where no run-specific redactor is at hand.
+    """
+    return _DEFAULT.redact(text)
+
+
+def redact_value(value: Any, redactor: Redactor | None = None) -> Any:
+    """``Redactor.redact_value`` with ``redactor`` (default: patterns and structure only)."""
+    return (redactor or _DEFAULT).redact_value(value)
+
+
+def redact_structure(
+    value: Any, text: Callable[[str], str], *, other: Callable[[Any], Any] | None = None
+) -> Any:
+    """The structure rules of ``Redactor.redact_value`` with any text redactor ``text``.
+
+    For callers that hold a plain ``str -> str`` function (the timeline's ``redact``).
+    """
+    return _walk(value, text, other, hide=_SHOW)
+
+
+def redact_manifest(text: str, redactor: Redactor | None = None) -> str:
+    """A Helm manifest (YAML documents) redacted as data before it is diffed.
+
+    Each document is parsed; one that changes under ``redact_value`` (a Secret's data, a
+    credential-named key, a token) is written back from the redacted data with its ``# Source``
+    comments kept; the others keep their text byte for byte. A document that does not parse is
+    redacted as text. Raises nothing.
+    """
+    import yaml
+
+    redactor = redactor or _DEFAULT
+    documents = re.split(r"(?m)^---[ \t]*$\n?", text)
+    out: list[str] = []
+    for document in documents:
+        try:
+            data = yaml.safe_load(document)
+        except yaml.YAMLError:
+            out.append(redactor.redact(document))
+            continue
+        if not isinstance(data, Mapping | list):
+            out.append(redactor.redact(document))
+            continue
+        clean = redactor.redact_value(data)
+        if clean == data:
+            out.append(redactor.redact(document))
+            continue
+        comments = "".join(
+            line + "\n" for line in document.splitlines() if line.lstrip().startswith("#")
+        )
+        out.append(
+            comments
+            + yaml.safe_dump(clean, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        )
+    return "---\n".join(out)
