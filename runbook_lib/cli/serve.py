@@ -1,0 +1,112 @@
+"""``runbook serve``: receive Alertmanager's alerts and run the runbook headlessly under a policy.
+
+    runbook serve --policy policy.yaml --token-file TOKEN [--port 9095] [--host 127.0.0.1]
+        [--state-dir .runbook-serve] [--output-dir evidence] [--queue-size 100]
+
+Alertmanager's ``webhook_configs`` posts to ``http://HOST:PORT/alerts`` with
+``http_config.authorization`` (type Bearer, ``credentials_file`` the same token file).
+``/healthz``, ``/metrics`` and ``/runs`` are for people and Prometheus. What each alert leads
+to: ``runbook_lib/cli/receiver.py``; the policy file: ``core/alert_policy.py``. Exit 2 on a
+bad policy or token file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from runbook_lib.core.alert_policy import Policy
+from runbook_lib.errors import ParameterError
+
+__all__ = ["load_policy", "read_token", "register", "run"]
+
+DEFAULT_PORT = 9095
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="receive Alertmanager alerts and run the rollback runbook under a policy",
+        description=(
+            "Alertmanager webhook receiver: for each firing alert naming a release, assess "
+            "and roll back headlessly when the policy allows it, else notify with the command."
+        ),
+    )
+    parser.add_argument("--policy", required=True, metavar="FILE", help="policy YAML")
+    parser.add_argument(
+        "--token-file", required=True, metavar="FILE", help="bearer token Alertmanager sends"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
+    parser.add_argument(
+        "--state-dir", default=".runbook-serve", metavar="DIR", help="journal of alerts and runs"
+    )
+    parser.add_argument("--output-dir", default="evidence", metavar="DIR", help="evidence root")
+    parser.add_argument(
+        "--queue-size", type=int, default=100, help="releases that may wait (then 503)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="runs at once (other releases)")
+    parser.add_argument(
+        "--dispatch", choices=["local"], default="local", help="where runs execute (local)"
+    )
+    parser.set_defaults(func=run)
+
+
+def load_policy(path: Path) -> Policy:
+    """The policy file, parsed; ``ParameterError`` names the file when it cannot be read."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ParameterError([f"--policy: cannot read {path}: {err.strerror}"]) from err
+    except yaml.YAMLError as err:
+        raise ParameterError([f"--policy: {path} is not YAML: {err}"]) from err
+    return Policy.from_mapping(data)
+
+
+def read_token(path: Path) -> str:
+    """The bearer token (first line); ``ParameterError`` when missing or empty."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ParameterError([f"--token-file: cannot read {path}: {err.strerror}"]) from err
+    if not token:
+        raise ParameterError([f"--token-file: {path} is empty"])
+    return token
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM. Returns 0; bad options raise ``ParameterError`` (exit 2)."""
+    from runbook_lib.adapters.notebook_runner import SubprocessRunner
+    from runbook_lib.adapters.webhook import make_app, serve
+    from runbook_lib.cli.receiver import Receiver, notifiers_from_policy
+
+    problems = []
+    if not 0 < args.port < 65536:
+        problems.append(f"--port: {args.port} is not a TCP port")
+    if args.queue_size < 1:
+        problems.append("--queue-size: at least 1")
+    if args.workers < 1:
+        problems.append("--workers: at least 1")
+    if problems:
+        raise ParameterError(problems)
+    policy = load_policy(Path(args.policy))
+    token = read_token(Path(args.token_file))
+    receiver = Receiver(
+        policy,
+        state_dir=Path(args.state_dir),
+        output_dir=Path(args.output_dir),
+        runner=SubprocessRunner(),
+        notifiers=notifiers_from_policy(policy),
+        capacity=args.queue_size,
+        workers=args.workers,
+    )
+    receiver.start()
+    print(f"runbook serve: http://{args.host}:{args.port}/alerts (runs: /runs)", file=sys.stderr)
+    try:
+        serve(make_app(receiver, token=token), host=args.host, port=args.port)
+    finally:
+        receiver.close()
+    return 0

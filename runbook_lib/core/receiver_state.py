@@ -1,0 +1,108 @@
+"""What the alert receiver has seen, queued and is running: one run per release (pure).
+
+Used by ``runbook serve``. ``offer`` files one alert and says what became of it; ``take`` hands
+out the next release to run (never one already running); ``done`` frees it. Memory is bounded:
+at most ``capacity`` releases wait, each keeps its first alert and a count of the others, and
+the set of alert keys already seen forgets the oldest beyond ``remember``.
+
+Dispositions:
+  queued     a run for this release will start (its first alert)
+  coalesced  a run for this release is waiting or running; the alert is recorded with it
+  duplicate  this alert (same fingerprint and start) was already handled: no second run
+  resolved   Alertmanager says it ended: recorded, nothing started
+  ignored    no release/namespace label: nothing to roll back
+  full       the queue is full: the post is answered 503 so Alertmanager retries
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from runbook_lib.core.alerts import RESOLVED, Alert
+
+__all__ = ["Disposition", "ReceiverState", "ReleaseKey", "Waiting"]
+
+ReleaseKey = tuple[str, str]  # (namespace, release)
+
+
+class Disposition(StrEnum):
+    QUEUED = "queued"
+    COALESCED = "coalesced"
+    DUPLICATE = "duplicate"
+    RESOLVED = "resolved"
+    IGNORED = "ignored"
+    FULL = "full"
+
+
+@dataclass
+class Waiting:
+    """One release's pending run: the alert that started it and how many more arrived."""
+
+    first: Alert
+    more: int = 0
+
+
+@dataclass
+class ReceiverState:
+    capacity: int = 100
+    remember: int = 10_000
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    waiting: OrderedDict[ReleaseKey, Waiting] = field(default_factory=OrderedDict)
+    running: dict[ReleaseKey, Alert] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1 or self.remember < 1:
+            raise ValueError("capacity and remember must be at least 1")
+
+    def remember_keys(self, keys: Iterable[str]) -> None:
+        """Alert keys handled before a restart (from the receiver's journal)."""
+        for key in keys:
+            self._mark(key)
+
+    def _mark(self, key: str) -> None:
+        self.seen[key] = None
+        self.seen.move_to_end(key)
+        while len(self.seen) > self.remember:
+            self.seen.popitem(last=False)
+
+    def offer(self, alert: Alert) -> Disposition:
+        """File one alert; see the module docstring for what each disposition means."""
+        if alert.status == RESOLVED:
+            return Disposition.RESOLVED
+        if not alert.release or not alert.namespace:
+            return Disposition.IGNORED
+        if alert.key in self.seen:
+            return Disposition.DUPLICATE
+        release: ReleaseKey = (alert.namespace, alert.release)
+        if release in self.waiting:
+            self.waiting[release].more += 1
+            self._mark(alert.key)
+            return Disposition.COALESCED
+        if release in self.running:
+            self._mark(alert.key)
+            return Disposition.COALESCED
+        if len(self.waiting) >= self.capacity:
+            return Disposition.FULL  # not marked: Alertmanager's retry must get through
+        self.waiting[release] = Waiting(alert)
+        self._mark(alert.key)
+        return Disposition.QUEUED
+
+    def take(self) -> tuple[ReleaseKey, Waiting] | None:
+        """The oldest waiting release, now running; None when nothing waits."""
+        for release in self.waiting:
+            if release not in self.running:
+                entry = self.waiting.pop(release)
+                self.running[release] = entry.first
+                return release, entry
+        return None
+
+    def done(self, release: ReleaseKey) -> None:
+        self.running.pop(release, None)
+
+    @property
+    def depth(self) -> int:
+        """Releases waiting for a run (what /metrics reports as the queue depth)."""
+        return len(self.waiting)

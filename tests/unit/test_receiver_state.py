@@ -1,0 +1,69 @@
+"""One run per release, a bounded queue, duplicates and resolved alerts ignored (pure state)."""
+
+from __future__ import annotations
+
+from alert_payloads import alert, payload
+
+from runbook_lib.core.alerts import parse_webhook
+from runbook_lib.core.receiver_state import Disposition, ReceiverState
+
+
+def _alert(release: str = "app", **kwargs: object):  # type: ignore[no-untyped-def]
+    return parse_webhook(payload(alert(release, **kwargs))).alerts[0]  # type: ignore[arg-type]
+
+
+def test_one_run_per_release_and_later_alerts_ride_along() -> None:
+    state = ReceiverState(capacity=10)
+    assert state.offer(_alert()) is Disposition.QUEUED
+    latency = _alert(name="RunbookLatencyP99High")
+    assert state.offer(latency) is Disposition.COALESCED
+    release, waiting = state.take()  # type: ignore[misc]
+    assert release == ("default", "app")
+    assert waiting.more == 1
+    # While it runs, a new episode for the same release does not queue a second run.
+    assert state.offer(_alert(starts_at="2026-12-01T12:05:00Z")) is Disposition.COALESCED
+    assert state.take() is None
+    state.done(release)
+    assert state.offer(_alert(starts_at="2026-12-01T13:00:00Z")) is Disposition.QUEUED
+
+
+def test_the_same_alert_again_is_a_duplicate_even_after_its_run() -> None:
+    state = ReceiverState()
+    assert state.offer(_alert()) is Disposition.QUEUED
+    release, _ = state.take()  # type: ignore[misc]
+    state.done(release)
+    assert state.offer(_alert()) is Disposition.DUPLICATE
+
+
+def test_resolved_and_release_less_alerts_start_nothing() -> None:
+    state = ReceiverState()
+    assert state.offer(_alert(status="resolved")) is Disposition.RESOLVED
+    assert state.offer(_alert(release="")) is Disposition.IGNORED
+    assert state.take() is None
+
+
+def test_a_full_queue_refuses_without_remembering_so_the_retry_gets_through() -> None:
+    state = ReceiverState(capacity=2)
+    assert state.offer(_alert("a")) is Disposition.QUEUED
+    assert state.offer(_alert("b")) is Disposition.QUEUED
+    assert state.offer(_alert("c")) is Disposition.FULL
+    assert state.offer(_alert("a", name="Other")) is Disposition.COALESCED  # its run is queued
+    state.take()
+    assert state.offer(_alert("c")) is Disposition.QUEUED
+
+
+def test_memory_stays_bounded() -> None:
+    state = ReceiverState(capacity=5, remember=100)
+    dispositions = [
+        state.offer(_alert(f"r{i % 50}", starts_at=f"2026-12-01T12:{i // 60:02d}:{i % 60:02d}Z"))
+        for i in range(1000)
+    ]
+    assert dispositions.count(Disposition.QUEUED) == 5
+    assert len(state.waiting) == 5
+    assert len(state.seen) <= 100
+
+
+def test_keys_from_before_a_restart_are_duplicates() -> None:
+    state = ReceiverState()
+    state.remember_keys([_alert().key])
+    assert state.offer(_alert()) is Disposition.DUPLICATE

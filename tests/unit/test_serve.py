@@ -1,0 +1,396 @@
+"""``runbook serve``: the webhook receiver over real HTTP (aiohttp on loopback), faults included.
+
+The notebook runs are replaced by a runner that writes the incident record a run would leave
+(the real notebook runs on the sandbox: tests/e2e/test_alert_driven.py); everything else is
+real: HTTP, token check, size limit, journal, policy, breaker, queue, notifications to a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from alert_payloads import alert, payload
+
+from runbook_lib.adapters.notebook_runner import RunResult
+from runbook_lib.adapters.notify import FileNotifier
+from runbook_lib.adapters.webhook import MAX_BODY, make_app
+from runbook_lib.cli.main import main
+from runbook_lib.cli.receiver import Receiver
+from runbook_lib.core.alert_policy import Policy
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+POLICY = {
+    "parameters": {"expected_cluster": "kwok-test"},
+    "releases": [
+        {"release": "app", "namespace": "default", "auto_rollback": True},
+        {"release": "r*", "namespace": "default", "auto_rollback": True},
+        {"release": "shop", "namespace": "default", "auto_rollback": False},
+    ],
+    "circuit_breaker": {"max_rollbacks": 2, "period": "1h"},
+}
+
+
+class FakeRunner:
+    """Writes the record a run leaves; ``gate`` holds runs until the test opens it."""
+
+    def __init__(self, verdict: str = "rollback") -> None:
+        self.verdict = verdict
+        self.calls: list[dict[str, Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.lock = threading.Lock()
+        self.concurrent: dict[str, int] = {}
+        self.max_concurrent_per_release = 0
+
+    def __call__(
+        self, parameters: Mapping[str, Any], *, on_start: Callable[[int], None]
+    ) -> RunResult:
+        release = str(parameters["release"])
+        with self.lock:
+            self.calls.append(dict(parameters))
+            self.concurrent[release] = self.concurrent.get(release, 0) + 1
+            self.max_concurrent_per_release = max(
+                self.max_concurrent_per_release, self.concurrent[release]
+            )
+        on_start(999_999_999)  # no such process: a restart must not signal anything
+        self.gate.wait(30)
+        directory = Path(parameters["output_dir"]) / str(parameters["incident_id"])
+        directory.mkdir(parents=True, exist_ok=True)
+        if parameters.get("dry_run"):
+            outcome = "dry_run"
+        else:
+            outcome = "recovered" if self.verdict == "rollback" else "no_rollback"
+        (directory / "record.json").write_text(
+            json.dumps({"outcome": outcome, "verdict": self.verdict})
+        )
+        with self.lock:
+            self.concurrent[release] -= 1
+        return RunResult(0, directory, outcome, self.verdict, 0.01)
+
+
+def _receiver(tmp_path: Path, runner: FakeRunner, *, policy: Any = POLICY, capacity: int = 100):  # type: ignore[no-untyped-def]
+    return Receiver(
+        Policy.from_mapping(policy),
+        state_dir=tmp_path / "state",
+        output_dir=tmp_path / "evidence",
+        runner=runner,
+        notifiers=[FileNotifier(tmp_path / "notifications.jsonl")],
+        capacity=capacity,
+    )
+
+
+def _notes(tmp_path: Path) -> list[str]:
+    path = tmp_path / "notifications.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["text"] for line in path.read_text().splitlines()]
+
+
+async def _client(receiver: Receiver) -> TestClient:  # type: ignore[type-arg]
+    client = TestClient(TestServer(make_app(receiver, token=TOKEN), host="127.0.0.1"))
+    await client.start_server()
+    return client
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_firing_alert_for_an_allowed_release_runs_the_rollback_and_reports(
+    tmp_path: Path,
+) -> None:
+    runner = FakeRunner()
+    receiver = _receiver(tmp_path, runner)
+    receiver.start()
+
+    async def go() -> tuple[int, Any]:
+        client = await _client(receiver)
+        try:
+            resp = await client.post("/alerts", json=payload(alert()), headers=AUTH)
+            return resp.status, await resp.json()
+        finally:
+            await client.close()
+
+    status, body = _run(go())
+    assert (status, body) == (200, {"alerts": ["queued"]})
+    assert receiver.wait_idle(10)
+    receiver.close()
+    (call,) = runner.calls
+    assert call["confirm"] is True
+    assert call["release"] == "app"
+    assert call["expected_cluster"] == "kwok-test"
+    incident = Path(call["output_dir"]) / call["incident_id"]
+    started_by = json.loads((incident / "alert.json").read_text())
+    assert started_by["alert"]["labels"]["alertname"] == "RunbookErrorRatioHigh"
+    start, end = _notes(tmp_path)
+    assert "RunbookErrorRatioHigh fired for release app" in start
+    assert "started by Alertmanager via runbook serve on kwok-test" in start
+    assert "outcome recovered, verdict rollback" in end
+    assert str(incident) in end
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}]
+)
+def test_a_missing_or_wrong_token_is_401_and_starts_nothing(
+    tmp_path: Path, headers: dict[str, str]
+) -> None:
+    runner = FakeRunner()
+    receiver = _receiver(tmp_path, runner)
+    receiver.start()
+
+    async def go() -> int:
+        client = await _client(receiver)
+        try:
+            resp = await client.post("/alerts", json=payload(alert()), headers=headers)
+            return resp.status
+        finally:
+            await client.close()
+
+    assert _run(go()) == 401
+    assert receiver.wait_idle(5)
+    receiver.close()
+    assert runner.calls == []
+    assert not (tmp_path / "state" / "journal.jsonl").exists()
+
+
+def test_malformed_json_and_oversized_bodies_are_refused(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    receiver = _receiver(tmp_path, runner)
+
+    async def go() -> list[tuple[int, Any]]:
+        client = await _client(receiver)
+        try:
+            out = []
+            for data in (b"{oops", b"x" * (MAX_BODY + 1)):
+                resp = await client.post("/alerts", data=data, headers=AUTH)
+                out.append((resp.status, await resp.json()))
+            resp = await client.post(
+                "/alerts", json={**payload(alert()), "version": "2"}, headers=AUTH
+            )
+            out.append((resp.status, await resp.json()))
+            return out
+        finally:
+            await client.close()
+
+    (bad_json, too_big, old_version) = _run(go())
+    assert bad_json[0] == 400
+    assert bad_json[1]["problems"][0].startswith("body: not JSON")
+    assert too_big[0] == 413
+    assert old_version[0] == 400
+    assert "version" in old_version[1]["problems"][0]
+    assert runner.calls == []
+
+
+def test_unknown_release_labels_resolved_and_duplicate_alerts_start_nothing(
+    tmp_path: Path,
+) -> None:
+    runner = FakeRunner()
+    receiver = _receiver(tmp_path, runner)
+    receiver.start()
+
+    async def go() -> list[Any]:
+        client = await _client(receiver)
+        try:
+            out = []
+            for body in (
+                payload(alert(release="", namespace="")),
+                payload(alert(status="resolved")),
+                payload(alert()),
+                payload(alert()),  # the same alert delivered again
+            ):
+                resp = await client.post("/alerts", json=body, headers=AUTH)
+                out.append((await resp.json())["alerts"])
+            return out
+        finally:
+            await client.close()
+
+    assert _run(go()) == [["ignored"], ["resolved"], ["queued"], ["duplicate"]]
+    assert receiver.wait_idle(10)
+    receiver.close()
+    assert len(runner.calls) == 1
+
+
+def test_a_release_the_policy_does_not_allow_is_assessed_and_notified_with_the_command(
+    tmp_path: Path,
+) -> None:
+    runner = FakeRunner()
+    receiver = _receiver(tmp_path, runner)
+    receiver.start()
+    receiver.accept(_notification(alert("shop")))
+    receiver.accept(_notification(alert("stranger")))
+    assert receiver.wait_idle(10)
+    receiver.close()
+    (call,) = runner.calls  # the stranger's release is in no entry: nothing runs
+    assert call["dry_run"] is True
+    assert "confirm" not in call
+    notes = _notes(tmp_path)
+    assert any(
+        "verdict rollback" in n
+        and "to roll back, run: runbook run rollback -p expected_cluster kwok-test "
+        "-p release shop -p namespace default -p confirm True"
+        in n
+        for n in notes
+    ), notes
+    assert any("stranger" in n and "nothing run" in n for n in notes)
+
+
+def test_the_circuit_breaker_turns_the_third_rollback_into_a_notification(
+    tmp_path: Path,
+) -> None:
+    runner = FakeRunner()
+    receiver = _receiver(tmp_path, runner)
+    receiver.start()
+    for minute in range(3):
+        receiver.accept(_notification(alert(starts_at=f"2026-12-01T12:0{minute}:00Z")))
+        assert receiver.wait_idle(10)
+    receiver.close()
+    assert [("confirm" in c, "dry_run" in c) for c in runner.calls] == [
+        (True, False),
+        (True, False),
+        (False, True),
+    ]
+    assert any("circuit breaker open: 2 automatic rollback(s)" in n for n in _notes(tmp_path))
+
+
+def test_a_burst_of_1000_alerts_for_50_releases_runs_each_release_once(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    runner.gate.clear()  # runs hold until every post is answered
+    receiver = _receiver(tmp_path, runner, capacity=100)
+    receiver.start()
+
+    async def go() -> list[int]:
+        client = await _client(receiver)
+        try:
+            statuses = []
+            for i in range(1000):
+                body = payload(alert(f"r{i % 50}", name=f"A{i // 50}"))
+                resp = await client.post("/alerts", json=body, headers=AUTH)
+                statuses.append(resp.status)
+            return statuses
+        finally:
+            await client.close()
+
+    statuses = _run(go())
+    runner.gate.set()
+    assert receiver.wait_idle(30)
+    receiver.close()
+    assert set(statuses) == {200}
+    assert sorted(c["release"] for c in runner.calls) == sorted(f"r{i}" for i in range(50))
+    assert runner.max_concurrent_per_release == 1
+
+
+def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    runner.gate.clear()
+    receiver = _receiver(tmp_path, runner, capacity=2)
+    receiver.start()
+
+    async def go() -> list[tuple[int, str | None]]:
+        client = await _client(receiver)
+        try:
+            out = []
+            for release in ("r1", "r2", "r3", "r4", "r5"):
+                resp = await client.post("/alerts", json=payload(alert(release)), headers=AUTH)
+                out.append((resp.status, resp.headers.get("Retry-After")))
+            return out
+        finally:
+            await client.close()
+
+    # Two workers take r1 and r2, r3 and r4 wait; r5 finds the queue full.
+    answers = _run(go())
+    runner.gate.set()
+    assert receiver.wait_idle(10)
+    receiver.close()
+    assert answers[-1][0] == 503
+    assert answers[-1][1] == "10"
+    assert all(status == 200 for status, _ in answers[:-1])
+
+
+def test_a_restart_after_a_crash_mid_run_seals_reports_and_never_reruns(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    runner.gate.clear()  # the run never finishes: the receiver "dies" during it
+    first = _receiver(tmp_path, runner)
+    first.start()
+    first.accept(_notification(alert()))
+    for _ in range(100):
+        if runner.calls:
+            break
+        threading.Event().wait(0.05)
+    (call,) = runner.calls
+    incident = Path(call["output_dir"]) / call["incident_id"]
+    (incident / "rollback.ipynb").write_text("{}")  # what the run had written so far
+    # No close(): a killed process runs no cleanup. A new receiver on the same state:
+    second_runner = FakeRunner()
+    second = _receiver(tmp_path, second_runner)
+    second.start()
+    assert second.accept(_notification(alert())).dispositions == ("duplicate",)
+    assert second.wait_idle(5)
+    second.close()
+    runner.gate.set()
+    assert second_runner.calls == []
+    manifest = (incident / "MANIFEST.sha256").read_text()
+    assert "rollback.ipynb" in manifest
+    assert "alert.json" in manifest
+    assert any("was interrupted" in n and "not started again" in n for n in _notes(tmp_path))
+    assert ("auto_rollback", "interrupted") in second.stats.runs
+
+
+def test_health_metrics_and_runs_pages(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    receiver = _receiver(tmp_path, runner)
+    receiver.start()
+    receiver.accept(_notification(alert()))
+    assert receiver.wait_idle(10)
+
+    async def go() -> tuple[str, str, str, Any]:
+        client = await _client(receiver)
+        try:
+            health = await (await client.get("/healthz")).text()
+            metrics = await (await client.get("/metrics")).text()
+            page = await (await client.get("/runs")).text()
+            rows = await (await client.get("/runs?format=json")).json()
+            return health, metrics, page, rows
+        finally:
+            await client.close()
+
+    health, metrics, page, rows = _run(go())
+    receiver.close()
+    assert health == "ok\n"
+    assert 'runbook_runs_total{action="auto_rollback",outcome="recovered"} 1' in metrics
+    assert 'runbook_alerts_received_total{disposition="queued"} 1' in metrics
+    assert "runbook_queue_depth 0" in metrics
+    assert "runbook_alert_to_end_seconds_count 1" in metrics
+    assert "<td>app</td>" in page
+    assert "recovered" in page
+    assert rows[0]["outcome"] == "recovered"
+    assert rows[0]["evidence"].endswith(rows[0]["run_id"])
+
+
+def test_serve_refuses_a_bad_policy_or_an_empty_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("releases: [{namespace: x}]\n")
+    token = tmp_path / "token"
+    token.write_text("tok\n")
+    assert main(["serve", "--policy", str(policy), "--token-file", str(token)]) == 2
+    assert "policy.releases[0].release" in capsys.readouterr().err
+    policy.write_text("releases: []\n")
+    token.write_text("\n")
+    assert main(["serve", "--policy", str(policy), "--token-file", str(token)]) == 2
+    assert "--token-file:" in capsys.readouterr().err
+
+
+def _notification(*alerts: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from runbook_lib.core.alerts import parse_webhook
+
+    return parse_webhook(payload(*alerts))
