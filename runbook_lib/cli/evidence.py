@@ -1,7 +1,11 @@
-"""``runbook verify-evidence DIR``: has anything in an evidence bundle changed since it was sealed?
+"""``runbook verify-evidence DIR [--allowed-signers FILE]``: is this bundle what was sealed?
 
-Exit 0 when every file matches ``MANIFEST.sha256``; 1 listing each modified, missing or added
-file; 2 when DIR has no readable manifest.
+Exit 0 when every file matches ``MANIFEST.sha256`` (and, with ``--allowed-signers``, the
+manifest's SSH signature is good); 2 otherwise, with one line per problem and no traceback:
+a file modified, missing or added, a symlink, a manifest in a subfolder, an empty or malformed
+or non-UTF-8 manifest, no manifest, an unsigned or badly signed bundle. Without
+``--allowed-signers`` only the hashes are checked, and the output says the bundle is not
+verified as a whole (whoever can rewrite a file can rewrite its manifest too).
 """
 
 from __future__ import annotations
@@ -10,35 +14,66 @@ import argparse
 import sys
 from pathlib import Path
 
-from runbook_lib.errors import InputFileError, ParameterError
-from runbook_lib.evidence.manifest import MANIFEST_NAME, verify_manifest
+from runbook_lib.errors import CommandFailed, InputFileError
+from runbook_lib.evidence.manifest import MANIFEST_NAME, SIGNATURE_NAME, verify_manifest
 
 __all__ = ["register"]
+
+_FAILED = 2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "verify-evidence",
-        help="check an evidence bundle against its SHA-256 manifest",
+        help="check an evidence bundle against its SHA-256 manifest and SSH signature",
         description=(
-            f"Check every file of an incident's evidence directory against {MANIFEST_NAME}. "
-            "Exit 0 unchanged, 1 changed (files listed), 2 no readable manifest."
+            f"Check every file of an incident's evidence folder against {MANIFEST_NAME} and, "
+            f"with --allowed-signers, the manifest's signature ({SIGNATURE_NAME}, made with "
+            "ssh-keygen -Y sign). Exit 0 when it all matches, 2 on any problem (each one "
+            "listed)."
         ),
     )
     parser.add_argument("directory", metavar="DIR", type=Path, help="<output_dir>/<incident_id>")
+    parser.add_argument(
+        "--allowed-signers",
+        "--allowed_signers",
+        dest="allowed_signers",
+        metavar="FILE",
+        type=Path,
+        default=None,
+        help=(
+            "OpenSSH allowed-signers file (one '<principal> <key type> <public key>' per line); "
+            "the bundle must then be signed by one of its keys"
+        ),
+    )
     parser.set_defaults(func=_verify)
 
 
 def _verify(args: argparse.Namespace) -> int:
     directory: Path = args.directory
+    allowed: Path | None = args.allowed_signers
     try:
-        check = verify_manifest(directory)
+        check = verify_manifest(directory, allowed_signers=allowed)
     except InputFileError as err:
-        raise ParameterError([f"{directory}: {err}"]) from err
-    if check.ok:
-        print(f"{directory}: {check.checked} files match {MANIFEST_NAME}")
-        return 0
-    for problem in check.problems():
-        print(problem)
-    print(f"{directory}: evidence changed since it was sealed", file=sys.stderr)
-    return 1
+        print(f"runbook verify-evidence: {err}", file=sys.stderr)
+        print(f"{directory}: NOT verified", file=sys.stderr)
+        return _FAILED
+    except CommandFailed as err:
+        print(f"runbook verify-evidence: {err}", file=sys.stderr)
+        return _FAILED
+    except OSError as err:
+        print(f"runbook verify-evidence: {directory}: {err}", file=sys.stderr)
+        return _FAILED
+    if not check.ok:
+        for problem in check.problems():
+            print(problem)
+        print(f"{directory}: NOT verified: the evidence changed since it was sealed, or the "
+              "seal is not trustworthy", file=sys.stderr)  # fmt: skip
+        return _FAILED
+    print(f"{directory}: {check.checked} files match {MANIFEST_NAME}")
+    if check.signed_and_verified:
+        print(f"{directory}: {check.signature_detail} (namespace runbook-evidence): verified")
+    else:
+        print(f"{directory}: {check.signature_detail}")
+        print(f"{directory}: hashes only; the bundle as a whole is unverified")
+    return 0

@@ -156,7 +156,7 @@ def test_tampered_evidence_is_detected(tmp_path: Path) -> None:
     with (incident / "timeline.jsonl").open("a") as fh:
         fh.write('{"note": "edited afterwards"}\n')
     check = _verify(incident)
-    assert check.returncode == 1
+    assert check.returncode == 2  # any change fails verification with exit 2
     assert "modified: timeline.jsonl" in check.stdout
 
 
