@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from runbook_lib.adapters.notebook_runner import RunResult, is_running, terminate
 from runbook_lib.adapters.notify import ConsoleNotifier, FileNotifier, Notifier, SlackWebhook
@@ -95,6 +95,7 @@ class Receiver:
         runner: Runner,
         notifiers: Sequence[Notifier] = (),
         capacity: int = 100,
+        cooldown: float = 300.0,
         workers: int = 2,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -104,7 +105,7 @@ class Receiver:
         self.runner = runner
         self.notifiers = list(notifiers)
         self.clock = clock
-        self.state = ReceiverState(capacity=capacity)
+        self.state = ReceiverState(capacity=capacity, cooldown=cooldown)
         self.stats = _Stats()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_RUNS)
         self.auto_rollbacks: dict[ReleaseKey, list[datetime]] = {}
@@ -118,18 +119,21 @@ class Receiver:
         ]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._journal_path = self.state_dir / "journal.jsonl"
+        self._journal_file: TextIO | None = None
         self._recover()
 
     # --- journal -------------------------------------------------------------------------
 
     def _journal(self, event: str, *, sync: bool = False, **fields: Any) -> None:
         line = json.dumps({"event": event, "at": self.clock().isoformat(), **fields}, default=str)
-        with self._journal_lock, self._journal_path.open("a", encoding="utf-8") as out:
-            out.write(line + "\n")
+        with self._journal_lock:
+            if self._journal_file is None:
+                self._journal_file = self._journal_path.open("a", encoding="utf-8")
+            self._journal_file.write(line + "\n")
+            self._journal_file.flush()
             if sync:
                 # Runs are on disk before they start: a crash never forgets a started run.
-                out.flush()
-                os.fsync(out.fileno())
+                os.fsync(self._journal_file.fileno())
 
     def _read_journal(self) -> Iterator[dict[str, Any]]:
         try:
@@ -224,7 +228,7 @@ class Receiver:
         full = False
         with self._lock:
             for alert in notification.alerts:
-                disposition = self.state.offer(alert)
+                disposition = self.state.offer(alert, self.clock())
                 self.stats.received[disposition.value] += 1
                 dispositions.append(disposition.value)
                 full = full or disposition is Disposition.FULL
@@ -302,6 +306,10 @@ class Receiver:
         for thread in self._threads:
             if thread.ident:
                 thread.join(timeout_s)
+        with self._journal_lock:
+            if self._journal_file is not None:
+                self._journal_file.close()
+                self._journal_file = None
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """True once nothing waits or runs (for tests and benchmarks)."""
@@ -330,7 +338,7 @@ class Receiver:
                 self._notify(f"runbook serve: internal error handling {waiting.first.key}: {err}")
             finally:
                 with self._lock:
-                    self.state.done(release)
+                    self.state.done(release, self.clock())
                     self._lock.notify_all()
 
     def _run(self, alert: Alert, more: int) -> None:

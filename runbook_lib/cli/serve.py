@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from runbook_lib.core.alert_policy import Policy
+from runbook_lib.core.parameters import Kind, Parameter, parse_value
 from runbook_lib.errors import ParameterError
 
 __all__ = ["load_policy", "read_token", "register", "run"]
@@ -47,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--output-dir", default="evidence", metavar="DIR", help="evidence root")
     parser.add_argument(
         "--queue-size", type=int, default=100, help="releases that may wait (then 503)"
+    )
+    parser.add_argument(
+        "--cooldown",
+        default="5m",
+        metavar="DURATION",
+        help="after a release's run, its new alerts are only recorded for this long (5m)",
     )
     parser.add_argument("--workers", type=int, default=2, help="runs at once (other releases)")
     parser.add_argument(
@@ -90,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         problems.append("--queue-size: at least 1")
     if args.workers < 1:
         problems.append("--workers: at least 1")
+    try:
+        cooldown = parse_value(Parameter("cooldown", Kind.DURATION, "5m", ""), args.cooldown)
+    except ValueError as err:
+        problems.append(f"--cooldown: {err}")
     if problems:
         raise ParameterError(problems)
     policy = load_policy(Path(args.policy))
@@ -101,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         runner=SubprocessRunner(),
         notifiers=notifiers_from_policy(policy),
         capacity=args.queue_size,
+        cooldown=cooldown,
         workers=args.workers,
     )
     receiver.start()

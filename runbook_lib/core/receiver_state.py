@@ -9,6 +9,8 @@ Dispositions:
   queued     a run for this release will start (its first alert)
   coalesced  a run for this release is waiting or running; the alert is recorded with it
   duplicate  this alert (same fingerprint and start) was already handled: no second run
+  recent     a run for this release ended less than ``cooldown`` seconds ago: recorded only
+             (after a rollback, the release's other alerts keep firing for a while)
   resolved   Alertmanager says it ended: recorded, nothing started
   ignored    no release/namespace label: nothing to roll back
   full       the queue is full: the post is answered 503 so Alertmanager retries
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from runbook_lib.core.alerts import RESOLVED, Alert
@@ -32,6 +35,7 @@ class Disposition(StrEnum):
     QUEUED = "queued"
     COALESCED = "coalesced"
     DUPLICATE = "duplicate"
+    RECENT = "recent"
     RESOLVED = "resolved"
     IGNORED = "ignored"
     FULL = "full"
@@ -49,13 +53,15 @@ class Waiting:
 class ReceiverState:
     capacity: int = 100
     remember: int = 10_000
+    cooldown: float = 300.0
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     waiting: OrderedDict[ReleaseKey, Waiting] = field(default_factory=OrderedDict)
     running: dict[ReleaseKey, Alert] = field(default_factory=dict)
+    ended: dict[ReleaseKey, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.capacity < 1 or self.remember < 1:
-            raise ValueError("capacity and remember must be at least 1")
+        if self.capacity < 1 or self.remember < 1 or self.cooldown < 0:
+            raise ValueError("capacity and remember must be at least 1, cooldown >= 0")
 
     def remember_keys(self, keys: Iterable[str]) -> None:
         """Alert keys handled before a restart (from the receiver's journal)."""
@@ -68,7 +74,7 @@ class ReceiverState:
         while len(self.seen) > self.remember:
             self.seen.popitem(last=False)
 
-    def offer(self, alert: Alert) -> Disposition:
+    def offer(self, alert: Alert, now: datetime) -> Disposition:
         """File one alert; see the module docstring for what each disposition means."""
         if alert.status == RESOLVED:
             return Disposition.RESOLVED
@@ -84,6 +90,10 @@ class ReceiverState:
         if release in self.running:
             self._mark(alert.key)
             return Disposition.COALESCED
+        ended = self.ended.get(release)
+        if ended is not None and (now - ended).total_seconds() < self.cooldown:
+            self._mark(alert.key)
+            return Disposition.RECENT
         if len(self.waiting) >= self.capacity:
             return Disposition.FULL  # not marked: Alertmanager's retry must get through
         self.waiting[release] = Waiting(alert)
@@ -99,8 +109,13 @@ class ReceiverState:
                 return release, entry
         return None
 
-    def done(self, release: ReleaseKey) -> None:
+    def done(self, release: ReleaseKey, now: datetime) -> None:
+        """The release's run ended at ``now``; alerts within the cooldown are only recorded."""
         self.running.pop(release, None)
+        self.ended[release] = now
+        # Bounded: only releases still inside their cooldown are kept.
+        for key in [k for k, t in self.ended.items() if (now - t).total_seconds() >= self.cooldown]:
+            del self.ended[key]
 
     @property
     def depth(self) -> int:

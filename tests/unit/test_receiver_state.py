@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from alert_payloads import alert, payload
 
 from runbook_lib.core.alerts import parse_webhook
 from runbook_lib.core.receiver_state import Disposition, ReceiverState
+
+
+NOW = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
 
 
 def _alert(release: str = "app", **kwargs: object):  # type: ignore[no-untyped-def]
@@ -13,49 +18,51 @@ def _alert(release: str = "app", **kwargs: object):  # type: ignore[no-untyped-d
 
 
 def test_one_run_per_release_and_later_alerts_ride_along() -> None:
-    state = ReceiverState(capacity=10)
-    assert state.offer(_alert()) is Disposition.QUEUED
+    state = ReceiverState(capacity=10, cooldown=0)
+    assert state.offer(_alert(), NOW) is Disposition.QUEUED
     latency = _alert(name="RunbookLatencyP99High")
-    assert state.offer(latency) is Disposition.COALESCED
+    assert state.offer(latency, NOW) is Disposition.COALESCED
     release, waiting = state.take()  # type: ignore[misc]
     assert release == ("default", "app")
     assert waiting.more == 1
     # While it runs, a new episode for the same release does not queue a second run.
-    assert state.offer(_alert(starts_at="2026-12-01T12:05:00Z")) is Disposition.COALESCED
+    assert state.offer(_alert(starts_at="2026-12-01T12:05:00Z"), NOW) is Disposition.COALESCED
     assert state.take() is None
-    state.done(release)
-    assert state.offer(_alert(starts_at="2026-12-01T13:00:00Z")) is Disposition.QUEUED
+    state.done(release, NOW)
+    assert state.offer(_alert(starts_at="2026-12-01T13:00:00Z"), NOW) is Disposition.QUEUED
 
 
 def test_the_same_alert_again_is_a_duplicate_even_after_its_run() -> None:
-    state = ReceiverState()
-    assert state.offer(_alert()) is Disposition.QUEUED
+    state = ReceiverState(cooldown=0)
+    assert state.offer(_alert(), NOW) is Disposition.QUEUED
     release, _ = state.take()  # type: ignore[misc]
-    state.done(release)
-    assert state.offer(_alert()) is Disposition.DUPLICATE
+    state.done(release, NOW)
+    assert state.offer(_alert(), NOW) is Disposition.DUPLICATE
 
 
 def test_resolved_and_release_less_alerts_start_nothing() -> None:
     state = ReceiverState()
-    assert state.offer(_alert(status="resolved")) is Disposition.RESOLVED
-    assert state.offer(_alert(release="")) is Disposition.IGNORED
+    assert state.offer(_alert(status="resolved"), NOW) is Disposition.RESOLVED
+    assert state.offer(_alert(release=""), NOW) is Disposition.IGNORED
     assert state.take() is None
 
 
 def test_a_full_queue_refuses_without_remembering_so_the_retry_gets_through() -> None:
     state = ReceiverState(capacity=2)
-    assert state.offer(_alert("a")) is Disposition.QUEUED
-    assert state.offer(_alert("b")) is Disposition.QUEUED
-    assert state.offer(_alert("c")) is Disposition.FULL
-    assert state.offer(_alert("a", name="Other")) is Disposition.COALESCED  # its run is queued
+    assert state.offer(_alert("a"), NOW) is Disposition.QUEUED
+    assert state.offer(_alert("b"), NOW) is Disposition.QUEUED
+    assert state.offer(_alert("c"), NOW) is Disposition.FULL
+    assert state.offer(_alert("a", name="Other"), NOW) is Disposition.COALESCED  # its run is queued
     state.take()
-    assert state.offer(_alert("c")) is Disposition.QUEUED
+    assert state.offer(_alert("c"), NOW) is Disposition.QUEUED
 
 
 def test_memory_stays_bounded() -> None:
     state = ReceiverState(capacity=5, remember=100)
     dispositions = [
-        state.offer(_alert(f"r{i % 50}", starts_at=f"2026-12-01T12:{i // 60:02d}:{i % 60:02d}Z"))
+        state.offer(
+            _alert(f"r{i % 50}", starts_at=f"2026-12-01T12:{i // 60:02d}:{i % 60:02d}Z"), NOW
+        )
         for i in range(1000)
     ]
     assert dispositions.count(Disposition.QUEUED) == 5
@@ -66,4 +73,16 @@ def test_memory_stays_bounded() -> None:
 def test_keys_from_before_a_restart_are_duplicates() -> None:
     state = ReceiverState()
     state.remember_keys([_alert().key])
-    assert state.offer(_alert()) is Disposition.DUPLICATE
+    assert state.offer(_alert(), NOW) is Disposition.DUPLICATE
+
+
+def test_alerts_right_after_a_run_are_recorded_not_run_again() -> None:
+    # After a rollback the release's other alerts keep firing until the rates settle.
+    state = ReceiverState(cooldown=300)
+    assert state.offer(_alert(), NOW) is Disposition.QUEUED
+    release, _ = state.take()  # type: ignore[misc]
+    state.done(release, NOW)
+    latency = _alert(name="RunbookLatencyP99High")
+    assert state.offer(latency, NOW + timedelta(seconds=299)) is Disposition.RECENT
+    later = _alert(starts_at="2026-12-01T12:40:00Z")
+    assert state.offer(later, NOW + timedelta(seconds=300)) is Disposition.QUEUED

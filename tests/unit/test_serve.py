@@ -76,7 +76,14 @@ class FakeRunner:
         return RunResult(0, directory, outcome, self.verdict, 0.01)
 
 
-def _receiver(tmp_path: Path, runner: FakeRunner, *, policy: Any = POLICY, capacity: int = 100):  # type: ignore[no-untyped-def]
+def _receiver(
+    tmp_path: Path,
+    runner: FakeRunner,
+    *,
+    policy: Any = POLICY,
+    capacity: int = 100,
+    cooldown: float = 300.0,
+):  # type: ignore[no-untyped-def]
     return Receiver(
         Policy.from_mapping(policy),
         state_dir=tmp_path / "state",
@@ -84,6 +91,7 @@ def _receiver(tmp_path: Path, runner: FakeRunner, *, policy: Any = POLICY, capac
         runner=runner,
         notifiers=[FileNotifier(tmp_path / "notifications.jsonl")],
         capacity=capacity,
+        cooldown=cooldown,
     )
 
 
@@ -247,7 +255,7 @@ def test_the_circuit_breaker_turns_the_third_rollback_into_a_notification(
     tmp_path: Path,
 ) -> None:
     runner = FakeRunner()
-    receiver = _receiver(tmp_path, runner)
+    receiver = _receiver(tmp_path, runner, cooldown=0)
     receiver.start()
     for minute in range(3):
         receiver.accept(_notification(alert(starts_at=f"2026-12-01T12:0{minute}:00Z")))
