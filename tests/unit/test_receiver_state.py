@@ -9,7 +9,6 @@ from alert_payloads import alert, payload
 from runbook_lib.core.alerts import parse_webhook
 from runbook_lib.core.receiver_state import Disposition, ReceiverState
 
-
 NOW = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
 
 
