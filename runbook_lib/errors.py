@@ -12,8 +12,9 @@ on-call engineer what state the world is in and whether trying again may help::
     │   │                       query, its stderr, and ``retryable``
     │   ├── CommandFailed       a subprocess (helm, kubectl, ...) exited non-zero or is missing
     │   ├── ApiError            Kubernetes API call failed
-    │   └── MetricsError        Prometheus / replay data could not be read
-    │       └── InputFileError  a replay file is malformed (names file, row, column)
+    │   ├── MetricsError        Prometheus / replay data could not be read
+    │   │   └── InputFileError  a replay file is malformed (names file, row, column)
+    │   └── TracesError         the tracing backend (Jaeger) could not be queried
     ├── StepTimeout             a step did not finish in its time budget
     └── VerificationFailed      rolled back but not recovered (or wrong image): escalate
 
@@ -35,6 +36,7 @@ __all__ = [
     "PreconditionFailed",
     "RunbookError",
     "StepTimeout",
+    "TracesError",
     "VerificationFailed",
     "WrongCluster",
 ]
@@ -129,6 +131,13 @@ class ApiError(AdapterError):
 
 class MetricsError(AdapterError):
     """Metric samples could not be obtained (Prometheus error, empty result, bad replay file)."""
+
+
+class TracesError(AdapterError):
+    """The tracing backend could not be queried (down, timed out, refused, or bad answer).
+
+    Traces are supporting evidence: callers record this as "traces not collected" and go on.
+    """
 
 
 class InputFileError(MetricsError):
