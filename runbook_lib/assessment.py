@@ -1,15 +1,16 @@
-"""The read-only assessment notebook's library: "When to Rollback" on a replay or a live Prometheus.
+"""The runbook's "When to Rollback", once: load a window of samples, decide, render the decision.
 
-``notebooks/assess.ipynb`` calls one function per cell: ``validate`` (every parameter at once),
-``load_samples``, ``evaluate``, ``decision_table``, ``warnings_table``, ``plot_signals``,
-``plot_business`` and ``record`` (the JSON-able results that tests read back). Nothing here
-changes the cluster.
+``runbook evaluate``, the assessment notebook and the rollback notebook's ``assess``/``decide``
+steps all come through here, with the parameters of ``core.parameters`` (parsed into
+``RunParams``): the same source rules, the same window arithmetic, the same defaults and the
+same rendering of the verdict. Nothing here changes the cluster.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,158 +19,91 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from runbook_lib import plots
+from runbook_lib.adapters.metrics import MetricsSource
+from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.replay import ReplaySource
 from runbook_lib.core import decision as core_decision
-from runbook_lib.core.thresholds import Thresholds
-from runbook_lib.core.units import parse_instant
-from runbook_lib.errors import MetricsError, ParameterError
+from runbook_lib.core import parameters as table
+from runbook_lib.core.decision import Decision, RuleStatus, Verdict
+from runbook_lib.errors import ParameterError
+from runbook_lib.run.params import RunParams, check_decision_params
 
 __all__ = [
-    "Assessment",
-    "Params",
+    "PROMETHEUS_STEP_S",
     "Record",
-    "Samples",
+    "Text",
+    "Window",
+    "check_params",
+    "decide",
     "decision_table",
-    "evaluate",
-    "load_samples",
+    "load_window",
+    "metrics_source",
+    "notebook_parameters",
     "plot_business",
     "plot_signals",
+    "read_window",
     "record",
-    "validate",
+    "render",
     "warnings_table",
 ]
 
-PROMETHEUS_STEP_S = 15.0  # when no step is given for a live source
+PROMETHEUS_STEP_S = 15.0  # the query step when the parameter ``step`` is empty
+
+_VERDICT_TEXT = {
+    Verdict.ROLLBACK: "ROLL BACK",
+    Verdict.NO_ROLLBACK: "no rollback",
+    Verdict.INCONCLUSIVE: "INCONCLUSIVE: the data could not be judged",
+}
 
 
-@dataclass(frozen=True)
-class Params:
-    """Validated notebook parameters."""
+def check_params(raw: Mapping[str, Any], *, used_by: str = table.ASSESS) -> RunParams:
+    """Every "When to Rollback" parameter checked at once (assessment notebook, CLI).
 
-    source: str  # "replay" or "prometheus"
-    metrics_csv: Path | None
-    prometheus_url: str
-    prometheus_selector: str
-    business_counters: tuple[tuple[str, str], ...]
-    deployed_at: datetime
-    now: datetime | None  # None: last sample (replay) or the clock (Prometheus)
-    thresholds: Thresholds
-    manual_reason: str | None
-
-    def __repr__(self) -> str:
-        where = self.metrics_csv if self.source == "replay" else self.prometheus_url
-        now = self.now.isoformat() if self.now else "latest sample / clock"
-        th = self.thresholds
-        return (
-            f"Parameters OK: {self.source} {where}; deployed at {self.deployed_at.isoformat()}; "
-            f"now {now}\n  rules: 5xx > {th.error_ratio:.2%} or p99 > {th.latency_p99_s:g} s for "
-            f"more than {th.sustain_s:g} s, business drop > {th.business_drop:.0%}, within "
-            f"{th.window_s / 60:g} min of the deploy"
-            + (f"\n  manual call: {self.manual_reason}" if self.manual_reason else "")
-        )
-
-
-def validate(
-    *,
-    metrics_csv: str = "",
-    prometheus_url: str = "",
-    prometheus_selector: str = "",
-    business_counters: str = "",
-    deployed_at: str = "",
-    now: str = "",
-    error_ratio: float | str = 0.01,
-    latency_p99_s: float | str = 1.0,
-    sustain: str | float = "2m",
-    window: str | float = "30m",
-    business_drop: float | str = 0.10,
-    business_baseline: str | float = "30m",
-    business_smoothing: str | float = "5m",
-    step: str | float = "",
-    manual_reason: str = "",
-) -> Params:
-    """Runbook "When to Rollback", before anything is read: check every parameter at once.
-
-    Raises ``ParameterError`` listing each problem (no source, missing file, naive times,
-    unknown units, out-of-range thresholds, malformed business counters).
+    ``deployed_at`` is required here (no release to ask), and a replay file must exist.
+    Raises ``ParameterError`` listing every problem.
     """
     problems: list[str] = []
-    source = "prometheus" if prometheus_url.strip() else "replay"
-    csv_path: Path | None = None
-    if source == "replay":
-        if not metrics_csv.strip():
-            problems.append("metrics_csv: give a replay CSV path, or a prometheus_url")
-        else:
-            csv_path = Path(metrics_csv)
-            if not csv_path.is_file():
-                problems.append(f"metrics_csv: no such file: {csv_path} (cwd {Path.cwd()})")
-    moments: dict[str, datetime | None] = {}
-    for name, raw in (("deployed_at", deployed_at), ("now", now)):
-        moments[name] = None
-        if name == "deployed_at" and not str(raw).strip():
-            problems.append("deployed_at: required (ISO 8601 with offset, or Unix seconds)")
-        elif str(raw).strip():
-            try:
-                moments[name] = parse_instant(raw)
-            except ValueError as err:
-                problems.append(f"{name}: {err}")
-    pairs: list[tuple[str, str]] = []
-    for item in filter(None, (p.strip() for p in business_counters.split(","))):
-        name, sep, metric = item.partition("=")
-        if not sep or not name.strip() or not metric.strip():
-            problems.append(f"business_counters: expected name=metric, got {item!r}")
-        else:
-            pairs.append((name.strip(), metric.strip()))
-    thresholds = Thresholds()
-    renamed = {
-        "sustain": "sustain_s",
-        "window": "window_s",
-        "business_baseline": "business_baseline_s",
-        "business_smoothing": "business_smoothing_s",
-        "step": "step_s",
-    }
-    raw_thresholds = {
-        "error_ratio": error_ratio,
-        "latency_p99_s": latency_p99_s,
-        "sustain_s": sustain,
-        "window_s": window,
-        "business_drop": business_drop,
-        "business_baseline_s": business_baseline,
-        "business_smoothing_s": business_smoothing,
-        "step_s": step,
-    }
     try:
-        thresholds = Thresholds.from_params(raw_thresholds)
+        values = table.parse(raw, used_by=used_by)
     except ParameterError as err:
-        back = {v: k for k, v in renamed.items()}
-        for problem in err.problems:
-            field, _, rest = problem.partition(":")
-            problems.append(f"{back.get(field, field)}:{rest}")
-    deploy, when = moments["deployed_at"], moments["now"]
-    if deploy is not None and when is not None and when < deploy:
-        problems.append(f"now: {when.isoformat()} is before deployed_at {deploy.isoformat()}")
+        raise ParameterError(err.problems) from err
+    check_decision_params(values, problems)
+    if values["deployed_at"] is None:
+        problems.append("deployed_at: required (ISO 8601 with offset, or Unix seconds)")
+    replay = values["replay_csv"]
+    if replay and not Path(replay).is_file():
+        problems.append(f"replay_csv: no such file: {replay} (working directory {Path.cwd()})")
     if problems:
         raise ParameterError(problems)
-    assert deploy is not None
-    return Params(
-        source=source,
-        metrics_csv=csv_path,
-        prometheus_url=prometheus_url.strip(),
-        prometheus_selector=prometheus_selector.strip(),
-        business_counters=tuple(pairs),
-        deployed_at=deploy,
-        now=when,
-        thresholds=thresholds,
-        manual_reason=manual_reason.strip() or None,
+    return RunParams(**values)
+
+
+def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The assessment notebook's parameters, by name, out of the notebook's globals."""
+    return table.given(namespace, table.ASSESS)
+
+
+def metrics_source(params: RunParams) -> MetricsSource:
+    """The replay file or the Prometheus server the parameters name."""
+    if params.replay_csv:
+        return ReplaySource(Path(params.replay_csv))
+    return PrometheusSource(
+        params.prometheus_url,
+        selector=params.prometheus_selector,
+        rate_window=params.prometheus_rate_window,
+        business_counters=dict(params.business_counter_map),
     )
 
 
 @dataclass(frozen=True)
-class Samples:
-    """The metric frame read for the assessment, and what it covers."""
+class Window:
+    """The samples a decision is made from, and the moments that frame them."""
 
     frame: pd.DataFrame
-    now: datetime
     source: str
+    deployed_at: datetime
+    deployed_at_source: str  # "parameter" or "helm history revision N"
+    now: datetime
 
     def __repr__(self) -> str:
         frame = self.frame
@@ -180,93 +114,128 @@ class Samples:
         return (
             f"{len(frame)} samples from {self.source}, "
             f"{frame.index[0]:%Y-%m-%d %H:%M:%S} to {frame.index[-1]:%H:%M:%S} UTC "
-            f"(step {step}); columns: {', '.join(map(str, frame.columns))}; "
-            f"evaluated as of {self.now:%H:%M:%S} UTC"
+            f"(step {step}); deployed at {self.deployed_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"({self.deployed_at_source}); evaluated as of {self.now:%H:%M:%S} UTC"
         )
 
 
-def load_samples(params: Params) -> Samples:
-    """Runbook "When to Rollback": read the samples around the deploy.
+def load_window(
+    params: RunParams,
+    source: MetricsSource,
+    *,
+    deployed_at: datetime,
+    deployed_at_source: str = "parameter",
+    clock: datetime | None = None,
+) -> Window:
+    """Runbook "When to Rollback": read the samples a decision needs.
 
-    Raises ``InputFileError`` for a malformed replay file and ``MetricsError`` when Prometheus
-    cannot be read (or its adapter is not installed).
+    From the business baseline (or the sustain, if longer) before the deploy until ``now``:
+    the parameter, else the last sample of a replay, else ``clock`` (the wall clock). Raises
+    ``MetricsError`` (``InputFileError`` for a malformed replay) when they cannot be read.
     """
     th = params.thresholds
-    if params.source == "replay":
-        assert params.metrics_csv is not None
-        frame = ReplaySource(params.metrics_csv).frame()
-        now = params.now or frame.index[-1].to_pydatetime()
-        return Samples(frame, now, str(params.metrics_csv))
-    try:
-        from runbook_lib.adapters.prometheus import PrometheusSource
-    except ImportError as err:
-        raise MetricsError(
-            "runbook_lib.adapters.prometheus is not available; use a replay CSV",
-            command=params.prometheus_url,
-        ) from err
-    source = PrometheusSource(
-        params.prometheus_url,
-        selector=params.prometheus_selector or None,
-        business_counters=dict(params.business_counters) or None,
+    history = timedelta(seconds=max(th.business_baseline, th.business_smoothing, th.sustain))
+    if isinstance(source, ReplaySource):
+        frame = source.frame()
+        now = params.now or (
+            frame.index[-1].to_pydatetime() if len(frame) else (clock or datetime.now(UTC))
+        )
+        if now < deployed_at and params.now is None:
+            # Every sample precedes the deploy: nothing was judged (inconclusive), no error.
+            now = deployed_at
+        return Window(frame, str(params.replay_csv), deployed_at, deployed_at_source, now)
+    now = params.now or clock or datetime.now(UTC)
+    end = min(now, deployed_at + timedelta(seconds=th.window))
+    frame = source.query_range(deployed_at - history, end, params.step or PROMETHEUS_STEP_S)
+    return Window(frame, params.prometheus_url, deployed_at, deployed_at_source, now)
+
+
+def read_window(params: RunParams) -> Window:
+    """``load_window`` from the source the parameters name, deployed at ``deployed_at``."""
+    assert params.deployed_at is not None  # check_params requires it
+    return load_window(params, metrics_source(params), deployed_at=params.deployed_at)
+
+
+def decide(params: RunParams, window: Window, *, manual_reason: str = "") -> Decision:
+    """Runbook "When to Rollback": apply the rules to the window.
+
+    ``manual_reason`` (default: the parameter) is the on-call engineer's call. The source's
+    own warnings (Prometheus') join the decision's. Raises ``ParameterError`` for bad inputs.
+    """
+    reason = manual_reason or params.manual_reason
+    decision = core_decision.evaluate(
+        window.frame,
+        deployed_at=window.deployed_at,
+        now=window.now,
+        thresholds=params.thresholds,
+        manual_reason=reason or None,
     )
-    now = params.now or datetime.now(UTC)
-    history = timedelta(seconds=max(th.business_baseline_s, th.business_smoothing_s))
-    end = min(now, params.deployed_at + timedelta(seconds=th.window_s))
-    frame = source.query_range(params.deployed_at - history, end, th.step_s or PROMETHEUS_STEP_S)
-    return Samples(frame, now, params.prometheus_url)
+    extra = tuple(str(w) for w in window.frame.attrs.get("warnings", ()))
+    if extra:
+        decision = Decision(
+            decision.verdict, decision.triggers, decision.warnings + extra, decision.rules
+        )
+    return decision
 
 
-@dataclass(frozen=True)
-class Assessment:
-    """The decision with what it was made from."""
+def _clock(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
 
-    params: Params
-    samples: Samples
-    decision: core_decision.Decision
+
+def _value(metric: str, value: float | None) -> str:
+    """A value with its unit: ratios as percent, latencies in seconds, business per second."""
+    if value is None:
+        return "-"
+    if metric == "error_ratio":
+        return f"{value:.3%}"
+    if metric == "p99_latency_s":
+        return f"{value:.3g} s"
+    if metric == "manual":
+        return "call made"
+    return f"{value:.4g}"  # business metrics keep the unit of their source
+
+
+class Text(str):
+    """Text that a notebook shows as it is (no quotes, real line breaks)."""
+
+    __slots__ = ()
 
     def __repr__(self) -> str:
-        verdict = "ROLL BACK" if self.decision.rollback else "no rollback"
-        lines = [f"Decision: {verdict} (as of {self.samples.now:%Y-%m-%d %H:%M:%S} UTC)"]
-        for t in self.decision.triggers:
-            lines.append(
-                f"  {t.rule.value}: {t.metric} fired at {t.fired_at:%H:%M:%S} "
-                f"(run from {t.started_at:%H:%M:%S}), peak {t.peak:g} vs threshold {t.threshold:g}"
-                + (f"; reason: {t.reason}" if t.reason else "")
-            )
-        lines.extend(f"  warning: {w}" for w in self.decision.warnings)
-        return "\n".join(lines)
+        return str(self)
 
 
-def evaluate(params: Params, samples: Samples) -> Assessment:
-    """Runbook "When to Rollback": apply the rules. Raises ``ParameterError`` for bad inputs."""
-    decision = core_decision.evaluate(
-        samples.frame,
-        deployed_at=params.deployed_at,
-        now=samples.now,
-        thresholds=params.thresholds,
-        manual_reason=params.manual_reason,
-    )
-    extra = tuple(str(w) for w in samples.frame.attrs.get("warnings", ()))
-    if extra:
-        decision = core_decision.Decision(
-            decision.rollback, decision.triggers, decision.warnings + extra, decision.checks
+def render(decision: Decision, window: Window) -> Text:
+    """The decision as lines for a terminal or a notebook: verdict, each rule, warnings."""
+    lines = [
+        f"Verdict: {_VERDICT_TEXT[decision.verdict]}  (deployed {_clock(window.deployed_at)}, "
+        f"evaluated as of {_clock(window.now)} UTC)"
+    ]
+    for rule in decision.rules:
+        required = "" if rule.required or rule.status is RuleStatus.FIRED else " (optional)"
+        lines.append(f"  {rule.rule.value} [{rule.metric}]: {rule.reason}{required}")
+    if decision.verdict is Verdict.INCONCLUSIVE:
+        lines.append(
+            "  What could not be judged is listed above; the runbook says 'when in doubt, "
+            "roll back first': decide by hand (manual_reason) if the service looks unhealthy."
         )
-    return Assessment(params, samples, decision)
+    lines.extend(f"  warning: {w}" for w in decision.warnings)
+    return Text("\n".join(lines))
 
 
-def decision_table(assessment: Assessment) -> pd.DataFrame:
-    """One row per rule: fired or not, the peak (or worst value seen), threshold and times."""
-    fired = {(t.rule, t.metric): t for t in assessment.decision.triggers}
+def decision_table(decision: Decision) -> pd.DataFrame:
+    """One row per rule: status and why, the worst value against the threshold, with units."""
+    fired = {(t.rule, t.metric): t for t in decision.triggers}
     rows = []
-    for check in assessment.decision.checks:
-        trigger = fired.get((check.rule, check.metric))
+    for rule in decision.rules:
+        trigger = fired.get((rule.rule, rule.metric))
         rows.append(
             {
-                "rule": check.rule.value,
-                "metric": check.metric,
-                "status": check.status.value,
-                "peak": trigger.peak if trigger else check.worst,
-                "threshold": check.threshold,
+                "rule": rule.rule.value,
+                "metric": rule.metric,
+                "status": rule.status.value,
+                "why": rule.reason,
+                "peak": _value(rule.metric, trigger.peak if trigger else rule.worst),
+                "threshold": _value(rule.metric, rule.threshold),
                 "run started (UTC)": _clock(trigger.started_at) if trigger else "",
                 "fired at (UTC)": _clock(trigger.fired_at) if trigger else "",
             }
@@ -274,31 +243,32 @@ def decision_table(assessment: Assessment) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("rule")
 
 
-def warnings_table(assessment: Assessment) -> pd.DataFrame:
+def warnings_table(decision: Decision) -> pd.DataFrame:
     """The decision's warnings (missing data, pre-deploy breaches, ...), one per row."""
-    return pd.DataFrame({"warning": list(assessment.decision.warnings) or ["(none)"]})
+    return pd.DataFrame({"warning": list(decision.warnings) or ["(none)"]})
 
 
-def plot_signals(assessment: Assessment) -> Figure:
+def _moments(decision: Decision, window: Window) -> plots.Moments:
+    fired = [t.fired_at for t in decision.triggers]
+    return plots.Moments(deployed_at=window.deployed_at, decided_at=min(fired) if fired else None)
+
+
+def plot_signals(params: RunParams, decision: Decision, window: Window) -> Figure:
     """5xx ratio and p99 latency around the deploy, thresholds and the decision marked."""
     return plots.plot_error_and_latency(
-        assessment.samples.frame,
-        moments=_moments(assessment),
-        thresholds=assessment.params.thresholds,
+        window.frame, moments=_moments(decision, window), thresholds=params.thresholds
     )
 
 
-def plot_business(assessment: Assessment) -> Figure:
-    """Each business metric's 5-minute mean against 90% of its pre-deploy baseline."""
+def plot_business(params: RunParams, decision: Decision, window: Window) -> Figure:
+    """Each business metric's smoothed value against its fraction of the pre-deploy baseline."""
     return plots.plot_business(
-        assessment.samples.frame,
-        moments=_moments(assessment),
-        thresholds=assessment.params.thresholds,
+        window.frame, moments=_moments(decision, window), thresholds=params.thresholds
     )
 
 
 class Record(dict[str, Any]):
-    """The assessment's results as plain JSON values; shown as JSON so tests can read it back."""
+    """An assessment's results as plain JSON values; shown as JSON so tests can read it back."""
 
     def _repr_json_(self) -> dict[str, Any]:
         return dict(self)
@@ -307,29 +277,29 @@ class Record(dict[str, Any]):
         return json.dumps(self, indent=1, sort_keys=True)
 
 
-def record(assessment: Assessment) -> Record:
-    """The results to keep with the executed notebook: decision document plus its inputs."""
-    th = assessment.params.thresholds
+def record(params: RunParams, decision: Decision, window: Window) -> Record:
+    """The decision document (as ``runbook evaluate --json``) plus what it was made from."""
+    th = params.thresholds
     return Record(
         {
-            **assessment.decision.to_json_dict(),
-            "deployed_at": assessment.params.deployed_at.isoformat(),
-            "now": assessment.samples.now.isoformat(),
-            "source": assessment.params.source,
-            "samples": len(assessment.samples.frame),
-            "thresholds": asdict(th),
-            "manual_reason": assessment.params.manual_reason,
+            **decision.to_json_dict(),
+            "deployed_at": window.deployed_at.isoformat(),
+            "now": window.now.isoformat(),
+            "source": "replay" if params.replay_csv else "prometheus",
+            "samples": len(window.frame),
+            "thresholds": {
+                name: getattr(th, name)
+                for name in (
+                    "error_ratio",
+                    "latency_p99",
+                    "sustain",
+                    "window",
+                    "business_drop",
+                    "business_baseline",
+                    "business_smoothing",
+                    "step",
+                )
+            },
+            "manual_reason": params.manual_reason or None,
         }
     )
-
-
-def _moments(assessment: Assessment) -> plots.Moments:
-    fired = [t.fired_at for t in assessment.decision.triggers]
-    return plots.Moments(
-        deployed_at=assessment.params.deployed_at,
-        decided_at=min(fired) if fired else None,
-    )
-
-
-def _clock(moment: datetime) -> str:
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"

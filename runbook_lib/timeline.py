@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.core.redact import redact_structure
+from runbook_lib.errors import ParameterError, PreconditionFailed, VerificationFailed
 
 __all__ = ["Event", "EventKind", "Timeline"]
 
@@ -29,6 +30,7 @@ class EventKind(StrEnum):
     DRY_RUN = "dry_run"  # what a mutating step would have done
     DECISION = "decision"
     WARNING = "warning"
+    FACT = "fact"  # a typed fact of the run (runbook_lib.facts), read back by RunFacts
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,19 @@ class Event:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _error_kind(err: BaseException) -> str:
+    """What a failure means for the run's outcome (read back by ``runbook_lib.facts``)."""
+    if isinstance(err, KeyboardInterrupt | SystemExit):
+        return "interrupted"
+    if isinstance(err, ParameterError):
+        return "parameter"
+    if isinstance(err, PreconditionFailed):
+        return "precondition"
+    if isinstance(err, VerificationFailed):
+        return "verification"
+    return "other"
 
 
 class Timeline:
@@ -149,6 +164,7 @@ class Timeline:
                 EventKind.STEP_FAILED,
                 f"{step} failed: {type(err).__name__}: {err}",
                 error_type=type(err).__name__,
+                error_kind=_error_kind(err),
             )
             raise
         self.record(step, EventKind.STEP_END, f"{step} finished")

@@ -6,7 +6,8 @@ papermill executes ``notebooks/rollback.ipynb`` with the parameters; the execute
 its HTML rendering are redacted and written to ``DIR/<incident_id>/`` with the rest of the
 evidence. When a step fails, papermill still leaves the partial notebook (failing cell marked);
 this command then collects the evidence from outside the kernel, using the incident timeline,
-re-seals the manifest and exits 1. Exit 2: unknown or invalid parameters.
+re-seals the manifest and exits 1. Exit 2: unknown or invalid parameters. Exit 4: the run
+stopped before any change because the verdict was inconclusive (``on_inconclusive=stop``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from runbook_lib.cli.exit_status import INCONCLUSIVE, OK
+from runbook_lib.cli.kernel import papermill_kernel_options
 from runbook_lib.core.redact import SECRET_NAME, Redactor, secrets_from_kubeconfig
 from runbook_lib.errors import ParameterError
 from runbook_lib.evidence.manifest import write_manifest
@@ -53,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Execute a runbook notebook with papermill. The redacted executed notebook, its "
             "HTML and the evidence go to DIR/<incident_id>/. Exit 0 done, 1 a step failed "
-            "(partial notebook and evidence still written), 2 bad parameters."
+            "(partial notebook and evidence still written), 2 bad parameters, 4 stopped "
+            "before any change on an inconclusive verdict."
         ),
     )
     parser.add_argument("runbook", choices=sorted(NOTEBOOKS), help="which runbook")
@@ -135,10 +139,20 @@ def run_rollback(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from runbook_lib.steps.salvage import collect_after_failure
+    from runbook_lib.assessment import check_params
+    from runbook_lib.facts import Outcome, RunFacts
+    from runbook_lib.run.context import check_paths
+    from runbook_lib.run.params import build_params
+    from runbook_lib.run.salvage import collect_after_failure
+    from runbook_lib.timeline import Timeline
 
     params = dict(parameters)
     _check_names(notebook, params)
+    # Every problem at once, before anything runs (exit 2).
+    if notebook.stem == "assess":
+        check_params(params)
+    else:
+        check_paths(build_params(params))
     release = str(params.get("release") or "app")
     # Fixed here, not in the kernel, so the evidence can be found after a crash.
     params.setdefault("incident_id", "")
@@ -166,7 +180,7 @@ def run_rollback(
                 progress_bar=False, log_output=False,
                 stdout_file=sys.stdout if stream else None,
                 stderr_file=sys.stderr if stream else None,
-                cwd=str(notebook.parent),
+                cwd=str(notebook.parent), **papermill_kernel_options(),
             )  # fmt: skip
         except PapermillExecutionError as err:
             failure = f"step failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
@@ -197,6 +211,10 @@ def run_rollback(
             for problem in report.problems:
                 print(f"evidence: could not collect {redactor(problem)}", file=sys.stderr)
     write_manifest(incident_dir)
+    timeline = incident_dir / "timeline.jsonl"
+    outcome = RunFacts.read(Timeline(timeline).events).outcome if timeline.exists() else None
+    if outcome is not None:
+        print(f"outcome: {outcome.value}")
     print(f"evidence: {incident_dir}")
     print(
         f"papermill: {wall_s:.1f} s wall; kernel start to first step "
@@ -205,7 +223,14 @@ def run_rollback(
     if failure:
         print(f"runbook run: {redactor(failure)}", file=sys.stderr)
         return status, incident_dir
-    return 0, incident_dir
+    if outcome is Outcome.INCONCLUSIVE:
+        print(
+            "runbook run: stopped before any change: the verdict is inconclusive (see the "
+            "record); set on_inconclusive=rollback to roll back anyway",
+            file=sys.stderr,
+        )
+        return INCONCLUSIVE, incident_dir
+    return OK, incident_dir
 
 
 def _run_command(args: argparse.Namespace) -> int:

@@ -150,7 +150,7 @@ def runbook_reminder(record: Mapping[str, Any], *, slow_s: float = 60.0) -> Remi
     if record.get("within_target") is False:
         items.append(
             f"decision to recovery took {record.get('decision_to_recovery_s', 0):.0f} s, over "
-            "the 5-minute target"
+            f"the {record.get('target_s', 300):.0f} s target"
         )
     return Reminder(tuple(items))
 
@@ -170,8 +170,12 @@ def postmortem_markdown(
         f"- Meeting: {slot.strftime('%Y-%m-%d %H:%M UTC') if slot else 'to be scheduled'}"
         " (invitation: postmortem.ics)",
         f"- Release `{record.get('release')}` in `{record.get('namespace')}`:"
-        f" {record.get('bad_version')} rolled back to {record.get('good_version')};"
-        f" outcome **{record.get('outcome')}**",
+        + (
+            f" {record.get('bad_version')} rolled back to {record.get('good_version')};"
+            if record.get("rolled_back")
+            else " nothing was rolled back;"
+        )
+        + f" outcome **{record.get('outcome')}**",
         "",
         "## Summary",
         "",
@@ -189,7 +193,7 @@ def postmortem_markdown(
         f"- Deployed {record.get('deployed_at')}; decision {record.get('decision_at')}"
         f" ({record.get('time_to_decision_s')} s later)",
         f"- Decision to recovery: {record.get('decision_to_recovery_s')} s"
-        f" (target 300 s; met: {record.get('within_target')})",
+        f" (target {record.get('target_s')} s; met: {record.get('within_target')})",
         "",
         "## Triggers",
         "",

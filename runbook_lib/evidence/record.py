@@ -12,16 +12,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from runbook_lib.facts import Outcome, RunFacts
 from runbook_lib.timeline import Event, EventKind
 
 __all__ = [
-    "RECOVERY_TARGET_S",
     "Impact",
     "IncidentRecord",
     "Outcome",
@@ -31,18 +30,7 @@ __all__ = [
     "write_record",
 ]
 
-# "Time to rollback target: under 5 minutes from decision."
-RECOVERY_TARGET_S = 300.0
 REQUEST_RATE = "request_rate_rps"  # optional samples column: all requests per second
-
-
-class Outcome(StrEnum):
-    NO_ROLLBACK = "no_rollback"  # the decision said the release is healthy; nothing changed
-    DRY_RUN = "dry_run"  # every read step ran, nothing changed
-    RECOVERED = "recovered"  # rolled back and the error ratio recovered
-    NOT_RECOVERED = "not_recovered"  # rolled back but not healthy: escalate
-    FAILED = "failed"  # a step failed before the rollback could be verified
-    INCOMPLETE = "incomplete"  # the run stopped without reaching a verdict
 
 
 @dataclass(frozen=True)
@@ -74,6 +62,8 @@ class IncidentRecord:
     release: str
     namespace: str
     outcome: Outcome
+    verdict: str | None  # the decision's verdict: rollback, no_rollback, inconclusive
+    rolled_back: bool  # whether any attempt of this incident ran helm rollback
     deployed_at: datetime | None
     decision_at: datetime | None
     rollout_done_at: datetime | None
@@ -81,12 +71,15 @@ class IncidentRecord:
     time_to_detection_s: float | None  # deploy -> first rule fired (metric time)
     time_to_decision_s: float | None  # deploy -> decision (wall clock of the run)
     decision_to_recovery_s: float | None
-    within_target: bool | None  # decision -> recovery under RECOVERY_TARGET_S
+    target_s: float  # the decision -> recovery target (parameter ``target``)
+    within_target: bool | None  # decision -> recovery under target_s
     bad_version: str | None
     good_version: str | None
     bad_revision: int | None
     good_revision: int | None
     triggers: tuple[Mapping[str, Any], ...]
+    rules: tuple[Mapping[str, Any], ...]  # every rule's status and why (the decision's "rules")
+    warnings: tuple[str, ...]
     impact: Impact
     steps: tuple[StepTiming, ...]
     root_cause_hypothesis: str
@@ -114,13 +107,6 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def _last_value(events: Sequence[Event], key: str) -> Any:
-    for event in reversed(events):
-        if key in event.data and event.data[key] not in (None, ""):
-            return event.data[key]
-    return None
-
-
 def _as_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -130,13 +116,6 @@ def _as_time(value: Any) -> datetime | None:
         except ValueError:
             return None
     return None
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _step_timings(events: Sequence[Event]) -> tuple[StepTiming, ...]:
@@ -205,111 +184,85 @@ def _impact(
     )
 
 
-def _decision_data(event: Event | None) -> Mapping[str, Any]:
-    """The decision as ``decide`` recorded it (``data.decision``: Decision.to_json_dict())."""
-    if event is None:
-        return {}
-    nested = event.data.get("decision")
-    return nested if isinstance(nested, Mapping) else event.data
-
-
-def _is_dry_run(events: Sequence[Event]) -> bool:
-    for event in reversed(events):  # a re-run appends to the timeline: the last run counts
-        params = event.data.get("params")
-        if event.step == "start_run" and isinstance(params, Mapping):
-            return params.get("dry_run") is True
-    return any(e.kind == EventKind.DRY_RUN for e in events)
-
-
-def _outcome(events: Sequence[Event], steps: Sequence[StepTiming]) -> Outcome:
-    decision = next((e for e in reversed(events) if e.kind == EventKind.DECISION), None)
-    if decision is not None and _decision_data(decision).get("rollback") is False:
-        return Outcome.NO_ROLLBACK
-    failed = [s for s in steps if s.status == "failed"]
-    if any(s.step == "check_recovery" for s in failed) or any(
-        e.data.get("error_type") == "VerificationFailed" for e in events
-    ):
-        return Outcome.NOT_RECOVERED
-    if failed:
-        return Outcome.FAILED
-    if _is_dry_run(events):
-        return Outcome.DRY_RUN
-    if any(s.step == "check_recovery" and s.status == "done" for s in steps):
-        return Outcome.RECOVERED
-    return Outcome.INCOMPLETE
-
-
 def build_record(
     events: Sequence[Event],
     samples: pd.DataFrame,
     *,
     incident_id: str,
-    release: str = "",
-    namespace: str = "",
+    release: str,
+    namespace: str,
     error_threshold: float = 0.01,
+    target_s: float = 300.0,
     request_rate_rps: float | None = None,
     root_cause_hypothesis: str = "",
-    versions: Mapping[int, str] | None = None,
     now: datetime,
 ) -> IncidentRecord:
     """Assemble the incident record (Post-Rollback Actions, step 1) from what the run recorded.
 
+    Every fact (outcome, verdict, revisions, times) comes from ``RunFacts.read(events)``.
     ``samples`` are the metric samples of the whole run (a ``request_rate_rps`` column, or the
     ``request_rate_rps`` argument, turns "minutes above threshold" into failed requests).
-    ``versions`` maps revision numbers to app versions (from ``helm history``), naming the bad
-    and good releases. ``now`` ends the impact window when the service never recovered. Raises
-    nothing: missing
-    events leave the matching fields ``None``, so a partial run still gets a record.
+    ``now`` ends the impact window when the service never recovered. Raises nothing: missing
+    facts leave the matching fields ``None``, so a partial run still gets a record.
     """
     # A re-run of the same incident appends to its timeline; the record is of the latest run.
     starts = [i for i, e in enumerate(events) if e.step == "start_run"]
-    events = events[starts[-1] :] if starts else events
-    steps = _step_timings(events)
-    decision_event = next((e for e in reversed(events) if e.kind == EventKind.DECISION), None)
-    deployed_at = _as_time(_last_value(events, "deployed_at"))
-    decision_at = decision_event.at if decision_event else None
-    rollout = next((s for s in steps if s.step == "wait_for_rollout" and s.status == "done"), None)
-    recovered_at = _as_time(_last_value(events, "recovered_at"))
-    outcome = _outcome(events, steps)
-    if outcome != Outcome.RECOVERED:
-        recovered_at = None
+    latest = list(events[starts[-1] :] if starts else events)
+    facts = RunFacts.read(events)
+    decided = facts.decided
+    deployed_at = facts.deployed_at
+    decision_at = facts.decided_at
+    outcome = facts.outcome
+    recovered_at = facts.recovered.recovered_at if facts.recovered else None
     to_decision = (
         (decision_at - deployed_at).total_seconds() if decision_at and deployed_at else None
     )
-    to_recovery = (
-        (recovered_at - decision_at).total_seconds() if recovered_at and decision_at else None
+    to_recovery = facts.seconds_from_decision(
+        facts.recovered.verified_at if facts.recovered else None
     )
-    # ``finish`` measures decision -> verified recovery itself; its figure is the run's own.
-    finished = _last_value([e for e in events if e.step == "finish"], "decision_to_recovery_s")
-    if recovered_at is not None and isinstance(finished, int | float):
-        to_recovery = float(finished)
-    triggers = [
-        t for t in _decision_data(decision_event).get("triggers", ()) if isinstance(t, Mapping)
-    ]
+    decision = dict(decided.decision) if decided else {}
+    triggers = [t for t in decision.get("triggers", ()) if isinstance(t, Mapping)]
     fired = sorted(f for f in (_as_time(t.get("fired_at")) for t in triggers) if f is not None)
     to_detection = (fired[0] - deployed_at).total_seconds() if fired and deployed_at else None
-    preflight = [e for e in events if e.step == "preflight"]
-    bad_revision = _as_int(_last_value(preflight, "current"))
-    good_revision = _as_int(_last_value(preflight, "target"))
-    versions = versions or {}
+    target = facts.target
+    rollback = facts.rolled_back or facts.earlier_rollback
+    bad_revision = rollback.from_revision if rollback else None
+    good_revision = rollback.to_revision if rollback else None
+    bad_version = good_version = None
+    if target is not None:
+        if rollback is None:
+            bad_revision, good_revision = target.current_revision, target.target_revision
+        versions = {
+            target.current_revision: target.current_version,
+            target.target_revision: target.target_version,
+        }
+        bad_version, good_version = (
+            versions.get(bad_revision or -1),
+            versions.get(good_revision or -1),
+        )
     return IncidentRecord(
         incident_id=incident_id,
-        release=release or str(_last_value(events, "release") or ""),
-        namespace=namespace or str(_last_value(events, "namespace") or ""),
+        release=release,
+        namespace=namespace,
         outcome=outcome,
+        verdict=decided.verdict if decided else None,
+        rolled_back=facts.changed_cluster,
         deployed_at=deployed_at,
         decision_at=decision_at,
-        rollout_done_at=rollout.ended_at if rollout else None,
+        rollout_done_at=facts.rollout.done_at if facts.rollout else None,
         recovered_at=recovered_at,
         time_to_detection_s=to_detection,
         time_to_decision_s=to_decision,
         decision_to_recovery_s=to_recovery,
-        within_target=None if to_recovery is None else to_recovery <= RECOVERY_TARGET_S,
-        bad_version=versions.get(bad_revision) if bad_revision is not None else None,
-        good_version=versions.get(good_revision) if good_revision is not None else None,
+        target_s=target_s,
+        within_target=None if to_recovery is None else to_recovery <= target_s,
+        bad_version=bad_version,
+        good_version=good_version,
         bad_revision=bad_revision,
         good_revision=good_revision,
         triggers=tuple(triggers),
+        rules=tuple(r for r in decision.get("rules", ()) if isinstance(r, Mapping)),
+        warnings=tuple(str(w) for w in decision.get("warnings", ())),
         impact=_impact(
             samples,
             start=deployed_at,
@@ -317,10 +270,37 @@ def build_record(
             error_threshold=error_threshold,
             request_rate_rps=request_rate_rps,
         ),
-        steps=steps,
+        steps=_step_timings(latest),
         root_cause_hypothesis=root_cause_hypothesis,
-        timeline=tuple(events),
+        timeline=tuple(latest),
     )
+
+
+_OUTCOME_TEXT = {
+    Outcome.RECOVERED: "rolled back, and the error rate recovered",
+    Outcome.NO_ROLLBACK: "the metrics say the release is healthy; nothing was changed",
+    Outcome.INCONCLUSIVE: "the data could not be judged; stopped before any change",
+    Outcome.DECLINED: "the rollback was declined at the prompt; nothing was changed",
+    Outcome.DRY_RUN: "rehearsal: every read step ran, nothing was changed",
+    Outcome.ALREADY_ROLLED_BACK: "the release already ran the good revision; nothing changed",
+    Outcome.NOT_RECOVERED: "rolled back, but recovery is NOT verified: escalate",
+    Outcome.REFUSED: "a safety check stopped the run before any change",
+    Outcome.FAILED: "a step failed",
+    Outcome.INTERRUPTED: "the run was interrupted",
+    Outcome.INCOMPLETE: "the run stopped without an ending",
+}
+
+
+def _release_line(record: IncidentRecord) -> str:
+    bad = f"{record.bad_version or 'n/a'} (revision {record.bad_revision or 'n/a'})"
+    good = f"{record.good_version or 'n/a'} (revision {record.good_revision or 'n/a'})"
+    if record.rolled_back:
+        return f"- Bad release: {bad}; rolled back to {good}"
+    if record.outcome is Outcome.ALREADY_ROLLED_BACK:
+        return f"- Release already on {good}: nothing was rolled back by this run"
+    if record.bad_revision is not None:
+        return f"- Nothing was rolled back: current {bad}; the target would have been {good}"
+    return "- Nothing was rolled back"
 
 
 def _fmt_s(value: float | None) -> str:
@@ -346,17 +326,29 @@ def render_markdown(record: IncidentRecord) -> str:
     lines = [
         f"# Incident {record.incident_id}: rollback of `{record.release}`",
         "",
-        f"- Outcome: **{record.outcome.value}**",
-        f"- Bad release: {record.bad_version or 'n/a'} (revision {record.bad_revision or 'n/a'});"
-        f" rolled back to {record.good_version or 'n/a'}"
-        f" (revision {record.good_revision or 'n/a'})",
+        f"- Outcome: **{record.outcome.value}** ({_OUTCOME_TEXT[record.outcome]})",
+        f'- Verdict of "When to Rollback": **{record.verdict or "not reached"}**',
+        _release_line(record),
         f"- Deployed: {_fmt_t(record.deployed_at)}; first rule fired"
         f" {_fmt_s(record.time_to_detection_s)} after the deploy; decision:"
         f" {_fmt_t(record.decision_at)} ({_fmt_s(record.time_to_decision_s)} after the deploy)",
         f"- Rollout complete: {_fmt_t(record.rollout_done_at)}; recovered:"
         f" {_fmt_t(record.recovered_at)}",
         f"- Decision to recovery: {_fmt_s(record.decision_to_recovery_s)}"
-        f" (target {_fmt_s(RECOVERY_TARGET_S)}: {target})",
+        f" (target {_fmt_s(record.target_s)}: {target})",
+        "",
+        "## The rules",
+        "",
+        "| rule | metric | status | why |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.get('rule')} | {r.get('metric')} | {r.get('status')} |"
+        f" {str(r.get('reason', '')).replace('|', '/')} |"
+        for r in record.rules
+    ] or ["| (no decision was made) | | | |"]
+    lines += [f"- warning: {w}" for w in record.warnings]
+    lines += [
         "",
         "## Impact",
         "",
@@ -366,7 +358,7 @@ def render_markdown(record: IncidentRecord) -> str:
         f"- Peak 5xx ratio: {_fmt_v(imp.peak_error_ratio)}; peak p99 latency:"
         f" {_fmt_v(imp.peak_p99_latency_s)} s",
         "",
-        "## Why we rolled back",
+        "## Why",
         "",
     ]
     lines += [

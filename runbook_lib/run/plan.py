@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runbook_lib.core.revisions import RollbackTarget
-from runbook_lib.steps.params import RunParams
+from runbook_lib.run.params import RunParams
 
 __all__ = ["Plan", "build_plan", "rollout_message"]
 
@@ -71,7 +71,7 @@ def build_plan(
     p = params
     actions = [
         f"take Lease runbook-rollback-{p.release} in {p.namespace} as {p.lock_holder} "
-        f"(ttl {p.lock_ttl_s:.0f} s)",
+        f"(ttl {p.lock_ttl:.0f} s)",
         f"notify ({', '.join(notifiers) or 'no notifier'}): {rollout_message(p, target)!r}",
     ]
     if target.already_rolled_back:
@@ -80,10 +80,10 @@ def build_plan(
         actions.append(rollback_command)
     actions += [
         f"wait for deployment/{p.deployment} to roll out (kubectl rollout status semantics, "
-        f"timeout {p.rollout_timeout_s:.0f} s)",
+        f"timeout {p.rollout_timeout:.0f} s)",
         f"verify pods {p.pod_selector} run exactly: {', '.join(expected_images)}",
         f"check 5xx ratio < {p.thresholds.recovery_error_ratio:g} within "
-        f"{p.thresholds.recovery_within_s:.0f} s for {p.thresholds.recovery_consecutive} "
+        f"{p.thresholds.recovery_within:.0f} s for {p.thresholds.recovery_consecutive} "
         "consecutive samples",
     ]
     if p.migrations_to_revert:
@@ -95,7 +95,7 @@ def build_plan(
     else:
         actions.append("migrations: none (migrations_to_revert=0)")
     actions.append("release the Lease; time decision -> verified recovery against "
-                   f"{p.target_s:.0f} s")  # fmt: skip
+                   f"{p.target:.0f} s")  # fmt: skip
     return Plan(
         cluster=cluster,
         server=server,

@@ -1,29 +1,40 @@
 """The rollback runbook's steps, one public function each, in the runbook's order.
 
-``ctx = start_run(**params)``, then the steps of ``ROLLBACK_STEPS`` (``assess`` ... ``finish``)
-and of ``POST_ROLLBACK_STEPS`` (``steps.post``), each in that order.
-Every step records itself on ``ctx.timeline``, honours ``dry_run`` and raises from
-``runbook_lib.errors``; notebooks call them one per cell and never catch.
+``ctx = start_run(**notebook_parameters(globals()))``, then the steps of ``ROLLBACK_STEPS``
+(``assess`` ... ``finish``) and of ``POST_ROLLBACK_STEPS``, each in that order. Every step
+records itself on ``ctx.timeline``, honours ``dry_run`` and raises from ``runbook_lib.errors``;
+notebooks call them one per cell and never catch.
 """
 
-from runbook_lib.steps.assess import Assessment, Verdict, assess, decide
-from runbook_lib.steps.context import RunContext, RunParams, start_run
+from collections.abc import Mapping
+from typing import Any
+
+from runbook_lib.assessment import Window
+from runbook_lib.core import parameters as _table
+from runbook_lib.run.context import RunContext, start_run
+from runbook_lib.run.params import RunParams
+from runbook_lib.run.plan import Plan
+from runbook_lib.run.step import Skipped
+from runbook_lib.steps.assess import DecisionMade, assess, decide
 from runbook_lib.steps.finish import Finished, finish
-from runbook_lib.steps.migrations import MigrationsReverted, revert_migrations
-from runbook_lib.steps.plan import Plan
-from runbook_lib.steps.post import (
+from runbook_lib.steps.followup import (
+    FixForwardResult,
+    PostmortemDrafted,
     draft_postmortem,
     fix_forward,
-    plot_assessment,
-    plot_before_after,
+)
+from runbook_lib.steps.migrations import MigrationsReverted, revert_migrations
+from runbook_lib.steps.plots import PlotsWritten, plot_assessment, plot_before_after
+from runbook_lib.steps.preflight import Confirmation, confirm, preflight
+from runbook_lib.steps.records import (
+    EvidenceWritten,
+    RecordWritten,
     preserve_evidence,
     write_record,
 )
-from runbook_lib.steps.preflight import Confirmation, confirm, preflight
 from runbook_lib.steps.recovery import RecoveryChecked, check_recovery
 from runbook_lib.steps.rollback import Notified, RollbackDone, helm_rollback, notify
 from runbook_lib.steps.rollout import ImagesVerified, RolloutDone, verify_image, wait_for_rollout
-from runbook_lib.steps.span import Skipped
 
 # The runbook's order from the assessment to the end of the rollback: the notebook's cells, the
 # end-to-end tests and the benchmark all follow this one tuple (a test checks the notebook).
@@ -49,23 +60,38 @@ POST_ROLLBACK_STEPS = (
     draft_postmortem,
 )
 
+
+def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The rollback notebook's parameters, by name, out of the notebook's global namespace.
+
+    The names are those of ``core.parameters`` (the parameters cell declares exactly these),
+    so the mapping onto ``RunParams`` is one to one.
+    """
+    return _table.given(namespace, _table.ROLLBACK)
+
+
 __all__ = [
     "POST_ROLLBACK_STEPS",
     "ROLLBACK_STEPS",
-    "Assessment",
     "Confirmation",
+    "DecisionMade",
+    "EvidenceWritten",
     "Finished",
+    "FixForwardResult",
     "ImagesVerified",
     "MigrationsReverted",
     "Notified",
     "Plan",
+    "PlotsWritten",
+    "PostmortemDrafted",
+    "RecordWritten",
     "RecoveryChecked",
     "RollbackDone",
     "RolloutDone",
     "RunContext",
     "RunParams",
     "Skipped",
-    "Verdict",
+    "Window",
     "assess",
     "check_recovery",
     "confirm",
@@ -74,6 +100,7 @@ __all__ = [
     "finish",
     "fix_forward",
     "helm_rollback",
+    "notebook_parameters",
     "notify",
     "plot_assessment",
     "plot_before_after",

@@ -1,11 +1,13 @@
-"""The last rollback step: release the lock and time the run against the 5-minute target."""
+"""The last rollback step: release the lock, say how the run ended, time it against the target."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runbook_lib.steps.context import RunContext
-from runbook_lib.steps.span import release_lock, step_span
+from runbook_lib.facts import Finished as FinishedFact
+from runbook_lib.facts import Outcome, record_fact
+from runbook_lib.run.context import RunContext
+from runbook_lib.run.step import release_lock, runbook_step
 from runbook_lib.timeline import EventKind
 
 __all__ = ["Finished", "finish"]
@@ -15,7 +17,7 @@ __all__ = ["Finished", "finish"]
 class Finished:
     """How the run ended and, when it rolled back, how long decision -> recovery took."""
 
-    outcome: str
+    outcome: Outcome
     decision_to_rollout_s: float | None
     decision_to_recovery_s: float | None
     target_s: float
@@ -28,7 +30,7 @@ class Finished:
         return self.decision_to_recovery_s <= self.target_s
 
     def __repr__(self) -> str:
-        parts = [f"Finished: {self.outcome}"]
+        parts = [f"Finished: {self.outcome.value}"]
         if self.decision_to_rollout_s is not None:
             parts.append(f"decision -> rollout complete {self.decision_to_rollout_s:.1f} s")
         if self.decision_to_recovery_s is not None:
@@ -40,40 +42,28 @@ class Finished:
         return "; ".join(parts)
 
 
+@runbook_step("finish", only_when_rolling_back=False)
 def finish(ctx: RunContext) -> Finished:
-    """End of "Rollback Steps": release the Lease and record decision -> verified recovery.
+    """End of "Rollback Steps": release the Lease, record the outcome and decision -> recovery.
 
-    Above ``target_s`` (the runbook's 5 minutes) the timeline says so with a warning.
-    Raises nothing of its own; a Lease that cannot be released is a recorded warning.
+    Above ``target`` (the runbook's 5 minutes) the timeline says so with a warning. Raises
+    nothing of its own; a Lease that cannot be released is a recorded warning.
     """
-    s = ctx.state
-    with step_span(ctx, "finish"):
-        released = release_lock(ctx, "finish", why="run finished")
-        to_rollout = to_recovery = None
-        if s.decided_at is not None and s.rollout_done_at is not None:
-            to_rollout = (s.rollout_done_at - s.decided_at).total_seconds()
-        if s.decided_at is not None and s.verified_at is not None:
-            to_recovery = (s.verified_at - s.decided_at).total_seconds()
-        if not ctx.rolling_back:
-            outcome = "no rollback needed"
-        elif ctx.dry_run:
-            outcome = "dry run: nothing changed"
-        elif s.target is not None and s.target.already_rolled_back and not s.rolled_back:
-            outcome = "already rolled back: nothing changed"
-        elif to_recovery is not None:
-            outcome = f"rolled back to revision {s.target.target.number if s.target else '?'}"
-        else:
-            outcome = "incomplete: recovery not verified"
-        result = Finished(outcome, to_rollout, to_recovery, ctx.params.target_s, released)
-        kind = EventKind.WARNING if result.within_target is False else EventKind.INFO
-        message = repr(result)
-        if result.within_target is False:
-            message += " -- above the runbook's target: note it in the incident record"
-        ctx.timeline.record(
-            "finish", kind, message,
-            outcome=outcome, decision_to_rollout_s=to_rollout,
-            decision_to_recovery_s=to_recovery, target_s=ctx.params.target_s,
-            within_target=result.within_target,
-        )  # fmt: skip
-        ctx.show(message)
+    released = release_lock(ctx, "finish", why="run finished")
+    facts = ctx.facts
+    to_rollout = facts.seconds_from_decision(facts.rollout.done_at if facts.rollout else None)
+    to_recovery = facts.seconds_from_decision(
+        facts.recovered.verified_at if facts.recovered else None
+    )
+    result = Finished(facts.outcome, to_rollout, to_recovery, ctx.params.target, released)
+    message = repr(result)
+    if result.within_target is False:
+        message += " -- above the runbook's target: note it in the incident record"
+        ctx.timeline.record("finish", EventKind.WARNING, message)
+    record_fact(
+        ctx.timeline,
+        "finish",
+        FinishedFact(result.outcome.value, to_rollout, to_recovery, ctx.params.target),
+        message,
+    )
     return result

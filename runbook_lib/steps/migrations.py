@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from runbook_lib.adapters.pod_exec import exec_in_pod
 from runbook_lib.core.images import PodImages
 from runbook_lib.errors import CommandFailed, PreconditionFailed, VerificationFailed
-from runbook_lib.steps.context import RunContext
-from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
+from runbook_lib.facts import MigrationsReverted as Reverted
+from runbook_lib.facts import record_fact
+from runbook_lib.run.context import RunContext
+from runbook_lib.run.step import runbook_step
 from runbook_lib.timeline import EventKind
 
 __all__ = ["MigrationsReverted", "revert_migrations"]
@@ -57,7 +59,7 @@ def _migrator_pod(ctx: RunContext) -> PodImages:
 def _schema_version(ctx: RunContext, pod: str) -> int:
     p = ctx.params
     argv = shlex.split(p.migrate_version_command)
-    result = exec_in_pod(ctx.kube, p.namespace, pod, argv, timeout_s=p.migrate_timeout_s)
+    result = exec_in_pod(ctx.kube, p.namespace, pod, argv, timeout_s=p.migrate_timeout)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     match = _VERSION.match(lines[-1]) if lines else None
     if result.exit_code != 0 or match is None:
@@ -71,14 +73,8 @@ def _schema_version(ctx: RunContext, pod: str) -> int:
     return int(match.group(1))
 
 
-def _already_reverted_here(ctx: RunContext) -> str | None:
-    for event in ctx.timeline.events:
-        if event.step == "revert_migrations" and event.data.get("reverted"):
-            return event.at.isoformat()
-    return None
-
-
-def revert_migrations(ctx: RunContext) -> MigrationsReverted | Skipped:
+@runbook_step("revert_migrations")
+def revert_migrations(ctx: RunContext) -> MigrationsReverted:
     """Rollback Steps, step 5: ``kubectl exec <migrator> -- ./migrate down N``, then verify.
 
     Only when ``migrations_to_revert`` > 0 and ``check_recovery`` passed. Captures output and
@@ -88,58 +84,52 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted | Skipped:
     ``PreconditionFailed`` (recovery not verified, migrator pod missing), ``CommandFailed``
     (non-zero exit), ``VerificationFailed`` (schema version did not move by N).
     """
-    skipped = skip_if_not_rolling_back(ctx, "revert_migrations")
-    if skipped:
-        return skipped
     p = ctx.params
     n = p.migrations_to_revert
-    with step_span(ctx, "revert_migrations"):
-        if n == 0:
-            ctx.timeline.record("revert_migrations", EventKind.INFO,
-                                "no migrations to revert (migrations_to_revert=0)")  # fmt: skip
-            return MigrationsReverted("not requested")
-        target = ctx.state.target
-        if target is not None and target.already_rolled_back and not ctx.state.rolled_back:
-            earlier = _already_reverted_here(ctx)
-            note = f"reverted by this incident at {earlier}" if earlier else "not by this run"
-            ctx.timeline.record(
-                "revert_migrations", EventKind.WARNING,
-                f"release was already rolled back before this run; migrations NOT reverted "
-                f"again ({note}); check the schema version by hand",
-            )  # fmt: skip
-            return MigrationsReverted("skipped: already rolled back")
-        if not ctx.dry_run and ctx.state.verified_at is None:
-            raise PreconditionFailed(
-                "migrations blocked: recovery after the rollback is not verified (run "
-                "check_recovery first; a failed recovery check must be escalated, not migrated)"
-            )
-        pod = _migrator_pod(ctx).name
-        before = _schema_version(ctx, pod)
-        argv = shlex.split(p.migrate_command.format(n=n))
-        command = shlex.join(argv)
-        if ctx.dry_run:
-            ctx.timeline.record("revert_migrations", EventKind.DRY_RUN,
-                                f"would run in {pod}: {command} (schema now {before})")  # fmt: skip
-            return MigrationsReverted("dry run", pod, command, version_before=before)
-        result = exec_in_pod(ctx.kube, p.namespace, pod, argv, timeout_s=p.migrate_timeout_s)
+    facts = ctx.facts
+    if n == 0:
+        ctx.timeline.record("revert_migrations", EventKind.INFO,
+                            "no migrations to revert (migrations_to_revert=0)")  # fmt: skip
+        return MigrationsReverted("not requested")
+    target = facts.target
+    if target is not None and target.already_rolled_back and facts.rolled_back is None:
+        note = "not by this run"
         ctx.timeline.record(
-            "revert_migrations", EventKind.INFO,
-            f"ran in {pod}: {command} -> exit {result.exit_code}",
-            stdout=result.stdout[-4000:], stderr=result.stderr[-4000:], exit_code=result.exit_code,
+            "revert_migrations", EventKind.WARNING,
+            f"release was already rolled back before this run; migrations NOT reverted "
+            f"again ({note}); check the schema version by hand",
         )  # fmt: skip
-        if result.exit_code != 0:
-            raise CommandFailed(f"{command} failed in pod {pod} (exit {result.exit_code})",
-                                command=command, stderr=result.stderr,
-                                returncode=result.exit_code)  # fmt: skip
-        after = _schema_version(ctx, pod)
-        if before - after != n:
-            raise VerificationFailed(
-                f"schema version moved from {before} to {after}, expected down by {n}"
-            )
-        ctx.state.migrations_reverted = n
-        reverted = MigrationsReverted("reverted", pod, command, before, after,
-                                      result.exit_code, result.stdout)  # fmt: skip
-        ctx.timeline.record("revert_migrations", EventKind.INFO, repr(reverted), reverted=n,
-                            version_before=before, version_after=after)  # fmt: skip
-        ctx.show(repr(reverted))
+        return MigrationsReverted("skipped: already rolled back")
+    if not ctx.dry_run and facts.recovered is None:
+        raise PreconditionFailed(
+            "migrations blocked: recovery after the rollback is not verified (run "
+            "check_recovery first; a failed recovery check must be escalated, not migrated)"
+        )
+    pod = _migrator_pod(ctx).name
+    before = _schema_version(ctx, pod)
+    argv = shlex.split(p.migrate_command.format(n=n))
+    command = shlex.join(argv)
+    if ctx.dry_run:
+        ctx.timeline.record("revert_migrations", EventKind.DRY_RUN,
+                            f"would run in {pod}: {command} (schema now {before})")  # fmt: skip
+        return MigrationsReverted("dry run", pod, command, version_before=before)
+    result = exec_in_pod(ctx.kube, p.namespace, pod, argv, timeout_s=p.migrate_timeout)
+    ctx.timeline.record(
+        "revert_migrations", EventKind.INFO,
+        f"ran in {pod}: {command} -> exit {result.exit_code}",
+        stdout=result.stdout[-4000:], stderr=result.stderr[-4000:], exit_code=result.exit_code,
+    )  # fmt: skip
+    if result.exit_code != 0:
+        raise CommandFailed(f"{command} failed in pod {pod} (exit {result.exit_code})",
+                            command=command, stderr=result.stderr,
+                            returncode=result.exit_code)  # fmt: skip
+    after = _schema_version(ctx, pod)
+    if before - after != n:
+        raise VerificationFailed(
+            f"schema version moved from {before} to {after}, expected down by {n}"
+        )
+    reverted = MigrationsReverted("reverted", pod, command, before, after,
+                                  result.exit_code, result.stdout)  # fmt: skip
+    record_fact(ctx.timeline, "revert_migrations", Reverted(n, before, after),
+                repr(reverted))  # fmt: skip
     return reverted

@@ -10,10 +10,11 @@ from runbook_lib.adapters.lease import ReleaseLock
 from runbook_lib.core.images import expected_images
 from runbook_lib.core.revisions import resolve_target, revisions_needing_values
 from runbook_lib.errors import PreconditionFailed, WrongCluster
-from runbook_lib.steps.context import RunContext
+from runbook_lib.facts import Confirmed, TargetResolved, record_fact
+from runbook_lib.run.context import RunContext
+from runbook_lib.run.plan import Plan, build_plan
+from runbook_lib.run.step import runbook_step
 from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
-from runbook_lib.steps.plan import Plan, build_plan
-from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
 from runbook_lib.timeline import EventKind
 
 __all__ = ["Confirmation", "confirm", "preflight"]
@@ -87,21 +88,24 @@ def _resolve(ctx: RunContext) -> None:
     """
     p = ctx.params
     history = ctx.helm.history(p.release)
-    ctx.state.history = tuple(history)
     values = {n: ctx.helm.values(p.release, n) for n in revisions_needing_values(history)}
     target = resolve_target(history, values_by_revision=values)
-    ctx.state.target = target
+    ctx.live.target = target
     manifest = ctx.helm.manifest(p.release, target.target.number)
-    ctx.state.expected_images = expected_images(manifest, name=p.deployment)
-    ctx.timeline.record(
+    images = expected_images(manifest, name=p.deployment)
+    record_fact(
+        ctx.timeline,
         "preflight",
-        EventKind.INFO,
+        TargetResolved(
+            current_revision=target.current.number,
+            current_version=target.current.app_version or target.current.chart,
+            target_revision=target.target.number,
+            target_version=target.target.app_version or target.target.chart,
+            already_rolled_back=target.already_rolled_back,
+            expected_images=tuple(images),
+        ),
         f"revisions: current {target.current.label()}, target {target.target.label()}"
         + (" (already rolled back)" if target.already_rolled_back else ""),
-        current=target.current.number,
-        target=target.target.number,
-        already_rolled_back=target.already_rolled_back,
-        expected_images=list(ctx.state.expected_images),
     )
 
 
@@ -109,7 +113,7 @@ def _take_lock(ctx: RunContext) -> None:
     p = ctx.params
     lock = ReleaseLock(
         ctx.kube, namespace=p.namespace, release=p.release, holder=p.lock_holder,
-        ttl_s=p.lock_ttl_s,
+        ttl_s=p.lock_ttl,
     )  # fmt: skip
     if ctx.dry_run:
         holder = lock.holder_now()  # a read: the rehearsal still says who would block it
@@ -125,7 +129,7 @@ def _take_lock(ctx: RunContext) -> None:
         )  # fmt: skip
         return
     info = lock.acquire(ctx.now())
-    ctx.state.lock, ctx.state.lock_info = lock, info
+    ctx.live.lock = lock
     warning = getattr(info, "warning", None)
     if warning:
         ctx.timeline.record("preflight", EventKind.WARNING, str(warning))
@@ -135,7 +139,8 @@ def _take_lock(ctx: RunContext) -> None:
     )  # fmt: skip
 
 
-def preflight(ctx: RunContext) -> Plan | Skipped:
+@runbook_step("preflight")
+def preflight(ctx: RunContext) -> Plan:
     """Before anything changes: cluster guard, revisions, lock, plan (shown and returned).
 
     Raises ``WrongCluster`` when the context/server is not ``expected_cluster`` (checked first,
@@ -144,68 +149,63 @@ def preflight(ctx: RunContext) -> Plan | Skipped:
     ``LockHeld`` when another run holds the release's Lease, ``CommandFailed`` / ``ApiError``
     from helm or the API. In a dry run the Lease is not taken.
     """
-    skipped = skip_if_not_rolling_back(ctx, "preflight")
-    if skipped:
-        return skipped
-    with step_span(ctx, "preflight"):
-        context, server = _guard_cluster(ctx)
-        _check_permissions(ctx)  # a missing permission is the more basic problem: first
-        _resolve(ctx)
-        _take_lock(ctx)
-        assert ctx.state.target is not None
-        plan = build_plan(
-            ctx.params,
-            cluster=context,
-            server=server,
-            target=ctx.state.target,
-            expected_images=ctx.state.expected_images,
-            notifiers=tuple(name for name, _ in ctx.notifiers),
-            rollback_command=shlex.join(
-                ctx.helm.rollback_command(
-                    ctx.params.release,
-                    ctx.state.target.target.number,
-                    timeout_s=ctx.params.helm_timeout_s,
-                )
-            ),
-        )
-        ctx.state.plan = plan
-        ctx.timeline.record("preflight", EventKind.INFO, "plan", plan=plan.render())
-        ctx.show(plan.render())
+    p = ctx.params
+    context, server = _guard_cluster(ctx)
+    _check_permissions(ctx)  # a missing permission is the more basic problem: first
+    _resolve(ctx)
+    _take_lock(ctx)
+    target = ctx.live.target
+    resolved = ctx.facts.target
+    assert target is not None
+    assert resolved is not None
+    plan = build_plan(
+        p,
+        cluster=context,
+        server=server,
+        target=target,
+        expected_images=resolved.expected_images,
+        notifiers=tuple(name for name, _ in ctx.notifiers),
+        rollback_command=shlex.join(
+            ctx.helm.rollback_command(p.release, target.target.number, timeout_s=p.helm_timeout)
+        ),
+    )
+    ctx.live.plan = plan
+    ctx.timeline.record("preflight", EventKind.INFO, "plan", plan=plan.render())
     return plan
 
 
-def confirm(ctx: RunContext) -> Confirmation | Skipped:
+@runbook_step("confirm")
+def confirm(ctx: RunContext) -> Confirmation:
     """The go-ahead: ``confirm=True`` or ``dry_run=True``, or a person typing "yes".
 
     Headless runs (papermill, CI) cannot be asked, so they need one of the two parameters.
     Raises ``PreconditionFailed`` when the run is headless without them, or the person
     declines; the Lease is released either way.
     """
-    skipped = skip_if_not_rolling_back(ctx, "confirm")
-    if skipped:
-        return skipped
     p = ctx.params
-    with step_span(ctx, "confirm"):
-        if ctx.state.plan is None:
-            raise PreconditionFailed("confirm needs preflight to have shown the plan first")
-        if p.dry_run:
-            result = Confirmation(True, "dry run: nothing will change")
-        elif p.confirm:
-            result = Confirmation(True, "confirm=True parameter")
-        else:
-            plan = ctx.state.plan
-            answer = ctx.ask(
-                f"Roll back {p.release} from revision {plan.current} to {plan.target} on "
-                f"{plan.cluster}? Type 'yes' to proceed: "
+    plan = ctx.live.plan
+    if plan is None:
+        raise PreconditionFailed("confirm needs preflight to have shown the plan first")
+    if p.dry_run:
+        result = Confirmation(True, "dry run: nothing will change")
+    elif p.confirm:
+        result = Confirmation(True, "confirm=True parameter")
+    else:
+        answer = ctx.ask(
+            f"Roll back {p.release} from revision {plan.current} to {plan.target} on "
+            f"{plan.cluster}? Type 'yes' to proceed: "
+        )
+        if answer is None:
+            raise PreconditionFailed(
+                "confirm: nobody can be asked in a headless run; set confirm=True to roll "
+                "back or dry_run=True to rehearse"
             )
-            if answer is None:
-                raise PreconditionFailed(
-                    "confirm: nobody can be asked in a headless run; set confirm=True to roll "
-                    "back or dry_run=True to rehearse"
-                )
-            if answer.strip().lower() not in {"yes", "y"}:
-                raise PreconditionFailed(f"confirm: rollback declined (answer {answer.strip()!r})")
-            result = Confirmation(True, "confirmed by the person running the notebook")
-        ctx.state.confirmed = True
-        ctx.timeline.record("confirm", EventKind.INFO, result.how)
+        if answer.strip().lower() not in {"yes", "y"}:
+            record_fact(
+                ctx.timeline, "confirm", Confirmed(False, "person at the prompt"),
+                f"declined (answer {answer.strip()!r})",
+            )  # fmt: skip
+            raise PreconditionFailed(f"confirm: rollback declined (answer {answer.strip()!r})")
+        result = Confirmation(True, "confirmed by the person running the notebook")
+    record_fact(ctx.timeline, "confirm", Confirmed(True, result.how), result.how)
     return result

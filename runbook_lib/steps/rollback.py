@@ -6,15 +6,14 @@ import shlex
 from dataclasses import dataclass
 
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.steps.context import RunContext
-from runbook_lib.steps.plan import rollout_message
-from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
+from runbook_lib.facts import RolledBack, record_fact
+from runbook_lib.run.broadcast import broadcast
+from runbook_lib.run.context import RunContext
+from runbook_lib.run.plan import rollout_message
+from runbook_lib.run.step import runbook_step
 from runbook_lib.timeline import EventKind
 
-__all__ = ["Notified", "RollbackDone", "broadcast", "helm_rollback", "notify"]
-
-# A second attempt catches a dropped connection; more would hold up the rollback.
-_RETRY_PAUSE_S = 1.0
+__all__ = ["Notified", "RollbackDone", "helm_rollback", "notify"]
 
 
 @dataclass(frozen=True)
@@ -45,62 +44,31 @@ class RollbackDone:
         return f"Helm rollback to revision {self.revision}: {self.action} ({self.command})"
 
 
-def broadcast(ctx: RunContext, step: str, message: str) -> tuple[list[str], list[str]]:
-    """Post ``message`` through every configured notifier, one retry each; never raises.
-
-    A notification failure must not block the rollback (or hide a failed one), so each failure
-    becomes a warning on the timeline. Returns (delivered, failed) notifier names.
-    """
-    delivered: list[str] = []
-    failed: list[str] = []
-    for name, notifier in ctx.notifiers:
-        for attempt in (1, 2):
-            try:
-                notifier.post(message)
-            except Exception as err:  # any notifier bug must not stop the rollback
-                ctx.timeline.record(
-                    step, EventKind.WARNING,
-                    f"notification via {name} failed (attempt {attempt} of 2): "
-                    f"{type(err).__name__}: {err}",
-                )  # fmt: skip
-                # A 4xx (revoked webhook) will not get better a second later.
-                if attempt == 1 and getattr(err, "retryable", True):
-                    ctx.sleep(_RETRY_PAUSE_S)
-                    continue
-                failed.append(name)
-            else:
-                delivered.append(name)
-            break
-    return delivered, failed
-
-
-def notify(ctx: RunContext) -> Notified | Skipped:
+@runbook_step("notify")
+def notify(ctx: RunContext) -> Notified:
     """Rollback Steps, step 1: "Rolling back <release> from <bad> to <good>".
 
     Posts through Slack webhook / file / console as configured, each retried once. Never
     raises for a failed notification (it is a recorded warning). Raises
     ``PreconditionFailed`` if preflight has not resolved the revisions.
     """
-    skipped = skip_if_not_rolling_back(ctx, "notify")
-    if skipped:
-        return skipped
-    with step_span(ctx, "notify"):
-        target = ctx.state.target
-        if target is None:
-            raise PreconditionFailed("notify needs preflight to have resolved the revisions")
-        message = rollout_message(ctx.params, target)
-        if ctx.dry_run:
-            ctx.timeline.record("notify", EventKind.DRY_RUN, f"would post: {message}")
-            return Notified(message, (), (), dry_run=True)
-        delivered, failed = broadcast(ctx, "notify", message)
-        ctx.timeline.record(
-            "notify", EventKind.INFO, f"posted: {message}",
-            delivered=delivered, failed=failed,
-        )  # fmt: skip
+    target = ctx.live.target
+    if target is None:
+        raise PreconditionFailed("notify needs preflight to have resolved the revisions")
+    message = rollout_message(ctx.params, target)
+    if ctx.dry_run:
+        ctx.timeline.record("notify", EventKind.DRY_RUN, f"would post: {message}")
+        return Notified(message, (), (), dry_run=True)
+    delivered, failed = broadcast(ctx, "notify", message)
+    ctx.timeline.record(
+        "notify", EventKind.INFO, f"posted: {message}",
+        delivered=delivered, failed=failed,
+    )  # fmt: skip
     return Notified(message, tuple(delivered), tuple(failed))
 
 
-def helm_rollback(ctx: RunContext) -> RollbackDone | Skipped:
+@runbook_step("helm_rollback")
+def helm_rollback(ctx: RunContext) -> RollbackDone:
     """Rollback Steps, step 2 (first half): ``helm rollback <release> <N>`` to the resolved N.
 
     Never revision 0. Idempotent: when preflight found the release already running the
@@ -108,33 +76,29 @@ def helm_rollback(ctx: RunContext) -> RollbackDone | Skipped:
     ``PreconditionFailed`` without preflight/confirm, ``CommandFailed`` when helm fails or is
     missing (the Lease is released first).
     """
-    skipped = skip_if_not_rolling_back(ctx, "helm_rollback")
-    if skipped:
-        return skipped
     p = ctx.params
-    with step_span(ctx, "helm_rollback"):
-        target = ctx.state.target
-        if target is None or not ctx.state.confirmed:
-            raise PreconditionFailed("helm_rollback needs preflight and confirm first")
-        number = target.target.number
-        command = shlex.join(
-            ctx.helm.rollback_command(p.release, number, timeout_s=p.helm_timeout_s)
+    target = ctx.live.target
+    if target is None or ctx.facts.confirmed is None or not ctx.facts.confirmed.go_ahead:
+        raise PreconditionFailed("helm_rollback needs preflight and confirm first")
+    number = target.target.number
+    command = shlex.join(ctx.helm.rollback_command(p.release, number, timeout_s=p.helm_timeout))
+    if target.already_rolled_back:
+        action = "already rolled back"
+        ctx.timeline.record(
+            "helm_rollback", EventKind.INFO,
+            f"already rolled back: revision {target.current.number} runs revision "
+            f"{number}'s chart and values; nothing changed",
+        )  # fmt: skip
+    elif ctx.dry_run:
+        action = "dry run"
+        ctx.timeline.record("helm_rollback", EventKind.DRY_RUN, f"would run: {command}")
+    else:
+        ctx.helm.rollback(p.release, number, timeout_s=p.helm_timeout)
+        action = "rolled back"
+        record_fact(
+            ctx.timeline,
+            "helm_rollback",
+            RolledBack(from_revision=target.current.number, to_revision=number, command=command),
+            f"ran: {command}",
         )
-        if target.already_rolled_back:
-            action = "already rolled back"
-            ctx.timeline.record(
-                "helm_rollback", EventKind.INFO,
-                f"already rolled back: revision {target.current.number} runs revision "
-                f"{number}'s chart and values; nothing changed",
-            )  # fmt: skip
-        elif ctx.dry_run:
-            action = "dry run"
-            ctx.timeline.record("helm_rollback", EventKind.DRY_RUN, f"would run: {command}")
-        else:
-            ctx.helm.rollback(p.release, number, timeout_s=p.helm_timeout_s)
-            ctx.state.rolled_back = True
-            action = "rolled back"
-            ctx.timeline.record("helm_rollback", EventKind.INFO, f"ran: {command}", revision=number)
-        result = RollbackDone(number, action, command)
-        ctx.show(repr(result))
-    return result
+    return RollbackDone(number, action, command)

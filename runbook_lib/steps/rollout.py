@@ -9,8 +9,9 @@ from datetime import datetime
 from runbook_lib.core.images import image_mismatches
 from runbook_lib.core.rollout import rollout_state
 from runbook_lib.errors import PreconditionFailed, StepTimeout, VerificationFailed
-from runbook_lib.steps.context import RunContext
-from runbook_lib.steps.span import Skipped, skip_if_not_rolling_back, step_span
+from runbook_lib.facts import RolloutCompleted, record_fact
+from runbook_lib.run.context import RunContext
+from runbook_lib.run.step import runbook_step
 from runbook_lib.timeline import EventKind
 
 __all__ = ["ImagesVerified", "RolloutDone", "verify_image", "wait_for_rollout"]
@@ -46,7 +47,8 @@ class ImagesVerified:
         return "\n".join([f"Images NOT as expected: {head}", *(f"  {m}" for m in self.mismatches)])
 
 
-def wait_for_rollout(ctx: RunContext) -> RolloutDone | Skipped:
+@runbook_step("wait_for_rollout")
+def wait_for_rollout(ctx: RunContext) -> RolloutDone:
     """Rollback Steps, step 2 (second half): ``kubectl rollout status`` with a timeout.
 
     Watch-based; prints a line whenever updated/available replicas change. Raises
@@ -54,88 +56,77 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone | Skipped:
     exceeds its progress deadline, ``ApiError`` when the API stays unreachable. In a dry run
     it reads the current state once and does not wait.
     """
-    skipped = skip_if_not_rolling_back(ctx, "wait_for_rollout")
-    if skipped:
-        return skipped
     p = ctx.params
-    with step_span(ctx, "wait_for_rollout", timeout_s=p.rollout_timeout_s):
-        started = time.monotonic()
-        if ctx.dry_run:
-            state = rollout_state(ctx.kube.deployment_status(p.namespace, p.deployment))
-            ctx.timeline.record(
-                "wait_for_rollout", EventKind.DRY_RUN,
-                f"would wait up to {p.rollout_timeout_s:.0f} s; now: {state.message}",
-            )  # fmt: skip
-            return RolloutDone(p.deployment, state.message, state.done, ctx.now(), 0.0)
-        last_progress = ""
-        final = None
-        for status in ctx.kube.watch_deployment(
-            p.namespace, p.deployment, timeout_s=p.rollout_timeout_s
-        ):
-            state = rollout_state(status)
-            progress = status.progress()
-            if progress != last_progress:
-                last_progress = progress
-                ctx.show(f"  {ctx.now():%H:%M:%S} {progress}")
-                ctx.timeline.record("wait_for_rollout", EventKind.INFO, progress)
-            if state.failed:
-                raise VerificationFailed(f"rollout failed: {state.message}; pods are not serving "
-                                         "the target revision; escalate")  # fmt: skip
-            if state.done:
-                final = state
-                break
-            if time.monotonic() - started > p.rollout_timeout_s:
-                break
-        if final is None:
-            raise StepTimeout(
-                f"deployment/{p.deployment} did not finish rolling out within "
-                f"{p.rollout_timeout_s:.0f} s (last: {last_progress or 'no status seen'})",
-                step="wait_for_rollout",
-                timeout_s=p.rollout_timeout_s,
-            )
-        done_at = ctx.now()
-        ctx.state.rollout_done_at = done_at
-        result = RolloutDone(p.deployment, final.message, True, done_at,
-                             time.monotonic() - started)  # fmt: skip
-        ctx.timeline.record("wait_for_rollout", EventKind.INFO, final.message,
-                            waited_s=round(result.waited_s, 3))  # fmt: skip
-        ctx.show(repr(result))
+    started = time.monotonic()
+    if ctx.dry_run:
+        state = rollout_state(ctx.kube.deployment_status(p.namespace, p.deployment))
+        ctx.timeline.record(
+            "wait_for_rollout", EventKind.DRY_RUN,
+            f"would wait up to {p.rollout_timeout:.0f} s; now: {state.message}",
+        )  # fmt: skip
+        return RolloutDone(p.deployment, state.message, state.done, ctx.now(), 0.0)
+    last_progress = ""
+    final = None
+    for status in ctx.kube.watch_deployment(p.namespace, p.deployment, timeout_s=p.rollout_timeout):
+        state = rollout_state(status)
+        progress = status.progress()
+        if progress != last_progress:
+            last_progress = progress
+            ctx.show(f"  {ctx.now():%H:%M:%S} {progress}")
+            ctx.timeline.record("wait_for_rollout", EventKind.INFO, progress)
+        if state.failed:
+            raise VerificationFailed(f"rollout failed: {state.message}; pods are not serving "
+                                     "the target revision; escalate")  # fmt: skip
+        if state.done:
+            final = state
+            break
+        if time.monotonic() - started > p.rollout_timeout:
+            break
+    if final is None:
+        raise StepTimeout(
+            f"deployment/{p.deployment} did not finish rolling out within "
+            f"{p.rollout_timeout:.0f} s (last: {last_progress or 'no status seen'})",
+            step="wait_for_rollout",
+            timeout_s=p.rollout_timeout,
+        )
+    done_at = ctx.now()
+    result = RolloutDone(p.deployment, final.message, True, done_at,
+                         time.monotonic() - started)  # fmt: skip
+    record_fact(ctx.timeline, "wait_for_rollout", RolloutCompleted(p.deployment, done_at),
+                f"{final.message} (waited {result.waited_s:.1f} s)")  # fmt: skip
     return result
 
 
-def verify_image(ctx: RunContext) -> ImagesVerified | Skipped:
+@runbook_step("verify_image")
+def verify_image(ctx: RunContext) -> ImagesVerified:
     """Rollback Steps, step 3: the selected pods run exactly the target manifest's images.
 
     Old pods can still be terminating right after the rollout, so a mismatch is re-checked for
     up to ``verify_settle_s`` before it counts. Raises ``VerificationFailed`` listing each
     mismatching pod. In a dry run it reports what the pods run now without failing.
     """
-    skipped = skip_if_not_rolling_back(ctx, "verify_image")
-    if skipped:
-        return skipped
     p = ctx.params
-    with step_span(ctx, "verify_image"):
-        expected = ctx.state.expected_images
-        if not expected:
-            raise PreconditionFailed("verify_image needs preflight to have read the manifest")
-        deadline = time.monotonic() + (0.0 if ctx.dry_run else p.verify_settle_s)
-        while True:
-            pods = ctx.kube.pods(p.namespace, p.pod_selector)
-            problems = image_mismatches(pods, expected)
-            if not problems or time.monotonic() >= deadline:
-                break
-            ctx.sleep(1.0)
-        result = ImagesVerified(expected, tuple(sorted(pod.name for pod in pods)), tuple(problems))
-        if ctx.dry_run:
-            ctx.timeline.record("verify_image", EventKind.DRY_RUN,
-                                f"would verify images; now: {result!r}")  # fmt: skip
-        elif problems:
-            raise VerificationFailed(
-                "pods do not run the target revision's images:\n"
-                + "\n".join(f"  {m}" for m in problems)
-            )
-        else:
-            ctx.timeline.record("verify_image", EventKind.INFO, repr(result),
-                                pods=list(result.pods))  # fmt: skip
-        ctx.show(repr(result))
+    resolved = ctx.facts.target
+    expected = resolved.expected_images if resolved else ()
+    if not expected:
+        raise PreconditionFailed("verify_image needs preflight to have read the manifest")
+    deadline = time.monotonic() + (0.0 if ctx.dry_run else p.verify_settle)
+    while True:
+        pods = ctx.kube.pods(p.namespace, p.pod_selector)
+        problems = image_mismatches(pods, expected)
+        if not problems or time.monotonic() >= deadline:
+            break
+        ctx.sleep(1.0)
+    result = ImagesVerified(expected, tuple(sorted(pod.name for pod in pods)), tuple(problems))
+    if ctx.dry_run:
+        ctx.timeline.record("verify_image", EventKind.DRY_RUN,
+                            f"would verify images; now: {result!r}")  # fmt: skip
+    elif problems:
+        raise VerificationFailed(
+            "pods do not run the target revision's images:\n"
+            + "\n".join(f"  {m}" for m in problems)
+        )
+    else:
+        ctx.timeline.record("verify_image", EventKind.INFO, repr(result),
+                            pods=list(result.pods))  # fmt: skip
     return result

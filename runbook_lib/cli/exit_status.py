@@ -1,0 +1,30 @@
+"""The exit statuses of every ``runbook`` command, in one place (documented in the README).
+
+0  done (evaluated; rolled back and recovered; nothing to do)
+1  a step or a command failed (the evidence collected so far is still written)
+2  bad input: parameters, options, a malformed replay file
+3  verdict "rollback" (``runbook evaluate --exit-status`` only)
+4  verdict "inconclusive": ``runbook evaluate --exit-status``, and ``runbook run`` when it
+   stopped before any change because the data could not be judged
+"""
+
+from __future__ import annotations
+
+from runbook_lib.core.decision import Verdict
+
+__all__ = ["BAD_INPUT", "FAILED", "INCONCLUSIVE", "OK", "ROLLBACK", "exit_status_for"]
+
+OK = 0
+FAILED = 1
+BAD_INPUT = 2
+ROLLBACK = 3
+INCONCLUSIVE = 4
+
+
+def exit_status_for(verdict: Verdict) -> int:
+    """``runbook evaluate --exit-status``: the verdict as an exit status for scripts."""
+    return {
+        Verdict.NO_ROLLBACK: OK,
+        Verdict.ROLLBACK: ROLLBACK,
+        Verdict.INCONCLUSIVE: INCONCLUSIVE,
+    }[verdict]

@@ -1,0 +1,352 @@
+"""What happened during a run: typed facts on the timeline, and the one reader of them.
+
+A step that learns something the rest of the run depends on (the decision, the target revision,
+the rollback, the rollout, recovery, the outcome) records it once as a fact event
+(``EventKind.FACT``, ``data["fact"]`` naming one of the classes below). ``RunFacts.read`` turns a
+timeline back into those facts; ``finish``, the incident record, the post-mortem and the
+salvage path all read them from there, never from step names, message text or notebook
+variables, so a run re-read from its ``timeline.jsonl`` after a crash tells the same story.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from runbook_lib.timeline import Event, EventKind, Timeline
+
+__all__ = [
+    "Assessed",
+    "Confirmed",
+    "Decided",
+    "Fact",
+    "Finished",
+    "FixBranchCreated",
+    "MigrationsReverted",
+    "NotRecovered",
+    "Outcome",
+    "Recovered",
+    "RolledBack",
+    "RolloutCompleted",
+    "RunFacts",
+    "StepFailure",
+    "TargetResolved",
+    "fact_data",
+    "record_fact",
+]
+
+
+class Outcome(StrEnum):
+    """How a run ended, as the incident record and ``runbook run`` report it."""
+
+    RECOVERED = "recovered"  # rolled back, recovery verified
+    NO_ROLLBACK = "no_rollback"  # the decision: the release is healthy; nothing changed
+    INCONCLUSIVE = "inconclusive"  # the data could not be judged; stopped before any change
+    DECLINED = "declined"  # the person at the prompt said no; nothing changed
+    DRY_RUN = "dry_run"  # every read step ran, nothing changed
+    ALREADY_ROLLED_BACK = "already_rolled_back"  # an earlier run did it; nothing changed
+    NOT_RECOVERED = "not_recovered"  # rolled back but the error rate did not recover: escalate
+    REFUSED = "refused"  # a safety check stopped the run before any change
+    FAILED = "failed"  # a step failed; see ``RunFacts.changed_cluster``
+    INTERRUPTED = "interrupted"  # stopped by a signal or a crash
+    INCOMPLETE = "incomplete"  # the timeline ends without an ending
+
+
+class Fact:
+    """Base of the typed facts; ``NAME`` is the ``data["fact"]`` value on the timeline."""
+
+    NAME: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class Assessed(Fact):
+    NAME: ClassVar[str] = "assessed"
+    deployed_at: datetime
+    deployed_at_source: str  # "parameter" or "helm history revision N"
+    samples: int
+
+
+@dataclass(frozen=True)
+class Decided(Fact):
+    """The "When to Rollback" decision (``decision`` is ``Decision.to_json_dict()``)."""
+
+    NAME: ClassVar[str] = "decided"
+    verdict: str  # core.decision.Verdict value
+    rollback: bool  # act on it: the verdict, or a person's / the parameter's override
+    deployed_at: datetime
+    evaluated_at: datetime
+    decision: Mapping[str, Any] = field(default_factory=dict)
+    manual_reason: str = ""
+    override: str = ""  # why an inconclusive verdict was acted on anyway
+
+
+@dataclass(frozen=True)
+class TargetResolved(Fact):
+    NAME: ClassVar[str] = "target_resolved"
+    current_revision: int
+    current_version: str
+    target_revision: int
+    target_version: str
+    already_rolled_back: bool
+    expected_images: tuple[str, ...] = ()  # what the target's manifest runs
+
+
+@dataclass(frozen=True)
+class Confirmed(Fact):
+    NAME: ClassVar[str] = "confirmed"
+    go_ahead: bool
+    by: str  # "confirm parameter", "person at the prompt", "dry run"
+
+
+@dataclass(frozen=True)
+class RolledBack(Fact):
+    NAME: ClassVar[str] = "rolled_back"
+    from_revision: int
+    to_revision: int
+    command: str
+
+
+@dataclass(frozen=True)
+class RolloutCompleted(Fact):
+    NAME: ClassVar[str] = "rollout_completed"
+    deployment: str
+    done_at: datetime
+
+
+@dataclass(frozen=True)
+class Recovered(Fact):
+    NAME: ClassVar[str] = "recovered"
+    recovered_at: datetime  # the sample time the metrics show recovery
+    verified_at: datetime  # when this run confirmed it (the timing end point)
+    last_error_ratio: float | None
+
+
+@dataclass(frozen=True)
+class NotRecovered(Fact):
+    NAME: ClassVar[str] = "not_recovered"
+    reason: str
+
+
+@dataclass(frozen=True)
+class MigrationsReverted(Fact):
+    NAME: ClassVar[str] = "migrations_reverted"
+    count: int
+    from_version: int
+    to_version: int
+
+
+@dataclass(frozen=True)
+class FixBranchCreated(Fact):
+    NAME: ClassVar[str] = "fix_branch_created"
+    branch: str
+    commit: str
+
+
+@dataclass(frozen=True)
+class Finished(Fact):
+    NAME: ClassVar[str] = "finished"
+    outcome: str  # Outcome value
+    decision_to_rollout_s: float | None
+    decision_to_recovery_s: float | None
+    target_s: float
+
+
+_FACTS: dict[str, type[Fact]] = {
+    cls.NAME: cls
+    for cls in (
+        Assessed,
+        Decided,
+        TargetResolved,
+        Confirmed,
+        RolledBack,
+        RolloutCompleted,
+        Recovered,
+        NotRecovered,
+        MigrationsReverted,
+        FixBranchCreated,
+        Finished,
+    )
+}
+
+
+def fact_data(fact: Fact) -> dict[str, Any]:
+    """A fact as timeline data: JSON values, ``fact`` naming its class."""
+    data: dict[str, Any] = {"fact": fact.NAME}
+    for f in dataclasses.fields(fact):  # type: ignore[arg-type]
+        value = getattr(fact, f.name)
+        data[f.name] = value.isoformat() if isinstance(value, datetime) else value
+    return data
+
+
+def record_fact(timeline: Timeline, step: str, fact: Fact, message: str) -> Event:
+    """Put ``fact`` on the timeline (kind ``fact``) with a sentence for people."""
+    return timeline.record(step, EventKind.FACT, message, **fact_data(fact))
+
+
+def _read_fact(data: Mapping[str, Any]) -> Fact | None:
+    cls = _FACTS.get(str(data.get("fact", "")))
+    if cls is None:
+        return None
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        hint = hints[f.name]
+        accepts = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if datetime in accepts and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    try:
+        return cls(**values)
+    except TypeError:
+        return None  # a fact written by another version of the tool: not ours to guess
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """A step that raised: which, with what, and when."""
+
+    step: str
+    error_type: str
+    message: str
+    at: datetime
+    kind: str  # "precondition", "verification", "interrupted", "parameter", "other"
+
+
+# Facts that happened more than once in a run (a re-run of the same incident) keep the last.
+@dataclass(frozen=True)
+class RunFacts:
+    """Everything a run established, read back from its timeline."""
+
+    assessed: Assessed | None = None
+    decided: Decided | None = None
+    decided_at: datetime | None = None
+    target: TargetResolved | None = None
+    confirmed: Confirmed | None = None
+    rolled_back: RolledBack | None = None
+    rolled_back_at: datetime | None = None
+    rollout: RolloutCompleted | None = None
+    recovered: Recovered | None = None
+    not_recovered: NotRecovered | None = None
+    migrations: MigrationsReverted | None = None
+    fix_branch: FixBranchCreated | None = None
+    finished: Finished | None = None
+    failures: tuple[StepFailure, ...] = ()
+    dry_run: bool = False
+    started_at: datetime | None = None
+    earlier_rollback: RolledBack | None = None  # by an earlier attempt of the same incident
+
+    @classmethod
+    def read(cls, events: Iterable[Event]) -> RunFacts:
+        """The facts of the latest attempt in ``events`` (a re-run appends a new attempt)."""
+        found: dict[str, Any] = {"failures": []}
+        for event in events:
+            if event.step == "start_run":
+                # A new attempt of the same incident: facts are about the newest one, except
+                # a rollback done earlier, which the record must still name.
+                earlier = found.get("rolled_back") or found.get("earlier_rollback")
+                found = {"failures": [], "started_at": event.at, "earlier_rollback": earlier}
+                found["dry_run"] = bool(event.data.get("dry_run", False))
+            if event.kind == EventKind.STEP_FAILED:
+                found["failures"].append(
+                    StepFailure(
+                        step=event.step,
+                        error_type=str(event.data.get("error_type", "")),
+                        message=event.message,
+                        at=event.at,
+                        kind=str(event.data.get("error_kind", "other")),
+                    )
+                )
+            if event.kind != EventKind.FACT:
+                continue
+            fact = _read_fact(event.data)
+            if isinstance(fact, Assessed):
+                found["assessed"] = fact
+            elif isinstance(fact, Decided):
+                found["decided"], found["decided_at"] = fact, event.at
+            elif isinstance(fact, TargetResolved):
+                found["target"] = fact
+            elif isinstance(fact, Confirmed):
+                found["confirmed"] = fact
+            elif isinstance(fact, RolledBack):
+                found["rolled_back"], found["rolled_back_at"] = fact, event.at
+            elif isinstance(fact, RolloutCompleted):
+                found["rollout"] = fact
+            elif isinstance(fact, Recovered):
+                found["recovered"] = fact
+            elif isinstance(fact, NotRecovered):
+                found["not_recovered"] = fact
+            elif isinstance(fact, MigrationsReverted):
+                found["migrations"] = fact
+            elif isinstance(fact, FixBranchCreated):
+                found["fix_branch"] = fact
+            elif isinstance(fact, Finished):
+                found["finished"] = fact
+        found["failures"] = tuple(found["failures"])
+        return cls(**found)
+
+    @property
+    def rolling_back(self) -> bool:
+        """False once the decision (or a stop on an inconclusive verdict) says "do nothing"."""
+        return self.decided is None or self.decided.rollback
+
+    @property
+    def deployed_at(self) -> datetime | None:
+        if self.decided is not None:
+            return self.decided.deployed_at
+        return self.assessed.deployed_at if self.assessed else None
+
+    @property
+    def changed_cluster(self) -> bool:
+        """Whether any attempt of this incident changed the release (helm rollback ran)."""
+        return self.rolled_back is not None or self.earlier_rollback is not None
+
+    @property
+    def failure(self) -> StepFailure | None:
+        return self.failures[-1] if self.failures else None
+
+    @property
+    def outcome(self) -> Outcome:
+        """How the run ended: the one place that works it out from the facts."""
+        if self.finished is not None:
+            return Outcome(self.finished.outcome)
+        failure = self.failure
+        if failure is not None and failure.kind == "interrupted":
+            return Outcome.INTERRUPTED
+        decided = self.decided
+        if decided is not None and not decided.rollback:
+            if decided.verdict == "inconclusive":
+                return Outcome.INCONCLUSIVE
+            return Outcome.NO_ROLLBACK
+        if self.not_recovered is not None:
+            return Outcome.NOT_RECOVERED
+        if failure is not None:
+            if failure.kind == "precondition" and self.rolled_back is None:
+                if self.confirmed is not None and not self.confirmed.go_ahead:
+                    return Outcome.DECLINED
+                return Outcome.REFUSED
+            return Outcome.FAILED
+        if self.dry_run:
+            return Outcome.DRY_RUN
+        if self.recovered is not None:
+            if self.rolled_back is None and self.target and self.target.already_rolled_back:
+                return Outcome.ALREADY_ROLLED_BACK
+            return Outcome.RECOVERED
+        if self.target is not None and self.target.already_rolled_back and not self.rolled_back:
+            return Outcome.ALREADY_ROLLED_BACK
+        return Outcome.INCOMPLETE
+
+    def seconds_from_decision(self, moment: datetime | None) -> float | None:
+        if self.decided_at is None or moment is None:
+            return None
+        return (moment - self.decided_at).total_seconds()

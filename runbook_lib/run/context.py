@@ -1,0 +1,223 @@
+"""``start_run``: validate the parameters, open the incident timeline, wire the adapters.
+
+The ``RunContext`` it returns is what every step takes: the parameters, the timeline (with the
+run's facts read back from it), the adapters (built on first use, so a replay-only assessment
+never needs a cluster) and the live handles a step hands to a later one (the lock, the samples
+read, the resolved target and the plan shown).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runbook_lib.adapters import notify
+from runbook_lib.adapters.helm import Helm
+from runbook_lib.adapters.kube import Kube
+from runbook_lib.adapters.metrics import MetricsSource
+from runbook_lib.adapters.prometheus import PrometheusSource
+from runbook_lib.adapters.replay import ReplaySource
+from runbook_lib.core.redact import Redactor
+from runbook_lib.errors import ParameterError
+from runbook_lib.facts import RunFacts
+from runbook_lib.run.params import RunParams, build_params
+from runbook_lib.timeline import EventKind, Timeline
+
+if TYPE_CHECKING:
+    from runbook_lib.adapters.lease import ReleaseLock
+    from runbook_lib.assessment import Window
+    from runbook_lib.core.revisions import RollbackTarget
+    from runbook_lib.run.plan import Plan
+
+__all__ = ["Live", "RunContext", "check_paths", "open_timeline", "start_run", "with_identity"]
+
+PROMETHEUS_STEP_S = 15.0  # query step when the parameter ``step`` is empty
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ask_person(question: str) -> str | None:
+    """Ask through ``input()`` when someone can answer; None when the run is headless.
+
+    papermill runs kernels with stdin disabled, so ``input()`` raises there
+    (IPython's StdinNotImplementedError is a NotImplementedError); pytest and cron give EOF.
+    """
+    try:
+        return input(question)
+    except (EOFError, NotImplementedError, OSError):
+        return None
+
+
+@dataclass
+class Live:
+    """Handles one step passes to a later one in this kernel. Facts go on the timeline."""
+
+    lock: ReleaseLock | None = None  # the Lease this run holds
+    window: Window | None = None  # what assess read, for the decision and the plots
+    target: RollbackTarget | None = None  # what preflight resolved, for the steps that act
+    plan: Plan | None = None  # what preflight showed, for the confirm prompt
+
+
+@dataclass
+class RunContext:
+    """One run of the rollback runbook: parameters, timeline, adapters, live handles."""
+
+    params: RunParams
+    timeline: Timeline
+    redact: Redactor
+    out: Callable[[str], None] = print
+    ask: Callable[[str], str | None] = _ask_person
+    sleep: Callable[[float], None] = time.sleep
+    live: Live = field(default_factory=Live)
+
+    @property
+    def facts(self) -> RunFacts:
+        """What the run has established so far, read back from its timeline."""
+        return RunFacts.read(self.timeline.events)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.params.dry_run
+
+    @property
+    def incident_dir(self) -> Path:
+        assert self.timeline.path is not None
+        return self.timeline.path.parent
+
+    @property
+    def metrics_step_s(self) -> float:
+        """The spacing of the samples asked for: the ``step`` parameter, else 15 s."""
+        return self.params.step or PROMETHEUS_STEP_S
+
+    def now(self) -> datetime:
+        return self.timeline.now()
+
+    def show(self, text: str) -> None:
+        """Print for the people watching (notebook output), redacted like the timeline."""
+        self.out(self.redact(text))
+
+    @cached_property
+    def helm(self) -> Helm:
+        p = self.params
+        return Helm(
+            binary=p.helm_binary,
+            kubeconfig=p.kubeconfig or None,
+            context=p.context or None,
+            namespace=p.namespace,
+            timeout_s=p.helm_timeout,
+        )
+
+    @cached_property
+    def kube(self) -> Kube:
+        return Kube(kubeconfig=self.params.kubeconfig or None, context=self.params.context or None)
+
+    @cached_property
+    def metrics(self) -> MetricsSource:
+        p = self.params
+        if p.replay_csv:
+            return ReplaySource(Path(p.replay_csv))
+        return PrometheusSource(
+            p.prometheus_url,
+            selector=p.prometheus_selector,
+            rate_window=p.prometheus_rate_window,
+            business_counters=dict(p.business_counter_map),
+        )
+
+    @cached_property
+    def notifiers(self) -> tuple[tuple[str, notify.Notifier], ...]:
+        p = self.params
+        chosen: list[tuple[str, notify.Notifier]] = []
+        if p.slack_webhook_url:
+            chosen.append(
+                ("slack", notify.SlackWebhook(p.slack_webhook_url, timeout_s=p.notify_timeout))
+            )
+        if p.notify_file:
+            chosen.append(("file", notify.FileNotifier(Path(p.notify_file))))
+        if p.console:
+            chosen.append(("console", notify.ConsoleNotifier()))
+        return tuple(chosen)
+
+
+def check_paths(params: RunParams) -> None:
+    """The parameters that name files: a replay must exist, the evidence folder be a folder.
+
+    Raises ``ParameterError`` listing each problem.
+    """
+    problems: list[str] = []
+    if params.replay_csv and not Path(params.replay_csv).is_file():
+        problems.append(f"replay_csv: no such file: {params.replay_csv} (cwd {Path.cwd()})")
+    out = Path(params.output_dir)
+    if out.exists() and not out.is_dir():
+        problems.append(f"output_dir: {params.output_dir} exists and is not a folder")
+    if params.kubeconfig and not Path(params.kubeconfig).is_file():
+        problems.append(f"kubeconfig: no such file: {params.kubeconfig}")
+    if problems:
+        raise ParameterError(problems)
+
+
+def with_identity(params: RunParams, started: datetime) -> RunParams:
+    """Fill in the incident id and lock holder when the parameters left them empty."""
+    from dataclasses import replace
+
+    incident_id = params.incident_id or f"rollback-{params.release}-{started:%Y%m%dT%H%M%SZ}"
+    holder = params.lock_holder or f"{incident_id}@{getpass.getuser()}.{socket.gethostname()}"
+    return replace(params, incident_id=incident_id, lock_holder=holder)
+
+
+def open_timeline(
+    params: RunParams,
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Timeline, Redactor]:
+    """The incident's timeline (appended to when it exists) and the run's redactor."""
+    redact = Redactor.build(
+        secrets=(params.slack_webhook_url,),
+        env=os.environ if environ is None else environ,
+    )
+    path = Path(params.output_dir) / params.incident_id / "timeline.jsonl"
+    return Timeline(path, clock=clock, redact=redact), redact
+
+
+def start_run(
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+    out: Callable[[str], None] = print,
+    ask: Callable[[str], str | None] = _ask_person,
+    sleep: Callable[[float], None] = time.sleep,
+    environ: Mapping[str, str] | None = None,
+    **params: Any,
+) -> RunContext:
+    """Validate every parameter and open the incident timeline (the notebook's first step).
+
+    ``params`` are the notebook's parameters, by the names of ``core.parameters``; ``clock``,
+    ``out``, ``ask`` and ``sleep`` are seams for tests and embedding. The timeline is
+    ``<output_dir>/<incident_id>/timeline.jsonl`` (appended to when the incident already has
+    one, so a re-run keeps the history), with secrets redacted.
+
+    Raises ``ParameterError`` listing every invalid parameter.
+    """
+    validated = with_identity(build_params(params), clock())
+    check_paths(validated)
+    timeline, redact = open_timeline(validated, clock=clock, environ=environ)
+    timeline.record(
+        "start_run",
+        EventKind.INFO,
+        f"run started ({validated.mode}) for release {validated.release} in "
+        f"{validated.namespace}, incident {validated.incident_id}",
+        params=validated.shown(),
+        dry_run=validated.dry_run,
+    )
+    return RunContext(
+        params=validated, timeline=timeline, redact=redact, out=out, ask=ask, sleep=sleep
+    )

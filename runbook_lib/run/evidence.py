@@ -1,0 +1,147 @@
+"""Gathering a run's evidence: samples, figures, cluster and Helm state, the incident record.
+
+Shared by the post-rollback steps (in the kernel) and the salvage path (``runbook run`` after a
+step failed, outside the kernel), so both write the same bundle from the same timeline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from runbook_lib.errors import RunbookError
+from runbook_lib.evidence import bundle
+from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.evidence.record import IncidentRecord, build_record
+from runbook_lib.run.context import RunContext
+
+__all__ = ["build_incident_record", "collect", "fetch_samples", "samples", "save_figures", "seal"]
+
+
+def seal(ctx: RunContext) -> None:
+    """Re-write ``MANIFEST.sha256`` over the incident folder as it is now."""
+    write_manifest(ctx.incident_dir)
+
+
+def _markers(ctx: RunContext) -> dict[str, datetime]:
+    """Deploy, decision, rollback and recovery moments for the plots, from the run's facts."""
+    facts = ctx.facts
+    marks: dict[str, datetime] = {}
+    if facts.deployed_at is not None:
+        marks["deploy"] = facts.deployed_at
+    if facts.decided_at is not None:
+        marks["decision"] = facts.decided_at
+    if facts.rolled_back_at is not None:
+        marks["rollback"] = facts.rolled_back_at
+    if facts.recovered is not None:
+        marks["recovered"] = facts.recovered.recovered_at
+    return marks
+
+
+def fetch_samples(ctx: RunContext) -> pd.DataFrame:
+    """Samples from the business baseline before the deploy until now, for plots and impact."""
+    p = ctx.params
+    end = p.now or ctx.now()
+    deployed = ctx.facts.deployed_at or p.deployed_at or end
+    start = deployed - timedelta(seconds=p.thresholds.business_baseline)
+    return ctx.metrics.query_range(start, end, ctx.metrics_step_s)
+
+
+def samples(ctx: RunContext) -> pd.DataFrame:
+    """The samples saved in the bundle, else what assess read, else fresh ones (then saved)."""
+    try:
+        return bundle.read_samples_csv(ctx.incident_dir)
+    except RunbookError:
+        frame = ctx.live.window.frame if ctx.live.window is not None else fetch_samples(ctx)
+        bundle.write_samples_csv(ctx.incident_dir, frame)
+        return frame
+
+
+def save_figures(ctx: RunContext, frame: pd.DataFrame, stem: str) -> tuple[list[str], Any]:
+    """Save the 5xx/latency figure (and the business one, if any) as ``plots/<stem>*.png``."""
+    from runbook_lib import plots
+
+    # A fresh Prometheus has no data for most of the baseline window: start at the first sample.
+    present = frame.notna().any(axis=1)
+    if present.any():
+        frame = frame.loc[present.idxmax() :]
+    # A replay's samples are from another day than the run's wall clock: mark only the moments
+    # near the plotted span, or the time axis would stretch to today.
+    first, last = frame.index[0].to_pydatetime(), frame.index[-1].to_pydatetime()
+    margin = timedelta(minutes=10)
+    marks = {k: t for k, t in _markers(ctx).items() if first - margin <= t <= last + margin}
+    moments = plots.Moments(
+        deployed_at=marks.get("deploy") or first,
+        decided_at=marks.get("decision"),
+        rollback_at=marks.get("rollback"),
+        recovered_at=marks.get("recovered"),
+    )
+    th = ctx.params.thresholds
+    figures = {f"{stem}.png": plots.plot_error_and_latency(frame, moments=moments, thresholds=th)}
+    if any(str(c).startswith("business:") for c in frame.columns):
+        figures[f"{stem}-business.png"] = plots.plot_business(frame, moments=moments, thresholds=th)
+    directory = ctx.incident_dir / "plots"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, figure in figures.items():
+        figure.savefig(directory / name, dpi=100)
+    return [f"plots/{name}" for name in figures], figures[f"{stem}.png"]
+
+
+def build_incident_record(ctx: RunContext) -> IncidentRecord:
+    """The incident record of this run, from its timeline and its samples."""
+    p = ctx.params
+    try:
+        frame = samples(ctx)
+    except RunbookError:
+        frame = pd.DataFrame()
+    return build_record(
+        ctx.timeline.events,
+        frame,
+        incident_id=p.incident_id,
+        release=p.release,
+        namespace=p.namespace,
+        error_threshold=p.thresholds.error_ratio,
+        target_s=p.target,
+        request_rate_rps=p.request_rate_rps or None,
+        root_cause_hypothesis=p.root_cause_hypothesis,
+        now=ctx.now(),
+    )
+
+
+def collect(ctx: RunContext) -> bundle.BundleReport:
+    """Pods, events, logs, Helm history and diffs, metric samples; problems listed, not raised."""
+    p = ctx.params
+    facts = ctx.facts
+    directory = ctx.incident_dir
+    report = bundle.BundleReport((), ())
+    try:
+        samples(ctx)
+        report += bundle.BundleReport((bundle.SAMPLES_CSV,), ())
+    except RunbookError as err:
+        report += bundle.BundleReport((), (f"metric samples: {type(err).__name__}: {err}",))
+    rollback = facts.rolled_back or facts.earlier_rollback
+    bad = rollback.from_revision if rollback else None
+    good = rollback.to_revision if rollback else None
+    if rollback is None and facts.target is not None:
+        bad, good = facts.target.current_revision, facts.target.target_revision
+    try:
+        kube = ctx.kube
+    except RunbookError as err:
+        report += bundle.BundleReport((), (f"kubernetes: {type(err).__name__}: {err}",))
+    else:
+        report += bundle.collect_cluster(
+            directory,
+            kube,
+            namespace=p.namespace,
+            pod_selector=p.pod_selector,
+            since=facts.deployed_at,
+            redact=ctx.redact,
+        )
+    report += bundle.collect_helm(
+        directory, ctx.helm, release=p.release, bad_revision=bad, good_revision=good,
+        redact=ctx.redact,
+    )  # fmt: skip
+    bundle.write_problems(directory, report, redact=ctx.redact)
+    return report

@@ -1,0 +1,58 @@
+"""Evidence of a run whose notebook stopped at a failing step, gathered from outside the kernel.
+
+``runbook run`` calls ``collect_after_failure`` with the notebook's parameters when papermill
+reports a failed cell: the kernel is gone, but the incident timeline on disk says what was done,
+so the record, the bundle and the manifest can still be written. The parameters are the
+notebook's own, by the same names, through the same ``build_params``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runbook_lib.errors import ParameterError, RunbookError
+from runbook_lib.evidence import record as incident_record
+from runbook_lib.run import evidence
+from runbook_lib.run.context import RunContext, open_timeline
+from runbook_lib.run.params import build_params
+
+__all__ = ["Salvaged", "collect_after_failure"]
+
+
+class Salvaged:
+    """What the salvage wrote and what it could not collect."""
+
+    def __init__(self, ctx: RunContext, written: tuple[str, ...], problems: tuple[str, ...]):
+        self.directory = ctx.incident_dir
+        self.written = written
+        self.problems = problems
+        self.outcome = ctx.facts.outcome
+
+
+def collect_after_failure(
+    notebook_params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None
+) -> Salvaged:
+    """Gather the evidence of a run whose notebook stopped at a failing step.
+
+    Reopens the incident's timeline, writes the record (outcome from the timeline's facts) and
+    the bundle, and re-seals the manifest. Every source is best effort. Raises
+    ``ParameterError`` when the parameters are invalid or name no incident.
+    """
+    params = build_params(notebook_params)
+    if not params.incident_id:
+        raise ParameterError(["incident_id: needed to find the failed run's timeline"])
+    timeline, redact = open_timeline(params, environ=environ)
+    ctx = RunContext(params=params, timeline=timeline, redact=redact)
+    problems: list[str] = []
+    written: tuple[str, ...] = ()
+    if ctx.facts.decided is None or ctx.facts.rolling_back:
+        report = evidence.collect(ctx)
+        written, problems = report.written, list(report.problems)
+    try:
+        record = evidence.build_incident_record(ctx)
+        incident_record.write_record(record, ctx.incident_dir, redact=redact)
+    except (RunbookError, OSError) as err:
+        problems.append(f"incident record: {type(err).__name__}: {err}")
+    evidence.seal(ctx)
+    return Salvaged(ctx, written, tuple(problems))

@@ -1,0 +1,114 @@
+"""``@runbook_step``: the frame every step runs in, so a step's body is only its work.
+
+The decorator owns a step's name, the "nothing to do" skip (the decision said no rollback, or
+the run stopped on an inconclusive verdict), the timeline span (start, end, or failure with its
+kind), the lock's release when a step fails after preflight took it (the next engineer must not
+find the release locked in the middle of an incident), and re-sealing the evidence manifest after
+steps that write evidence.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
+
+from runbook_lib.errors import AdapterError
+from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.run.context import RunContext
+from runbook_lib.timeline import EventKind
+
+__all__ = ["Skipped", "release_lock", "runbook_step"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A step that did nothing because the run is not rolling back."""
+
+    step: str
+    reason: str
+
+    def __repr__(self) -> str:
+        return f"{self.step}: {self.reason}"
+
+
+def _skip_reason(ctx: RunContext) -> str:
+    decided = ctx.facts.decided
+    if decided is not None and decided.verdict == "inconclusive":
+        return "skipped: stopped before any change, the verdict is inconclusive"
+    return "skipped: no rollback needed"
+
+
+def release_lock(ctx: RunContext, step: str, *, why: str) -> bool:
+    """Release the Lease if this run holds it; True when it was released.
+
+    A failure to release is recorded as a warning, not raised: the caller is either already
+    propagating the real error or finishing, and the lease expires after ``lock_ttl``.
+    """
+    lock = ctx.live.lock
+    if lock is None:
+        return False
+    deadline = time.monotonic() + ctx.params.lock_release_grace
+    while True:
+        try:
+            lock.release()
+            break
+        except AdapterError as err:
+            # The failure being propagated may be the API server itself going away; give it
+            # a short grace to come back rather than leave the release locked for lock_ttl.
+            if err.retryable and time.monotonic() < deadline:
+                ctx.sleep(1.0)
+                continue
+            ctx.timeline.record(
+                step,
+                EventKind.WARNING,
+                f"could not release the rollback lock ({why}): {err}; another run can take "
+                f"it over after {ctx.params.lock_ttl:.0f} s",
+            )
+            return False
+    ctx.live.lock = None
+    ctx.timeline.record(step, EventKind.INFO, f"rollback lock released ({why})")
+    return True
+
+
+def runbook_step(
+    name: str, *, only_when_rolling_back: bool = True, seals: bool = False
+) -> Callable[
+    [Callable[Concatenate[RunContext, P], R]], Callable[Concatenate[RunContext, P], R | Skipped]
+]:
+    """Make ``func(ctx, ...)`` a runbook step called ``name``.
+
+    ``only_when_rolling_back``: record and return ``Skipped`` when the run is not rolling back.
+    ``seals``: re-write ``MANIFEST.sha256`` after the step (it wrote evidence), also when it is
+    skipped or fails, so the bundle verifies whichever step the run stopped at.
+    """
+
+    def decorate(
+        func: Callable[Concatenate[RunContext, P], R],
+    ) -> Callable[Concatenate[RunContext, P], R | Skipped]:
+        @functools.wraps(func)
+        def step(ctx: RunContext, /, *args: P.args, **kwargs: P.kwargs) -> R | Skipped:
+            try:
+                if only_when_rolling_back and not ctx.facts.rolling_back:
+                    reason = _skip_reason(ctx)
+                    ctx.timeline.record(name, EventKind.STEP_END, reason, skipped=True)
+                    return Skipped(name, reason)
+                try:
+                    with ctx.timeline.span(name):
+                        return func(ctx, *args, **kwargs)
+                except BaseException:
+                    release_lock(ctx, name, why=f"{name} failed")
+                    raise
+            finally:
+                if seals:
+                    write_manifest(ctx.incident_dir)
+
+        step.step_name = name  # type: ignore[attr-defined]
+        return step
+
+    return decorate

@@ -1,0 +1,66 @@
+"""The before and after pictures: what "When to Rollback" saw, and what the rollback changed."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook_lib.errors import PreconditionFailed
+from runbook_lib.evidence import bundle
+from runbook_lib.run import evidence
+from runbook_lib.run.context import RunContext
+from runbook_lib.run.step import runbook_step
+from runbook_lib.timeline import EventKind
+
+__all__ = ["PlotsWritten", "plot_assessment", "plot_before_after"]
+
+
+@dataclass(frozen=True)
+class PlotsWritten:
+    files: tuple[str, ...]
+    samples: int
+    figure: Any = field(repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"Plots: {', '.join(self.files)} ({self.samples} samples)"
+
+    def _repr_png_(self) -> bytes:
+        # Jupyter shows the figure itself under the cell, and the summary as text.
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=80)
+        return buffer.getvalue()
+
+
+@runbook_step("plot_assessment", only_when_rolling_back=False, seals=True)
+def plot_assessment(ctx: RunContext) -> PlotsWritten:
+    """The "before" picture for "When to Rollback": the samples ``assess`` read, thresholds drawn.
+
+    Saves the samples as ``metrics/samples.csv`` and the figure as ``plots/before.png``, so even
+    a run that decides "no rollback" leaves them. Raises ``PreconditionFailed`` when ``assess``
+    has not run.
+    """
+    window = ctx.live.window
+    if window is None:
+        raise PreconditionFailed("plot_assessment needs assess to have run first")
+    csv = bundle.write_samples_csv(ctx.incident_dir, window.frame)
+    paths, figure = evidence.save_figures(ctx, window.frame, "before")
+    result = PlotsWritten((csv, *paths), len(window.frame), figure)
+    ctx.timeline.record("plot_assessment", EventKind.INFO, repr(result), files=[csv, *paths])
+    return result
+
+
+@runbook_step("plot_before_after", seals=True)
+def plot_before_after(ctx: RunContext) -> PlotsWritten:
+    """Error ratio and p99 latency before and after the rollback, deploy/decision/rollback marked.
+
+    Supports Rollback Steps, step 4 (is the error rate back down?) and is the first piece of
+    evidence. Saves the samples as ``metrics/samples.csv`` and the figure as
+    ``plots/before_after.png``. Raises ``MetricsError`` when the samples cannot be read.
+    """
+    frame = evidence.fetch_samples(ctx)
+    csv = bundle.write_samples_csv(ctx.incident_dir, frame)
+    paths, figure = evidence.save_figures(ctx, frame, "before_after")
+    result = PlotsWritten((csv, *paths), len(frame), figure)
+    ctx.timeline.record("plot_before_after", EventKind.INFO, repr(result), files=[csv, *paths])
+    return result
