@@ -13,18 +13,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import Any, TextIO, cast
 
 from runbook_lib.errors import ParameterError, RunbookError
 
 __all__ = ["DISTRIBUTION", "RunbookParser", "build_parser", "main", "version"]
 
 DISTRIBUTION = "runbook-lib"
-# What a shell reports for a process killed by SIGPIPE (128 + 13): `set -o pipefail` users
-# expect it from `cmd | head` when the output was cut before the command finished.
-_CLOSED_PIPE = 141
 
 # Each module loads papermill, nbconvert and kubernetes only inside its command function, so
 # building the parser stays cheap.
@@ -88,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {version()}", help="print the version"
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # The subcommands' parsers are RunbookParsers (the class of their parent), seen by the
+    # modules as plain ArgumentParsers.
+    subparsers = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND", required=True),
+    )
     for name in _SUBCOMMAND_MODULES:
         module = importlib.import_module(name)
         register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
@@ -111,27 +115,68 @@ def _run(argv: Sequence[str] | None) -> int:
         return 1
 
 
+class _ReaderGone:
+    """stdout that keeps the command running after its reader left (``runbook ... | head``).
+
+    The first write or flush that meets a closed pipe points file descriptor 1 at /dev/null;
+    later output, and the interpreter's flush at exit, go there. A rollback streaming its
+    cells must not stop halfway because nobody reads any more.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def _discard_from_now_on(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._discard_from_now_on()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._discard_from_now_on()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command. A reader that stops early (``runbook ... | head -1``) ends it quietly.
+    """Run one command and return its exit status, also when the reader closed the pipe.
 
     Output is flushed here, not at interpreter exit, so a closed pipe is noticed while it can
-    still be handled: the command's own status when it had finished, 141 when it was cut short.
+    still be handled quietly; ``--help``, ``--version`` and usage errors exit from argparse
+    and are flushed the same way.
     """
-    status = _CLOSED_PIPE
+    stdout = sys.stdout
+    quiet = _ReaderGone(stdout) if _is_pipe(stdout) else None
+    if quiet is not None:
+        sys.stdout = quiet
     try:
         try:
-            status = _run(argv)
-        except SystemExit as done:  # --help, --version and usage errors exit from argparse
-            status = done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
-            if not isinstance(done.code, int | None):
-                print(done.code, file=sys.stderr)
+            return _run(argv)
+        except SystemExit as done:
+            if done.code is None or isinstance(done.code, int):
+                return done.code or 0
+            print(done.code, file=sys.stderr)
+            return 2
+    finally:
         sys.stdout.flush()
-    except BrokenPipeError:
-        # Nothing more can reach the reader; point stdout at /dev/null so that the
-        # interpreter's own flush at exit does not report the same broken pipe again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    return status
+        sys.stdout = stdout
+
+
+def _is_pipe(stream: TextIO) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):  # no file descriptor (captured, replaced)
+        return False
 
 
 if __name__ == "__main__":

@@ -58,14 +58,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             text = f"rule evaluation interval: the recorded series' spacing (default {default})"
         parser.add_argument(parameter.option, dest=name, metavar="VALUE", help=_escape(text))
     parser.add_argument(
-        "--request-counter", metavar="METRIC", help="request counter (http_requests_total)"
+        "--request-counter", metavar="METRIC", help="request counter (default: http_requests_total)"
     )
     parser.add_argument(
         "--latency-histogram",
         metavar="METRIC",
-        help="latency histogram (http_request_duration_seconds)",
+        help="latency histogram (default: http_request_duration_seconds)",
     )
-    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     parser.set_defaults(func=run)
 
 

@@ -40,6 +40,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"context={sandbox.context}")
     if sandbox.prometheus_url:
         print(f"prometheus={sandbox.prometheus_url}")
+    if getattr(sandbox, "tracing_url", ""):
+        print(f"tracing={sandbox.tracing_url}")
     return 0
 
 
@@ -74,39 +76,87 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, detail: str
+) -> argparse.ArgumentParser:
+    """One sandbox action: ``summary`` in ``runbook sandbox --help``, both in its own help."""
+    return sub.add_parser(
+        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {detail}"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sandbox",
         help="local Kubernetes sandbox (kwok) with the demo release, for practice and tests",
-        description="Environment: RUNBOOK_SANDBOX_NAME, RUNBOOK_SANDBOX_STATE, "
-        "RUNBOOK_SANDBOX_PORT_BASE, RUNBOOK_SANDBOX_CACHE (see sandbox/README.md).",
+        description=(
+            "A practice cluster on loopback: etcd, kube-apiserver, controller-manager and "
+            "scheduler with kwok nodes, the demo Helm release 'app', Prometheus and a traffic "
+            "model. Several can run at once, told apart by the environment: "
+            "RUNBOOK_SANDBOX_NAME (cluster name, default runbook; kube context kwok-NAME), "
+            "RUNBOOK_SANDBOX_STATE (state directory, default sandbox/.state in a checkout, "
+            "else $XDG_STATE_HOME/runbook-sandbox), RUNBOOK_SANDBOX_PORT_BASE (first of the "
+            "loopback ports, default 19000; Prometheus on base+90), RUNBOOK_SANDBOX_CACHE "
+            "(built binaries, default ~/.cache/runbook-sandbox)."
+        ),
     )
     sub = parser.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
 
-    p = sub.add_parser("build", help="build the pinned binaries into the cache (idempotent)")
+    p = _add(
+        sub,
+        "build",
+        "build the pinned binaries into the cache (idempotent)",
+        "Builds etcd and the Kubernetes control plane from the versions pinned in the package "
+        "(needs Go and the Go module proxy); the first build takes about 20 minutes.",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even what is cached")
     p.set_defaults(func=_build)
 
-    p = sub.add_parser("up", help="start the cluster, install app v1.0.0, start metrics")
+    p = _add(
+        sub,
+        "up",
+        "start the cluster, install app v1.0.0, start metrics",
+        "Prints KUBECONFIG, the kube context and the Prometheus URL to use with the runbook.",
+    )
     p.set_defaults(func=_up)
 
-    p = sub.add_parser("down", help="stop everything; exit 1 if a process or port survives")
+    p = _add(
+        sub,
+        "down",
+        "stop everything; exit 1 if a process or port survives",
+        "Stops the metrics stack and the cluster and checks that nothing is left behind.",
+    )
     p.set_defaults(func=_down)
 
-    p = sub.add_parser("status", help="print what runs, as JSON; exit 3 if not running")
+    p = _add(
+        sub,
+        "status",
+        "print what runs, as JSON; exit 3 if not running",
+        "Cluster, ports, binaries and metrics stack of the sandbox named by the environment.",
+    )
     p.set_defaults(func=_status)
 
-    p = sub.add_parser("deploy", help="helm upgrade app to VERSION, then migrate for it")
+    p = _add(
+        sub,
+        "deploy",
+        "helm upgrade app to VERSION, then migrate for it",
+        "v1.0.0 is good, v1.1.0 is the bad deploy (5xx ratio and latency go up).",
+    )
     p.add_argument("version", metavar="VERSION", help="e.g. v1.1.0 (the bad version)")
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra chart value, e.g. faults.unschedulable=true",
+        help="extra chart value, e.g. faults.unschedulable=true (repeatable)",
     )
     p.add_argument("--no-wait", action="store_true", help="do not wait for the rollout")
     p.set_defaults(func=_deploy)
 
-    p = sub.add_parser("reset", help="back to one good revision v1.0.0, schema v1.0.0")
+    p = _add(
+        sub,
+        "reset",
+        "back to one good revision v1.0.0, schema v1.0.0",
+        "Reinstalls the release so that helm history holds a single good revision.",
+    )
     p.set_defaults(func=_reset)
