@@ -86,7 +86,8 @@ def is_credential_name(name: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Text rules of our own (detect-secrets has none for these, or covers them only in part).
 
-_QUOTE = r"(?:\\?(?:[\"']|&quot;|&#39;|&#x27;))"
+# A quote, as written or escaped once or more (JSON in JSON, a repr of JSON) or in HTML.
+_QUOTE = r"(?:\\*(?:[\"']|&quot;|&#39;|&#x27;))"
 
 _PEM = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
@@ -582,31 +583,32 @@ def redact_structure(
     return _walk(value, text, other, hide=_SHOW)
 
 
-def redact_manifest(text: str, redactor: Redactor | None = None) -> str:
+def redact_manifest(text: str, redact: Callable[[str], str] | None = None) -> str:
     """A Helm manifest (YAML documents) redacted as data before it is diffed.
 
-    Each document is parsed; one that changes under ``redact_value`` (a Secret's data, a
-    credential-named key, a token) is written back from the redacted data with its ``# Source``
-    comments kept; the others keep their text byte for byte. A document that does not parse is
-    redacted as text. Raises nothing.
+    Each document is parsed; one that changes under the structure rules (a Secret's data, a
+    credential-named key or env entry, a token) is written back from the redacted data with its
+    ``# Source`` comments kept; the others keep their text byte for byte. A document that does
+    not parse is redacted as text. ``redact``: the text redactor (default: patterns only).
+    Raises nothing.
     """
     import yaml
 
-    redactor = redactor or _DEFAULT
+    text_fn = redact or redact_text
     documents = re.split(r"(?m)^---[ \t]*$\n?", text)
     out: list[str] = []
     for document in documents:
         try:
             data = yaml.safe_load(document)
         except yaml.YAMLError:
-            out.append(redactor.redact(document))
+            out.append(text_fn(document))
             continue
         if not isinstance(data, Mapping | list):
-            out.append(redactor.redact(document))
+            out.append(text_fn(document))
             continue
-        clean = redactor.redact_value(data)
+        clean = redact_structure(data, text_fn)
         if clean == data:
-            out.append(redactor.redact(document))
+            out.append(text_fn(document))
             continue
         comments = "".join(
             line + "\n" for line in document.splitlines() if line.lstrip().startswith("#")

@@ -1,7 +1,10 @@
 """The evidence bundle (Post-Rollback Actions, step 2): what the failed deployment left behind.
 
 Everything lands in ``<output_dir>/<incident_id>/`` next to the timeline, passed through the
-Redactor, and is sealed by ``MANIFEST.sha256``. Collection is best effort: a source that fails
+Redactor (structured data as data: every value at every level, a Secret's ``data``, keys that
+name a credential; Helm values and manifests before they are diffed, so added and removed diff
+lines are clean), written through ``evidence.files`` (atomic, no symlinks followed, 0640), and
+sealed by ``MANIFEST.sha256``. Collection is best effort: a source that fails
 (the API server is down, a revision was pruned) is noted in ``collection-errors.txt`` and the
 rest is still collected, because a half-broken cluster is exactly when evidence matters.
 
@@ -27,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
+from runbook_lib.core.redact import redact_manifest, redact_structure, redact_text
 from runbook_lib.errors import InputFileError, RunbookError
+from runbook_lib.evidence import files
 
 if TYPE_CHECKING:
     from runbook_lib.adapters.helm import Helm
@@ -61,10 +66,11 @@ class BundleReport:
 
 
 def write_text(directory: Path, rel: str, text: str, *, redact: Callable[[str], str]) -> str:
-    """Write ``text`` redacted to ``directory/rel``; returns ``rel``. Raises ``OSError``."""
-    path = directory / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(redact(text), encoding="utf-8")
+    """Write ``text`` redacted to ``directory/rel`` (atomic, 0640, no symlink followed).
+
+    Returns ``rel``. Raises ``OSError`` (disk full, a symlinked folder in the bundle).
+    """
+    files.write_text(directory, rel, redact(text))
     return rel
 
 
@@ -84,18 +90,25 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(_jsonable(value), indent=2, sort_keys=True, default=str) + "\n"
+def _dump(value: Any, redact: Callable[[str], str]) -> str:
+    """JSON of ``value`` redacted as data (pod env values, Secret data, credential keys)."""
+    clean = redact_structure(_jsonable(value), redact)
+    return json.dumps(clean, indent=2, sort_keys=True, default=str) + "\n"
 
 
-def write_samples_csv(directory: Path, samples: pd.DataFrame) -> str:
-    """Save the samples as ``metrics/samples.csv`` in the replay format (DESIGN.md)."""
-    path = directory / SAMPLES_CSV
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_samples_csv(
+    directory: Path, samples: pd.DataFrame, *, redact: Callable[[str], str] = redact_text
+) -> str:
+    """Save the samples as ``metrics/samples.csv`` in the replay format (DESIGN.md).
+
+    Column names are redacted (a business metric may be named after a token by mistake);
+    values are numbers. Raises ``OSError``.
+    """
     frame = samples.copy()
     frame.index = [t.isoformat() for t in frame.index]
     frame.index.name = "timestamp"
-    frame.to_csv(path)
+    frame.columns = [redact(str(c)) for c in frame.columns]
+    files.write_text(directory, SAMPLES_CSV, frame.to_csv())
     return SAMPLES_CSV
 
 
@@ -134,11 +147,12 @@ def collect_cluster(
 
     def _pods() -> list[str]:
         pods.extend(kube.pods(namespace, pod_selector))
-        return [write_text(directory, "kubernetes/pods.json", _dump(pods), redact=redact)]
+        return [write_text(directory, "kubernetes/pods.json", _dump(pods, redact), redact=redact)]
 
     def _events() -> list[str]:
         events = kube.events(namespace, since=since)
-        return [write_text(directory, "kubernetes/events.json", _dump(events), redact=redact)]
+        text = _dump(events, redact)
+        return [write_text(directory, "kubernetes/events.json", text, redact=redact)]
 
     written += _attempt(problems, "kubernetes pods", _pods)
     written += _attempt(problems, "kubernetes events", _events)
@@ -183,7 +197,7 @@ def collect_helm(
 
     def _history() -> list[str]:
         history.extend(helm.history(release))
-        return [write_text(directory, "helm/history.json", _dump(history), redact=redact)]
+        return [write_text(directory, "helm/history.json", _dump(history, redact), redact=redact)]
 
     written += _attempt(problems, "helm history", _history)
     if (bad_revision is None or good_revision is None) and len(history) >= 2:
@@ -195,15 +209,19 @@ def collect_helm(
         return BundleReport(tuple(written), tuple(problems))
     bad_name, good_name = f"revision {bad_revision} (bad)", f"revision {good_revision} (good)"
 
+    # Both sides are redacted as data before diffing, so no diff line (+, - or context) can
+    # carry a secret; a secret that changed between the revisions shows no difference.
     def _values() -> list[str]:
-        bad = yaml.safe_dump(helm.values(release, bad_revision), sort_keys=True)
-        good = yaml.safe_dump(helm.values(release, good_revision), sort_keys=True)
+        bad = yaml.safe_dump(redact_structure(helm.values(release, bad_revision), redact),
+                             sort_keys=True)  # fmt: skip
+        good = yaml.safe_dump(redact_structure(helm.values(release, good_revision), redact),
+                              sort_keys=True)  # fmt: skip
         diff = _diff(bad, good, bad_name=bad_name, good_name=good_name)
         return [write_text(directory, "helm/values-diff.txt", diff, redact=redact)]
 
     def _manifest() -> list[str]:
-        bad = helm.manifest(release, bad_revision)
-        good = helm.manifest(release, good_revision)
+        bad = redact_manifest(helm.manifest(release, bad_revision), redact)
+        good = redact_manifest(helm.manifest(release, good_revision), redact)
         diff = _diff(bad, good, bad_name=bad_name, good_name=good_name)
         return [write_text(directory, "helm/manifest-diff.txt", diff, redact=redact)]
 
@@ -216,6 +234,6 @@ def write_problems(directory: Path, report: BundleReport, *, redact: Callable[[s
     """Append collection failures to ``collection-errors.txt`` (kept across re-collections)."""
     if not report.problems:
         return
-    path = directory / COLLECTION_ERRORS
-    with path.open("a", encoding="utf-8") as fh:
-        fh.writelines(redact(p) + "\n" for p in report.problems)
+    files.append_text(
+        directory, COLLECTION_ERRORS, "".join(redact(p) + "\n" for p in report.problems)
+    )

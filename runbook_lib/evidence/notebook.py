@@ -11,13 +11,21 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import nbformat
 
 from runbook_lib.core.redact import Redactor
+from runbook_lib.evidence import files
 
-__all__ = ["NotebookTimings", "notebook_timings", "redact_notebook", "render_html"]
+__all__ = [
+    "NotebookTimings",
+    "notebook_timings",
+    "redact_notebook",
+    "render_html",
+    "write_notebook_evidence",
+]
 
 _BINARY_PREFIXES = ("image/", "application/pdf")
 
@@ -27,15 +35,20 @@ def _node(value: Any) -> nbformat.NotebookNode:
     return node
 
 
+def _binary(mime: str) -> bool:
+    # SVG is text (a plot's labels can be read from it): redacted like any text.
+    return mime.startswith(_BINARY_PREFIXES) and mime != "image/svg+xml"
+
+
 def _redact_output(output: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     out = dict(output)
     data = out.get("data")
     if isinstance(data, dict):
         out["data"] = {
-            mime: value if mime.startswith(_BINARY_PREFIXES) else redactor.redact_json(value)
+            mime: value if _binary(mime) else redactor.redact_value(value)
             for mime, value in data.items()
         }
-    for key in ("text", "traceback", "evalue", "ename"):
+    for key in ("text", "traceback", "evalue", "ename", "metadata"):
         if key in out:
             out[key] = redactor.redact_json(out[key])
     return out
@@ -60,6 +73,23 @@ def render_html(nb: nbformat.NotebookNode, redactor: Redactor) -> str:
     exporter = HTMLExporter()  # type: ignore[no-untyped-call]
     body, _resources = exporter.from_notebook_node(nb)
     return redactor.redact(str(body))
+
+
+def write_notebook_evidence(
+    nb: nbformat.NotebookNode, directory: Path, *, name: str, redactor: Redactor
+) -> tuple[Path, Path]:
+    """Redact an executed (or partial) notebook and write ``name`` and its ``.html`` into the
+    bundle (Post-Rollback Actions, step 2), atomically, 0640, never through a symlink.
+
+    Returns both paths. Raises ``OSError`` (the bundle cannot be written).
+    """
+    clean = redact_notebook(nb, redactor)
+    text = nbformat.writes(clean)  # type: ignore[no-untyped-call]
+    notebook = files.write_text(directory, name, text)
+    page = files.write_text(
+        directory, str(PurePosixPath(name).with_suffix(".html")), render_html(clean, redactor)
+    )
+    return notebook, page
 
 
 @dataclass(frozen=True)
