@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help=(
             "OpenSSH allowed-signers file (one '<principal> <key type> <public key>' per line); "
-            "the bundle must then be signed by one of its keys"
+            "the bundle must then be signed by one of its keys (default: hashes only)"
         ),
     )
     parser.set_defaults(func=_verify)
