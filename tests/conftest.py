@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
 ENABLE_HINT = "run `make sandbox-build` (or `runbook sandbox build`) to enable"
+# Pods become Ready at once in tests (kwok's default); a test that needs a real cluster's pace
+# calls sandbox.set_pod_ready_delay(...). `runbook sandbox up` by hand defaults to 3 s.
+os.environ.setdefault("RUNBOOK_SANDBOX_POD_READY_DELAY", "0")
 
 
 def _in_ci() -> bool:

@@ -94,10 +94,17 @@ def start(
             )
         _record(state_dir, "traffic", traffic)
         _wait_http(f"{endpoints.traffic_url}/mix", traffic, work / "traffic-model.log", timeout_s)
+        # The runbook's rules (runbook rules, demo windows); alerts go to the sandbox's
+        # Alertmanager (alerting.py), which need not be up yet: Prometheus retries.
+        from runbook_sandbox import alerting
+
+        alerting.write_rules(state_dir)
         prom = PrometheusServer(
             port=ports.prometheus,
             targets=[ScrapeTarget(TRAFFIC_JOB, f"127.0.0.1:{ports.traffic}")],
             work_dir=work,
+            rule_files=[alerting.rules_glob(state_dir)],
+            alertmanagers=[f"127.0.0.1:{ports.alertmanager}"],
         )
         _record(state_dir, "prometheus", prom.start(detach=True, timeout_s=timeout_s))
         prom.wait_scraped(TRAFFIC_JOB, timeout_s=timeout_s)

@@ -229,6 +229,16 @@ class Ports:
         return self.base + 94
 
     @property
+    def alertmanager(self) -> int:
+        """Alertmanager's API and UI; Prometheus sends the runbook's alerts here."""
+        return self.base + 95
+
+    @property
+    def receiver(self) -> int:
+        """Where the sandbox's Alertmanager posts: ``runbook serve`` (not started by ``up``)."""
+        return self.base + 89
+
+    @property
     def jaeger_query(self) -> int:
         """Jaeger's query API and UI (HTTP)."""
         return self.base + 96
@@ -265,7 +275,13 @@ class Ports:
         )
 
     def all_ports(self) -> tuple[int, ...]:
-        return (*self.cluster_ports(), self.prometheus, self.traffic, *self.jaeger_ports())
+        return (
+            *self.cluster_ports(),
+            self.prometheus,
+            self.traffic,
+            self.alertmanager,
+            *self.jaeger_ports(),
+        )
 
 
 def ports() -> Ports:

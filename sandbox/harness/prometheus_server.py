@@ -74,12 +74,22 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def render_config(targets: Sequence[ScrapeTarget], *, scrape_interval_s: float = 1.0) -> str:
-    """Prometheus YAML (JSON is valid YAML) scraping each target as its own job."""
+def render_config(
+    targets: Sequence[ScrapeTarget],
+    *,
+    scrape_interval_s: float = 1.0,
+    rule_files: Sequence[str] = (),
+    alertmanagers: Sequence[str] = (),
+) -> str:
+    """Prometheus YAML (JSON is valid YAML) scraping each target as its own job.
+
+    ``rule_files`` (paths or globs) are loaded at start and on reload; alerts go to each
+    ``alertmanagers`` address (host:port).
+    """
     interval = f"{round(scrape_interval_s * 1000)}ms"
     # A scrape must finish before the next one starts; the default timeout (10 s) is refused.
     timeout = f"{round(scrape_interval_s * 800)}ms"
-    config = {
+    config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "scrape_timeout": timeout},
         "scrape_configs": [
             {
@@ -90,6 +100,12 @@ def render_config(targets: Sequence[ScrapeTarget], *, scrape_interval_s: float =
             for t in targets
         ],
     }
+    if rule_files:
+        config["rule_files"] = list(rule_files)
+    if alertmanagers:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+        }
     return json.dumps(config, indent=2) + "\n"
 
 
@@ -104,12 +120,18 @@ class PrometheusServer:
         work_dir: Path,
         scrape_interval_s: float = 1.0,
         binary: str | None = None,
+        rule_files: Sequence[str] = (),
+        alertmanagers: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = port
         self.targets = tuple(targets)
         self.work_dir = Path(work_dir)
         self.scrape_interval_s = scrape_interval_s
         self.binary = binary
+        self.rule_files = tuple(rule_files)
+        self.alertmanagers = tuple(alertmanagers)
+        self.extra_args = tuple(extra_args)  # e.g. --rules.alert.resend-delay=2s in tests
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -134,6 +156,7 @@ class PrometheusServer:
             f"--storage.tsdb.path={self.data_dir}",
             "--storage.tsdb.retention.time=1d",
             f"--web.listen-address=127.0.0.1:{self.port}",
+            *self.extra_args,
         ]
 
     def start(self, *, detach: bool = False, timeout_s: float = 30.0) -> subprocess.Popen[bytes]:
@@ -148,7 +171,12 @@ class PrometheusServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)
         (self.work_dir / "prometheus.yml").write_text(
-            render_config(self.targets, scrape_interval_s=self.scrape_interval_s)
+            render_config(
+                self.targets,
+                scrape_interval_s=self.scrape_interval_s,
+                rule_files=self.rule_files,
+                alertmanagers=self.alertmanagers,
+            )
         )
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from runbook_sandbox import binaries, cluster, release
+from runbook_sandbox import alerting, binaries, cluster, pod_delays, release
 from runbook_sandbox.cluster import ClusterEnv, run
 
 __all__ = ["Sandbox", "down", "status", "up"]
@@ -91,6 +91,15 @@ class Sandbox:
         """One good revision v1.0.0, schema at v1.0.0, all pods ready."""
         release.reset(self.ce)
 
+    def set_pod_ready_delay(self, seconds: float) -> bool:
+        """Pods become Ready ``seconds`` (to 1.5x) after scheduling from now on; 0: at once.
+
+        Restarts only the kwok controller; returns False when the delay was already set.
+        """
+        return pod_delays.apply(
+            cluster._cluster_dir(self.ce), seconds, healthz_port=self.ce.ports.kwok_controller
+        )
+
     def migrate(self, *args: str) -> str:
         """``kubectl exec migrator -- ./migrate ARGS``; returns its output."""
         return release.migrate(self.ce, *args)
@@ -125,11 +134,16 @@ def up(*, progress: Progress = _say) -> Sandbox:
         stack = _metrics_stack()
         if stack is not None:
             stack.stop(ce.state)
+        alerting.stop(ce.state)
         _endpoints_file(ce).unlink(missing_ok=True)
         cluster.delete(ce)
         progress(f"starting cluster {ce.name!r} on 127.0.0.1:{ce.ports.kube_apiserver}")
         cluster.create(ce)
         progress(f"  control plane and 2 fake nodes ready ({time.monotonic() - started:.1f}s)")
+        delay = pod_delays.configured_delay_s()
+        if delay > 0:
+            pod_delays.apply(cluster._cluster_dir(ce), delay, healthz_port=ce.ports.kwok_controller)
+            progress(f"  pods become Ready {delay:g}-{delay * 1.5:g} s after scheduling")
         release.deploy(ce, release.GOOD_VERSION)
         progress(
             f"  release app {release.GOOD_VERSION} deployed ({time.monotonic() - started:.1f}s)"
@@ -141,6 +155,8 @@ def up(*, progress: Progress = _say) -> Sandbox:
         urls = {"prometheus_url": endpoints.prometheus_url, "traffic_url": endpoints.traffic_url}
         _endpoints_file(ce).write_text(json.dumps(urls) + "\n")
         progress(f"  metrics: {endpoints.prometheus_url} ({time.monotonic() - started:.1f}s)")
+        alertmanager_url = alerting.start(ce.state)
+        progress(f"  alertmanager: {alertmanager_url} ({time.monotonic() - started:.1f}s)")
     elapsed = time.monotonic() - started
     progress(f"sandbox up in {elapsed:.1f}s; export KUBECONFIG={ce.kubeconfig}")
     return _attach(ce)
@@ -160,6 +176,7 @@ def down(*, progress: Progress = _say) -> cluster.Leftovers:
     stack = _metrics_stack()
     if stack is not None:
         stack.stop(ce.state)
+    alerting.stop(ce.state)
     _endpoints_file(ce).unlink(missing_ok=True)
     cluster.delete(ce)
     left = cluster.leftovers(ce)
@@ -188,6 +205,7 @@ def status() -> dict[str, Any]:
             "etcd": ce.ports.etcd,
             "prometheus": ce.ports.prometheus,
             "traffic": ce.ports.traffic,
+            "alertmanager": ce.ports.alertmanager,
         },
         "bound_ports": cluster.bound_ports(ce.ports.all_ports()),
         "pids": cluster.leftovers(ce).pids,
@@ -200,4 +218,10 @@ def status() -> dict[str, Any]:
     stack = _metrics_stack()
     if stack is not None:
         info["metrics"] = stack.status(ce.state)
+    info["alertmanager"] = alerting.status(ce.state)
+    if running:
+        try:
+            info["pod_ready_delay_s"] = pod_delays.current_delay_s(cluster._cluster_dir(ce))
+        except (OSError, pod_delays.PodDelayError):
+            info["pod_ready_delay_s"] = None
     return info
