@@ -200,6 +200,15 @@ ORDINARY: tuple[str, ...] = (
     "request id 9b2f6c1e-3c0a-4f5e-8a7d-2b1c0d9e8f7a, incident INC-1234",
     "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHHIG\n-----END CERTIFICATE-----",
     "business:orders dropped 12% below the 30-min baseline",
+    # source lines a traceback in the executed notebook can show
+    "def make_app(api: ReceiverApi, *, token: str, max_body: int = MAX_BODY) -> None:",
+    "def f(tmp_path: Path, webhook_factory: type[Webhook], status: int) -> None:",
+    '"webhook_configs": [',
+    'webhook.mode = "500"',
+    "Redactor.build(secrets=..., env=...)",
+    "token = read_token(Path(args.token_file))",
+    "POST /alerts  ``Authorization: Bearer <token>``",
+    "notify: {notify_file: /var/log/runbook/notifications.jsonl, slack_webhook_url: ...}",
 )
 
 

@@ -76,10 +76,12 @@ _NOT_CREDENTIAL = re.compile(
 def is_credential_name(name: str) -> bool:
     """True when ``name`` (a variable, parameter or key) names a credential.
 
-    ``DB_PASSWORD``, ``api_token``, ``client-key-data``, ``slack_webhook_url`` do; ``PWD``,
-    ``OLDPWD``, ``TOKEN_FILE``, ``secretName``, ``secretKeyRef``, ``max_tokens`` do not.
+    ``DB_PASSWORD``, ``api_token``, ``client-key-data``, ``slack_webhook_url``, ``db.password``
+    do; ``PWD``, ``OLDPWD``, ``TOKEN_FILE``, ``secretName``, ``secretKeyRef``, ``max_tokens``,
+    ``webhook.mode`` do not.
     """
-    bare = name.strip().strip("\"'").lstrip("-")
+    # A dotted name is judged by its last part: ``db.password`` is one, ``webhook.mode`` not.
+    bare = name.strip().strip("\"'").lstrip("-").rsplit(".", 1)[-1]
     return bool(SECRET_NAME.search(bare)) and not _NOT_CREDENTIAL.search(bare)
 
 
@@ -157,6 +159,16 @@ _COLON = re.compile(
 )
 
 _NOT_SECRET_VALUES = frozenset({"", "none", "null", "nil", "true", "false", "~", "''", '""'})
+# Bare values that are code or placeholders, not credentials: a type annotation
+# (``token: str,``), an authorization scheme with its token elsewhere, an ellipsis. Tracebacks in
+# the executed notebook show library source lines like these.
+_NOT_SECRET_WORDS = _NOT_SECRET_VALUES | frozenset(
+    {"str", "int", "float", "bool", "bytes", "dict", "list", "tuple", "any", "object", "path",
+     "optional", "bearer", "basic", "token", "digest", "...", "\u2026", "***", "xxx", "changeme"}
+)  # fmt: skip
+# A call, a container display or an expression start: ``token = read_token(path)``,
+# ``secrets=[*flagged, ...]``, ``"webhook_configs": [``; or a placeholder ``<token>``, ``$VAR``.
+_CODE_VALUE = re.compile(r"[A-Za-z_][\w.]*[(\[]|[\[({*]|<[\w -]+>$|\$\{?[A-Za-z_]|[^A-Za-z0-9]+$")
 
 
 def _looks_random(value: str) -> bool:
@@ -222,6 +234,9 @@ def _sub_key_value(match: re.Match[str]) -> str:
     last = bare.rsplit(".", 1)[-1]
     if bare.lower() in _NOT_SECRET_VALUES or last == key.lstrip("-") or bare == PLACEHOLDER:
         return match.group(0)  # f(slack_webhook_url=slack_webhook_url): a name, not a value
+    unquoted = groups.get("qv") is None and groups.get("ov") is None
+    if unquoted and (bare.lower() in _NOT_SECRET_WORDS or _CODE_VALUE.match(bare)):
+        return match.group(0)
     start, end = span[0] - match.start(), span[1] - match.start()
     whole = match.group(0)
     return f"{whole[:start]}{PLACEHOLDER}{whole[end:]}"
