@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from runbook_lib import steps
-from runbook_lib.core.revisions import revisions_needing_values
 from runbook_lib.errors import CommandFailed
 
 from .test_steps import events, snapshot, start
@@ -66,16 +65,18 @@ def test_preflight_reads_history_needed_values_and_target_manifest_through_helm(
     plan = steps.preflight(ctx)
 
     assert isinstance(plan, steps.Plan)
-    assert ctx.state.target is not None
-    assert (ctx.state.target.current.number, ctx.state.target.target.number) == (2, 1)
-    assert revisions_needing_values(ctx.state.history) == [1, 2]
+    target = ctx.live.target
+    assert target is not None
+    assert (target.current.number, target.target.number) == (2, 1)
     assert calls(log)[before_preflight:] == [
         "history app",  # fresh, after the decision
         "get values app --revision 1",
         "get values app --revision 2",
         "get manifest app --revision 1",
     ]
-    assert ctx.state.expected_images == ("registry.local/api:v1.0.0",)
+    resolved = ctx.facts.target
+    assert resolved is not None
+    assert resolved.expected_images == ("registry.local/api:v1.0.0",)
     # The plan names the rollback by its explicit number, with the binary it was given.
     assert f"{wrapper} rollback app 1 --timeout" in plan.render()
 
