@@ -126,7 +126,13 @@ def deployment_status_from(obj: Any) -> DeploymentStatus:
         conditions=_conditions(st.conditions if st else None),
         name=str(obj.metadata.name),
         desired_replicas=None if spec is None or spec.replicas is None else int(spec.replicas),
+        selector=_match_labels(spec),
     )
+
+
+def _match_labels(spec: Any) -> str:
+    labels = getattr(getattr(spec, "selector", None), "match_labels", None) or {}
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
 def _pod_images(pod: Any) -> PodImages:

@@ -156,7 +156,7 @@ _TARGET = (
     _p("release", T, "app", "Helm release name"),
     _p("namespace", T, "default", "namespace of the release"),
     _p("deployment", T, "app", "Deployment the release runs"),
-    _p("pod_selector", T, "app=api", "label selector of the service's pods"),
+    _p("pod_selector", T, "", "pods to verify; empty: the Deployment's own selector"),
     _p("expected_cluster", T, "", "kube context name or API server URL to act on (required)"),
     _p("kubeconfig", T, "", "kubeconfig path; empty: $KUBECONFIG or ~/.kube/config"),
     _p("context", T, "", "kube context; empty: the kubeconfig's current context"),
@@ -186,7 +186,7 @@ _MIGRATIONS = (
     _p("migrations_to_revert", Kind.COUNT, 0, "migrations to revert with migrate down; 0: none"),
     _p("migrate_command", T, "./migrate down {n}", "command run in the migrator pod"),
     _p("migrate_version_command", T, "./migrate version", "prints the schema version"),
-    _p("migrator_selector", T, "app=migrator", "label selector of the migrator pod"),
+    _p("migrator_selector", T, "app in (migrator)", "label selector of the migrator pod"),
     _p("migrate_timeout", D, "2m", "how long the migration may take"),
 )
 _LOCK = (

@@ -58,6 +58,7 @@ class DeploymentStatus:
     conditions: tuple[Condition, ...] = ()
     name: str = ""
     desired_replicas: int | None = None
+    selector: str = ""  # spec.selector.matchLabels as "k=v,k2=v2": the Deployment's own pods
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

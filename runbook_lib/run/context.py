@@ -26,7 +26,7 @@ from runbook_lib.adapters.metrics import MetricsSource
 from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.replay import ReplaySource
 from runbook_lib.core.redact import Redactor
-from runbook_lib.errors import ParameterError
+from runbook_lib.errors import ParameterError, PreconditionFailed
 from runbook_lib.facts import RunFacts
 from runbook_lib.run.params import RunParams, build_params
 from runbook_lib.timeline import EventKind, Timeline
@@ -105,6 +105,23 @@ class RunContext:
     def show(self, text: str) -> None:
         """Print for the people watching (notebook output), redacted like the timeline."""
         self.out(self.redact(text))
+
+    @cached_property
+    def pod_selector(self) -> str:
+        """The pods the service runs: the parameter, else the Deployment's own selector.
+
+        Raises ``PreconditionFailed`` when the Deployment selects by expressions only (name
+        the pods with ``pod_selector``), ``ApiError`` when it cannot be read.
+        """
+        p = self.params
+        if p.pod_selector:
+            return p.pod_selector
+        selector = self.kube.deployment_status(p.namespace, p.deployment).selector
+        if not selector:
+            raise PreconditionFailed(
+                f"deployment/{p.deployment} has no matchLabels selector: set pod_selector"
+            )
+        return selector
 
     @cached_property
     def helm(self) -> Helm:

@@ -127,7 +127,7 @@ def collect(ctx: RunContext) -> bundle.BundleReport:
     if rollback is None and facts.target is not None:
         bad, good = facts.target.current_revision, facts.target.target_revision
     try:
-        kube = ctx.kube
+        kube, selector = ctx.kube, ctx.pod_selector
     except RunbookError as err:
         report += bundle.BundleReport((), (f"kubernetes: {type(err).__name__}: {err}",))
     else:
@@ -135,7 +135,7 @@ def collect(ctx: RunContext) -> bundle.BundleReport:
             directory,
             kube,
             namespace=p.namespace,
-            pod_selector=p.pod_selector,
+            pod_selector=selector,
             since=facts.deployed_at,
             redact=ctx.redact,
         )

@@ -60,7 +60,7 @@ class RunParams:
     release: str = "app"
     namespace: str = "default"
     deployment: str = "app"
-    pod_selector: str = "app=api"
+    pod_selector: str = ""  # empty: the Deployment's own selector (RunContext.pod_selector)
     expected_cluster: str = ""
     kubeconfig: str = ""
     context: str = ""
@@ -82,7 +82,7 @@ class RunParams:
     migrations_to_revert: int = 0
     migrate_command: str = "./migrate down {n}"
     migrate_version_command: str = "./migrate version"
-    migrator_selector: str = "app=migrator"
+    migrator_selector: str = "app in (migrator)"
     migrate_timeout: float = 120.0  # seconds
     lock_ttl: float = 900.0  # seconds
     lock_release_grace: float = 15.0  # seconds
@@ -167,11 +167,23 @@ def check_decision_params(values: Mapping[str, Any], problems: list[str]) -> Non
         problems.extend(err.problems)
 
 
+# A set-based term, ``key in (a, b)`` or ``key notin (a)``: Kubernetes' other selector syntax.
+_SET_TERM = re.compile(r"(?P<key>\S+)\s+(?:in|notin)\s+\((?P<values>[^()]*)\)")
+
+
 def _check_selector(name: str, value: str, problems: list[str]) -> None:
     if not value.strip():
         problems.append(f"{name}: expected a label selector like app=api, got {value!r}")
         return
-    for term in value.split(","):
+    for term in re.split(r",(?![^()]*\))", value):
+        found = _SET_TERM.fullmatch(term.strip())
+        if found is not None:
+            values = [v.strip() for v in found["values"].split(",")]
+            if not _LABEL_NAME.fullmatch(found["key"]) or not all(
+                v and _LABEL_VALUE.fullmatch(v) for v in values
+            ):
+                problems.append(f"{name}: {term.strip()!r} is not a valid 'key in (values)' term")
+            continue
         key, sep, val = term.strip().partition("=")
         val = val.removeprefix("=")  # "==" is Kubernetes' other spelling
         if not sep or not _LABEL_NAME.fullmatch(key) or not _LABEL_VALUE.fullmatch(val):
@@ -201,7 +213,8 @@ def _check_names(values: Mapping[str, Any], problems: list[str]) -> None:
     deployment = values["deployment"]
     if not _DNS_SUBDOMAIN.fullmatch(deployment) or len(deployment) > 253:
         problems.append(f"deployment: expected a DNS-1123 object name, got {deployment!r}")
-    _check_selector("pod_selector", values["pod_selector"], problems)
+    if values["pod_selector"]:
+        _check_selector("pod_selector", values["pod_selector"], problems)
     _check_selector("migrator_selector", values["migrator_selector"], problems)
     if not values["expected_cluster"].strip():
         problems.append(

@@ -66,6 +66,7 @@ def build_plan(
     expected_images: tuple[str, ...],
     notifiers: tuple[str, ...],
     rollback_command: str,
+    pod_selector: str,
 ) -> Plan:
     """The ordered actions of this run, for people to read before confirming."""
     p = params
@@ -81,7 +82,7 @@ def build_plan(
     actions += [
         f"wait for deployment/{p.deployment} to roll out (kubectl rollout status semantics, "
         f"timeout {p.rollout_timeout:.0f} s)",
-        f"verify pods {p.pod_selector} run exactly: {', '.join(expected_images)}",
+        f"verify pods {pod_selector} run exactly: {', '.join(expected_images)}",
         f"check 5xx ratio < {p.thresholds.recovery_error_ratio:g} within "
         f"{p.thresholds.recovery_within:.0f} s for {p.thresholds.recovery_consecutive} "
         "consecutive samples",

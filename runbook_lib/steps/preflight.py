@@ -165,6 +165,7 @@ def preflight(ctx: RunContext) -> Plan:
         target=target,
         expected_images=resolved.expected_images,
         notifiers=tuple(name for name, _ in ctx.notifiers),
+        pod_selector=ctx.pod_selector,
         rollback_command=shlex.join(
             ctx.helm.rollback_command(p.release, target.target.number, timeout_s=p.helm_timeout)
         ),

@@ -112,7 +112,7 @@ def verify_image(ctx: RunContext) -> ImagesVerified:
         raise PreconditionFailed("verify_image needs preflight to have read the manifest")
     deadline = time.monotonic() + (0.0 if ctx.dry_run else p.verify_settle)
     while True:
-        pods = ctx.kube.pods(p.namespace, p.pod_selector)
+        pods = ctx.kube.pods(p.namespace, ctx.pod_selector)
         problems = image_mismatches(pods, expected)
         if not problems or time.monotonic() >= deadline:
             break
