@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from runbook_lib.core.redact import redact_text
 from runbook_lib.core.series import NS_PER_S, FloatArray, times_ns, trailing_mean, window_starts
 from runbook_lib.core.thresholds import Thresholds
 
@@ -109,7 +110,8 @@ def plot_error_and_latency(
     _legend(error_axes)
     _legend(latency_axes)
     _time_axis(latency_axes)
-    figure.suptitle(title or _default_title(moments), fontsize=12)
+    # Titles and metric names come from data and parameters: redacted like the evidence.
+    figure.suptitle(redact_text(title or _default_title(moments)), fontsize=12)
     return figure
 
 
@@ -167,11 +169,11 @@ def plot_business(
                 linewidth=1.2,
                 label=f"rollback below {limit:.4g} ({thresholds.business_drop:.0%} under baseline)",
             )
-        axes.set_ylabel(column.removeprefix("business:"))
+        axes.set_ylabel(redact_text(column.removeprefix("business:")))
         _shade_and_mark(axes, times, moments, thresholds, labelled=axes is axes_list[0])
         _legend(axes)
     _time_axis(axes_list[-1])
-    figure.suptitle(title or "Business metrics around the deploy", fontsize=12)
+    figure.suptitle(redact_text(title or "Business metrics around the deploy"), fontsize=12)
     return figure
 
 
