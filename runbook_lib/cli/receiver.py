@@ -422,10 +422,17 @@ class Receiver:
             self.stats.to_decision_s.append((now - received).total_seconds())
         took = f"alert to end {(ended - received).total_seconds():.1f} s"
         if plan.action is Action.AUTO_ROLLBACK:
+            # Stopped before recovery (inconclusive data, a refused check, a failure): a
+            # person takes over, with the command that continues where the run stopped.
+            handover = (
+                f" A person decides from here: {command}"
+                if outcome in ("inconclusive", "refused", "failed", "not_recovered", "unknown")
+                else ""
+            )
             text = (
                 f"runbook serve: run {incident_id} for {alert.release} ({alert.namespace}) "
                 f"ended: outcome {outcome}, verdict {result.verdict or 'not reached'}, exit "
-                f"{result.status}; {took}; evidence: {incident_dir}"
+                f"{result.status}; {took}; evidence: {incident_dir}.{handover}"
             )
         else:
             advice = (

@@ -41,8 +41,9 @@ POLICY = {
 class FakeRunner:
     """Writes the record a run leaves; ``gate`` holds runs until the test opens it."""
 
-    def __init__(self, verdict: str = "rollback") -> None:
+    def __init__(self, verdict: str = "rollback", outcome: str = "") -> None:
         self.verdict = verdict
+        self.outcome = outcome
         self.calls: list[dict[str, Any]] = []
         self.gate = threading.Event()
         self.gate.set()
@@ -64,7 +65,9 @@ class FakeRunner:
         self.gate.wait(30)
         directory = Path(parameters["output_dir"]) / str(parameters["incident_id"])
         directory.mkdir(parents=True, exist_ok=True)
-        if parameters.get("dry_run"):
+        if self.outcome:
+            outcome = self.outcome
+        elif parameters.get("dry_run"):
             outcome = "dry_run"
         else:
             outcome = "recovered" if self.verdict == "rollback" else "no_rollback"
@@ -402,3 +405,17 @@ def _notification(*alerts: dict[str, Any]):  # type: ignore[no-untyped-def]
     from runbook_lib.core.alerts import parse_webhook
 
     return parse_webhook(payload(*alerts))
+
+
+def test_an_automatic_run_stopped_on_inconclusive_data_hands_over_with_the_command(
+    tmp_path: Path,
+) -> None:
+    runner = FakeRunner(verdict="inconclusive", outcome="inconclusive")
+    receiver = _receiver(tmp_path, runner)
+    receiver.start()
+    receiver.accept(_notification(alert()))
+    assert receiver.wait_idle(10)
+    receiver.close()
+    end = _notes(tmp_path)[-1]
+    assert "outcome inconclusive" in end
+    assert "A person decides from here: runbook run rollback" in end
