@@ -94,7 +94,7 @@ _SOURCES = (
         "replay_csv",
         T,
         "",
-        "replay CSV instead of Prometheus (README.md, Replay format); empty: none",
+        "replay CSV instead of Prometheus (README: Replay format); empty: none",
         _DECIDE,
     ),
     _p(
@@ -108,7 +108,7 @@ _SOURCES = (
         "prometheus_selector",
         T,
         "",
-        "PromQL label matchers added to every query, as inside braces; empty: none",
+        "PromQL label matchers for every query, as in braces; empty: none",
         _DECIDE,
     ),
     _p("prometheus_rate_window", T, "1m", "PromQL rate() window, at least 4 scrapes", _DECIDE),
@@ -116,7 +116,7 @@ _SOURCES = (
         "business_counters",
         T,
         "",
-        "business metrics as NAME(equals)COUNTER pairs, comma-separated; empty: none",
+        "business metrics: NAME(equals)COUNTER, comma-separated; empty: none",
         _DECIDE,
     ),
     _p(
@@ -141,14 +141,14 @@ _RULES = (
         "manual_reason",
         T,
         "",
-        "on-call or incident commander's call; non-empty rolls back; empty: none",
+        "on-call or incident commander's call; non-empty rolls back",
         _DECIDE,
     ),
     _p(
         "on_inconclusive",
         Kind.CHOICE,
         "stop",
-        "headless runs when the data cannot be judged: stop, or rollback anyway",
+        "headless, when the data cannot be judged: stop, or rollback",
         choices=("stop", "rollback"),
     ),
 )
