@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -57,7 +58,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--workers", type=int, default=2, help="runs at once (other releases)")
     parser.add_argument(
-        "--dispatch", choices=["local"], default="local", help="where runs execute (local)"
+        "--dispatch",
+        choices=["local", "job"],
+        default="local",
+        help="local: a child process per run; job: a Kubernetes Job per run",
+    )
+    jobs = parser.add_argument_group("--dispatch job")
+    jobs.add_argument("--runner-image", metavar="IMAGE", help="image with runbook and helm")
+    jobs.add_argument(
+        "--job-service-account",
+        default="runbook-rollback",
+        metavar="NAME",
+        help="the runs' ServiceAccount (deploy/rbac.yaml)",
+    )
+    jobs.add_argument(
+        "--evidence-claim",
+        default="runbook-evidence",
+        metavar="PVC",
+        help="PersistentVolumeClaim the runs write evidence to",
+    )
+    jobs.add_argument(
+        "--kubeconfig",
+        default="",
+        metavar="FILE",
+        help="where the receiver creates Jobs (empty: in-cluster, else $KUBECONFIG)",
     )
     parser.set_defaults(func=run)
 
@@ -82,6 +106,30 @@ def read_token(path: Path) -> str:
     if not token:
         raise ParameterError([f"--token-file: {path} is empty"])
     return token
+
+
+def _job_runner(args: argparse.Namespace) -> Any:
+    """Runs as Jobs (``adapters.job_runner``), created with the receiver's own credentials."""
+    from kubernetes import client, config
+
+    from runbook_lib.adapters.job_runner import JobRunner
+    from runbook_lib.core.run_job import JobSpec
+
+    if not args.runner_image:
+        raise ParameterError(["--runner-image: required with --dispatch job"])
+    spec = JobSpec(
+        image=args.runner_image,
+        service_account=args.job_service_account,
+        evidence_claim=args.evidence_claim,
+    )
+    if args.kubeconfig:
+        config.load_kube_config(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
+    else:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+    return JobRunner(client.BatchV1Api(), spec)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         policy,
         state_dir=Path(args.state_dir),
         output_dir=Path(args.output_dir),
-        runner=SubprocessRunner(),
+        runner=_job_runner(args) if args.dispatch == "job" else SubprocessRunner(),
         notifiers=notifiers_from_policy(policy),
         capacity=args.queue_size,
         cooldown=cooldown,

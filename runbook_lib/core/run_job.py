@@ -1,0 +1,120 @@
+"""A rollback run as a Kubernetes Job, for ``runbook serve --dispatch job`` (pure: data out).
+
+The Job runs the same command a person runs, ``runbook run rollback -p/-r NAME VALUE ...``,
+in the runner image, as the ServiceAccount ``deploy/rbac.yaml`` grants exactly the runbook's
+permissions (``runbook-rollback``), with its evidence written to a mounted volume
+(a PersistentVolumeClaim) under ``/evidence/<incident_id>``. A Job is never retried
+(``backoffLimit: 0``): a rollback that failed half-way is for a person, not for a retry loop.
+The Job's name follows from the incident id, so a receiver restarted mid-run finds the Job it
+created instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runbook_lib.errors import ParameterError
+
+__all__ = ["EVIDENCE_MOUNT", "JobSpec", "job_manifest", "job_name", "run_arguments"]
+
+EVIDENCE_MOUNT = "/evidence"
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def run_arguments(parameters: Mapping[str, Any]) -> list[str]:
+    """``-p``/``-r`` pairs for ``runbook run rollback``: flags and numbers with ``-p`` (read back
+    as True/3/0.5), text with ``-r`` (kept as text: "007" stays "007")."""
+    argv: list[str] = []
+    for name, value in parameters.items():
+        if isinstance(value, bool | int | float):
+            argv += ["-p", name, str(value)]
+        else:
+            argv += ["-r", name, str(value)]
+    return argv
+
+
+def job_name(incident_id: str) -> str:
+    """``runbook-<incident id>``, lowercased and cut to a valid name (63 characters)."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", incident_id.lower()).strip("-")
+    return f"runbook-{cleaned}"[:63].rstrip("-")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """Where and how runs execute: image, namespace, ServiceAccount, evidence volume."""
+
+    image: str
+    namespace: str = "default"
+    service_account: str = "runbook-rollback"
+    evidence_claim: str = "runbook-evidence"
+    deadline_s: int = 3600
+    labels: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _IMAGE.match(self.image):
+            problems.append(f"runner_image: not an image reference: {self.image!r}")
+        for name in ("namespace", "service_account", "evidence_claim"):
+            if not _DNS_LABEL.match(getattr(self, name)):
+                problems.append(f"{name}: not a Kubernetes name: {getattr(self, name)!r}")
+        if self.deadline_s < 1:
+            problems.append(f"deadline_s: must be positive, got {self.deadline_s}")
+        if problems:
+            raise ParameterError(problems)
+
+
+def job_manifest(spec: JobSpec, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The Job for one run, in the release's namespace (``parameters["namespace"]``, where
+    ``deploy/rbac.yaml`` is applied; else ``spec.namespace``). ``parameters`` must hold
+    ``incident_id`` (it names the Job); ``output_dir`` becomes the evidence mount and
+    ``kubeconfig`` is dropped (the Job uses its ServiceAccount)."""
+    incident_id = str(parameters.get("incident_id") or "")
+    if not incident_id:
+        raise ParameterError(["incident_id: the receiver must fix it before dispatching"])
+    params = {k: v for k, v in parameters.items() if k not in ("output_dir", "kubeconfig")}
+    labels = {
+        "app.kubernetes.io/name": "runbook-run",
+        "runbook.io/release": str(parameters.get("release", "")),
+        **(spec.labels or {}),
+    }
+    command = ["runbook", "run", "rollback", "--quiet", "--output-dir", EVIDENCE_MOUNT]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(incident_id),
+            "namespace": str(parameters.get("namespace") or spec.namespace),
+            "labels": labels,
+            "annotations": {"runbook.io/incident-id": incident_id},
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": spec.deadline_s,
+            "ttlSecondsAfterFinished": 7 * 24 * 3600,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": spec.service_account,
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "runbook",
+                            "image": spec.image,
+                            "command": [*command, *run_arguments(params)],
+                            "volumeMounts": [{"name": "evidence", "mountPath": EVIDENCE_MOUNT}],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "evidence",
+                            "persistentVolumeClaim": {"claimName": spec.evidence_claim},
+                        }
+                    ],
+                },
+            },
+        },
+    }
