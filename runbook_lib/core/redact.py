@@ -112,32 +112,33 @@ _BEARER = re.compile(r"(?i)(?P<prefix>\b(?:bearer|basic)[ \t]+)(?P<value>[A-Za-z
 
 # Token formats with a fixed prefix that detect-secrets 1.5 lacks or cuts short, each with a
 # lower-case text that must occur for it to match (a cheap test that skips the regex on logs).
-_TOKENS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("eyj", re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),  # + sig
-    ("github_pat_", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}")),
-    ("_", re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{30,}")),
-    ("gl", re.compile(r"\bgl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_-]{16,}")),
-    ("k_", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
-    ("whsec_", re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}")),
-    ("hooks.slack", re.compile(
+_TOKENS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
+    (("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),  # + sig
+    (("github_pat_",), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}")),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{30,}")),
+    (("gl",), re.compile(r"\bgl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_-]{16,}")),
+    (("_live_", "_test_"), re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
+    (("whsec_",), re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}")),
+    (("hooks.slack",), re.compile(
         r"(?i)https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+")),
-    ("discord", re.compile(
+    (("discord",), re.compile(
         r"(?i)https?://(?:[a-z0-9-]+\.)?discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+")),
-    ("webhook.office", re.compile(r"(?i)https?://[a-z0-9.-]*webhook\.office\.com/[^\s\"'<>]+")),
-    ("xox", re.compile(r"\bxox[a-z]-[A-Za-z0-9-]{10,}")),
-    ("xapp-", re.compile(r"\bxapp-\d-[A-Za-z0-9-]{10,}")),
-    ("a", re.compile(r"\b(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("aiza", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("ya29.", re.compile(r"\bya29\.[0-9A-Za-z_-]{20,}")),
-    ("npm_", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    ("hv", re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}")),
-    ("dckr_pat_", re.compile(r"\bdckr_pat_[A-Za-z0-9_-]{20,}")),
-    ("dop_v1_", re.compile(r"\bdop_v1_[a-f0-9]{64}\b")),
-    ("shp", re.compile(r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b")),
-    ("sk-", re.compile(r"\bsk-(?:proj|ant|svcacct|admin)-[A-Za-z0-9_-]{20,}")),
-    ("sk-", re.compile(r"\bsk-[A-Za-z0-9]{40,}\b")),
-    ("sg.", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
-    ("=", re.compile(
+    (("webhook.office",), re.compile(r"(?i)https?://[a-z0-9.-]*webhook\.office\.com/[^\s\"'<>]+")),
+    (("xox",), re.compile(r"\bxox[a-z]-[A-Za-z0-9-]{10,}")),
+    (("xapp-",), re.compile(r"\bxapp-\d-[A-Za-z0-9-]{10,}")),
+    (("A3T", "ABIA", "ACCA", "AKIA", "ASIA"),
+     re.compile(r"\b(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b")),
+    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    (("ya29.",), re.compile(r"\bya29\.[0-9A-Za-z_-]{20,}")),
+    (("npm_",), re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    (("hv",), re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}")),
+    (("dckr_pat_",), re.compile(r"\bdckr_pat_[A-Za-z0-9_-]{20,}")),
+    (("dop_v1_",), re.compile(r"\bdop_v1_[a-f0-9]{64}\b")),
+    (("shp",), re.compile(r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b")),
+    (("sk-",), re.compile(r"\bsk-(?:proj|ant|svcacct|admin)-[A-Za-z0-9_-]{20,}")),
+    (("sk-",), re.compile(r"\bsk-[A-Za-z0-9]{40,}\b")),
+    (("sg.",), re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+    (("sig=", "signature=", "x-amz-", "x-goog-"), re.compile(
         r"(?i)(?<=[?&;])(?:sig|signature|x-amz-signature|x-goog-signature|x-amz-credential)="
         r"[^\s&\"'<>#]+")),
 )  # fmt: skip
@@ -280,11 +281,13 @@ _DETECTOR_HINTS: dict[str, tuple[str, ...]] = {
     "ArtifactoryDetector": ("AKC", "AP"),
     "AzureStorageKeyDetector": ("accountkey",),
     "BasicAuthDetector": ("@",),
-    "CloudantDetector": ("key", "pw", "pass", "token"),
+    # The keyword-assignment detectors below run only on their vendors' names; their generic
+    # forms (``cl_password = ...``, ``api_key: ...``) are caught by our key/value rules.
+    "CloudantDetector": ("cloudant",),
     "GitHubTokenDetector": ("gh",),
     "GitLabTokenDetector": ("gl", "gr1348941"),
-    "IbmCloudIamDetector": ("key", "pw", "pass", "token"),
-    "IbmCosHmacDetector": ("secret",),
+    "IbmCloudIamDetector": ("ibm", "iam"),
+    "IbmCosHmacDetector": ("cos",),
     "JwtTokenDetector": ("eyj",),
     "MailchimpDetector": ("-us",),
     "NpmDetector": ("_authtoken",),
@@ -293,7 +296,7 @@ _DETECTOR_HINTS: dict[str, tuple[str, ...]] = {
     "PypiTokenDetector": ("pypi-",),
     "SendGridDetector": ("sg.",),
     "SlackDetector": ("xox", "hooks.slack"),
-    "SoftlayerDetector": ("key", "pw", "pass", "token"),
+    "SoftlayerDetector": ("softlayer", "sl"),
     "SquareOAuthDetector": ("sq0csp",),
     "StripeDetector": ("_live_",),
     "TwilioKeyDetector": ("AC", "SK"),
@@ -351,26 +354,85 @@ def _replace_spans(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def _redact_key_values(text: str) -> str:
-    """``key = value`` / ``key: value`` rules, run only on the lines naming a credential."""
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+# Every credential word contains one of these; ``str.find`` on them skips a long text fast.
+_STEMS = ("pass", "pwd", "secret", "token", "key", "credential", "authorization", "webhook",
+          "cookie", "session")  # fmt: skip
+
+
+def _credential_hits(text: str, lowered: str) -> list[re.Match[str]]:
+    """``SECRET_NAME`` matches in ``text``, searched only near the stems found in it."""
+    positions: list[int] = []
+    for stem in _STEMS:
+        at = lowered.find(stem)
+        while at >= 0:
+            positions.append(at)
+            at = lowered.find(stem, at + 1)
+    hits: list[re.Match[str]] = []
+    searched = accepted = 0
+    for at in sorted(positions):
+        low, high = max(at - 16, searched), at + 32
+        if low >= high:
+            continue
+        for hit in SECRET_NAME.finditer(text, low, min(len(text), high + 16)):
+            if low <= hit.start() < high and hit.start() >= accepted:
+                hits.append(hit)
+                accepted = hit.end()
+        searched = high
+    return hits
+
+
+def _redact_key_values(text: str, lowered: str) -> str:
+    """``key = value`` / ``key: value`` rules, tried once at each key naming a credential.
+
+    The credential words are found first; each rule is then matched at the start of the key
+    around that word, so a long line (an HTML page, a log) costs one attempt per key.
+    """
     pieces: list[str] = []
     done = 0
-    for hit in SECRET_NAME.finditer(text):
-        if hit.start() < done:
+    tried = -1
+    for hit in _credential_hits(text, lowered):
+        start = hit.start()
+        while start > done and text[start - 1] in _KEY_CHARS:
+            start -= 1
+        if hit.start() < done or start == tried:
             continue
-        start = text.rfind("\n", 0, hit.start()) + 1
-        end = text.find("\n", hit.end())
-        end = len(text) if end < 0 else end
-        line = _COLON.sub(_sub_key_value, _ASSIGN.sub(_sub_key_value, text[start:end]))
-        pieces += [text[done:start], line]
-        done = end
+        tried = start
+        for rule in (_ASSIGN, _COLON):
+            match = rule.match(text, start)
+            if match is None:
+                continue
+            replaced = _sub_key_value(match)
+            if replaced != match.group(0):
+                pieces += [text[done:start], replaced]
+                done = match.end()
+                break
     if not pieces:
         return text
     pieces.append(text[done:])
     return "".join(pieces)
 
 
+# Images embedded in HTML are base64 of binary data: left byte for byte (a pattern matching
+# inside one would only corrupt it), and skipped, which keeps a page with plots fast.
+_IMAGE_DATA = re.compile(r"data:image/(?!svg)[\w.+-]+;base64,[A-Za-z0-9+/=]+")
+
+
 def _redact_patterns(text: str) -> str:
+    if ";base64," not in text:
+        return _redact_plain(text)
+    pieces: list[str] = []
+    last = 0
+    for image in _IMAGE_DATA.finditer(text):
+        pieces += [_redact_plain(text[last : image.start()]), image.group(0)]
+        last = image.end()
+    pieces.append(_redact_plain(text[last:]))
+    return "".join(pieces)
+
+
+def _redact_plain(text: str) -> str:
     lowered = text.lower()
     if "private" in lowered:
         text = _PEM.sub(PLACEHOLDER, text)
@@ -382,11 +444,11 @@ def _redact_patterns(text: str) -> str:
         text = _AUTHORIZATION.sub(_sub_authorization, text)
     if "bearer" in lowered or "basic" in lowered:
         text = _BEARER.sub(_sub_bearer, text)
-    for hint, regex in _TOKENS:
-        if hint in lowered:
+    for hints, regex in _TOKENS:
+        if any(hint in (text if hint.isupper() else lowered) for hint in hints):
             text = regex.sub(PLACEHOLDER, text)
     text = _replace_spans(text, _detected_spans(text))
-    return _redact_key_values(text)
+    return _redact_key_values(text, text.lower())
 
 
 # ---------------------------------------------------------------------------------------------
