@@ -300,17 +300,23 @@ _DETECTOR_HINTS: dict[str, tuple[str, ...]] = {
     "SquareOAuthDetector": ("sq0csp",),
     "StripeDetector": ("_live_",),
     "TwilioKeyDetector": ("AC", "SK"),
+    "TelegramBotTokenDetector": (":",),
+    "DiscordBotTokenDetector": (".",),
 }
 
 
-def _detected_spans(text: str) -> list[tuple[int, int]]:
+@cache
+def _detector_plan() -> tuple[tuple[frozenset[str] | None, tuple[re.Pattern[str], ...]], ...]:
+    return tuple(
+        (frozenset(_DETECTOR_HINTS[name]) if name in _DETECTOR_HINTS else None, regexes)
+        for name, regexes in _detectors()
+    )
+
+
+def _detected_spans(text: str, present: frozenset[str]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    lowered = text.lower()
-    for name, regexes in _detectors():
-        hints = _DETECTOR_HINTS.get(name)
-        if hints is not None and not any(
-            hint in (text if hint.isupper() else lowered) for hint in hints
-        ):
+    for hints, regexes in _detector_plan():
+        if hints is not None and present.isdisjoint(hints):
             continue
         for regex in regexes:
             for match in regex.finditer(text):
@@ -432,22 +438,47 @@ def _redact_patterns(text: str) -> str:
     return "".join(pieces)
 
 
-def _redact_plain(text: str) -> str:
+_FIXED_HINTS = ("private", "LS0tLS1CRUdJTi", "@", "authorization", "bearer", "basic")
+
+
+def _case_sensitive(hint: str) -> bool:
+    return any(c.isupper() for c in hint)
+
+
+@cache
+def _hint_index() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every hint: the lower-case ones (found in any case) and the capitalised ones (as written)."""
+    hints = {*_FIXED_HINTS, *(h for hs, _ in _TOKENS for h in hs)}
+    hints.update(h for hs in _DETECTOR_HINTS.values() for h in hs)
+    return (
+        tuple(sorted(h for h in hints if not _case_sensitive(h))),
+        tuple(sorted(h for h in hints if _case_sensitive(h))),
+    )
+
+
+def _present_hints(text: str) -> frozenset[str]:
+    """The hints that occur in ``text``: one substring search each (C speed, no regex)."""
+    any_case, as_written = _hint_index()
     lowered = text.lower()
-    if "private" in lowered:
+    return frozenset([h for h in any_case if h in lowered] + [h for h in as_written if h in text])
+
+
+def _redact_plain(text: str) -> str:
+    present = _present_hints(text)
+    if "private" in present:
         text = _PEM.sub(PLACEHOLDER, text)
-    if "LS0tLS1CRUdJTi" in text:
+    if "LS0tLS1CRUdJTi" in present:
         text = _PEM_BASE64.sub(_sub_pem_base64, text)
-    if "@" in text:
+    if "@" in present:
         text = _URL.sub(_sub_url, text)
-    if "authorization" in lowered:
+    if "authorization" in present:
         text = _AUTHORIZATION.sub(_sub_authorization, text)
-    if "bearer" in lowered or "basic" in lowered:
+    if "bearer" in present or "basic" in present:
         text = _BEARER.sub(_sub_bearer, text)
     for hints, regex in _TOKENS:
-        if any(hint in (text if hint.isupper() else lowered) for hint in hints):
+        if not present.isdisjoint(hints):
             text = regex.sub(PLACEHOLDER, text)
-    text = _replace_spans(text, _detected_spans(text))
+    text = _replace_spans(text, _detected_spans(text, present))
     return _redact_key_values(text, text.lower())
 
 
