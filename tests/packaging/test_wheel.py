@@ -1,0 +1,225 @@
+"""The wheel, installed into a fresh virtual environment outside the checkout, is the whole tool.
+
+Builds the wheel from a copy of the source tree, installs it with its runtime dependencies only
+(no extras) into a new virtualenv in a temporary directory, and runs ``runbook`` from there:
+``--version``, ``run assess`` on the bundled bad-deploy replay and ``run rollback`` on the
+bundled healthy replay (no rollback needed, so no cluster), each reading the notebooks and
+replays installed inside the package. Needs the package index (or pip's cache) for the
+dependencies: a few minutes the first time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from email.parser import Parser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.notebook]
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOYED_AT = "2026-11-20T14:00:00+00:00"  # the bundled replays' deploy
+# Source-tree directories whose files the installed tool reads, and where the wheel puts them.
+DATA_DIRS = {
+    "notebooks": "runbook_lib/notebooks",
+    "sandbox/build": "runbook_sandbox/data/build",
+    "sandbox/chart": "runbook_sandbox/data/chart",
+    "sandbox/kwok": "runbook_sandbox/data/kwok",
+    "sandbox/migrations": "runbook_sandbox/data/migrations",
+    "sandbox/traffic": "runbook_sandbox/data/traffic",
+}
+# Messages every run printed before issue 12 (kernel over TCP, nbconvert's alt-text notice).
+NOISE = ("Kernel is running over TCP without encryption", "Alternative text is missing")
+_SKIP = shutil.ignore_patterns(
+    ".git", ".venv", ".cache", ".state", "build", "dist", "evidence", "*.egg-info",
+    "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".ipynb_checkpoints",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Installed:
+    root: Path  # temporary directory outside the checkout
+    wheel: Path
+    venv: Path
+
+    @property
+    def runbook(self) -> Path:
+        return self.venv / "bin" / "runbook"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        # No PYTHONPATH and a working directory outside the checkout: only the wheel is seen.
+        env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        return subprocess.run(
+            [str(self.runbook), *args],
+            cwd=cwd or self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+
+def _tracked_files() -> list[Path] | None:
+    """Files git tracks or would track (None outside a git checkout)."""
+    if not (REPO / ".git").exists():
+        return None
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return [REPO / name for name in out.split("\0") if name and (REPO / name).is_file()]
+
+
+def _copy_source(target: Path) -> None:
+    files = _tracked_files()
+    if files is None:
+        shutil.copytree(REPO, target, ignore=_SKIP)
+        return
+    for path in files:
+        dest = target / path.relative_to(REPO)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
+
+
+def _pip(python: Path, *args: str, cwd: Path) -> None:
+    done = subprocess.run(
+        [str(python), "-m", "pip", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=1800, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"pip {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    root = tmp_path_factory.mktemp("wheel").resolve()
+    assert not root.is_relative_to(REPO), "the test must install outside the checkout"
+    source = root / "source"
+    _copy_source(source)
+    _pip(Path(sys.executable), "wheel", "--no-deps", "-q", "-w", str(root / "dist"), ".",
+         cwd=source)  # fmt: skip
+    (wheel,) = (root / "dist").glob("runbook_lib-*.whl")
+    shutil.rmtree(source)  # from here on nothing of the source tree is on disk in root
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    _pip(venv / "bin" / "python", "install", "-q", str(wheel), cwd=root)
+    return Installed(root=root, wheel=wheel, venv=venv)
+
+
+def _version() -> str:
+    version: str = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    return version
+
+
+def test_the_wheel_carries_the_notebooks_sandbox_data_and_license(installed: Installed) -> None:
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        names = set(wheel.namelist())
+        migrate = wheel.getinfo("runbook_sandbox/data/migrations/migrate")
+        metadata = Parser().parsestr(
+            wheel.read(f"runbook_lib-{_version()}.dist-info/METADATA").decode()
+        )
+    files = _tracked_files()
+    if files is not None:  # every committed data file, including ones added later
+        for source_dir, package_dir in DATA_DIRS.items():
+            for path in files:
+                relative = path.relative_to(REPO).as_posix()
+                if relative.startswith(source_dir + "/") and path.name != "README.md":
+                    inside = package_dir + relative[len(source_dir) :]
+                    assert inside in names, f"{relative} is not in the wheel (as {inside})"
+    assert "runbook_lib/notebooks/rollback.ipynb" in names
+    assert "runbook_lib/notebooks/data/bad_deploy.csv" in names
+    assert "runbook_sandbox/data/chart/app/Chart.yaml" in names
+    assert migrate.external_attr >> 16 & 0o111, "sandbox/migrations/migrate lost its x bit"
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+    assert metadata["License-Expression"] == "Apache-2.0"
+    requires = metadata.get_all("Requires-Dist") or []
+    runtime = [r for r in requires if "extra ==" not in r]
+    assert not [r for r in runtime if r.split()[0].lower().startswith(("jupyter", "pytest"))]
+    assert any(r.startswith("jupyterlab") and 'extra == "lab"' in r for r in requires)
+
+
+def test_version(installed: Installed) -> None:
+    done = installed.run("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"runbook {_version()}"
+
+
+def _installed_replay(installed: Installed, name: str) -> Path:
+    """The replay inside the installed package, found the way the tool finds its notebooks."""
+    code = (
+        "from importlib.resources import files; "
+        f"print(files('runbook_lib.notebooks') / 'data' / '{name}')"
+    )
+    out = subprocess.run(
+        [str(installed.python), "-c", code], cwd=installed.root, capture_output=True,
+        text=True, check=True, timeout=120,
+    ).stdout.strip()  # fmt: skip
+    path = Path(out)
+    assert path.is_relative_to(installed.venv), f"{name} found outside the virtualenv: {path}"
+    return path
+
+
+def _json_outputs(notebook: Path) -> list[dict[str, Any]]:
+    nb = json.loads(notebook.read_text())
+    found = []
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get("application/json")
+            if isinstance(data, dict):
+                found.append(data)
+    return found
+
+
+def test_run_assess_on_the_bundled_bad_deploy(installed: Installed) -> None:
+    replay = _installed_replay(installed, "bad_deploy.csv")
+    work = installed.root / "assess-run"
+    work.mkdir()
+    # Evidence goes to ./evidence/<incident id>/ of the working directory.
+    done = installed.run(
+        "run", "assess", "-p", "replay_csv", str(replay), "-p", "deployed_at", DEPLOYED_AT,
+        cwd=work,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    (notebook,) = (work / "evidence").glob("*/assess.ipynb")
+    assert notebook.with_suffix(".html").is_file()
+    records = [d for d in _json_outputs(notebook) if "rollback" in d]
+    assert records, "the executed assess notebook has no decision record"
+    assert records[-1]["rollback"] is True
+    for noise in NOISE:
+        assert noise not in done.stderr
+        assert noise not in done.stdout
+
+
+def test_run_rollback_on_a_healthy_replay_needs_no_cluster(installed: Installed) -> None:
+    replay = _installed_replay(installed, "healthy_deploy.csv")
+    evidence = installed.root / "rollback-evidence"
+    done = installed.run(
+        "run", "rollback",
+        "-p", "replay_csv", str(replay), "-p", "deployed_at", DEPLOYED_AT,
+        "-p", "expected_cluster", "kwok-not-contacted", "-p", "dry_run", "True",
+        "-p", "incident_id", "wheel-test", "--output-dir", str(evidence),
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "outcome: no_rollback" in done.stdout
+    bundle = evidence / "wheel-test"
+    for name in ("rollback.ipynb", "rollback.html", "timeline.jsonl", "MANIFEST.sha256"):
+        assert (bundle / name).is_file(), f"{name} missing from the evidence"
+    for noise in NOISE:
+        assert noise not in done.stderr
+        assert noise not in done.stdout
+    verified = installed.run("verify-evidence", str(bundle))
+    assert verified.returncode == 0, f"{verified.stdout}\n{verified.stderr}"

@@ -1,0 +1,68 @@
+"""What the wheel ships, checked without building it (tests/packaging/test_wheel.py builds it).
+
+setuptools' package list is explicit (runbook_sandbox lives in sandbox/harness, which discovery
+cannot map), so a new subpackage that is not listed would be missing from every install.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from runbook_lib.cli.run import NOTEBOOKS, _notebook_dir
+from runbook_sandbox import paths
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _setuptools() -> dict[str, Any]:
+    config: dict[str, Any] = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return config["tool"]["setuptools"]
+
+
+def _package_dirs() -> dict[str, Path]:
+    """Every listed package and the source directory it is built from."""
+    config = _setuptools()
+    mapping = config.get("package-dir", {})
+    out = {}
+    for package in config["packages"]:
+        parent, _, name = package.rpartition(".")
+        if package in mapping:
+            out[package] = REPO / mapping[package]
+        else:
+            out[package] = out[parent] / name if parent else REPO / package
+    return out
+
+
+def test_every_python_package_in_the_source_is_listed() -> None:
+    listed = {path.resolve() for path in _package_dirs().values()}
+    for root in (REPO / "runbook_lib", REPO / "sandbox" / "harness"):
+        for init in root.rglob("__init__.py"):
+            assert init.parent.resolve() in listed, (
+                f"{init.parent.relative_to(REPO)} is a package missing from "
+                "[tool.setuptools] packages in pyproject.toml"
+            )
+
+
+def test_every_listed_package_exists() -> None:
+    for package, directory in _package_dirs().items():
+        assert (directory / "__init__.py").is_file(), f"{package}: no {directory}/__init__.py"
+
+
+def test_the_cli_finds_its_notebooks_through_the_package() -> None:
+    directory = _notebook_dir()
+    assert directory == Path(str(resources.files("runbook_lib.notebooks")))
+    for name in NOTEBOOKS.values():
+        assert (directory / name).is_file()
+    assert (directory / "data" / "bad_deploy.csv").is_file()
+
+
+def test_the_sandbox_finds_its_data_through_the_package() -> None:
+    assert paths.data_dir() == Path(str(resources.files("runbook_sandbox.data")))
+    assert (paths.build_dir() / "pins.toml").is_file()
+    assert (paths.chart_dir() / "Chart.yaml").is_file()
+    assert (paths.kwok_dir() / "cluster.yaml").is_file()
+    assert (paths.migrations_dir() / "migrate").is_file()
+    assert paths.traffic_config().is_file()
