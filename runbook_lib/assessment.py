@@ -20,13 +20,13 @@ from matplotlib.figure import Figure
 
 from runbook_lib import plots
 from runbook_lib.adapters.metrics import MetricsSource
-from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.replay import ReplaySource
 from runbook_lib.core import decision as core_decision
 from runbook_lib.core import parameters as table
 from runbook_lib.core.decision import Decision, RuleStatus, Verdict
 from runbook_lib.errors import ParameterError
 from runbook_lib.run.params import RunParams, check_decision_params
+from runbook_lib.run.sources import metrics_source
 
 __all__ = [
     "PROMETHEUS_STEP_S",
@@ -81,18 +81,6 @@ def check_params(raw: Mapping[str, Any], *, used_by: str = table.ASSESS) -> RunP
 def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The assessment notebook's parameters, by name, out of the notebook's globals."""
     return table.given(namespace, table.ASSESS)
-
-
-def metrics_source(params: RunParams) -> MetricsSource:
-    """The replay file or the Prometheus server the parameters name."""
-    if params.replay_csv:
-        return ReplaySource(Path(params.replay_csv))
-    return PrometheusSource(
-        params.prometheus_url,
-        selector=params.prometheus_selector,
-        rate_window=params.prometheus_rate_window,
-        business_counters=dict(params.business_counter_map),
-    )
 
 
 @dataclass(frozen=True)

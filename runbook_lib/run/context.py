@@ -23,12 +23,11 @@ from runbook_lib.adapters import notify
 from runbook_lib.adapters.helm import Helm
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.metrics import MetricsSource
-from runbook_lib.adapters.prometheus import PrometheusSource
-from runbook_lib.adapters.replay import ReplaySource
 from runbook_lib.core.redact import Redactor
 from runbook_lib.errors import ParameterError, PreconditionFailed
 from runbook_lib.facts import RunFacts
 from runbook_lib.run.params import RunParams, build_params
+from runbook_lib.run.sources import metrics_source
 from runbook_lib.timeline import EventKind, Timeline
 
 if TYPE_CHECKING:
@@ -140,15 +139,7 @@ class RunContext:
 
     @cached_property
     def metrics(self) -> MetricsSource:
-        p = self.params
-        if p.replay_csv:
-            return ReplaySource(Path(p.replay_csv))
-        return PrometheusSource(
-            p.prometheus_url,
-            selector=p.prometheus_selector,
-            rate_window=p.prometheus_rate_window,
-            business_counters=dict(p.business_counter_map),
-        )
+        return metrics_source(self.params)
 
     @cached_property
     def notifiers(self) -> tuple[tuple[str, notify.Notifier], ...]:
