@@ -1,8 +1,9 @@
 """The replay CSV of DESIGN.md ("Replay CSV"): recorded samples as a ``MetricsSource``.
 
-Format: a header row with ``timestamp`` (ISO 8601 with a UTC offset, or Unix seconds),
-``error_ratio``, ``p99_latency_s`` and any number of ``business:<name>`` columns; one row per
-sample, timestamps strictly increasing; an empty cell (or ``NaN``) is a missing sample.
+Format: a header row with ``timestamp`` (ISO 8601 with a UTC offset, or Unix seconds; both read
+exactly, to the nanosecond), ``error_ratio`` (0..1), ``p99_latency_s`` (>= 0) and any number of
+``business:<name>`` columns (>= 0); one row per sample, timestamps strictly increasing; an empty
+cell (or ``NaN``) is a missing sample.
 
 Every problem is reported as ``InputFileError`` naming the file, the data row (1-based, the
 header not counted; the file line is data row + 1) and the column, so a person can fix the file.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from runbook_lib.adapters.metrics import BUSINESS_PREFIX, ERROR_RATIO, P99_LATENCY
+from runbook_lib.core.units import INSTANT_RANGE, InstantOutOfRange, NaiveInstant, instant_ns
 from runbook_lib.errors import InputFileError
 
 __all__ = ["ReplaySource", "read_replay_csv"]
@@ -27,8 +29,6 @@ __all__ = ["ReplaySource", "read_replay_csv"]
 TIMESTAMP = "timestamp"
 _REQUIRED = (TIMESTAMP, ERROR_RATIO, P99_LATENCY)
 _MISSING_TEXT = ("", "nan", "NaN", "NAN")
-# An offset at the end of an ISO 8601 time: Z, +hh:mm, +hhmm or +hh.
-_OFFSET = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 
 
 def read_replay_csv(path: str | Path) -> pd.DataFrame:
@@ -78,8 +78,23 @@ class ReplaySource:
         """
         del step_s
         frame = self.frame()
-        index = frame.index
-        return frame[(index >= pd.Timestamp(start)) & (index <= pd.Timestamp(end))]
+        times = frame.index.asi8
+        # Bounds far outside pandas' range (a long history before an early deploy) select
+        # everything on that side instead of failing.
+        return frame[(times >= _clamped_ns(start)) & (times <= _clamped_ns(end))]
+
+
+def _digits_only(text: npt.NDArray[np.str_]) -> npt.NDArray[np.bool_]:
+    """ASCII digits only (or empty): what ``astype(int64)`` reads without surprises."""
+    return np.asarray(np.strings.strip(text, "0123456789") == "", dtype=bool)
+
+
+def _clamped_ns(moment: datetime) -> int:
+    if isinstance(moment, pd.Timestamp):
+        return int(moment.value)
+    offset = moment.utcoffset() or timedelta(0)
+    ns = (moment.replace(tzinfo=None) - offset - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+    return min(max(ns * 1000, -(2**63)), 2**63 - 1)
 
 
 def _read_header(path: Path, name: str) -> tuple[list[str], str]:
@@ -125,36 +140,77 @@ def _where(position: int) -> str:
 
 
 def _timestamps(cells: pd.Series, name: str) -> pd.DatetimeIndex:
-    text = cells.str.strip()
-    numbers = pd.to_numeric(text, errors="coerce")
-    is_unix = numbers.notna().to_numpy() & np.isfinite(numbers.to_numpy(dtype=float))
-    iso = text.where(~is_unix, "")
-    naive = ~is_unix & (iso != "") & ~iso.str.contains(_OFFSET, regex=True)
-    parsed_iso = pd.to_datetime(
-        iso.where(~is_unix & ~naive), format="ISO8601", utc=True, errors="coerce"
+    # Read through integers, never a binary float: "1795183200.1" and
+    # "2026-11-20T14:00:00.123456789Z" keep every digit, as DESIGN.md requires. The common
+    # shapes are read for the whole column at once; any other cell (and every bad one, for
+    # its message) goes through core.units.instant_ns one at a time.
+    text = np.strings.strip(cells.to_numpy(dtype=str))
+    ns = np.zeros(text.size, dtype=np.int64)
+    done = np.zeros(text.size, dtype=bool)
+    # Unix seconds: [+-]digits[.up to 9 digits].
+    head, _, tail = np.strings.partition(text, ".")
+    negative = np.strings.startswith(head, "-")
+    whole = np.where(negative | np.strings.startswith(head, "+"), np.strings.slice(head, 1), head)
+    unix = (
+        _digits_only(whole)
+        & (np.strings.str_len(whole) >= 1)
+        & (np.strings.str_len(whole) <= 10)
+        & _digits_only(tail)
+        & (np.strings.str_len(tail) <= 9)
     )
-    parsed_unix = pd.to_datetime(numbers.where(is_unix), unit="s", utc=True, errors="coerce")
-    parsed = parsed_iso.where(~pd.Series(is_unix, index=text.index), parsed_unix)
-    bad = parsed.isna().to_numpy()
-    naive_array = naive.to_numpy()
-    if bad.any():
-        first = int(np.argmax(bad))
-        if naive_array[first]:
-            message = (
-                f"timestamp {cells.iloc[first]!r} has no UTC offset (add +00:00 or Z) "
-                f"{_where(first)}"
+    if unix.any():
+        seconds = np.zeros(text.size, dtype=np.int64)
+        seconds[unix] = whole[unix].astype(np.int64)
+        unix &= seconds <= 9_223_372_035  # the rest is out of range, reported below
+        fraction = np.strings.ljust(tail[unix], 9, "0").astype(np.int64)
+        value = seconds[unix] * 1_000_000_000 + fraction
+        ns[unix] = np.where(negative[unix], -value, value)
+        done[unix] = True
+    # ISO 8601 with an offset (Z or +hh:mm) and at most 9 decimals: pandas reads these
+    # exactly; the shape is checked first so that both paths accept the same text.
+    length = np.strings.str_len(text)
+    zulu = np.strings.endswith(text, "Z")
+    offset = (np.strings.slice(text, -6, -5) == "+") | (np.strings.slice(text, -6, -5) == "-")
+    offset &= np.strings.slice(text, -3, -2) == ":"
+    decimals = length - 19 - np.where(zulu, 1, 6)
+    iso = ~done & (zulu | offset) & ((decimals == 0) | ((decimals >= 2) & (decimals <= 10)))
+    year = np.strings.slice(text, 0, 4)
+    iso &= _digits_only(year) & (year > "1677") & (year < "2262")  # surely inside the range
+    if iso.any():
+        try:
+            parsed = pd.to_datetime(
+                pd.Series(text[iso]), format="ISO8601", utc=True, errors="coerce"
             )
+        except (ValueError, OverflowError):  # left to the one-cell-at-a-time reading below
+            parsed = pd.Series(pd.NaT, index=range(int(iso.sum())), dtype="datetime64[ns, UTC]")
+        good = parsed.notna().to_numpy()
+        rows = np.flatnonzero(iso)[good]
+        ns[rows] = pd.DatetimeIndex(parsed[good]).as_unit("ns").asi8
+        done[rows] = True
+    for position in np.flatnonzero(~done).tolist():
+        cell = cells.iloc[position]
+        try:
+            ns[position] = instant_ns(cell)
+        except NaiveInstant:
+            problem = f"timestamp {cell!r} has no UTC offset (add +00:00 or Z)"
+        except InstantOutOfRange:
+            problem = f"timestamp {cell!r} is out of range: {INSTANT_RANGE}"
+        except ValueError:
+            problem = f"not a timestamp: {cell!r}; expected ISO 8601 with an offset or Unix seconds"
         else:
-            message = (
-                f"not a timestamp: {cells.iloc[first]!r}; expected ISO 8601 with an offset "
-                f"or Unix seconds {_where(first)}"
-            )
-        raise InputFileError(message, path=name, row=_row(first), column=TIMESTAMP)
-    index = pd.DatetimeIndex(parsed).as_unit("ns")
-    steps = np.diff(index.asi8)
-    if (steps <= 0).any():
-        first = int(np.argmax(steps <= 0)) + 1
-        what = "duplicate" if steps[first - 1] == 0 else "out of order: earlier than the row above"
+            continue
+        raise InputFileError(
+            f"{problem} {_where(position)}", path=name, row=_row(position), column=TIMESTAMP
+        )
+    # Compared, not subtracted: a difference of two far-apart times would overflow int64.
+    not_increasing = ns[1:] <= ns[:-1]
+    if not_increasing.any():
+        first = int(np.argmax(not_increasing)) + 1
+        what = (
+            "duplicate"
+            if ns[first] == ns[first - 1]
+            else "out of order: earlier than the row above"
+        )
         raise InputFileError(
             f"timestamp {cells.iloc[first]!r} is {what}; timestamps must strictly increase "
             f"{_where(first)}",
@@ -162,7 +218,7 @@ def _timestamps(cells: pd.Series, name: str) -> pd.DatetimeIndex:
             row=_row(first),
             column=TIMESTAMP,
         )
-    return index
+    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
 
 
 def _numbers(cells: pd.Series, name: str, column: str) -> npt.NDArray[np.float64]:
@@ -181,13 +237,16 @@ def _numbers(cells: pd.Series, name: str, column: str) -> npt.NDArray[np.float64
             row=_row(first),
             column=column,
         )
-    if column.startswith(BUSINESS_PREFIX):
-        return values  # business metrics may be anything a query returns (deltas included)
+    # DESIGN.md "Numbers": ratios are 0..1; latencies and business metrics (rates or counts)
+    # are not negative.
     upper = 1.0 if column == ERROR_RATIO else np.inf
     out_of_range = ~np.isnan(values) & ((values < 0) | (values > upper))
     if out_of_range.any():
         first = int(np.argmax(out_of_range))
-        hint = " (a ratio between 0 and 1, not a percentage)" if column == ERROR_RATIO else ""
+        hint = {
+            ERROR_RATIO: " (a ratio between 0 and 1, not a percentage)",
+            P99_LATENCY: " (a latency is not negative)",
+        }.get(column, " (a business metric is a rate or count: not negative)")
         raise InputFileError(
             f"value {cells.iloc[first]!r} out of range{hint} {_where(first)}",
             path=name,

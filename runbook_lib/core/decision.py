@@ -1,44 +1,55 @@
 """Runbook "When to Rollback": decide from metric samples whether the last deploy must be undone.
 
-Implements DESIGN.md "Decision semantics" (the public contract) with numpy on whole arrays:
+Implements DESIGN.md "Decision semantics" and "Verdict" (the public contract) with numpy on
+whole arrays; times are int64 nanoseconds and compared exactly:
 
-- only samples with ``deployed_at <= t <= min(deployed_at + window, now)`` count;
+- only samples with ``deployed_at <= t <= min(deployed_at + window, now)`` count (the elapsed
+  window); samples after ``now`` count for nothing;
 - error and latency rules: a *run* is a maximal sequence of consecutive breaching samples
   (strictly above the threshold); a missing value (NaN) or a gap longer than 1.5 steps ends a
   run; the rule fires at the first sample where the run's duration ``t - t_first`` is strictly
   longer than ``sustain``;
 - business rule: baseline = mean over ``[deployed_at - baseline, deployed_at)``,
   smoothed(t) = mean over ``(t - smoothing, t]`` (pre-deploy samples included); fires at the
-  first counted sample with ``smoothed < (1 - drop) * baseline``;
+  first counted sample with ``smoothed < (1 - drop) * baseline``, tolerating rounding only;
 - manual rule: fires when a reason is given.
 
-Breaches already present before the deploy, missing data and ignored samples become warnings.
+The verdict is ``rollback`` when a rule fired, ``inconclusive`` when none fired but a required
+rule could not be judged (no valid sample, or a stretch without one longer than the sustain, or
+no baseline), ``no_rollback`` otherwise. Breaches already present before the deploy, missing
+data and ignored samples become warnings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
-from functools import cached_property
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from runbook_lib.core.series import (
+    FIRST_NS,
     NS_PER_S,
     BoolArray,
     FloatArray,
     IntArray,
+    exact_mean,
     find_runs,
+    gap_limit_ns,
     gaps_before,
-    median_step_ns,
+    median_spacing_ns,
+    seconds_to_ns,
+    spacings_ns,
     times_ns,
-    trailing_mean,
+    window_means,
     window_starts,
 )
 from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.units import instant_ns
 from runbook_lib.errors import ParameterError
 
 __all__ = [
@@ -57,9 +68,10 @@ P99_LATENCY = "p99_latency_s"
 BUSINESS_PREFIX = "business:"
 MANUAL_METRIC = "manual"
 
-# Means are sums divided by counts, so float rounding could turn a drop of exactly 10% into
-# 10.000000000001%. Differences smaller than one part in 10^9 of the threshold count as equal.
-BUSINESS_TOLERANCE = 1e-9
+# "Below (1 - drop) x baseline" tolerates floating-point rounding only (DESIGN.md): the drop
+# parameter 10% is not exactly 0.1 in binary, so a drop of exactly 10% must not fire, while
+# 89.99999999 against a baseline of 100 (a difference of 1e-10) must.
+BUSINESS_TOLERANCE = 1e-12
 
 
 class Rule(StrEnum):
@@ -87,10 +99,12 @@ class Verdict(StrEnum):
 class Trigger:
     """One rule that fired. ``peak`` and ``threshold`` are in the metric's unit.
 
-    Error/latency: ``peak`` is the highest value of the run that fired. Business: ``threshold``
-    is ``(1 - drop) * baseline`` and ``peak`` the lowest smoothed value of the run below it, which
-    starts where it fires. Manual: ``metric`` is ``"manual"``, started and fired at ``now``,
-    ``peak`` and ``threshold`` are 1 (one call made, one needed), ``reason`` is the call's reason.
+    Error/latency: ``started_at`` is the first sample of the run that fired, ``peak`` its
+    highest value (samples after the firing included). Business: ``threshold`` is
+    ``(1 - drop) * baseline``, ``peak`` the lowest smoothed value of the stretch below it and
+    ``started_at`` where that stretch began. Manual: ``metric`` is ``"manual"``, started and
+    fired at ``now``, ``peak`` and ``threshold`` are 1 (one call made, one needed), ``reason``
+    is the call's reason. Times are ``pandas.Timestamp`` (a ``datetime``) to keep nanoseconds.
     """
 
     rule: Rule
@@ -114,7 +128,11 @@ class Trigger:
 
 @dataclass(frozen=True)
 class RuleResult:
-    """How one rule fared: its status, a sentence saying why, the worst counted value."""
+    """How one rule fared: its status, a sentence saying why, the worst counted value.
+
+    ``required``: whether a rule that cannot be judged makes the verdict inconclusive (error
+    and latency always, a business rule whenever its metric is given; the manual rule never).
+    """
 
     rule: Rule
     metric: str
@@ -161,239 +179,361 @@ def evaluate(
     samples: pd.DataFrame,
     *,
     deployed_at: datetime,
-    now: datetime,
+    now: datetime | None = None,
     thresholds: Thresholds = Thresholds(),  # noqa: B008 -- frozen, so one shared default is safe
     manual_reason: str | None = None,
 ) -> Decision:
     """Runbook "When to Rollback": apply every rule to ``samples`` for the deploy.
 
     ``samples`` is a metric frame (tz-aware, sorted, unique DatetimeIndex; float columns
-    ``error_ratio``, ``p99_latency_s`` and any ``business:<name>``). Raises ``ParameterError``
-    listing every problem with the inputs (naive times, ``now`` before the deploy, missing
-    columns, unsorted index, blank manual reason).
+    ``error_ratio`` (0..1), ``p99_latency_s`` (>= 0) and any ``business:<name>`` (>= 0); NaN is
+    a missing sample). ``now`` defaults to the last sample (or the deploy, if every sample
+    precedes it: nothing can be judged then). Raises ``ParameterError`` listing every problem
+    with the inputs (naive or unrepresentable times, ``now`` before the deploy, missing
+    columns, unsorted index, values outside their metric's range naming row and column, blank
+    manual reason).
     """
-    _check_inputs(samples, deployed_at, now, manual_reason)
-    deploy_ns = _ns(deployed_at)
-    now_ns = _ns(now)
-    all_times = times_ns(pd.DatetimeIndex(samples.index))
-    step_ns = (
-        thresholds.step * NS_PER_S if thresholds.step is not None else median_step_ns(all_times)
-    )
-    window_end_ns = min(deploy_ns + _to_ns(thresholds.window), now_ns)
-    history_ns = _to_ns(max(thresholds.business_baseline, thresholds.business_smoothing))
-    # Only a slice of a long history matters; one extra sample before it shows a gap at its start.
-    lo = max(int(np.searchsorted(all_times, deploy_ns - history_ns, side="left")) - 1, 0)
-    hi = int(np.searchsorted(all_times, window_end_ns, side="right"))
-    times = all_times[lo:hi]
-    counted = (times >= deploy_ns) & (times <= window_end_ns)
-    gaps = gaps_before(times, step_ns)
-    context = _Context(
-        times=times,
-        counted=counted,
-        gaps=gaps,
-        deploy_ns=deploy_ns,
-        baseline_start_ns=deploy_ns - _to_ns(thresholds.business_baseline),
-        thresholds=thresholds,
-    )
+    inputs = _check_inputs(samples, deployed_at, now, manual_reason)
+    window = _Window.build(inputs, thresholds)
 
     warnings: list[str] = []
-    late = all_times.size - int(np.searchsorted(all_times, now_ns, side="right"))
-    if late:
-        warnings.append(f"{late} sample(s) after now ({_iso(now_ns)}) ignored")
-    warnings.extend(_missing_data_warnings(context, step_ns, window_end_ns))
+    if inputs.late:
+        warnings.append(f"{inputs.late} sample(s) after now ({_iso(inputs.now_ns)}) ignored")
+    warnings.extend(window.missing_data_warnings())
 
     triggers: list[Trigger] = []
-    rules: list[RuleResult] = []
+    results: list[RuleResult] = []
     for rule, column, limit in (
         (Rule.ERROR_RATE, ERROR_RATIO, thresholds.error_ratio),
         (Rule.LATENCY_P99, P99_LATENCY, thresholds.latency_p99),
     ):
-        values = _column(samples, column, lo, hi)
-        warnings.extend(_nan_warnings(context, column, values))
-        warnings.extend(_pre_deploy_warnings(context, column, values, limit))
-        trigger, check = _run_rule(context, rule, column, values, limit)
+        values = inputs.columns[column][window.lo : window.hi]
+        warnings.extend(window.nan_warnings(column, values))
+        warnings.extend(window.pre_deploy_warnings(column, values, limit))
+        trigger, result = window.threshold_rule(rule, column, values, limit)
         triggers.extend([trigger] if trigger else [])
-        rules.append(check)
-    for column in sorted(c for c in samples.columns if str(c).startswith(BUSINESS_PREFIX)):
-        values = _column(samples, column, lo, hi)
-        warnings.extend(_nan_warnings(context, column, values))
-        trigger, check, problem = _business_rule(context, column, values)
+        results.append(result)
+    for column in sorted(c for c in inputs.columns if c.startswith(BUSINESS_PREFIX)):
+        values = inputs.columns[column][window.lo : window.hi]
+        warnings.extend(window.nan_warnings(column, values))
+        trigger, result, problem = window.business_rule(column, values)
         triggers.extend([trigger] if trigger else [])
         warnings.extend([problem] if problem else [])
-        rules.append(check)
+        results.append(result)
     if manual_reason is not None:
-        moment = _datetime(now_ns)
-        triggers.append(
-            Trigger(Rule.MANUAL, MANUAL_METRIC, moment, moment, 1.0, 1.0, manual_reason.strip())
-        )
-        rules.append(
+        moment = _timestamp(inputs.now_ns)
+        reason = manual_reason.strip()
+        triggers.append(Trigger(Rule.MANUAL, MANUAL_METRIC, moment, moment, 1.0, 1.0, reason))
+        results.append(
             RuleResult(
                 Rule.MANUAL,
                 MANUAL_METRIC,
                 RuleStatus.FIRED,
-                f"fired: manual call: {manual_reason.strip()}",
+                f"fired: manual call at {_iso(inputs.now_ns)}: {reason}",
                 1.0,
                 1.0,
+                required=False,
             )
         )
     order = list(Rule)
-    triggers.sort(key=lambda t: (t.fired_at, order.index(t.rule), t.metric))
+    triggers.sort(key=lambda t: (_ns(t.fired_at), order.index(t.rule), t.metric))
     if triggers:
         verdict = Verdict.ROLLBACK
-    elif any(r.required and r.status is RuleStatus.NOT_EVALUATED for r in rules):
+    elif any(r.required and r.status is RuleStatus.NOT_EVALUATED for r in results):
         verdict = Verdict.INCONCLUSIVE
     else:
         verdict = Verdict.NO_ROLLBACK
-    return Decision(verdict, tuple(triggers), tuple(warnings), tuple(rules))
+    return Decision(verdict, tuple(triggers), tuple(warnings), tuple(results))
 
 
 @dataclass(frozen=True)
-class _Context:
-    times: IntArray
-    counted: BoolArray
-    gaps: BoolArray
+class _Inputs:
+    times: IntArray  # every sample's time, ns
+    columns: dict[str, FloatArray]
     deploy_ns: int
-    baseline_start_ns: int
+    now_ns: int
+    late: int  # samples after now
+
+
+@dataclass
+class _Window:
+    """What every rule shares: the slice of samples that matters and the elapsed window.
+
+    ``times`` is the slice ``[lo, hi)`` of all samples: from the earliest sample any rule reads
+    (baseline or smoothing) to the elapsed window's end; ``first`` is the first counted sample.
+    """
+
+    times: IntArray
+    lo: int
+    hi: int
+    first: int
+    deploy_ns: int
+    end_ns: int
+    step_ns: Fraction | None
     thresholds: Thresholds
+    sustain_ns: int
+    smoothing_ns: int
+    baseline_start_ns: int
+    _smoothing_left: IntArray | None = field(default=None, repr=False)
 
-    @cached_property
+    @classmethod
+    def build(cls, inputs: _Inputs, th: Thresholds) -> _Window:
+        every = inputs.times
+        deploy = inputs.deploy_ns
+        end = min(deploy + seconds_to_ns(th.window), inputs.now_ns)
+        known = every[: every.size - inputs.late]
+        step = Fraction(seconds_to_ns(th.step)) if th.step is not None else median_spacing_ns(known)
+        smoothing = seconds_to_ns(th.business_smoothing)
+        baseline_start = deploy - seconds_to_ns(th.business_baseline)
+        first = int(np.searchsorted(every, deploy, side="left"))
+        hi = int(np.searchsorted(every, end, side="right"))
+        earliest = max(min(baseline_start, deploy - smoothing + 1), FIRST_NS)
+        lo = min(int(np.searchsorted(every, earliest, side="left")), first)
+        return cls(
+            times=every[lo:hi],
+            lo=lo,
+            hi=hi,
+            first=first - lo,
+            deploy_ns=deploy,
+            end_ns=end,
+            step_ns=step,
+            thresholds=th,
+            sustain_ns=seconds_to_ns(th.sustain),
+            smoothing_ns=smoothing,
+            baseline_start_ns=baseline_start,
+        )
+
+    @property
+    def counted_times(self) -> IntArray:
+        return self.times[self.first :]
+
+    def counted_gaps(self) -> BoolArray:
+        return gaps_before(self.counted_times, self.step_ns)
+
     def smoothing_left(self) -> IntArray:
-        """Per sample, the first sample inside its smoothing span (shared by business metrics)."""
-        return window_starts(self.times, _to_ns(self.thresholds.business_smoothing))
+        """Per counted sample, the first sample of its smoothing span (shared by metrics)."""
+        if self._smoothing_left is None:
+            rows = np.arange(self.first, self.times.size, dtype=np.int64)
+            self._smoothing_left = window_starts(self.times, self.smoothing_ns, rows)
+        return self._smoothing_left
 
+    # --- the rules ----------------------------------------------------------------------
 
-def _run_rule(
-    ctx: _Context, rule: Rule, column: str, values: FloatArray, limit: float
-) -> tuple[Trigger | None, RuleResult]:
-    considered = values[ctx.counted]
-    worst = float(np.nanmax(considered)) if np.any(~np.isnan(considered)) else None
-    runs = find_runs(ctx.counted & (values > limit), ctx.gaps)
-    found = runs.first_longer_than(ctx.times, _to_ns(ctx.thresholds.sustain))
-    if found is None:
-        status = RuleStatus.CLEAR if worst is not None else RuleStatus.NOT_EVALUATED
-        reason = "clear" if worst is not None else "not judged: no valid sample"
-        return None, RuleResult(rule, column, status, reason, worst, limit)
-    run, fired = found
-    start, end = int(runs.starts[run]), int(runs.ends[run])
-    peak = float(np.max(values[start : end + 1]))
-    trigger = Trigger(
-        rule, column, _datetime(ctx.times[start]), _datetime(ctx.times[fired]), peak, limit
-    )
-    reason = f"fired at {_iso(ctx.times[fired])}"
-    return trigger, RuleResult(rule, column, RuleStatus.FIRED, reason, worst, limit)
-
-
-def _business_rule(
-    ctx: _Context, column: str, values: FloatArray
-) -> tuple[Trigger | None, RuleResult, str | None]:
-    in_baseline = (ctx.times >= ctx.baseline_start_ns) & (ctx.times < ctx.deploy_ns)
-    baseline_values = values[in_baseline & ~np.isnan(values)]
-    if baseline_values.size == 0:
-        problem = (
-            f"{column}: no samples in the baseline period [{_iso(ctx.baseline_start_ns)}, "
-            f"{_iso(ctx.deploy_ns)}); business rule not evaluated"
-        )
-        return (
-            None,
-            RuleResult(
-                Rule.BUSINESS,
+    def threshold_rule(
+        self, rule: Rule, column: str, values: FloatArray, limit: float
+    ) -> tuple[Trigger | None, RuleResult]:
+        """Error or latency: fires when a run above ``limit`` lasts longer than the sustain."""
+        counted = values[self.first :]
+        times = self.counted_times
+        valid = ~np.isnan(counted)
+        worst = float(np.max(counted[valid])) if valid.any() else None
+        limit_text = _limit_text(column, limit)
+        runs = find_runs(counted > limit, self.counted_gaps())
+        found = runs.first_longer_than(times, self.sustain_ns)
+        if found is not None:
+            run, fired = found
+            start, end = int(runs.starts[run]), int(runs.ends[run])
+            peak = float(np.max(counted[start : end + 1]))
+            trigger = Trigger(
+                rule,
                 column,
-                RuleStatus.NOT_EVALUATED,
-                "not judged: no baseline",
-                None,
-                None,
-            ),
-            problem,
+                _timestamp(times[start]),
+                _timestamp(times[fired]),
+                peak,
+                limit,
+            )
+            reason = (
+                f"fired: above {limit_text} from {_iso(times[start])} for longer than "
+                f"{_seconds(self.sustain_ns)}, at {_iso(times[fired])}; peak "
+                f"{_value_text(column, peak)}"
+            )
+            return trigger, RuleResult(rule, column, RuleStatus.FIRED, reason, worst, limit)
+        unjudged = self.unjudged(column, times[valid])
+        if unjudged:
+            return None, RuleResult(rule, column, RuleStatus.NOT_EVALUATED, unjudged, worst, limit)
+        if runs.starts.size:
+            longest = int(np.max(runs.durations_ns(times)))
+            reason = (
+                f"clear: above {limit_text} for {_seconds(longest)} at most, not longer than "
+                f"{_seconds(self.sustain_ns)}"
+            )
+        else:
+            reason = f"clear: never above {limit_text}"
+        return None, RuleResult(rule, column, RuleStatus.CLEAR, reason, worst, limit)
+
+    def business_rule(
+        self, column: str, values: FloatArray
+    ) -> tuple[Trigger | None, RuleResult, str | None]:
+        """Business: fires when the smoothed value falls below ``(1 - drop)`` x the baseline."""
+        th = self.thresholds
+        base_lo = int(np.searchsorted(self.times, self.baseline_start_ns, side="left"))
+        before = values[base_lo : self.first]
+        baseline_values = before[~np.isnan(before)]
+        if baseline_values.size == 0:
+            where = f"[{_iso(self.baseline_start_ns)}, {_iso(self.deploy_ns)})"
+            problem = (
+                f"{column}: no samples in the baseline period {where}; business rule not evaluated"
+            )
+            reason = f"not judged: no {column} sample in the baseline period {where}"
+            result = RuleResult(Rule.BUSINESS, column, RuleStatus.NOT_EVALUATED, reason, None, None)
+            return None, result, problem
+        baseline = exact_mean(baseline_values)
+        limit = (1.0 - th.business_drop) * baseline
+        times = self.counted_times
+        counted = values[self.first :]
+        rows = np.arange(self.first, self.times.size, dtype=np.int64)
+        smoothed = window_means(values, self.smoothing_left(), rows)
+        present = ~np.isnan(smoothed)
+        worst = float(np.min(smoothed[present])) if present.any() else None
+        below = smoothed < limit * (1.0 - BUSINESS_TOLERANCE)
+        runs = find_runs(below, self.counted_gaps())
+        mean_text = f"{_seconds(self.smoothing_ns)} mean"
+        limit_text = (
+            f"{_number(limit)} ({_number((1.0 - th.business_drop) * 100)}% of the baseline "
+            f"{_number(baseline)})"
         )
-    exact_limit = (1.0 - ctx.thresholds.business_drop) * float(np.mean(baseline_values))
-    limit = _readable(exact_limit)
-    smoothed = trailing_mean(ctx.times, values, ctx.smoothing_left)
-    considered = smoothed[ctx.counted]
-    worst = _readable(float(np.nanmin(considered))) if np.any(~np.isnan(considered)) else None
-    below = ctx.counted & (smoothed < exact_limit - BUSINESS_TOLERANCE * abs(exact_limit))
-    runs = find_runs(below, ctx.gaps)
-    if runs.starts.size == 0:
-        status = RuleStatus.CLEAR if worst is not None else RuleStatus.NOT_EVALUATED
-        reason = "clear" if worst is not None else "not judged: no valid sample"
+        if runs.starts.size:
+            # No sustain: the first counted sample below fires; the stretch it starts goes on
+            # while the samples stay below, and its lowest point is the peak.
+            fired, end = int(runs.starts[0]), int(runs.ends[0])
+            peak = float(np.min(smoothed[fired : end + 1]))
+            moment = _timestamp(times[fired])
+            trigger = Trigger(Rule.BUSINESS, column, moment, moment, peak, limit)
+            reason = (
+                f"fired: {mean_text} {_number(float(smoothed[fired]))} below {limit_text} at "
+                f"{_iso(times[fired])}; lowest {_number(peak)}"
+            )
+            result = RuleResult(Rule.BUSINESS, column, RuleStatus.FIRED, reason, worst, limit)
+            return trigger, result, None
+        unjudged = self.unjudged(column, times[~np.isnan(counted)])
+        if unjudged:
+            status, reason = RuleStatus.NOT_EVALUATED, unjudged
+        else:
+            lowest = f"; lowest {_number(worst)}" if worst is not None else ""
+            status, reason = (
+                RuleStatus.CLEAR,
+                f"clear: {mean_text} never below {limit_text}{lowest}",
+            )
         return None, RuleResult(Rule.BUSINESS, column, status, reason, worst, limit), None
-    # No sustain: the first sample below fires; the peak is the lowest point of that run.
-    fired, end = int(runs.starts[0]), int(runs.ends[0])
-    peak = _readable(float(np.min(smoothed[fired : end + 1])))
-    moment = _datetime(ctx.times[fired])
-    trigger = Trigger(Rule.BUSINESS, column, moment, moment, peak, limit)
-    result = RuleResult(
-        Rule.BUSINESS, column, RuleStatus.FIRED, f"fired at {_iso(ctx.times[fired])}", worst, limit
-    )
-    return trigger, result, None
 
+    def unjudged(self, column: str, valid_times: IntArray) -> str | None:
+        """Why a rule cannot be judged from these valid samples of the elapsed window, or None.
 
-def _missing_data_warnings(ctx: _Context, step_ns: float | None, window_end_ns: int) -> list[str]:
-    counted_times = ctx.times[ctx.counted]
-    if counted_times.size == 0:
+        DESIGN.md "Verdict": no valid sample, or a stretch without one (from the window's start,
+        between two, or to the window's end) longer than the sustain, where a breach that
+        must fire could hide.
+        """
+        start, end, sustain = self.deploy_ns, self.end_ns, self.sustain_ns
+        if valid_times.size == 0:
+            return (
+                f"not judged: no valid {column} sample in the elapsed window from "
+                f"{_iso(start)} to {_iso(end)}"
+            )
+        inner = np.flatnonzero(spacings_ns(valid_times) > np.uint64(sustain))
+        first, last = int(valid_times[0]), int(valid_times[-1])
+        lead, tail = first - start > sustain, end - last > sustain
+        count = int(lead) + int(inner.size) + int(tail)
+        if count == 0:
+            return None
+        if lead:
+            since, until = start, first
+        elif inner.size:
+            since, until = int(valid_times[inner[0]]), int(valid_times[inner[0] + 1])
+        else:
+            since, until = last, end
+        more = f"; {count - 1} more such stretch(es)" if count > 1 else ""
+        return (
+            f"not judged: no valid {column} sample from {_iso(since)} to {_iso(until)} "
+            f"({_seconds(until - since)}, longer than the {_seconds(sustain)} sustain){more}"
+        )
+
+    # --- warnings -------------------------------------------------------------------------
+
+    def missing_data_warnings(self) -> list[str]:
+        counted_times = self.counted_times
+        if counted_times.size == 0:
+            return [
+                f"missing data: no samples between the deploy ({_iso(self.deploy_ns)}) "
+                f"and {_iso(self.end_ns)}; nothing evaluated"
+            ]
+        if self.step_ns is None:
+            return ["missing data: fewer than two samples, so the step and gaps are unknown"]
+        # The window's edges count as boundaries, so a series that starts late or stops early shows.
+        edges = [self.deploy_ns, *(int(t) for t in counted_times[[0, -1]]), self.end_ns]
+        limit = gap_limit_ns(self.step_ns)
+        spans = spacings_ns(counted_times)
+        holes = [(edges[0], edges[1])] if edges[1] - edges[0] > limit else []
+        holes.extend(
+            (int(counted_times[k]), int(counted_times[k + 1]))
+            for k in np.flatnonzero(spans > np.uint64(limit))
+        )
+        if edges[3] - edges[2] > limit:
+            holes.append((edges[2], edges[3]))
+        if not holes:
+            return []
+        step_text = f"1.5 x the {_number(float(self.step_ns) / NS_PER_S)} s step"
+        since, until = holes[0]
+        where = f"from {_iso(since)} to {_iso(until)}"
+        if len(holes) == 1:
+            return [
+                f"missing data: no samples {where} ({_number((until - since) / NS_PER_S)} s, "
+                f"longer than {step_text})"
+            ]
+        longest = max(holes, key=lambda h: h[1] - h[0])
         return [
-            f"missing data: no samples between the deploy ({_iso(ctx.deploy_ns)}) "
-            f"and {_iso(window_end_ns)}; nothing evaluated"
+            f"missing data: {len(holes)} gaps longer than {step_text} in the window; first "
+            f"{where}, longest {_number((longest[1] - longest[0]) / NS_PER_S)} s from "
+            f"{_iso(longest[0])}"
         ]
-    if step_ns is None:
-        return ["missing data: fewer than two samples, so the step and gaps are unknown"]
-    # The window's edges count as boundaries, so a series that starts late or stops early shows.
-    edges = np.concatenate(([ctx.deploy_ns], counted_times, [window_end_ns]))
-    spans = np.diff(edges)
-    holes = np.flatnonzero(spans > 1.5 * step_ns)
-    if holes.size == 0:
-        return []
-    step_text = f"1.5 x the {step_ns / NS_PER_S:g} s step"
-    first = holes[0]
-    where = f"from {_iso(edges[first])} to {_iso(edges[first + 1])}"
-    if holes.size == 1:
+
+    def nan_warnings(self, column: str, values: FloatArray) -> list[str]:
+        missing = np.isnan(values[self.first :])
+        count = int(np.count_nonzero(missing))
+        if count == 0:
+            return []
+        first = int(np.argmax(missing))
         return [
-            f"missing data: no samples {where} ({spans[first] / NS_PER_S:g} s, longer than "
-            f"{step_text})"
+            f"missing data: {column} has {count} empty sample(s) in the window, "
+            f"first at {_iso(self.counted_times[first])}"
         ]
-    longest = holes[np.argmax(spans[holes])]
-    return [
-        f"missing data: {holes.size} gaps longer than {step_text} in the window; first {where}, "
-        f"longest {spans[longest] / NS_PER_S:g} s from {_iso(edges[longest])}"
-    ]
+
+    def pre_deploy_warnings(self, column: str, values: FloatArray, limit: float) -> list[str]:
+        base_lo = int(np.searchsorted(self.times, self.baseline_start_ns, side="left"))
+        before = values[base_lo : self.first]
+        breaching = before > limit
+        count = int(np.count_nonzero(breaching))
+        if count == 0:
+            return []
+        peak_at = int(np.argmax(np.where(breaching, before, -np.inf)))
+        return [
+            f"{column}: already above {limit:g} before the deploy ({count} of "
+            f"{before.size} samples since {_iso(self.baseline_start_ns)}, "
+            f"peak {before[peak_at]:g} at {_iso(self.times[base_lo + peak_at])}); "
+            "the deploy may not be the cause"
+        ]
 
 
-def _nan_warnings(ctx: _Context, column: str, values: FloatArray) -> list[str]:
-    missing = ctx.counted & np.isnan(values)
-    count = int(np.count_nonzero(missing))
-    if count == 0:
-        return []
-    first = int(np.argmax(missing))
-    return [
-        f"missing data: {column} has {count} empty sample(s) in the window, "
-        f"first at {_iso(ctx.times[first])}"
-    ]
-
-
-def _pre_deploy_warnings(ctx: _Context, column: str, values: FloatArray, limit: float) -> list[str]:
-    before = (ctx.times >= ctx.baseline_start_ns) & (ctx.times < ctx.deploy_ns)
-    breaching = before & (values > limit)
-    count = int(np.count_nonzero(breaching))
-    if count == 0:
-        return []
-    peak_at = int(np.argmax(np.where(breaching, values, -np.inf)))
-    return [
-        f"{column}: already above {limit:g} before the deploy ({count} of "
-        f"{int(np.count_nonzero(before))} samples since {_iso(ctx.baseline_start_ns)}, "
-        f"peak {values[peak_at]:g} at {_iso(ctx.times[peak_at])}); the deploy may not be the cause"
-    ]
+# --- inputs -------------------------------------------------------------------------------
 
 
 def _check_inputs(
-    samples: pd.DataFrame, deployed_at: datetime, now: datetime, manual_reason: str | None
-) -> None:
+    samples: pd.DataFrame, deployed_at: datetime, now: datetime | None, manual_reason: str | None
+) -> _Inputs:
     problems: list[str] = []
-    moments: tuple[tuple[str, object], ...] = (("deployed_at", deployed_at), ("now", now))
-    for name, moment in moments:
-        if not isinstance(moment, datetime):
+    moments: dict[str, int | None] = {}
+    for name, moment in (("deployed_at", deployed_at), ("now", now)):
+        if moment is None and name == "now":
+            moments[name] = None
+        elif not isinstance(moment, datetime):
             problems.append(f"{name}: expected a datetime, got {moment!r}")
-        elif moment.tzinfo is None or moment.utcoffset() is None:
-            problems.append(f"{name}: {moment.isoformat()} has no UTC offset")
-    if not problems and now < deployed_at:
+        else:
+            try:
+                moments[name] = instant_ns(moment)
+            except ValueError as err:
+                problems.append(f"{name}: {err}")
+    deploy_ns, now_ns = moments.get("deployed_at"), moments.get("now")
+    if deploy_ns is not None and now_ns is not None and now_ns < deploy_ns:
+        assert now is not None
         problems.append(f"now: {now.isoformat()} is before deployed_at {deployed_at.isoformat()}")
     if manual_reason is not None and not manual_reason.strip():
         problems.append("manual_reason: give the reason for the manual call (it is recorded)")
@@ -401,44 +541,89 @@ def _check_inputs(
         problems.append(f"samples: expected a DataFrame, got {type(samples).__name__}")
         raise ParameterError(problems)
     index = samples.index
+    times = np.zeros(0, dtype=np.int64)
     if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
         problems.append("samples: the index must be a tz-aware DatetimeIndex")
-    elif not bool(np.all(np.diff(times_ns(index)) > 0)):  # cheaper than index.is_unique
-        problems.append("samples: timestamps must be sorted and unique")
+    else:
+        times = times_ns(index)
+        if not bool(np.all(times[1:] > times[:-1])):  # cheaper than index.is_unique
+            problems.append("samples: timestamps must be sorted and unique")
     for column in (ERROR_RATIO, P99_LATENCY):
         if column not in samples.columns:
             problems.append(f"samples: missing column {column!r}")
+    columns: dict[str, FloatArray] = {}
     for column in samples.columns:
+        name = str(column)
         if not pd.api.types.is_numeric_dtype(samples[column]):
-            problems.append(f"samples: column {column!r} is not numeric")
+            problems.append(f"samples: column {name!r} is not numeric")
+            continue
+        if name not in (ERROR_RATIO, P99_LATENCY) and not name.startswith(BUSINESS_PREFIX):
+            continue  # other columns (request rates, ...) are not rules' input
+        values = np.asarray(samples[column].to_numpy(dtype=np.float64, na_value=np.nan))
+        problem = _out_of_range(name, values, index)
+        if problem:
+            problems.append(problem)
+        columns[name] = values
     if problems:
         raise ParameterError(problems)
+    assert deploy_ns is not None
+    if now_ns is None:  # the last sample, or the deploy when every sample precedes it
+        now_ns = max(int(times[-1]), deploy_ns) if times.size else deploy_ns
+    known = int(np.searchsorted(times, now_ns, side="right"))
+    return _Inputs(times, columns, deploy_ns, now_ns, times.size - known)
 
 
-def _column(samples: pd.DataFrame, column: str, lo: int, hi: int) -> FloatArray:
-    return np.asarray(samples[column].to_numpy(dtype=np.float64, na_value=np.nan)[lo:hi])
+def _out_of_range(column: str, values: FloatArray, index: pd.Index) -> str | None:
+    """A sample outside its metric's range (DESIGN.md "Numbers"), named by row and column."""
+    if values.size == 0:
+        return None
+    # fmin/fmax skip NaN (a missing sample); infinities and negatives show at the extremes.
+    low, high = float(np.fmin.reduce(values)), float(np.fmax.reduce(values))
+    top = 1.0 if column == ERROR_RATIO else np.inf
+    if not (low < 0 or high > top or high == np.inf):
+        return None
+    bad = (values < 0) | (values > top) | np.isinf(values)
+    row = int(np.argmax(bad))
+    what = {
+        ERROR_RATIO: "a ratio must be finite and between 0 and 1",
+        P99_LATENCY: "a latency must be finite and not negative",
+    }.get(column, "business metrics are rates or counts: finite and not negative")
+    return (
+        f"samples: {column} row {row + 1} ({index[row].isoformat()}): {values[row]!r} is out "
+        f"of range; {what}"
+    )
 
 
-def _readable(mean: float) -> float:
-    # A mean of 89.9s computed from prefix sums may come out as 89.89999999999964; people read
-    # these numbers in the decision, so keep the 12 significant digits that carry information.
-    return float(f"{mean:.12g}")
+# --- formatting -----------------------------------------------------------------------------
+
+
+def _timestamp(ns: int | np.integer[Any]) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), tz=UTC)
 
 
 def _ns(moment: datetime) -> int:
-    return int(pd.Timestamp(moment).as_unit("ns").value)
-
-
-def _to_ns(seconds: float) -> int:
-    return round(seconds * NS_PER_S)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _datetime(ns: int | np.integer[Any]) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
+    return instant_ns(moment)
 
 
 def _iso(ns: int | np.integer[Any]) -> str:
-    return _datetime(ns).isoformat()
+    return str(_timestamp(ns).isoformat())
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _seconds(ns: int) -> str:
+    return f"{_number(ns / NS_PER_S)} s"
+
+
+def _limit_text(column: str, limit: float) -> str:
+    return _value_text(column, limit)
+
+
+def _value_text(column: str, value: float) -> str:
+    if column == ERROR_RATIO:
+        return f"{_number(value * 100)}%"
+    if column == P99_LATENCY:
+        return f"{_number(value)} s"
+    return _number(value)

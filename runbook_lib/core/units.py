@@ -10,9 +10,21 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-__all__ = ["DURATION_UNITS", "parse_duration", "parse_instant", "parse_ratio"]
+import pandas as pd
+
+__all__ = [
+    "DURATION_UNITS",
+    "INSTANT_RANGE",
+    "InstantOutOfRange",
+    "NaiveInstant",
+    "instant_ns",
+    "parse_duration",
+    "parse_instant",
+    "parse_ratio",
+]
 
 # Seconds per unit. Only unambiguous units: "m" is minutes (there is no metre here), and months
 # are refused because their length varies.
@@ -81,41 +93,141 @@ def parse_ratio(value: str | float | int) -> float:
     return ratio
 
 
-def parse_instant(value: str | float | int | datetime) -> datetime:
-    """Return a tz-aware UTC datetime from ISO 8601 text with an offset (or ``Z``) or Unix seconds.
+class NaiveInstant(ValueError):
+    """A time without a UTC offset."""
 
-    Raises ``ValueError`` for text without a UTC offset (a naive time is ambiguous during an
-    incident that spans teams in several time zones) or that is not a time at all.
+
+class InstantOutOfRange(ValueError):
+    """A time outside what the tool can represent (``INSTANT_RANGE``)."""
+
+
+def parse_instant(value: str | float | int | datetime) -> datetime:
+    """Return a tz-aware UTC time from ISO 8601 text with an offset (or ``Z``) or Unix seconds.
+
+    Read exactly, to the nanosecond (DESIGN.md: never through a binary float); the result is a
+    ``pandas.Timestamp`` (a ``datetime``) so the nanoseconds are kept. Raises ``ValueError``
+    for text without a UTC offset (a naive time is ambiguous during an incident that spans
+    teams in several time zones), that is not a time at all, or a time outside what the tool
+    can represent (``INSTANT_RANGE``).
     """
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"{value.isoformat()} has no UTC offset (add +00:00 or Z)")
-        return value.astimezone(UTC)
+    stamp: datetime = pd.Timestamp(instant_ns(value), tz=UTC)
+    return stamp
+
+
+def instant_ns(value: str | float | int | datetime) -> int:
+    """``parse_instant`` as integer nanoseconds since the Unix epoch (UTC)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a time, got {value!r}")
-    if isinstance(value, int | float):
-        return _from_unix(float(value), value)
-    text = value.strip()
+    if isinstance(value, datetime):
+        ns = _datetime_ns(value)
+    elif isinstance(value, int):
+        ns = value * _NS_PER_S
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a time: {value!r}")
+        ns = _unix_ns(repr(value), value)  # the shortest text that reads back as this float
+    elif isinstance(value, str):
+        ns = _text_ns(value)
+    else:
+        raise ValueError(f"expected a time, got {value!r}")
+    if not _FIRST_NS <= ns <= _LAST_NS:
+        raise InstantOutOfRange(f"{_shown(value)} is out of range: {INSTANT_RANGE}")
+    return ns
+
+
+_NS_PER_S = 1_000_000_000
+# pandas keeps times as int64 nanoseconds, its smallest value meaning "not a time".
+_FIRST_NS = -(2**63) + 1
+_LAST_NS = 2**63 - 1
+INSTANT_RANGE = (
+    "times must lie between 1677-09-21T00:12:43.145224193Z and 2262-04-11T23:47:16.854775807Z"
+)
+_EPOCH_DAY = 719_163  # date(1970, 1, 1).toordinal()
+_UNIX = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_CLOCK = r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2}))?"
+_BASIC_CLOCK = r"(?P<hour>[0-9]{2})(?P<minute>[0-9]{2})(?P<second>[0-9]{2})?"
+_REST = r"(?:[.,](?P<fraction>[0-9]+))?\s*(?P<offset>[zZ]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+_ISO = (
+    re.compile(
+        rf"(?P<year>[0-9]{{4}})-(?P<month>[0-9]{{2}})-(?P<day>[0-9]{{2}})[Tt ]{_CLOCK}{_REST}"
+    ),
+    re.compile(
+        rf"(?P<year>[0-9]{{4}})(?P<month>[0-9]{{2}})(?P<day>[0-9]{{2}})[Tt]{_BASIC_CLOCK}{_REST}"
+    ),
+)
+
+
+def _shown(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else repr(value)
+
+
+def _datetime_ns(value: datetime) -> int:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveInstant(f"{value.isoformat()} has no UTC offset (add +00:00 or Z)")
+    if isinstance(value, pd.Timestamp):
+        return int(value.value)  # nanoseconds since the epoch, whatever the time zone
+    offset = value.utcoffset() or timedelta(0)
+    local = value.replace(tzinfo=None) - datetime(1970, 1, 1)
+    return (local - offset) // timedelta(microseconds=1) * 1000
+
+
+def _text_ns(text: str) -> int:
+    stripped = text.strip()
+    if _UNIX.fullmatch(stripped):
+        return _unix_ns(stripped, text)
+    for pattern in _ISO:
+        match = pattern.fullmatch(stripped)
+        if match:
+            return _iso_ns(match, text)
+    raise ValueError(
+        f"not a time: {text!r} (ISO 8601 with offset, e.g. 2026-11-20T14:00:00+00:00, "
+        "or Unix seconds)"
+    )
+
+
+def _unix_ns(text: str, original: object) -> int:
     try:
-        return _from_unix(float(text), value)
-    except ValueError:
-        pass
+        with localcontext() as context:
+            context.prec = 60
+            scaled = Decimal(text) * _NS_PER_S
+            if scaled.adjusted() > 30:  # far beyond any representable time
+                raise InstantOutOfRange(f"{_shown(original)} is out of range: {INSTANT_RANGE}")
+            return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN))
+    except ArithmeticError as err:  # decimal overflow of an absurd exponent
+        raise InstantOutOfRange(f"{_shown(original)} is out of range: {INSTANT_RANGE}") from err
+
+
+def _iso_ns(match: re.Match[str], original: str) -> int:
+    part = match.groupdict()
+    if part["offset"] is None:
+        raise NaiveInstant(f"{original!r} has no UTC offset (add +00:00 or Z)")
+    fraction = part["fraction"] or ""
+    if len(fraction) > 9 and fraction[9:].strip("0"):
+        raise ValueError(f"{original!r} is finer than a nanosecond")
     try:
-        parsed = datetime.fromisoformat(text)
+        moment = datetime(
+            int(part["year"]),
+            int(part["month"]),
+            int(part["day"]),
+            int(part["hour"]),
+            int(part["minute"]),
+            int(part["second"] or 0),
+        )
     except ValueError as err:
-        raise ValueError(
-            f"not a time: {value!r} (ISO 8601 with offset, e.g. 2026-11-20T14:00:00+00:00, "
-            "or Unix seconds)"
-        ) from err
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"{value!r} has no UTC offset (add +00:00 or Z)")
-    return parsed.astimezone(UTC)
-
-
-def _from_unix(seconds: float, original: object) -> datetime:
-    if not math.isfinite(seconds):
-        raise ValueError(f"not a time: {original!r}")
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError) as err:
-        raise ValueError(f"Unix time out of range: {original!r}") from err
+        raise ValueError(f"not a time: {original!r} ({err})") from err
+    offset = part["offset"]
+    offset_s = 0
+    if offset not in ("Z", "z"):
+        digits = offset[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"not a time: {original!r} (offset {offset} out of range)")
+        offset_s = (hours * 3600 + minutes * 60) * (-1 if offset[0] == "-" else 1)
+    seconds = (
+        (moment.toordinal() - _EPOCH_DAY) * 86_400
+        + moment.hour * 3600
+        + moment.minute * 60
+        + moment.second
+        - offset_s
+    )
+    return seconds * _NS_PER_S + int(fraction[:9].ljust(9, "0"))

@@ -118,7 +118,7 @@ def test_alerting_rules_carry_the_thresholds_and_the_sustain() -> None:
     assert alerts["RunbookLatencyP99High"]["expr"].endswith(" > 0.8")
     business = alerts["RunbookBusinessDrop"]
     assert "for" not in business  # the engine's business rule has no sustain
-    assert "[5m]) < 0.74999999925 * avg_over_time(" in business["expr"]
+    assert "[5m]) < 0.74999999999925 * avg_over_time(" in business["expr"]
     assert business["expr"].endswith("[30m] offset 5m)")
     assert {a["labels"]["runbook_rule"] for a in alerts.values()} == {
         "error_rate",

@@ -269,7 +269,7 @@ def test_bad_inputs_are_listed_together() -> None:
     with pytest.raises(ParameterError) as caught:
         evaluate(frame, deployed_at=DEPLOY.replace(tzinfo=None), now=at(0), manual_reason=" ")
     assert caught.value.problems == (
-        "deployed_at: 2026-11-20T14:00:00 has no UTC offset",
+        "deployed_at: 2026-11-20T14:00:00 has no UTC offset (add +00:00 or Z)",
         "manual_reason: give the reason for the manual call (it is recorded)",
         "samples: the index must be a tz-aware DatetimeIndex",
         "samples: missing column 'p99_latency_s'",
