@@ -9,6 +9,7 @@ are base64 and a pattern match inside one would only corrupt it.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -66,11 +67,27 @@ def redact_notebook(nb: nbformat.NotebookNode, redactor: Redactor) -> nbformat.N
     return clean
 
 
+class _WithoutAltTextNotice(logging.Filter):
+    """Drops nbconvert's "Alternative text is missing on N image(s)" notice, only that one.
+
+    Its default (lab) template has no way to take an image's alt text from the notebook, so
+    the notice came on every run with plots; nbconvert gives those images a generic alt text
+    itself. Everything else the exporter logs still shows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Alternative text is missing")
+
+
+_EXPORTER_LOG = logging.getLogger("runbook_lib.evidence.nbconvert")
+_EXPORTER_LOG.addFilter(_WithoutAltTextNotice())
+
+
 def render_html(nb: nbformat.NotebookNode, redactor: Redactor) -> str:
     """The notebook as standalone HTML (nbconvert), redacted once more after rendering."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter()  # type: ignore[no-untyped-call]
+    exporter = HTMLExporter(log=_EXPORTER_LOG)  # type: ignore[no-untyped-call]
     body, _resources = exporter.from_notebook_node(nb)
     return redactor.redact(str(body))
 
