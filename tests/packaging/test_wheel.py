@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -147,8 +148,10 @@ def test_the_wheel_carries_the_notebooks_sandbox_data_and_license(installed: Ins
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert metadata["License-Expression"] == "Apache-2.0"
     requires = metadata.get_all("Requires-Dist") or []
-    runtime = [r for r in requires if "extra ==" not in r]
-    assert not [r for r in runtime if r.split()[0].lower().startswith(("jupyter", "pytest"))]
+    runtime = {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requires
+               if "extra ==" not in r}  # fmt: skip
+    assert not runtime & {"jupyter", "jupyterlab", "notebook", "pytest", "ruff", "mypy"}
+    assert {"papermill", "ipykernel", "nbconvert"} <= runtime
     assert any(r.startswith("jupyterlab") and 'extra == "lab"' in r for r in requires)
 
 

@@ -11,6 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runbook_lib.cli.run import NOTEBOOKS, _notebook_dir
 from runbook_sandbox import paths
 
@@ -66,3 +68,21 @@ def test_the_sandbox_finds_its_data_through_the_package() -> None:
     assert (paths.kwok_dir() / "cluster.yaml").is_file()
     assert (paths.migrations_dir() / "migrate").is_file()
     assert paths.traffic_config().is_file()
+
+
+def test_an_installed_sandbox_keeps_its_state_outside_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = tmp_path / "site-packages" / "runbook_sandbox" / "data"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(paths, "data_dir", lambda: installed)
+    monkeypatch.delenv("RUNBOOK_SANDBOX_STATE", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert paths.state_dir() == tmp_path / "state" / "runbook-sandbox"
+    monkeypatch.setenv("RUNBOOK_SANDBOX_STATE", str(tmp_path / "mine"))
+    assert paths.state_dir() == tmp_path / "mine"
+
+
+def test_a_checkout_keeps_its_sandbox_state_in_the_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUNBOOK_SANDBOX_STATE", raising=False)
+    assert paths.state_dir() == REPO / "sandbox" / ".state"
