@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from runbook_lib.adapters.ssh_sign import NAMESPACE, SignatureCheck, SshSigner
-from runbook_lib.errors import InputFileError
+from runbook_lib.errors import CommandFailed, InputFileError, ParameterError
 from runbook_lib.evidence.files import remove_file, write_bytes, write_text
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SIGNATURE_NAME",
     "SIGNING_KEY_ENV",
     "ManifestCheck",
+    "check_signing_key",
     "signing_key_from",
     "verify_manifest",
     "write_manifest",
@@ -102,6 +103,30 @@ def signing_key_from(
         value = (os.environ if environ is None else environ).get(SIGNING_KEY_ENV, "")
     text = str(value).strip()
     return Path(text).expanduser() if text else None
+
+
+def check_signing_key(
+    value: str | Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    signer: SshSigner | None = None,
+) -> Path | None:
+    """Resolve the signing key and prove it signs, before anything changes (preflight).
+
+    Returns the key (None: unsigned). Raises ``ParameterError`` naming ``signing_key`` (or
+    ``RUNBOOK_SIGNING_KEY``) with ssh-keygen's reason, so a bad key stops a run at its start
+    instead of failing every seal after the rollback.
+    """
+    key = signing_key_from(value, environ)
+    if key is None:
+        return None
+    name = "signing_key" if value else SIGNING_KEY_ENV
+    try:
+        (signer or SshSigner()).sign(b"runbook signing key check\n", key=key)
+    except CommandFailed as err:
+        reason = (err.stderr.strip().splitlines() or [str(err).splitlines()[0]])[-1]
+        raise ParameterError([f"{name}: cannot sign with {key}: {reason}"]) from err
+    return key
 
 
 def write_manifest(

@@ -284,3 +284,21 @@ def test_a_bad_signing_key_names_the_key(tmp_path: Path) -> None:
         write_manifest(folder, signing_key=tmp_path / "no-such-key")
     assert (folder / MANIFEST_NAME).exists()  # the manifest is still written, unsigned
     assert not (folder / SIGNATURE_NAME).exists()
+
+
+def test_check_signing_key_names_the_parameter_before_anything_runs(
+    tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    from runbook_lib.errors import ParameterError
+    from runbook_lib.evidence.manifest import check_signing_key
+
+    assert check_signing_key("", {SIGNING_KEY_ENV: str(keys["team"])}) is None
+    assert check_signing_key(None, {}) is None
+    assert check_signing_key(keys["team"], {}) == keys["team"]
+    assert check_signing_key(None, {SIGNING_KEY_ENV: str(keys["team"])}) == keys["team"]
+    not_a_key = tmp_path / "not-a-key"
+    not_a_key.write_text("hello\n")
+    with pytest.raises(ParameterError, match="signing_key: cannot sign with"):
+        check_signing_key(not_a_key, {})
+    with pytest.raises(ParameterError, match=f"{SIGNING_KEY_ENV}: cannot sign"):
+        check_signing_key(None, {SIGNING_KEY_ENV: str(tmp_path / "missing")})
