@@ -284,7 +284,8 @@ class _Window:
         known = every[: every.size - inputs.late]
         step = Fraction(seconds_to_ns(th.step)) if th.step is not None else median_spacing_ns(known)
         smoothing = seconds_to_ns(th.business_smoothing)
-        baseline_start = deploy - seconds_to_ns(th.business_baseline)
+        # Clamped to the earliest representable instant: nothing lies before it anyway.
+        baseline_start = max(deploy - seconds_to_ns(th.business_baseline), FIRST_NS)
         first = int(np.searchsorted(every, deploy, side="left"))
         hi = int(np.searchsorted(every, end, side="right"))
         earliest = max(min(baseline_start, deploy - smoothing + 1), FIRST_NS)
@@ -588,9 +589,10 @@ def _out_of_range(column: str, values: FloatArray, index: pd.Index) -> str | Non
         ERROR_RATIO: "a ratio must be finite and between 0 and 1",
         P99_LATENCY: "a latency must be finite and not negative",
     }.get(column, "business metrics are rates or counts: finite and not negative")
+    value = float(values[row])
     return (
-        f"samples: {column} row {row + 1} ({index[row].isoformat()}): {values[row]!r} is out "
-        f"of range; {what}"
+        f"samples: {column} row {row + 1} ({index[row].isoformat()}): {value!r} is out of "
+        f"range; {what}"
     )
 
 

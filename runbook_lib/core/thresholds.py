@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from runbook_lib.core.series import LAST_NS, NS_PER_S, seconds_to_ns
 from runbook_lib.core.units import parse_duration, parse_ratio
 from runbook_lib.errors import ParameterError
 
@@ -62,6 +63,8 @@ class Thresholds:
                 problems.append(f"{name}: must not be negative, got {value!r}")
             elif name in _RATIOS and value > 1:
                 problems.append(f"{name}: a ratio must be between 0 and 1, got {value!r}")
+            elif name in _DURATIONS and seconds_to_ns(value) > LAST_NS:
+                problems.append(_too_long(name, value))
         for name in ("window", "business_baseline", "business_smoothing"):
             value = getattr(self, name)
             if isinstance(value, int | float) and value == 0:
@@ -90,6 +93,8 @@ class Thresholds:
             or step <= 0
         ):
             problems.append(f"step: must be a positive number of seconds or None, got {step!r}")
+        elif step is not None and seconds_to_ns(step) > LAST_NS:
+            problems.append(_too_long("step", step))
         if problems:
             raise ParameterError(problems)
 
@@ -119,6 +124,14 @@ class Thresholds:
         if problems:
             raise ParameterError(problems)
         return thresholds
+
+
+def _too_long(name: str, seconds: float) -> str:
+    # Times are int64 nanoseconds (pandas' range): a longer duration cannot be added to one.
+    return (
+        f"{name}: {seconds:g} s is longer than the tool can represent "
+        f"(at most {LAST_NS // NS_PER_S} s, about 292 years)"
+    )
 
 
 def _parser_for(name: str) -> Callable[[Any], Any]:
