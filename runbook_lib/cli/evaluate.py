@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 
-from runbook_lib import assessment
 from runbook_lib.cli.exit_status import BAD_INPUT, OK, exit_status_for
 from runbook_lib.core import parameters as table
 from runbook_lib.errors import InputFileError
@@ -74,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     Raises ``ParameterError`` (exit 2 via ``main``) listing every invalid option, and
     ``MetricsError`` (exit 1) when Prometheus cannot be read.
     """
+    # Here, not at the top: pandas and matplotlib would slow down every `runbook --help`.
+    from runbook_lib import assessment
+
     raw = {
         p.name: getattr(args, p.name)
         for p in table.PARAMETERS

@@ -31,7 +31,6 @@ from runbook_lib.cli.kernel import papermill_kernel_options
 from runbook_lib.core.redact import SECRET_NAME, Redactor, secrets_from_kubeconfig
 from runbook_lib.errors import ParameterError
 from runbook_lib.evidence.manifest import write_manifest
-from runbook_lib.evidence.notebook import notebook_timings, redact_notebook, render_html
 
 __all__ = ["parse_value", "register", "run_rollback"]
 
@@ -140,6 +139,7 @@ def run_rollback(
     from papermill.exceptions import PapermillExecutionError
 
     from runbook_lib.assessment import check_params
+    from runbook_lib.evidence.notebook import notebook_timings, redact_notebook, render_html
     from runbook_lib.facts import Outcome, RunFacts
     from runbook_lib.run.context import check_paths
     from runbook_lib.run.params import build_params

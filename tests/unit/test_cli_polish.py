@@ -153,3 +153,17 @@ def test_head_after_runbook_prints_one_line_and_no_traceback() -> None:
     assert len(done.stdout.splitlines()) == 1
     assert "Traceback" not in done.stderr
     assert "BrokenPipeError" not in done.stderr
+
+
+def test_help_does_not_load_the_notebook_machinery() -> None:
+    # `runbook --help` and argument errors should answer at once: the heavy libraries
+    # (nbformat's schema validation alone took seconds) load inside the commands.
+    heavy = ("matplotlib", "nbformat", "nbconvert", "papermill", "kubernetes", "aiohttp")
+    code = (
+        "import sys; from runbook_lib.cli.main import build_parser; build_parser(); "
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == []
