@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             'Apply the runbook\'s "When to Rollback" rules to a replay CSV (--replay-csv) or to '
             "a Prometheus server (--prometheus-url). Durations need a unit (90s, 2m), ratios "
-            "are 1%% or 0.01. Exit 0 when evaluated, 1 when the metrics cannot be read, 2 on "
+            "are 1% or 0.01. Exit 0 when evaluated, 1 when the metrics cannot be read, 2 on "
             "bad input; with --exit-status: 0 no rollback, 3 roll back, 4 inconclusive."
         ),
     )

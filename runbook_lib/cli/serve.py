@@ -64,7 +64,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="local: a child process per run; job: a Kubernetes Job per run",
     )
     jobs = parser.add_argument_group("--dispatch job")
-    jobs.add_argument("--runner-image", metavar="IMAGE", help="image with runbook and helm")
+    jobs.add_argument(
+        "--runner-image",
+        metavar="IMAGE",
+        help="image with runbook and helm (no default: required with --dispatch job)",
+    )
     jobs.add_argument(
         "--job-service-account",
         default="runbook-rollback",

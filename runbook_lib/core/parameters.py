@@ -141,7 +141,7 @@ _RULES = (
         "manual_reason",
         T,
         "",
-        "on-call or incident commander's call; non-empty rolls back",
+        "on-call or incident commander's call; non-empty rolls back; empty: none",
         _DECIDE,
     ),
     _p(

@@ -102,6 +102,12 @@ def test_help_names_only_files_that_exist() -> None:
     assert "DESIGN.md" not in "\n".join(texts)
 
 
+def test_help_prints_percent_signs_once() -> None:
+    # Help strings are %-formatted (so "1%%" prints "1%"); descriptions are printed as written.
+    for path, parser in _all_parsers():
+        assert "%%" not in parser.format_help(), f"{path} --help shows a doubled percent sign"
+
+
 def test_readme_describes_the_replay_format() -> None:
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Replay format", 1)
