@@ -209,6 +209,7 @@ ORDINARY: tuple[str, ...] = (
     "token = read_token(Path(args.token_file))",
     "POST /alerts  ``Authorization: Bearer <token>``",
     "notify: {notify_file: /var/log/runbook/notifications.jsonl, slack_webhook_url: ...}",
+    "Paths and words are not secrets: `PWD`/`OLDPWD`, file names",
 )
 
 

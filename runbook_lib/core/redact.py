@@ -100,7 +100,10 @@ _PEM = re.compile(
 # private key (redacted) from a certificate (public, kept).
 _PEM_BASE64 = re.compile(r"LS0tLS1CRUdJTi[A-Za-z0-9+/]+=*")
 
-_URL = re.compile(r"(?i)\b(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<authority>[^\s/?#\"'<>\\`]*)")
+# (No ``\b``: a scheme may follow "_" in a metric or label name, ``orders_mysql://...``.)
+_URL = re.compile(
+    r"(?i)(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<authority>[^\s/?#\"'<>\\`]*)"
+)
 
 _AUTHORIZATION = re.compile(
     rf"(?i)(?P<prefix>\b(?:proxy-)?authorization{_QUOTE}?[ \t]*[:=][ \t]*{_QUOTE}?[ \t]*"
@@ -110,34 +113,38 @@ _AUTHORIZATION = re.compile(
 )
 _BEARER = re.compile(r"(?i)(?P<prefix>\b(?:bearer|basic)[ \t]+)(?P<value>[A-Za-z0-9._~+/=-]{8,})")
 
-# Token formats with a fixed prefix that detect-secrets 1.5 lacks or cuts short, each with a
+# Token formats with a fixed prefix that detect-secrets 1.5 lacks or cuts short (starting after
+# any non-alphanumeric, "_" included: a token glued into a metric name is still found), each with a
 # lower-case text that must occur for it to match (a cheap test that skips the regex on logs).
+_START = r"(?<![A-Za-z0-9])"
 _TOKENS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
-    (("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),  # + sig
-    (("github_pat_",), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}")),
-    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{30,}")),
-    (("gl",), re.compile(r"\bgl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_-]{16,}")),
-    (("_live_", "_test_"), re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
-    (("whsec_",), re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}")),
+    # JWT with its signature (detect-secrets' pattern stops before it)
+    (("eyj",), re.compile(_START + r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),
+    (("github_pat_",), re.compile(_START + r"github_pat_[A-Za-z0-9_]{20,}")),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(_START + r"gh[pousr]_[A-Za-z0-9_]{30,}")),
+    (("gl",),
+     re.compile(_START + r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_-]{16,}")),
+    (("_live_", "_test_"), re.compile(_START + r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
+    (("whsec_",), re.compile(_START + r"whsec_[A-Za-z0-9+/=]{16,}")),
     (("hooks.slack",), re.compile(
         r"(?i)https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+")),
     (("discord",), re.compile(
         r"(?i)https?://(?:[a-z0-9-]+\.)?discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+")),
     (("webhook.office",), re.compile(r"(?i)https?://[a-z0-9.-]*webhook\.office\.com/[^\s\"'<>]+")),
-    (("xox",), re.compile(r"\bxox[a-z]-[A-Za-z0-9-]{10,}")),
-    (("xapp-",), re.compile(r"\bxapp-\d-[A-Za-z0-9-]{10,}")),
+    (("xox",), re.compile(_START + r"xox[a-z]-[A-Za-z0-9-]{10,}")),
+    (("xapp-",), re.compile(_START + r"xapp-\d-[A-Za-z0-9-]{10,}")),
     (("A3T", "ABIA", "ACCA", "AKIA", "ASIA"),
-     re.compile(r"\b(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b")),
-    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    (("ya29.",), re.compile(r"\bya29\.[0-9A-Za-z_-]{20,}")),
-    (("npm_",), re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    (("hv",), re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}")),
-    (("dckr_pat_",), re.compile(r"\bdckr_pat_[A-Za-z0-9_-]{20,}")),
-    (("dop_v1_",), re.compile(r"\bdop_v1_[a-f0-9]{64}\b")),
-    (("shp",), re.compile(r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b")),
-    (("sk-",), re.compile(r"\bsk-(?:proj|ant|svcacct|admin)-[A-Za-z0-9_-]{20,}")),
-    (("sk-",), re.compile(r"\bsk-[A-Za-z0-9]{40,}\b")),
-    (("sg.",), re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+     re.compile(_START + r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b")),
+    (("aiza",), re.compile(_START + r"AIza[0-9A-Za-z_-]{35}")),
+    (("ya29.",), re.compile(_START + r"ya29\.[0-9A-Za-z_-]{20,}")),
+    (("npm_",), re.compile(_START + r"npm_[A-Za-z0-9]{36}\b")),
+    (("hv",), re.compile(_START + r"hv[sbr]\.[A-Za-z0-9_-]{20,}")),
+    (("dckr_pat_",), re.compile(_START + r"dckr_pat_[A-Za-z0-9_-]{20,}")),
+    (("dop_v1_",), re.compile(_START + r"dop_v1_[a-f0-9]{64}\b")),
+    (("shp",), re.compile(_START + r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b")),
+    (("sk-",), re.compile(_START + r"sk-(?:proj|ant|svcacct|admin)-[A-Za-z0-9_-]{20,}")),
+    (("sk-",), re.compile(_START + r"sk-[A-Za-z0-9]{40,}\b")),
+    (("sg.",), re.compile(_START + r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
     (("sig=", "signature=", "x-amz-", "x-goog-"), re.compile(
         r"(?i)(?<=[?&;])(?:sig|signature|x-amz-signature|x-goog-signature|x-amz-credential)="
         r"[^\s&\"'<>#]+")),
@@ -216,6 +223,12 @@ def _sub_bearer(match: re.Match[str]) -> str:
     return f"{match.group('prefix')}{PLACEHOLDER}"
 
 
+def _mid_line(match: re.Match[str]) -> bool:
+    """True when more of the line follows the value (a ``,``, ``}`` or ``]`` came next)."""
+    rest = match.string[match.end() :].lstrip(" \t")
+    return bool(rest) and rest[0] in ",}]"
+
+
 def _sub_key_value(match: re.Match[str]) -> str:
     key = match.group("key")
     if not is_credential_name(key):
@@ -238,6 +251,12 @@ def _sub_key_value(match: re.Match[str]) -> str:
     unquoted = groups.get("qv") is None and groups.get("ov") is None
     if unquoted and (bare.lower() in _NOT_SECRET_WORDS or _CODE_VALUE.match(bare)):
         return match.group(0)
+    if groups.get("bare") is not None and not groups.get("kq") and _mid_line(match):
+        # ``key: value,`` inside a line is a flow mapping only after "{" or ","; in a
+        # sentence ("are not secrets: PWD, ...") the words stay.
+        before = match.string[: match.start()].rstrip(" \t")
+        if not before.endswith(("{", ",", "[")):
+            return match.group(0)
     start, end = span[0] - match.start(), span[1] - match.start()
     whole = match.group(0)
     return f"{whole[:start]}{PLACEHOLDER}{whole[end:]}"
