@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
@@ -59,8 +60,11 @@ def _open_dir(name: str, *, dir_fd: int | None, shown: Path) -> int:
         if err.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(shown):
             raise _refused(shown) from err
         raise
-    if created:
-        os.fchmod(fd, DIR_MODE)  # mkdir's mode is cut by the umask
+    # mkdir's mode is cut by the umask, and a folder from an older run may be 0755: tighten
+    # ours (never a folder someone else owns).
+    info = os.fstat(fd)
+    if (created or info.st_uid == os.geteuid()) and stat.S_IMODE(info.st_mode) != DIR_MODE:
+        os.fchmod(fd, DIR_MODE)
     return fd
 
 

@@ -108,3 +108,15 @@ def test_remove_file_removes_a_symlink_itself(tmp_path: Path) -> None:
     assert remove_file(bundle, "MANIFEST.sha256.sig")
     assert target.exists()
     assert not remove_file(bundle, "MANIFEST.sha256.sig")
+
+
+def test_folders_from_an_older_run_are_tightened(tmp_path: Path) -> None:
+    old = tmp_path / "INC-1" / "plots"
+    old.mkdir(parents=True)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(old.parent, 0o755)
+    os.chmod(old, 0o777)
+    write_bytes(tmp_path / "INC-1", "plots/before.png", b"png")
+    assert _mode(old.parent) == 0o750
+    assert _mode(old) == 0o750
+    assert _mode(tmp_path) == 0o755  # output_dir itself is the operator's: untouched
