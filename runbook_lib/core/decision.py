@@ -37,6 +37,7 @@ from runbook_lib.core.series import (
     BoolArray,
     FloatArray,
     IntArray,
+    WindowPlan,
     exact_mean,
     find_runs,
     gap_limit_ns,
@@ -274,7 +275,8 @@ class _Window:
     sustain_ns: int
     smoothing_ns: int
     baseline_start_ns: int
-    _smoothing_left: IntArray | None = field(default=None, repr=False)
+    _smoothing: tuple[IntArray, IntArray, WindowPlan] | None = field(default=None, repr=False)
+    _gaps: BoolArray | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, inputs: _Inputs, th: Thresholds) -> _Window:
@@ -309,14 +311,19 @@ class _Window:
         return self.times[self.first :]
 
     def counted_gaps(self) -> BoolArray:
-        return gaps_before(self.counted_times, self.step_ns)
+        """Per counted sample, whether a gap longer than 1.5 steps precedes it (cached)."""
+        if self._gaps is None:
+            self._gaps = gaps_before(self.counted_times, self.step_ns)
+        return self._gaps
 
-    def smoothing_left(self) -> IntArray:
-        """Per counted sample, the first sample of its smoothing span (shared by metrics)."""
-        if self._smoothing_left is None:
+    def smoothing(self) -> tuple[IntArray, IntArray, WindowPlan]:
+        """Per counted sample, its smoothing span's first and last sample and how to sum the
+        spans; built once, shared by every business metric."""
+        if self._smoothing is None:
             rows = np.arange(self.first, self.times.size, dtype=np.int64)
-            self._smoothing_left = window_starts(self.times, self.smoothing_ns, rows)
-        return self._smoothing_left
+            left = window_starts(self.times, self.smoothing_ns, rows)
+            self._smoothing = (left, rows, WindowPlan.build(left, rows))
+        return self._smoothing
 
     # --- the rules ----------------------------------------------------------------------
 
@@ -327,7 +334,8 @@ class _Window:
         counted = values[self.first :]
         times = self.counted_times
         valid = ~np.isnan(counted)
-        worst = float(np.max(counted[valid])) if valid.any() else None
+        highest = float(np.fmax.reduce(counted)) if counted.size else np.nan  # NaN-skipping
+        worst = None if np.isnan(highest) else highest
         limit_text = _limit_text(column, limit)
         runs = find_runs(counted > limit, self.counted_gaps())
         found = runs.first_longer_than(times, self.sustain_ns)
@@ -382,10 +390,10 @@ class _Window:
         limit = (1.0 - th.business_drop) * baseline
         times = self.counted_times
         counted = values[self.first :]
-        rows = np.arange(self.first, self.times.size, dtype=np.int64)
-        smoothed = window_means(values, self.smoothing_left(), rows)
-        present = ~np.isnan(smoothed)
-        worst = float(np.min(smoothed[present])) if present.any() else None
+        left, rows, plan = self.smoothing()
+        smoothed = window_means(values, left, rows, plan)
+        lowest_seen = float(np.fmin.reduce(smoothed)) if smoothed.size else np.nan  # NaN-skipping
+        worst = None if np.isnan(lowest_seen) else lowest_seen
         below = smoothed < limit * (1.0 - BUSINESS_TOLERANCE)
         runs = find_runs(below, self.counted_gaps())
         mean_text = f"{_seconds(self.smoothing_ns)} mean"

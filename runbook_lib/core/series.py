@@ -26,6 +26,7 @@ __all__ = [
     "LAST_NS",
     "NS_PER_S",
     "Runs",
+    "WindowPlan",
     "exact_mean",
     "find_runs",
     "gap_limit_ns",
@@ -155,106 +156,198 @@ def window_starts(times: IntArray, span_ns: int, rows: IntArray | None = None) -
     ends = np.arange(times.size, dtype=np.int64) if rows is None else rows
     if ends.size == 0:
         return np.zeros(0, dtype=np.int64)
+    # Consecutive rows (the usual case) read their times as a slice instead of a gather.
+    first = int(ends[0])
+    consecutive = int(ends[-1]) - first + 1 == ends.size
+    ends_times = times[first : first + ends.size] if consecutive else times[ends]
     # Clamp before subtracting so that t - span cannot wrap below int64's range; a clamped
     # bound lies before every sample, as the true bound does.
     span = min(max(span_ns, 0), LAST_NS)
-    floor = np.int64(FIRST_NS - 1 + span)
-    bounds = np.maximum(times[ends], floor) - np.int64(span)
+    bounds = np.maximum(ends_times, np.int64(FIRST_NS - 1 + span)) - np.int64(span)
     # Regular samples: every window holds the same number of samples; check that guess for all
     # windows (two comparisons) and search only where it is wrong (near gaps and the start).
     stride = max(ends.size // 64, 1)
     probed = ends[::stride] - np.searchsorted(times, bounds[::stride], side="right")
     typical = int(np.median(probed))
     guess = np.maximum(ends - typical, 0)
-    inside = times[guess] > bounds
-    previous = times[np.maximum(guess - 1, 0)]
-    right = inside & ((guess == 0) | (previous <= bounds))
+    # times[guess - 1] at guess 0 reads the last sample (index -1); "guess == 0" overrides it.
+    right = (times[guess] > bounds) & ((guess == 0) | (times[guess - 1] <= bounds))
     wrong = np.flatnonzero(~right)
     if wrong.size:
         guess[wrong] = np.searchsorted(times, bounds[wrong], side="right")
     return np.asarray(guess, dtype=np.int64)
 
 
-def _bit_length(values: IntArray) -> IntArray:
-    """``int.bit_length`` of non-negative values below 2**53, vectorised (frexp is exact)."""
-    return np.asarray(np.frexp(values.astype(np.float64))[1], dtype=np.int64)
+@dataclass(frozen=True)
+class _Part:
+    """Windows summed from one grid of blocks of ``block`` elements, the grid starting ``shift``
+    elements before the series: the suffix of the window's first block (from ``left``) plus
+    the prefix of its last block (to ``right``); one of them alone when the window starts or
+    ends exactly at a block's edge. Indices are already shifted."""
+
+    rows: IntArray | None  # which windows (None: all, in order)
+    block: int
+    shift: int
+    left: IntArray | None
+    right: IntArray | None
 
 
-def _block_prefix(values: FloatArray, level: int) -> tuple[FloatArray, FloatArray]:
-    """Prefix and suffix sums within aligned blocks of ``2**level`` elements."""
-    size = 1 << level
-    if size == 1:
-        return values, values
-    padded = np.zeros(-(-values.size // size) * size)
-    padded[: values.size] = values
-    blocks = padded.reshape(-1, size)
-    prefix = np.cumsum(blocks, axis=1).ravel()[: values.size]
-    suffix = np.cumsum(blocks[:, ::-1], axis=1)[:, ::-1].ravel()[: values.size]
+@dataclass(frozen=True)
+class WindowPlan:
+    """How to sum many windows ``values[left[i] : right[i] + 1]``, adding only elements inside
+    each window (no running totals across the series, so no sample reaches a window it is not
+    in, not even through rounding).
+
+    Built once per set of windows and reused for every series over the same times. First a
+    grid of blocks as long as the typical window: such a window spans two adjacent blocks or
+    exactly one, so regular samples need nothing else. The remaining windows go to grids of
+    ``2**k`` elements: a window of at most ``2**k`` elements crosses at most one multiple of
+    ``2**k``; if it crosses none it lies inside one block and, if longer than half a block,
+    crosses the block's middle, so a second grid shifted by half a block covers it; shorter
+    windows go down a level, and the last few are summed element by element.
+    """
+
+    size: int
+    parts: tuple[_Part, ...]
+    direct_rows: IntArray
+    direct_left: IntArray
+    direct_right: IntArray
+
+    @classmethod
+    def build(cls, left: IntArray, right: IntArray) -> WindowPlan:
+        size = int(right.size)
+        parts: list[_Part] = []
+        rows: IntArray | None = None
+        lo, hi = left, right
+
+        def take(mask: BoolArray, block: int, shift: int, sides: str) -> None:
+            nonlocal rows, lo, hi
+            if not mask.any():
+                return
+            if mask.all():
+                picked, rest = None, np.zeros(0, dtype=np.int64)
+            else:
+                picked, rest = np.flatnonzero(mask), np.flatnonzero(~mask)
+            chosen = picked if rows is None else (rows if picked is None else rows[picked])
+            first = lo if picked is None else lo[picked]
+            last = hi if picked is None else hi[picked]
+            parts.append(
+                _Part(
+                    chosen,
+                    block,
+                    shift,
+                    first + shift if "l" in sides else None,
+                    last + shift if "r" in sides else None,
+                )
+            )
+            rows = rest if rows is None else rows[rest]
+            lo, hi = lo[rest], hi[rest]
+
+        if size:
+            counts = hi - lo + 1
+            block = int(np.median(counts[:: max(size // 64, 1)]))
+            if block >= 2:
+                first_block, last_block = lo // block, hi // block
+                fits = counts <= block
+                take(fits & (last_block == first_block + 1), block, 0, "lr")
+                if lo.size:
+                    first_block, last_block = lo // block, hi // block
+                    same = (hi - lo < block) & (last_block == first_block)
+                    take(same & (lo == first_block * block), block, 0, "r")
+                if lo.size:
+                    last_block = hi // block
+                    take(
+                        (hi - lo < block) & (hi % block == block - 1) & (lo // block == last_block),
+                        block,
+                        0,
+                        "l",
+                    )
+        level = int(np.max(hi - lo)).bit_length() if lo.size else 0
+        while lo.size and level >= 1:
+            # Few windows left: summing them element by element is cheaper than two tables.
+            if lo.size * (1 << level) <= size:
+                break
+            for shift in (0, 1 << (level - 1)):
+                if lo.size:
+                    take(
+                        ((lo + shift) >> level) != ((hi + shift) >> level), 1 << level, shift, "lr"
+                    )
+            level = int(np.max(hi - lo)).bit_length() if lo.size else 0
+        if rows is None:
+            rows = np.arange(size, dtype=np.int64)
+        return cls(size, tuple(parts), rows, lo, hi)
+
+    def sums(self, values: FloatArray) -> FloatArray:
+        """The window sums of ``values`` (finite, and small enough not to overflow)."""
+        sums = np.empty(self.size)
+        tables: dict[tuple[int, int], tuple[FloatArray, FloatArray]] = {}
+        for part in self.parts:
+            key = (part.block, part.shift)
+            if key not in tables:
+                tables[key] = _block_sums(values, part.block, part.shift)
+            prefix, suffix = tables[key]
+            if part.left is not None and part.right is not None:
+                total = suffix[part.left] + prefix[part.right]
+            elif part.right is not None:
+                total = prefix[part.right]
+            else:
+                assert part.left is not None
+                total = suffix[part.left]
+            if part.rows is None:
+                sums = total
+            else:
+                sums[part.rows] = total
+        if self.direct_rows.size:
+            total = values[self.direct_left].copy()
+            for offset in range(1, int(np.max(self.direct_right - self.direct_left)) + 1):
+                inside = self.direct_left + offset <= self.direct_right
+                total[inside] += values[self.direct_left[inside] + offset]
+            sums[self.direct_rows] = total
+        return sums
+
+
+def _block_sums(values: FloatArray, size: int, shift: int) -> tuple[FloatArray, FloatArray]:
+    """Prefix and suffix sums within blocks of ``size`` elements, the grid starting ``shift``
+    elements before ``values`` (index both with ``i + shift``)."""
+    padded = np.zeros(-(-(values.size + shift) // size) * size)
+    padded[shift : shift + values.size] = values
+    prefix = np.cumsum(padded.reshape(-1, size), axis=1).ravel()
+    # The padded length is a whole number of blocks, so reversing it reverses each block.
+    suffix = np.cumsum(padded[::-1].reshape(-1, size), axis=1).ravel()[::-1]
     return prefix, suffix
 
 
 def window_sums(values: FloatArray, left: IntArray, right: IntArray) -> FloatArray:
-    """``sum(values[left[i] : right[i] + 1])`` for every i, adding only elements in the range.
-
-    A disjoint sparse table: a range whose ends lie in adjacent aligned blocks of ``2**k``
-    elements is the suffix of the left block plus the prefix of the right one, both summed
-    only from elements inside the range. Each range can use any level in an interval; a greedy
-    choice covers all ranges with as few levels as possible (two for regular samples), and
-    only those levels' tables are built. ``values`` must be finite and small enough not to
-    overflow when summed (``window_means`` scales them).
-    """
-    sums = np.zeros(right.size)
-    width = right - left
-    single = width == 0
-    sums[single] = values[right[single]]
-    several = np.flatnonzero(~single)
-    if several.size == 0:
-        return sums
-    lo, hi = left[several], right[several]
-    length = _bit_length(width[several])  # 2**(length-1) <= hi - lo < 2**length
-    adjacent_below = ((hi >> (length - 1)) - (lo >> (length - 1))) == 1
-    lowest = np.where(adjacent_below, length - 1, length)
-    highest = _bit_length(lo ^ hi) - 1  # the level where lo and hi first differ
-    # Greedy stabbing of the intervals [lowest, highest]: by right end, take it if uncovered.
-    pairs = np.flatnonzero(np.bincount(lowest * 64 + highest, minlength=64 * 64))
-    chosen: list[int] = []
-    lookup = np.zeros(64 * 64, dtype=np.int64)
-    for pair in sorted(pairs.tolist(), key=lambda p: (p % 64, p // 64)):
-        low, high = divmod(pair, 64)
-        covering = [level for level in chosen if low <= level <= high]
-        if not covering:
-            chosen.append(high)
-            covering = [high]
-        lookup[pair] = covering[0]
-    level_of = lookup[lowest * 64 + highest]
-    for level in chosen:
-        prefix, suffix = _block_prefix(values, level)
-        picked = np.flatnonzero(level_of == level) if len(chosen) > 1 else np.arange(several.size)
-        sums[several[picked]] = suffix[lo[picked]] + prefix[hi[picked]]
-    return sums
+    """``sum(values[left[i] : right[i] + 1])`` for every i, adding only elements in the range
+    (see ``WindowPlan``). ``values`` must be finite and small enough not to overflow."""
+    return WindowPlan.build(left, right).sums(values)
 
 
-def window_means(values: FloatArray, left: IntArray, right: IntArray) -> FloatArray:
+def window_means(
+    values: FloatArray, left: IntArray, right: IntArray, plan: WindowPlan | None = None
+) -> FloatArray:
     """Mean of the non-missing values in ``values[left[i] : right[i] + 1]``; NaN if none.
 
     Values are finite or NaN. When sums could overflow (values near 1.8e308), every value is
-    scaled by the same power of two, which is exact, and the means scaled back.
+    scaled by the same power of two, which is exact, and the means scaled back. ``plan``
+    (``WindowPlan.build(left, right)``) can be shared by series over the same times.
     """
+    plan = plan if plan is not None else WindowPlan.build(left, right)
     present = ~np.isnan(values)
     all_present = bool(present.all())
     clean = values if all_present else np.where(present, values, 0.0)
-    largest = float(np.max(np.abs(clean))) if clean.size else 0.0
+    largest = max(abs(float(np.min(clean))), abs(float(np.max(clean)))) if clean.size else 0.0
     widest = int(np.max(right - left)) + 1 if right.size else 1
     scale = _overflow_scale(largest, 2 * widest)
-    scaled = np.ldexp(clean, -scale) if scale else clean
-    sums = window_sums(scaled, left, right)
+    sums = plan.sums(np.ldexp(clean, -scale) if scale else clean)
     if all_present:
-        counts = (right - left + 1).astype(np.float64)
+        means = sums / (right - left + 1)
     else:
-        running = np.concatenate(([0], np.cumsum(present, dtype=np.int64)))  # exact integers
-        counts = (running[right + 1] - running[left]).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(counts > 0, sums / np.maximum(counts, 1.0), np.nan)
+        running = np.zeros(values.size + 1, dtype=np.int64)  # counts: exact integers
+        np.cumsum(present, out=running[1:])
+        counts = running[right + 1] - running[left]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, sums / counts, np.nan)
     if scale:
         # A mean never exceeds the largest value; clamping undoes a last-bit rounding overshoot.
         means = np.minimum(np.ldexp(means, scale), largest)
