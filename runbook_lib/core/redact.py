@@ -106,12 +106,14 @@ _URL = re.compile(
 )
 
 _AUTHORIZATION = re.compile(
-    rf"(?i)(?P<prefix>\b(?:proxy-)?authorization{_QUOTE}?[ \t]*[:=][ \t]*{_QUOTE}?[ \t]*"
+    rf"(?i)(?P<prefix>(?<![a-z0-9])(?:proxy-)?authorization{_QUOTE}?[ \t]*[:=][ \t]*{_QUOTE}?[ \t]*"
     r"(?P<scheme>(?:bearer|token|basic|digest|negotiate|ntlm|apikey|key|sso-key|"
     r"aws4-hmac-sha256)[ \t]+)?)"
-    r"(?P<value>(?!\[REDACTED\])[^\s\"'<>\\]+(?:[ \t]+[^\s\"'<>\\]+)*)"
+    r"(?P<value>(?!\[REDACTED\])[^\s\"'<>\\,;]+)"
 )
-_BEARER = re.compile(r"(?i)(?P<prefix>\b(?:bearer|basic)[ \t]+)(?P<value>[A-Za-z0-9._~+/=-]{8,})")
+_BEARER = re.compile(
+    r"(?i)(?P<prefix>(?<![a-z0-9])(?:bearer|basic)[ \t]+)(?P<value>[A-Za-z0-9._~+/=-]{8,})"
+)
 
 # Token formats with a fixed prefix that detect-secrets 1.5 lacks or cuts short (starting after
 # any non-alphanumeric, "_" included: a token glued into a metric name is still found), each with a
@@ -211,7 +213,7 @@ def _sub_pem_base64(match: re.Match[str]) -> str:
 
 def _sub_authorization(match: re.Match[str]) -> str:
     value = match.group("value")
-    if not match.group("scheme") and not _looks_random(value.split()[0]):
+    if not match.group("scheme") and not _looks_random(value):
         return match.group(0)  # "authorization: denied for ..." is prose
     return f"{match.group('prefix')}{PLACEHOLDER}"
 
