@@ -165,7 +165,9 @@ _ASSIGN = re.compile(
 # sentence such as "slack_webhook_url: must start with https" keeps its words.
 _COLON = re.compile(
     rf"(?im){_KEY}[ \t]*:(?![:=])[ \t]*(?P<value>\[REDACTED\]|{_VALUE_QUOTED}|"
-    rf"(?P<bare>[^\s,}}\]\"'<>#\\]+)(?=[ \t]*(?:$|[,}}\]#<]|\\[nr]|{_QUOTE})))"
+    rf"(?P<bare>[^\s,}}\]\"'<>#|;\\]+)(?=[ \t]*(?:$|[,}}\]#<|;]|\\[nr]|{_QUOTE})"
+    # ... or another "key:" follows (YAML lines joined into one: "token: x  password: y")
+    r"|[ \t]+(?:[-+|][ \t]*)?[\w.-]+[ \t]*:(?!//)))"
 )
 
 _NOT_SECRET_VALUES = frozenset({"", "none", "null", "nil", "true", "false", "~", "''", '""'})
