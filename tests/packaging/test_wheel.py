@@ -4,8 +4,9 @@ Builds the wheel from a copy of the source tree, installs it with its runtime de
 (no extras) into a new virtualenv in a temporary directory, and runs ``runbook`` from there:
 ``--version``, ``run assess`` on the bundled bad-deploy replay and ``run rollback`` on the
 bundled healthy replay (no rollback needed, so no cluster), each reading the notebooks and
-replays installed inside the package. Needs the package index (or pip's cache) for the
-dependencies: a few minutes the first time.
+replays installed inside the package; then, with the ``sandbox`` extra added, ``runbook sandbox
+status`` (pins read from the package, state kept outside it). Needs the package index (or
+pip's cache) for the dependencies: a few minutes the first time.
 """
 
 from __future__ import annotations
@@ -60,14 +61,22 @@ class Installed:
     def python(self) -> Path:
         return self.venv / "bin" / "python"
 
-    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> subprocess.CompletedProcess[str]:
         # No PYTHONPATH and a working directory outside the checkout: only the wheel is seen.
-        env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
-        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        gone = {"PYTHONPATH", "VIRTUAL_ENV", *drop}
+        environment = {k: v for k, v in os.environ.items() if k not in gone}
+        environment["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{environment.get('PATH', '')}"
+        environment.update(env or {})
         return subprocess.run(
             [str(self.runbook), *args],
             cwd=cwd or self.root,
-            env=env,
+            env=environment,
             capture_output=True,
             text=True,
             timeout=600,
@@ -226,3 +235,21 @@ def test_run_rollback_on_a_healthy_replay_needs_no_cluster(installed: Installed)
         assert noise not in done.stdout
     verified = installed.run("verify-evidence", str(bundle))
     assert verified.returncode == 0, f"{verified.stdout}\n{verified.stderr}"
+
+
+def test_sandbox_status_with_the_sandbox_extra(installed: Installed) -> None:
+    # Last in this module: the extra is added to the same virtualenv, as a user would.
+    _pip(installed.python, "install", "-q", f"{installed.wheel}[sandbox]", cwd=installed.root)
+    xdg = installed.root / "xdg-state"
+    env_overrides = {
+        "RUNBOOK_SANDBOX_NAME": "rb-package-wheel",
+        "RUNBOOK_SANDBOX_PORT_BASE": "19500",
+        "XDG_STATE_HOME": str(xdg),
+    }
+    done = installed.run("sandbox", "status", env=env_overrides, drop=("RUNBOOK_SANDBOX_STATE",))
+    assert done.returncode == 3, f"{done.stdout}\n{done.stderr}"  # 3: not running
+    status = json.loads(done.stdout)
+    # Data read from the package (pins for the cache key), state outside it.
+    assert status["state_dir"] == str(xdg / "runbook-sandbox")
+    assert status["cluster_running"] is False
+    assert status["context"] == "kwok-rb-package-wheel"
