@@ -25,7 +25,7 @@ from runbook_lib.core import decision as core_decision
 from runbook_lib.core import parameters as table
 from runbook_lib.core.decision import Decision, RuleStatus, Verdict
 from runbook_lib.errors import ParameterError
-from runbook_lib.run.params import RunParams, check_decision_params
+from runbook_lib.run.params import RunParams, check_decision_params, parse_leniently
 from runbook_lib.run.sources import metrics_source
 
 __all__ = [
@@ -66,15 +66,17 @@ def check_params(raw: Mapping[str, Any], *, used_by: str = table.ASSESS) -> RunP
     try:
         values = table.parse(raw, used_by=used_by)
     except ParameterError as err:
-        raise ParameterError(err.problems) from err
+        # Go on with defaults for the bad values, so every problem is listed at once.
+        problems.extend(err.problems)
+        values = parse_leniently(raw, used_by)
     check_decision_params(values, problems)
-    if values["deployed_at"] is None:
+    if values["deployed_at"] is None and not any(p.startswith("deployed_at:") for p in problems):
         problems.append("deployed_at: required (ISO 8601 with offset, or Unix seconds)")
     replay = values["replay_csv"]
     if replay and not Path(replay).is_file():
         problems.append(f"replay_csv: no such file: {replay} (working directory {Path.cwd()})")
     if problems:
-        raise ParameterError(problems)
+        raise ParameterError(sorted(set(problems), key=problems.index))
     return RunParams(**values)
 
 
@@ -126,7 +128,7 @@ def load_window(
     if isinstance(source, ReplaySource):
         frame = source.frame()
         now = params.now or (
-            frame.index[-1].to_pydatetime() if len(frame) else (clock or datetime.now(UTC))
+            frame.index[-1] if len(frame) else (clock or datetime.now(UTC))  # keeps its ns
         )
         if now < deployed_at and params.now is None:
             # Every sample precedes the deploy: nothing was judged (inconclusive), no error.

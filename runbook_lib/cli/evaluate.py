@@ -17,7 +17,7 @@ import sys
 
 from runbook_lib.cli.exit_status import BAD_INPUT, OK, exit_status_for
 from runbook_lib.core import parameters as table
-from runbook_lib.errors import InputFileError
+from runbook_lib.errors import InputFileError, ParameterError
 
 __all__ = ["register", "run"]
 
@@ -67,6 +67,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+def _as_options(problem: str) -> str:
+    """A problem ("sustain: ...", "a / b: ...") named by its options, as the person typed them."""
+    names, sep, rest = problem.partition(":")
+    known = {p.name: p.option for p in table.PARAMETERS if table.EVALUATE in p.used_by}
+    parts = [part.strip() for part in names.split("/")]
+    if not sep or not all(part in known for part in parts):
+        return problem
+    return " / ".join(known[part] for part in parts) + sep + rest
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the decision.
 
@@ -81,7 +91,10 @@ def run(args: argparse.Namespace) -> int:
         for p in table.PARAMETERS
         if table.EVALUATE in p.used_by and getattr(args, p.name) is not None
     }
-    params = assessment.check_params(raw, used_by=table.EVALUATE)
+    try:
+        params = assessment.check_params(raw, used_by=table.EVALUATE)
+    except ParameterError as err:
+        raise ParameterError([_as_options(problem) for problem in err.problems]) from err
     assert params.deployed_at is not None  # check_params requires it
     try:
         window = assessment.load_window(

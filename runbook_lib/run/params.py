@@ -21,7 +21,13 @@ from runbook_lib.core.promql import QuerySpec
 from runbook_lib.core.thresholds import Thresholds
 from runbook_lib.errors import ParameterError
 
-__all__ = ["RunParams", "build_params", "business_counters", "check_decision_params"]
+__all__ = [
+    "RunParams",
+    "build_params",
+    "business_counters",
+    "check_decision_params",
+    "parse_leniently",
+]
 
 # Kubernetes object names (RFC 1123); Helm release names follow the same rule, <= 53 characters.
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -279,7 +285,7 @@ def build_params(raw: Mapping[str, Any]) -> RunParams:
     except ParameterError as err:
         # Parse what can be parsed, so the remaining checks still report their problems.
         problems.extend(err.problems)
-        values = _parse_leniently(raw)
+        values = parse_leniently(raw, table.ROLLBACK)
     check_decision_params(values, problems)
     _check_names(values, problems)
     _check_actions(values, problems)
@@ -288,10 +294,14 @@ def build_params(raw: Mapping[str, Any]) -> RunParams:
     return RunParams(**values)
 
 
-def _parse_leniently(raw: Mapping[str, Any]) -> dict[str, Any]:
+def parse_leniently(raw: Mapping[str, Any], used_by: str) -> dict[str, Any]:
+    """Every parameter of ``used_by`` parsed, its default where the given value is bad.
+
+    For checks that run after ``table.parse`` failed, so every problem is reported at once.
+    """
     values: dict[str, Any] = {}
     for parameter in table.PARAMETERS:
-        if table.ROLLBACK not in parameter.used_by:
+        if used_by not in parameter.used_by:
             continue
         try:
             values[parameter.name] = table.parse_value(

@@ -15,31 +15,39 @@ HEALTHY = str(REPO / "notebooks" / "data" / "healthy_deploy.csv")
 DEPLOYED_AT = "2026-11-20T14:00:00+00:00"
 
 
-def test_validate_lists_every_problem_with_the_notebook_names(tmp_path: Path) -> None:
+def test_check_params_lists_every_problem_with_the_notebook_names(tmp_path: Path) -> None:
     with pytest.raises(ParameterError) as caught:
-        rb.validate(
-            metrics_csv=str(tmp_path / "missing.csv"),
-            deployed_at="2026-11-20 14:00",
-            now="soon",
-            error_ratio="2 percent",
-            sustain="45m",
-            window="30m",
-            business_counters="orders",
+        rb.check_params(
+            {
+                "replay_csv": str(tmp_path / "missing.csv"),
+                "deployed_at": "2026-11-20 14:00",
+                "now": "soon",
+                "error_ratio": "2 percent",
+                "sustain": "45m",
+                "window": "30m",
+                "business_counters": "orders",
+            }
         )
-    assert [p.split(":")[0] for p in caught.value.problems] == [
-        "metrics_csv",
-        "deployed_at",
-        "now",
+    assert sorted(p.split(":")[0] for p in caught.value.problems) == [
         "business_counters",
+        "deployed_at",
         "error_ratio",
+        "now",
+        "replay_csv",
         "sustain",
     ]
 
 
+def test_deployed_at_is_required_without_a_release_to_ask() -> None:
+    with pytest.raises(ParameterError, match="deployed_at: required"):
+        rb.check_params({"replay_csv": BAD})
+
+
 def test_bad_deploy_table_names_every_rule() -> None:
-    params = rb.validate(metrics_csv=BAD, deployed_at=DEPLOYED_AT)
-    assessment = rb.evaluate(params, rb.load_samples(params))
-    table = rb.decision_table(assessment)
+    params = rb.check_params({"replay_csv": BAD, "deployed_at": DEPLOYED_AT})
+    window = rb.read_window(params)
+    decision = rb.decide(params, window)
+    table = rb.decision_table(decision)
     assert list(table.index) == ["error_rate", "latency_p99", "business", "business"]
     assert list(table["status"]) == ["fired", "fired", "clear", "fired"]
     assert list(table["fired at (UTC)"]) == [
@@ -48,14 +56,19 @@ def test_bad_deploy_table_names_every_rule() -> None:
         "",
         "2026-11-20 14:04:45",
     ]
-    assert repr(assessment).startswith("Decision: ROLL BACK (as of 2026-11-20 14:30:00 UTC)")
-    assert list(rb.warnings_table(assessment)["warning"]) == ["(none)"]
+    assert rb.render(decision, window).startswith(
+        "Verdict: ROLL BACK  (deployed 2026-11-20 14:00:00, evaluated as of 2026-11-20 14:30:00"
+    )
+    assert list(rb.warnings_table(decision)["warning"]) == ["(none)"]
 
 
 def test_record_is_plain_json_with_the_cli_document() -> None:
-    params = rb.validate(metrics_csv=HEALTHY, deployed_at=DEPLOYED_AT, sustain="30s")
-    record = rb.record(rb.evaluate(params, rb.load_samples(params)))
+    params = rb.check_params({"replay_csv": HEALTHY, "deployed_at": DEPLOYED_AT, "sustain": "30s"})
+    window = rb.read_window(params)
+    record = rb.record(params, rb.decide(params, window), window)
     assert record._repr_json_()["rollback"] is True  # the 45 s burst now lasts long enough
+    assert record["verdict"] == "rollback"
+    assert {r["status"] for r in record["rules"]} <= {"fired", "clear", "not_evaluated"}
     assert record["thresholds"]["sustain"] == 30.0
     assert record["triggers"][0]["rule"] == "error_rate"
     assert repr(record).startswith("{\n")

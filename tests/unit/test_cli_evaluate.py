@@ -85,19 +85,29 @@ def test_table_output_reads_as_a_decision() -> None:
     result = runbook("evaluate", "--metrics", str(BAD_DEPLOY), "--deployed-at", DEPLOYED_AT)
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Decision: ROLL BACK  (deployed 2026-11-20T14:00:00+00:00")
-    assert lines[2].split() == [
-        "rule",
+    assert lines[0] == (
+        "Verdict: ROLL BACK  (deployed 2026-11-20 14:00:00, "
+        "evaluated as of 2026-11-20 14:30:00 UTC)"
+    )
+    # One line per rule says why, then the table (after a blank line).
+    assert lines[1].startswith("  error_rate [error_ratio]: fired: above 1% from")
+    header = lines[lines.index("") + 1].split()
+    assert header == [
         "metric",
         "status",
+        "why",
         "peak",
         "threshold",
         "run",
         "started",
+        "(UTC)",
         "fired",
         "at",
+        "(UTC)",
     ]
-    assert "error_rate   error_ratio      fired" in result.stdout
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[lines.index("") + 3 :]}
+    assert rows["error_rate"] == ["error_ratio", "fired"]
+    assert rows["latency_p99"] == ["p99_latency_s", "fired"]
     assert "business:logins  clear" in result.stdout
 
 
@@ -187,7 +197,10 @@ def test_manual_call_rolls_back_a_healthy_deploy() -> None:
         "--manual",
         "IC: checkout complaints",
     )
-    assert "manual call: IC: checkout complaints" in table.stdout
+    assert (
+        "manual [manual]: fired: manual call at 2026-11-20T14:30:00+00:00: IC: checkout "
+        "complaints" in table.stdout
+    )
 
 
 def test_bad_options_are_listed_together_with_exit_2() -> None:
@@ -206,4 +219,13 @@ def test_bad_options_are_listed_together_with_exit_2() -> None:
     assert "3 invalid parameter(s)" in result.stderr
     assert "--deployed-at: '2026-11-20T14:00' has no UTC offset" in result.stderr
     assert "--sustain: unknown unit 'fortnights'" in result.stderr
-    assert "--error-ratio: a ratio must be between 0 and 1, got 1.5" in result.stderr
+    assert "--error-ratio: a ratio is between 0 and 1 (0% and 100%), got '150%'" in result.stderr
+
+
+def test_a_duration_without_a_unit_is_refused_naming_the_units() -> None:
+    result = runbook(
+        "evaluate", "--metrics", str(BAD_DEPLOY), "--deployed-at", DEPLOYED_AT, "--sustain", "2"
+    )
+    assert result.returncode == 2
+    assert "--sustain: '2' has no unit" in result.stderr
+    assert "units: ms, s" in result.stderr

@@ -109,7 +109,7 @@ def test_live_bad_service_fires_error_and_latency_rules(prometheus: PrometheusSe
         "--deployed-at", deployed_at.isoformat(), "--now", now.isoformat(),
         "--step", "1s", "--sustain", "3s", "--window", "1m", "--rate-window", "4s",
         "--business-baseline", "5s", "--business-smoothing", "2s",
-        "--business-counter", "orders=orders_total",
+        "--business-counters", "orders=orders_total",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -130,7 +130,6 @@ def test_unreachable_prometheus_exits_1_naming_the_query() -> None:
     result = runbook(
         "evaluate", "--prometheus", f"http://127.0.0.1:{free_port()}",
         "--deployed-at", "2026-11-20T14:00:00Z", "--now", "2026-11-20T14:05:00Z",
-        "--timeout", "2",
     )  # fmt: skip
     assert result.returncode == 1
     assert "MetricsError: cannot reach Prometheus" in result.stderr

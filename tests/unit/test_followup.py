@@ -137,7 +137,9 @@ RECORD = {
     "outcome": "recovered",
     "bad_version": "v1.1.0",
     "good_version": "v1.0.0",
+    "rolled_back": True,
     "decision_to_recovery_s": 412.0,
+    "target_s": 300.0,
     "within_target": False,
     "root_cause_hypothesis": "connection pool size halved in v1.1.0",
     "impact": {
@@ -211,8 +213,11 @@ def test_reminder_lists_failed_slow_and_late() -> None:
     assert reminder.items == (
         "wait_for_rollout was slow: 185 s (more than 60 s)",
         "revert_migrations failed: revert_migrations failed: CommandFailed: exit 1",
-        "decision to recovery took 412 s, over the 5-minute target",
+        "decision to recovery took 412 s, over the 300 s target",
     )
+    # The target is the run's own (parameter ``target``), as the record carries it.
+    late = runbook_reminder(RECORD | {"target_s": 240.0}, slow_s=60)
+    assert late.items[-1] == "decision to recovery took 412 s, over the 240 s target"
     assert "no step failed" in str(runbook_reminder({"steps": [], "within_target": True}))
 
 
@@ -224,3 +229,6 @@ def test_postmortem_draft_is_prefilled_from_the_record() -> None:
                      "connection pool size halved", "Fix forward on `fix/INC-42`",
                      "Runbook: wait_for_rollout was slow", "Blameless"):  # fmt: skip
         assert expected in text, expected
+    untouched = postmortem_markdown(RECORD | {"rolled_back": False}, slot=slot)
+    assert "nothing was rolled back" in untouched
+    assert "rolled back to v1.0.0" not in untouched

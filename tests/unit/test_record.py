@@ -10,8 +10,19 @@ import pandas as pd
 import pytest
 
 from runbook_lib.core.redact import Redactor
-from runbook_lib.evidence.record import Outcome, build_record, write_record
-from runbook_lib.timeline import EventKind, Timeline
+from runbook_lib.evidence.record import IncidentRecord, Outcome, build_record, write_record
+from runbook_lib.facts import (
+    Assessed,
+    Decided,
+    Fact,
+    NotRecovered,
+    Recovered,
+    RolledBack,
+    RolloutCompleted,
+    TargetResolved,
+    record_fact,
+)
+from runbook_lib.timeline import Event, EventKind, Timeline
 
 DEPLOY = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
@@ -40,50 +51,78 @@ def samples(*, bad_from: int, bad_until: int, minutes: int = 20, rps: float | No
     return frame
 
 
-def _step(tl: Timeline, clock: Clock, step: str, seconds: float, **data: object) -> None:
+def _step(tl: Timeline, clock: Clock, step: str, seconds: float, *facts: Fact) -> None:
+    """A step of ``seconds`` that records ``facts`` at its end, as the steps do."""
     tl.record(step, EventKind.STEP_START, f"{step} started")
     clock.advance(seconds)
-    if data:
-        tl.record(step, EventKind.INFO, f"{step} info", **data)
+    for fact in facts:
+        record_fact(tl, step, fact, f"{step}: {fact.NAME}")
     tl.record(step, EventKind.STEP_END, f"{step} finished")
+
+
+def _start(tl: Timeline, *, dry_run: bool = False) -> None:
+    tl.record("start_run", EventKind.INFO, "run started", params={}, dry_run=dry_run)
+
+
+def _decided(clock: Clock, *, rollback: bool = True, verdict: str = "rollback") -> Decided:
+    fired = (DEPLOY + timedelta(minutes=3)).isoformat()
+    triggers = [{"rule": "error_rate", "metric": "error_ratio", "peak": 0.2,
+                 "threshold": 0.01, "fired_at": fired}] if rollback else []  # fmt: skip
+    return Decided(
+        verdict=verdict,
+        rollback=rollback,
+        deployed_at=DEPLOY,
+        evaluated_at=clock.now,
+        decision={"rollback": rollback, "triggers": triggers, "warnings": [], "verdict": verdict,
+                  "rules": [{"rule": "error_rate", "metric": "error_ratio", "status": "fired",
+                             "reason": "fired"}]},
+    )  # fmt: skip
 
 
 @pytest.fixture
 def run() -> tuple[Timeline, Clock]:
     clock = Clock(DEPLOY + timedelta(minutes=4))
     tl = Timeline(clock=clock)
-    tl.record("start_run", EventKind.INFO, "run started", params={"dry_run": False})
-    _step(tl, clock, "assess", 2, deployed_at=DEPLOY.isoformat())
-    tl.record("decide", EventKind.DECISION, "roll back", decision={
-        "rollback": True,
-        "triggers": [{"rule": "error_rate", "metric": "error_ratio", "peak": 0.2,
-                      "threshold": 0.01, "fired_at": (DEPLOY + timedelta(minutes=3)).isoformat()}],
-    })  # fmt: skip
+    _start(tl)
+    _step(tl, clock, "assess", 2, Assessed(DEPLOY, "parameter", 80))
+    _step(tl, clock, "decide", 0, _decided(clock))
     return tl, clock
 
 
 def _recovered_run(tl: Timeline, clock: Clock, *, rollout_s: float) -> None:
-    _step(tl, clock, "preflight", 3, current=2, target=1)
-    _step(tl, clock, "helm_rollback", 5)
-    _step(tl, clock, "wait_for_rollout", rollout_s)
+    _step(tl, clock, "preflight", 3, TargetResolved(2, "v1.1.0", 1, "v1.0.0", False))
+    _step(tl, clock, "helm_rollback", 5, RolledBack(2, 1, "helm rollback app 1"))
+    tl.record("wait_for_rollout", EventKind.STEP_START, "wait_for_rollout started")
+    clock.advance(rollout_s)
+    record_fact(tl, "wait_for_rollout", RolloutCompleted("app", clock.now), "rolled out")
+    tl.record("wait_for_rollout", EventKind.STEP_END, "wait_for_rollout finished")
     clock.advance(30)
-    _step(tl, clock, "check_recovery", 1, recovered_at=clock.now.isoformat())
+    recovered_at = clock.now  # the sample that shows recovery ...
+    clock.advance(1)  # ... and the moment this run verified it
+    _step(tl, clock, "check_recovery", 0, Recovered(recovered_at, clock.now, 0.0005))
+
+
+def _build(events: list[Event], frame: pd.DataFrame, clock: Clock, **kw: object
+           ) -> IncidentRecord:  # fmt: skip
+    kw.setdefault("incident_id", "I")
+    return build_record(events, frame, release="app", namespace="default", now=clock.now,
+                        **kw)  # type: ignore[arg-type]  # fmt: skip
 
 
 def test_recovered_run_measures_the_five_minute_target(run: tuple[Timeline, Clock]) -> None:
     tl, clock = run
-    decision_at = tl.events[-1].at
+    decision_at = tl.last("decide", "fact").at  # type: ignore[union-attr]
     _recovered_run(tl, clock, rollout_s=60)
-    record = build_record(
-        tl.events, samples(bad_from=20, bad_until=36), incident_id="INC-1",
-        versions={1: "v1.0.0", 2: "v1.1.0"}, now=clock.now,
-    )  # fmt: skip
+    record = _build(tl.events, samples(bad_from=20, bad_until=36), clock, incident_id="INC-1")
     assert record.outcome == Outcome.RECOVERED
+    assert record.verdict == "rollback"
+    assert record.rolled_back
     assert record.deployed_at == DEPLOY
     assert record.decision_at == decision_at
     assert record.time_to_detection_s == 180.0  # the rule fired 3 min after the deploy
     assert record.time_to_decision_s == 242.0  # deploy +4 min, assess took 2 s
-    assert record.decision_to_recovery_s == 3 + 5 + 60 + 30  # recovered_at, not step end
+    assert record.decision_to_recovery_s == 3 + 5 + 60 + 30 + 1  # verified, not step end
+    assert record.rollout_done_at == decision_at + timedelta(seconds=3 + 5 + 60)
     assert record.within_target is True
     assert (record.bad_version, record.good_version) == ("v1.1.0", "v1.0.0")
     assert (record.bad_revision, record.good_revision) == (2, 1)
@@ -92,15 +131,17 @@ def test_recovered_run_measures_the_five_minute_target(run: tuple[Timeline, Cloc
     assert record.impact.minutes_above_threshold == 4.0
     assert record.impact.failed_requests is None
     assert record.impact.peak_error_ratio == 0.2
-    assert [s.step for s in record.steps][:3] == ["assess", "preflight", "helm_rollback"]
+    assert [s.step for s in record.steps][:4] == ["assess", "decide", "preflight", "helm_rollback"]
 
 
 def test_slow_rollout_misses_the_target_and_is_listed(run: tuple[Timeline, Clock]) -> None:
     tl, clock = run
     _recovered_run(tl, clock, rollout_s=290)
-    record = build_record(tl.events, samples(bad_from=0, bad_until=0), incident_id="I",
-                          now=clock.now)  # fmt: skip
+    record = _build(tl.events, samples(bad_from=0, bad_until=0), clock)
     assert record.within_target is False
+    # The target is the run's parameter, not a constant.
+    assert _build(tl.events, samples(bad_from=0, bad_until=0), clock,
+                  target_s=600.0).within_target is True  # fmt: skip
     assert [s.step for s in record.slow_steps(slow_s=60)] == ["wait_for_rollout"]
 
 
@@ -108,24 +149,26 @@ def test_failed_requests_come_from_the_request_rate(run: tuple[Timeline, Clock])
     tl, clock = run
     _recovered_run(tl, clock, rollout_s=10)
     frame = samples(bad_from=20, bad_until=24, rps=50.0)  # 4 samples of 15 s at 20% of 50/s
-    record = build_record(tl.events, frame, incident_id="I", now=clock.now)
+    record = _build(tl.events, frame, clock)
     ok_samples = len(frame[(frame.index >= DEPLOY) & (frame.index <= record.recovered_at)]) - 4
     expected = 4 * 0.2 * 50 * 15 + ok_samples * 0.0005 * 50 * 15
     assert record.impact.failed_requests == pytest.approx(expected, abs=0.1)
-    constant = build_record(tl.events, samples(bad_from=20, bad_until=24), incident_id="I",
-                            request_rate_rps=50.0, now=clock.now)  # fmt: skip
+    constant = _build(tl.events, samples(bad_from=20, bad_until=24), clock,
+                      request_rate_rps=50.0)  # fmt: skip
     assert constant.impact.failed_requests == record.impact.failed_requests
 
 
 def test_recovery_that_fails_is_not_recovered(run: tuple[Timeline, Clock]) -> None:
     tl, clock = run
-    _step(tl, clock, "wait_for_rollout", 20)
+    _step(tl, clock, "preflight", 3, TargetResolved(2, "v1.1.0", 1, "v1.0.0", False))
+    _step(tl, clock, "helm_rollback", 5, RolledBack(2, 1, "helm rollback app 1"))
+    _step(tl, clock, "wait_for_rollout", 20, RolloutCompleted("app", clock.now))
     tl.record("check_recovery", EventKind.STEP_START, "check_recovery started")
     clock.advance(150)
+    record_fact(tl, "check_recovery", NotRecovered("5xx above 0.1% for 120 s"), "not recovered")
     tl.record("check_recovery", EventKind.STEP_FAILED, "check_recovery failed: VerificationFailed",
-              error_type="VerificationFailed")  # fmt: skip
-    record = build_record(tl.events, samples(bad_from=20, bad_until=80), incident_id="I",
-                          now=clock.now)  # fmt: skip
+              error_type="VerificationFailed", error_kind="verification")  # fmt: skip
+    record = _build(tl.events, samples(bad_from=20, bad_until=80), clock)
     assert record.outcome == Outcome.NOT_RECOVERED
     assert record.recovered_at is None
     assert record.within_target is None
@@ -136,29 +179,33 @@ def test_recovery_that_fails_is_not_recovered(run: tuple[Timeline, Clock]) -> No
 def test_no_rollback_and_dry_run_outcomes() -> None:
     clock = Clock(DEPLOY)
     tl = Timeline(clock=clock)
-    tl.record("start_run", EventKind.INFO, "run started", params={"dry_run": True})
-    tl.record("decide", EventKind.DECISION, "no", decision={"rollback": False, "triggers": []})
-    assert build_record(tl.events, samples(bad_from=0, bad_until=0), incident_id="I",
-                        now=clock.now).outcome == Outcome.NO_ROLLBACK  # fmt: skip
-    tl.record("decide", EventKind.DECISION, "yes", decision={"rollback": True, "triggers": []})
+    _start(tl, dry_run=True)
+    _step(tl, clock, "decide", 0, _decided(clock, rollback=False, verdict="no_rollback"))
+    healthy = _build(tl.events, samples(bad_from=0, bad_until=0), clock)
+    assert healthy.outcome == Outcome.NO_ROLLBACK
+    assert healthy.verdict == "no_rollback"
+    assert not healthy.rolled_back
+    _start(tl, dry_run=True)
+    _step(tl, clock, "decide", 0, _decided(clock))
     _step(tl, clock, "helm_rollback", 1)
     tl.record("helm_rollback", EventKind.DRY_RUN, "would run: helm rollback app 1")
-    record = build_record(tl.events, samples(bad_from=0, bad_until=0), incident_id="I",
-                          now=clock.now)  # fmt: skip
+    record = _build(tl.events, samples(bad_from=0, bad_until=0), clock)
     assert record.outcome == Outcome.DRY_RUN
+    assert not record.rolled_back
     assert record.steps[-1].status == "dry_run"
 
 
 def test_rerun_of_an_incident_records_only_the_latest_run(run: tuple[Timeline, Clock]) -> None:
     tl, clock = run
     tl.record("helm_rollback", EventKind.STEP_START, "x")
-    tl.record("helm_rollback", EventKind.STEP_FAILED, "boom", error_type="CommandFailed")
-    tl.record("start_run", EventKind.INFO, "run started again", params={"dry_run": False})
-    _step(tl, clock, "assess", 1, deployed_at=DEPLOY.isoformat())
-    tl.record("decide", EventKind.DECISION, "roll back", decision={"rollback": True})
+    tl.record("helm_rollback", EventKind.STEP_FAILED, "boom", error_type="CommandFailed",
+              error_kind="other")  # fmt: skip
+    assert _build(tl.events, samples(bad_from=0, bad_until=0), clock).outcome == Outcome.FAILED
+    _start(tl)
+    _step(tl, clock, "assess", 1, Assessed(DEPLOY, "parameter", 80))
+    _step(tl, clock, "decide", 0, _decided(clock))
     _recovered_run(tl, clock, rollout_s=10)
-    record = build_record(tl.events, samples(bad_from=0, bad_until=0), incident_id="I",
-                          now=clock.now)  # fmt: skip
+    record = _build(tl.events, samples(bad_from=0, bad_until=0), clock)
     assert record.outcome == Outcome.RECOVERED
     assert not record.failed_steps
 
@@ -169,8 +216,8 @@ def test_written_record_is_redacted_and_readable(
     tl, clock = run
     tl.record("notify", EventKind.INFO, "posted with token=plantedRecordToken9")
     _recovered_run(tl, clock, rollout_s=10)
-    record = build_record(tl.events, samples(bad_from=20, bad_until=30), incident_id="INC-5",
-                          root_cause_hypothesis="cache key change", now=clock.now)  # fmt: skip
+    record = _build(tl.events, samples(bad_from=20, bad_until=30), clock, incident_id="INC-5",
+                    root_cause_hypothesis="cache key change")  # fmt: skip
     json_path, md_path = write_record(record, tmp_path, redact=Redactor.build())
     data = json.loads(json_path.read_text())
     assert data["outcome"] == "recovered"

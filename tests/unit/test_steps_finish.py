@@ -7,49 +7,78 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.core.decision import Decision, Verdict
-from runbook_lib.core.revisions import Revision, RollbackTarget
+from runbook_lib.facts import (
+    Decided,
+    Outcome,
+    Recovered,
+    RolledBack,
+    RolloutCompleted,
+    TargetResolved,
+    record_fact,
+)
 from runbook_lib.steps import finish, start_run
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @pytest.mark.parametrize(
-    ("recovered_after_s", "within", "kind"),
+    ("recovered_after_s", "target", "within", "kind"),
     [
-        pytest.param(299.0, True, "info", id="inside-5-min"),
-        pytest.param(300.0, True, "info", id="exactly-5-min"),
-        pytest.param(301.0, False, "warning", id="over-5-min"),
+        pytest.param(299.0, "5m", True, "info", id="inside-5-min"),
+        pytest.param(300.0, "5m", True, "info", id="exactly-5-min"),
+        pytest.param(301.0, "5m", False, "warning", id="over-5-min"),
+        pytest.param(301.0, "6m", True, "info", id="target-parameter-honoured"),
     ],
 )
 def test_recovery_time_is_judged_against_the_target(
-    tmp_path: Path, recovered_after_s: float, within: bool, kind: str
+    tmp_path: Path, recovered_after_s: float, target: str, within: bool, kind: str
 ) -> None:
+    replay = tmp_path / "unused.csv"
+    replay.write_text("timestamp,error_ratio,latency_p99_s\n")
+    clock = Clock()
     ctx = start_run(
         expected_cluster="kwok-runbook",
-        replay_csv=str(tmp_path / "unused.csv"),
+        replay_csv=str(replay),
         output_dir=str(tmp_path),
         incident_id="inc-f",
+        target=target,
+        clock=clock,
         out=lambda _text: None,
         environ={},
     )
-    good = Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete")
-    bad = Revision(2, "deployed", "app-0.1.0", "v1.1.0", T0, "Upgrade complete")
-    s = ctx.state
-    s.decision = Decision(verdict=Verdict.ROLLBACK, triggers=(), warnings=())
-    s.target = RollbackTarget(current=bad, target=good)
-    s.rolled_back = True
-    s.decided_at = T0
-    s.rollout_done_at = T0 + timedelta(seconds=40)
-    s.verified_at = T0 + timedelta(seconds=recovered_after_s)
+    tl = ctx.timeline
+    record_fact(tl, "decide", Decided("rollback", True, T0, T0), "verdict rollback")
+    record_fact(
+        tl, "preflight", TargetResolved(2, "v1.1.0", 1, "v1.0.0", False), "target revision 1"
+    )
+    clock.now = T0 + timedelta(seconds=5)
+    record_fact(tl, "helm_rollback", RolledBack(2, 1, "helm rollback app 1"), "rolled back")
+    done = T0 + timedelta(seconds=40)
+    record_fact(tl, "wait_for_rollout", RolloutCompleted("app", done), "rollout complete")
+    verified = T0 + timedelta(seconds=recovered_after_s)
+    clock.now = verified
+    record_fact(tl, "check_recovery", Recovered(verified, verified, 0.0), "recovered")
 
     result = finish(ctx)
 
     assert result.within_target is within
+    assert result.target_s == (360.0 if target == "6m" else 300.0)
     assert result.decision_to_rollout_s == 40.0
     assert result.decision_to_recovery_s == recovered_after_s
-    event = ctx.timeline.last("finish", kind)
-    assert event is not None
-    assert event.data["decision_to_recovery_s"] == recovered_after_s
-    assert ("above the runbook's target" in event.message) is (not within)
-    assert result.outcome == "rolled back to revision 1"
+    assert result.outcome is Outcome.RECOVERED
+    assert (ctx.timeline.last("finish", "warning") is not None) is (kind == "warning")
+    finished = ctx.facts.finished
+    assert finished is not None
+    assert finished.decision_to_recovery_s == recovered_after_s
+    assert finished.outcome == "recovered"
+    fact_event = ctx.timeline.last("finish", "fact")
+    assert fact_event is not None
+    assert ("above the runbook's target" in fact_event.message) is (not within)

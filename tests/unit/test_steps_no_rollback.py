@@ -1,7 +1,7 @@
 """A run whose decision is "no rollback": every later step skips and nothing is touched.
 
 Uses the real replay-CSV metrics source; no cluster is needed because no step after ``decide``
-may reach for one (the kubeconfig given here does not exist, so any attempt would fail).
+may reach for one (the kubeconfig given here names no cluster, so any attempt would fail).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runbook_lib import steps
+from runbook_lib.facts import Outcome
 from runbook_lib.steps import Skipped
 
 DEPLOYED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -50,9 +51,11 @@ class _Clock:
 
 
 def _start(tmp_path: Path, error_ratio: float = 0.0005, **over: object) -> steps.RunContext:
+    kubeconfig = tmp_path / "empty-kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
     return steps.start_run(
         expected_cluster="kwok-runbook",
-        kubeconfig=str(tmp_path / "missing-kubeconfig"),
+        kubeconfig=str(kubeconfig),
         replay_csv=str(_replay(tmp_path / "replay.csv", error_ratio)),
         deployed_at=DEPLOYED,
         now=DEPLOYED + timedelta(minutes=30),
@@ -68,20 +71,24 @@ def _start(tmp_path: Path, error_ratio: float = 0.0005, **over: object) -> steps
 
 def test_healthy_deploy_skips_every_rollback_step(tmp_path: Path) -> None:
     ctx = _start(tmp_path, confirm=True)
-    assessment = steps.assess(ctx)
-    assert assessment.samples > 200
-    assert not steps.decide(ctx).rollback
+    window = steps.assess(ctx)
+    assert len(window.frame) > 200
+    made = steps.decide(ctx)
+    assert not made.rollback
+    assert made.decision.verdict == "no_rollback"
     results = [step(ctx) for step in AFTER_STEPS]
     assert all(isinstance(r, Skipped) for r in results)
     finished = steps.finish(ctx)
-    assert finished.outcome == "no rollback needed"
+    assert finished.outcome is Outcome.NO_ROLLBACK
     assert finished.decision_to_recovery_s is None
+    assert ctx.facts.outcome is Outcome.NO_ROLLBACK
 
     lines = [json.loads(line) for line in ctx.timeline.path.read_text().splitlines()]  # type: ignore[union-attr]
     skipped = [e["step"] for e in lines if e["message"] == "skipped: no rollback needed"]
     assert skipped == [s.__name__ for s in AFTER_STEPS]
-    decision = next(e for e in lines if e["kind"] == "decision")
+    decision = next(e for e in lines if e["data"].get("fact") == "decided")
     assert decision["data"]["decision"]["rollback"] is False
+    assert decision["data"]["verdict"] == "no_rollback"
     times = [e["at"] for e in lines]
     assert times == sorted(times)
 
@@ -92,8 +99,8 @@ def test_manual_call_rolls_back_even_on_healthy_metrics(tmp_path: Path) -> None:
     verdict = steps.decide(ctx)
     assert verdict.rollback
     assert [str(t.rule) for t in verdict.decision.triggers] == ["manual"]
-    # The next step now needs the cluster; the kubeconfig does not exist, so it must fail
-    # with a parameter error before anything else happens.
+    # The next step now needs the cluster; the kubeconfig names none, so it must fail with a
+    # parameter error before anything else happens.
     with pytest.raises(Exception, match="kubeconfig"):
         steps.preflight(ctx)
     assert ctx.timeline.last("preflight", "step_failed") is not None

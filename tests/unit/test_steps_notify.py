@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.core.revisions import Revision, RollbackTarget
+from runbook_lib.run.context import RunContext
 from runbook_lib.steps import notify, start_run
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
@@ -73,22 +74,24 @@ def webhook_factory() -> Iterator[type[Webhook]]:
         hook.close()
 
 
-def _ctx(tmp_path: Path, url: str, **over: object):  # type: ignore[no-untyped-def]
+def _ctx(tmp_path: Path, url: str, **over: object) -> RunContext:
+    replay = tmp_path / "unused.csv"
+    replay.write_text("timestamp,error_ratio,latency_p99_s\n")
     ctx = start_run(
         expected_cluster="kwok-runbook",
-        replay_csv=str(tmp_path / "unused.csv"),
+        replay_csv=str(replay),
         output_dir=str(tmp_path),
         incident_id="inc-n",
         slack_webhook_url=url,
         notify_file=str(tmp_path / "channel.jsonl"),
         console=False,
-        notify_timeout_s=0.5,
+        notify_timeout="500ms",
         out=lambda _text: None,
         sleep=lambda _s: None,
         environ={},
         **over,
     )
-    ctx.state.target = TARGET
+    ctx.live.target = TARGET
     return ctx
 
 

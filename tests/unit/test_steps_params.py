@@ -32,9 +32,10 @@ def _fixed_clock() -> datetime:
 
 def test_defaults_are_the_runbooks_values() -> None:
     p = RunParams()
-    assert (p.release, p.deployment, p.pod_selector) == ("app", "app", "app=api")
-    assert p.rollout_timeout_s == 300.0  # kubectl rollout status --timeout=5m
-    assert p.target_s == 300.0  # "under 5 minutes from decision"
+    # An empty pod_selector means the Deployment's own selector.
+    assert (p.release, p.deployment, p.pod_selector) == ("app", "app", "")
+    assert p.rollout_timeout == 300.0  # kubectl rollout status --timeout=5m
+    assert p.target == 300.0  # "under 5 minutes from decision"
     assert p.migrate_command.format(n=1) == "./migrate down 1"
     assert p.migrations_to_revert == 0
     assert p.thresholds.recovery_error_ratio == 0.001
@@ -51,7 +52,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
             prometheus_url=None,
             replay_csv=None,
             migrations_to_revert=-1,
-            rollout_timeout_s=0,
+            rollout_timeout="0s",
+            sustain=120,
+            request_rate_rps=-1,
+            postmortem_organizer="oncall@example.com\r\nATTACH:https://evil.example/x",
             deployed_at="2026-01-01T10:00:00",
             output_dir=str(tmp_path),
             colour="blue",
@@ -64,7 +68,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "expected_cluster",
         "prometheus_url / replay_csv",
         "migrations_to_revert",
-        "rollout_timeout_s",
+        "rollout_timeout",
+        "sustain",
+        "request_rate_rps",
+        "postmortem_organizer",
         "deployed_at",
         "colour",
     }
@@ -95,12 +102,11 @@ def test_bad_value_is_named(tmp_path: Path, name: str, value: object) -> None:
     assert [p.split(":")[0] for p in caught.value.problems] == [name]
 
 
-def test_thresholds_problems_are_listed_with_the_others(tmp_path: Path) -> None:
+def test_rule_problems_are_listed_with_the_others(tmp_path: Path) -> None:
     with pytest.raises(ParameterError) as caught:
-        start_run(**_base(tmp_path, release="BAD", thresholds={"error_ratio": 2.0}))
-    fields = [p.split(":")[0] for p in caught.value.problems]
-    assert fields[0] == "release"
-    assert any(f.startswith("thresholds.") for f in fields[1:])
+        start_run(**_base(tmp_path, release="BAD", error_ratio="200%", recovery_consecutive=0))
+    fields = {p.split(":")[0] for p in caught.value.problems}
+    assert fields == {"release", "error_ratio", "recovery_consecutive"}
 
 
 def test_webhook_problem_does_not_echo_the_secret(tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ import pytest
 
 from runbook_lib.core.revisions import Revision, RollbackTarget
 from runbook_lib.errors import PreconditionFailed
+from runbook_lib.facts import Outcome
+from runbook_lib.run.context import RunContext
+from runbook_lib.run.params import build_params
+from runbook_lib.run.plan import build_plan, rollout_message
 from runbook_lib.steps import confirm, start_run
-from runbook_lib.steps.params import build_params
-from runbook_lib.steps.plan import build_plan, rollout_message
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 GOOD = Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete")
@@ -31,6 +33,7 @@ def _plan(**over: object) -> str:
         expected_images=("registry.local/api:v1.0.0",),
         notifiers=("slack", "console"),
         rollback_command=COMMAND,
+        pod_selector="app=api",
     ).render()
 
 
@@ -41,12 +44,13 @@ def test_plan_names_cluster_revisions_commands_and_images() -> None:
     assert "target:   revision 1 (app-0.1.0, v1.0.0)" in text
     assert COMMAND in text
     assert "registry.local/api:v1.0.0" in text
+    assert "verify pods app=api run exactly" in text
     assert "migrations: none" in text
     assert "DRY RUN" not in text
 
 
 def test_plan_shows_the_migration_command_when_asked() -> None:
-    text = _plan(migrations_to_revert=2)
+    text = _plan(migrations_to_revert=2, migrator_selector="app=migrator")
     assert "kubectl exec <pod app=migrator> -- ./migrate down 2" in text
 
 
@@ -60,10 +64,12 @@ def test_notification_text_names_both_versions() -> None:
     assert message.startswith("Rolling back app from v1.1.0 to v1.0.0")
 
 
-def _ctx_with_plan(tmp_path: Path, answer: str | None, **over: object):  # type: ignore[no-untyped-def]
+def _ctx_with_plan(tmp_path: Path, answer: str | None, **over: object) -> RunContext:
+    replay = tmp_path / "x.csv"
+    replay.write_text("timestamp,error_ratio,latency_p99_s\n")
     ctx = start_run(
         expected_cluster="kwok-runbook",
-        replay_csv=str(tmp_path / "x.csv"),
+        replay_csv=str(replay),
         output_dir=str(tmp_path),
         incident_id="inc-c",
         ask=lambda _question: answer,
@@ -71,7 +77,7 @@ def _ctx_with_plan(tmp_path: Path, answer: str | None, **over: object):  # type:
         environ={},
         **over,
     )
-    ctx.state.plan = build_plan(
+    ctx.live.plan = build_plan(
         ctx.params,
         cluster="kwok-runbook",
         server="https://127.0.0.1:19043",
@@ -79,6 +85,7 @@ def _ctx_with_plan(tmp_path: Path, answer: str | None, **over: object):  # type:
         expected_images=("registry.local/api:v1.0.0",),
         notifiers=(),
         rollback_command=COMMAND,
+        pod_selector="app=api",
     )
     return ctx
 
@@ -87,8 +94,9 @@ def test_headless_run_without_confirm_stops_before_any_change(tmp_path: Path) ->
     ctx = _ctx_with_plan(tmp_path, answer=None)
     with pytest.raises(PreconditionFailed, match="confirm=True"):
         confirm(ctx)
-    assert not ctx.state.confirmed
+    assert ctx.facts.confirmed is None
     assert ctx.timeline.last("confirm", "step_failed") is not None
+    assert ctx.facts.outcome is Outcome.REFUSED
 
 
 @pytest.mark.parametrize(
@@ -106,7 +114,13 @@ def test_confirm_gate(
     ctx = _ctx_with_plan(tmp_path, answer, **over)
     if proceeds:
         assert confirm(ctx).proceed
-        assert ctx.state.confirmed
+        confirmed = ctx.facts.confirmed
+        assert confirmed is not None
+        assert confirmed.go_ahead
     else:
         with pytest.raises(PreconditionFailed, match="declined"):
             confirm(ctx)
+        confirmed = ctx.facts.confirmed
+        assert confirmed is not None
+        assert not confirmed.go_ahead
+        assert ctx.facts.outcome is Outcome.DECLINED
