@@ -55,7 +55,8 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         check = verify_manifest(directory, allowed_signers=allowed)
     except InputFileError as err:
-        print(f"runbook verify-evidence: {err}", file=sys.stderr)
+        # Its first line names the file (and row); the "command:" detail repeats the path.
+        print(f"runbook verify-evidence: {str(err).splitlines()[0]}", file=sys.stderr)
         print(f"{directory}: NOT verified", file=sys.stderr)
         return _FAILED
     except CommandFailed as err:
