@@ -396,7 +396,12 @@ class _Window:
         worst = None if np.isnan(lowest_seen) else lowest_seen
         below = smoothed < limit * (1.0 - BUSINESS_TOLERANCE)
         runs = find_runs(below, self.counted_gaps())
-        mean_text = f"{_seconds(self.smoothing_ns)} mean"
+        minutes = self.smoothing_ns / (60 * NS_PER_S)
+        mean_text = (
+            f"{_number(minutes)}-min mean"
+            if self.smoothing_ns % (60 * NS_PER_S) == 0
+            else f"{_seconds(self.smoothing_ns)} mean"
+        )
         limit_text = (
             f"{_number(limit)} ({_number((1.0 - th.business_drop) * 100)}% of the baseline "
             f"{_number(baseline)})"

@@ -160,7 +160,7 @@ def test_healthy_data_reads_clear_with_reasons() -> None:
     assert [r.reason for r in decision.rules] == [
         "clear: above 1% for 45 s at most, not longer than 120 s",
         "clear: never above 1 s",
-        "clear: 300 s mean never below 90 (90% of the baseline 100); lowest 100",
+        "clear: 5-min mean never below 90 (90% of the baseline 100); lowest 100",
     ]
 
 
