@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 import pytest
 
 from runbook_lib.core.thresholds import Thresholds
-from runbook_lib.core.units import parse_duration, parse_instant, parse_ratio
+from runbook_lib.core.units import (
+    InstantOutOfRange,
+    instant_ns,
+    parse_duration,
+    parse_instant,
+    parse_ratio,
+)
 from runbook_lib.errors import ParameterError
 
 
@@ -146,3 +155,34 @@ def test_parse_instant_needs_an_offset() -> None:
         parse_instant("2026-11-20T14:00:00")
     with pytest.raises(ValueError, match="not a time"):
         parse_instant("yesterday")
+
+
+@pytest.mark.parametrize(
+    ("text", "nanoseconds"),
+    [
+        ("1795183200.1", 1_795_183_200_100_000_000),  # a float would land ~100 ns off
+        ("1795183200.123456789", 1_795_183_200_123_456_789),
+        ("-0.5", -500_000_000),
+        ("1.7951832e9", 1_795_183_200_000_000_000),
+        ("2026-11-20T14:00:00.123456789Z", 1_795_183_200_123_456_789),
+        ("2026-11-20 15:30:00,5+01:30", 1_795_183_200_500_000_000),
+        ("20261120T140000Z", 1_795_183_200_000_000_000),
+        ("2262-04-11T23:47:16.854775807Z", 2**63 - 1),
+    ],
+)
+def test_parse_instant_reads_every_digit(text: str, nanoseconds: int) -> None:
+    assert instant_ns(text) == nanoseconds
+    moment = parse_instant(text)
+    assert isinstance(moment, datetime)
+    assert moment.value == nanoseconds  # type: ignore[attr-defined]  # a pandas Timestamp
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-1000000000000", "9999-01-01T00:00:00Z", "1e400", "2262-04-11T23:47:16.854775808Z"],
+)
+def test_parse_instant_names_times_out_of_range(text: str) -> None:
+    with pytest.raises(InstantOutOfRange, match=f"{re.escape(repr(text))} is out of range"):
+        parse_instant(text)
+    with pytest.raises(InstantOutOfRange, match="is out of range"):
+        parse_instant(datetime(1, 1, 1, tzinfo=UTC))
