@@ -47,6 +47,13 @@ __all__ = [
     "plot_trace_durations",
 ]
 
+# How failing traces are asked for. Jaeger 1.x matches the ``error`` tag; Jaeger 2.x keeps the
+# span status apart from the tags and matches no ``error`` tag, so the usual 5xx codes are
+# asked for too (the sample's own failures are added in any case).
+FAILING_TAGS: tuple[dict[str, str], ...] = (
+    {"error": "true"},
+    *({"http.response.status_code": code} for code in ("500", "502", "503", "504")),
+)
 SUMMARY = "traces/summary.md"
 FAILING_JSON = "traces/failing.json"
 SLOWEST_JSON = "traces/slowest.json"
@@ -240,13 +247,17 @@ def collect_traces(
     try:
         for label, start, stop in periods:
             sample = source.find_traces(service, start, stop, limit=bounds.sample_limit)
-            errors = source.find_traces(
-                service, start, stop, limit=bounds.max_traces + 1, tags={"error": "true"}
-            )
+            errors = [
+                t
+                for tags in FAILING_TAGS
+                for t in source.find_traces(
+                    service, start, stop, limit=bounds.max_traces + 1, tags=tags
+                ).traces
+            ]
             # The window's end is inclusive in Jaeger's query; a trace starting exactly at the
             # rollback belongs to the later period only.
             sampled += [t for t in sample.traces if t.start < stop or label == periods[-1][0]]
-            failed += [t for t in errors.traces if t.start < stop or label == periods[-1][0]]
+            failed += [t for t in errors if t.start < stop or label == periods[-1][0]]
             warnings += [f"{label}: {w}" for w in sample.warnings]
     except (TracesError, ParameterError) as err:
         reason = f"the tracing backend could not be queried: {err}"

@@ -23,7 +23,7 @@ from pathlib import Path
 from runbook_lib.errors import CommandFailed
 from runbook_sandbox import paths, wrappers
 
-__all__ = ["Component", "build", "components", "missing_binaries"]
+__all__ = ["Component", "binary_path", "build", "components", "missing_binaries"]
 
 Progress = Callable[[str], None]
 HEARTBEAT_S = 30.0
@@ -39,6 +39,16 @@ class Component:
     packages: tuple[str, ...]
     wrapper: str | None = None  # folder under sandbox/build holding a wrapper go.mod
     rename: dict[str, str] = field(default_factory=dict)
+    tool: bool = False  # the wrapper declares the program with `go get -tool`
+    own_cache: bool = False  # below pins.toml's marker: cached under its own key
+
+    @property
+    def bin_dir(self) -> Path:
+        """Where its binaries go: the shared pinned bin dir, or its own one."""
+        if self.own_cache:
+            key = paths.component_hash(self.name, recipe=self.ldflags())
+            return paths.cache_root() / key / "bin"
+        return paths.cache_bin_dir()
 
     @property
     def import_paths(self) -> tuple[str, ...]:
@@ -77,6 +87,8 @@ class Component:
             ]
         elif self.module.startswith("helm.sh/helm/"):
             flags.append(f"-X {self.module}/internal/version.version={self.version}")
+        elif self.module == "github.com/jaegertracing/jaeger":
+            flags.append(f"-X {self.module}/internal/version.latestVersion={self.version}")
         return " ".join(flags)
 
 
@@ -88,6 +100,7 @@ def components() -> dict[str, Component]:
     """The pins, in build order."""
     with (paths.build_dir() / "pins.toml").open("rb") as f:
         raw = tomllib.load(f)
+    own = set(paths.own_cache_tables())
     return {
         name: Component(
             name=name,
@@ -96,14 +109,28 @@ def components() -> dict[str, Component]:
             packages=tuple(table["packages"]),
             wrapper=table.get("wrapper"),
             rename=dict(table.get("rename", {})),
+            tool=bool(table.get("tool", False)),
+            own_cache=name in own,
         )
         for name, table in raw.items()
     }
 
 
 def missing_binaries(bin_dir: Path | None = None) -> list[str]:
-    bin_dir = bin_dir or paths.cache_bin_dir()
-    return [b for c in components().values() for b in c.binaries if not (bin_dir / b).is_file()]
+    """Binaries not built yet (``bin_dir`` overrides the shared dir, not a component's own)."""
+    missing = []
+    for comp in components().values():
+        where = comp.bin_dir if comp.own_cache or bin_dir is None else bin_dir
+        missing += [b for b in comp.binaries if not (where / b).is_file()]
+    return missing
+
+
+def binary_path(name: str) -> Path:
+    """The cached binary ``name`` (e.g. ``jaeger``), wherever its component is cached."""
+    for comp in components().values():
+        if name in comp.binaries:
+            return comp.bin_dir / name
+    raise KeyError(f"no pinned component provides {name!r}")
 
 
 def _go_env() -> dict[str, str]:
@@ -128,7 +155,8 @@ def _command(comp: Component, staging: Path) -> tuple[list[str], Path, dict[str,
 
 
 def _build_one(comp: Component, *, bin_dir: Path, log_dir: Path, progress: Progress) -> float:
-    staging = bin_dir.parent / f".staging-{comp.name}"
+    # Per process: two `up`s building the same component never share a staging dir.
+    staging = bin_dir.parent / f".staging-{comp.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     log_path = log_dir / f"{comp.name}.log"
@@ -188,28 +216,39 @@ def _build_one(comp: Component, *, bin_dir: Path, log_dir: Path, progress: Progr
     return elapsed
 
 
-def build(*, force: bool = False, progress: Progress | None = None) -> Path:
-    """Build every pinned binary that is not cached yet; return the cache bin dir.
+def build(
+    *, force: bool = False, progress: Progress | None = None, only: tuple[str, ...] = ()
+) -> Path:
+    """Build every pinned binary that is not cached yet; return the shared cache bin dir.
 
     Implements ``runbook sandbox build``. Idempotent: a component whose binaries are all
-    present is skipped. Raises ``CommandFailed`` naming the component and its log file.
+    present is skipped. ``only`` limits the build to the named components (pins.toml table
+    names). Raises ``CommandFailed`` naming the component and its log file.
     """
     say: Progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    comps = list(components().values())
+    comps = [c for c in components().values() if not only or c.name in only]
     for comp in comps:
         # A version edited in pins.toml: regenerate its wrapper first, since the wrapper's
         # go.mod is part of the cache key.
         wrapper_dir = paths.build_dir() / comp.wrapper if comp.wrapper else None
-        if wrapper_dir and not wrappers.wrapper_is_current(wrapper_dir, comp.module, comp.version):
+        if wrapper_dir and comp.tool:
+            if not wrappers.tool_wrapper_is_current(
+                wrapper_dir, comp.module, comp.version, comp.import_paths
+            ):
+                say(f"{comp.name}: writing tool wrapper module for {comp.version} in {wrapper_dir}")
+                wrappers.write_tool_wrapper(wrapper_dir, comp.version, comp.import_paths)
+        elif wrapper_dir and not wrappers.wrapper_is_current(
+            wrapper_dir, comp.module, comp.version
+        ):
             say(f"{comp.name}: writing wrapper module for {comp.version} in {wrapper_dir}")
             wrappers.write_wrapper(wrapper_dir, comp.module, comp.version)
-    bin_dir = paths.cache_bin_dir()
-    log_dir = bin_dir.parent / "logs"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    times_path = bin_dir.parent / "build-times.json"
-    times: dict[str, float] = json.loads(times_path.read_text()) if times_path.exists() else {}
     for i, comp in enumerate(comps, 1):
+        bin_dir = comp.bin_dir
+        log_dir = bin_dir.parent / "logs"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        times_path = bin_dir.parent / "build-times.json"
+        times: dict[str, float] = json.loads(times_path.read_text()) if times_path.exists() else {}
         have = all((bin_dir / b).is_file() for b in comp.binaries)
         label = f"[{i}/{len(comps)}] {comp.name} {comp.version} ({', '.join(comp.binaries)})"
         if have and not force:
@@ -220,5 +259,5 @@ def build(*, force: bool = False, progress: Progress | None = None) -> Path:
         times[comp.name] = round(elapsed, 1)
         times_path.write_text(json.dumps(times, indent=2) + "\n")
         say(f"{label}: built in {elapsed:.0f}s")
-    say(f"binaries in {bin_dir}")
-    return bin_dir
+    say(f"binaries in {paths.cache_bin_dir()} (own-key components: {paths.cache_root()})")
+    return paths.cache_bin_dir()

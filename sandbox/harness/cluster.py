@@ -9,6 +9,7 @@ and by port, that nothing of it is left.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -121,6 +122,7 @@ def _write_config(ce: ClusterEnv) -> Path:
         migrations_dir=str(paths.migrations_dir()),
         migrate_db=str(ce.state / "app.db"),
         api_log=str(ce.logs_dir / "api.log"),
+        unregistered_log=str(ce.logs_dir / "pods" / "unregistered.log"),
         path=ce.vars["PATH"],
         kube_apiserver_port=ce.ports.kube_apiserver,
         etcd_port=ce.ports.etcd,
@@ -164,6 +166,12 @@ def create(ce: ClusterEnv, *, timeout_s: float = 120.0) -> None:
     ce.logs_dir.mkdir(parents=True, exist_ok=True)
     # A new cluster starts a new request log (kwok serves it as the api pods' logs).
     (ce.logs_dir / "api.log").write_text("")
+    # Each api pod's own log (runbook_sandbox.pod_logs); a pod the traffic model has not
+    # registered yet shows the empty "unregistered" log, never another pod's lines.
+    shutil.rmtree(ce.logs_dir / "pods", ignore_errors=True)
+    (ce.logs_dir / "pods").mkdir()
+    (ce.logs_dir / "pods" / "unregistered.log").write_text("")
+    (ce.logs_dir / "inject.log").unlink(missing_ok=True)
     config = _write_config(ce)
     b = ce.bin_dir
     argv = [

@@ -83,6 +83,8 @@ def start(
             sys.executable, str(_TRAFFIC_SCRIPT), "--port", str(ports.traffic),
             "--state-dir", str(state_dir), "--kubeconfig", str(kubeconfig),
             "--namespace", namespace,
+            # Spans to the sandbox's Jaeger (tracing.py); dropped while it is not up.
+            "--otlp-endpoint", f"http://127.0.0.1:{ports.jaeger_otlp_http}",
         ]  # fmt: skip
         with (work / "traffic-model.log").open("ab") as log:
             traffic = subprocess.Popen(

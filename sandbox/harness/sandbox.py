@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from runbook_sandbox import alerting, binaries, cluster, pod_delays, release
+from runbook_sandbox import alerting, binaries, cluster, pod_delays, release, tracing
 from runbook_sandbox.cluster import ClusterEnv, run
 
 __all__ = ["Sandbox", "down", "status", "up"]
@@ -49,6 +49,7 @@ class Sandbox:
     ce: ClusterEnv
     prometheus_url: str = ""
     traffic_url: str = ""
+    tracing_url: str = ""  # Jaeger's query API (the runbook's tracing_url)
 
     @property
     def kubeconfig(self) -> Path:
@@ -113,6 +114,7 @@ def _attach(ce: ClusterEnv) -> Sandbox:
         ce=ce,
         prometheus_url=urls.get("prometheus_url", ""),
         traffic_url=urls.get("traffic_url", ""),
+        tracing_url=tracing.query_url(),
     )
 
 
@@ -135,6 +137,7 @@ def up(*, progress: Progress = _say) -> Sandbox:
         if stack is not None:
             stack.stop(ce.state)
         alerting.stop(ce.state)
+        tracing.stop(ce.state)
         _endpoints_file(ce).unlink(missing_ok=True)
         cluster.delete(ce)
         progress(f"starting cluster {ce.name!r} on 127.0.0.1:{ce.ports.kube_apiserver}")
@@ -148,6 +151,9 @@ def up(*, progress: Progress = _say) -> Sandbox:
         progress(
             f"  release app {release.GOOD_VERSION} deployed ({time.monotonic() - started:.1f}s)"
         )
+    # Before the traffic model, so its first spans have somewhere to go.
+    tracing_url = tracing.start(ce.state)
+    progress(f"  tracing: {tracing_url} ({time.monotonic() - started:.1f}s)")
     stack = _metrics_stack()
     if stack is not None:
         # Returns at once when the stack already runs; restarts it when it died.
@@ -177,6 +183,7 @@ def down(*, progress: Progress = _say) -> cluster.Leftovers:
     if stack is not None:
         stack.stop(ce.state)
     alerting.stop(ce.state)
+    tracing.stop(ce.state)
     _endpoints_file(ce).unlink(missing_ok=True)
     cluster.delete(ce)
     left = cluster.leftovers(ce)
@@ -206,6 +213,8 @@ def status() -> dict[str, Any]:
             "prometheus": ce.ports.prometheus,
             "traffic": ce.ports.traffic,
             "alertmanager": ce.ports.alertmanager,
+            "jaeger_query": ce.ports.jaeger_query,
+            "jaeger_otlp_http": ce.ports.jaeger_otlp_http,
         },
         "bound_ports": cluster.bound_ports(ce.ports.all_ports()),
         "pids": cluster.leftovers(ce).pids,
@@ -224,4 +233,5 @@ def status() -> dict[str, Any]:
             info["pod_ready_delay_s"] = pod_delays.current_delay_s(cluster._cluster_dir(ce))
         except (OSError, pod_delays.PodDelayError):
             info["pod_ready_delay_s"] = None
+    info["tracing"] = tracing.status(ce.state)
     return info

@@ -8,7 +8,9 @@ rollout shows a gradual change of error ratio, latency and orders, and a rollbac
 It serves ``/metrics`` (prometheus_client) with ``http_requests_total{code,version}``,
 ``http_request_duration_seconds{version}`` and ``orders_total``, plus ``/mix`` (JSON: which pods
 and versions are serving) for the harness and tests. Request log lines go to
-``<state>/logs/api.log``, which kwok's ClusterLogs serves as the api pods' logs.
+``<state>/logs/api.log`` (every request) and to the serving pod's own log
+``<state>/logs/pods/<pod>.log``, which kwok serves as that pod's ``kubectl logs``
+(``pod_logs.py``). With ``--otlp-endpoint`` each request is also a trace (``spans.py``).
 
 Run: ``python -m runbook_sandbox.traffic_model --port P --state-dir D --kubeconfig K`` or, without
 a cluster, ``--mix v1.0.0=3,v1.1.0=1`` (a fixed set of ready pods).
@@ -39,6 +41,14 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 
 from runbook_sandbox import paths
+from runbook_sandbox.pod_logs import (
+    CRASH_ANNOTATION,
+    LogsKeeper,
+    PodLogs,
+    PodRef,
+    parse_seconds,
+)
+from runbook_sandbox.spans import RequestSpans
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -144,6 +154,8 @@ class PodView:
     version: str
     ready: bool
     terminating: bool = False
+    uid: str = ""
+    crash_every_s: float = 0.0  # crash-looping pod: its container restarts this often
 
 
 def image_version(image: str) -> str:
@@ -220,10 +232,14 @@ class Simulator:
         registry: CollectorRegistry,
         seed: int = 1,
         request_log: RequestLog | None = None,
+        pod_logs: PodLogs | None = None,
+        spans: RequestSpans | None = None,
     ) -> None:
         self.config = config
         self.rng = random.Random(seed)
         self.request_log = request_log
+        self.pod_logs = pod_logs
+        self.spans = spans
         self.requests = Counter(
             "http_requests_total", "Requests answered, by status code and app version.",
             ["code", "version"], registry=registry,
@@ -264,15 +280,21 @@ class Simulator:
         if pods is None or n <= 0:
             return
         lines = []
+        by_pod: dict[str, list[str]] = {}
         for i in range(n):
             at = now - timedelta(seconds=span_s * (n - 1 - i) / n)
             stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            lines.append(self._one(pods, stamp))
+            pod, line = self._one(pods, stamp, at)
+            lines.append(line)
+            if pod != "-":
+                by_pod.setdefault(pod, []).append(f"{stamp} stdout F {line}")
         self.served += n
         if self.request_log is not None:
             self.request_log.write(lines)
+        if self.pod_logs is not None:
+            self.pod_logs.write(by_pod)
 
-    def _one(self, pods: tuple[PodView, ...], stamp: str) -> str:
+    def _one(self, pods: tuple[PodView, ...], stamp: str, at: datetime) -> tuple[str, str]:
         rng = self.rng
         if not pods:
             # No ready pod: the load balancer answers at once, as a real one would.
@@ -296,7 +318,13 @@ class Simulator:
                 self.orders.inc()
         self.requests.labels(code=code, version=version).inc()
         self.duration.labels(version=version).observe(duration)
-        return (
+        if self.spans is not None and pod != "-":
+            end_ns = int(at.timestamp() * 1e9)
+            self.spans.record(
+                version=version, pod=pod, method=method, route=path, code=code,
+                start_ns=end_ns - int(duration * 1e9), end_ns=end_ns,
+            )  # fmt: skip
+        return pod, (
             f"{stamp} method={method} path={path} status={code} "
             f"duration_ms={duration * 1000:.1f} version={version} pod={pod}\n"
         )
@@ -314,7 +342,10 @@ def pod_views(items: Iterable[Any]) -> list[PodView]:
         ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
         version = image_version(containers[0].image) if containers else "unknown"
         terminating = pod.metadata.deletion_timestamp is not None
-        views.append(PodView(pod.metadata.name, version, ready, terminating))
+        crash = parse_seconds((pod.metadata.annotations or {}).get(CRASH_ANNOTATION, ""))
+        views.append(
+            PodView(pod.metadata.name, version, ready, terminating, pod.metadata.uid or "", crash)
+        )
     return views
 
 
@@ -398,7 +429,18 @@ def run(args: argparse.Namespace) -> None:
     request_log = RequestLog(
         Path(args.state_dir) / "logs" / "api.log", max_bytes=args.log_max_bytes
     )
-    sim = Simulator(config, registry=registry, seed=args.seed, request_log=request_log)
+    pod_logs = PodLogs(Path(args.state_dir), max_bytes=args.log_max_bytes)
+    spans = None
+    if args.otlp_endpoint:
+        spans = RequestSpans(endpoint=args.otlp_endpoint, sample_ratio=args.trace_sample)
+    sim = Simulator(
+        config,
+        registry=registry,
+        seed=args.seed,
+        request_log=request_log,
+        pod_logs=pod_logs,
+        spans=spans,
+    )
     server = make_server(
         "127.0.0.1", args.port, _app(registry, sim), _ThreadingServer, handler_class=_QuietHandler
     )
@@ -417,10 +459,16 @@ def run(args: argparse.Namespace) -> None:
 
         def follow() -> None:
             kubeconfig = Path(args.kubeconfig)
+            keeper = LogsKeeper(kubeconfig, args.namespace, pod_logs)
             for pods in watch_pods(
                 kubeconfig, args.namespace, args.selector, interval_s=args.poll_s, stop=stop
             ):
                 sim.set_pods(pods)
+                refs = [PodRef(p.name, p.uid, p.crash_every_s) for p in pods if not p.terminating]
+                try:
+                    keeper.sync(refs)
+                except Exception as err:  # the API went away mid-sync: next listing retries
+                    log.warning("pod logs: %s", err)
 
         threading.Thread(target=follow, name="pods", daemon=True).start()
 
@@ -433,11 +481,14 @@ def run(args: argparse.Namespace) -> None:
         if sim.pods is None:
             due_before = due  # nothing is served (or owed) before the first pod listing
             continue
+        pod_logs.pull_injected()
         sim.serve(due - due_before, now=datetime.now(UTC), span_s=_TICK_S)
         due_before = due
     server.shutdown()
     server.server_close()
     request_log.close()
+    if spans is not None:
+        spans.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -454,6 +505,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="req/s (default: config)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log-max-bytes", type=int, default=8_000_000)
+    parser.add_argument(
+        "--otlp-endpoint", default="", help="send a trace per request, e.g. http://127.0.0.1:4318"
+    )
+    parser.add_argument(
+        "--trace-sample", type=float, default=0.2, help="share of requests traced (0..1)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr

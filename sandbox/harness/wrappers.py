@@ -6,18 +6,29 @@ neither can be installed directly. A wrapper module requires the release, copies
 requirements so the build uses exactly the versions the release was tested with, and, for
 Kubernetes, replaces every staging module (required there as v0.0.0) with its published
 v0.<minor>.<patch> release.
+
+A *tool* wrapper (Jaeger) is simpler: ``go get -tool pkg@version`` writes a go.mod that
+declares the program a tool and requires the release with the versions its go.mod names;
+``go build pkg`` inside that module then builds it (the release's replaces are ignored).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
 
 from runbook_lib.errors import CommandFailed
 
-__all__ = ["render_wrapper", "wrapper_is_current", "write_wrapper"]
+__all__ = [
+    "render_wrapper",
+    "tool_wrapper_is_current",
+    "wrapper_is_current",
+    "write_tool_wrapper",
+    "write_wrapper",
+]
 
 _REQUIRE_BLOCK = re.compile(r"^require \((.*?)^\)", re.M | re.S)
 _REQUIRE_LINE = re.compile(r"^require (\S+) (\S+)", re.M)
@@ -94,3 +105,40 @@ def write_wrapper(wrapper_dir: Path, module: str, version: str) -> None:
     (wrapper_dir / "go.mod").write_text(text)
     # The old go.sum names other versions; the next build records the new sums.
     (wrapper_dir / "go.sum").unlink(missing_ok=True)
+
+
+def tool_wrapper_is_current(
+    wrapper_dir: Path, module: str, version: str, import_paths: tuple[str, ...]
+) -> bool:
+    """The tool wrapper declares every program and requires ``module`` at ``version``."""
+    gomod = wrapper_dir / "go.mod"
+    if not gomod.exists():
+        return False
+    text = gomod.read_text()
+    has_tools = all(re.search(rf"^\s*(tool\s+)?{re.escape(p)}$", text, re.M) for p in import_paths)
+    return (
+        has_tools
+        and re.search(rf"^\s*(require\s+)?{re.escape(module)} {re.escape(version)}\b", text, re.M)
+        is not None
+    )
+
+
+def write_tool_wrapper(wrapper_dir: Path, version: str, import_paths: tuple[str, ...]) -> None:
+    """(Re)create the tool wrapper: ``go mod init``, then ``go get -tool`` each program."""
+    wrapper_dir.mkdir(parents=True, exist_ok=True)
+    (wrapper_dir / "go.mod").unlink(missing_ok=True)
+    (wrapper_dir / "go.sum").unlink(missing_ok=True)
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+    steps = [["go", "mod", "init", f"runbook.local/sandbox/{wrapper_dir.name}"]]
+    steps += [["go", "get", "-tool", f"{path}@{version}"] for path in import_paths]
+    for argv in steps:
+        proc = subprocess.run(
+            argv, cwd=wrapper_dir, env=env, capture_output=True, text=True, timeout=1200
+        )
+        if proc.returncode != 0:
+            raise CommandFailed(
+                f"cannot write the tool wrapper module in {wrapper_dir}",
+                command=" ".join(argv),
+                stderr=proc.stderr or proc.stdout,
+                retryable=True,
+            )
