@@ -147,25 +147,30 @@ def run_rollback(
     from runbook_lib.timeline import Timeline
 
     params = dict(parameters)
+    assess = notebook.stem == "assess"
+    # The assessment is read-only and has no incident: its output folder is named by time.
+    output_dir = str(params.pop("output_dir", "evidence")) if assess else ""
     _check_names(notebook, params)
     # Every problem at once, before anything runs (exit 2).
-    if notebook.stem == "assess":
+    if assess:
         check_params(params)
     else:
         check_paths(build_params(params))
-    release = str(params.get("release") or "app")
-    # Fixed here, not in the kernel, so the evidence can be found after a crash.
-    params.setdefault("incident_id", "")
-    if not params["incident_id"]:
-        params["incident_id"] = f"rollback-{release}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", str(params["incident_id"])):
-        raise ParameterError([f"incident_id: letters, digits, '.', '_', '-' only: "
-                              f"{params['incident_id']!r}"])  # fmt: skip
-    params.setdefault("output_dir", "evidence")
     for name in PATH_PARAMETERS:
         if isinstance(params.get(name), str | Path) and str(params[name]):
             params[name] = str(Path(str(params[name])).expanduser().resolve())
-    incident_dir = Path(params["output_dir"]) / str(params["incident_id"])
+    started_at = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    if assess:
+        incident_dir = Path(output_dir).expanduser().resolve() / f"assess-{started_at}"
+    else:
+        release = str(params.get("release") or "app")
+        # Fixed here, not in the kernel, so the evidence can be found after a crash.
+        params["incident_id"] = params.get("incident_id") or f"rollback-{release}-{started_at}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", str(params["incident_id"])):
+            raise ParameterError([f"incident_id: letters, digits, '.', '_', '-' only: "
+                                  f"{params['incident_id']!r}"])  # fmt: skip
+        params.setdefault("output_dir", str(Path("evidence").resolve()))
+        incident_dir = Path(params["output_dir"]) / str(params["incident_id"])
     incident_dir.mkdir(parents=True, exist_ok=True)
     redactor = _redactor(params)
 
