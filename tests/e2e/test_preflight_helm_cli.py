@@ -11,19 +11,38 @@ from __future__ import annotations
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from runbook_lib import steps
 from runbook_lib.errors import CommandFailed
 
-from .test_steps import events, snapshot, start
+from .test_steps import events, snapshot
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+
+def start(sb: Sandbox, tmp_path: Path, **over: Any) -> steps.RunContext:
+    """A run against the sandbox with what preflight needs (the parameter vocabulary's names)."""
+    params: dict[str, Any] = {
+        "expected_cluster": sb.context,
+        "kubeconfig": str(sb.kubeconfig),
+        "context": sb.context,
+        "helm_binary": str(sb.bin_dir / "helm"),
+        "prometheus_url": sb.prometheus_url,
+        "prometheus_rate_window": "20s",
+        "step": "5s",
+        "manual_reason": "e2e: on-call decided to roll back",
+        "confirm": True,
+        "console": False,
+        "output_dir": str(tmp_path / "evidence"),
+        "incident_id": "e2e-preflight",
+    }
+    return steps.start_run(**(params | over))
 
 
 def logging_helm(real: Path, folder: Path) -> tuple[Path, Path]:
