@@ -212,6 +212,15 @@ class WindowPlan:
     direct_rows: IntArray
     direct_left: IntArray
     direct_right: IntArray
+    left: IntArray
+    right: IntArray
+    lengths: FloatArray  # elements per window
+    consecutive: bool  # right[i] == right[0] + i: read by slices, not gathers
+    # Windows of exactly ``block`` elements ending at consecutive samples (regular samples),
+    # from window ``regular_from`` on: summed from two shifted slices of the block tables.
+    block: int
+    regular_from: int
+    regular_edge: BoolArray  # such a window is exactly one block: its prefix alone
 
     @classmethod
     def build(cls, left: IntArray, right: IntArray) -> WindowPlan:
@@ -219,6 +228,20 @@ class WindowPlan:
         parts: list[_Part] = []
         rows: IntArray | None = None
         lo, hi = left, right
+        widths = right - left
+        consecutive = bool(size) and int(right[-1]) - int(right[0]) + 1 == size
+        consecutive = consecutive and bool(np.all(right[1:] - right[:-1] == 1))
+        block = int(np.median(widths[:: max(size // 64, 1)])) + 1 if size else 0
+        regular_from, edge = size, np.zeros(0, dtype=bool)
+        if consecutive and block >= 2:
+            # Windows of exactly one block length; the first block - 1 samples cannot hold one.
+            regular_from = min(max(block - 1 - int(right[0]), 0), size)
+            regular = widths == block - 1
+            regular[:regular_from] = False
+            ends = np.arange(int(right[0]) + regular_from, int(right[0]) + size, dtype=np.int64)
+            edge = ends % block == block - 1
+            rows = np.flatnonzero(~regular)
+            lo, hi = left[rows], right[rows]
 
         def take(mask: BoolArray, block: int, shift: int, sides: str) -> None:
             nonlocal rows, lo, hi
@@ -243,9 +266,8 @@ class WindowPlan:
             rows = rest if rows is None else rows[rest]
             lo, hi = lo[rest], hi[rest]
 
-        if size:
+        if lo.size:
             counts = hi - lo + 1
-            block = int(np.median(counts[:: max(size // 64, 1)]))
             if block >= 2:
                 first_block, last_block = lo // block, hi // block
                 fits = counts <= block
@@ -275,12 +297,27 @@ class WindowPlan:
             level = int(np.max(hi - lo)).bit_length() if lo.size else 0
         if rows is None:
             rows = np.arange(size, dtype=np.int64)
-        return cls(size, tuple(parts), rows, lo, hi)
+        lengths = (widths + 1).astype(np.float64)
+        if not consecutive or block < 2:
+            block = 0
+        return cls(
+            size, tuple(parts), rows, lo, hi, left, right, lengths, consecutive, block,
+            regular_from, edge,
+        )  # fmt: skip
 
     def sums(self, values: FloatArray) -> FloatArray:
         """The window sums of ``values`` (finite, and small enough not to overflow)."""
         sums = np.empty(self.size)
         tables: dict[tuple[int, int], tuple[FloatArray, FloatArray]] = {}
+        if self.block and self.regular_from < self.size:
+            block = self.block
+            tables[(block, 0)] = prefix, suffix = _block_sums(values, block, 0)
+            first = int(self.right[0]) + self.regular_from
+            last = int(self.right[0]) + self.size
+            ending = prefix[first:last]
+            sums[self.regular_from :] = np.where(
+                self.regular_edge, ending, suffix[first - block + 1 : last - block + 1] + ending
+            )
         for part in self.parts:
             key = (part.block, part.shift)
             if key not in tables:
@@ -337,15 +374,20 @@ def window_means(
     all_present = bool(present.all())
     clean = values if all_present else np.where(present, values, 0.0)
     largest = max(abs(float(np.min(clean))), abs(float(np.max(clean)))) if clean.size else 0.0
-    widest = int(np.max(right - left)) + 1 if right.size else 1
+    widest = int(np.max(plan.lengths)) if plan.size else 1
     scale = _overflow_scale(largest, 2 * widest)
     sums = plan.sums(np.ldexp(clean, -scale) if scale else clean)
     if all_present:
-        means = sums / (right - left + 1)
+        means = sums / plan.lengths
     else:
         running = np.zeros(values.size + 1, dtype=np.int64)  # counts: exact integers
         np.cumsum(present, out=running[1:])
-        counts = running[right + 1] - running[left]
+        if plan.consecutive:
+            start = int(right[0]) + 1
+            through = running[start : start + right.size]
+        else:
+            through = running[right + 1]
+        counts = through - running[left]
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.where(counts > 0, sums / counts, np.nan)
     if scale:
