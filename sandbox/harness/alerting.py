@@ -41,7 +41,8 @@ __all__ = [
 ]
 
 INSTALL_HINT = "apt-get install prometheus-alertmanager"
-# The demo's windows (scripts/demo.py): 20 s sustain, 2 s samples, rates over 15 s.
+# The demo's windows (scripts/demo.py): 20 s sustain, 2 s samples, rates over 15 s, business
+# metric (orders) smoothed over 30 s.
 DEMO_RULES = AlertRulesSpec(
     release="app",
     namespace="default",
@@ -50,7 +51,7 @@ DEMO_RULES = AlertRulesSpec(
         rate_window="15s",
         business_counters={"orders": "orders_total"},
     ),
-    thresholds=Thresholds(sustain=20.0),
+    thresholds=Thresholds(sustain=20.0, business_smoothing=30.0),
     step=2.0,
 )
 _NAME = "alertmanager"
