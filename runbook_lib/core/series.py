@@ -170,8 +170,14 @@ def window_starts(times: IntArray, span_ns: int, rows: IntArray | None = None) -
     probed = ends[::stride] - np.searchsorted(times, bounds[::stride], side="right")
     typical = int(np.median(probed))
     guess = np.maximum(ends - typical, 0)
-    # times[guess - 1] at guess 0 reads the last sample (index -1); "guess == 0" overrides it.
-    right = (times[guess] > bounds) & ((guess == 0) | (times[guess - 1] <= bounds))
+    if consecutive and first - typical >= 1:
+        # Consecutive guesses too: read their times (and the ones before) as slices.
+        start = first - typical
+        at, before = times[start : start + ends.size], times[start - 1 : start - 1 + ends.size]
+        right = (at > bounds) & (before <= bounds)
+    else:
+        # times[guess - 1] at guess 0 reads the last sample (index -1); "guess == 0" overrides.
+        right = (times[guess] > bounds) & ((guess == 0) | (times[guess - 1] <= bounds))
     wrong = np.flatnonzero(~right)
     if wrong.size:
         guess[wrong] = np.searchsorted(times, bounds[wrong], side="right")
