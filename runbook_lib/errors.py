@@ -7,7 +7,8 @@ on-call engineer what state the world is in and whether trying again may help::
     ├── ParameterError          bad input; lists every problem at once; nothing changed
     ├── PreconditionFailed      safe abort before any change (wrong cluster, lock held, ...)
     │   ├── WrongCluster
-    │   └── LockHeld
+    │   ├── LockHeld
+    │   └── LockLost            the lock this run held was taken over or released under it
     ├── AdapterError            an outside program or service failed; carries the command or
     │   │                       query, its stderr, and ``retryable``
     │   ├── CommandFailed       a subprocess (helm, kubectl, ...) exited non-zero or is missing
@@ -17,6 +18,7 @@ on-call engineer what state the world is in and whether trying again may help::
     │   └── TracesError         the tracing backend (Jaeger) could not be queried
     ├── StepTimeout             a step did not finish in its time budget
     └── VerificationFailed      rolled back but not recovered (or wrong image): escalate
+        └── ReleaseChangedUnderRun  someone changed the release during the run
 
 Notebooks never catch these, so papermill marks the failing cell. Always ``raise ... from err``.
 """
@@ -24,6 +26,7 @@ Notebooks never catch these, so papermill marks the failing cell. Always ``raise
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 __all__ = [
     "AdapterError",
@@ -31,9 +34,11 @@ __all__ = [
     "CommandFailed",
     "InputFileError",
     "LockHeld",
+    "LockLost",
     "MetricsError",
     "ParameterError",
     "PreconditionFailed",
+    "ReleaseChangedUnderRun",
     "RunbookError",
     "StepTimeout",
     "TracesError",
@@ -64,9 +69,26 @@ class WrongCluster(PreconditionFailed):
 
 
 class LockHeld(PreconditionFailed):
-    """Another run holds the release's rollback lock (a Kubernetes Lease)."""
+    """Another run holds the release's rollback lock (a Kubernetes Lease).
 
-    def __init__(self, message: str, *, holder: str) -> None:
+    ``holder`` is who holds it; ``frees_at`` when it frees itself unless renewed (``None``
+    when unknown).
+    """
+
+    def __init__(self, message: str, *, holder: str, frees_at: datetime | None = None) -> None:
+        self.holder = holder
+        self.frees_at = frees_at
+        super().__init__(message)
+
+
+class LockLost(PreconditionFailed):
+    """The lock this run took is no longer its own: taken over, or released under it.
+
+    Raised by the step frame before a step that changes the cluster, so nothing was changed.
+    ``holder`` is who holds the Lease now (``None`` when nobody does).
+    """
+
+    def __init__(self, message: str, *, holder: str | None) -> None:
         self.holder = holder
         super().__init__(message)
 
@@ -168,3 +190,17 @@ class StepTimeout(RunbookError):
 
 class VerificationFailed(RunbookError):
     """The rollback ran but the service is not verified healthy: escalate, do not migrate."""
+
+
+class ReleaseChangedUnderRun(VerificationFailed):
+    """The release is no longer what this run rolled back to: someone changed it meanwhile.
+
+    ``revision`` is the release's current revision, ``version`` its app version or chart,
+    ``changed_at`` when Helm recorded it. Not a failed recovery: the run's rollback was undone.
+    """
+
+    def __init__(self, message: str, *, revision: int, version: str, changed_at: str) -> None:
+        self.revision = revision
+        self.version = version
+        self.changed_at = changed_at
+        super().__init__(message)

@@ -25,13 +25,16 @@ __all__ = [
     "Assessed",
     "Confirmed",
     "Decided",
+    "EarlierRunFound",
     "Fact",
     "Finished",
     "FixBranchCreated",
+    "LockTaken",
     "MigrationsReverted",
     "NotRecovered",
     "Outcome",
     "Recovered",
+    "ReleaseChanged",
     "RolledBack",
     "RolloutCompleted",
     "RunFacts",
@@ -52,6 +55,7 @@ class Outcome(StrEnum):
     DRY_RUN = "dry_run"  # every read step ran, nothing changed
     ALREADY_ROLLED_BACK = "already_rolled_back"  # an earlier run did it; nothing changed
     NOT_RECOVERED = "not_recovered"  # rolled back but the error rate did not recover: escalate
+    RELEASE_CHANGED = "release_changed"  # rolled back, then someone changed the release again
     REFUSED = "refused"  # a safety check stopped the run before any change
     FAILED = "failed"  # a step failed; see ``RunFacts.changed_cluster``
     INTERRUPTED = "interrupted"  # stopped by a signal or a crash
@@ -157,6 +161,41 @@ class Finished(Fact):
     target_s: float
 
 
+@dataclass(frozen=True)
+class LockTaken(Fact):
+    """The run took the release's Lease; ``takeover`` says from whom and why, if anyone."""
+
+    NAME: ClassVar[str] = "lock_taken"
+    holder: str
+    lease: str  # namespace/name
+    ttl_s: float
+    takeover: str = ""  # "", "stale" (its run stopped renewing) or "deliberate"
+    previous_holder: str = ""
+    reason: str = ""  # lock_takeover_reason, for a deliberate takeover
+
+
+@dataclass(frozen=True)
+class EarlierRunFound(Fact):
+    """An earlier run of this release that never finished (it crashed), found and sealed."""
+
+    NAME: ClassVar[str] = "earlier_run_found"
+    incident_id: str
+    path: str
+    outcome: str  # what that run's evidence now says: "interrupted", or why it was not sealed
+
+
+@dataclass(frozen=True)
+class ReleaseChanged(Fact):
+    """The release changed under the run: its current revision is not the one rolled back to."""
+
+    NAME: ClassVar[str] = "release_changed"
+    expected_revision: int
+    current_revision: int
+    current_version: str
+    changed_at: datetime | None
+    images: tuple[str, ...] = ()  # what the pods run now
+
+
 _FACTS: dict[str, type[Fact]] = {
     cls.NAME: cls
     for cls in (
@@ -171,6 +210,9 @@ _FACTS: dict[str, type[Fact]] = {
         MigrationsReverted,
         FixBranchCreated,
         Finished,
+        LockTaken,
+        EarlierRunFound,
+        ReleaseChanged,
     )
 }
 
@@ -245,17 +287,25 @@ class RunFacts:
     dry_run: bool = False
     started_at: datetime | None = None
     earlier_rollback: RolledBack | None = None  # by an earlier attempt of the same incident
+    lock: LockTaken | None = None
+    earlier_runs: tuple[EarlierRunFound, ...] = ()  # crashed runs this one found and sealed
+    release_changed: ReleaseChanged | None = None
 
     @classmethod
     def read(cls, events: Iterable[Event]) -> RunFacts:
         """The facts of the latest attempt in ``events`` (a re-run appends a new attempt)."""
-        found: dict[str, Any] = {"failures": []}
+        found: dict[str, Any] = {"failures": [], "earlier_runs": []}
         for event in events:
             if event.step == "start_run":
                 # A new attempt of the same incident: facts are about the newest one, except
                 # a rollback done earlier, which the record must still name.
                 earlier = found.get("rolled_back") or found.get("earlier_rollback")
-                found = {"failures": [], "started_at": event.at, "earlier_rollback": earlier}
+                found = {
+                    "failures": [],
+                    "earlier_runs": [],
+                    "started_at": event.at,
+                    "earlier_rollback": earlier,
+                }
                 found["dry_run"] = bool(event.data.get("dry_run", False))
             if event.kind == EventKind.STEP_FAILED:
                 found["failures"].append(
@@ -292,7 +342,14 @@ class RunFacts:
                 found["fix_branch"] = fact
             elif isinstance(fact, Finished):
                 found["finished"] = fact
+            elif isinstance(fact, LockTaken):
+                found["lock"] = fact
+            elif isinstance(fact, EarlierRunFound):
+                found["earlier_runs"].append(fact)
+            elif isinstance(fact, ReleaseChanged):
+                found["release_changed"] = fact
         found["failures"] = tuple(found["failures"])
+        found["earlier_runs"] = tuple(found["earlier_runs"])
         return cls(**found)
 
     @property
@@ -328,6 +385,8 @@ class RunFacts:
             if decided.verdict == "inconclusive":
                 return Outcome.INCONCLUSIVE
             return Outcome.NO_ROLLBACK
+        if self.release_changed is not None:
+            return Outcome.RELEASE_CHANGED
         if self.not_recovered is not None:
             return Outcome.NOT_RECOVERED
         if failure is not None:

@@ -2,24 +2,45 @@
 
 Two engineers (or an engineer and an automation) must not roll back the same release at once.
 Every write carries the resourceVersion that was read, so of two runs racing for the lock the
-API server lets exactly one write win (the other gets 409 Conflict and sees the winner). A
-lease whose holder stopped renewing longer than ``ttl_s`` ago is stale (its run crashed) and
-may be taken over; the takeover is reported in ``LockInfo.warning`` for the timeline.
+API server lets exactly one write win (the other gets 409 Conflict and sees the winner).
+
+The holder renews the Lease while it runs (``renew``); the Lease says for how long a renewal
+counts (``leaseDurationSeconds``, the run's ``lock_ttl``). A lease not renewed for that long
+belongs to a run that crashed: it frees itself and may be taken over, reported in
+``LockInfo.warning``. A live lease is taken over only deliberately, with a reason
+(``acquire(..., takeover_reason=...)``), which the Lease keeps in an annotation so the run that
+lost it can say why. The Lease also names the holder's incident and evidence folder, so the
+run after a crash can find and seal the crashed run's evidence.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runbook_lib.adapters.kube import Kube
-from runbook_lib.errors import ApiError, LockHeld, ParameterError
+from runbook_lib.errors import ApiError, LockHeld, LockLost, ParameterError
 
-__all__ = ["LockInfo", "ReleaseLock", "lease_name"]
+__all__ = [
+    "ANNOTATION_EVIDENCE",
+    "ANNOTATION_INCIDENT",
+    "ANNOTATION_TAKEOVER",
+    "LeaseState",
+    "LockInfo",
+    "ReleaseLock",
+    "held_message",
+    "lease_name",
+]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+ANNOTATION_INCIDENT = "runbook/incident-id"
+ANNOTATION_EVIDENCE = "runbook/evidence-dir"
+ANNOTATION_TAKEOVER = "runbook/takeover-reason"
 
 
 def lease_name(release: str) -> str:
@@ -28,8 +49,39 @@ def lease_name(release: str) -> str:
 
 
 @dataclass(frozen=True)
+class LeaseState:
+    """The Lease as read: who holds it, since when, last renewal, and what the holder said."""
+
+    holder: str
+    acquired_at: datetime | None
+    renewed_at: datetime | None
+    duration_s: float | None  # the holder's lock_ttl (leaseDurationSeconds)
+    incident_id: str = ""
+    evidence_dir: str = ""
+    takeover_reason: str = ""
+    resource_version: str = ""
+    transitions: int = 0
+
+    def frees_at(self, default_ttl_s: float) -> datetime | None:
+        """When the lock frees itself unless renewed: last renewal + the holder's duration."""
+        if self.renewed_at is None:
+            return None
+        return self.renewed_at + timedelta(seconds=self.duration_s or default_ttl_s)
+
+    def live(self, now: datetime, default_ttl_s: float) -> bool:
+        """Whether the holder renewed it recently enough that it still holds it."""
+        frees = self.frees_at(default_ttl_s)
+        return frees is not None and now <= frees
+
+
+@dataclass(frozen=True)
 class LockInfo:
-    """The lock as acquired: who holds it, since when, and any takeover warning."""
+    """The lock as acquired: who holds it, since when, and any takeover warning.
+
+    ``takeover`` is "" (the lock was free or ours), "stale" (its holder stopped renewing it)
+    or "deliberate" (a live lock taken over with ``reason``); ``previous`` is the Lease as it
+    was before, when another holder had it.
+    """
 
     namespace: str
     name: str
@@ -38,6 +90,9 @@ class LockInfo:
     resource_version: str
     previous_holder: str | None = None
     warning: str | None = None
+    takeover: str = ""
+    reason: str = ""
+    previous: LeaseState | None = None
 
 
 def _micro_time(at: datetime) -> datetime:
@@ -54,15 +109,77 @@ def _aware(at: Any) -> datetime | None:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def _clock(at: datetime | None) -> str:
+    return "unknown" if at is None else f"{at.astimezone(UTC):%H:%M:%S} UTC"
+
+
+def held_message(release: str, where: str, state: LeaseState, now: datetime, ttl_s: float) -> str:
+    """Why a run cannot take the lock, and how to go on (the text of ``LockHeld``).
+
+    Names the holder, since when it holds the lock, when it frees itself unless renewed, and
+    the two ways on: wait (a crashed run stops renewing) or take it over deliberately.
+    """
+    frees = state.frees_at(ttl_s)
+    renewed = (
+        "never renewed"
+        if state.renewed_at is None
+        else f"last renewed {_clock(state.renewed_at)}, "
+        f"{max(0.0, (now - state.renewed_at).total_seconds()):.0f} s ago"
+    )
+    when = (
+        "unknown"
+        if frees is None
+        else f"{_clock(frees)}, in {max(0.0, (frees - now).total_seconds()):.0f} s,"
+    )
+    incident = f", incident {state.incident_id}" if state.incident_id else ""
+    return (
+        f"release {release!r} is being rolled back by {state.holder!r}{incident} "
+        f"(Lease {where}): held since {_clock(state.acquired_at)}, {renewed}; it frees itself "
+        f"at {when} unless its run renews it. A running holder renews it while it works; if "
+        f"that run crashed, run again after that time. To take the lock over now, set "
+        f"lock_takeover_reason to why (recorded in both runs' evidence); never while the "
+        f"other run may still be acting"
+    )
+
+
+def _state(lease: Any) -> LeaseState | None:
+    if lease is None:
+        return None
+    spec = lease.spec
+    annotations = dict(getattr(lease.metadata, "annotations", None) or {})
+    duration = getattr(spec, "lease_duration_seconds", None) if spec else None
+    return LeaseState(
+        holder=str(spec.holder_identity or "") if spec else "",
+        acquired_at=_aware(spec.acquire_time) if spec else None,
+        renewed_at=_aware(spec.renew_time or spec.acquire_time) if spec else None,
+        duration_s=float(duration) if isinstance(duration, int | float) and duration else None,
+        incident_id=str(annotations.get(ANNOTATION_INCIDENT, "")),
+        evidence_dir=str(annotations.get(ANNOTATION_EVIDENCE, "")),
+        takeover_reason=str(annotations.get(ANNOTATION_TAKEOVER, "")),
+        resource_version=str(lease.metadata.resource_version or ""),
+        transitions=int(spec.lease_transitions or 0) if spec else 0,
+    )
+
+
 class ReleaseLock:
     """Lock for ``release`` in ``namespace``, held as ``holder`` (e.g. "alice@laptop/INC-42").
 
-    ``ttl_s`` is how long after its last renewal a lease counts as abandoned. Raises
-    ``ParameterError`` for a release name that cannot name a Lease, or an empty holder.
+    ``ttl_s`` is how long a renewal counts: the Lease frees itself that long after its last
+    renewal. ``incident_id`` and ``evidence_dir`` are written on the Lease so a later run can
+    find this run's evidence. Raises ``ParameterError`` for a release name that cannot name a
+    Lease, an empty holder or a TTL that is not positive. Safe to renew from another thread.
     """
 
     def __init__(
-        self, kube: Kube, *, namespace: str, release: str, holder: str, ttl_s: float = 900.0
+        self,
+        kube: Kube,
+        *,
+        namespace: str,
+        release: str,
+        holder: str,
+        ttl_s: float = 60.0,
+        incident_id: str = "",
+        evidence_dir: str = "",
     ) -> None:
         problems = []
         name = lease_name(release)
@@ -80,10 +197,34 @@ class ReleaseLock:
         self.name = name
         self.holder = holder
         self.ttl_s = ttl_s
+        self.incident_id = incident_id
+        self.evidence_dir = evidence_dir
+        self._acquired_at: datetime | None = None
+        self._reason = ""
+        self._guard = threading.Lock()  # renewals from a prompt's renewer thread
+        self.renewed_monotonic = 0.0  # when this holder last wrote the Lease (time.monotonic)
+
+    @property
+    def where(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
     def _body(
-        self, now: datetime, *, resource_version: str | None, transitions: int
+        self,
+        now: datetime,
+        *,
+        acquired: datetime,
+        resource_version: str | None,
+        transitions: int,
     ) -> dict[str, Any]:
+        annotations = {
+            key: value
+            for key, value in (
+                (ANNOTATION_INCIDENT, self.incident_id),
+                (ANNOTATION_EVIDENCE, self.evidence_dir),
+                (ANNOTATION_TAKEOVER, self._reason),
+            )
+            if value
+        }
         metadata: dict[str, Any] = {
             "name": self.name,
             "namespace": self.namespace,
@@ -91,6 +232,7 @@ class ReleaseLock:
                 "app.kubernetes.io/managed-by": "runbook",
                 "runbook/release": self.release_name,
             },
+            "annotations": annotations,
         }
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
@@ -101,7 +243,7 @@ class ReleaseLock:
             "spec": {
                 "holderIdentity": self.holder,
                 "leaseDurationSeconds": max(1, round(self.ttl_s)),
-                "acquireTime": _micro_time(now),
+                "acquireTime": _micro_time(acquired),
                 "renewTime": _micro_time(now),
                 "leaseTransitions": transitions,
             },
@@ -110,7 +252,7 @@ class ReleaseLock:
     def _read(self) -> Any | None:
         try:
             return self.kube.call(
-                f"get lease {self.namespace}/{self.name}",
+                f"get lease {self.where}",
                 self.kube.coordination.read_namespaced_lease,
                 self.name,
                 self.namespace,
@@ -120,75 +262,124 @@ class ReleaseLock:
                 return None
             raise
 
-    def acquire(self, now: datetime) -> LockInfo:
-        """Take the lock (preflight, "lock"). ``now`` is the caller's clock (UTC, aware).
-
-        Re-entrant for the same holder. Raises ``LockHeld`` when another holder renewed it
-        within ``ttl_s`` or won a race for it, ``ApiError`` when the API fails (including a
-        403 naming the missing permission on leases).
-        """
-        for attempt in range(4):
-            # Usually there is no Lease (every run deletes its own): create first and read only
-            # after a collision, one round trip fewer before the rollback.
-            lease = self._read() if attempt else None
-            if lease is None:
-                try:
-                    created = self.kube.call(
-                        f"create lease {self.namespace}/{self.name}",
-                        self.kube.coordination.create_namespaced_lease,
-                        self.namespace,
-                        self._body(now, resource_version=None, transitions=0),
-                    )
-                except ApiError as err:
-                    if err.status == 409:  # created by someone else meanwhile: look again
-                        continue
-                    raise
-                return self._info(now, created)
-            spec = lease.spec
-            other = str(spec.holder_identity or "") if spec else ""
-            renewed = _aware(spec.renew_time or spec.acquire_time) if spec else None
-            transitions = int(spec.lease_transitions or 0) if spec else 0
-            warning = None
-            if other and other != self.holder:
-                age = None if renewed is None else (now - renewed).total_seconds()
-                if age is not None and age <= self.ttl_s:
-                    raise LockHeld(
-                        f"release {self.release_name!r} is being rolled back by {other!r} "
-                        f"(lease {self.namespace}/{self.name}, renewed {age:.0f} s ago; "
-                        f"stale after {self.ttl_s:g} s)",
-                        holder=other,
-                    )
-                since = "never renewed" if age is None else f"last renewed {age:.0f} s ago"
-                warning = (
-                    f"took over stale lock from {other!r} ({since}, older than {self.ttl_s:g} s)"
-                )
-                transitions += 1
-            body = self._body(
-                now, resource_version=str(lease.metadata.resource_version), transitions=transitions
-            )
-            try:
-                replaced = self.kube.call(
-                    f"replace lease {self.namespace}/{self.name}",
-                    self.kube.coordination.replace_namespaced_lease,
-                    self.name,
-                    self.namespace,
-                    body,
-                )
-            except ApiError as err:
-                if err.status == 409:  # someone wrote in between: re-read and decide again
-                    continue
-                raise
-            return self._info(now, replaced, previous=other or None, warning=warning)
-        lease = self._read()
-        holder = str(lease.spec.holder_identity or "") if lease is not None and lease.spec else ""
-        raise LockHeld(
-            f"release {self.release_name!r}: lost the race for lease {self.namespace}/{self.name} "
-            f"to {holder or 'another run'}",
-            holder=holder,
+    def _replace(self, body: dict[str, Any]) -> Any:
+        return self.kube.call(
+            f"replace lease {self.where}",
+            self.kube.coordination.replace_namespaced_lease,
+            self.name,
+            self.namespace,
+            body,
         )
 
+    def state(self) -> LeaseState | None:
+        """The Lease as it is now (None when there is none). Raises ``ApiError``."""
+        return _state(self._read())
+
+    def acquire(self, now: datetime, *, takeover_reason: str = "") -> LockInfo:
+        """Take the lock (preflight, "lock"). ``now`` is the caller's clock (UTC, aware).
+
+        Re-entrant for the same holder. A lease its holder stopped renewing (older than the
+        holder's duration) is taken over with a warning; a live one only with a non-empty
+        ``takeover_reason``. Raises ``LockHeld`` (saying who holds it, since when, when it
+        frees itself and how to take it over) when another holder renewed it recently or won
+        a race for it, ``ApiError`` when the API fails (including a 403 naming the missing
+        permission on leases).
+        """
+        reason = takeover_reason.strip()
+        with self._guard:
+            for attempt in range(4):
+                # Usually there is no Lease (every run deletes its own): create first and read
+                # only after a collision, one round trip fewer before the rollback.
+                lease = self._read() if attempt else None
+                if lease is None:
+                    self._reason = ""
+                    try:
+                        created = self.kube.call(
+                            f"create lease {self.where}",
+                            self.kube.coordination.create_namespaced_lease,
+                            self.namespace,
+                            self._body(now, acquired=now, resource_version=None, transitions=0),
+                        )
+                    except ApiError as err:
+                        if err.status == 409:  # created by someone else meanwhile: look again
+                            continue
+                        raise
+                    self._acquired_at = now
+                    self.renewed_monotonic = time.monotonic()
+                    return self._info(now, created)
+                state = _state(lease)
+                assert state is not None
+                other = state.holder
+                warning = None
+                takeover = ""
+                transitions = state.transitions
+                acquired = now
+                if other == self.holder:
+                    acquired = state.acquired_at or now
+                elif other:
+                    if state.live(now, self.ttl_s):
+                        if not reason:
+                            raise LockHeld(
+                                held_message(self.release_name, self.where, state, now, self.ttl_s),
+                                holder=other,
+                                frees_at=state.frees_at(self.ttl_s),
+                            )
+                        takeover = "deliberate"
+                        warning = (
+                            f"took over the LIVE lock of {other!r} deliberately (last renewed "
+                            f"{_clock(state.renewed_at)}); reason: {reason}"
+                        )
+                    else:
+                        takeover = "stale"
+                        since = (
+                            "never renewed"
+                            if state.renewed_at is None
+                            else f"last renewed {_clock(state.renewed_at)}"
+                        )
+                        warning = (
+                            f"took over the stale lock of {other!r} ({since}; it freed itself "
+                            f"at {_clock(state.frees_at(self.ttl_s))}: its run stopped renewing)"
+                        )
+                    transitions += 1
+                self._reason = reason if takeover == "deliberate" else ""
+                body = self._body(
+                    now,
+                    acquired=acquired,
+                    resource_version=state.resource_version,
+                    transitions=transitions,
+                )
+                try:
+                    replaced = self._replace(body)
+                except ApiError as err:
+                    if err.status == 409:  # someone wrote in between: re-read and decide again
+                        continue
+                    raise
+                self._acquired_at = acquired
+                self.renewed_monotonic = time.monotonic()
+                return self._info(
+                    now,
+                    replaced,
+                    previous=state if other and other != self.holder else None,
+                    warning=warning,
+                    takeover=takeover,
+                    reason=self._reason,
+                )
+            holder = self.holder_now() or ""
+            raise LockHeld(
+                f"release {self.release_name!r}: lost the race for Lease {self.where} to "
+                f"{holder or 'another run'}; run again to see who holds it and until when",
+                holder=holder,
+            )
+
     def _info(
-        self, now: datetime, lease: Any, *, previous: str | None = None, warning: str | None = None
+        self,
+        now: datetime,
+        lease: Any,
+        *,
+        previous: LeaseState | None = None,
+        warning: str | None = None,
+        takeover: str = "",
+        reason: str = "",
     ) -> LockInfo:
         return LockInfo(
             namespace=self.namespace,
@@ -196,16 +387,63 @@ class ReleaseLock:
             holder=self.holder,
             acquired_at=now,
             resource_version=str(lease.metadata.resource_version),
-            previous_holder=previous if previous != self.holder else None,
+            previous_holder=previous.holder if previous is not None else None,
             warning=warning,
+            takeover=takeover,
+            reason=reason,
+            previous=previous,
         )
+
+    def renew(self, now: datetime) -> None:
+        """Renew the lock while the run holds it (every step, and during long waits).
+
+        The write carries the resourceVersion read just before, so it succeeds only while the
+        Lease is still this holder's. Raises ``LockLost`` naming the holder now (or nobody,
+        when the Lease is gone), ``ApiError`` when the API fails.
+        """
+        with self._guard:
+            for _ in range(3):
+                state = self.state()
+                if state is None or not state.holder:
+                    raise LockLost(
+                        f"the rollback lock (Lease {self.where}) was released while this run "
+                        f"held it; nobody holds it now; run the step again to take it again",
+                        holder=None,
+                    )
+                if state.holder != self.holder:
+                    why = (
+                        f" (reason given: {state.takeover_reason})" if state.takeover_reason else ""
+                    )
+                    raise LockLost(
+                        f"the rollback lock (Lease {self.where}) is now held by "
+                        f"{state.holder!r} since {_clock(state.acquired_at)}{why}; this run "
+                        f"no longer holds it and changes nothing",
+                        holder=state.holder,
+                    )
+                body = self._body(
+                    now,
+                    acquired=state.acquired_at or self._acquired_at or now,
+                    resource_version=state.resource_version,
+                    transitions=state.transitions,
+                )
+                try:
+                    self._replace(body)
+                except ApiError as err:
+                    if err.status == 409:  # written in between: look again
+                        continue
+                    raise
+                self.renewed_monotonic = time.monotonic()
+                return
+            raise LockLost(
+                f"the rollback lock (Lease {self.where}) kept changing under this run; "
+                f"held now by {self.holder_now() or 'nobody'}",
+                holder=self.holder_now(),
+            )
 
     def holder_now(self) -> str | None:
         """Who holds the lease now (None when there is none). Raises ``ApiError``."""
-        lease = self._read()
-        if lease is None or lease.spec is None:
-            return None
-        return str(lease.spec.holder_identity or "") or None
+        state = self.state()
+        return (state.holder or None) if state is not None else None
 
     def release(self) -> bool:
         """Give the lock back ("finish", and every failure path). Idempotent.
@@ -214,23 +452,24 @@ class ReleaseLock:
         precondition so a takeover in between is never undone. Returns whether a lease was
         deleted. Raises ``ApiError``.
         """
-        lease = self._read()
-        if lease is None or lease.spec is None or lease.spec.holder_identity != self.holder:
-            return False
-        try:
-            self.kube.call(
-                f"delete lease {self.namespace}/{self.name}",
-                self.kube.coordination.delete_namespaced_lease,
-                self.name,
-                self.namespace,
-                body={
-                    "apiVersion": "v1",
-                    "kind": "DeleteOptions",
-                    "preconditions": {"resourceVersion": str(lease.metadata.resource_version)},
-                },
-            )
-        except ApiError as err:
-            if err.status in (404, 409):  # gone already, or taken over since we read it
+        with self._guard:
+            lease = self._read()
+            if lease is None or lease.spec is None or lease.spec.holder_identity != self.holder:
                 return False
-            raise
-        return True
+            try:
+                self.kube.call(
+                    f"delete lease {self.where}",
+                    self.kube.coordination.delete_namespaced_lease,
+                    self.name,
+                    self.namespace,
+                    body={
+                        "apiVersion": "v1",
+                        "kind": "DeleteOptions",
+                        "preconditions": {"resourceVersion": str(lease.metadata.resource_version)},
+                    },
+                )
+            except ApiError as err:
+                if err.status in (404, 409):  # gone already, or taken over since we read it
+                    return False
+                raise
+            return True

@@ -73,7 +73,7 @@ def _schema_version(ctx: RunContext, pod: str) -> int:
     return int(match.group(1))
 
 
-@runbook_step("revert_migrations")
+@runbook_step("revert_migrations", mutating=True)
 def revert_migrations(ctx: RunContext) -> MigrationsReverted:
     """Rollback Steps, step 5: ``kubectl exec <migrator> -- ./migrate down N``, then verify.
 

@@ -6,10 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from runbook_lib.core import recovery as core_recovery
-from runbook_lib.errors import MetricsError, PreconditionFailed, VerificationFailed
-from runbook_lib.facts import NotRecovered, Recovered, record_fact
+from runbook_lib.core.drift import expected_revision, release_drift
+from runbook_lib.errors import (
+    MetricsError,
+    PreconditionFailed,
+    ReleaseChangedUnderRun,
+    RunbookError,
+    VerificationFailed,
+)
+from runbook_lib.facts import NotRecovered, Recovered, ReleaseChanged, record_fact
 from runbook_lib.run.broadcast import broadcast
 from runbook_lib.run.context import RunContext
+from runbook_lib.run.lock import renew_lock
+from runbook_lib.run.progress import Wait
 from runbook_lib.run.step import runbook_step
 from runbook_lib.timeline import EventKind
 
@@ -34,6 +43,66 @@ class RecoveryChecked:
         return f"{state}: {self.reason} (last 5xx ratio {last})"
 
 
+def _world_check(ctx: RunContext) -> tuple[ReleaseChanged, str] | None:
+    """Before escalating: re-read the release's history and the pods' images.
+
+    Returns the ``ReleaseChanged`` fact and a sentence when someone changed the release after
+    the rollback, else None. A failure to read is a recorded warning (the escalation stands).
+    """
+    p = ctx.params
+    facts = ctx.facts
+    target = facts.target
+    if target is None:
+        return None
+    expected = expected_revision(
+        target.current_revision, rolled_back_by_this_run=facts.rolled_back is not None
+    )
+    try:
+        history = ctx.helm.history(p.release)
+        pods = ctx.kube.pods(p.namespace, ctx.pod_selector)
+    except RunbookError as err:
+        ctx.timeline.record("check_recovery", EventKind.WARNING,
+                            f"could not re-read the release before escalating: {err}")  # fmt: skip
+        return None
+    drift = release_drift(
+        history, expected=expected, pods=pods, expected_images=target.expected_images
+    )
+    if not drift.changed:
+        ctx.timeline.record("check_recovery", EventKind.INFO,
+                            f"release re-read before escalating: still at revision {expected}, "
+                            "pods run the target's images")  # fmt: skip
+        return None
+    newest = max(history, key=lambda r: r.number)
+    images = sorted({image for pod in pods for image in pod.images})
+    return ReleaseChanged(
+        expected_revision=expected,
+        current_revision=newest.number,
+        current_version=newest.app_version or newest.chart,
+        changed_at=newest.updated if drift.newer is not None else None,
+        images=tuple(images),
+    ), drift.describe()
+
+
+def _report_changed(ctx: RunContext, fact: ReleaseChanged, what: str, *, reason: str) -> None:
+    """Escalate a release changed under the run as that, not as a failed recovery; raise."""
+    p = ctx.params
+    message = (
+        f"ESCALATION: {p.release} was rolled back by this run, but the release CHANGED under "
+        f"it: {what}. The service now runs what was deployed since, not the rollback; find "
+        f"who changed it before acting again. Migrations are blocked. Incident {p.incident_id}."
+    )
+    delivered, failed = broadcast(ctx, "check_recovery", message)
+    ctx.timeline.record("check_recovery", EventKind.WARNING, message,
+                        delivered=delivered, failed=failed)  # fmt: skip
+    record_fact(ctx.timeline, "check_recovery", fact, f"release changed under the run: {what}")
+    raise ReleaseChangedUnderRun(
+        f"release {p.release} changed under the run: {what} (the recovery check saw: {reason})",
+        revision=fact.current_revision,
+        version=fact.current_version,
+        changed_at=fact.changed_at.isoformat() if fact.changed_at else "",
+    )
+
+
 def _escalate(ctx: RunContext, reason: str) -> None:
     p = ctx.params
     message = (
@@ -49,11 +118,15 @@ def _escalate(ctx: RunContext, reason: str) -> None:
 def check_recovery(ctx: RunContext) -> RecoveryChecked:
     """Rollback Steps, step 4: the 5xx ratio falls below the recovery threshold in time.
 
-    Polls the metrics source from the end of the rollout, showing each new ratio, until
+    Polls the metrics source from the end of the rollout, a progress bar showing the time
+    left and the last ratio, until
     ``core.recovery`` says recovered or the window (``recovery_within`` plus the consecutive
     samples it needs) has passed. When the metrics cannot be read it never claims recovery.
-    Raises ``VerificationFailed`` (after escalating through the notifiers; migrations stay
-    blocked), ``PreconditionFailed`` when the rollout was not seen to complete.
+    Before escalating it re-reads the release (``helm history``) and the pods' images: a
+    release someone changed after the rollback raises ``ReleaseChangedUnderRun`` (which
+    revision, when; escalated as that). Raises ``VerificationFailed`` (after escalating
+    through the notifiers; migrations stay blocked), ``PreconditionFailed`` when the rollout
+    was not seen to complete.
     """
     p = ctx.params
     th = p.thresholds
@@ -77,40 +150,51 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
     deadline = done_at + timedelta(seconds=budget)
     last_error: MetricsError | None = None
     verdict = None
-    shown = ""
-    while True:
-        now = ctx.now()
-        try:
-            samples = ctx.metrics.query_range(done_at - timedelta(seconds=step_s), now, step_s)
-        except MetricsError as err:
-            if last_error is None:
-                ctx.timeline.record("check_recovery", EventKind.WARNING,
-                                    f"metrics unavailable: {err}")  # fmt: skip
-            last_error = err
-        else:
-            last_error = None
-            verdict = core_recovery.check_recovery(samples, rollout_done_at=done_at,
-                                                   thresholds=th)  # fmt: skip
-            ratio = "n/a" if verdict.last_value is None else f"{verdict.last_value:.4%}"
-            line = (
-                f"  {now:%H:%M:%S} 5xx ratio {ratio} (recovered below "
-                f"{th.recovery_error_ratio:.2%} for {th.recovery_consecutive} samples: "
-                f"{'yes' if verdict.recovered else 'not yet'})"
-            )
-            if line != shown:
-                shown = line
-                ctx.show(line)
-            if verdict.recovered or verdict.conclusive:
+    awaited = (
+        f"5xx ratio below {th.recovery_error_ratio:.2%} for "
+        f"{th.recovery_consecutive} samples"
+    )
+    # The bar counts from the end of the rollout, as the recovery window does.
+    elapsed_before = max((ctx.now() - done_at).total_seconds(), 0.0)
+    since_rollout = lambda: (ctx.now() - done_at).total_seconds()  # noqa: E731
+    with Wait(awaited, budget, clock=since_rollout, started=0.0) as wait:
+        wait.tick(f"{elapsed_before:.0f} s since the rollout")
+        while True:
+            now = ctx.now()
+            try:
+                samples = ctx.metrics.query_range(
+                    done_at - timedelta(seconds=step_s), now, step_s
+                )
+            except MetricsError as err:
+                if last_error is None:
+                    ctx.timeline.record("check_recovery", EventKind.WARNING,
+                                        f"metrics unavailable: {err}")  # fmt: skip
+                last_error = err
+                wait.tick(f"metrics unavailable: {err}"[:120])
+            else:
+                last_error = None
+                verdict = core_recovery.check_recovery(samples, rollout_done_at=done_at,
+                                                       thresholds=th)  # fmt: skip
+                ratio = "n/a" if verdict.last_value is None else f"{verdict.last_value:.4%}"
+                state = "recovered" if verdict.recovered else "not yet"
+                wait.tick(f"last 5xx ratio {ratio}, {state}")
+                if verdict.recovered or verdict.conclusive:
+                    wait.done(f"last 5xx ratio {ratio}, {state}")
+                    break
+            if now >= deadline:
+                wait.done("recovery window over")
                 break
-        if now >= deadline:
-            break
-        ctx.sleep(p.recovery_poll)
+            ctx.sleep(p.recovery_poll)
+        renew_lock(ctx, "check_recovery")  # the wait can outlast lock_ttl
     if verdict is None or not verdict.recovered or last_error is not None:
         reason = (
             f"metrics unavailable, cannot confirm recovery: {last_error}"
             if last_error is not None or verdict is None
             else verdict.reason
         )
+        changed = _world_check(ctx)
+        if changed is not None:
+            _report_changed(ctx, *changed, reason=reason)
         _escalate(ctx, reason)
         record_fact(ctx.timeline, "check_recovery", NotRecovered(reason),
                     f"recovery not verified: {reason}")  # fmt: skip

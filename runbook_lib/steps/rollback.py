@@ -67,7 +67,7 @@ def notify(ctx: RunContext) -> Notified:
     return Notified(message, tuple(delivered), tuple(failed))
 
 
-@runbook_step("helm_rollback")
+@runbook_step("helm_rollback", mutating=True)
 def helm_rollback(ctx: RunContext) -> RollbackDone:
     """Rollback Steps, step 2 (first half): ``helm rollback <release> <N>`` to the resolved N.
 

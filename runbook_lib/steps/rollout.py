@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from runbook_lib.core.images import image_mismatches
-from runbook_lib.core.rollout import rollout_state
+from runbook_lib.core.rollout import RolloutState, rollout_state
 from runbook_lib.errors import PreconditionFailed, StepTimeout, VerificationFailed
 from runbook_lib.facts import RolloutCompleted, record_fact
 from runbook_lib.run.context import RunContext
+from runbook_lib.run.lock import keep_renewed
+from runbook_lib.run.progress import Wait
 from runbook_lib.run.step import runbook_step
 from runbook_lib.timeline import EventKind
 
@@ -47,11 +49,39 @@ class ImagesVerified:
         return "\n".join([f"Images NOT as expected: {head}", *(f"  {m}" for m in self.mismatches)])
 
 
+def _watch(ctx: RunContext, started: float) -> tuple[RolloutState | None, str]:
+    """Follow the Deployment until it is done, fails, or ``rollout_timeout`` passes."""
+    p = ctx.params
+    last_progress = ""
+    final = None
+    with Wait(f"rollout of deployment/{p.deployment}", p.rollout_timeout) as wait:
+        for status in ctx.kube.watch_deployment(
+            p.namespace, p.deployment, timeout_s=p.rollout_timeout
+        ):
+            state = rollout_state(status)
+            progress = status.progress()
+            wait.tick(progress)
+            if progress != last_progress:
+                last_progress = progress
+                ctx.timeline.record("wait_for_rollout", EventKind.INFO, progress)
+            if state.failed:
+                raise VerificationFailed(f"rollout failed: {state.message}; pods are not "
+                                         "serving the target revision; escalate")  # fmt: skip
+            if state.done:
+                final = state
+                wait.done(state.message)
+                break
+            if time.monotonic() - started > p.rollout_timeout:
+                break
+    return final, last_progress
+
+
 @runbook_step("wait_for_rollout")
 def wait_for_rollout(ctx: RunContext) -> RolloutDone:
     """Rollback Steps, step 2 (second half): ``kubectl rollout status`` with a timeout.
 
-    Watch-based; prints a line whenever updated/available replicas change. Raises
+    Watch-based; a progress bar (elapsed and remaining time, the replica counts) follows it
+    and the timeline records each change of the replica counts. Raises
     ``StepTimeout`` after ``rollout_timeout_s``, ``VerificationFailed`` when the Deployment
     exceeds its progress deadline, ``ApiError`` when the API stays unreachable. In a dry run
     it reads the current state once and does not wait.
@@ -65,23 +95,8 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
             f"would wait up to {p.rollout_timeout:.0f} s; now: {state.message}",
         )  # fmt: skip
         return RolloutDone(p.deployment, state.message, state.done, ctx.now(), 0.0)
-    last_progress = ""
-    final = None
-    for status in ctx.kube.watch_deployment(p.namespace, p.deployment, timeout_s=p.rollout_timeout):
-        state = rollout_state(status)
-        progress = status.progress()
-        if progress != last_progress:
-            last_progress = progress
-            ctx.show(f"  {ctx.now():%H:%M:%S} {progress}")
-            ctx.timeline.record("wait_for_rollout", EventKind.INFO, progress)
-        if state.failed:
-            raise VerificationFailed(f"rollout failed: {state.message}; pods are not serving "
-                                     "the target revision; escalate")  # fmt: skip
-        if state.done:
-            final = state
-            break
-        if time.monotonic() - started > p.rollout_timeout:
-            break
+    with keep_renewed(ctx):  # one watch call may block longer than lock_ttl
+        final, last_progress = _watch(ctx, started)
     if final is None:
         raise StepTimeout(
             f"deployment/{p.deployment} did not finish rolling out within "

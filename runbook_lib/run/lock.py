@@ -1,0 +1,153 @@
+"""Holding the release lock through a run: take it, renew it, and check it before a change.
+
+The Lease (``adapters/lease.py``) frees itself ``lock_ttl`` after its last renewal, so a run
+that crashes blocks the next one for at most that long (a minute by default). A live run
+therefore renews it: at the start of every step (the ``@runbook_step`` frame), in the recovery
+poll loop, and during the calls that can block for longer than the TTL (the "yes" prompt, the
+rollout watch, ``helm rollback``, ``migrate down``), where ``keep_renewed`` renews it from a
+small daemon thread. Before a step that changes the cluster the frame checks that the lock is
+still this run's (``check_lock``): a lock taken over or released under the run stops the step
+before it changes anything (``LockLost``, naming who holds it now); a lock this run gave back
+after a failed step is taken again if it is free (``LockHeld`` otherwise), so re-running a
+step's cell never acts without the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from runbook_lib.adapters.lease import LockInfo, ReleaseLock
+from runbook_lib.errors import AdapterError, LockLost
+from runbook_lib.facts import LockTaken, record_fact
+from runbook_lib.run.context import RunContext
+from runbook_lib.timeline import EventKind
+
+__all__ = ["check_lock", "keep_renewed", "make_lock", "renew_every", "renew_lock", "take_lock"]
+
+# Renew at a third of the TTL: two renewals may fail (an API blip) before the lock frees itself.
+_RENEWALS_PER_TTL = 3.0
+
+
+def renew_every(ttl_s: float) -> float:
+    """Seconds between renewals for a lock that frees itself ``ttl_s`` after the last one."""
+    return ttl_s / _RENEWALS_PER_TTL
+
+
+def make_lock(ctx: RunContext) -> ReleaseLock:
+    """The run's lock object (no API call): holder, TTL, incident and evidence folder."""
+    p = ctx.params
+    return ReleaseLock(
+        ctx.kube,
+        namespace=p.namespace,
+        release=p.release,
+        holder=p.lock_holder,
+        ttl_s=p.lock_ttl,
+        incident_id=p.incident_id,
+        evidence_dir=str(ctx.incident_dir.resolve()),
+    )
+
+
+def take_lock(ctx: RunContext, step: str) -> LockInfo:
+    """Take the release's Lease for this run (preflight; a re-run cell after a failure).
+
+    Records ``LockTaken`` (with the takeover and its reason, when there was one). Raises
+    ``LockHeld`` (who holds it, since when, when it frees itself, how to take it over),
+    ``ApiError``.
+    """
+    p = ctx.params
+    lock = make_lock(ctx)
+    info = lock.acquire(ctx.now(), takeover_reason=p.lock_takeover_reason)
+    ctx.live.lock = lock
+    if info.warning:
+        ctx.timeline.record(step, EventKind.WARNING, info.warning)
+    record_fact(
+        ctx.timeline,
+        step,
+        LockTaken(
+            holder=p.lock_holder,
+            lease=lock.where,
+            ttl_s=p.lock_ttl,
+            takeover=info.takeover,
+            previous_holder=info.previous_holder or "",
+            reason=info.reason,
+        ),
+        f"took Lease {lock.where} as {p.lock_holder} (frees itself {p.lock_ttl:g} s after "
+        "the last renewal; renewed while the run works)",
+    )
+    return info
+
+
+def renew_lock(ctx: RunContext, step: str, *, force: bool = False) -> None:
+    """Renew the lock if this run holds one and it is due (best effort, for steps that read).
+
+    A lock found lost is a recorded warning here (the next step that changes the cluster
+    stops on it); an API failure is a warning too (the lock holds until ``lock_ttl``).
+    """
+    lock = ctx.live.lock
+    if lock is None or ctx.dry_run:
+        return
+    # Steps in quick succession do not each renew: once per renewal interval is enough.
+    if not force and time.monotonic() - lock.renewed_monotonic < renew_every(lock.ttl_s):
+        return
+    try:
+        lock.renew(ctx.now())
+    except LockLost as err:
+        ctx.timeline.record(step, EventKind.WARNING, f"rollback lock lost: {err}",
+                            holder=err.holder or "")  # fmt: skip
+        return
+    except AdapterError as err:
+        ctx.timeline.record(step, EventKind.WARNING, f"could not renew the rollback lock: {err}")
+        return
+
+
+def check_lock(ctx: RunContext, step: str) -> None:
+    """Before a step that changes the cluster: the lock must be this run's, now.
+
+    Takes the lock again when this run gave it back after a failed step (``LockHeld`` when
+    another run holds it); renews it otherwise, raising ``LockLost`` (naming the holder now)
+    when it was taken over or released under the run. Nothing has changed when it raises.
+    """
+    if ctx.dry_run:
+        return
+    lock = ctx.live.lock
+    if lock is None:
+        take_lock(ctx, step)
+        return
+    lock.renew(ctx.now())
+
+
+@contextmanager
+def keep_renewed(ctx: RunContext) -> Iterator[None]:
+    """Renew the lock from a daemon thread while the block runs (a call that may block).
+
+    A thread, because the blocking call cannot renew: ``input()`` waits as long as the
+    person does, and a watch, ``helm rollback`` or ``migrate down`` may take longer than
+    ``lock_ttl`` in one call. The thread only renews (a lost lock ends it; the frame's check
+    before the next change reports it) and stops when the block ends, never outliving it.
+    """
+    lock = ctx.live.lock
+    if lock is None or ctx.dry_run:
+        yield
+        return
+    stop = threading.Event()
+    interval = renew_every(lock.ttl_s)
+
+    def renew() -> None:
+        while not stop.wait(interval):
+            try:
+                lock.renew(ctx.now())
+            except LockLost:
+                return
+            except AdapterError:
+                continue  # the API may come back before the TTL runs out
+
+    thread = threading.Thread(target=renew, name=f"renew-{lock.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
