@@ -190,9 +190,15 @@ _MIGRATIONS = (
     _p("migrate_timeout", D, "2m", "how long the migration may take"),
 )
 _LOCK = (
-    _p("lock_ttl", D, "15m", "a lock not renewed for this long may be taken over"),
+    _p("lock_ttl", D, "1m", "the run renews its lock; one it stops renewing frees after this"),
     _p("lock_release_grace", D, "15s", "after a failure, how long to retry giving the lock back"),
     _p("lock_holder", T, "", "who holds the lock; empty: <incident_id>@<user>.<host>"),
+    _p(
+        "lock_takeover_reason",
+        T,
+        "",
+        "take over a lock another run holds, for this recorded reason; empty: never",
+    ),
 )
 _RECORDS = (
     _p("incident_id", T, "", "empty: rollback-<release>-<UTC time>"),

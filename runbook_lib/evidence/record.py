@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from runbook_lib.facts import Outcome, RunFacts
+from runbook_lib.facts import Outcome, RunFacts, fact_data
 from runbook_lib.timeline import Event, EventKind
 
 __all__ = [
@@ -84,6 +84,10 @@ class IncidentRecord:
     steps: tuple[StepTiming, ...]
     root_cause_hypothesis: str
     timeline: tuple[Event, ...] = field(repr=False)
+    # The lock (who held it, any takeover and why) and crashed earlier runs found and sealed.
+    lock: Mapping[str, Any] | None = None
+    earlier_runs: tuple[Mapping[str, Any], ...] = ()
+    release_changed: Mapping[str, Any] | None = None
 
     @property
     def failed_steps(self) -> tuple[StepTiming, ...]:
@@ -157,6 +161,8 @@ def _impact(
     request_rate_rps: float | None,
 ) -> Impact:
     frame = samples
+    if frame.empty or "error_ratio" not in frame:  # no samples (a crashed run's record)
+        return Impact(start, end, 0.0, None, None, None, error_threshold)
     if start is not None:
         frame = frame[frame.index >= pd.Timestamp(start)]
     if end is not None:
@@ -273,6 +279,9 @@ def build_record(
         steps=_step_timings(latest),
         root_cause_hypothesis=root_cause_hypothesis,
         timeline=tuple(latest),
+        lock=fact_data(facts.lock) if facts.lock else None,
+        earlier_runs=tuple(fact_data(run) for run in facts.earlier_runs),
+        release_changed=fact_data(facts.release_changed) if facts.release_changed else None,
     )
 
 
@@ -284,6 +293,7 @@ _OUTCOME_TEXT = {
     Outcome.DRY_RUN: "rehearsal: every read step ran, nothing was changed",
     Outcome.ALREADY_ROLLED_BACK: "the release already ran the good revision; nothing changed",
     Outcome.NOT_RECOVERED: "rolled back, but recovery is NOT verified: escalate",
+    Outcome.RELEASE_CHANGED: "rolled back, then the release was changed again by someone else",
     Outcome.REFUSED: "a safety check stopped the run before any change",
     Outcome.FAILED: "a step failed",
     Outcome.INTERRUPTED: "the run was interrupted",
@@ -318,6 +328,35 @@ def _fmt_t(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "n/a"
 
 
+def _lock_lines(record: IncidentRecord) -> list[str]:
+    """The lock, any takeover, a release changed under the run, and crashed runs found."""
+    lines: list[str] = []
+    lock = record.lock
+    if lock:
+        line = f"- Lock: Lease {lock.get('lease')} held as {lock.get('holder')}"
+        if lock.get("takeover") == "deliberate":
+            line += (
+                f"; taken over deliberately from {lock.get('previous_holder')} "
+                f"(reason: {lock.get('reason')})"
+            )
+        elif lock.get("takeover") == "stale":
+            line += f"; taken over from {lock.get('previous_holder')}, whose run stopped renewing"
+        lines.append(line)
+    changed = record.release_changed
+    if changed:
+        lines.append(
+            f"- Release changed under the run: now revision {changed.get('current_revision')}"
+            f" ({changed.get('current_version')}, {changed.get('changed_at') or 'time unknown'}),"
+            f" not revision {changed.get('expected_revision')} this run rolled back to"
+        )
+    lines += [
+        f"- Earlier run found: incident {run.get('incident_id')}, evidence {run.get('path')}"
+        f" (outcome: {run.get('outcome')})"
+        for run in record.earlier_runs
+    ]
+    return lines
+
+
 def render_markdown(record: IncidentRecord) -> str:
     """The record as Markdown for people (``record.md``); ``record.json`` is for tools."""
     imp = record.impact
@@ -336,6 +375,7 @@ def render_markdown(record: IncidentRecord) -> str:
         f" {_fmt_t(record.recovered_at)}",
         f"- Decision to recovery: {_fmt_s(record.decision_to_recovery_s)}"
         f" (target {_fmt_s(record.target_s)}: {target})",
+        *_lock_lines(record),
         "",
         "## The rules",
         "",

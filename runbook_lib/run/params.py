@@ -90,9 +90,10 @@ class RunParams:
     migrate_version_command: str = "./migrate version"
     migrator_selector: str = "app in (migrator)"
     migrate_timeout: float = 120.0  # seconds
-    lock_ttl: float = 900.0  # seconds
+    lock_ttl: float = 60.0  # seconds
     lock_release_grace: float = 15.0  # seconds
     lock_holder: str = ""
+    lock_takeover_reason: str = ""  # non-empty: take over a live lock, recorded
     incident_id: str = ""
     output_dir: str = "evidence"
     root_cause_hypothesis: str = ""
@@ -255,10 +256,16 @@ def _check_actions(values: Mapping[str, Any], problems: list[str]) -> None:
             f"postmortem_organizer: expected one e-mail address such as oncall@example.com, "
             f"got {organizer!r}"
         )
-    for name in ("root_cause_hypothesis", "fix_forward_repo", "output_dir", "lock_holder"):
+    for name in (
+        "root_cause_hypothesis", "fix_forward_repo", "output_dir", "lock_holder",
+        "lock_takeover_reason",
+    ):  # fmt: skip
         if any(ch in values[name] for ch in "\r\x00"):
             problems.append(f"{name}: must not contain carriage returns or NUL characters")
-    for name in ("fix_forward_repo", "output_dir", "lock_holder", "kubeconfig", "notify_file"):
+    for name in (
+        "fix_forward_repo", "output_dir", "lock_holder", "kubeconfig", "notify_file",
+        "lock_takeover_reason",
+    ):  # fmt: skip
         if "\n" in values[name]:
             problems.append(f"{name}: must be one line")
     if not values["output_dir"].strip():

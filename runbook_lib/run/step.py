@@ -18,6 +18,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from runbook_lib.errors import AdapterError
 from runbook_lib.evidence.manifest import write_manifest
 from runbook_lib.run.context import RunContext
+from runbook_lib.run.lock import check_lock, keep_renewed, renew_lock
 from runbook_lib.timeline import EventKind
 
 __all__ = ["Skipped", "release_lock", "runbook_step"]
@@ -56,7 +57,7 @@ def release_lock(ctx: RunContext, step: str, *, why: str) -> bool:
     deadline = time.monotonic() + ctx.params.lock_release_grace
     while True:
         try:
-            lock.release()
+            ours = lock.release()
             break
         except AdapterError as err:
             # The failure being propagated may be the API server itself going away; give it
@@ -72,12 +73,15 @@ def release_lock(ctx: RunContext, step: str, *, why: str) -> bool:
             )
             return False
     ctx.live.lock = None
+    if not ours:  # taken over or deleted under the run: nothing of ours to give back
+        ctx.timeline.record(step, EventKind.INFO, f"rollback lock no longer held ({why})")
+        return False
     ctx.timeline.record(step, EventKind.INFO, f"rollback lock released ({why})")
     return True
 
 
 def runbook_step(
-    name: str, *, only_when_rolling_back: bool = True, seals: bool = False
+    name: str, *, only_when_rolling_back: bool = True, seals: bool = False, mutating: bool = False
 ) -> Callable[
     [Callable[Concatenate[RunContext, P], R]], Callable[Concatenate[RunContext, P], R | Skipped]
 ]:
@@ -86,6 +90,9 @@ def runbook_step(
     ``only_when_rolling_back``: record and return ``Skipped`` when the run is not rolling back.
     ``seals``: re-write ``MANIFEST.sha256`` after the step (it wrote evidence), also when it is
     skipped or fails, so the bundle verifies whichever step the run stopped at.
+    ``mutating``: the step changes the cluster; before its body the lock must be this run's
+    (``run.lock.check_lock``: ``LockLost`` / ``LockHeld`` stop it before any change), and it
+    is kept renewed while the body runs. Every other step renews a held lock when it is due.
     """
 
     def decorate(
@@ -100,6 +107,11 @@ def runbook_step(
                     return Skipped(name, reason)
                 try:
                     with ctx.timeline.span(name):
+                        if mutating:
+                            check_lock(ctx, name)
+                            with keep_renewed(ctx):
+                                return func(ctx, *args, **kwargs)
+                        renew_lock(ctx, name)
                         return func(ctx, *args, **kwargs)
                 except BaseException:
                     release_lock(ctx, name, why=f"{name} failed")

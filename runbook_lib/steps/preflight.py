@@ -6,12 +6,13 @@ import shlex
 from dataclasses import dataclass
 
 from runbook_lib.adapters.access import missing_permissions
-from runbook_lib.adapters.lease import ReleaseLock
 from runbook_lib.core.images import expected_images
 from runbook_lib.core.revisions import resolve_target, revisions_needing_values
 from runbook_lib.errors import PreconditionFailed, WrongCluster
 from runbook_lib.facts import Confirmed, TargetResolved, record_fact
 from runbook_lib.run.context import RunContext
+from runbook_lib.run.earlier import link_earlier_runs
+from runbook_lib.run.lock import keep_renewed, make_lock, take_lock
 from runbook_lib.run.plan import Plan, build_plan
 from runbook_lib.run.step import runbook_step
 from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
@@ -110,33 +111,30 @@ def _resolve(ctx: RunContext) -> None:
 
 
 def _take_lock(ctx: RunContext) -> None:
+    """The release's Lease, renewed while the run works; then the crashed runs it finds.
+
+    In a dry run nothing is taken: the rehearsal says who would block a real run.
+    """
     p = ctx.params
-    lock = ReleaseLock(
-        ctx.kube, namespace=p.namespace, release=p.release, holder=p.lock_holder,
-        ttl_s=p.lock_ttl,
-    )  # fmt: skip
     if ctx.dry_run:
-        holder = lock.holder_now()  # a read: the rehearsal still says who would block it
-        if holder and holder != p.lock_holder:
+        lock = make_lock(ctx)
+        state = lock.state()  # a read: the rehearsal still says who would block it
+        if state is not None and state.holder and state.holder != p.lock_holder:
+            live = state.live(ctx.now(), p.lock_ttl)
             ctx.timeline.record(
                 "preflight", EventKind.WARNING,
-                f"Lease {lock.name} is held by {holder!r}: a real run would stop (LockHeld) "
-                "unless that lock is stale",
+                f"Lease {lock.name} is held by {state.holder!r}: a real run would "
+                + ("stop (LockHeld) unless lock_takeover_reason is set" if live
+                   else "take it over (its holder stopped renewing it)"),
             )  # fmt: skip
         ctx.timeline.record(
             "preflight", EventKind.DRY_RUN,
             f"would take Lease {lock.name} in {p.namespace} as {p.lock_holder}",
         )  # fmt: skip
+        link_earlier_runs(ctx, "preflight", None)
         return
-    info = lock.acquire(ctx.now())
-    ctx.live.lock = lock
-    warning = getattr(info, "warning", None)
-    if warning:
-        ctx.timeline.record("preflight", EventKind.WARNING, str(warning))
-    ctx.timeline.record(
-        "preflight", EventKind.INFO,
-        f"took Lease runbook-rollback-{p.release} as {p.lock_holder}", holder=p.lock_holder,
-    )  # fmt: skip
+    info = take_lock(ctx, "preflight")
+    link_earlier_runs(ctx, "preflight", info)
 
 
 @runbook_step("preflight")
@@ -146,8 +144,10 @@ def preflight(ctx: RunContext) -> Plan:
     Raises ``WrongCluster`` when the context/server is not ``expected_cluster`` (checked first,
     before any other call), ``PreconditionFailed`` when the credential lacks a permission the
     steps need (all missing ones are named) or no good target revision exists (e.g. pruned),
-    ``LockHeld`` when another run holds the release's Lease, ``CommandFailed`` / ``ApiError``
-    from helm or the API. In a dry run the Lease is not taken.
+    ``LockHeld`` when another run holds the release's Lease (who, since when, when it frees
+    itself, how to take it over), ``CommandFailed`` / ``ApiError`` from helm or the API. After
+    the lock, crashed runs of the release are sealed as interrupted and linked
+    (``run.earlier``). In a dry run the Lease is not taken.
     """
     p = ctx.params
     context, server = _guard_cluster(ctx)
@@ -192,10 +192,11 @@ def confirm(ctx: RunContext) -> Confirmation:
     elif p.confirm:
         result = Confirmation(True, "confirm=True parameter")
     else:
-        answer = ctx.ask(
-            f"Roll back {p.release} from revision {plan.current} to {plan.target} on "
-            f"{plan.cluster}? Type 'yes' to proceed: "
-        )
+        with keep_renewed(ctx):  # a person may take longer than lock_ttl to answer
+            answer = ctx.ask(
+                f"Roll back {p.release} from revision {plan.current} to {plan.target} on "
+                f"{plan.cluster}? Type 'yes' to proceed: "
+            )
         if answer is None:
             raise PreconditionFailed(
                 "confirm: nobody can be asked in a headless run; set confirm=True to roll "

@@ -1,0 +1,298 @@
+"""The lock on the sandbox (real Lease, real helm): it holds through a long prompt, it is
+checked before a change, it is taken over only with a recorded reason, and a crashed run's
+lock frees itself within ``lock_ttl`` for a rerun that seals and links the crashed evidence.
+Also: a release re-deployed during ``check_recovery`` is reported as changed, not unrecovered.
+
+TTLs are seconds long here, so the tests prove renewal and expiry without waiting a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from runbook_lib import steps
+from runbook_lib.errors import LockHeld, LockLost, ReleaseChangedUnderRun
+from runbook_lib.facts import Outcome, RunFacts
+from runbook_lib.timeline import Timeline
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+BAD_IMAGE = "registry.local/api:v1.1.0"
+
+
+def params(sb: Sandbox, tmp_path: Path, incident: str, **over: Any) -> dict[str, Any]:
+    """A run against the sandbox in the parameter vocabulary, scaled for tests."""
+    values: dict[str, Any] = {
+        "expected_cluster": sb.context,
+        "kubeconfig": str(sb.kubeconfig),
+        "context": sb.context,
+        "helm_binary": str(sb.bin_dir / "helm"),
+        "prometheus_url": sb.prometheus_url,
+        "prometheus_rate_window": "20s",
+        "step": "2s",
+        "recovery_poll": "2s",
+        "manual_reason": "e2e: on-call decided to roll back",
+        "confirm": True,
+        "console": False,
+        "notify_file": str(tmp_path / "channel.jsonl"),
+        "output_dir": str(tmp_path / "evidence"),
+        "incident_id": incident,
+        "lock_holder": f"{incident}@e2e",
+        "lock_ttl": "3s",
+        "lock_release_grace": "5s",
+    }
+    return values | over
+
+
+def start(sb: Sandbox, tmp_path: Path, incident: str, **over: Any) -> steps.RunContext:
+    return steps.start_run(**params(sb, tmp_path, incident, **over))
+
+
+def revisions(sb: Sandbox) -> list[tuple[int, str]]:
+    rows = json.loads(sb.helm("history", "app", "-o", "json"))
+    return [(r["revision"], r["status"]) for r in rows]
+
+
+def lease_holder(sb: Sandbox) -> str | None:
+    out = sb.kubectl(
+        "get", "lease", "runbook-rollback-app", "--ignore-not-found",
+        "-o", "jsonpath={.spec.holderIdentity}",
+    )  # fmt: skip
+    return out.strip() or None
+
+
+@pytest.fixture
+def bad_deploy(sandbox: Sandbox) -> Sandbox:
+    """Revision 1 v1.0.0, revision 2 v1.1.0 (the bad one), no lock."""
+    sandbox.reset()
+    sandbox.deploy("v1.1.0")
+    return sandbox
+
+
+def to_the_prompt(ctx: steps.RunContext) -> None:
+    steps.assess(ctx)
+    steps.decide(ctx)
+    steps.preflight(ctx)
+
+
+def test_lock_holds_through_a_long_prompt_and_is_taken_over_only_with_a_reason(
+    bad_deploy: Sandbox, tmp_path: Path
+) -> None:
+    sb = bad_deploy
+    seen: dict[str, Any] = {}
+
+    def slow_person(question: str) -> str:
+        # Longer than twice alice's 3 s TTL: without renewal her lock would be free by now.
+        time.sleep(7.0)
+        bob = start(sb, tmp_path, "lock-bob")
+        steps.assess(bob)
+        steps.decide(bob)
+        seen["asked"] = datetime.now(UTC)
+        with pytest.raises(LockHeld) as held:
+            steps.preflight(bob)
+        seen["held"] = held.value
+        # Carol takes it over deliberately; her own TTL is long, so it stays hers.
+        carol = start(sb, tmp_path, "lock-carol", lock_ttl="1m",
+                      lock_takeover_reason="alice is unreachable, her laptop froze")  # fmt: skip
+        to_the_prompt(carol)
+        seen["carol"] = carol
+        return "yes"
+
+    alice = start(sb, tmp_path, "lock-alice", confirm=False, ask=slow_person)
+    to_the_prompt(alice)
+    before = revisions(sb)
+    steps.confirm(alice)
+
+    held = seen["held"]
+    assert held.holder == "lock-alice@e2e"
+    text = str(held)
+    assert "incident lock-alice" in text
+    assert "held since" in text
+    assert "frees itself at" in text
+    assert "lock_takeover_reason" in text
+    # Renewed during the prompt: without renewal it would have freed itself 3 s after
+    # preflight, long before Bob asked.
+    assert held.frees_at is not None
+    assert held.frees_at >= seen["asked"]
+
+    carol: steps.RunContext = seen["carol"]
+    taken = carol.facts.lock
+    assert taken is not None
+    assert taken.takeover == "deliberate"
+    assert taken.previous_holder == "lock-alice@e2e"
+    assert taken.reason == "alice is unreachable, her laptop froze"
+    assert lease_holder(sb) == "lock-carol@e2e"
+
+    # Alice's rollback stops before changing anything, naming who holds the lock now.
+    steps.notify(alice)
+    with pytest.raises(LockLost) as lost:
+        steps.helm_rollback(alice)
+    assert lost.value.holder == "lock-carol@e2e"
+    assert "lock-carol@e2e" in str(lost.value)
+    assert "alice is unreachable" in str(lost.value)
+    assert revisions(sb) == before
+    assert lease_holder(sb) == "lock-carol@e2e"  # never freed by the run that lost it
+
+    # Re-running the cell refuses while Carol holds the lock ...
+    with pytest.raises(LockHeld):
+        steps.helm_rollback(alice)
+    assert revisions(sb) == before
+    # ... and takes it again once it is free.
+    steps.finish(carol)
+    steps.write_record(carol)
+    assert (
+        "alice is unreachable, her laptop froze" in (carol.incident_dir / "record.md").read_text()
+    )
+    done = steps.helm_rollback(alice)
+    assert done.action == "rolled back"
+    assert lease_holder(sb) == "lock-alice@e2e"
+    steps.finish(alice)
+    assert lease_holder(sb) is None
+
+
+CRASHING_RUN = """
+import json, sys
+from runbook_lib import steps
+ctx = steps.start_run(**json.load(open(sys.argv[1])))
+for step in steps.ROLLBACK_STEPS:
+    step(ctx)
+"""
+
+
+def helm_that_signals(real: Path, folder: Path) -> Path:
+    """A helm that marks when ``helm rollback`` starts and when it ends, around the real one."""
+    wrapper = folder / "helm"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = rollback ]; then touch "{folder}/rollback-started"; fi\n'
+        f'"{real}" "$@"\nstatus=$?\n'
+        f'if [ "$1" = rollback ]; then touch "{folder}/rollback-ended"; fi\n'
+        "exit $status\n"
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return wrapper
+
+
+def wait_for(path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} did not appear in {timeout_s} s"
+        time.sleep(0.05)
+
+
+def test_a_run_killed_mid_rollback_frees_the_lock_and_the_rerun_seals_its_evidence(
+    bad_deploy: Sandbox, tmp_path: Path
+) -> None:
+    sb = bad_deploy
+    helm = helm_that_signals(sb.bin_dir / "helm", tmp_path)
+    crashed_params = params(sb, tmp_path, "crash-1", helm_binary=str(helm))
+    (tmp_path / "crash.json").write_text(json.dumps(crashed_params))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_RUN, str(tmp_path / "crash.json")],
+        env=os.environ | sb.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(tmp_path / "rollback-started", 120.0)
+        os.kill(child.pid, signal.SIGKILL)  # a laptop dying: no handler, no cleanup
+        killed_at = datetime.now(UTC)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    wait_for(tmp_path / "rollback-ended", 60.0)  # helm itself was not killed
+    crashed_dir = tmp_path / "evidence" / "crash-1"
+    assert not (crashed_dir / "MANIFEST.sha256").exists()
+
+    # At once, the rerun is told who holds the lock and when it frees itself.
+    rerun = start(sb, tmp_path, "crash-1-rerun")
+    steps.assess(rerun)
+    steps.decide(rerun)
+    held: LockHeld | None = None
+    try:
+        steps.preflight(rerun)
+    except LockHeld as err:
+        held = err
+    if held is not None:  # the crashed run's last renewal is less than its TTL ago
+        assert held.holder == "crash-1@e2e"
+        assert held.frees_at is not None
+        assert (held.frees_at - killed_at).total_seconds() <= 3.0 + 1.0  # its 3 s TTL
+        time.sleep(max(0.0, (held.frees_at - datetime.now(UTC)).total_seconds()) + 0.5)
+        rerun = start(sb, tmp_path, "crash-1-rerun")  # the cells run again
+        steps.assess(rerun)
+        steps.decide(rerun)
+        steps.preflight(rerun)
+    assert (datetime.now(UTC) - killed_at).total_seconds() < 60.0
+    taken = rerun.facts.lock
+    assert taken is not None
+    assert taken.takeover == "stale"
+    assert taken.previous_holder == "crash-1@e2e"
+    for step in steps.ROLLBACK_STEPS[3:]:
+        step(rerun)
+    steps.write_record(rerun)
+    assert rerun.facts.outcome in (Outcome.RECOVERED, Outcome.ALREADY_ROLLED_BACK)
+
+    # The crashed run's folder: sealed as interrupted, with its record and a manifest.
+    events = Timeline(crashed_dir / "timeline.jsonl").events
+    assert RunFacts.read(events).outcome is Outcome.INTERRUPTED
+    record = json.loads((crashed_dir / "record.json").read_text())
+    assert record["outcome"] == "interrupted"
+    manifest = (crashed_dir / "MANIFEST.sha256").read_text()
+    assert "timeline.jsonl" in manifest
+    check = subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=crashed_dir,
+                           capture_output=True, text=True)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    # ... linked from the rerun's own record.
+    found = rerun.facts.earlier_runs
+    assert [(f.incident_id, f.outcome) for f in found] == [("crash-1", "interrupted")]
+    assert Path(found[0].path) == crashed_dir.resolve()
+    md = (rerun.incident_dir / "record.md").read_text()
+    assert f"Earlier run found: incident crash-1, evidence {crashed_dir.resolve()}" in md
+
+
+def test_a_redeploy_during_check_recovery_is_a_changed_release(
+    bad_deploy: Sandbox, tmp_path: Path
+) -> None:
+    sb = bad_deploy
+    redeploy = {"armed": False, "done": False}
+
+    def sleep(seconds: float) -> None:
+        if redeploy["armed"] and not redeploy["done"]:
+            redeploy["done"] = True
+            sb.deploy("v1.1.0")  # someone re-deploys the bad version meanwhile
+        time.sleep(seconds)
+
+    ctx = start(sb, tmp_path, "redeploy", recovery_within="10s", sleep=sleep)
+    for step in steps.ROLLBACK_STEPS[:8]:  # assess ... verify_image
+        step(ctx)
+    redeploy["armed"] = True
+    with pytest.raises(ReleaseChangedUnderRun) as changed:
+        steps.check_recovery(ctx)
+    assert redeploy["done"]
+    err = changed.value
+    assert err.revision == 4  # 1 good, 2 bad, 3 the rollback, 4 the re-deploy
+    assert err.version == "v1.1.0"
+    assert err.changed_at
+    assert "revision 4" in str(err)
+    fact = ctx.facts.release_changed
+    assert fact is not None
+    assert fact.expected_revision == 3
+    assert BAD_IMAGE in fact.images
+    assert ctx.facts.outcome is Outcome.RELEASE_CHANGED
+    escalation = (tmp_path / "channel.jsonl").read_text()
+    assert "CHANGED under it" in escalation
+    assert "recovery is NOT verified" not in escalation
