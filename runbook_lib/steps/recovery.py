@@ -185,7 +185,7 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
                 wait.done("recovery window over")
                 break
             ctx.sleep(p.recovery_poll)
-        renew_lock(ctx, "check_recovery")  # the wait can outlast lock_ttl
+            renew_lock(ctx, "check_recovery")  # the wait can outlast lock_ttl
     if verdict is None or not verdict.recovered or last_error is not None:
         reason = (
             f"metrics unavailable, cannot confirm recovery: {last_error}"
