@@ -47,7 +47,9 @@ from runbook_lib.evidence.manifest import write_manifest
 __all__ = ["CHANGED_OUTCOMES", "Receiver", "Runner", "notifiers_from_policy"]
 
 # Outcomes of an automatic run that changed the cluster: they count towards the breaker.
-CHANGED_OUTCOMES = frozenset({"recovered", "not_recovered", "failed", "interrupted"})
+CHANGED_OUTCOMES = frozenset(
+    {"recovered", "not_recovered", "release_changed", "failed", "interrupted"}
+)
 RECENT_RUNS = 200  # kept for /runs
 RETRY_AFTER_S = 10.0  # a full queue asks Alertmanager to come back after this
 
@@ -426,7 +428,15 @@ class Receiver:
             # person takes over, with the command that continues where the run stopped.
             handover = (
                 f" A person decides from here: {command}"
-                if outcome in ("inconclusive", "refused", "failed", "not_recovered", "unknown")
+                if outcome
+                in (
+                    "inconclusive",
+                    "refused",
+                    "failed",
+                    "not_recovered",
+                    "release_changed",
+                    "unknown",
+                )
                 else ""
             )
             text = (

@@ -11,6 +11,7 @@ from runbook_lib.core.decision import Decision, Verdict
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.facts import Assessed, Decided, record_fact
 from runbook_lib.run.context import RunContext
+from runbook_lib.run.lock import keep_renewed
 from runbook_lib.run.step import runbook_step
 from runbook_lib.timeline import EventKind
 
@@ -82,7 +83,8 @@ def _inconclusive(ctx: RunContext, decision: Decision) -> str:
     if ctx.params.on_inconclusive == "rollback":
         return f"on_inconclusive=rollback: rolled back although not judged ({unjudged})"
     ctx.show(assessment.render(decision, ctx.live.window) if ctx.live.window else unjudged)
-    answer = ctx.ask(_ASK)
+    with keep_renewed(ctx):  # a re-run cell may hold the lock; a person may take long
+        answer = ctx.ask(_ASK)
     if answer is None:
         ctx.timeline.record(
             "decide", EventKind.WARNING,
