@@ -54,10 +54,8 @@ demo: install system-deps sandbox-build
 
 # The read-only assessment on the bundled replay of a bad deploy: no cluster needed.
 assess-demo: install
-	@mkdir -p evidence/assess
-	$(VENV)/bin/papermill -k python3 --cwd notebooks notebooks/assess.ipynb evidence/assess/assess.ipynb
-	$(VENV)/bin/jupyter nbconvert --to html evidence/assess/assess.ipynb --output-dir evidence/assess
-	@echo "evidence: $$(pwd)/evidence/assess/assess.ipynb and assess.html"
+	$(VENV)/bin/runbook run assess -p replay_csv notebooks/data/bad_deploy.csv \
+		-p deployed_at 2026-11-20T14:00:00+00:00 --output-dir evidence --quiet
 
 lint: install
 	$(VENV)/bin/ruff check .

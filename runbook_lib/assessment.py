@@ -27,6 +27,7 @@ from runbook_lib.core.decision import Decision, RuleStatus, Verdict
 from runbook_lib.errors import ParameterError
 from runbook_lib.run.params import RunParams, check_decision_params, parse_leniently
 from runbook_lib.run.sources import metrics_source
+from runbook_lib.summary import current as current_summary
 
 __all__ = [
     "PROMETHEUS_STEP_S",
@@ -165,6 +166,9 @@ def decide(params: RunParams, window: Window, *, manual_reason: str = "") -> Dec
         decision = Decision(
             decision.verdict, decision.triggers, decision.warnings + extra, decision.rules
         )
+    summary = current_summary()
+    if summary is not None:  # the notebook's banner says the verdict as soon as it is known
+        summary.note_decision(decision.to_json_dict())
     return decision
 
 

@@ -143,7 +143,9 @@ def run_rollback(
     from runbook_lib.facts import Outcome, RunFacts
     from runbook_lib.run.context import check_paths
     from runbook_lib.run.params import build_params
+    from runbook_lib.run.progress import PROGRESS_ENV
     from runbook_lib.run.salvage import collect_after_failure
+    from runbook_lib.summary import read_summary
     from runbook_lib.timeline import Timeline
 
     params = dict(parameters)
@@ -176,6 +178,8 @@ def run_rollback(
 
     failure = ""
     started = time.monotonic()
+    # Headless: the waits' progress as lines in the log, not widgets nobody sees.
+    os.environ.setdefault(PROGRESS_ENV, "text")
     # papermill writes the unredacted notebook as it goes; keep that copy out of the bundle.
     with tempfile.TemporaryDirectory(prefix="runbook-run-") as scratch:
         raw_path = Path(scratch) / notebook.name
@@ -217,7 +221,14 @@ def run_rollback(
                 print(f"evidence: could not collect {redactor(problem)}", file=sys.stderr)
     write_manifest(incident_dir)
     timeline = incident_dir / "timeline.jsonl"
-    outcome = RunFacts.read(Timeline(timeline).events).outcome if timeline.exists() else None
+    facts = RunFacts.read(Timeline(timeline).events) if timeline.exists() else None
+    outcome = facts.outcome if facts is not None else None
+    # The verdict: the rollback's decision fact, else what the notebook's summary ended with.
+    shown = read_summary(raw) if raw is not None else None
+    verdict = (facts.decided.verdict if facts and facts.decided else "") or (
+        str(shown.get("verdict", "")) if shown else ""
+    )
+    print(f"verdict: {verdict or 'none (the run stopped before the decision)'}")
     if outcome is not None:
         print(f"outcome: {outcome.value}")
     print(f"evidence: {incident_dir}")

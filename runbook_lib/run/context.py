@@ -28,6 +28,8 @@ from runbook_lib.errors import ParameterError, PreconditionFailed
 from runbook_lib.facts import RunFacts
 from runbook_lib.run.params import RunParams, build_params
 from runbook_lib.run.sources import metrics_source
+from runbook_lib.summary import current as current_summary
+from runbook_lib.summary import set_redactor
 from runbook_lib.timeline import EventKind, Timeline
 
 if TYPE_CHECKING:
@@ -226,6 +228,12 @@ def start_run(
         params=validated.shown(),
         dry_run=validated.dry_run,
     )
+    set_redactor(redact)
+    summary = current_summary()
+    if summary is not None:  # the notebook's banner: which incident, where its evidence goes
+        summary.note_start(
+            validated.incident_id, (Path(validated.output_dir) / validated.incident_id).resolve()
+        )
     return RunContext(
         params=validated, timeline=timeline, redact=redact, out=out, ask=ask, sleep=sleep
     )

@@ -19,6 +19,7 @@ from runbook_lib.errors import AdapterError
 from runbook_lib.evidence.manifest import write_manifest
 from runbook_lib.run.context import RunContext
 from runbook_lib.run.lock import check_lock, keep_renewed, renew_lock
+from runbook_lib.summary import current as current_summary
 from runbook_lib.timeline import EventKind
 
 __all__ = ["Skipped", "release_lock", "runbook_step"]
@@ -100,22 +101,35 @@ def runbook_step(
     ) -> Callable[Concatenate[RunContext, P], R | Skipped]:
         @functools.wraps(func)
         def step(ctx: RunContext, /, *args: P.args, **kwargs: P.kwargs) -> R | Skipped:
+            summary = current_summary()
             try:
                 if only_when_rolling_back and not ctx.facts.rolling_back:
                     reason = _skip_reason(ctx)
                     ctx.timeline.record(name, EventKind.STEP_END, reason, skipped=True)
+                    if summary is not None:
+                        summary.note_step_end(name, 0.0, "skipped")
                     return Skipped(name, reason)
+                if summary is not None:
+                    summary.note_step(name)
+                begun, status = time.monotonic(), "failed"
                 try:
                     with ctx.timeline.span(name):
                         if mutating:
                             check_lock(ctx, name)
                             with keep_renewed(ctx):
-                                return func(ctx, *args, **kwargs)
-                        renew_lock(ctx, name)
-                        return func(ctx, *args, **kwargs)
+                                result = func(ctx, *args, **kwargs)
+                        else:
+                            renew_lock(ctx, name)
+                            result = func(ctx, *args, **kwargs)
+                    status = "done"
+                    return result
                 except BaseException:
                     release_lock(ctx, name, why=f"{name} failed")
                     raise
+                finally:
+                    if summary is not None:  # the banner follows the run, step by step
+                        summary.note_facts(ctx.facts)
+                        summary.note_step_end(name, time.monotonic() - begun, status)
             finally:
                 if seals:
                     write_manifest(ctx.incident_dir)

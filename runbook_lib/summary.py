@@ -1,0 +1,325 @@
+"""The summary at the top of both notebooks: verdict banner, rules, current step, outcome.
+
+Readable at a glance (issue 12): the notebook's first cell calls ``open_summary``, which shows
+one display output with a ``display_id``; the library updates that same output as the run goes
+(``start_run``, the ``@runbook_step`` frame, the assessment's ``decide``), so the executed
+notebook and its HTML open with the verdict, whatever cell the reader is looking at. Outside a
+Jupyter kernel (tests, ``runbook evaluate``) nothing is displayed and the updates are no-ops.
+
+The output's metadata carries the verdict and outcome (``runbook``), so ``runbook run`` reads
+them back from the executed notebook and prints them.
+
+``install_error_handler`` makes a ``RunbookError`` show its own message (what failed, what to
+do) instead of a chained traceback; the traceback goes to ``traceback.txt`` in the evidence.
+"""
+
+from __future__ import annotations
+
+import html
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from runbook_lib.errors import RunbookError
+from runbook_lib.facts import RunFacts
+
+__all__ = [
+    "BANNER_COLOURS",
+    "Summary",
+    "current",
+    "install_error_handler",
+    "open_summary",
+    "read_summary",
+]
+
+METADATA_KEY = "runbook_summary"
+# Verdict -> (background, text): rollback red, inconclusive amber, no rollback green.
+BANNER_COLOURS: dict[str, tuple[str, str]] = {
+    "rollback": ("#c62828", "#ffffff"),
+    "inconclusive": ("#ffb300", "#000000"),
+    "no_rollback": ("#2e7d32", "#ffffff"),
+    "": ("#546e7a", "#ffffff"),  # not decided yet
+}
+_VERDICT_WORDS = {
+    "rollback": "ROLL BACK",
+    "inconclusive": "INCONCLUSIVE: the data cannot be judged",
+    "no_rollback": "NO ROLLBACK: the release is healthy",
+    "": "no verdict yet",
+}
+# The evidence files a reader wants first, relative to the incident folder (where the
+# executed notebook and its HTML are written, so the links work from there).
+_EVIDENCE_LINKS = (
+    ("record", "record.md"),
+    ("timeline", "timeline.jsonl"),
+    ("executed notebook", "rollback.ipynb"),
+    ("HTML", "rollback.html"),
+    ("plots", "plots"),
+    ("samples", "metrics/samples.csv"),
+    ("post-mortem draft", "postmortem.md"),
+    ("manifest", "MANIFEST.sha256"),
+    ("traceback", "traceback.txt"),
+)
+
+
+@dataclass(frozen=True)
+class RuleLine:
+    rule: str  # the rule and, for business rules, its metric
+    status: str  # "fired", "clear", "not_evaluated"
+    reason: str
+
+
+def _rule_name(rule: Mapping[str, Any]) -> str:
+    name, metric = str(rule.get("rule", "")), str(rule.get("metric", ""))
+    return f"{name} ({metric})" if name == "business" and metric else name
+
+
+@dataclass
+class Summary:
+    """What the top of the notebook says; every ``note_*`` re-renders the one display."""
+
+    title: str
+    display_id: str = field(default_factory=lambda: f"runbook-summary-{uuid.uuid4().hex}")
+    verdict: str = ""
+    rules: tuple[RuleLine, ...] = ()
+    step: str = "not started"
+    steps: list[tuple[str, float, str]] = field(default_factory=list)  # name, s, status
+    outcome: str = ""
+    durations: dict[str, str] = field(default_factory=dict)
+    incident: str = ""
+    folder: Path | None = None
+    error: str = ""
+    publish: Callable[[Mapping[str, Any], Mapping[str, Any], str, bool], None] | None = None
+    _shown: bool = False
+
+    # -- updates -----------------------------------------------------------------------------
+    def note_start(self, incident: str, folder: Path) -> None:
+        self.incident, self.folder, self.error = incident, folder, ""
+        self.step, self.steps = "start_run", []
+        self.refresh()
+
+    def note_step(self, name: str) -> None:
+        self.step = f"{name} (running)"
+        self.refresh()
+
+    def note_step_end(self, name: str, seconds: float, status: str) -> None:
+        self.steps.append((name, seconds, status))
+        self.step = f"{name} ({status})"
+        self.refresh()
+
+    def note_decision(self, decision: Mapping[str, Any]) -> None:
+        """``decision`` is ``Decision.to_json_dict()``."""
+        self.verdict = str(decision.get("verdict", ""))
+        self.rules = tuple(
+            RuleLine(_rule_name(r), str(r.get("status", "")), str(r.get("reason", "")))
+            for r in decision.get("rules", ())
+        )
+        self.refresh()
+
+    def note_facts(self, facts: RunFacts) -> None:
+        """The rollback run's verdict, outcome and durations, from its timeline's facts."""
+        if facts.decided is not None:
+            self.verdict = facts.decided.verdict
+            self.note_decision(facts.decided.decision or {"verdict": facts.decided.verdict})
+        outcome = facts.outcome
+        self.outcome = "" if outcome.value == "incomplete" else outcome.value
+        if facts.finished is not None:
+            f = facts.finished
+            if f.decision_to_rollout_s is not None:
+                self.durations["decision to rollout complete"] = f"{f.decision_to_rollout_s:.1f} s"
+            if f.decision_to_recovery_s is not None:
+                met = "within" if f.decision_to_recovery_s <= f.target_s else "OVER"
+                self.durations["decision to verified recovery"] = (
+                    f"{f.decision_to_recovery_s:.1f} s ({met} the {f.target_s:.0f} s target)"
+                )
+        self.refresh()
+
+    def note_error(self, message: str) -> None:
+        self.error = message
+        self.refresh()
+
+    # -- rendering ---------------------------------------------------------------------------
+    def data(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "outcome": self.outcome, "incident": self.incident}
+
+    def text(self) -> str:
+        lines = [f"{self.title}: {_VERDICT_WORDS.get(self.verdict, self.verdict)}"]
+        lines += [f"  {r.rule}: {r.reason}" for r in self.rules]
+        if self.steps or self.incident:
+            lines.append(f"  step: {self.step}")
+        if self.outcome:
+            lines.append(f"  outcome: {self.outcome}")
+        lines += [f"  {what}: {value}" for what, value in self.durations.items()]
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        if self.folder is not None:
+            lines.append(f"  evidence: {self.folder}")
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        bg, fg = BANNER_COLOURS.get(self.verdict, BANNER_COLOURS[""])
+        e = html.escape
+        verdict = _VERDICT_WORDS.get(self.verdict, self.verdict)
+        parts = [
+            f'<div class="runbook-summary" data-verdict="{e(self.verdict)}" '
+            f'style="border:2px solid {bg};border-radius:6px;margin:4px 0;font-family:sans-serif">',
+            f'<div class="runbook-banner" style="background:{bg};color:{fg};padding:10px 14px;'
+            f'font-size:1.4em;font-weight:bold">{e(self.title)}: {e(verdict)}</div>',
+            '<div style="padding:6px 14px">',
+        ]
+        fired = [r for r in self.rules if r.status == "fired"]
+        if self.rules:
+            parts.append("<ul style='margin:4px 0'>")
+            for r in sorted(self.rules, key=lambda r: r.status != "fired"):
+                mark = {"fired": "&#9888; fired", "clear": "clear", "not_evaluated": "not judged"}
+                weight = "bold" if r in fired else "normal"
+                parts.append(
+                    f"<li style='font-weight:{weight}'>{e(r.rule)} "
+                    f"({mark.get(r.status, e(r.status))}): {e(r.reason)}</li>"
+                )
+            parts.append("</ul>")
+        rows = [("current step", self.step)] if self.steps or self.incident else []
+        if self.outcome:
+            rows.append(("outcome", self.outcome))
+        rows += list(self.durations.items())
+        if self.steps:
+            slow = sorted(self.steps, key=lambda s: -s[1])[:3]
+            rows.append(("slowest steps", ", ".join(f"{n} {s:.1f} s ({st})" for n, s, st in slow)))
+        if self.incident:
+            rows.append(("incident", self.incident))
+        parts.append("<table style='border-collapse:collapse'>")
+        parts += [
+            f"<tr><th style='text-align:left;padding-right:12px'>{e(k)}</th>"
+            f"<td style='text-align:left'>{e(v)}</td></tr>"
+            for k, v in rows
+        ]
+        parts.append("</table>")
+        if self.error:
+            parts.append(
+                f"<p style='color:#c62828;font-weight:bold;white-space:pre-wrap'>"
+                f"Stopped: {e(self.error)}</p>"
+            )
+        if self.folder is not None:
+            links = [
+                f"<a href='{e(rel)}'>{e(label)}</a>"
+                for label, rel in _EVIDENCE_LINKS
+                if (self.folder / rel).exists()
+            ]
+            parts.append(
+                f"<p>Evidence: <code>{e(str(self.folder))}</code>"
+                + (f" &mdash; {' &middot; '.join(links)}" if links else "")
+                + "</p>"
+            )
+        parts.append("</div></div>")
+        return "".join(parts)
+
+    def refresh(self) -> None:
+        if self.publish is None:
+            return
+        bundle = {"text/html": self.html(), "text/plain": self.text()}
+        self.publish(bundle, {METADATA_KEY: self.data()}, self.display_id, self._shown)
+        self._shown = True
+
+
+_current: Summary | None = None
+
+
+def current() -> Summary | None:
+    """The summary this kernel shows, if a notebook opened one."""
+    return _current
+
+
+def _ipython_publish(
+    bundle: Mapping[str, Any], metadata: Mapping[str, Any], display_id: str, update: bool
+) -> None:
+    from IPython.display import display, update_display
+
+    show = update_display if update else display
+    show(dict(bundle), raw=True, metadata=dict(metadata), display_id=display_id)  # type: ignore[no-untyped-call]
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def open_summary(title: str) -> Summary:
+    """Show the summary (the notebook's first code cell) and make it the one to update."""
+    global _current
+    summary = Summary(title=title, publish=_ipython_publish if _in_kernel() else None)
+    _current = summary
+    summary.refresh()
+    install_error_handler()
+    return summary
+
+
+def read_summary(notebook: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The verdict and outcome an executed notebook's summary ended with (``runbook run``)."""
+    for cell in notebook.get("cells", ()):
+        for output in cell.get("outputs", ()) if cell.get("cell_type") == "code" else ():
+            found = output.get("metadata", {}).get(METADATA_KEY)
+            if isinstance(found, dict):
+                return found
+    return None
+
+
+def _short(err: BaseException) -> list[str]:
+    """The typed error's own message, then what it was caused by in one line."""
+    lines = [f"{type(err).__name__}: {err}"]
+    cause = err.__cause__
+    if cause is not None:
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        lines.append(f"  caused by {type(cause).__name__}: {first[:300]}")
+    return lines
+
+
+def _handle(
+    shell: Any,
+    etype: type[BaseException],
+    value: BaseException,
+    tb: TracebackType | None,
+    tb_offset: int | None = None,
+) -> Sequence[str]:
+    lines = _short(value)
+    summary = _current
+    saved = ""
+    if summary is not None and summary.folder is not None and summary.folder.is_dir():
+        full = "".join(traceback.format_exception(etype, value, tb))
+        path = summary.folder / "traceback.txt"
+        redact = _redact if _redact is not None else (lambda text: text)
+        with path.open("a", encoding="utf-8") as out:
+            out.write(redact(full) + "\n")
+        saved = str(path)
+    if summary is not None:
+        summary.note_error(lines[0])
+    lines.append(
+        f"  (full traceback: {saved})" if saved else "  (full traceback: %tb in the next cell)"
+    )
+    red = "\x1b[1;31m"
+    return [red + lines[0] + "\x1b[0m", *lines[1:]]
+
+
+_redact: Callable[[str], str] | None = None
+
+
+def set_redactor(redact: Callable[[str], str]) -> None:
+    """The run's redactor, so the saved traceback hides the same secrets as the timeline."""
+    global _redact
+    _redact = redact
+
+
+def install_error_handler() -> None:
+    """Show ``RunbookError``s as their message; papermill still marks the failing cell."""
+    if not _in_kernel():
+        return
+    from IPython import get_ipython
+
+    shell: Any = get_ipython()
+    shell.set_custom_exc((RunbookError,), _handle)
