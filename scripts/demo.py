@@ -31,14 +31,14 @@ RUNBOOK = str(BIN / "runbook")
 
 DEMO_SUSTAIN_S = 20.0  # runbook: 120 s of sustained breach
 DEMO_RATE_WINDOW = "15s"  # rate() window (runbook-sized: 1m)
-DEMO_SETTINGS: dict[str, float | str] = {
-    "sustain_s": DEMO_SUSTAIN_S,
-    "metrics_step_s": 2.0,  # runbook: 15 s samples
+# Notebook parameters, in the runbook's vocabulary (durations with their unit).
+DEMO_SETTINGS: dict[str, str] = {
+    "sustain": f"{DEMO_SUSTAIN_S:g}s",
+    "step": "2s",  # runbook: 15 s samples (also the recovery check's spacing)
     "prometheus_rate_window": DEMO_RATE_WINDOW,
-    "recovery_step_s": 2.0,
-    "recovery_poll_s": 2.0,
-    "recovery_within_s": 120.0,  # the runbook's own 2 minutes
-    "business_smoothing_s": 30.0,
+    "recovery_poll": "2s",
+    "recovery_within": "2m",  # the runbook's own 2 minutes
+    "business_smoothing": "30s",
 }
 BREACH_TIMEOUT_S = 300.0
 

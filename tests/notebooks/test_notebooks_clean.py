@@ -28,7 +28,7 @@ NBVAL_PARAMETERS: dict[str, dict[str, Any]] = {
     "rollback.ipynb": {
         "replay_csv": str(REPO / "notebooks" / "data" / "healthy_deploy.csv"),
         "deployed_at": "2026-11-20T14:00:00+00:00",
-        "evaluate_at": "2026-11-20T14:30:00+00:00",
+        "now": "2026-11-20T14:30:00+00:00",
         "expected_cluster": "kwok-runbook",
         "incident_id": "INC-NBVAL",
     },
