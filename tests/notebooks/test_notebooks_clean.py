@@ -25,6 +25,10 @@ SANITIZE = REPO / "tests" / "notebooks" / "nbval_sanitize.cfg"
 # Parameters that let a notebook run here without a cluster; notebooks not listed run with
 # their defaults.
 NBVAL_PARAMETERS: dict[str, dict[str, Any]] = {
+    "assess.ipynb": {
+        "replay_csv": str(REPO / "notebooks" / "data" / "bad_deploy.csv"),
+        "deployed_at": "2026-11-20T14:00:00+00:00",
+    },
     "rollback.ipynb": {
         "replay_csv": str(REPO / "notebooks" / "data" / "healthy_deploy.csv"),
         "deployed_at": "2026-11-20T14:00:00+00:00",
