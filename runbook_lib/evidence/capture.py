@@ -174,6 +174,8 @@ def capture_release_pods(
             entries.append(entry)
             continue
         budget = bounds.budget(used)
+        if budget < bounds.per_pod_bytes and not cut_log(data, budget).data:
+            budget = 0  # what the total leaves cannot hold one line: as good as nothing left
         if budget == 0:
             gap = (
                 f"{want.pod}/{want.container}: not captured, the total bound of"
