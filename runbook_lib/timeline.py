@@ -8,6 +8,7 @@ flushed to disk as it happens so a crash mid-run still leaves the evidence of wh
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,18 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _append_nofollow(path: Path, text: str) -> None:
+    """Append to ``path`` (0640), never through a symlink planted at it."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o640)
+    try:
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def _error_kind(err: BaseException) -> str:
     """What a failure means for the run's outcome (read back by ``runbook_lib.facts``)."""
     if isinstance(err, KeyboardInterrupt | SystemExit):
@@ -87,7 +100,12 @@ class Timeline:
     """An append-only list of events, mirrored to ``path`` (JSON lines) when one is given.
 
     ``redact`` is applied to every message and data value before it is stored, so secrets never
-    reach the file.
+    reach the file. ``append(path, text)`` writes to the file (the run passes the evidence
+    writer, which never follows a symlink); the default opens it with ``O_NOFOLLOW``.
+
+    A write that fails (disk full, folder gone) never stops the run: the event is kept in
+    memory, the first error is kept in ``lost`` and later writes are still tried. Whoever ends
+    the run reports ``lost`` (the cluster work matters more than its evidence).
     """
 
     def __init__(
@@ -96,19 +114,25 @@ class Timeline:
         *,
         clock: Callable[[], datetime] = _utcnow,
         redact: Callable[[str], str] = lambda s: s,
+        append: Callable[[Path, str], object] | None = None,
     ) -> None:
         self.path = path
         self._clock = clock
         self._redact = redact
+        self._append = append or _append_nofollow
+        self.lost: OSError | None = None
         self.events: list[Event] = []
         # Lines that could not be read back (a run killed mid-write, a disk that filled up):
         # skipped, not fatal, and reported once on the timeline by the next ``record``.
         self.damaged: tuple[str, ...] = ()
         self._unterminated = False
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists():
-                self._load(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.exists():
+                    self._load(path)
+            except OSError as err:
+                self.lost = err
 
     def _load(self, path: Path) -> None:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -146,10 +170,14 @@ class Timeline:
         event = Event(self._clock(), step, EventKind(kind), self._redact(message), clean)
         self.events.append(event)
         if self.path is not None:
-            with self.path.open("a", encoding="utf-8") as fh:
-                # A damaged last line without its newline must not swallow this event.
-                fh.write(("\n" if self._unterminated else "") + event.to_json() + "\n")
-            self._unterminated = False
+            # A damaged last line without its newline must not swallow this event.
+            line = ("\n" if self._unterminated else "") + event.to_json() + "\n"
+            try:
+                self._append(self.path, line)
+            except OSError as err:
+                self.lost = self.lost or err
+            else:
+                self._unterminated = False
         return event
 
     @contextmanager

@@ -6,19 +6,31 @@
 3  verdict "rollback" (``runbook evaluate --exit-status`` only)
 4  verdict "inconclusive": ``runbook evaluate --exit-status``, and ``runbook run`` when it
    stopped before any change because the data could not be judged
+5  evidence lost: ``runbook run`` ended but its evidence could not be written completely
+   (disk full, permissions); it still says what happened to the cluster and seals what exists
+130, 143  ``runbook run`` stopped by SIGINT / SIGTERM (128 + the signal), evidence sealed
 """
 
 from __future__ import annotations
 
 from runbook_lib.core.decision import Verdict
 
-__all__ = ["BAD_INPUT", "FAILED", "INCONCLUSIVE", "OK", "ROLLBACK", "exit_status_for"]
+__all__ = [
+    "BAD_INPUT",
+    "EVIDENCE_LOST",
+    "FAILED",
+    "INCONCLUSIVE",
+    "OK",
+    "ROLLBACK",
+    "exit_status_for",
+]
 
 OK = 0
 FAILED = 1
 BAD_INPUT = 2
 ROLLBACK = 3
 INCONCLUSIVE = 4
+EVIDENCE_LOST = 5
 
 
 def exit_status_for(verdict: Verdict) -> int:

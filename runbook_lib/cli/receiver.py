@@ -41,7 +41,9 @@ from runbook_lib.adapters.webhook import Accepted
 from runbook_lib.core.alert_policy import Action, Policy, plan_run, rollback_command
 from runbook_lib.core.alerts import Alert, Notification
 from runbook_lib.core.receiver_state import Disposition, ReceiverState, ReleaseKey
-from runbook_lib.errors import AdapterError, RunbookError
+from runbook_lib.core.redact import redact_value
+from runbook_lib.errors import AdapterError, CommandFailed, RunbookError
+from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import write_manifest
 
 __all__ = ["CHANGED_OUTCOMES", "Receiver", "Runner", "notifiers_from_policy"]
@@ -179,10 +181,10 @@ class Receiver:
         sealed = ""
         if incident_dir.is_dir():
             try:
-                write_manifest(incident_dir)
+                write_manifest(incident_dir, signing_key=str(run.get("signing_key") or "") or None)
                 sealed = f"; evidence sealed in {incident_dir}"
-            except OSError as err:
-                sealed = f"; could not seal {incident_dir}: {err}"
+            except (OSError, CommandFailed) as err:
+                sealed = f"; could not seal {incident_dir} (signed): {err}"
         finished = {
             "run_id": run["run_id"],
             "outcome": "interrupted",
@@ -383,13 +385,19 @@ class Receiver:
             "incident_dir": str(incident_dir),
             "received_at": received.isoformat(),
             "command": command,
+            # The policy's key (or "": RUNBOOK_SIGNING_KEY), for sealing after a restart.
+            "signing_key": str(parameters.get("signing_key") or ""),
         }
-        incident_dir.mkdir(parents=True, exist_ok=True)
-        # The alert that started the run travels with the evidence (sealed with it).
-        (incident_dir / "alert.json").write_text(
-            json.dumps({"alert": alert.to_json_dict(), "also_received": more, **run}, indent=2)
+        # The alert that started the run travels with the evidence (sealed with it); written
+        # like every evidence file (0640, folders 0750, never through a symlink), redacted.
+        files.write_text(
+            incident_dir,
+            "alert.json",
+            json.dumps(
+                redact_value({"alert": alert.to_json_dict(), "also_received": more, **run}),
+                indent=2,
+            )
             + "\n",
-            encoding="utf-8",
         )
         self._journal("run_started", sync=True, **run)
         with self._lock:

@@ -207,6 +207,8 @@ _RECORDS = (
     _p("request_rate_rps", Kind.NUMBER, 0.0, "requests per second, to estimate failed requests"),
     _p("fix_forward_repo", T, "", "git repository for the fix/<incident_id> branch; empty: skip"),
     _p("postmortem_organizer", T, "", "e-mail address of the post-mortem organiser"),
+    _p("signing_key", T, "", "SSH key signing the manifest; empty: $RUNBOOK_SIGNING_KEY or none"),
+    _p("without_evidence", Kind.FLAG, False, "headless: act even if evidence cannot be written"),
 )
 
 # The notebooks' parameters cells show these headings above each group.

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from runbook_lib.core.redact import redact_structure
+from runbook_lib.evidence import files
 from runbook_lib.facts import Outcome, RunFacts, fact_data
 from runbook_lib.timeline import Event, EventKind
 
@@ -433,14 +435,17 @@ def render_markdown(record: IncidentRecord) -> str:
 def write_record(
     record: IncidentRecord, directory: Path, *, redact: Callable[[str], str]
 ) -> tuple[Path, Path]:
-    """Write ``record.json`` and ``record.md`` into ``directory``, redacted. Raises ``OSError``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = directory / "record.json", directory / "record.md"
-    json_path.write_text(
-        redact(json.dumps(record.to_json_dict(), indent=2, sort_keys=True)) + "\n",
-        encoding="utf-8",
+    """Write ``record.json`` and ``record.md`` into ``directory``, redacted. Raises ``OSError``.
+
+    The JSON is redacted as data (every value at every level, credential-named keys hidden
+    whatever their type), the Markdown as text; both are written atomically, 0640, never
+    through a symlink (``evidence/files.py``).
+    """
+    data = redact_structure(record.to_json_dict(), redact)
+    json_path = files.write_text(
+        directory, "record.json", json.dumps(data, indent=2, sort_keys=True) + "\n"
     )
-    md_path.write_text(redact(render_markdown(record)), encoding="utf-8")
+    md_path = files.write_text(directory, "record.md", redact(render_markdown(record)))
     return json_path, md_path
 
 

@@ -19,6 +19,8 @@ raised.
 
 from __future__ import annotations
 
+import io
+
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING
 from runbook_lib.adapters.traces import JaegerSource
 from runbook_lib.core.traces import GroupStats, Trace, failing, slowest, stats_by_version
 from runbook_lib.errors import ParameterError, TracesError
+from runbook_lib.evidence import files as evidence_files
 from runbook_lib.evidence.bundle import BundleReport, write_text
 
 if TYPE_CHECKING:
@@ -296,8 +299,9 @@ def collect_traces(
         deployed_at=deployed_at,
         title=f"Trace durations: {redact(service)}",
     )
-    (directory / PLOT).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(directory / PLOT, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    evidence_files.write_bytes(directory, PLOT, png.getvalue())
     written.append(PLOT)
     return TracesEvidence(
         True,

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -24,7 +25,9 @@ from runbook_lib.adapters.helm import Helm
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.metrics import MetricsSource
 from runbook_lib.core.redact import Redactor
-from runbook_lib.errors import ParameterError, PreconditionFailed
+from runbook_lib.errors import CommandFailed, ParameterError, PreconditionFailed
+from runbook_lib.evidence import files
+from runbook_lib.evidence.manifest import check_signing_key, write_manifest
 from runbook_lib.facts import RunFacts
 from runbook_lib.run.params import RunParams, build_params
 from runbook_lib.run.sources import metrics_source
@@ -103,6 +106,30 @@ class RunContext:
     def now(self) -> datetime:
         return self.timeline.now()
 
+    def seal(self) -> str:
+        """Re-write ``MANIFEST.sha256`` over the incident folder, signed with ``signing_key``.
+
+        Never raises: returns "" when sealed, else why not. A signing failure is recorded as a
+        timeline warning and the manifest is then re-written unsigned (so it covers that
+        warning too); a write failure (disk full) is recorded if the timeline still can be.
+        """
+        try:
+            write_manifest(self.incident_dir, signing_key=self.params.manifest_key)
+        except CommandFailed as err:
+            problem = f"the manifest is unsigned: signing failed: {err}"
+            self.timeline.record("seal", EventKind.WARNING, problem)
+        except OSError as err:
+            problem = f"could not seal the evidence: {type(err).__name__}: {err}"
+            self.timeline.record("seal", EventKind.WARNING, problem)
+            return problem
+        else:
+            return ""
+        try:
+            write_manifest(self.incident_dir, signing_key="")
+        except OSError as err:
+            problem += f"; could not re-write it: {err}"
+        return problem
+
     def show(self, text: str) -> None:
         """Print for the people watching (notebook output), redacted like the timeline."""
         self.out(self.redact(text))
@@ -167,8 +194,12 @@ def check_paths(params: RunParams) -> None:
     if params.replay_csv and not Path(params.replay_csv).is_file():
         problems.append(f"replay_csv: no such file: {params.replay_csv} (cwd {Path.cwd()})")
     out = Path(params.output_dir)
-    if out.exists() and not out.is_dir():
-        problems.append(f"output_dir: {params.output_dir} exists and is not a folder")
+    # The nearest existing folder on the way must be a folder (not a file): checked up the tree.
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                problems.append(f"output_dir: {folder} exists and is not a folder")
+            break
     if params.kubeconfig and not Path(params.kubeconfig).is_file():
         problems.append(f"kubeconfig: no such file: {params.kubeconfig}")
     if problems:
@@ -195,8 +226,17 @@ def open_timeline(
         secrets=(params.slack_webhook_url,),
         env=os.environ if environ is None else environ,
     )
-    path = Path(params.output_dir) / params.incident_id / "timeline.jsonl"
-    return Timeline(path, clock=clock, redact=redact), redact
+    incident_dir = Path(params.output_dir) / params.incident_id
+    path = incident_dir / "timeline.jsonl"
+    # 0750, and a symlinked incident folder refused, before the first event is written; a
+    # failure is reported by the first write (Timeline.lost) and preflight's evidence check.
+    with suppress(OSError):
+        files.evidence_dir(incident_dir)
+
+    def append(_path: Path, text: str) -> None:
+        files.append_text(incident_dir, "timeline.jsonl", text)
+
+    return Timeline(path, clock=clock, redact=redact, append=append), redact
 
 
 def start_run(
@@ -219,6 +259,8 @@ def start_run(
     """
     validated = with_identity(build_params(params), clock())
     check_paths(validated)
+    # A key that cannot sign must stop the run now, not fail every seal after the rollback.
+    check_signing_key(validated.manifest_key, os.environ if environ is None else environ)
     timeline, redact = open_timeline(validated, clock=clock, environ=environ)
     timeline.record(
         "start_run",

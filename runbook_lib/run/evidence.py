@@ -6,23 +6,23 @@ step failed, outside the kernel), so both write the same bundle from the same ti
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from runbook_lib.errors import RunbookError
-from runbook_lib.evidence import bundle
-from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.evidence import bundle, files
 from runbook_lib.evidence.record import IncidentRecord, build_record
 from runbook_lib.run.context import RunContext
 
 __all__ = ["build_incident_record", "collect", "fetch_samples", "samples", "save_figures", "seal"]
 
 
-def seal(ctx: RunContext) -> None:
-    """Re-write ``MANIFEST.sha256`` over the incident folder as it is now."""
-    write_manifest(ctx.incident_dir)
+def seal(ctx: RunContext) -> str:
+    """Re-write ``MANIFEST.sha256`` over the incident folder (``RunContext.seal``)."""
+    return ctx.seal()
 
 
 def _markers(ctx: RunContext) -> dict[str, datetime]:
@@ -49,11 +49,16 @@ def fetch_samples(ctx: RunContext) -> pd.DataFrame:
     return ctx.metrics.query_range(start, end, ctx.metrics_step_s)
 
 
-def samples(ctx: RunContext) -> pd.DataFrame:
-    """The samples saved in the bundle, else what assess read, else fresh ones (then saved)."""
+def samples(ctx: RunContext, *, fetch: bool = True) -> pd.DataFrame:
+    """The samples saved in the bundle, else what assess read, else fresh ones (then saved).
+
+    ``fetch=False``: never ask the metrics source (raises ``RunbookError`` when none is saved).
+    """
     try:
         return bundle.read_samples_csv(ctx.incident_dir)
     except RunbookError:
+        if ctx.live.window is None and not fetch:
+            raise
         frame = ctx.live.window.frame if ctx.live.window is not None else fetch_samples(ctx)
         bundle.write_samples_csv(ctx.incident_dir, frame)
         return frame
@@ -82,19 +87,24 @@ def save_figures(ctx: RunContext, frame: pd.DataFrame, stem: str) -> tuple[list[
     figures = {f"{stem}.png": plots.plot_error_and_latency(frame, moments=moments, thresholds=th)}
     if any(str(c).startswith("business:") for c in frame.columns):
         figures[f"{stem}-business.png"] = plots.plot_business(frame, moments=moments, thresholds=th)
-    directory = ctx.incident_dir / "plots"
-    directory.mkdir(parents=True, exist_ok=True)
     for name, figure in figures.items():
-        figure.savefig(directory / name, dpi=100)
+        # Rendered in memory, then written like every evidence file (atomic, 0640, no symlink).
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=100)
+        files.write_bytes(ctx.incident_dir, f"plots/{name}", png.getvalue())
     return [f"plots/{name}" for name in figures], figures[f"{stem}.png"]
 
 
-def build_incident_record(ctx: RunContext) -> IncidentRecord:
-    """The incident record of this run, from its timeline and its samples."""
+def build_incident_record(ctx: RunContext, *, fetch: bool = True) -> IncidentRecord:
+    """The incident record of this run, from its timeline and its samples.
+
+    Samples that cannot be read (metrics down; ``fetch=False`` and none saved) leave the
+    impact unknown: the record is written all the same.
+    """
     p = ctx.params
     try:
-        frame = samples(ctx)
-    except RunbookError:
+        frame = samples(ctx, fetch=fetch)
+    except (RunbookError, OSError):
         frame = pd.DataFrame()
     return build_record(
         ctx.timeline.events,

@@ -100,6 +100,13 @@ class RunParams:
     request_rate_rps: float = 0.0
     fix_forward_repo: str = ""
     postmortem_organizer: str = ""
+    signing_key: str = ""  # empty: RUNBOOK_SIGNING_KEY, else unsigned
+    without_evidence: bool = False
+
+    @property
+    def manifest_key(self) -> str | None:
+        """``write_manifest``'s ``signing_key``: the parameter, else None (the environment)."""
+        return self.signing_key or None
 
     @property
     def mode(self) -> str:
@@ -263,7 +270,7 @@ def _check_actions(values: Mapping[str, Any], problems: list[str]) -> None:
         if any(ch in values[name] for ch in "\r\x00"):
             problems.append(f"{name}: must not contain carriage returns or NUL characters")
     for name in (
-        "fix_forward_repo", "output_dir", "lock_holder", "kubeconfig", "notify_file",
+        "fix_forward_repo", "output_dir", "lock_holder", "kubeconfig", "notify_file", "signing_key",
         "lock_takeover_reason",
     ):  # fmt: skip
         if "\n" in values[name]:

@@ -31,12 +31,17 @@ class Salvaged:
 
 
 def collect_after_failure(
-    notebook_params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None
+    notebook_params: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    collect: bool = True,
 ) -> Salvaged:
     """Gather the evidence of a run whose notebook stopped at a failing step.
 
     Reopens the incident's timeline, writes the record (outcome from the timeline's facts) and
-    the bundle, and re-seals the manifest. Every source is best effort. Raises
+    the bundle, and re-seals the manifest (signed with ``signing_key``). Every source is best
+    effort. ``collect=False`` (an interrupted run: the person wants it to stop) reads nothing
+    from the cluster or the metrics: the record is built from what is on disk. Raises
     ``ParameterError`` when the parameters are invalid or name no incident.
     """
     params = build_params(notebook_params)
@@ -46,13 +51,17 @@ def collect_after_failure(
     ctx = RunContext(params=params, timeline=timeline, redact=redact)
     problems: list[str] = []
     written: tuple[str, ...] = ()
-    if ctx.facts.decided is None or ctx.facts.rolling_back:
+    if collect and (ctx.facts.decided is None or ctx.facts.rolling_back):
         report = evidence.collect(ctx)
         written, problems = report.written, list(report.problems)
     try:
-        record = evidence.build_incident_record(ctx)
+        record = evidence.build_incident_record(ctx, fetch=collect)
         incident_record.write_record(record, ctx.incident_dir, redact=redact)
     except (RunbookError, OSError) as err:
         problems.append(f"incident record: {type(err).__name__}: {err}")
-    evidence.seal(ctx)
+    if timeline.lost is not None:
+        problems.append(f"timeline: OSError: {timeline.lost}")
+    sealed = evidence.seal(ctx)
+    if sealed:
+        problems.append(f"seal: {sealed}")
     return Salvaged(ctx, written, tuple(problems))

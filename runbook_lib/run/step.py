@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
 from runbook_lib.errors import AdapterError
-from runbook_lib.evidence.manifest import write_manifest
 from runbook_lib.run.context import RunContext
 from runbook_lib.run.lock import check_lock, keep_renewed, renew_lock
 from runbook_lib.summary import current as current_summary
@@ -132,7 +131,7 @@ def runbook_step(
                         summary.note_step_end(name, time.monotonic() - begun, status)
             finally:
                 if seals:
-                    write_manifest(ctx.incident_dir)
+                    ctx.seal()  # never raises: a failure to seal is a timeline warning
 
         step.step_name = name  # type: ignore[attr-defined]
         return step

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from runbook_lib.errors import ParameterError, PreconditionFailed
-from runbook_lib.evidence import postmortem
+from runbook_lib.evidence import files, postmortem
 from runbook_lib.evidence import record as incident_record
 from runbook_lib.evidence.fixforward import FixForward, create_fix_branch
 from runbook_lib.facts import FixBranchCreated, record_fact
@@ -122,9 +122,8 @@ def draft_postmortem(ctx: RunContext, *, slow_step_s: float = 60.0) -> Postmorte
         "runbook-update.md": f"# Runbook update for {ctx.params.incident_id}\n\n{reminder}\n",
     }
     for name, text in texts.items():
-        # newline="" keeps the CRLF line ends RFC 5545 requires.
-        with (directory / name).open("w", encoding="utf-8", newline="") as fh:
-            fh.write(ctx.redact(text))
+        # Written as bytes: the CRLF line ends RFC 5545 requires are kept as they are.
+        files.write_text(directory, name, ctx.redact(text))
     result = PostmortemDrafted(tuple(texts), slot, reminder)
     ctx.timeline.record("draft_postmortem", EventKind.INFO, repr(result))
     return result

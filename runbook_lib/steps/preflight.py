@@ -15,6 +15,7 @@ from runbook_lib.run.earlier import link_earlier_runs
 from runbook_lib.run.lock import keep_renewed, make_lock, take_lock
 from runbook_lib.run.plan import Plan, build_plan
 from runbook_lib.run.step import runbook_step
+from runbook_lib.steps.evidence_room import check_evidence_folder
 from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
 from runbook_lib.timeline import EventKind
 
@@ -141,15 +142,18 @@ def _take_lock(ctx: RunContext) -> None:
 def preflight(ctx: RunContext) -> Plan:
     """Before anything changes: cluster guard, revisions, lock, plan (shown and returned).
 
-    Raises ``WrongCluster`` when the context/server is not ``expected_cluster`` (checked first,
-    before any other call), ``PreconditionFailed`` when the credential lacks a permission the
-    steps need (all missing ones are named) or no good target revision exists (e.g. pruned),
+    Raises ``PreconditionFailed`` first when the evidence folder cannot be written or has no
+    room (``check_evidence_folder``), ``WrongCluster`` when the context/server is not
+    ``expected_cluster`` (checked before any cluster call), ``PreconditionFailed`` when the
+    credential lacks a permission the steps need (all missing ones are named) or no good
+    target revision exists (e.g. pruned),
     ``LockHeld`` when another run holds the release's Lease (who, since when, when it frees
     itself, how to take it over), ``CommandFailed`` / ``ApiError`` from helm or the API. After
     the lock, crashed runs of the release are sealed as interrupted and linked
     (``run.earlier``). In a dry run the Lease is not taken.
     """
     p = ctx.params
+    check_evidence_folder(ctx)  # the record of what follows must be writable: first
     context, server = _guard_cluster(ctx)
     _check_permissions(ctx)  # a missing permission is the more basic problem: first
     _resolve(ctx)

@@ -1,0 +1,67 @@
+"""Preflight's first check: the evidence folder can be written and has room.
+
+Checked before anything changes, because a rollback whose record cannot be written leaves the
+incident without evidence exactly when it matters (a full disk found only after the rollback).
+"""
+
+from __future__ import annotations
+
+import os
+
+from runbook_lib.errors import PreconditionFailed
+from runbook_lib.evidence import files
+from runbook_lib.run.context import RunContext
+from runbook_lib.timeline import EventKind
+
+__all__ = ["EVIDENCE_MIN_FREE", "check_evidence_folder"]
+
+# The evidence folder needs this much free space before the release is touched: a bundle with
+# logs, manifests, plots and the executed notebook is a few MiB; pod logs alone may be 20 MiB.
+EVIDENCE_MIN_FREE = 50 * 2**20
+_PROBE = ".preflight-write-check"
+
+
+def _problem(ctx: RunContext) -> tuple[str, int]:
+    """Why the evidence folder cannot take the bundle ("" when it can), and the free bytes."""
+    if ctx.timeline.lost is not None:
+        return f"the timeline cannot be written ({ctx.timeline.lost})", 0
+    directory = ctx.incident_dir
+    try:
+        files.write_bytes(directory, _PROBE, b"evidence folder write check\n" * 64)
+        files.remove_file(directory, _PROBE)
+        info = os.statvfs(directory)
+    except OSError as err:
+        return f"cannot be written ({err})", 0
+    free = info.f_bavail * info.f_frsize
+    if free < EVIDENCE_MIN_FREE:
+        needed = EVIDENCE_MIN_FREE // 2**20
+        return f"only {free / 2**20:.1f} MiB free, at least {needed} MiB needed", free
+    return "", free
+
+
+def check_evidence_folder(ctx: RunContext, step: str = "preflight") -> None:
+    """Preflight, first: the evidence folder can be written and has ``EVIDENCE_MIN_FREE``.
+
+    Writes and removes a small probe file through the evidence writer and reads the free
+    space. When either fails the run stops here with ``PreconditionFailed`` (nothing was
+    changed), unless ``without_evidence=True``: then it goes on with a warning, because a
+    rollback can matter more than its record.
+    """
+    problem, free = _problem(ctx)
+    directory = ctx.incident_dir
+    if not problem:
+        ctx.timeline.record(
+            step,
+            EventKind.INFO,
+            f"evidence folder {directory}: writable, {free / 2**20:.0f} MiB free",
+        )
+        return
+    text = f"evidence folder {directory}: {problem}"
+    if ctx.params.without_evidence:
+        ctx.show(f"WARNING: {text}; going on WITHOUT evidence (without_evidence=True)")
+        ctx.timeline.record(step, EventKind.WARNING, f"{text}; going on without evidence")
+        return
+    raise PreconditionFailed(
+        f"{text} -- nothing was changed; free space or choose another output_dir, or set "
+        "without_evidence=True to act without a record"
+    )
