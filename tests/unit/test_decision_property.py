@@ -1,6 +1,6 @@
 """Property test: the engine against the per-sample, exact reference in benchmarks/ (Hypothesis).
 
-Random series with values from 1e-300 to 1e300 and the thresholds' own values, NaN runs,
+Random series with values from 1e-300 to 1e300 (and up to the largest float) and the thresholds' own values, NaN runs,
 gaps (exactly 1.5 steps included), absurd outliers, irregular and sub-second spacing, business
 columns, deploys on and between samples, ``now`` anywhere after the deploy and random
 thresholds. Engine and reference must agree on the verdict, every rule's status, and what
@@ -53,7 +53,19 @@ LATENCIES = st.one_of(
     st.floats(min_value=1e-300, max_value=1e300),
 )
 BUSINESS = st.one_of(
-    st.sampled_from([100.0, 90.0, 89.99999999, 50.0, 0.0, 1.8446744073709552e19, 1e300, NAN]),
+    st.sampled_from(
+        [
+            100.0,
+            90.0,
+            89.99999999,
+            50.0,
+            0.0,
+            1.8446744073709552e19,
+            1e300,
+            1.7976931348623157e308,
+            NAN,
+        ]
+    ),
     st.floats(min_value=1e-300, max_value=1e300),
 )
 
@@ -78,7 +90,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     for name, values, levels in (
         ("error_ratio", RATIOS, [0.002, 0.02]),
         ("p99_latency_s", LATENCIES, [0.3, 1e-300]),
-        *((name, BUSINESS, [100.0, 1e-300, 1e300]) for name in business),
+        *((name, BUSINESS, [100.0, 1e-300, 1e300, 1.7e308]) for name in business),
     ):
         drawn = draw(st.lists(values, min_size=n, max_size=n))
         if draw(st.booleans()):  # mostly steady, so that rules both fire and stay clear
