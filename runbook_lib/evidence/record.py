@@ -66,6 +66,7 @@ class IncidentRecord:
     outcome: Outcome
     verdict: str | None  # the decision's verdict: rollback, no_rollback, inconclusive
     rolled_back: bool  # whether any attempt of this incident ran helm rollback
+    rolled_back_by_this_run: bool  # this attempt ran it (else an earlier attempt, or none)
     deployed_at: datetime | None
     decision_at: datetime | None
     rollout_done_at: datetime | None
@@ -236,18 +237,13 @@ def build_record(
     rollback = facts.rolled_back or facts.earlier_rollback
     bad_revision = rollback.from_revision if rollback else None
     good_revision = rollback.to_revision if rollback else None
-    bad_version = good_version = None
-    if target is not None:
-        if rollback is None:
-            bad_revision, good_revision = target.current_revision, target.target_revision
-        versions = {
-            target.current_revision: target.current_version,
-            target.target_revision: target.target_version,
-        }
-        bad_version, good_version = (
-            versions.get(bad_revision or -1),
-            versions.get(good_revision or -1),
-        )
+    if target is not None and rollback is None:
+        bad_revision, good_revision = target.current_revision, target.target_revision
+    # Versions by revision from every attempt's resolved target: a re-run that finds the work
+    # done sees only the good version, the earlier attempt saw the bad one.
+    versions = _versions_by_revision(events)
+    bad_version = versions.get(bad_revision) if bad_revision is not None else None
+    good_version = versions.get(good_revision) if good_revision is not None else None
     return IncidentRecord(
         incident_id=incident_id,
         release=release,
@@ -255,6 +251,7 @@ def build_record(
         outcome=outcome,
         verdict=decided.verdict if decided else None,
         rolled_back=facts.changed_cluster,
+        rolled_back_by_this_run=facts.rolled_back is not None,
         deployed_at=deployed_at,
         decision_at=decision_at,
         rollout_done_at=facts.rollout.done_at if facts.rollout else None,
@@ -303,11 +300,28 @@ _OUTCOME_TEXT = {
 }
 
 
+def _versions_by_revision(events: Sequence[Event]) -> dict[int, str]:
+    """Each revision's version, from every attempt's resolved target (read as facts)."""
+    starts = [i for i, e in enumerate(events) if e.step == "start_run"] or [0]
+    versions: dict[int, str] = {}
+    for begin, end in zip(starts, [*starts[1:], len(events)], strict=True):
+        target = RunFacts.read(events[begin:end]).target
+        if target is not None:
+            versions.setdefault(target.current_revision, target.current_version)
+            versions.setdefault(target.target_revision, target.target_version)
+    return versions
+
+
 def _release_line(record: IncidentRecord) -> str:
     bad = f"{record.bad_version or 'n/a'} (revision {record.bad_revision or 'n/a'})"
     good = f"{record.good_version or 'n/a'} (revision {record.good_revision or 'n/a'})"
-    if record.rolled_back:
+    if record.rolled_back_by_this_run:
         return f"- Bad release: {bad}; rolled back to {good}"
+    if record.rolled_back:
+        return (
+            f"- Rolled back by an earlier attempt of this incident: {bad} to {good}; "
+            "this attempt changed nothing"
+        )
     if record.outcome is Outcome.ALREADY_ROLLED_BACK:
         return f"- Release already on {good}: nothing was rolled back by this run"
     if record.bad_revision is not None:
