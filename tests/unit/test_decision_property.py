@@ -1,11 +1,12 @@
 """Property test: the engine against the per-sample, exact reference in benchmarks/ (Hypothesis).
 
-Random series with values from 1e-300 to 1e300 (and up to the largest float) and the thresholds' own values, NaN runs,
-gaps (exactly 1.5 steps included), absurd outliers, irregular and sub-second spacing, business
-columns, deploys on and between samples, ``now`` anywhere after the deploy and random
-thresholds. Engine and reference must agree on the verdict, every rule's status, and what
-fired when (rule, metric, run start, fire time), with the same peak and threshold up to
-rounding. Derandomized, so CI sees the same examples every time.
+Random series with values from 1e-300 to 1e300 (business ones up to the largest float) and
+the thresholds' own values, NaN runs, gaps (exactly 1.5 steps included), absurd outliers,
+irregular and sub-second spacing, business columns, deploys on and between samples, ``now``
+anywhere after the deploy and random thresholds. Engine and reference must agree on the
+verdict, every rule's status, and what fired when (rule, metric, run start, fire time), with
+the same peak and threshold up to rounding. Derandomized, so CI sees the same examples every
+time.
 """
 
 from __future__ import annotations
