@@ -26,6 +26,7 @@ from runbook_lib.errors import (
     StepTimeout,
     VerificationFailed,
 )
+from runbook_lib.facts import Outcome
 
 from .test_steps import (
     BAD_IMAGE,
@@ -181,14 +182,14 @@ def test_api_server_back_in_time_rollout_still_verified(
     assert rollout.done
     for step in (steps.verify_image, steps.check_recovery, steps.revert_migrations):
         step(ctx)
-    assert steps.finish(ctx).outcome == "rolled back to revision 1"
+    assert steps.finish(ctx).outcome is Outcome.RECOVERED
     assert set(serving_pods(sb).values()) == {GOOD_IMAGE}
     assert lease_holder(sb) is None
 
 
 def test_api_server_gone_too_long_fails_cleanly(bad_deploy: Sandbox, tmp_path: Path) -> None:
     sb = bad_deploy
-    ctx = start(sb, tmp_path, rollout_timeout_s=6.0, lock_release_grace_s=45.0)
+    ctx = start(sb, tmp_path, rollout_timeout="6s", lock_release_grace="45s")
     for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
         step(ctx)
     api = ApiServer(sb)
@@ -202,7 +203,9 @@ def test_api_server_gone_too_long_fails_cleanly(bad_deploy: Sandbox, tmp_path: P
         restarted.join(timeout=90)
     assert failed_step(ctx, "wait_for_rollout")["data"]["error_type"] == "ApiError"
     assert lease_holder(sb) is None
-    assert ctx.state.lock is None
+    assert ctx.live.lock is None
+    assert ctx.facts.outcome is Outcome.FAILED
+    assert ctx.facts.changed_cluster
     # Nothing lost: the rollback Helm made stands, and the timeline kept every step.
     assert history(sb)[-1]["description"] == "Rollback to 1"
     assert [e["step"] for e in events(ctx) if e["kind"] == "step_end"][:5] == [
@@ -279,7 +282,7 @@ def _unschedulable_target(sb: Sandbox, progress_deadline_s: int) -> None:
 def test_rollout_past_progress_deadline_fails(bad_deploy: Sandbox, tmp_path: Path) -> None:
     sb = bad_deploy
     _unschedulable_target(sb, progress_deadline_s=5)
-    ctx = start(sb, tmp_path, rollout_timeout_s=120.0)
+    ctx = start(sb, tmp_path, rollout_timeout="2m")
     for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
         step(ctx)
     with pytest.raises(VerificationFailed, match="progress deadline"):
@@ -292,7 +295,7 @@ def test_rollout_past_progress_deadline_fails(bad_deploy: Sandbox, tmp_path: Pat
 def test_rollout_timeout(bad_deploy: Sandbox, tmp_path: Path) -> None:
     sb = bad_deploy
     _unschedulable_target(sb, progress_deadline_s=600)
-    ctx = start(sb, tmp_path, rollout_timeout_s=5.0)
+    ctx = start(sb, tmp_path, rollout_timeout="5s")
     for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
         step(ctx)
     with pytest.raises(StepTimeout) as caught:
@@ -309,7 +312,7 @@ def test_prometheus_down_never_claims_recovery(bad_deploy: Sandbox, tmp_path: Pa
     from runbook_sandbox import metrics_stack
 
     sb = bad_deploy
-    ctx = start(sb, tmp_path, thresholds={"recovery_within": 10.0})
+    ctx = start(sb, tmp_path, recovery_within="10s")
     for step in (*UP_TO_ROLLBACK, steps.helm_rollback, steps.wait_for_rollout, steps.verify_image):
         step(ctx)
     metrics_stack.stop(sb.state_dir)
@@ -324,6 +327,7 @@ def test_prometheus_down_never_claims_recovery(bad_deploy: Sandbox, tmp_path: Pa
     finally:
         metrics_stack.start(sb.state_dir, sb.kubeconfig)
     failed_step(ctx, "check_recovery")
+    assert ctx.facts.outcome is Outcome.NOT_RECOVERED
     assert lease_holder(sb) is None
     assert schema_on_host(sb) == 2
 
@@ -414,7 +418,7 @@ def test_stale_lease_is_taken_over_with_a_recorded_warning(
     sb = bad_deploy
     _lease_of(sb, tmp_path, "bob@crashed-laptop/INC-3", datetime.now(UTC) - timedelta(hours=2))
     try:
-        ctx = start(sb, tmp_path, lock_ttl_s=600.0)
+        ctx = start(sb, tmp_path, lock_ttl="10m")
         for step in (steps.assess, steps.decide, steps.preflight):
             step(ctx)
         assert lease_holder(sb) == ctx.params.lock_holder

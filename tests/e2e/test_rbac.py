@@ -21,6 +21,7 @@ from runbook_lib.adapters.access import Permission, caller_rules, missing_permis
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.core.rbac_rules import granted
 from runbook_lib.errors import PreconditionFailed
+from runbook_lib.facts import Outcome
 from runbook_lib.steps.permissions import REQUIRED
 
 from .test_steps import (
@@ -131,7 +132,7 @@ def test_all_steps_pass_as_the_service_account(
     sb, kubeconfig, server = bound
     ctx = _start_as_sa(sb, tmp_path, kubeconfig, server)
     results = run_all(ctx)
-    assert results["finish"].outcome == "rolled back to revision 1"
+    assert results["finish"].outcome is Outcome.RECOVERED
     assert set(serving_pods(sb).values()) == {GOOD_IMAGE}
     assert schema_version(sb) == 1
     assert helm_history(sb)[-1]["description"] == "Rollback to 1"

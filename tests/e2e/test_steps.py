@@ -15,6 +15,7 @@ import pytest
 
 from runbook_lib import steps
 from runbook_lib.errors import WrongCluster
+from runbook_lib.facts import Outcome
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
@@ -34,9 +35,8 @@ def run_params(sb: Sandbox, tmp_path: Path, **over: Any) -> dict[str, Any]:
         "helm_binary": str(sb.bin_dir / "helm"),
         "prometheus_url": sb.prometheus_url,
         "prometheus_rate_window": "20s",  # steady ratio at 200 req/s, short lag
-        "metrics_step_s": 5.0,
-        "recovery_step_s": 2.0,
-        "recovery_poll_s": 2.0,
+        "step": "5s",  # sample spacing, also the recovery check's
+        "recovery_poll": "2s",
         "manual_reason": "e2e: on-call decided to roll back",
         "confirm": True,
         "console": False,
@@ -44,7 +44,7 @@ def run_params(sb: Sandbox, tmp_path: Path, **over: Any) -> dict[str, Any]:
         "migrations_to_revert": 1,
         "output_dir": str(tmp_path / "evidence"),
         "incident_id": "e2e-incident",
-        "lock_release_grace_s": 5.0,
+        "lock_release_grace": "5s",
     }
     params.update(over)
     return params
@@ -138,9 +138,12 @@ def test_rollback_restores_good_version_and_second_run_changes_nothing(
     assert "Rolling back app from v1.1.0 to v1.0.0" in channel
 
     recorded = events(ctx)
-    finish = next(e for e in recorded if e["step"] == "finish" and "outcome" in e["data"])
-    assert finish["data"]["decision_to_recovery_s"] > 0
-    assert finish["data"]["within_target"] is True
+    finish = next(e for e in recorded if e["data"].get("fact") == "finished")
+    assert finish["data"]["outcome"] == "recovered"
+    assert 0 < finish["data"]["decision_to_recovery_s"] <= finish["data"]["target_s"]
+    assert results["finish"].outcome is Outcome.RECOVERED
+    assert results["finish"].within_target is True
+    assert ctx.facts.rolled_back is not None
     ended = {e["step"] for e in recorded if e["kind"] == "step_end"}
     assert ended >= {s.__name__ for s in steps.ROLLBACK_STEPS}
 
@@ -151,6 +154,8 @@ def test_rollback_restores_good_version_and_second_run_changes_nothing(
     second = run_all(again)
     assert second["helm_rollback"].action == "already rolled back"
     assert second["revert_migrations"].action == "skipped: already rolled back"
+    assert second["finish"].outcome is Outcome.ALREADY_ROLLED_BACK
+    assert again.facts.rolled_back is None
     rows = history(sb)
     assert len(rows) == 3
     assert sum(r["description"].startswith("Rollback to") for r in rows) == 1
@@ -176,7 +181,8 @@ def test_dry_run_changes_nothing(bad_deploy: Sandbox, tmp_path: Path) -> None:
         "preflight", "notify", "helm_rollback", "wait_for_rollout", "verify_image",
         "check_recovery", "revert_migrations",
     }  # fmt: skip
-    assert results["finish"].outcome == "dry run: nothing changed"
+    assert results["finish"].outcome is Outcome.DRY_RUN
+    assert not ctx.facts.changed_cluster
 
 
 def test_wrong_cluster_stops_before_any_call_that_changes_something(

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 import pytest
 
+from runbook_lib.core.thresholds import Thresholds
+
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
@@ -40,7 +42,7 @@ SECRETS = (WEBHOOK_SECRET, ENV_SECRET, KUBE_TOKEN, LOG_SECRET)
 
 REPLAY = {
     "deployed_at": "2026-11-20T14:00:00+00:00",
-    "evaluate_at": "2026-11-20T14:30:00+00:00",
+    "now": "2026-11-20T14:30:00+00:00",
 }
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
@@ -108,13 +110,17 @@ def test_healthy_replay_stops_cleanly_and_changes_nothing(tmp_path: Path) -> Non
               if o.output_type == "error"]  # fmt: skip
     assert errors == []
     events = _events(incident)
-    decision = next(e for e in events if e["kind"] == "decision")
+    decision = next(e for e in events if e["data"].get("fact") == "decided")
     assert decision["data"]["decision"]["rollback"] is False
+    assert decision["data"]["verdict"] == "no_rollback"
     skipped = {e["step"] for e in events if "skipped: no rollback needed" in e["message"]}
     assert {"preflight", "helm_rollback", "revert_migrations", "draft_postmortem"} <= skipped
-    # The cluster was never contacted: no step past the decision started.
+    # The cluster was never contacted: no step past the decision started, except the ones
+    # that keep this run's record ("we looked, and why not").
     started = [e["step"] for e in events if e["kind"] == "step_start"]
-    assert started == ["assess", "plot_assessment", "decide", "finish"]
+    assert started[:5] == ["assess", "plot_assessment", "decide", "finish", "write_record"]
+    assert set(started[5:]) <= {"save_notebook"}
+    assert json.loads((incident / "record.json").read_text())["outcome"] == "no_rollback"
     assert (incident / "plots" / "before.png").stat().st_size > 1000
     assert (incident / "rollback.html").exists()
     assert _verify(incident).returncode == 0
@@ -136,7 +142,8 @@ def test_failing_step_mid_run_leaves_partial_notebook_and_evidence(tmp_path: Pat
     assert [c.source for c in failing] == ["rb.preflight(ctx)"]
     assert "some-other-cluster" in (incident / "rollback.html").read_text()
     record = json.loads((incident / "record.json").read_text())
-    assert record["outcome"] == "failed"
+    assert record["outcome"] == "refused"  # the cluster guard stopped it before any change
+    assert record["rolled_back"] is False
     assert [s["step"] for s in record["steps"] if s["status"] == "failed"] == ["preflight"]
     assert {t["rule"] for t in record["triggers"]} >= {"error_rate", "latency_p99"}
     assert (incident / "metrics" / "samples.csv").exists()
@@ -186,13 +193,12 @@ def test_plain_papermill_runs_the_notebook(tmp_path: Path) -> None:
 # Demo-length windows so a test takes a minute, not the runbook's half hour (the notebook's
 # defaults stay the runbook's).
 SHORT = {
-    "sustain_s": 10.0,
-    "metrics_step_s": 2.0,
-    "recovery_step_s": 2.0,
-    "recovery_poll_s": 2.0,
-    "recovery_within_s": 120.0,
+    "sustain": "10s",
+    "step": "2s",  # sample spacing, also the recovery check's
+    "recovery_poll": "2s",
+    "recovery_within": "2m",
     "prometheus_rate_window": "10s",
-    "business_smoothing_s": 30.0,
+    "business_smoothing": "30s",
 }
 
 
@@ -221,16 +227,17 @@ def _helm_revisions(sandbox: Sandbox) -> int:
 
 def _wait_for_breach(sandbox: Sandbox) -> None:
     """Until the rules, with the test's short thresholds, fire for the latest deploy."""
-    from runbook_lib.core.thresholds import Thresholds
+    from runbook_lib.core.parameters import ROLLBACK, parse
     from runbook_sandbox.breach import last_deploy_time, wait_for_breach
 
+    short = parse(SHORT, used_by=ROLLBACK)
     deployed_at = last_deploy_time(sandbox.helm("history", "app", "-o", "json"))
     wait_for_breach(
         sandbox.prometheus_url,
         deployed_at,
-        thresholds=Thresholds(sustain=float(SHORT["sustain_s"])),
-        rate_window=str(SHORT["prometheus_rate_window"]),
-        step_s=float(SHORT["metrics_step_s"]),
+        thresholds=Thresholds(sustain=short["sustain"]),
+        rate_window=short["prometheus_rate_window"],
+        step_s=short["step"],
         timeout_s=180,
     )
 
@@ -323,8 +330,9 @@ def test_healthy_release_needs_no_rollback(clean_sandbox: Sandbox, tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert _helm_revisions(clean_sandbox) == revisions
-    decision = next(e for e in _events(incident) if e["kind"] == "decision")
+    decision = next(e for e in _events(incident) if e["data"].get("fact") == "decided")
     assert decision["data"]["decision"]["rollback"] is False
+    assert json.loads((incident / "record.json").read_text())["outcome"] == "no_rollback"
 
 
 @pytest.mark.sandbox
@@ -335,7 +343,7 @@ def test_recovery_that_fails_escalates_and_keeps_evidence(
     # after the rollout, so the ratio cannot be below 0.001% (the good version alone serves
     # ~0.05%) within 20 s: recovery must fail.
     params = _sandbox_params(
-        bad_release, confirm=True, recovery_error_ratio=0.00001, recovery_within_s=20.0,
+        bad_release, confirm=True, recovery_error_ratio="0.001%", recovery_within="20s",
         prometheus_rate_window="1m", notify_file=tmp_path / "notifications.txt",
     )  # fmt: skip
     result, incident = _run(tmp_path, params, env=bad_release.env)
@@ -350,12 +358,14 @@ def test_recovery_that_fails_escalates_and_keeps_evidence(
 
 
 def test_every_notebook_parameter_reaches_the_run() -> None:
-    """The CLI reopens failed runs with the notebook's parameters: none may be dropped silently."""
+    """The notebook hands every parameter to the run, by name, and salvage reads the same."""
     import ast
+    from dataclasses import fields
 
     import papermill
 
-    from runbook_lib.steps.salvage import run_params_from_notebook
+    from runbook_lib.core.thresholds import Thresholds
+    from runbook_lib.run.params import RunParams, build_params
 
     declared = papermill.inspect_notebook(str(NOTEBOOK))
     cells = nbformat.read(NOTEBOOK, as_version=4).cells
@@ -364,17 +374,12 @@ def test_every_notebook_parameter_reaches_the_run() -> None:
                 if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]  # fmt: skip
     # papermill skips lines it cannot parse (e.g. two "=" signs): then -p NAME is refused.
     assert list(declared) == assigned
+    # One to one: every parameter is a RunParams field of the same name, and back.
+    assert list(declared) == [f.name for f in fields(RunParams)]
     defaults = {name: ast.literal_eval(p["default"]) for name, p in declared.items()}
-    mapped = run_params_from_notebook(defaults)
-    thresholds = mapped.pop("thresholds")
-    from dataclasses import fields
-
-    from runbook_lib.core.thresholds import Thresholds
-    from runbook_lib.steps.params import RunParams
-
-    assert set(mapped) <= {f.name for f in fields(RunParams)}
+    params = build_params(defaults | {"expected_cluster": "x", "replay_csv": "x.csv"})
     # The runbook's own numbers are the notebook's defaults.
-    assert Thresholds(**thresholds) == Thresholds()
+    assert params.thresholds == Thresholds()
+    # The first step takes them all from the notebook's globals, by name.
     code = "\n".join(c.source for c in cells if c.cell_type == "code" and c is not parameters_cell)
-    read = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
-    assert set(declared) <= read, f"parameters never used: {set(declared) - read}"
+    assert "rb.start_run(**rb.notebook_parameters(globals()))" in code
