@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook_lib.errors import PreconditionFailed
+from runbook_lib.errors import PreconditionFailed, RunbookError
 from runbook_lib.evidence import bundle
 from runbook_lib.run import evidence
 from runbook_lib.run.context import RunContext
@@ -25,8 +25,10 @@ class PlotsWritten:
     def __repr__(self) -> str:
         return f"Plots: {', '.join(self.files)} ({self.samples} samples)"
 
-    def _repr_png_(self) -> bytes:
+    def _repr_png_(self) -> bytes | None:
         # Jupyter shows the figure itself under the cell, and the summary as text.
+        if self.figure is None:
+            return None
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png", dpi=80)
         return buffer.getvalue()
@@ -56,9 +58,23 @@ def plot_before_after(ctx: RunContext) -> PlotsWritten:
 
     Supports Rollback Steps, step 4 (is the error rate back down?) and is the first piece of
     evidence. Saves the samples as ``metrics/samples.csv`` and the figure as
-    ``plots/before_after.png``. Raises ``MetricsError`` when the samples cannot be read.
+    ``plots/before_after.png``. When the metrics cannot be read (Prometheus down), the failure
+    goes to ``collection-errors.txt`` and the timeline, the samples read before are plotted
+    instead, and the run goes on: the record and the rest of the evidence matter more.
     """
-    frame = evidence.fetch_samples(ctx)
+    try:
+        frame = evidence.fetch_samples(ctx)
+    except RunbookError as err:
+        problem = f"metric samples after the rollback: {type(err).__name__}: {err}"
+        report = bundle.BundleReport((), (problem,))
+        bundle.write_problems(ctx.incident_dir, report, redact=ctx.redact)
+        ctx.timeline.record("plot_before_after", EventKind.WARNING, problem)
+        try:
+            frame = evidence.samples(ctx, fetch=False)
+        except RunbookError:
+            return PlotsWritten((bundle.COLLECTION_ERRORS,), 0, None)
+        paths, figure = evidence.save_figures(ctx, frame, "before_after")
+        return PlotsWritten((*paths, bundle.COLLECTION_ERRORS), len(frame), figure)
     csv = bundle.write_samples_csv(ctx.incident_dir, frame)
     paths, figure = evidence.save_figures(ctx, frame, "before_after")
     result = PlotsWritten((csv, *paths), len(frame), figure)
