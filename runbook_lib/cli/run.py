@@ -36,14 +36,16 @@ from runbook_lib.cli.kernel import papermill_kernel_options
 from runbook_lib.core.redact import Redactor, is_credential_name, secrets_from_kubeconfig
 from runbook_lib.errors import CommandFailed, ParameterError
 from runbook_lib.evidence import files
-from runbook_lib.evidence.manifest import MANIFEST_NAME, write_manifest
+from runbook_lib.evidence.manifest import MANIFEST_NAME, check_signing_key, write_manifest
 
 __all__ = ["parse_value", "register", "run_rollback"]
 
 NOTEBOOKS = {"assess": "assess.ipynb", "rollback": "rollback.ipynb"}
 # Paths given on the command line are relative to where the command runs, but the kernel runs
 # in the notebooks directory; these are made absolute before papermill sees them.
-PATH_PARAMETERS = ("replay_csv", "kubeconfig", "notify_file", "fix_forward_repo", "output_dir")
+PATH_PARAMETERS = (
+    "replay_csv", "kubeconfig", "notify_file", "fix_forward_repo", "output_dir", "signing_key",
+)  # fmt: skip
 FIRST_STEP_MARKER = "rb.start_run("
 
 
@@ -422,7 +424,10 @@ def _prepare(parameters: Mapping[str, Any], notebook: Path) -> tuple[dict[str, A
     if assess:
         check_params(params)
     else:
-        check_paths(build_params(params))
+        checked = build_params(params)
+        check_paths(checked)
+        # A key that cannot sign is bad input now, not a failed seal after the rollback.
+        check_signing_key(checked.manifest_key)
     for name in PATH_PARAMETERS:
         if isinstance(params.get(name), str | Path) and str(params[name]):
             params[name] = str(Path(str(params[name])).expanduser().resolve())

@@ -77,12 +77,25 @@ def _record(folder: Path) -> dict[str, Any]:
     return data
 
 
+def _signing_key(tmp_path: Path) -> tuple[Path, Path]:
+    """A fresh ed25519 key and an allowed-signers file naming it for runbook-evidence."""
+    key = tmp_path / "signing" / "id_ed25519"
+    key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci", "-f", str(key)],
+                   check=True, capture_output=True)  # fmt: skip
+    signers = tmp_path / "signing" / "allowed_signers"
+    public = key.with_suffix(".pub").read_text().strip()
+    signers.write_text(f'ci@example.org namespaces="runbook-evidence" {public}\n')
+    return key, signers
+
+
 def test_replay_run_with_planted_secrets_leaves_a_clean_bundle(tmp_path: Path) -> None:
     planted = "\n".join(p.text for p in CORPUS)
     replay = DATA / "healthy_deploy.csv"
+    key, signers = _signing_key(tmp_path)
     params = {"incident_id": "INC-CORPUS", "replay_csv": str(replay),
               "expected_cluster": "kwok-runbook", "root_cause_hypothesis": planted,
-              **WINDOW}  # fmt: skip
+              "signing_key": str(key), **WINDOW}  # fmt: skip
     env = _env(tmp_path, {f"PLANTED_API_TOKEN_{i}": p.text for i, p in enumerate(CORPUS)})
     result = subprocess.run(_argv(tmp_path / "ev", params), capture_output=True, text=True,
                             env=env, timeout=900, check=False)  # fmt: skip
@@ -97,7 +110,19 @@ def test_replay_run_with_planted_secrets_leaves_a_clean_bundle(tmp_path: Path) -
     assert _record(folder)["outcome"] == "no_rollback"
     assert _record(folder)["rolled_back"] is False
     assert _verify(folder).returncode == 0
+    argv = [str(RUNBOOK), "verify-evidence", str(folder), "--allowed-signers", str(signers)]
+    signed = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert signed.returncode == 0, signed.stdout + signed.stderr
     assert list((tmp_path / "tmp").iterdir()) == []  # papermill's scratch copy is gone
+
+
+def test_a_key_that_cannot_sign_is_bad_input_before_anything_runs(tmp_path: Path) -> None:
+    params = {"replay_csv": str(DATA / "healthy_deploy.csv"), "expected_cluster": "kwok-runbook",
+              "signing_key": str(tmp_path / "no-such-key"), **WINDOW}  # fmt: skip
+    result = subprocess.run(_argv(tmp_path / "ev", params), capture_output=True, text=True,
+                            env=_env(tmp_path), timeout=300, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "signing_key: cannot sign with" in result.stderr
 
 
 @pytest.fixture
