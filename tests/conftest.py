@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
 ENABLE_HINT = "run `make sandbox-build` (or `runbook sandbox build`) to enable"
-# Pods become Ready at once in tests (kwok's default); a test that needs a real cluster's pace
-# calls sandbox.set_pod_ready_delay(...). `runbook sandbox up` by hand defaults to 3 s.
+# Pods become Ready at once in tests (kwok's default, also `up`'s);
+# a test that needs a real cluster's pace calls sandbox.set_pod_ready_delay(...).
 os.environ.setdefault("RUNBOOK_SANDBOX_POD_READY_DELAY", "0")
 
 

@@ -7,9 +7,11 @@ about. kwokctl writes the stages it runs with (its defaults included) to the clu
 controller, which reads that file only at start. Nothing else restarts: nodes and pods keep
 their state, and the delay can change on a running sandbox (tests that need realism).
 
-``RUNBOOK_SANDBOX_POD_READY_DELAY`` sets it at ``up`` (default ``3s``: each new pod becomes
-Ready 3-4.5 s after it is scheduled; ``0`` is kwok's instant readiness, which the test suite
-uses unless a test asks for realism).
+``RUNBOOK_SANDBOX_POD_READY_DELAY`` sets it at ``up`` (e.g. ``3s``: each new pod becomes Ready
+3-4.5 s after it is scheduled). The default is ``0``, kwok's instant readiness. Known issue:
+after the controller restarts, the fake nodes lose their addresses (``status.addresses``), so
+``kubectl exec`` (the migrator) fails with "no preferred addresses found"; until that is
+fixed a delay is only usable where nothing execs into pods.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from runbook_lib.core.units import parse_duration
 
 __all__ = ["DEFAULT_DELAY", "PodDelayError", "apply", "configured_delay_s", "current_delay_s"]
 
-DEFAULT_DELAY = "3s"
+DEFAULT_DELAY = "0s"
 ENV = "RUNBOOK_SANDBOX_POD_READY_DELAY"
 _STAGE = "pod-ready"
 _CONTROLLER = "kwok-controller"
@@ -42,7 +44,7 @@ class PodDelayError(RuntimeError):
 
 
 def configured_delay_s() -> float:
-    """The delay ``up`` applies: ``$RUNBOOK_SANDBOX_POD_READY_DELAY`` or 3 s."""
+    """The delay ``up`` applies: ``$RUNBOOK_SANDBOX_POD_READY_DELAY`` or 0 (none)."""
     raw = os.environ.get(ENV) or DEFAULT_DELAY
     try:
         return parse_duration(raw)
