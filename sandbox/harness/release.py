@@ -86,19 +86,23 @@ def deploy(
     wait: bool = True,
     timeout_s: float = 120.0,
     run_migrations: bool = True,
+    values_file: Path | None = None,
 ) -> None:
     """Upgrade (or install) release ``app`` to ``version``, then migrate the schema for it.
 
     This is the deploy the runbook later undoes (``runbook sandbox deploy VERSION``). With
     ``wait`` it returns once the rollout is complete. ``values`` are extra ``--set`` pairs,
     e.g. ``{"faults.unschedulable": "true"}`` for a rollout that never completes (pass
-    ``wait=False`` then). Raises ``ParameterError`` for a malformed version and
+    ``wait=False`` then); ``values_file`` is a ``-f`` values file (any text, e.g. the chart's
+    test-only ``env`` and ``secret``). Raises ``ParameterError`` for a malformed version and
     ``CommandFailed`` when helm, the rollout or the migration fails.
     """
     chart = _package(ce, version)
     args = ["upgrade", "--install", RELEASE, str(chart), "--set", f"image.tag={version}"]
     for key, value in (values or {}).items():
         args += ["--set", f"{key}={value}"]
+    if values_file is not None:
+        args += ["-f", str(values_file)]
     if wait:
         args += ["--wait", "--timeout", f"{timeout_s:.0f}s"]
     _helm(ce, *args, timeout_s=timeout_s + 30)

@@ -83,10 +83,15 @@ class Sandbox:
         return run(self.ce, argv, timeout_s=timeout_s).stdout
 
     def deploy(
-        self, version: str, *, values: Mapping[str, str] | None = None, wait: bool = True
+        self,
+        version: str,
+        *,
+        values: Mapping[str, str] | None = None,
+        wait: bool = True,
+        values_file: Path | None = None,
     ) -> None:
         """Upgrade release ``app`` to ``version`` and migrate (see ``release.deploy``)."""
-        release.deploy(self.ce, version, values=values, wait=wait)
+        release.deploy(self.ce, version, values=values, wait=wait, values_file=values_file)
 
     def reset(self) -> None:
         """One good revision v1.0.0, schema at v1.0.0, all pods ready."""

@@ -1,0 +1,279 @@
+"""``runbook run rollback`` on the sandbox: every ending leaves a truthful, sealed, clean bundle.
+
+The bad release carries the planted-secret corpus in its Helm values, a Secret of the release
+and the api pods' env; the pods' logs, the parameters, the environment and a business metric's
+name carry it too. A failing run (recovery not verified: escalation), a run interrupted with
+SIGINT during ``check_recovery`` and its re-run that finds the work done each leave evidence in
+which ``grep -r`` finds none of it. A full evidence disk after the rollback (a real tmpfs,
+filled while the run works) still tells what happened to the cluster, with exit 5.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+from secret_corpus import CORPUS, leaks
+
+from runbook_lib.core.thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
+
+RUNBOOK = Path(sys.executable).parent / "runbook"
+SHORT = {
+    "sustain": "10s",
+    "step": "2s",
+    "recovery_poll": "2s",
+    "recovery_within": "2m",
+    "prometheus_rate_window": "10s",
+    "business_smoothing": "30s",
+}
+# A business metric named like a Stripe key: its column, CSV header and plot labels must not
+# carry it.
+METRIC_NAME = next(p.text for p in CORPUS if p.text.startswith("rk_live_"))
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.notebook, pytest.mark.slow]
+
+
+def _wait_for_breach(sandbox: Sandbox) -> None:
+    from runbook_lib.core.parameters import ROLLBACK, parse
+    from runbook_sandbox.breach import last_deploy_time, wait_for_breach
+
+    short = parse(SHORT, used_by=ROLLBACK)
+    wait_for_breach(
+        sandbox.prometheus_url,
+        last_deploy_time(sandbox.helm("history", "app", "-o", "json")),
+        thresholds=Thresholds(sustain=short["sustain"]),
+        rate_window=short["prometheus_rate_window"],
+        step_s=short["step"],
+        timeout_s=180,
+    )
+
+
+@pytest.fixture
+def planted_bad_release(clean_sandbox: Sandbox, tmp_path: Path) -> Sandbox:
+    """v1.1.0 deployed with the corpus in its values, Secret and pod env, and in pod logs."""
+    values = tmp_path / "planted-values.yaml"
+    values.write_text(yaml.safe_dump({
+        "env": {f"V{i}": p.text for i, p in enumerate(CORPUS)},
+        "secret": {f"k{i}": p.text for i, p in enumerate(CORPUS)},
+    }))  # fmt: skip
+    clean_sandbox.deploy("v1.1.0", values_file=values)
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    lines = [line for p in CORPUS for line in p.text.splitlines() if line.strip()]
+    with (clean_sandbox.state_dir / "logs" / "inject.log").open("a") as fh:
+        fh.writelines(f"{stamp} stdout F debug: {line}\n" for line in lines)
+    _wait_for_breach(clean_sandbox)
+    return clean_sandbox
+
+
+def _params(sandbox: Sandbox, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "incident_id": "INC-E2E",
+        "expected_cluster": sandbox.context,
+        "kubeconfig": str(sandbox.kubeconfig),
+        "context": sandbox.context,
+        "prometheus_url": sandbox.prometheus_url,
+        "business_counters": f"{METRIC_NAME}=orders_total",
+        "slack_webhook_url": "https://hooks.slack.com/services/T0PLANTED/B0PLANTED/PLANTEDhook1",
+        "root_cause_hypothesis": "\n".join(p.text for p in CORPUS),
+        "confirm": True,
+        "output_dir": str(tmp_path / "ev"),
+        **SHORT,
+        **extra,
+    }
+
+
+def _argv(params: Mapping[str, Any]) -> list[str]:
+    argv = [str(RUNBOOK), "run", "rollback", "--quiet"]
+    for name, value in params.items():
+        argv += ["-r" if isinstance(value, str) else "-p", name, str(value)]
+    return argv
+
+
+def _env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
+    planted = {f"PLANTED_API_TOKEN_{i}": p.text for i, p in enumerate(CORPUS)}
+    return {**os.environ, **sandbox.env, **planted, "TMPDIR": str(scratch)}
+
+
+def _assert_clean(folder: Path, *streams: str) -> None:
+    grep = subprocess.run(["grep", "-r", "-l", "PLANTED", str(folder)], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert grep.stdout == ""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert leaks(path.read_bytes().decode("utf-8", "replace")) == [], path
+    for text in streams:
+        assert leaks(text) == []
+        assert "PLANTED" not in text
+
+
+def _verify(folder: Path) -> int:
+    done = subprocess.run([str(RUNBOOK), "verify-evidence", str(folder)], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    return done.returncode
+
+
+def _record(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / "record.json").read_text())
+    return data
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen[str], timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {text!r}: {proc.communicate()}")
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+def test_failing_run_escalates_with_a_clean_bundle(
+    planted_bad_release: Sandbox, tmp_path: Path
+) -> None:
+    # The bad version's errors stay in the 1-minute rate window after the rollout: recovery
+    # to 0.001% within 20 s cannot be verified, the run escalates and fails.
+    params = _params(planted_bad_release, tmp_path, recovery_error_ratio="0.001%",
+                     recovery_within="20s", prometheus_rate_window="1m")  # fmt: skip
+    result = subprocess.run(_argv(params), capture_output=True, text=True, timeout=900,
+                            env=_env(planted_bad_release, tmp_path), check=False)  # fmt: skip
+    folder = tmp_path / "ev" / "INC-E2E"
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "outcome: not_recovered" in result.stdout
+    assert "cluster: rolled back by this run: revision 2 -> 1" in result.stdout
+    record = _record(folder)
+    assert (record["bad_version"], record["good_version"]) == ("v1.1.0", "v1.0.0")
+    assert (
+        "- Bad release: v1.1.0 (revision 2); rolled back to v1.0.0 (revision 1)"
+        in (folder / "record.md").read_text()
+    )
+    # The planted values did reach the evidence's sources, redacted.
+    assert "[REDACTED]" in (folder / "helm" / "values-diff.txt").read_text()
+    assert "app-credentials" in (folder / "helm" / "manifest-diff.txt").read_text()
+    assert _verify(folder) == 0
+    _assert_clean(folder, result.stdout, result.stderr)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_interrupted_run_then_a_rerun_that_finds_the_work_done(
+    planted_bad_release: Sandbox, tmp_path: Path
+) -> None:
+    env = _env(planted_bad_release, tmp_path)
+    folder = tmp_path / "ev" / "INC-E2E"
+    # Recovery to 0.001% cannot be reached: check_recovery polls for its whole 2 minutes.
+    params = _params(planted_bad_release, tmp_path, recovery_error_ratio="0.001%")
+    proc = subprocess.Popen(_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)  # fmt: skip
+    try:
+        _wait_for(folder / "timeline.jsonl", "check_recovery started", proc)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert "outcome: interrupted" in out
+    assert "cluster: rolled back by this run: revision 2 -> 1" in out
+    record = _record(folder)
+    assert record["outcome"] == "interrupted"
+    assert (
+        "- Bad release: v1.1.0 (revision 2); rolled back to v1.0.0 (revision 1)"
+        in (folder / "record.md").read_text()
+    )
+    assert "KeyboardInterrupt" in (folder / "rollback.ipynb").read_text()
+    assert _verify(folder) == 0
+    _assert_clean(folder, out, err)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+    # The same incident again: the release already runs the good version.
+    rerun = subprocess.run(_argv(_params(planted_bad_release, tmp_path)), capture_output=True,
+                           text=True, timeout=900, env=env, check=False)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "outcome: already_rolled_back" in rerun.stdout
+    assert "cluster: rolled back earlier in this incident: revision 2 -> 1" in rerun.stdout
+    text = (folder / "record.md").read_text()
+    assert (
+        "Rolled back by an earlier attempt of this incident: v1.1.0 (revision 2) to v1.0.0 "
+        "(revision 1); this attempt changed nothing" in text
+    )
+    assert _verify(folder) == 0
+    _assert_clean(folder, rerun.stdout, rerun.stderr)
+
+
+@pytest.fixture
+def evidence_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 MiB tmpfs for the evidence: room at preflight, filled later by the test."""
+    mount = tmp_path / "evidence-disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    """Write until the filesystem says ENOSPC."""
+    chunk = b"\0" * (1 << 20)
+    with (folder / "filler").open("wb") as fh:
+        try:
+            while True:
+                fh.write(chunk)
+                fh.flush()
+        except OSError:
+            pass
+    for size in (4096, 512, 1):  # the last blocks too
+        try:
+            with (folder / f"filler-{size}").open("wb") as fh:
+                while True:
+                    fh.write(b"\0" * size)
+                    fh.flush()
+        except OSError:
+            continue
+
+
+def test_disk_full_after_the_rollback_still_says_what_happened(
+    planted_bad_release: Sandbox, tmp_path: Path, evidence_disk: Path
+) -> None:
+    params = _params(planted_bad_release, tmp_path, output_dir=str(evidence_disk))
+    folder = evidence_disk / "INC-E2E"
+    proc = subprocess.Popen(_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(planted_bad_release, tmp_path))  # fmt: skip
+    try:
+        _wait_for(folder / "timeline.jsonl", '"fact": "rolled_back"', proc)
+        _fill(evidence_disk)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 5, err[-3000:]
+    assert "Traceback" not in err
+    assert "cluster: rolled back by this run: revision 2 -> 1" in out
+    assert "outcome: recovered" in out  # from the run's own finish output: the timeline lost it
+    assert "EVIDENCE LOST" in err
+    assert {image for image in planted_bad_release.kubectl(
+        "get", "pods", "-l", "app=api", "-o", "jsonpath={.items[*].spec.containers[*].image}"
+    ).split()} == {"registry.local/api:v1.0.0"}  # fmt: skip
+    assert list((tmp_path / "tmp").iterdir()) == []
