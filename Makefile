@@ -6,8 +6,9 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 APT_STAMP  := .cache/apt-installed
-# Debian packages the sandbox and tests use: Prometheus (and promtool), Alertmanager, SQLite CLI.
-APT_PKGS   := prometheus prometheus-alertmanager sqlite3
+# Debian packages the sandbox and tests use: Prometheus (and promtool), Alertmanager, SQLite CLI,
+# and Chromium with its WebDriver for the browser tests (tests/browser).
+APT_PKGS   := prometheus prometheus-alertmanager sqlite3 chromium chromium-driver
 
 .PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo assess-demo test lint typecheck unit bench clean
 

@@ -24,11 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from runbook_lib import recorder as recording
 from runbook_lib.errors import RunbookError
 from runbook_lib.facts import RunFacts
 
 __all__ = [
     "BANNER_COLOURS",
+    "ERROR_HOOKS",
     "Summary",
     "current",
     "install_error_handler",
@@ -74,7 +76,9 @@ class RuleLine:
 
 def _rule_name(rule: Mapping[str, Any]) -> str:
     name, metric = str(rule.get("rule", "")), str(rule.get("metric", ""))
-    return f"{name} ({metric})" if name == "business" and metric else name
+    if name == "business" and metric:
+        return metric if metric.startswith("business") else f"business:{metric}"
+    return name
 
 
 @dataclass
@@ -93,6 +97,7 @@ class Summary:
     folder: Path | None = None
     error: str = ""
     publish: Callable[[Mapping[str, Any], Mapping[str, Any], str, bool], None] | None = None
+    run: Any = None  # the RunContext start_run made, for the hooks run after a failure
     _shown: bool = False
 
     # -- updates -----------------------------------------------------------------------------
@@ -174,11 +179,10 @@ class Summary:
         if self.rules:
             parts.append("<ul style='margin:4px 0'>")
             for r in sorted(self.rules, key=lambda r: r.status != "fired"):
-                mark = {"fired": "&#9888; fired", "clear": "clear", "not_evaluated": "not judged"}
-                weight = "bold" if r in fired else "normal"
+                # The reason says fired / clear (and why: "not longer than 120 s") / not judged.
+                weight, mark = ("bold", "&#9888; ") if r in fired else ("normal", "")
                 parts.append(
-                    f"<li style='font-weight:{weight}'>{e(r.rule)} "
-                    f"({mark.get(r.status, e(r.status))}): {e(r.reason)}</li>"
+                    f"<li style='font-weight:{weight}'>{mark}{e(r.rule)}: {e(r.reason)}</li>"
                 )
             parts.append("</ul>")
         rows = [("current step", self.step)] if self.steps or self.incident else []
@@ -255,6 +259,10 @@ def open_summary(title: str) -> Summary:
     global _current
     summary = Summary(title=title, publish=_ipython_publish if _in_kernel() else None)
     _current = summary
+    if _in_kernel():  # a run by hand keeps its own outputs for the evidence (recorder.py)
+        from IPython import get_ipython
+
+        recording.start(get_ipython())
     summary.refresh()
     install_error_handler()
     return summary
@@ -303,7 +311,20 @@ def _handle(
         f"  (full traceback: {saved})" if saved else "  (full traceback: %tb in the next cell)"
     )
     red = "\x1b[1;31m"
-    return [red + lines[0] + "\x1b[0m", *lines[1:]]
+    shown = [red + lines[0] + "\x1b[0m", *lines[1:]]
+    recorder = recording.active()
+    if recorder is not None:
+        recorder.note_error(etype.__name__, str(value), shown)
+    for hook in ERROR_HOOKS:  # e.g. the executed notebook into the evidence (run by hand)
+        try:
+            hook(summary)
+        except Exception as err:
+            shown.append(f"  (could not save the notebook evidence: {err})")
+    return shown
+
+
+# Called after a RunbookError was shown, with the current summary (steps register theirs).
+ERROR_HOOKS: list[Callable[[Summary | None], None]] = []
 
 
 _redact: Callable[[str], str] | None = None

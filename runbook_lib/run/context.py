@@ -276,6 +276,9 @@ def start_run(
         summary.note_start(
             validated.incident_id, (Path(validated.output_dir) / validated.incident_id).resolve()
         )
-    return RunContext(
+    ctx = RunContext(
         params=validated, timeline=timeline, redact=redact, out=out, ask=ask, sleep=sleep
     )
+    if summary is not None:
+        summary.run = ctx
+    return ctx

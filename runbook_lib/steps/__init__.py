@@ -16,6 +16,7 @@ from runbook_lib.run.params import RunParams
 from runbook_lib.run.plan import Plan
 from runbook_lib.run.step import Skipped
 from runbook_lib.steps.assess import DecisionMade, assess, decide
+from runbook_lib.steps.by_hand import NotebookSaved, save_notebook
 from runbook_lib.steps.finish import Finished, finish
 from runbook_lib.steps.followup import (
     FixForwardResult,
@@ -58,6 +59,7 @@ POST_ROLLBACK_STEPS = (
     preserve_evidence,
     fix_forward,
     draft_postmortem,
+    save_notebook,
 )
 
 
@@ -80,6 +82,7 @@ __all__ = [
     "FixForwardResult",
     "ImagesVerified",
     "MigrationsReverted",
+    "NotebookSaved",
     "Notified",
     "Plan",
     "PlotsWritten",
@@ -107,6 +110,7 @@ __all__ = [
     "preflight",
     "preserve_evidence",
     "revert_migrations",
+    "save_notebook",
     "start_run",
     "verify_image",
     "wait_for_rollout",

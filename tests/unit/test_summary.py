@@ -47,7 +47,7 @@ def test_banner_colour_follows_the_verdict_and_updates_the_same_display() -> Non
     text = bundle["text/plain"].splitlines()
     assert text[1].startswith("  error_rate: above 1%")
     assert "clear: breached 45 s, not longer than 120 s" in bundle["text/plain"]
-    assert "business (orders)" in bundle["text/plain"]
+    assert "business:orders: not judged" in bundle["text/plain"]
     assert metadata[sm.METADATA_KEY]["verdict"] == "rollback"
     for verdict in ("no_rollback", "inconclusive"):
         summary.note_decision({"verdict": verdict, "rules": []})

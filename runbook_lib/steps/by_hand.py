@@ -1,0 +1,84 @@
+"""Post-Rollback Actions, step 2 (continued): the executed notebook of a run done by hand.
+
+``runbook run`` writes the executed notebook and its HTML from papermill's copy. A person who
+runs the notebook in Jupyter has no such copy: the kernel's recorder (``runbook_lib.recorder``)
+kept every output it sent, and ``save_notebook`` lays them onto the notebook file the server
+named (``JPY_SESSION_NAME``), then writes ``rollback.ipynb`` and ``rollback.html`` through the
+same redaction as ``runbook run`` and re-seals the manifest. When a step fails (the cells
+after it do not run), the same happens from the error handler, so a failed run by hand also
+leaves its notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from runbook_lib import recorder as recording
+from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.evidence.notebook import write_notebook_evidence
+from runbook_lib.run.context import RunContext
+from runbook_lib.run.step import runbook_step
+from runbook_lib.summary import ERROR_HOOKS, Summary
+from runbook_lib.timeline import EventKind
+
+__all__ = ["NotebookSaved", "save_notebook", "write_executed_notebook"]
+
+NAME = "rollback.ipynb"
+
+
+@dataclass(frozen=True)
+class NotebookSaved:
+    """Where the executed notebook went, or why this run leaves it to ``runbook run``."""
+
+    notebook: Path | None
+    html: Path | None
+    reason: str = ""
+
+    def __repr__(self) -> str:
+        if self.notebook is None:
+            return f"Executed notebook: {self.reason}"
+        return f"Executed notebook saved to the evidence: {self.notebook} and {self.html}"
+
+
+def write_executed_notebook(ctx: RunContext) -> NotebookSaved:
+    """The recorded run onto the notebook file, redacted, into the incident folder."""
+    recorder = recording.active()
+    source = recording.notebook_path()
+    if recorder is None or source is None:
+        return NotebookSaved(
+            None, None, "not run from a Jupyter server (runbook run writes it from papermill)"
+        )
+    # nbformat's reader joins the file's line lists into strings, as redaction expects.
+    skeleton = nbformat.reads(source.read_text(encoding="utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+    executed = nbformat.from_dict(recorder.executed_notebook(skeleton))  # type: ignore[no-untyped-call]
+    notebook, page = write_notebook_evidence(executed, ctx.incident_dir, name=NAME,
+                                             redactor=ctx.redact)  # fmt: skip
+    ctx.timeline.record(
+        "save_notebook", EventKind.INFO,
+        f"executed notebook recorded by the kernel, from {source.name}, saved as {NAME}",
+        unsaved_cells=executed.metadata.get("runbook", {}).get("unsaved_cells", 0),
+    )  # fmt: skip
+    return NotebookSaved(notebook, page)
+
+
+@runbook_step("save_notebook", only_when_rolling_back=False, seals=True)
+def save_notebook(ctx: RunContext) -> NotebookSaved:
+    """Post-Rollback Actions, step 2: this notebook, as run by hand, into the evidence.
+
+    The last cell of the rollback notebook. Headless runs return without writing (papermill's
+    copy is the evidence there). Raises ``OSError`` when the bundle cannot be written.
+    """
+    return write_executed_notebook(ctx)
+
+
+def _after_failure(summary: Summary | None) -> None:
+    ctx = summary.run if summary is not None else None
+    if isinstance(ctx, RunContext) and recording.notebook_path() is not None:
+        write_executed_notebook(ctx)
+        write_manifest(ctx.incident_dir)  # the step frame sealed before this was written
+
+
+ERROR_HOOKS.append(_after_failure)

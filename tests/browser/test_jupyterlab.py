@@ -1,0 +1,216 @@
+"""The notebooks in JupyterLab, in Chromium, as an on-call engineer runs them (issue 12).
+
+Run All, the "yes"/"no" prompt, the summary banner at the top, the progress of the waits, and
+the evidence a run by hand leaves (executed notebook and HTML, redacted and sealed). The
+screenshots of the banners are kept in ``tests/browser/screenshots`` (README).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
+
+Lab = Any  # conftest.Lab: root, url, token, notebook_url(name)
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+RUNBOOK = str(Path(sys.executable).parent / "runbook")
+# The sandbox's minutes-long windows shortened, as the demo does.
+SHORT = {
+    "sustain": "20s", "step": "2s", "prometheus_rate_window": "15s", "recovery_poll": "2s",
+    "recovery_within": "2m", "business_smoothing": "30s",
+}  # fmt: skip
+
+
+def _prepare(lab: Lab, notebook: str, name: str, parameters: dict[str, Any]) -> str:
+    """The notebook with its parameters set (papermill's injected cell), nothing run."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(NOTEBOOKS / notebook), str(lab.root / name), parameters=parameters,
+        prepare_only=True, progress_bar=False,
+    )  # fmt: skip
+    return name
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def _page_text(driver: Any) -> str:
+    return str(driver.execute_script("return document.body.innerText"))
+
+
+def _open_and_run_all(driver: Any, lab: Lab, name: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(lab.notebook_url(name))
+    _wait("the notebook", lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"),
+          90)  # fmt: skip
+    _wait("the kernel", lambda: driver.find_elements(
+        By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"), 90)  # fmt: skip
+    menu = driver.find_element(
+        By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and normalize-space()='Run']"
+    )
+    menu.click()
+    run_all = "//li[contains(@class,'lm-Menu-item')][.//*[normalize-space()='Run All Cells']]"
+    item = _wait("Run All Cells", lambda: driver.find_elements(By.XPATH, run_all), 10)[0]
+    item.click()
+
+
+def _answer(driver: Any, text: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = _wait("the go-ahead prompt", lambda: driver.find_elements(
+        By.CSS_SELECTOR, ".jp-Stdin-input"), 240)[0]  # fmt: skip
+    box.send_keys(text + Keys.ENTER)
+
+
+def _all_ran(driver: Any) -> bool:
+    """Every code cell shows an execution number ("[7]:"), none is waiting or running."""
+    prompts = driver.execute_script(
+        "return [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+        ".map(e => e.innerText.trim())"
+    )
+    return bool(prompts) and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)
+
+
+def _banner(driver: Any) -> Any:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, ".runbook-summary")
+    return found[0] if found else None
+
+
+def _screenshot(driver: Any, name: str) -> Path:
+    first = driver.find_element("css selector", ".jp-Notebook .jp-Cell")  # the title
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", first)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    driver.save_screenshot(str(path))
+    return path
+
+
+def test_assess_notebook_shows_the_verdict_banner(browser: Any, lab: Lab) -> None:
+    replay = {"replay_csv": "data/bad_deploy.csv", "deployed_at": "2026-11-20T14:00:00+00:00"}
+    name = _prepare(lab, "assess.ipynb", "assess-browser.ipynb", replay)
+    _open_and_run_all(browser, lab, name)
+    _wait("the verdict", lambda: "ROLL BACK" in (getattr(_banner(browser), "text", "")), 180)
+    _wait("every cell to run", lambda: _all_ran(browser), 180)
+    banner = _banner(browser)
+    colour = banner.find_element("css selector", ".runbook-banner").value_of_css_property(
+        "background-color"
+    )
+    assert colour == "rgba(198, 40, 40, 1)"  # red: roll back
+    assert "error_rate: fired: above 1%" in banner.text
+    assert "business:logins: clear:" in banner.text
+    top = banner.location["y"]
+    first_parameter = browser.find_element("xpath", "//*[contains(text(), 'replay_csv')]")
+    assert top < first_parameter.location["y"], "the banner comes before the parameters"
+    assert _screenshot(browser, "assess-banner.png").stat().st_size > 10_000
+
+
+def _helm_revisions(sandbox: Sandbox) -> int:
+    return len(json.loads(sandbox.helm("history", "app", "-o", "json")))
+
+
+def _pod_images(sandbox: Sandbox) -> set[str]:
+    out = sandbox.kubectl(
+        "get", "pods", "-l", "app=api", "-o", "jsonpath={.items[*].spec.containers[*].image}"
+    )
+    return set(out.split())
+
+
+@pytest.fixture
+def bad_release(clean_sandbox: Sandbox) -> Sandbox:
+    from runbook_lib.core.thresholds import Thresholds
+    from runbook_sandbox.breach import last_deploy_time, wait_for_breach
+
+    clean_sandbox.deploy("v1.1.0")
+    wait_for_breach(
+        clean_sandbox.prometheus_url,
+        last_deploy_time(clean_sandbox.helm("history", "app", "-o", "json")),
+        thresholds=Thresholds(sustain=20.0), rate_window="15s", step_s=2.0, timeout_s=180,
+    )  # fmt: skip
+    return clean_sandbox
+
+
+def _rollback_params(sandbox: Sandbox, lab: Lab, incident: str) -> dict[str, Any]:
+    return {
+        "expected_cluster": sandbox.context, "kubeconfig": str(sandbox.kubeconfig),
+        "context": sandbox.context, "prometheus_url": sandbox.prometheus_url,
+        "incident_id": incident, "output_dir": str(lab.root / "evidence"), **SHORT,
+    }  # fmt: skip
+
+
+@pytest.mark.sandbox
+def test_rollback_by_hand_no_changes_nothing_yes_rolls_back_with_evidence(
+    browser: Any, lab: Lab, bad_release: Sandbox
+) -> None:
+    revisions, images = _helm_revisions(bad_release), _pod_images(bad_release)
+
+    # "no": the run stops before any change, says why in one line, and leaves its notebook.
+    name = _prepare(lab, "rollback.ipynb", "rollback-no.ipynb",
+                    _rollback_params(bad_release, lab, "INC-BROWSER-NO"))  # fmt: skip
+    _open_and_run_all(browser, lab, name)
+    _answer(browser, "no")
+    _wait("the declined outcome", lambda: "declined" in getattr(_banner(browser), "text", ""), 60)
+    text = _page_text(browser)
+    assert "PreconditionFailed" in text
+    assert "Traceback (most recent call last)" not in text  # the traceback is in the evidence
+    assert (_helm_revisions(bad_release), _pod_images(bad_release)) == (revisions, images)
+    declined = lab.root / "evidence" / "INC-BROWSER-NO"
+    _wait("the declined run's notebook", lambda: (declined / "rollback.ipynb").exists(), 30)
+    assert (declined / "traceback.txt").exists()
+
+    # "yes": rolled back, the waits show progress, the evidence has the executed notebook.
+    name = _prepare(lab, "rollback.ipynb", "rollback-yes.ipynb",
+                    _rollback_params(bad_release, lab, "INC-BROWSER-YES"))  # fmt: skip
+    _open_and_run_all(browser, lab, name)
+    _answer(browser, "yes")
+    _wait("the rollout progress", lambda: "rollout of deployment/app" in _page_text(browser), 120)
+    _wait("the saved notebook", lambda: "Executed notebook saved to the evidence"
+          in _page_text(browser), 300)  # fmt: skip
+    banner = _banner(browser)
+    assert "ROLL BACK" in banner.text
+    assert "recovered" in banner.text
+    assert browser.find_elements("css selector", ".widget-hprogress, .widget-progress")
+    _screenshot(browser, "rollback-banner.png")
+    assert _helm_revisions(bad_release) == revisions + 1
+    assert _pod_images(bad_release) != images
+
+    incident = lab.root / "evidence" / "INC-BROWSER-YES"
+    for file in ("rollback.ipynb", "rollback.html", "record.md", "MANIFEST.sha256"):
+        assert (incident / file).is_file(), file
+    executed = json.loads((incident / "rollback.ipynb").read_text())
+    code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    assert all(c["execution_count"] for c in code[:-1]), "every cell ran, in the notebook"
+    summary = code[0]["outputs"][0]["metadata"]["runbook_summary"]
+    assert summary["verdict"] == "rollback"
+    assert summary["outcome"] == "recovered"
+    assert "ROLL BACK" in (incident / "rollback.html").read_text()
+    verify = subprocess.run([RUNBOOK, "verify-evidence", str(incident)], capture_output=True,
+                            text=True, check=False)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
