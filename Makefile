@@ -10,10 +10,11 @@ APT_STAMP  := .cache/apt-installed
 # and Chromium with its WebDriver for the browser tests (tests/browser).
 APT_PKGS   := prometheus prometheus-alertmanager sqlite3 chromium chromium-driver
 
-.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo assess-demo test lint typecheck unit bench clean
+.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo demo-alert assess-demo test lint typecheck unit bench clean
 
 help:
 	@echo "make demo    - bring the sandbox up, break it, run the rollback notebook headlessly, leave evidence"
+	@echo "make demo-alert - the same, started by a Prometheus alert via Alertmanager and runbook serve"
 	@echo "make test    - lint, type checks and the whole pytest suite (builds/starts the sandbox)"
 	@echo "make assess-demo - the read-only assessment notebook on the bundled bad-deploy replay"
 	@echo "make bench   - benchmarks (numbers and ratios printed)"
@@ -52,6 +53,10 @@ sandbox-down: install
 
 demo: install system-deps sandbox-build
 	$(PY) scripts/demo.py
+
+# A bad deploy rolled back by an alert alone: Prometheus rules, Alertmanager, runbook serve.
+demo-alert: install system-deps sandbox-build
+	$(PY) scripts/demo_alert.py
 
 # The read-only assessment on the bundled replay of a bad deploy: no cluster needed.
 assess-demo: install

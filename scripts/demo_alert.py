@@ -1,0 +1,159 @@
+"""`make demo-alert`: a bad deploy rolled back by an alert, with no person involved.
+
+1. `runbook sandbox up` (cluster, release `app` v1.0.0, Prometheus with the rules `runbook
+   rules` writes for the demo's windows, Alertmanager), reset to one good revision.
+2. Start `runbook serve` on the port the sandbox's Alertmanager posts to, with a policy that
+   lets `app` roll back automatically (notifications to a file).
+3. Deploy v1.1.0 and wait: Prometheus fires, Alertmanager posts, the receiver runs the rollback
+   notebook headlessly. Print where each second went: breach start -> alert received ->
+   decision -> rollback started -> rollout complete -> recovery verified.
+
+The sandbox is chosen by RUNBOOK_SANDBOX_NAME / _STATE / _PORT_BASE like `runbook sandbox`.
+Evidence goes to ./evidence/alert-demo/ (or RUNBOOK_DEMO_OUTPUT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RUNBOOK = str(Path(sys.executable).parent / "runbook")
+# The demo's windows (scripts/demo.py; the sandbox's rules use the same).
+DEMO = {
+    "sustain": "20s",
+    "step": "2s",
+    "prometheus_rate_window": "15s",
+    "recovery_poll": "2s",
+    "business_smoothing": "30s",
+    "request_rate_rps": 200,
+    "root_cause_hypothesis": "v1.1.0 (demo): slow and failing requests under load",
+}
+RUN_TIMEOUT_S = 420.0
+
+
+def say(text: str) -> None:
+    print(f"[demo-alert {datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
+
+
+def _at(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+def main() -> int:
+    import runbook_sandbox
+    from runbook_sandbox import alerting, paths
+
+    say("bringing the sandbox up")
+    subprocess.run([RUNBOOK, "sandbox", "up"], check=True)
+    subprocess.run([RUNBOOK, "sandbox", "reset"], check=True)
+    sandbox = runbook_sandbox.attach()
+    if sandbox is None or not sandbox.prometheus_url:
+        raise SystemExit("the sandbox is not running with its metrics stack")
+    output = Path(os.environ.get("RUNBOOK_DEMO_OUTPUT", REPO / "evidence")) / "alert-demo"
+    work = output / f"serve-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    work.mkdir(parents=True, exist_ok=True)
+    policy = {
+        "parameters": {
+            "expected_cluster": sandbox.context,
+            "kubeconfig": str(sandbox.kubeconfig),
+            "context": sandbox.context,
+            "prometheus_url": sandbox.prometheus_url,
+            **DEMO,
+        },
+        "releases": [{"release": "app", "namespace": "default", "auto_rollback": True}],
+        "circuit_breaker": {"max_rollbacks": 2, "period": "1h"},
+        "notify": {"notify_file": str(work / "notifications.jsonl"), "console": True},
+    }
+    (work / "policy.yaml").write_text(yaml.safe_dump(policy))
+    port = paths.ports().receiver
+    argv = [
+        RUNBOOK, "serve", "--policy", str(work / "policy.yaml"),
+        "--token-file", str(alerting.token_file(sandbox.state_dir)), "--port", str(port),
+        "--state-dir", str(work / "state"), "--output-dir", str(output),
+    ]  # fmt: skip
+    say(f"runbook serve on 127.0.0.1:{port} (policy {work / 'policy.yaml'})")
+    serve = subprocess.Popen(argv, env={**os.environ, **sandbox.env})
+    try:
+        time.sleep(3)
+        say("deploying v1.1.0, the bad release; nobody touches anything from here")
+        subprocess.run([RUNBOOK, "sandbox", "deploy", "v1.1.0"], check=True)
+        journal = work / "state" / "journal.jsonl"
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        finished = None
+        while time.monotonic() < deadline and finished is None:
+            time.sleep(2)
+            events = (
+                [json.loads(x) for x in journal.read_text().splitlines()]
+                if journal.exists()
+                else []
+            )
+            finished = next((e for e in events if e["event"] == "run_finished"), None)
+        if finished is None:
+            say("no run finished in time")
+            return 1
+    finally:
+        serve.terminate()
+        serve.wait(30)
+    events = [json.loads(x) for x in journal.read_text().splitlines()]
+    received = _at(
+        next(e for e in events if e["event"] == "alert" and e["disposition"] == "queued")["at"]
+    )
+    started = next(e for e in events if e["event"] == "run_started")
+    incident = Path(started["incident_dir"])
+    record = json.loads((incident / "record.json").read_text())
+    triggers = record.get("triggers") or []
+    breach = _at(triggers[0].get("started_at")) if triggers else None
+    rollback_started = next(
+        (
+            _at(s.get("started_at"))
+            for s in record.get("steps", [])
+            if s.get("step") == "helm_rollback"
+        ),
+        None,
+    )
+    moments = [
+        ("breach start (first breaching sample)", breach),
+        ("alert received by runbook serve", received),
+        ("decision (verdict rollback)", _at(record.get("decision_at"))),
+        ("rollback started (helm rollback)", rollback_started),
+        ("rollout complete", _at(record.get("rollout_done_at"))),
+        ("recovery verified", _at(record.get("recovered_at"))),
+    ]
+    print()
+    print("=" * 78)
+    print(f"outcome {finished['outcome']}; evidence {incident}")
+    known = [(name, t) for name, t in moments if t is not None]
+    total = (known[-1][1] - known[0][1]).total_seconds() if len(known) > 1 else 0.0
+    previous = None
+    for name, moment in moments:
+        if moment is None:
+            print(f"  {name:40s} n/a")
+            continue
+        step = (moment - previous).total_seconds() if previous else 0.0
+        share = f"{step / total:5.0%}" if total and previous else "     "
+        print(f"  {name:40s} {moment:%H:%M:%S.%f}"[:-3] + f"  +{step:5.1f} s {share}")
+        previous = moment
+    if received and rollback_started:
+        print(
+            "alert received -> rollback started: "
+            f"{(rollback_started - received).total_seconds():.1f} s (goal < 10 s)"
+        )
+    if breach and record.get("recovered_at"):
+        span = (_at(record["recovered_at"]) - breach).total_seconds()  # type: ignore[operator]
+        print(
+            f"breach start -> verified recovery: {span:.0f} s (goal < sustain 20 s + 60 s = 80 s)"
+        )
+    return 0 if finished["outcome"] == "recovered" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""From a Prometheus alert to a verified rollback with no person involved, on the sandbox.
+
+Real parts only: the sandbox's Prometheus evaluates the rules ``runbook rules`` writes (demo
+windows), its Alertmanager posts to ``runbook serve`` (a child process, the real receiver with
+its journal and policy), which runs the real rollback notebook with papermill. Three cases:
+a bad deploy rolled back automatically, a healthy deploy left alone, and a release the policy
+does not allow: assessed in a dry run and notified with the command, nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from runbook_sandbox import alerting, paths
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.notebook]
+RUNBOOK = str(Path(sys.executable).parent / "runbook")
+# The demo's windows (scripts/demo.py, sandbox/harness/alerting.py DEMO_RULES).
+DEMO = {
+    "sustain": "20s",
+    "step": "2s",
+    "prometheus_rate_window": "15s",
+    "recovery_poll": "2s",
+    "business_smoothing": "30s",
+}
+
+
+class Serve:
+    """``runbook serve`` on the port the sandbox's Alertmanager posts to."""
+
+    def __init__(self, sandbox: Any, tmp: Path, *, auto_rollback: bool) -> None:
+        self.tmp = tmp
+        self.notify_file = tmp / "notifications.jsonl"
+        policy = {
+            "parameters": {
+                "expected_cluster": sandbox.context,
+                "kubeconfig": str(sandbox.kubeconfig),
+                "context": sandbox.context,
+                "prometheus_url": sandbox.prometheus_url,
+                **DEMO,
+            },
+            "releases": [
+                {"release": "app", "namespace": "default", "auto_rollback": auto_rollback}
+            ],
+            "notify": {"notify_file": str(self.notify_file), "console": False},
+        }
+        (tmp / "policy.yaml").write_text(yaml.safe_dump(policy))
+        self.port = paths.ports().receiver
+        argv = [
+            RUNBOOK, "serve", "--policy", str(tmp / "policy.yaml"),
+            "--token-file", str(alerting.token_file(sandbox.state_dir)),
+            "--port", str(self.port), "--state-dir", str(tmp / "serve"),
+            "--output-dir", str(tmp / "evidence"), "--cooldown", "0s",
+        ]  # fmt: skip
+        self.log = (tmp / "serve.log").open("wb")
+        self.proc = subprocess.Popen(
+            argv, env={**os.environ, **sandbox.env}, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        _wait(lambda: self._get("/healthz") == "ok\n", 30, "runbook serve did not start")
+
+    def _get(self, path: str) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return str(r.read().decode())
+        except OSError:
+            return None
+
+    def runs(self) -> list[dict[str, Any]]:
+        text = self._get("/runs?format=json")
+        return list(json.loads(text)) if text else []
+
+    def notes(self) -> list[str]:
+        if not self.notify_file.exists():
+            return []
+        return [json.loads(line)["text"] for line in self.notify_file.read_text().splitlines()]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+def _wait(predicate: Any, timeout_s: float, message: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(message)
+
+
+def _alerts_active(sandbox: Any) -> list[str]:
+    """The runbook's alerts Prometheus has pending or firing for release app."""
+    with urllib.request.urlopen(f"{sandbox.prometheus_url}/api/v1/alerts", timeout=5) as resp:
+        alerts = json.load(resp)["data"]["alerts"]
+    return [a["labels"]["alertname"] for a in alerts if a["labels"].get("release") == "app"]
+
+
+@pytest.fixture
+def quiet_sandbox(clean_sandbox: Any) -> Any:
+    """The sandbox at v1.0.0 with no runbook alert still active (each case starts clean)."""
+    _wait(lambda: not _alerts_active(clean_sandbox), 180, "alerts still active after reset")
+    return clean_sandbox
+
+
+def _revisions(sandbox: Any) -> list[dict[str, Any]]:
+    return list(json.loads(sandbox.helm("history", "app", "-o", "json")))
+
+
+def test_a_bad_deploy_is_rolled_back_by_the_alert_alone(quiet_sandbox: Any, tmp_path: Path) -> None:
+    serve = Serve(quiet_sandbox, tmp_path, auto_rollback=True)
+    try:
+        deployed = time.monotonic()
+        quiet_sandbox.deploy("v1.1.0")
+        _wait(
+            lambda: any(r["outcome"] not in ("running",) for r in serve.runs()),
+            420,
+            f"no run finished; notes: {serve.notes()}",
+        )
+        ended = time.monotonic()
+    finally:
+        serve.stop()
+    journal = [
+        json.loads(x) for x in (tmp_path / "serve" / "journal.jsonl").read_text().splitlines()
+    ]
+    first_run = next(e for e in journal if e["event"] == "run_started")
+    finished = next(e for e in journal if e["event"] == "run_finished")
+    assert finished["outcome"] == "recovered", serve.notes()
+    assert first_run["action"] == "auto_rollback"
+    history = _revisions(quiet_sandbox)
+    assert history[-1]["app_version"] == "v1.0.0"
+    incident = Path(first_run["incident_dir"])
+    assert (incident / "alert.json").exists()
+    assert (incident / "rollback.ipynb").exists()
+    assert "alert.json" in (incident / "MANIFEST.sha256").read_text()
+    notes = serve.notes()
+    assert "started by Alertmanager via runbook serve" in notes[0]
+    assert any("outcome recovered" in n for n in notes)
+    record = json.loads((incident / "record.json").read_text())
+    print(
+        f"deploy to run end {ended - deployed:.0f} s; record: decision "
+        f"{record.get('time_to_decision_s')} s after the deploy, recovery "
+        f"{record.get('decision_to_recovery_s')} s after the decision"
+    )
+
+
+def test_a_healthy_deploy_is_left_alone(quiet_sandbox: Any, tmp_path: Path) -> None:
+    serve = Serve(quiet_sandbox, tmp_path, auto_rollback=True)
+    try:
+        before = len(_revisions(quiet_sandbox))
+        quiet_sandbox.deploy("v1.0.0", values={"replicaCount": "5"})
+        time.sleep(60)  # longer than rate window + sustain + for + group_wait, twice over
+        assert serve.runs() == []
+        assert not _alerts_active(quiet_sandbox)
+    finally:
+        serve.stop()
+    assert len(_revisions(quiet_sandbox)) == before + 1  # the deploy, and no rollback
+
+
+def test_a_release_the_policy_does_not_allow_is_only_notified(
+    quiet_sandbox: Any, tmp_path: Path
+) -> None:
+    serve = Serve(quiet_sandbox, tmp_path, auto_rollback=False)
+    try:
+        quiet_sandbox.deploy("v1.1.0")
+        _wait(
+            lambda: any("without changing anything" in n for n in serve.notes()),
+            420,
+            f"no assessment reported; notes: {serve.notes()}",
+        )
+    finally:
+        serve.stop()
+    assert _revisions(quiet_sandbox)[-1]["app_version"] == "v1.1.0"  # nothing rolled back
+    # The error, latency and business alerts may each lead to an assessment; none changes.
+    note = next(n for n in serve.notes() if "without changing anything" in n)
+    assert "verdict rollback" in note
+    assert "runbook run rollback" in note
+    assert "-p release app" in note
