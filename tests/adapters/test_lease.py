@@ -15,7 +15,7 @@ from cluster_faults import service_account_kubeconfig
 
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.lease import LockInfo, ReleaseLock, lease_name
-from runbook_lib.errors import ApiError, LockHeld, ParameterError
+from runbook_lib.errors import ApiError, LockHeld, LockLost, ParameterError
 
 pytestmark = pytest.mark.sandbox
 
@@ -162,3 +162,43 @@ def test_missing_lease_permission_is_named_and_not_retried(
     assert 'cannot create resource "leases"' in err.stderr  # create is tried first
     assert 'API group "coordination.k8s.io"' in err.stderr
     assert lock(kube, release, "admin").holder_now() is None  # nothing was created
+
+
+def test_renewal_keeps_a_lock_live_and_a_takeover_needs_a_reason(kube: Kube, release: str) -> None:
+    alice = ReleaseLock(kube, namespace="default", release=release, holder="alice", ttl_s=60,
+                        incident_id="INC-9", evidence_dir="/evidence/INC-9")  # fmt: skip
+    alice.acquire(T0)
+    alice.renew(T0 + timedelta(seconds=50))
+    state = alice.state()
+    assert state is not None
+    assert state.acquired_at is not None
+    assert abs(state.acquired_at - T0) < timedelta(milliseconds=1)  # held since: unchanged
+    assert state.duration_s == 60
+    assert (state.incident_id, state.evidence_dir) == ("INC-9", "/evidence/INC-9")
+    # 100 s after acquiring, 50 s after the renewal: still alice's.
+    with pytest.raises(LockHeld) as held:
+        lock(kube, release, "bob", ttl_s=600).acquire(T0 + timedelta(seconds=100))
+    assert held.value.frees_at is not None
+    assert abs(held.value.frees_at - (T0 + timedelta(seconds=110))) < timedelta(milliseconds=1)
+    assert "incident INC-9" in str(held.value)
+    bob = lock(kube, release, "bob")
+    info = bob.acquire(T0 + timedelta(seconds=101), takeover_reason="alice's run is stuck")
+    assert (info.takeover, info.previous_holder) == ("deliberate", "alice")
+    assert info.previous is not None
+    assert info.previous.evidence_dir == "/evidence/INC-9"
+    with pytest.raises(LockLost) as lost:
+        alice.renew(T0 + timedelta(seconds=102))
+    assert lost.value.holder == "bob"
+    assert "alice's run is stuck" in str(lost.value)
+    assert alice.release() is False
+    assert bob.holder_now() == "bob"
+
+
+def test_renewing_a_lock_deleted_under_the_run_is_a_lost_lock(kube: Kube, release: str) -> None:
+    alice = lock(kube, release, "alice")
+    alice.acquire(T0)
+    kube.coordination.delete_namespaced_lease(lease_name(release), "default")
+    with pytest.raises(LockLost) as lost:
+        alice.renew(T0 + timedelta(seconds=1))
+    assert lost.value.holder is None
+    assert "nobody holds it now" in str(lost.value)

@@ -187,10 +187,11 @@ def helm_that_signals(real: Path, folder: Path) -> Path:
     return wrapper
 
 
-def wait_for(path: Path, timeout_s: float) -> None:
+def wait_for(path: Path, timeout_s: float, *, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while not path.exists():
-        assert time.monotonic() < deadline, f"{path.name} did not appear in {timeout_s} s"
+        said = log.read_text(errors="replace")[-3000:] if log is not None else ""
+        assert time.monotonic() < deadline, f"{path.name} did not appear in {timeout_s} s\n{said}"
         time.sleep(0.05)
 
 
@@ -201,14 +202,15 @@ def test_a_run_killed_mid_rollback_frees_the_lock_and_the_rerun_seals_its_eviden
     helm = helm_that_signals(sb.bin_dir / "helm", tmp_path)
     crashed_params = params(sb, tmp_path, "crash-1", helm_binary=str(helm))
     (tmp_path / "crash.json").write_text(json.dumps(crashed_params))
-    child = subprocess.Popen(
-        [sys.executable, "-c", CRASHING_RUN, str(tmp_path / "crash.json")],
-        env=os.environ | sb.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with (tmp_path / "crash.log").open("wb") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CRASHING_RUN, str(tmp_path / "crash.json")],
+            env=os.environ | sb.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_for(tmp_path / "rollback-started", 120.0)
+        wait_for(tmp_path / "rollback-started", 120.0, log=tmp_path / "crash.log")
         os.kill(child.pid, signal.SIGKILL)  # a laptop dying: no handler, no cleanup
         killed_at = datetime.now(UTC)
     finally:
