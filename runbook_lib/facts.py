@@ -23,6 +23,7 @@ from runbook_lib.timeline import Event, EventKind, Timeline
 
 __all__ = [
     "Assessed",
+    "BadPodsCaptured",
     "Confirmed",
     "Decided",
     "EarlierRunFound",
@@ -40,6 +41,7 @@ __all__ = [
     "RunFacts",
     "StepFailure",
     "TargetResolved",
+    "TracesCollected",
     "fact_data",
     "record_fact",
 ]
@@ -196,6 +198,43 @@ class ReleaseChanged(Fact):
     images: tuple[str, ...] = ()  # what the pods run now
 
 
+@dataclass(frozen=True)
+class BadPodsCaptured(Fact):
+    """The release's pods captured just before ``helm rollback`` (``kubernetes/before-rollback/``).
+
+    ``revision``/``version``: what those pods ran; ``started_at``: when they were listed (before
+    the rollback changed anything); ``gaps``: what could not be read (a pod that vanished, the
+    total bound reached); ``truncated``: logs cut at the bound; ``complete`` False when the
+    capture had not finished when the run stopped waiting for it.
+    """
+
+    NAME: ClassVar[str] = "bad_pods_captured"
+    revision: int
+    version: str
+    pods: tuple[str, ...]
+    gaps: tuple[str, ...]
+    truncated: tuple[str, ...]
+    bytes_captured: int
+    started_at: datetime
+    dry_run: bool = False
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class TracesCollected(Fact):
+    """The trace evidence (``traces/summary.md``): collected, or why not."""
+
+    NAME: ClassVar[str] = "traces_collected"
+    collected: bool
+    reason: str  # why not, when not collected
+    service: str
+    tracing_url: str
+    failing: int = 0  # failing traces kept in traces/failing.json
+    slowest: int = 0
+    # Failing traces among those sampled, by "period, version" ("deploy window, v1.1.0").
+    failing_sampled: Mapping[str, int] = field(default_factory=dict)
+
+
 _FACTS: dict[str, type[Fact]] = {
     cls.NAME: cls
     for cls in (
@@ -213,6 +252,8 @@ _FACTS: dict[str, type[Fact]] = {
         LockTaken,
         EarlierRunFound,
         ReleaseChanged,
+        BadPodsCaptured,
+        TracesCollected,
     )
 }
 
@@ -290,6 +331,8 @@ class RunFacts:
     lock: LockTaken | None = None
     earlier_runs: tuple[EarlierRunFound, ...] = ()  # crashed runs this one found and sealed
     release_changed: ReleaseChanged | None = None
+    bad_pods: BadPodsCaptured | None = None
+    traces: TracesCollected | None = None
 
     @classmethod
     def read(cls, events: Iterable[Event]) -> RunFacts:
@@ -348,6 +391,10 @@ class RunFacts:
                 found["earlier_runs"].append(fact)
             elif isinstance(fact, ReleaseChanged):
                 found["release_changed"] = fact
+            elif isinstance(fact, BadPodsCaptured):
+                found["bad_pods"] = fact
+            elif isinstance(fact, TracesCollected):
+                found["traces"] = fact
         found["failures"] = tuple(found["failures"])
         found["earlier_runs"] = tuple(found["earlier_runs"])
         return cls(**found)

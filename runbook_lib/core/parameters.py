@@ -20,7 +20,13 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from runbook_lib.core.units import DURATION_UNITS, parse_duration, parse_instant, parse_ratio
+from runbook_lib.core.units import (
+    DURATION_UNITS,
+    parse_duration,
+    parse_instant,
+    parse_ratio,
+    parse_size,
+)
 from runbook_lib.errors import ParameterError
 
 __all__ = [
@@ -56,6 +62,7 @@ class Kind(StrEnum):
     COUNT = "count"  # whole number >= 0
     NUMBER = "number"  # finite number >= 0
     FLAG = "flag"  # True / False
+    SIZE = "size"  # text with a unit (B, KiB, MiB, GiB) -> int bytes
     CHOICE = "choice"
 
 
@@ -209,6 +216,10 @@ _RECORDS = (
     _p("postmortem_organizer", T, "", "e-mail address of the post-mortem organiser"),
     _p("signing_key", T, "", "SSH key signing the manifest; empty: $RUNBOOK_SIGNING_KEY or none"),
     _p("without_evidence", Kind.FLAG, False, "headless: act even if evidence cannot be written"),
+    _p("capture_per_pod", Kind.SIZE, "1MiB", "bad pods' logs kept before the rollback, per pod"),
+    _p("capture_total", Kind.SIZE, "20MiB", "... and in all (B, KiB, MiB, GiB)"),
+    _p("tracing_url", T, "", "Jaeger query URL, e.g. http://127.0.0.1:16686; empty: no traces"),
+    _p("tracing_service", T, "", "service name in the traces; empty: the release name"),
 )
 
 # The notebooks' parameters cells show these headings above each group.
@@ -266,6 +277,13 @@ def parse_value(parameter: Parameter, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"expected a duration such as 2m, got {value!r}")
         return parse_duration(value)
+    if kind is Kind.SIZE:
+        if _no_unit(value):
+            raise ValueError(f"{value!r} has no unit; write e.g. 512KiB or 1MiB (units: B, KiB,"
+                             " MiB, GiB)")  # fmt: skip
+        if not isinstance(value, str):
+            raise ValueError(f"expected a size such as 1MiB, got {value!r}")
+        return parse_size(value)
     if kind is Kind.RATIO:
         ratio = parse_ratio(value)
         if not 0 <= ratio <= 1:

@@ -18,12 +18,14 @@ import pandas as pd
 __all__ = [
     "DURATION_UNITS",
     "INSTANT_RANGE",
+    "SIZE_UNITS",
     "InstantOutOfRange",
     "NaiveInstant",
     "instant_ns",
     "parse_duration",
     "parse_instant",
     "parse_ratio",
+    "parse_size",
 ]
 
 # Seconds per unit. Only unambiguous units: "m" is minutes (there is no metre here), and months
@@ -37,6 +39,9 @@ DURATION_UNITS: dict[str, float] = {
     "h": 3600.0,
     "d": 86400.0,
 }
+
+# Bytes per unit: binary units only (a "1MB" could mean either, so it is refused).
+SIZE_UNITS: dict[str, int] = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
@@ -67,6 +72,28 @@ def parse_duration(value: str | float | int) -> float:
     if seconds < 0:
         raise ValueError(f"must not be negative, got {value!r}")
     return seconds
+
+
+def parse_size(value: str) -> int:
+    """Return bytes from ``"512KiB"``, ``"1MiB"``, ``"1.5GiB"`` or ``"4096B"``.
+
+    A unit is required (the caller refuses bare numbers with a message naming the units).
+    Raises ``ValueError`` for an unknown unit, a negative or non-finite number, or text that is
+    not a size.
+    """
+    match = _DURATION.match(value)
+    if match is None:
+        if value.strip().startswith("-"):
+            raise ValueError(f"must not be negative, got {value!r}")
+        raise ValueError(f"not a size: {value!r} (e.g. 512KiB, 1MiB, 1GiB)")
+    number, unit = match.groups()
+    if unit.lower() not in SIZE_UNITS:
+        known = ", ".join(("B", "KiB", "MiB", "GiB"))
+        raise ValueError(f"unknown unit {unit!r} in {value!r} (known: {known})")
+    size = float(number) * SIZE_UNITS[unit.lower()]
+    if not math.isfinite(size):
+        raise ValueError(f"must be finite, got {value!r}")
+    return int(size)
 
 
 def parse_ratio(value: str | float | int) -> float:

@@ -91,6 +91,9 @@ class IncidentRecord:
     lock: Mapping[str, Any] | None = None
     earlier_runs: tuple[Mapping[str, Any], ...] = ()
     release_changed: Mapping[str, Any] | None = None
+    # The bad release's pods captured before the rollback, and the trace evidence (or why not).
+    bad_pods: Mapping[str, Any] | None = None
+    traces: Mapping[str, Any] | None = None
 
     @property
     def failed_steps(self) -> tuple[StepTiming, ...]:
@@ -281,6 +284,8 @@ def build_record(
         lock=fact_data(facts.lock) if facts.lock else None,
         earlier_runs=tuple(fact_data(run) for run in facts.earlier_runs),
         release_changed=fact_data(facts.release_changed) if facts.release_changed else None,
+        bad_pods=fact_data(facts.bad_pods) if facts.bad_pods else None,
+        traces=fact_data(facts.traces) if facts.traces else None,
     )
 
 
@@ -373,6 +378,51 @@ def _lock_lines(record: IncidentRecord) -> list[str]:
     return lines
 
 
+def _evidence_lines(record: IncidentRecord) -> list[str]:
+    """What was captured before the rollback, and the traces (linked), or why not."""
+    lines = ["", "## Evidence of the bad release", ""]
+    captured = record.bad_pods
+    if captured:
+        pods = list(captured.get("pods") or ())
+        cut = list(captured.get("truncated") or ())
+        when = _fmt_t(_as_time(captured.get("started_at")))
+        rehearsal = " (dry run: captured all the same)" if captured.get("dry_run") else ""
+        lines.append(
+            f"- Before the rollback{rehearsal}: {len(pods)} pod(s) of revision"
+            f" {captured.get('revision')} ({captured.get('version') or 'n/a'}) listed at {when},"
+            f" {captured.get('bytes_captured', 0)} bytes of their logs since the deploy in"
+            " [kubernetes/before-rollback/](kubernetes/before-rollback/capture.json)"
+            + (f"; {len(cut)} log(s) cut at the bound" if cut else "")
+            + ("" if captured.get("complete", True) else "; the capture did NOT finish")
+        )
+        lines += [f"  - {pod}" for pod in pods]
+        lines += [f"  - gap: {gap}" for gap in captured.get("gaps") or ()]
+        lines.append(
+            "- Which pods ran which revision:"
+            " [kubernetes/pods-by-revision.json](kubernetes/pods-by-revision.json)"
+        )
+    else:
+        lines.append("- Before the rollback: nothing captured (no rollback by this run)")
+    traces = record.traces
+    if traces is None:
+        lines.append("- Traces: not collected by this run")
+    elif traces.get("collected"):
+        failing = ", ".join(
+            f"{key}: {count}" for key, count in (traces.get("failing_sampled") or {}).items()
+        )
+        lines.append(
+            f"- Traces of `{traces.get('service')}`: [traces/summary.md](traces/summary.md);"
+            f" {traces.get('failing')} failing and {traces.get('slowest')} slowest kept in full"
+            + (f"; failing among those sampled ({failing})" if failing else "")
+        )
+    else:
+        lines.append(
+            f"- Traces were not collected: {traces.get('reason')}"
+            " ([traces/summary.md](traces/summary.md))"
+        )
+    return lines
+
+
 def render_markdown(record: IncidentRecord) -> str:
     """The record as Markdown for people (``record.md``); ``record.json`` is for tools."""
     imp = record.impact
@@ -423,6 +473,7 @@ def render_markdown(record: IncidentRecord) -> str:
         f" {t.get('fired_at')}"
         for t in record.triggers
     ] or ["- (no rule fired)"]
+    lines += _evidence_lines(record)
     lines += [
         "",
         "## Root-cause hypothesis",

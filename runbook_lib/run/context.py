@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from runbook_lib.adapters.lease import ReleaseLock
     from runbook_lib.assessment import Window
     from runbook_lib.core.revisions import RollbackTarget
+    from runbook_lib.evidence.capture import CaptureJob
     from runbook_lib.run.plan import Plan
 
 __all__ = ["Live", "RunContext", "check_paths", "open_timeline", "start_run", "with_identity"]
@@ -70,6 +71,10 @@ class Live:
     window: Window | None = None  # what assess read, for the decision and the plots
     target: RollbackTarget | None = None  # what preflight resolved, for the steps that act
     plan: Plan | None = None  # what preflight showed, for the confirm prompt
+    # The bad release's pods being captured since just before helm rollback (run/capture.py),
+    # and (listed at, revision, version) of what it captures.
+    capture: CaptureJob | None = None
+    capture_started: tuple[datetime, int, str] | None = None
 
 
 @dataclass

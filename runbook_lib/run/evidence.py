@@ -15,7 +15,9 @@ import pandas as pd
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence import bundle, files
 from runbook_lib.evidence.record import IncidentRecord, build_record
+from runbook_lib.run.capture import SETTLE_IN_EVIDENCE_S, settle_capture, write_pods_by_revision
 from runbook_lib.run.context import RunContext
+from runbook_lib.run.traces import collect_run_traces
 
 __all__ = ["build_incident_record", "collect", "fetch_samples", "samples", "save_figures", "seal"]
 
@@ -121,13 +123,21 @@ def build_incident_record(ctx: RunContext, *, fetch: bool = True) -> IncidentRec
 
 
 def collect(ctx: RunContext) -> bundle.BundleReport:
-    """Pods, events, logs, Helm history and diffs, metric samples; problems listed, not raised."""
+    """Pods, events, logs, Helm history and diffs, metric samples, traces; problems listed,
+    not raised. The bad release's pods captured before the rollback (``run/capture.py``) are
+    waited for here at the latest; their gaps are listed with the problems."""
+    settle_capture(ctx, "preserve_evidence", timeout_s=SETTLE_IN_EVIDENCE_S)
     p = ctx.params
     facts = ctx.facts
     directory = ctx.incident_dir
     report = bundle.BundleReport((), ())
+    if facts.bad_pods is not None:
+        report += bundle.BundleReport(
+            (), tuple(f"before the rollback: {gap}" for gap in facts.bad_pods.gaps)
+        )
+    frame = pd.DataFrame()
     try:
-        samples(ctx)
+        frame = samples(ctx)
         report += bundle.BundleReport((bundle.SAMPLES_CSV,), ())
     except RunbookError as err:
         report += bundle.BundleReport((), (f"metric samples: {type(err).__name__}: {err}",))
@@ -149,6 +159,8 @@ def collect(ctx: RunContext) -> bundle.BundleReport:
             since=facts.deployed_at,
             redact=ctx.redact,
         )
+        report += write_pods_by_revision(ctx)
+    report += collect_run_traces(ctx, frame)
     report += bundle.collect_helm(
         directory, ctx.helm, release=p.release, bad_revision=bad, good_revision=good,
         redact=ctx.redact,

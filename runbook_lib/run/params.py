@@ -102,6 +102,10 @@ class RunParams:
     postmortem_organizer: str = ""
     signing_key: str = ""  # empty: RUNBOOK_SIGNING_KEY, else unsigned
     without_evidence: bool = False
+    capture_per_pod: int = 1024 * 1024  # bytes
+    capture_total: int = 20 * 1024 * 1024  # bytes
+    tracing_url: str = ""  # empty: traces not collected
+    tracing_service: str = ""  # empty: the release name
 
     @property
     def manifest_key(self) -> str | None:
@@ -285,6 +289,23 @@ def _check_actions(values: Mapping[str, Any], problems: list[str]) -> None:
             problems.append(f"{name}: must be longer than 0 s")
     if values["recovery_consecutive"] < 1:
         problems.append("recovery_consecutive: must be at least 1")
+    _check_evidence_bounds(values, problems)
+
+
+def _check_evidence_bounds(values: Mapping[str, Any], problems: list[str]) -> None:
+    """The capture bounds (``core.capture.CaptureBounds``) and the tracing backend's URL."""
+    per_pod, total = values["capture_per_pod"], values["capture_total"]
+    if per_pod < 1024:
+        problems.append(f"capture_per_pod: at least 1KiB (a few log lines), got {per_pod} B")
+    if total < per_pod:
+        problems.append(f"capture_total: at least capture_per_pod ({per_pod} B), got {total} B")
+    url = values["tracing_url"]
+    if url and not _URL.fullmatch(url.strip()):
+        problems.append(
+            f"tracing_url: expected http(s)://host:port (Jaeger's query API), got {url!r}"
+        )
+    if "\n" in values["tracing_service"]:
+        problems.append("tracing_service: must be one line")
 
 
 def build_params(raw: Mapping[str, Any]) -> RunParams:

@@ -65,13 +65,19 @@ class EvidenceWritten:
 
 @runbook_step("preserve_evidence", seals=True)
 def preserve_evidence(ctx: RunContext) -> EvidenceWritten:
-    """Post-Rollback Actions, step 2: logs, events, pods, helm history and diffs, metrics.
+    """Post-Rollback Actions, step 2: logs, events, pods, helm history and diffs, metrics, traces.
 
-    Best effort: a source that cannot be read is listed (``collection-errors.txt``) instead of
-    stopping the run; everything is redacted and sealed by ``MANIFEST.sha256``. Raises
-    ``OSError`` only when the incident directory cannot be written.
+    Waits (at the latest here) for the bad release's pods captured before the rollback, then
+    collects what runs now and the traces of the deploy window and after the rollback, and
+    re-writes the incident record so it says what was captured and whether traces were
+    collected (and why not). Best effort: a source that cannot be read is listed
+    (``collection-errors.txt``) instead of stopping the run; everything is redacted and sealed
+    by ``MANIFEST.sha256``. Raises ``OSError`` only when the incident directory cannot be
+    written.
     """
     report = evidence.collect(ctx)
+    record = evidence.build_incident_record(ctx, fetch=False)
+    incident_record.write_record(record, ctx.incident_dir, redact=ctx.redact)
     result = EvidenceWritten(ctx.incident_dir, report.written, report.problems)
     for problem in report.problems:
         ctx.timeline.record("preserve_evidence", EventKind.WARNING, problem)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.facts import RolledBack, record_fact
 from runbook_lib.run.broadcast import broadcast
+from runbook_lib.run.capture import start_bad_release_capture
 from runbook_lib.run.context import RunContext
 from runbook_lib.run.plan import rollout_message
 from runbook_lib.run.step import runbook_step
@@ -72,7 +73,10 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
     """Rollback Steps, step 2 (first half): ``helm rollback <release> <N>`` to the resolved N.
 
     Never revision 0. Idempotent: when preflight found the release already running the
-    target's chart and values, records "already rolled back" and changes nothing. Raises
+    target's chart and values, records "already rolled back" and changes nothing. Otherwise,
+    just before the rollback (dry run too), the pods the Deployment runs now start being
+    captured in the background (``run/capture.py``: their logs since the deploy, into
+    ``kubernetes/before-rollback/``); the rollback waits only for their listing. Raises
     ``PreconditionFailed`` without preflight/confirm, ``CommandFailed`` when helm fails or is
     missing (the Lease is released first).
     """
@@ -82,6 +86,8 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
         raise PreconditionFailed("helm_rollback needs preflight and confirm first")
     number = target.target.number
     command = shlex.join(ctx.helm.rollback_command(p.release, number, timeout_s=p.helm_timeout))
+    # Evidence first: the rollback replaces exactly the pods whose logs explain the incident.
+    start_bad_release_capture(ctx, "helm_rollback")
     if target.already_rolled_back:
         action = "already rolled back"
         ctx.timeline.record(

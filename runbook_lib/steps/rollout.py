@@ -10,6 +10,7 @@ from runbook_lib.core.images import image_mismatches
 from runbook_lib.core.rollout import RolloutState, rollout_state
 from runbook_lib.errors import PreconditionFailed, StepTimeout, VerificationFailed
 from runbook_lib.facts import RolloutCompleted, record_fact
+from runbook_lib.run.capture import SETTLE_AFTER_ROLLOUT_S, settle_capture
 from runbook_lib.run.context import RunContext
 from runbook_lib.run.lock import keep_renewed
 from runbook_lib.run.progress import Wait
@@ -84,7 +85,8 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
     and the timeline records each change of the replica counts. Raises
     ``StepTimeout`` after ``rollout_timeout_s``, ``VerificationFailed`` when the Deployment
     exceeds its progress deadline, ``ApiError`` when the API stays unreachable. In a dry run
-    it reads the current state once and does not wait.
+    it reads the current state once and does not wait. Then it waits briefly for the capture
+    of the old pods ``helm_rollback`` started, and records what it got (``BadPodsCaptured``).
     """
     p = ctx.params
     started = time.monotonic()
@@ -94,6 +96,7 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
             "wait_for_rollout", EventKind.DRY_RUN,
             f"would wait up to {p.rollout_timeout:.0f} s; now: {state.message}",
         )  # fmt: skip
+        settle_capture(ctx, "wait_for_rollout", timeout_s=SETTLE_AFTER_ROLLOUT_S)
         return RolloutDone(p.deployment, state.message, state.done, ctx.now(), 0.0)
     with keep_renewed(ctx):  # one watch call may block longer than lock_ttl
         final, last_progress = _watch(ctx, started)
@@ -109,6 +112,7 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
                          time.monotonic() - started)  # fmt: skip
     record_fact(ctx.timeline, "wait_for_rollout", RolloutCompleted(p.deployment, done_at),
                 f"{final.message} (waited {result.waited_s:.1f} s)")  # fmt: skip
+    settle_capture(ctx, "wait_for_rollout", timeout_s=SETTLE_AFTER_ROLLOUT_S)
     return result
 
 
