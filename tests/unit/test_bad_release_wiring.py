@@ -1,0 +1,113 @@
+"""The capture and trace parameters, facts and record lines (issue 13), without a cluster.
+
+The sandbox tests (tests/e2e/test_bad_release_evidence.py) run the same through the steps.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from runbook_lib.core import parameters as table
+from runbook_lib.errors import ParameterError
+from runbook_lib.evidence.record import build_record, render_markdown
+from runbook_lib.facts import BadPodsCaptured, RunFacts, TracesCollected, record_fact
+from runbook_lib.run.params import build_params
+from runbook_lib.run.traces import prometheus_figures
+from runbook_lib.timeline import Timeline
+
+DEPLOY = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+BASE = {"expected_cluster": "kwok-runbook", "replay_csv": "x.csv"}
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1MiB", 1024**2), ("512KiB", 512 * 1024), ("1.5GiB", 3 * 1024**3 // 2), ("4096B", 4096)],
+)
+def test_sizes_need_a_binary_unit(text: str, size: int) -> None:
+    assert table.parse_value(table.by_name("capture_per_pod"), text) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("1048576", "has no unit"), ("1MB", "unknown unit"), ("-1MiB", "negative"),
+     ("lots", "not a size")],
+)  # fmt: skip
+def test_bad_sizes_are_refused_naming_the_parameter(text: str, says: str) -> None:
+    with pytest.raises(ParameterError, match=f"capture_total: .*{says}"):
+        build_params({**BASE, "capture_total": text})
+
+
+def test_capture_bounds_and_tracing_url_are_checked_together() -> None:
+    with pytest.raises(ParameterError) as caught:
+        build_params(
+            {**BASE, "capture_per_pod": "100B", "capture_total": "50B", "tracing_url": "jaeger"}
+        )
+    problems = caught.value.problems
+    assert any(p.startswith("capture_per_pod: at least 1KiB") for p in problems)
+    assert any(p.startswith("capture_total: at least capture_per_pod") for p in problems)
+    assert any(p.startswith("tracing_url: expected http(s)://") for p in problems)
+    params = build_params({**BASE, "capture_per_pod": "2MiB", "capture_total": "1GiB"})
+    assert (params.capture_per_pod, params.capture_total) == (2 * 1024**2, 1024**3)
+    assert params.tracing_url == params.tracing_service == ""
+
+
+def test_prometheus_figures_by_the_trace_periods() -> None:
+    index = pd.date_range(DEPLOY - timedelta(minutes=1), periods=12, freq="30s")
+    bad = [DEPLOY <= t < DEPLOY + timedelta(minutes=3) for t in index]
+    frame = pd.DataFrame(
+        {"error_ratio": [0.2 if b else 0.0 for b in bad], "p99_latency_s": [2.0 if b else 0.1
+                                                                           for b in bad]},
+        index=index,
+    )  # fmt: skip
+    figures = prometheus_figures(frame, deployed_at=DEPLOY,
+                                 rollback_at=DEPLOY + timedelta(minutes=3),
+                                 end=DEPLOY + timedelta(minutes=5))  # fmt: skip
+    assert figures["deploy window"] == (pytest.approx(0.2), pytest.approx(2.0))
+    assert figures["after rollback"] == (0.0, pytest.approx(0.1))
+    alone = prometheus_figures(frame, deployed_at=DEPLOY, rollback_at=None, end=DEPLOY)
+    assert math.isnan(alone["since deploy"][0])  # no sample in an empty period: n/a
+    assert prometheus_figures(pd.DataFrame(), deployed_at=DEPLOY, rollback_at=None,
+                              end=DEPLOY) == {}  # fmt: skip
+
+
+def _record_md(*facts: BadPodsCaptured | TracesCollected) -> tuple[str, RunFacts]:
+    timeline = Timeline(None, clock=lambda: DEPLOY)
+    for fact in facts:
+        record_fact(timeline, "preserve_evidence", fact, fact.NAME)
+    record = build_record(timeline.events, pd.DataFrame(), incident_id="INC-1", release="app",
+                          namespace="default", now=DEPLOY)  # fmt: skip
+    return render_markdown(record), RunFacts.read(timeline.events)
+
+
+def test_the_record_names_the_captured_pods_gaps_and_links_the_traces() -> None:
+    captured = BadPodsCaptured(
+        revision=2, version="v1.1.0", pods=("app-bad-1", "app-bad-2"),
+        gaps=("app-bad-3/api: the pod vanished before its log was read",),
+        truncated=("kubernetes/before-rollback/logs/app-bad-1.log",), bytes_captured=2048,
+        started_at=DEPLOY,
+    )  # fmt: skip
+    traces = TracesCollected(collected=True, reason="", service="app", tracing_url="http://j:1",
+                             failing=7, slowest=20,
+                             failing_sampled={"deploy window, v1.1.0": 7})  # fmt: skip
+    text, facts = _record_md(captured, traces)
+    assert facts.bad_pods == captured  # read back as the same fact
+    assert facts.traces == traces
+    assert "2 pod(s) of revision 2 (v1.1.0) listed at 2026-11-27 10:00:00 UTC" in text
+    assert "1 log(s) cut at the bound" in text
+    assert "  - gap: app-bad-3/api: the pod vanished before its log was read" in text
+    assert "[traces/summary.md](traces/summary.md); 7 failing and 20 slowest" in text
+    assert "deploy window, v1.1.0: 7" in text
+
+
+def test_the_record_says_why_traces_were_not_collected() -> None:
+    down = TracesCollected(collected=False, service="app", tracing_url="http://127.0.0.1:9",
+                           reason="the tracing backend could not be queried: refused")  # fmt: skip
+    text, _ = _record_md(down)
+    assert "- Traces were not collected: the tracing backend could not be queried" in text
+    assert "Before the rollback: nothing captured" in text
+    text, _ = _record_md()
+    assert "- Traces: not collected by this run" in text
