@@ -504,6 +504,8 @@ def run_rollback(
                 failure, status = f"invalid parameters: {err}", 2
             except _Aborted:
                 lost.append("evidence collection stopped by a signal")
+            except OSError as err:
+                lost.append(f"evidence after the failure: {err}")
             else:
                 for problem in report.problems:
                     print(f"evidence: could not collect {redactor(problem)}", file=sys.stderr)

@@ -52,8 +52,12 @@ def collect_after_failure(
     problems: list[str] = []
     written: tuple[str, ...] = ()
     if collect and (ctx.facts.decided is None or ctx.facts.rolling_back):
-        report = evidence.collect(ctx)
-        written, problems = report.written, list(report.problems)
+        try:
+            report = evidence.collect(ctx)
+        except OSError as err:  # the bundle cannot be written (disk full): the record may
+            problems.append(f"evidence collection: OSError: {err}")
+        else:
+            written, problems = report.written, list(report.problems)
     try:
         record = evidence.build_incident_record(ctx, fetch=collect)
         incident_record.write_record(record, ctx.incident_dir, redact=redact)
