@@ -231,7 +231,7 @@ class TracesCollected(Fact):
     tracing_url: str
     failing: int = 0  # failing traces kept in traces/failing.json
     slowest: int = 0
-    # Failing traces among those sampled, by "period, version" ("deploy window, v1.1.0").
+    # Failing traces among those sampled, by "period / version" ("deploy window / v1.1.0").
     failing_sampled: Mapping[str, int] = field(default_factory=dict)
 
 

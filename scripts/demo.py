@@ -4,8 +4,10 @@
    it to one good revision.
 2. Deploy v1.1.0, the bad version, and wait until Prometheus shows the breach that the
    "When to Rollback" rules (with the demo settings below) fire on.
-3. Run the rollback notebook headlessly (`runbook run rollback ... confirm True`), then print
-   where the evidence is, a one-screen summary, the total time and papermill's overhead.
+3. Run the rollback notebook headlessly (`runbook run rollback ... confirm True`, with the
+   sandbox's Jaeger as `tracing_url`), then print where the evidence is, a one-screen summary
+   (with what was captured before the rollback and the traces), the total time and papermill's
+   overhead.
 
 Demo settings: the runbook's windows are minutes long (2 minutes sustained, rates over
 1 minute, 15-second samples); the demo shortens them so it finishes in a few minutes. They are
@@ -70,8 +72,33 @@ def summary(incident_dir: Path) -> list[str]:
         f"impact          {impact['minutes_above_threshold']:.1f} min above 1% 5xx; peak "
         f"{(impact['peak_error_ratio'] or 0):.2%}",
         f"triggers        {', '.join(t['rule'] for t in record['triggers']) or 'none'}",
+        f"before rollback {_captured(incident_dir)}",
+        f"traces          {_traces(incident_dir)}",
         f"evidence        {len(files)} files, sealed by MANIFEST.sha256",
     ]
+
+
+def _captured(incident_dir: Path) -> str:
+    """The bad pods kept before the rollback (kubernetes/before-rollback/capture.json)."""
+    path = incident_dir / "kubernetes/before-rollback/capture.json"
+    if not path.exists():
+        return "nothing captured"
+    capture = json.loads(path.read_text())
+    return (
+        f"{len(capture['pods'])} pods of {capture['release_revision']}, "
+        f"{capture['bytes_captured']} bytes of logs, {len(capture['gaps'])} gap(s)"
+        " (kubernetes/before-rollback/)"
+    )
+
+
+def _traces(incident_dir: Path) -> str:
+    path = incident_dir / "traces/summary.md"
+    if not path.exists():
+        return "none"
+    if "Traces were not collected" in path.read_text():
+        return "not collected (see traces/summary.md)"
+    failing = json.loads((incident_dir / "traces/failing.json").read_text())["data"]
+    return f"{len(failing)} failing traces kept in full (traces/summary.md)"
 
 
 def main() -> int:
@@ -85,6 +112,8 @@ def main() -> int:
     sandbox = runbook_sandbox.attach()
     if sandbox is None or not sandbox.prometheus_url:
         raise SystemExit("the sandbox is not running with its metrics stack")
+    if not sandbox.tracing_url:
+        raise SystemExit("the sandbox is not running its tracing backend (Jaeger)")
     sandbox_env = {**env, **sandbox.env}
 
     say("deploying v1.1.0, the bad release")
@@ -110,6 +139,7 @@ def main() -> int:
         "kubeconfig": str(sandbox.kubeconfig),
         "context": sandbox.context,
         "prometheus_url": sandbox.prometheus_url,
+        "tracing_url": sandbox.tracing_url,  # traces/ of the deploy window and after
         "confirm": True,
         "incident_id": incident,
         "notify_file": str(output / incident / "notifications.txt"),

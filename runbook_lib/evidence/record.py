@@ -407,7 +407,7 @@ def _evidence_lines(record: IncidentRecord) -> list[str]:
     if traces is None:
         lines.append("- Traces: not collected by this run")
     elif traces.get("collected"):
-        failing = ", ".join(
+        failing = "; ".join(
             f"{key}: {count}" for key, count in (traces.get("failing_sampled") or {}).items()
         )
         lines.append(

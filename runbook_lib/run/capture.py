@@ -3,28 +3,35 @@
 Post-Rollback Actions, step 2 asks for the failed release's logs, but the rollback deletes the
 pods that wrote them. ``start_bad_release_capture`` (called by ``helm_rollback`` just before
 it changes anything) lists the pods the Deployment runs now and reads their logs since the
-deploy in a background thread (``evidence.capture.start_capture``), so the rollback waits
-only for the listing. ``settle_capture`` (after the rollout, and in ``preserve_evidence`` at
-the latest) waits for it and records a ``BadPodsCaptured`` fact: which pods ran which
-revision, what was cut, what could not be read. ``write_pods_by_revision`` writes
-``kubernetes/pods-by-revision.json``: the captured pods beside the pods running after the
-rollback, each with its revision.
+deploy in a background thread (``evidence.capture``), so the rollback waits only for the
+listing, and never more than a second. ``settle_capture`` (after the rollout, and in
+``preserve_evidence`` at the latest) waits for it and records a ``BadPodsCaptured`` fact:
+which pods ran which revision, what was cut, what could not be read.
+``write_pods_by_revision`` writes ``kubernetes/pods-by-revision.json``: the captured pods
+beside the pods running after the rollback, each with its revision.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 
-from runbook_lib.adapters.pod_capture import list_pod_states
+from runbook_lib.adapters.pod_capture import PodState, list_pod_states
 from runbook_lib.core.capture import CaptureBounds
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence.bundle import BundleReport, write_text
-from runbook_lib.evidence.capture import BEFORE_ROLLBACK, start_capture
+from runbook_lib.evidence.capture import (
+    BEFORE_ROLLBACK,
+    CaptureJob,
+    CaptureReport,
+    capture_release_pods,
+)
 from runbook_lib.facts import BadPodsCaptured, record_fact
 from runbook_lib.run.context import RunContext
 from runbook_lib.timeline import EventKind
 
 __all__ = [
+    "LISTING_WAIT_S",
     "PODS_BY_REVISION",
     "SETTLE_AFTER_ROLLOUT_S",
     "SETTLE_IN_EVIDENCE_S",
@@ -38,15 +45,19 @@ PODS_BY_REVISION = "kubernetes/pods-by-revision.json"
 # then), longer in preserve_evidence, the last moment the run can still record it.
 SETTLE_AFTER_ROLLOUT_S = 15.0
 SETTLE_IN_EVIDENCE_S = 120.0
+# The most the rollback waits for the pod listing (tens of milliseconds on a healthy API server;
+# a slow one must not hold the rollback back: the listing then finishes beside it).
+LISTING_WAIT_S = 1.0
 
 
 def start_bad_release_capture(ctx: RunContext, step: str) -> None:
     """Start capturing the pods of the revision about to be rolled back (``ctx.live.capture``).
 
-    Lists the pods now (tens of milliseconds) and reads their logs since the deploy in the
-    background, bounded by ``capture_per_pod``/``capture_total``. Never raises: a capture that
-    cannot start is a timeline warning, and the rollback goes on. In a dry run it captures too
-    (reading changes nothing) and says so.
+    Lists the pods now (tens of milliseconds; the rollback waits at most ``LISTING_WAIT_S``
+    for it) and reads their logs since the deploy in the background, bounded by
+    ``capture_per_pod``/``capture_total``. Never raises: a capture that cannot start is a
+    timeline warning, and the rollback goes on. In a dry run it captures too (reading changes
+    nothing) and says so.
     """
     target = ctx.live.target
     if target is None or target.already_rolled_back or ctx.live.capture is not None:
@@ -55,24 +66,40 @@ def start_bad_release_capture(ctx: RunContext, step: str) -> None:
     current = target.current
     label = f"revision {current.number} ({current.app_version or current.chart})"
     started_at = ctx.now()
+    bounds = CaptureBounds(per_pod_bytes=p.capture_per_pod, total_bytes=p.capture_total)
+    since = ctx.facts.deployed_at
     try:
         selector = ctx.pod_selector
-        job = start_capture(
-            ctx.kube,
-            namespace=p.namespace,
-            selector=selector,
-            since=ctx.facts.deployed_at,
-            output_dir=ctx.incident_dir,
-            redact=ctx.redact,
-            bounds=CaptureBounds(per_pod_bytes=p.capture_per_pod, total_bytes=p.capture_total),
-            release_revision=label,
-        )
+        kube = ctx.kube
     except (RunbookError, OSError) as err:
         ctx.timeline.record(
             step, EventKind.WARNING,
             f"the pods of {label} could not be captured before the rollback: {err}",
         )  # fmt: skip
         return
+    listed = threading.Event()
+
+    def capture() -> CaptureReport:
+        states: list[PodState] | None
+        try:
+            states = list_pod_states(kube, p.namespace, selector)
+        except RunbookError:
+            states = None  # capture_release_pods lists again and records the gap
+        finally:
+            listed.set()
+        return capture_release_pods(
+            kube, namespace=p.namespace, selector=selector, since=since,
+            output_dir=ctx.incident_dir, redact=ctx.redact, bounds=bounds,
+            release_revision=label, states=states,
+        )  # fmt: skip
+
+    job = CaptureJob(capture)
+    if not listed.wait(LISTING_WAIT_S):
+        ctx.timeline.record(
+            step, EventKind.WARNING,
+            f"listing the pods of {label} took longer than {LISTING_WAIT_S:.0f} s: the rollback"
+            " goes on, and pods it replaces before the listing ends are not captured",
+        )  # fmt: skip
     ctx.live.capture = job
     ctx.live.capture_started = (started_at, current.number, current.app_version or "")
     rehearsal = " (dry run: reading changes nothing, so the capture is real)" if ctx.dry_run else ""

@@ -86,7 +86,7 @@ def collect_run_traces(ctx: RunContext, frame: pd.DataFrame) -> BundleReport:
         ),
         not_collected_reason=reason or "tracing_url is empty",
     )
-    failing_sampled = {f"{s.period}, {s.version}": s.errors for s in result.stats}
+    failing_sampled = {f"{s.period} / {s.version}": s.errors for s in result.stats}
     fact = TracesCollected(
         collected=result.collected,
         reason=result.reason,

@@ -7,12 +7,14 @@ import json
 import re
 import socket
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from runbook_lib import steps
+from runbook_lib.adapters.traces import JaegerSource
 from runbook_lib.core.traces import parse_traces
 from runbook_lib.evidence.capture import BEFORE_ROLLBACK
 from runbook_lib.facts import Outcome
@@ -102,6 +104,12 @@ def test_bad_pods_logs_and_traces_are_kept_and_none_of_them_after_the_rollback(
     slowest = parse_traces(json.loads((incident / "traces/slowest.json").read_text()))
     late = [t for t in (*failing, *slowest) if t.start > rollout.done_at]
     assert all(t.version == "v1.0.0" for t in late)
+    # Every request served once the rollout was done (old pods gone), straight from Jaeger.
+    served = JaegerSource(sb.tracing_url).find_traces(
+        "app", rollout.done_at + timedelta(seconds=2), ctx.now(), limit=2000
+    )
+    assert served.traces
+    assert {t.version for t in served.traces} == {"v1.0.0"}
 
     record = (incident / "record.md").read_text()
     assert "[traces/summary.md](traces/summary.md)" in record

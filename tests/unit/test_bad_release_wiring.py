@@ -92,7 +92,8 @@ def test_the_record_names_the_captured_pods_gaps_and_links_the_traces() -> None:
     )  # fmt: skip
     traces = TracesCollected(collected=True, reason="", service="app", tracing_url="http://j:1",
                              failing=7, slowest=20,
-                             failing_sampled={"deploy window, v1.1.0": 7})  # fmt: skip
+                             failing_sampled={"deploy window / v1.1.0": 7,
+                                              "after rollback / v1.0.0": 0})  # fmt: skip
     text, facts = _record_md(captured, traces)
     assert facts.bad_pods == captured  # read back as the same fact
     assert facts.traces == traces
@@ -100,7 +101,7 @@ def test_the_record_names_the_captured_pods_gaps_and_links_the_traces() -> None:
     assert "1 log(s) cut at the bound" in text
     assert "  - gap: app-bad-3/api: the pod vanished before its log was read" in text
     assert "[traces/summary.md](traces/summary.md); 7 failing and 20 slowest" in text
-    assert "deploy window, v1.1.0: 7" in text
+    assert "(deploy window / v1.1.0: 7; after rollback / v1.0.0: 0)" in text
 
 
 def test_the_record_says_why_traces_were_not_collected() -> None:
