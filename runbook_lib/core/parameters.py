@@ -204,7 +204,7 @@ _LOCK = (
         "lock_takeover_reason",
         T,
         "",
-        "take over a lock another run holds, for this recorded reason; empty: never",
+        "take over a held lock, for this recorded reason; empty: never",
     ),
 )
 _RECORDS = (
