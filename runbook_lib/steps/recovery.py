@@ -150,10 +150,7 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
     deadline = done_at + timedelta(seconds=budget)
     last_error: MetricsError | None = None
     verdict = None
-    awaited = (
-        f"5xx ratio below {th.recovery_error_ratio:.2%} for "
-        f"{th.recovery_consecutive} samples"
-    )
+    awaited = f"5xx ratio below {th.recovery_error_ratio:.2%} for {th.recovery_consecutive} samples"
     # The bar counts from the end of the rollout, as the recovery window does.
     elapsed_before = max((ctx.now() - done_at).total_seconds(), 0.0)
     since_rollout = lambda: (ctx.now() - done_at).total_seconds()  # noqa: E731
@@ -162,9 +159,7 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
         while True:
             now = ctx.now()
             try:
-                samples = ctx.metrics.query_range(
-                    done_at - timedelta(seconds=step_s), now, step_s
-                )
+                samples = ctx.metrics.query_range(done_at - timedelta(seconds=step_s), now, step_s)
             except MetricsError as err:
                 if last_error is None:
                     ctx.timeline.record("check_recovery", EventKind.WARNING,
