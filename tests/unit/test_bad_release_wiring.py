@@ -6,20 +6,26 @@ The sandbox tests (tests/e2e/test_bad_release_evidence.py) run the same through 
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from runbook_lib.core import parameters as table
 from runbook_lib.errors import ParameterError
+from runbook_lib.evidence.capture import CaptureJob, CaptureReport
 from runbook_lib.evidence.record import build_record, render_markdown
 from runbook_lib.facts import BadPodsCaptured, RunFacts, TracesCollected, record_fact
+from runbook_lib.run.capture import settle_capture
+from runbook_lib.run.context import RunContext, start_run
 from runbook_lib.run.params import build_params
-from runbook_lib.run.traces import prometheus_figures
+from runbook_lib.run.traces import collect_run_traces, prometheus_figures
 from runbook_lib.timeline import Timeline
 
 DEPLOY = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+REPLAY = Path(__file__).parents[2] / "notebooks/data/bad_deploy.csv"
 BASE = {"expected_cluster": "kwok-runbook", "replay_csv": "x.csv"}
 
 
@@ -112,3 +118,45 @@ def test_the_record_says_why_traces_were_not_collected() -> None:
     assert "Before the rollback: nothing captured" in text
     text, _ = _record_md()
     assert "- Traces: not collected by this run" in text
+
+
+def _replay_run(tmp_path: Path, **over: object) -> RunContext:
+    return start_run(replay_csv=str(REPLAY), expected_cluster="kwok-runbook", console=False,
+                     output_dir=str(tmp_path), incident_id="INC-2", **over)  # fmt: skip
+
+
+def test_a_capture_that_failed_or_never_ended_is_recorded_as_a_gap(tmp_path: Path) -> None:
+    ctx = _replay_run(tmp_path)
+
+    def broken() -> CaptureReport:
+        raise OSError("No space left on device")
+
+    ctx.live.capture = CaptureJob(broken)
+    ctx.live.capture_started = (DEPLOY, 2, "v1.1.0")
+    fact = settle_capture(ctx, "wait_for_rollout", timeout_s=5)
+    assert fact is not None
+    assert not fact.complete
+    assert fact.gaps == ("the capture failed: OSError: No space left on device",)
+    assert ctx.facts.bad_pods == fact
+    assert ctx.live.capture is None
+
+    release = threading.Event()
+    ctx.live.capture = CaptureJob(lambda: (release.wait(10), broken())[1])
+    # After the rollout a slow capture is left to finish; preserve_evidence is the last chance.
+    assert settle_capture(ctx, "wait_for_rollout", timeout_s=0.05) is None
+    late = settle_capture(ctx, "preserve_evidence", timeout_s=0.05)
+    release.set()
+    assert late is not None
+    assert late.gaps == ("the capture was still running after 0 s: its files may be partial",)
+
+
+def test_a_run_without_tracing_url_says_why_traces_were_not_collected(tmp_path: Path) -> None:
+    ctx = _replay_run(tmp_path)
+    report = collect_run_traces(ctx, pd.DataFrame())
+    assert report.problems == ()
+    traces = ctx.facts.traces
+    assert traces is not None
+    assert not traces.collected
+    assert traces.reason == "tracing_url is empty (no tracing backend was named)"
+    summary = (ctx.incident_dir / "traces/summary.md").read_text()
+    assert "Traces were not collected: tracing_url is empty" in summary
