@@ -229,7 +229,9 @@ def decision_table(decision: Decision) -> pd.DataFrame:
                 "status": rule.status.value,
                 "why": rule.reason,
                 "peak": _value(rule.metric, trigger.peak if trigger else rule.worst),
-                "threshold": _value(rule.metric, rule.threshold),
+                "threshold": "-"
+                if rule.metric == "manual"
+                else _value(rule.metric, rule.threshold),
                 "run started (UTC)": _clock(trigger.started_at) if trigger else "",
                 "fired at (UTC)": _clock(trigger.fired_at) if trigger else "",
             }
