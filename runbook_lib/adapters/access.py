@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kubernetes import client
+from kubernetes.client import AuthorizationV1Api  # loaded at import, as in adapters.kube
 
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.core.rbac_rules import Rule, granted
@@ -45,7 +46,7 @@ class Permission:
 def caller_rules(kube: Kube, namespace: str) -> list[Rule]:
     """The caller's resource rules in ``namespace`` (one SelfSubjectRulesReview); empty when
     the summary is incomplete. Raises ``ApiError``."""
-    api = client.AuthorizationV1Api(kube.api_client)
+    api = AuthorizationV1Api(kube.api_client)
     review = client.V1SelfSubjectRulesReview(
         spec=client.V1SelfSubjectRulesReviewSpec(namespace=namespace)
     )
@@ -79,7 +80,7 @@ def missing_permissions(
     ]
     if not unsettled:
         return []
-    api = client.AuthorizationV1Api(kube.api_client)
+    api = AuthorizationV1Api(kube.api_client)
 
     def allowed(permission: Permission) -> bool:
         review = client.V1SelfSubjectAccessReview(

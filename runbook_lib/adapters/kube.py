@@ -21,6 +21,11 @@ from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client, config, watch
+
+# Named here, not reached as ``client.CoreV1Api``: the client loads each API module on first
+# access (over a second for these), so importing the names makes ``import runbook_lib.steps``
+# pay for it when the run starts, not preflight after the rollback decision.
+from kubernetes.client import AppsV1Api, CoordinationV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
@@ -192,9 +197,9 @@ class Kube:
         self.cluster_name: str = str(names.get(chosen, {}).get("context", {}).get("cluster", ""))
         self.server_url: str = str(configuration.host)
         self.request_timeout_s = request_timeout_s
-        self.apps = client.AppsV1Api(self.api_client)
-        self.core = client.CoreV1Api(self.api_client)
-        self.coordination = client.CoordinationV1Api(self.api_client)
+        self.apps = AppsV1Api(self.api_client)
+        self.core = CoreV1Api(self.api_client)
+        self.coordination = CoordinationV1Api(self.api_client)
 
     def close(self) -> None:
         self.api_client.close()  # type: ignore[no-untyped-call]
