@@ -17,7 +17,6 @@ from pathlib import Path
 import nbformat
 
 from runbook_lib import recorder as recording
-from runbook_lib.evidence.manifest import write_manifest
 from runbook_lib.evidence.notebook import write_notebook_evidence
 from runbook_lib.run.context import RunContext
 from runbook_lib.run.step import runbook_step
@@ -78,7 +77,7 @@ def _after_failure(summary: Summary | None) -> None:
     ctx = summary.run if summary is not None else None
     if isinstance(ctx, RunContext) and recording.notebook_path() is not None:
         write_executed_notebook(ctx)
-        write_manifest(ctx.incident_dir)  # the step frame sealed before this was written
+        ctx.seal()  # the step frame sealed before this was written (signed with signing_key)
 
 
 ERROR_HOOKS.append(_after_failure)
