@@ -266,9 +266,9 @@ def _service_repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def bad_release(clean_sandbox: Sandbox) -> Sandbox:
     clean_sandbox.deploy("v1.1.0")
-    log = clean_sandbox.state_dir / "logs" / "api.log"
+    log = clean_sandbox.state_dir / "logs" / "inject.log"
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    with log.open("a") as fh:  # served by kwok as the pods' logs (CRI log format)
+    with log.open("a") as fh:  # copied into every api pod's log, later pods too (CRI format)
         fh.write(f"{stamp} stdout F GET /login?user=bob&password={LOG_SECRET} 200\n")
         fh.write(f"{stamp} stdout F debug: outgoing Authorization: Bearer {ENV_SECRET}\n")
     _wait_for_breach(clean_sandbox)
