@@ -386,7 +386,9 @@ def test_migrator_pod_missing(bad_deploy: Sandbox, tmp_path: Path) -> None:
     ):  # fmt: skip
         step(ctx)
     sb.kubectl("delete", "pod", "migrator", "--wait=true", "--grace-period=0", "--force")
-    with pytest.raises(PreconditionFailed, match=r"no running, ready pod matches .app in \(migrator\)."):
+    with pytest.raises(
+        PreconditionFailed, match=r"no running, ready pod matches .app in \(migrator\)."
+    ):
         steps.revert_migrations(ctx)
     failed_step(ctx, "revert_migrations")
     assert lease_holder(sb) is None
