@@ -91,10 +91,17 @@ class Wait:
         self.bar.set_postfix_str(f"{left:.0f} s left: {status}", refresh=False)
         self.bar.update(round(elapsed - self.bar.n, 1))
 
-    def done(self, status: str) -> None:
-        """The wait is over (success or not): draw the last state and close the bar."""
+    def done(self, status: str, *, ok: bool = True) -> None:
+        """The wait is over: draw the last state and close the bar.
+
+        ``ok``: what was awaited happened; the bar is drawn full (a widget turns green, not
+        the red of a bar closed short), else it stays where the time ran out.
+        """
         self.bar.set_postfix_str(f"{status} after {self.elapsed_s:.1f} s", refresh=False)
         self.bar.update(round(min(self.elapsed_s, self.budget_s) - self.bar.n, 1))
+        if ok:
+            self.bar.total = self.bar.n = max(self.bar.n, 0.1)
+            self.bar.bar_format = "{desc} |{bar}|{postfix}"
         self.bar.refresh()
         self.bar.close()
 
@@ -108,5 +115,5 @@ class Wait:
         tb: TracebackType | None,
     ) -> None:
         if not self.bar.disable and etype is not None:
-            self.done(f"stopped: {etype.__name__}")
+            self.done(f"stopped: {etype.__name__}", ok=False)
         self.bar.close()

@@ -174,10 +174,10 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
                 state = "recovered" if verdict.recovered else "not yet"
                 wait.tick(f"last 5xx ratio {ratio}, {state}")
                 if verdict.recovered or verdict.conclusive:
-                    wait.done(f"last 5xx ratio {ratio}, {state}")
+                    wait.done(f"last 5xx ratio {ratio}, {state}", ok=verdict.recovered)
                     break
             if now >= deadline:
-                wait.done("recovery window over")
+                wait.done("recovery window over", ok=False)
                 break
             ctx.sleep(p.recovery_poll)
             renew_lock(ctx, "check_recovery")  # the wait can outlast lock_ttl

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +48,9 @@ def _prepare(lab: Lab, notebook: str, name: str, parameters: dict[str, Any]) -> 
     return name
 
 
+_DRIVER: list[Any] = []  # the page to describe when a wait times out
+
+
 def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -54,45 +58,64 @@ def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            page = _page_text(_DRIVER[-1])[:6000] if _DRIVER else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n{page}")
         time.sleep(0.5)
 
 
 def _page_text(driver: Any) -> str:
-    return str(driver.execute_script("return document.body.innerText"))
+    # tqdm's widget writes figure spaces (U+2007) between words.
+    return str(driver.execute_script("return document.body.innerText")).replace("\u2007", " ")
 
 
 def _open_and_run_all(driver: Any, lab: Lab, name: str) -> None:
     from selenium.webdriver.common.by import By
 
+    _DRIVER[:] = [driver]
     driver.get(lab.notebook_url(name))
     _wait("the notebook", lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"),
           90)  # fmt: skip
-    _wait("the kernel", lambda: driver.find_elements(
-        By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"), 90)  # fmt: skip
-    menu = driver.find_element(
-        By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and normalize-space()='Run']"
-    )
-    menu.click()
+    idle = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
+    _wait("the kernel", lambda: [e for e in driver.find_elements(By.CSS_SELECTOR, idle)
+                                 if e.is_displayed()], 90)  # fmt: skip
     run_all = "//li[contains(@class,'lm-Menu-item')][.//*[normalize-space()='Run All Cells']]"
-    item = _wait("Run All Cells", lambda: driver.find_elements(By.XPATH, run_all), 10)[0]
-    item.click()
+    for _attempt in range(3):  # a click that lands before the tab is active runs nothing
+        driver.find_element(
+            By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and normalize-space()='Run']"
+        ).click()
+        _wait("Run All Cells", lambda: driver.find_elements(By.XPATH, run_all), 10)[0].click()
+        try:
+            _wait("the first cell to start", lambda: _started(driver), 15)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError("Run All Cells started nothing")
+
+
+def _started(driver: Any) -> bool:
+    prompts = driver.execute_script(
+        "return [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+        ".filter(e => e.offsetParent !== null).map(e => e.innerText.trim())"
+    )
+    return any(p != "[ ]:" for p in prompts)
 
 
 def _answer(driver: Any, text: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    box = _wait("the go-ahead prompt", lambda: driver.find_elements(
-        By.CSS_SELECTOR, ".jp-Stdin-input"), 240)[0]  # fmt: skip
-    box.send_keys(text + Keys.ENTER)
+    def prompt() -> list[Any]:  # the open notebook's; an earlier tab's may still be in the page
+        return [e for e in driver.find_elements(By.CSS_SELECTOR, ".jp-Stdin-input")
+                if e.is_displayed() and e.is_enabled()]  # fmt: skip
+
+    _wait("the go-ahead prompt", prompt, 240)[-1].send_keys(text + Keys.ENTER)
 
 
 def _all_ran(driver: Any) -> bool:
     """Every code cell shows an execution number ("[7]:"), none is waiting or running."""
     prompts = driver.execute_script(
         "return [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
-        ".map(e => e.innerText.trim())"
+        ".filter(e => e.offsetParent !== null).map(e => e.innerText.trim())"
     )
     return bool(prompts) and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)
 
@@ -100,12 +123,14 @@ def _all_ran(driver: Any) -> bool:
 def _banner(driver: Any) -> Any:
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.CSS_SELECTOR, ".runbook-summary")
+    found = [e for e in driver.find_elements(By.CSS_SELECTOR, ".runbook-summary")
+             if e.is_displayed()]  # fmt: skip
     return found[0] if found else None
 
 
 def _screenshot(driver: Any, name: str) -> Path:
-    first = driver.find_element("css selector", ".jp-Notebook .jp-Cell")  # the title
+    first = next(e for e in driver.find_elements("css selector", ".jp-Notebook .jp-Cell")
+                 if e.is_displayed())  # the open notebook's title  # fmt: skip
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", first)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
@@ -162,6 +187,7 @@ def _rollback_params(sandbox: Sandbox, lab: Lab, incident: str) -> dict[str, Any
         "expected_cluster": sandbox.context, "kubeconfig": str(sandbox.kubeconfig),
         "context": sandbox.context, "prometheus_url": sandbox.prometheus_url,
         "incident_id": incident, "output_dir": str(lab.root / "evidence"), **SHORT,
+        "helm_binary": shutil.which("helm", path=sandbox.env["PATH"]) or "helm",
     }  # fmt: skip
 
 
@@ -207,6 +233,8 @@ def test_rollback_by_hand_no_changes_nothing_yes_rolls_back_with_evidence(
     executed = json.loads((incident / "rollback.ipynb").read_text())
     code = [c for c in executed["cells"] if c["cell_type"] == "code"]
     assert all(c["execution_count"] for c in code[:-1]), "every cell ran, in the notebook"
+    waits = [c for c in code if "wait_for_rollout" in "".join(c["source"])]
+    assert "rollout of deployment/app" in json.dumps(waits[0]["outputs"])  # the progress shown
     summary = code[0]["outputs"][0]["metadata"]["runbook_summary"]
     assert summary["verdict"] == "rollback"
     assert summary["outcome"] == "recovered"

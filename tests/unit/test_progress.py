@@ -36,3 +36,4 @@ def test_elapsed_never_passes_the_budget_and_failure_is_drawn() -> None:
     except TimeoutError:
         pass
     assert "stopped: TimeoutError" in out.getvalue()
+    assert w.bar.n == 10.0  # a wait that ran out is not drawn as full
