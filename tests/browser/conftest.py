@@ -57,7 +57,10 @@ class Lab:
     token: str
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}"
+        # A workspace of its own, reset: JupyterLab would otherwise reopen the tabs of the
+        # notebook opened before, and the test would read that notebook's page.
+        stem = Path(name).stem
+        return f"{self.url}/lab/workspaces/{stem}/tree/{name}?reset&token={self.token}"
 
 
 @pytest.fixture(scope="session")
