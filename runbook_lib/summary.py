@@ -320,6 +320,10 @@ def _handle(
             hook(summary)
         except Exception as err:
             shown.append(f"  (could not save the notebook evidence: {err})")
+    # IPython ignores what a custom handler returns: publish it as the cell's error output
+    # ourselves, so papermill and the executed notebook show the failing cell's message.
+    if shell is not None:
+        shell._showtraceback(etype, value, shown)
     return shown
 
 

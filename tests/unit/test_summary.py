@@ -95,6 +95,15 @@ def test_error_handler_shows_the_message_and_saves_the_traceback(tmp_path: Path)
     summary, seen = _published()
     summary.folder = tmp_path
     sm._current = summary
+
+    class Shell:
+        def __init__(self) -> None:
+            self.shown: list[list[str]] = []
+
+        def _showtraceback(self, etype: object, value: object, stb: list[str]) -> None:
+            self.shown.append(stb)
+
+    shell = Shell()
     sm.set_redactor(lambda text: text.replace("s3cret", "[REDACTED]"))
     try:
         try:
@@ -103,9 +112,11 @@ def test_error_handler_shows_the_message_and_saves_the_traceback(tmp_path: Path)
             except OSError as err:
                 raise PreconditionFailed("wrong cluster: set expected_cluster") from err
         except PreconditionFailed as err:
-            lines = sm._handle(None, type(err), err, err.__traceback__)
+            lines = sm._handle(shell, type(err), err, err.__traceback__)
     finally:
         sm._current = None
+    # IPython ignores a custom handler's return value: the handler publishes it itself.
+    assert shell.shown == [lines]
     assert "PreconditionFailed: wrong cluster: set expected_cluster" in lines[0]
     assert lines[1] == "  caused by OSError: connection refused s3cret"
     assert str(tmp_path / "traceback.txt") in lines[2]
