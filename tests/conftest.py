@@ -24,6 +24,12 @@ ENABLE_HINT = "run `make sandbox-build` (or `runbook sandbox build`) to enable"
 os.environ.setdefault("RUNBOOK_SANDBOX_POD_READY_DELAY", "0")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: they drive whole notebook runs by hand on the shared sandbox, and
+    the breaches they cause should not be the next test's starting point."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 

@@ -52,9 +52,14 @@ _DRIVER: list[Any] = []  # the page to describe when a wait times out
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        result = check()
+        try:
+            result = check()
+        except StaleElementReferenceException:
+            result = None  # JupyterLab re-rendered the element while we read it: look again
         if result:
             return result
         if time.monotonic() > deadline:

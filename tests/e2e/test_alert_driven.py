@@ -106,10 +106,25 @@ def _alerts_active(sandbox: Any) -> list[str]:
     return [a["labels"]["alertname"] for a in alerts if a["labels"].get("release") == "app"]
 
 
+def _alertmanager_active() -> list[str]:
+    """The alerts for release app that Alertmanager still holds (it may deliver them late)."""
+    from runbook_sandbox import paths
+
+    url = f"http://127.0.0.1:{paths.ports().alertmanager}/api/v2/alerts?active=true"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        alerts = json.load(resp)
+    return [a["labels"]["alertname"] for a in alerts if a["labels"].get("release") == "app"]
+
+
 @pytest.fixture
 def quiet_sandbox(clean_sandbox: Any) -> Any:
-    """The sandbox at v1.0.0 with no runbook alert still active (each case starts clean)."""
+    """The sandbox at v1.0.0 with no runbook alert still active (each case starts clean).
+
+    Alertmanager too: an alert an earlier test's bad deploy left there would otherwise reach
+    this test's receiver and start a run before this test's deploy has breached.
+    """
     _wait(lambda: not _alerts_active(clean_sandbox), 180, "alerts still active after reset")
+    _wait(lambda: not _alertmanager_active(), 180, "Alertmanager still holds alerts")
     return clean_sandbox
 
 
