@@ -65,8 +65,10 @@ def write_replay(tmp_path: Path, errors: dict[int, float]) -> Path:
     return path
 
 
-def test_default_parameters_assess_the_bundled_bad_deploy(tmp_path: Path) -> None:
-    notebook = run_notebook(tmp_path)
+def test_the_bundled_bad_deploy_is_assessed(tmp_path: Path) -> None:
+    notebook = run_notebook(
+        tmp_path, replay_csv="data/bad_deploy.csv", deployed_at="2026-11-20T14:00:00+00:00"
+    )
     result = recorded(notebook)
     assert result["rollback"] is True
     assert [(t["rule"], t["fired_at"]) for t in result["triggers"]] == [
@@ -100,7 +102,7 @@ def test_injected_replay_and_thresholds(
     path = write_replay(tmp_path, errors)
     result = recorded(
         run_notebook(
-            tmp_path, metrics_csv=str(path), deployed_at=DEPLOY.isoformat(), sustain=sustain
+            tmp_path, replay_csv=str(path), deployed_at=DEPLOY.isoformat(), sustain=sustain
         )
     )
     assert [t["fired_at"] for t in result["triggers"]] == expected_fired
@@ -111,7 +113,12 @@ def test_injected_replay_and_thresholds(
 def test_manual_call_is_recorded(tmp_path: Path) -> None:
     path = write_replay(tmp_path, {})
     result = recorded(
-        run_notebook(tmp_path, metrics_csv=str(path), manual_reason="IC: checkout complaints")
+        run_notebook(
+            tmp_path,
+            replay_csv=str(path),
+            deployed_at=DEPLOY.isoformat(),
+            manual_reason="IC: checkout complaints",
+        )
     )
     assert result["rollback"] is True
     assert result["manual_reason"] == "IC: checkout complaints"
@@ -124,13 +131,13 @@ def test_bad_parameters_stop_at_the_validation_cell_listing_all(tmp_path: Path) 
     with pytest.raises(papermill.PapermillExecutionError) as caught:
         run_notebook(
             tmp_path,
-            metrics_csv=str(tmp_path / "missing.csv"),
+            replay_csv=str(tmp_path / "missing.csv"),
             deployed_at="2026-11-20T14:00:00",
             sustain="2 fortnights",
         )
     message = str(caught.value)
     assert "3 invalid parameter(s)" in message
-    assert "metrics_csv: no such file" in message
+    assert "replay_csv: no such file" in message
     assert "deployed_at: '2026-11-20T14:00:00' has no UTC offset" in message
     assert "sustain: unknown unit 'fortnights'" in message
     executed = nbformat.read(tmp_path / "assess-out.ipynb", as_version=4)
