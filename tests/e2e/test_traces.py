@@ -71,16 +71,17 @@ def test_jaeger_runs_on_loopback_only_and_status_shows_it(sandbox: Sandbox) -> N
 
 def test_each_request_is_a_trace_with_version_pod_route_and_status(clean_sandbox: Sandbox) -> None:
     source = JaegerSource(clean_sandbox.tracing_url)
-    pods = {
-        p["metadata"]["name"]
-        for p in json.loads(clean_sandbox.kubectl("get", "pods", "-l", "app=api", "-o", "json"))[
-            "items"
-        ]
-    }
+
+    def api_pods() -> set[str]:
+        listed = json.loads(clean_sandbox.kubectl("get", "pods", "-l", "app=api", "-o", "json"))
+        return {p["metadata"]["name"] for p in listed["items"]}
+
+    # Only requests served after the reset: an earlier test's pods and versions may still be
+    # in the seconds before it.
+    pods = api_pods()
     now = datetime.now(UTC)
-    result = _wait_traces(
-        lambda: source.find_traces("app", now - timedelta(seconds=20), datetime.now(UTC), limit=200)
-    )
+    result = _wait_traces(lambda: source.find_traces("app", now, datetime.now(UTC), limit=200))
+    pods |= api_pods()
     assert result.traces
     for trace in result.traces:
         assert trace.service == "app"
