@@ -186,17 +186,7 @@ def start(
         "--cluster.listen-address=",
     ]
     log = work / "alertmanager.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=work,
-            start_new_session=True,
-        )
-    metrics_stack._pid_file(state_dir, _NAME).parent.mkdir(parents=True, exist_ok=True)
-    metrics_stack._record(state_dir, _NAME, proc)
+    proc = metrics_stack.spawn_recorded(state_dir, _NAME, argv, log=log, cwd=work)
     try:
         _wait_ready(proc, log, base, timeout_s)
     except BaseException:

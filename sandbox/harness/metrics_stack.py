@@ -162,6 +162,25 @@ def status(state_dir: Path) -> dict[str, Any]:
 # --- pid files -----------------------------------------------------------------------------
 
 
+def spawn_recorded(
+    state_dir: Path, name: str, argv: list[str], *, log: Path, cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start a sandbox program in its own session, output appended to ``log``, and record
+    its pid under ``name`` so ``stop``/``down`` find it again from another process."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    _pid_file(state_dir, name).parent.mkdir(parents=True, exist_ok=True)
+    _record(state_dir, name, proc)
+    return proc
+
+
 def _record(state_dir: Path, name: str, proc: subprocess.Popen[bytes]) -> None:
     _children[proc.pid] = proc
     argv = [str(a) for a in proc.args] if isinstance(proc.args, list) else [str(proc.args)]

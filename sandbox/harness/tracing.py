@@ -121,17 +121,8 @@ def start(state_dir: Path, *, timeout_s: float = 30.0) -> str:
     config = work / "jaeger.yaml"
     config.write_text(render_config(ports))
     log = work / "jaeger.log"
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [str(binary), "--config", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=work,
-            start_new_session=True,
-        )
-    metrics_stack._pid_file(state_dir, _NAME).parent.mkdir(parents=True, exist_ok=True)
-    metrics_stack._record(state_dir, _NAME, proc)
+    argv = [str(binary), "--config", str(config)]
+    proc = metrics_stack.spawn_recorded(state_dir, _NAME, argv, log=log, cwd=work)
     try:
         _wait_ready(proc, log, timeout_s)
     except BaseException:
