@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -213,7 +213,6 @@ def check_paths(params: RunParams) -> None:
 
 def with_identity(params: RunParams, started: datetime) -> RunParams:
     """Fill in the incident id and lock holder when the parameters left them empty."""
-    from dataclasses import replace
 
     incident_id = params.incident_id or f"rollback-{params.release}-{started:%Y%m%dT%H%M%SZ}"
     holder = params.lock_holder or f"{incident_id}@{getpass.getuser()}.{socket.gethostname()}"
