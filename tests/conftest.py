@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
 ENABLE_HINT = "run `make sandbox-build` (or `runbook sandbox build`) to enable"
-# Pods become Ready at once in tests (kwok's default, also `up`'s);
-# a test that needs a real cluster's pace calls sandbox.set_pod_ready_delay(...).
+# Pods become Ready at once on the tests' shared sandbox (kwok's own pace; `up` defaults to
+# 3 s, a real cluster's): tests/e2e/test_pod_ready_delay.py checks the delay on its own sandbox.
 os.environ.setdefault("RUNBOOK_SANDBOX_POD_READY_DELAY", "0")
 
 

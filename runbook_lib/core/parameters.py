@@ -133,7 +133,13 @@ _SOURCES = (
         "sample spacing; empty: 15s for Prometheus, the median for a replay",
         _DECIDE,
     ),
-    _p("deployed_at", I, "", "time of the deploy; empty: the release's current revision", _DECIDE),
+    _p(
+        "deployed_at",
+        I,
+        "",
+        "time of the deploy; empty: the newest non-rollback revision in helm history",
+        _DECIDE,
+    ),
     _p("now", I, "", "evaluate as of this time; empty: last replay sample, or the clock", _DECIDE),
 )
 _RULES = (

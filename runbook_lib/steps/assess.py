@@ -8,6 +8,7 @@ from datetime import datetime
 from runbook_lib import assessment
 from runbook_lib.assessment import Window
 from runbook_lib.core.decision import Decision, Verdict
+from runbook_lib.core.revisions import bad_revision
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.facts import Assessed, Decided, record_fact
 from runbook_lib.run.context import RunContext
@@ -22,15 +23,17 @@ __all__ = ["DecisionMade", "assess", "decide"]
 def assess(ctx: RunContext) -> Window:
     """Runbook "When to Rollback": read the samples since before the last deploy.
 
-    ``deployed_at`` defaults to the current revision's time in ``helm history``. Raises
-    ``MetricsError`` when the samples cannot be read, ``CommandFailed`` when helm cannot.
+    ``deployed_at`` defaults to the time of the last deploy in ``helm history``: the newest
+    revision not made by ``helm rollback``. A rerun after a rollback thus judges the deploy
+    being undone, not the rollback. Raises ``MetricsError`` when the samples cannot be read,
+    ``CommandFailed`` when helm cannot.
     """
     p = ctx.params
     if p.deployed_at is not None:
         deployed_at, source = p.deployed_at, "parameter"
     else:
-        current = max(ctx.helm.history(p.release), key=lambda r: r.number)
-        deployed_at, source = current.updated, f"helm history revision {current.number}"
+        deploy = bad_revision(ctx.helm.history(p.release))
+        deployed_at, source = deploy.updated, f"helm history revision {deploy.number}"
     window = assessment.load_window(
         p, ctx.metrics, deployed_at=deployed_at, deployed_at_source=source, clock=ctx.now()
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 from string import Template
 
 from runbook_lib.errors import CommandFailed
-from runbook_sandbox import paths
+from runbook_sandbox import paths, pod_delays
 
 __all__ = [
     "ClusterEnv",
@@ -149,8 +149,11 @@ def is_running(ce: ClusterEnv) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == "ok"
 
 
-def create(ce: ClusterEnv, *, timeout_s: float = 120.0) -> None:
+def create(ce: ClusterEnv, *, pod_ready_delay_s: float = 0.0, timeout_s: float = 120.0) -> None:
     """Start the control plane and two fake nodes (``runbook sandbox up``, cluster part).
+
+    ``pod_ready_delay_s`` > 0: pods become Ready that long (to 1.5x) after scheduling; set
+    before the nodes exist (``pod_delays`` says why).
 
     Raises ``CommandFailed`` if kwokctl cannot create the cluster (its stderr names why;
     the components' own logs are under ``<state>/kwok/clusters/<name>/logs``).
@@ -216,6 +219,8 @@ def create(ce: ClusterEnv, *, timeout_s: float = 120.0) -> None:
             stderr=proc.stderr,
             returncode=proc.returncode,
         )
+    if pod_ready_delay_s > 0:
+        pod_delays.apply(_cluster_dir(ce), pod_ready_delay_s, healthz_port=ce.ports.kwok_controller)
     run(ce, ["kubectl", "--context", ce.context, "apply", "-f", str(KWOK_DIR / "nodes.yaml")])
     run(
         ce,

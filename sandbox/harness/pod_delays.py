@@ -4,14 +4,17 @@ kwok marks a scheduled pod Running and Ready at once; on a real cluster that tak
 (image pull, start, readiness probe), which is what rollout waits and recovery checks are
 about. kwokctl writes the stages it runs with (its defaults included) to the cluster's
 ``kwok.yaml``; ``apply`` adds a delay to the ``pod-ready`` stage there and restarts the kwok
-controller, which reads that file only at start. Nothing else restarts: nodes and pods keep
-their state, and the delay can change on a running sandbox (tests that need realism).
+controller, which reads that file only at start.
 
-``RUNBOOK_SANDBOX_POD_READY_DELAY`` sets it at ``up`` (e.g. ``3s``: each new pod becomes Ready
-3-4.5 s after it is scheduled). The default is ``0``, kwok's instant readiness. Known issue:
-after the controller restarts, the fake nodes lose their addresses (``status.addresses``), so
-``kubectl exec`` (the migrator) fails with "no preferred addresses found"; until that is
-fixed a delay is only usable where nothing execs into pods.
+``cluster.create`` calls it after kwokctl has started the control plane and *before* the fake
+nodes exist. The order matters: a controller restarted while nodes exist does not renew their
+leases; 40 s later the node lifecycle controller marks them unhealthy, kwok's heartbeat
+rewrites their status without ``status.addresses``, and ``kubectl exec`` (the migrator) fails
+with "no preferred addresses found". So the delay is chosen when the sandbox comes up, never
+changed on a running one.
+
+``RUNBOOK_SANDBOX_POD_READY_DELAY`` sets it (default ``3s``: each new pod becomes Ready 3-4.5 s
+after it is scheduled; ``0`` is kwok's instant readiness, which the test suite uses).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from runbook_lib.core.units import parse_duration
 
 __all__ = ["DEFAULT_DELAY", "PodDelayError", "apply", "configured_delay_s", "current_delay_s"]
 
-DEFAULT_DELAY = "0s"
+DEFAULT_DELAY = "3s"
 ENV = "RUNBOOK_SANDBOX_POD_READY_DELAY"
 _STAGE = "pod-ready"
 _CONTROLLER = "kwok-controller"
@@ -44,7 +47,7 @@ class PodDelayError(RuntimeError):
 
 
 def configured_delay_s() -> float:
-    """The delay ``up`` applies: ``$RUNBOOK_SANDBOX_POD_READY_DELAY`` or 0 (none)."""
+    """The delay ``up`` applies: ``$RUNBOOK_SANDBOX_POD_READY_DELAY``, else ``DEFAULT_DELAY``."""
     raw = os.environ.get(ENV) or DEFAULT_DELAY
     try:
         return parse_duration(raw)

@@ -97,15 +97,6 @@ class Sandbox:
         """One good revision v1.0.0, schema at v1.0.0, all pods ready."""
         release.reset(self.ce)
 
-    def set_pod_ready_delay(self, seconds: float) -> bool:
-        """Pods become Ready ``seconds`` (to 1.5x) after scheduling from now on; 0: at once.
-
-        Restarts only the kwok controller; returns False when the delay was already set.
-        """
-        return pod_delays.apply(
-            cluster._cluster_dir(self.ce), seconds, healthz_port=self.ce.ports.kwok_controller
-        )
-
     def migrate(self, *args: str) -> str:
         """``kubectl exec migrator -- ./migrate ARGS``; returns its output."""
         return release.migrate(self.ce, *args)
@@ -146,11 +137,10 @@ def up(*, progress: Progress = _say) -> Sandbox:
         _endpoints_file(ce).unlink(missing_ok=True)
         cluster.delete(ce)
         progress(f"starting cluster {ce.name!r} on 127.0.0.1:{ce.ports.kube_apiserver}")
-        cluster.create(ce)
-        progress(f"  control plane and 2 fake nodes ready ({time.monotonic() - started:.1f}s)")
         delay = pod_delays.configured_delay_s()
+        cluster.create(ce, pod_ready_delay_s=delay)
+        progress(f"  control plane and 2 fake nodes ready ({time.monotonic() - started:.1f}s)")
         if delay > 0:
-            pod_delays.apply(cluster._cluster_dir(ce), delay, healthz_port=ce.ports.kwok_controller)
             progress(f"  pods become Ready {delay:g}-{delay * 1.5:g} s after scheduling")
         release.deploy(ce, release.GOOD_VERSION)
         progress(

@@ -134,24 +134,60 @@ def test_kubectl_logs_serves_injected_lines_in_every_pod_log(clean_sandbox: Sand
     assert not missing
 
 
+def _pod_ready_after_scheduling_s(pod: dict[str, Any]) -> float:
+    times = {
+        c["type"]: datetime.fromisoformat(c["lastTransitionTime"].replace("Z", "+00:00"))
+        for c in pod["status"]["conditions"]
+    }
+    return (times["Ready"] - times["PodScheduled"]).total_seconds()
+
+
 @pytest.mark.slow
-def test_down_leaves_no_process_and_no_port(sandbox_bin_dir: Path, tmp_path: Path) -> None:
-    # A sandbox of its own, so stopping it cannot disturb the shared one.
+def test_own_sandbox_paces_pods_keeps_exec_and_down_leaves_nothing(
+    sandbox_bin_dir: Path, tmp_path: Path
+) -> None:
+    # A sandbox of its own, so stopping it cannot disturb the shared one; with `up`'s default
+    # pod-ready delay (the shared one runs with 0).
     env = {
         **os.environ,
         "RUNBOOK_SANDBOX_NAME": "runbook-downtest",
         "RUNBOOK_SANDBOX_STATE": str(tmp_path / "state"),
         "RUNBOOK_SANDBOX_PORT_BASE": "19400",
     }
+    env.pop("RUNBOOK_SANDBOX_POD_READY_DELAY", None)
     runbook = [str(Path(sys.executable).with_name("runbook")), "sandbox"]
     try:
         up = subprocess.run([*runbook, "up"], env=env, capture_output=True, text=True, timeout=300)
         assert up.returncode == 0, up.stderr
+        up_at = time.monotonic()
         status = json.loads(
             subprocess.run([*runbook, "status"], env=env, capture_output=True, text=True).stdout
         )
         assert status["cluster_running"]
         assert status["pids"], "a running sandbox has processes"
+        assert status["pod_ready_delay_s"] == 3.0
+        kubectl = [
+            str(sandbox_bin_dir / "kubectl"),
+            "--kubeconfig", status["kubeconfig"], "--context", status["context"],
+        ]  # fmt: skip
+        pods = json.loads(
+            subprocess.run(
+                [*kubectl, "get", "pods", "-l", "app=api", "-o", "json"],
+                capture_output=True, text=True, check=True, timeout=60,
+            ).stdout
+        )["items"]  # fmt: skip
+        assert pods
+        # kwok waits between the delay and 1.5x it; the API stores whole seconds.
+        waits = [_pod_ready_after_scheduling_s(p) for p in pods]
+        assert all(2.0 <= w <= 6.0 for w in waits), waits
+        # The delay was set before the nodes existed: their leases are renewed, so after the
+        # node lifecycle controller's 40 s grace they keep their addresses and exec works.
+        time.sleep(max(0.0, 50 - (time.monotonic() - up_at)))
+        migrate = subprocess.run(
+            [*kubectl, "exec", "migrator", "--", "./migrate", "version"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert migrate.returncode == 0, migrate.stderr
     finally:
         # Also after a failed start, so no half-started sandbox outlives the test.
         down = subprocess.run([*runbook, "down"], env=env, capture_output=True, text=True)
