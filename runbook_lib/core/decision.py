@@ -37,12 +37,13 @@ from runbook_lib.core.series import (
     BoolArray,
     FloatArray,
     IntArray,
+    UIntArray,
     WindowPlan,
     exact_mean,
     find_runs,
     gap_limit_ns,
-    gaps_before,
-    median_spacing_ns,
+    gaps_from_spacings,
+    median_of_spacings,
     seconds_to_ns,
     spacings_ns,
     times_ns,
@@ -262,9 +263,11 @@ class _Window:
 
     ``times`` is the slice ``[lo, hi)`` of all samples: from the earliest sample any rule reads
     (baseline or smoothing) to the elapsed window's end; ``first`` is the first counted sample.
+    ``counted_spacings`` are the spacings between counted samples, taken once for every rule.
     """
 
     times: IntArray
+    counted_spacings: UIntArray
     lo: int
     hi: int
     first: int
@@ -284,7 +287,12 @@ class _Window:
         deploy = inputs.deploy_ns
         end = min(deploy + seconds_to_ns(th.window), inputs.now_ns)
         known = every[: every.size - inputs.late]
-        step = Fraction(seconds_to_ns(th.step)) if th.step is not None else median_spacing_ns(known)
+        spacings = spacings_ns(known)
+        step = (
+            Fraction(seconds_to_ns(th.step))
+            if th.step is not None
+            else median_of_spacings(spacings)
+        )
         smoothing = seconds_to_ns(th.business_smoothing)
         # Clamped to the earliest representable instant: nothing lies before it anyway.
         baseline_start = max(deploy - seconds_to_ns(th.business_baseline), FIRST_NS)
@@ -294,6 +302,8 @@ class _Window:
         lo = min(int(np.searchsorted(every, earliest, side="left")), first)
         return cls(
             times=every[lo:hi],
+            # Counted samples run from ``first`` to ``hi - 1``; every one is known (by now).
+            counted_spacings=spacings[first : max(hi - 1, first)],
             lo=lo,
             hi=hi,
             first=first - lo,
@@ -313,7 +323,10 @@ class _Window:
     def counted_gaps(self) -> BoolArray:
         """Per counted sample, whether a gap longer than 1.5 steps precedes it (cached)."""
         if self._gaps is None:
-            self._gaps = gaps_before(self.counted_times, self.step_ns)
+            if self.counted_times.size:
+                self._gaps = gaps_from_spacings(self.counted_spacings, self.step_ns)
+            else:
+                self._gaps = np.zeros(0, dtype=bool)
         return self._gaps
 
     def smoothing(self) -> tuple[IntArray, IntArray, WindowPlan]:
@@ -357,7 +370,7 @@ class _Window:
                 f"{_value_text(column, peak)}"
             )
             return trigger, RuleResult(rule, column, RuleStatus.FIRED, reason, worst, limit)
-        unjudged = self.unjudged(column, times[valid])
+        unjudged = self.unjudged(column, valid)
         if unjudged:
             return None, RuleResult(rule, column, RuleStatus.NOT_EVALUATED, unjudged, worst, limit)
         if runs.starts.size:
@@ -419,7 +432,7 @@ class _Window:
             )
             result = RuleResult(Rule.BUSINESS, column, RuleStatus.FIRED, reason, worst, limit)
             return trigger, result, None
-        unjudged = self.unjudged(column, times[~np.isnan(counted)])
+        unjudged = self.unjudged(column, ~np.isnan(counted))
         if unjudged:
             status, reason = RuleStatus.NOT_EVALUATED, unjudged
         else:
@@ -430,20 +443,25 @@ class _Window:
             )
         return None, RuleResult(Rule.BUSINESS, column, status, reason, worst, limit), None
 
-    def unjudged(self, column: str, valid_times: IntArray) -> str | None:
-        """Why a rule cannot be judged from these valid samples of the elapsed window, or None.
+    def unjudged(self, column: str, valid: BoolArray) -> str | None:
+        """Why a rule cannot be judged from the valid counted samples (``valid``), or None.
 
         DESIGN.md "Verdict": no valid sample, or a stretch without one (from the window's start,
         between two, or to the window's end) longer than the sustain, where a breach that
         must fire could hide.
         """
         start, end, sustain = self.deploy_ns, self.end_ns, self.sustain_ns
+        if valid.all():  # usual: no sample missing, so the shared spacings serve
+            valid_times, spacings = self.counted_times, self.counted_spacings
+        else:
+            valid_times = self.counted_times[valid]
+            spacings = spacings_ns(valid_times)
         if valid_times.size == 0:
             return (
                 f"not judged: no valid {column} sample in the elapsed window from "
                 f"{_iso(start)} to {_iso(end)}"
             )
-        inner = np.flatnonzero(spacings_ns(valid_times) > np.uint64(sustain))
+        inner = np.flatnonzero(spacings > np.uint64(sustain))
         first, last = int(valid_times[0]), int(valid_times[-1])
         lead, tail = first - start > sustain, end - last > sustain
         count = int(lead) + int(inner.size) + int(tail)
@@ -475,7 +493,7 @@ class _Window:
         # The window's edges count as boundaries, so a series that starts late or stops early shows.
         edges = [self.deploy_ns, *(int(t) for t in counted_times[[0, -1]]), self.end_ns]
         limit = gap_limit_ns(self.step_ns)
-        spans = spacings_ns(counted_times)
+        spans = self.counted_spacings
         holes = [(edges[0], edges[1])] if edges[1] - edges[0] > limit else []
         holes.extend(
             (int(counted_times[k]), int(counted_times[k + 1]))
