@@ -412,8 +412,7 @@ def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> No
 def _prepare(parameters: Mapping[str, Any], notebook: Path) -> tuple[dict[str, Any], Path, bool]:
     """Validated parameters (paths absolute, incident id fixed) and the evidence folder."""
     from runbook_lib.assessment import check_params
-    from runbook_lib.run.context import check_paths
-    from runbook_lib.run.params import build_params
+    from runbook_lib.run.params import build_params, check_paths
 
     params = dict(parameters)
     assess = notebook.stem == "assess"
@@ -463,12 +462,7 @@ def run_rollback(
     by SIGINT/SIGTERM (the partial notebook and the evidence so far are sealed). Raises
     ``ParameterError`` for unknown or invalid parameters (exit 2).
     """
-    from runbook_lib.evidence.notebook import notebook_timings, write_notebook_evidence
-    from runbook_lib.facts import Outcome, RunFacts
     from runbook_lib.run.params import build_params
-    from runbook_lib.run.salvage import collect_after_failure
-    from runbook_lib.summary import read_summary
-    from runbook_lib.timeline import Timeline
 
     params, incident_dir, assess = _prepare(parameters, notebook)
     redactor = _redactor(params)
@@ -477,6 +471,15 @@ def run_rollback(
 
     with _Signals() as signals:
         run = _execute(notebook, params, kernel=kernel, stream=stream, signals=signals)
+        # Imported once the notebook has run: they bring in the Kubernetes client, pandas and
+        # nbformat (seconds on a busy machine) that the kernel loads again anyway. Before the
+        # kernel starts they would only delay the rollback an alert asked for.
+        from runbook_lib.evidence.notebook import notebook_timings, write_notebook_evidence
+        from runbook_lib.facts import Outcome, RunFacts
+        from runbook_lib.run.salvage import collect_after_failure
+        from runbook_lib.summary import read_summary
+        from runbook_lib.timeline import Timeline
+
         failure = run.failure
         first: float | None = None
         if run.raw is not None:

@@ -25,11 +25,11 @@ from runbook_lib.adapters.helm import Helm
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.metrics import MetricsSource
 from runbook_lib.core.redact import Redactor
-from runbook_lib.errors import CommandFailed, ParameterError, PreconditionFailed
+from runbook_lib.errors import CommandFailed, PreconditionFailed
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import check_signing_key, write_manifest
 from runbook_lib.facts import RunFacts
-from runbook_lib.run.params import RunParams, build_params
+from runbook_lib.run.params import RunParams, build_params, check_paths
 from runbook_lib.run.sources import metrics_source
 from runbook_lib.summary import current as current_summary
 from runbook_lib.summary import set_redactor
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from runbook_lib.evidence.capture import CaptureJob
     from runbook_lib.run.plan import Plan
 
-__all__ = ["Live", "RunContext", "check_paths", "open_timeline", "start_run", "with_identity"]
+__all__ = ["Live", "RunContext", "open_timeline", "start_run", "with_identity"]
 
 PROMETHEUS_STEP_S = 15.0  # query step when the parameter ``step`` is empty
 
@@ -188,27 +188,6 @@ class RunContext:
         if p.console:
             chosen.append(("console", notify.ConsoleNotifier()))
         return tuple(chosen)
-
-
-def check_paths(params: RunParams) -> None:
-    """The parameters that name files: a replay must exist, the evidence folder be a folder.
-
-    Raises ``ParameterError`` listing each problem.
-    """
-    problems: list[str] = []
-    if params.replay_csv and not Path(params.replay_csv).is_file():
-        problems.append(f"replay_csv: no such file: {params.replay_csv} (cwd {Path.cwd()})")
-    out = Path(params.output_dir)
-    # The nearest existing folder on the way must be a folder (not a file): checked up the tree.
-    for folder in (out, *out.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                problems.append(f"output_dir: {folder} exists and is not a folder")
-            break
-    if params.kubeconfig and not Path(params.kubeconfig).is_file():
-        problems.append(f"kubeconfig: no such file: {params.kubeconfig}")
-    if problems:
-        raise ParameterError(problems)
 
 
 def with_identity(params: RunParams, started: datetime) -> RunParams:

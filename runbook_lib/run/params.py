@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "build_params",
     "business_counters",
     "check_decision_params",
+    "check_paths",
     "parse_leniently",
 ]
 
@@ -345,3 +347,24 @@ def parse_leniently(raw: Mapping[str, Any], used_by: str) -> dict[str, Any]:
         except (ValueError, TypeError, OverflowError):
             values[parameter.name] = table.parse_value(parameter, parameter.default)
     return values
+
+
+def check_paths(params: RunParams) -> None:
+    """The parameters that name files: a replay must exist, the evidence folder be a folder.
+
+    Raises ``ParameterError`` listing each problem.
+    """
+    problems: list[str] = []
+    if params.replay_csv and not Path(params.replay_csv).is_file():
+        problems.append(f"replay_csv: no such file: {params.replay_csv} (cwd {Path.cwd()})")
+    out = Path(params.output_dir)
+    # The nearest existing folder on the way must be a folder (not a file): checked up the tree.
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                problems.append(f"output_dir: {folder} exists and is not a folder")
+            break
+    if params.kubeconfig and not Path(params.kubeconfig).is_file():
+        problems.append(f"kubeconfig: no such file: {params.kubeconfig}")
+    if problems:
+        raise ParameterError(problems)

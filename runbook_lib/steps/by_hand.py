@@ -14,10 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 from runbook_lib import recorder as recording
-from runbook_lib.evidence.notebook import write_notebook_evidence
 from runbook_lib.run.context import RunContext
 from runbook_lib.run.step import runbook_step
 from runbook_lib.summary import ERROR_HOOKS, Summary
@@ -50,6 +47,13 @@ def write_executed_notebook(ctx: RunContext) -> NotebookSaved:
         return NotebookSaved(
             None, None, "not run from a Jupyter server (runbook run writes it from papermill)"
         )
+    # Imported here, not at the top: only a run by hand writes its notebook, and nbformat pulls
+    # in jsonschema's format checkers, which with JupyterLab installed take about 1.7 s to
+    # import: time every headless run (an alert's included) would spend before its first step.
+    import nbformat
+
+    from runbook_lib.evidence.notebook import write_notebook_evidence
+
     # nbformat's reader joins the file's line lists into strings, as redaction expects.
     skeleton = nbformat.reads(source.read_text(encoding="utf-8"), as_version=4)  # type: ignore[no-untyped-call]
     executed = nbformat.from_dict(recorder.executed_notebook(skeleton))  # type: ignore[no-untyped-call]
