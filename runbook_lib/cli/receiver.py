@@ -52,6 +52,9 @@ __all__ = ["CHANGED_OUTCOMES", "Receiver", "Runner", "notifiers_from_policy"]
 CHANGED_OUTCOMES = frozenset(
     {"recovered", "not_recovered", "release_changed", "failed", "interrupted"}
 )
+# Verdicts after which the release's next alert is assessed again (no cooldown): the run
+# changed nothing, on data that ended before later alerts fired.
+REASSESS_VERDICTS = frozenset({"no_rollback", "inconclusive"})
 RECENT_RUNS = 200  # kept for /runs
 RETRY_AFTER_S = 10.0  # a full queue asks Alertmanager to come back after this
 
@@ -336,16 +339,23 @@ class Receiver:
                 if job is None:
                     return
             release, waiting = job
+            verdict = ""
             try:
-                self._run(waiting.first, waiting.more)
+                verdict = self._run(waiting.first, waiting.more)
             except Exception as err:  # a worker must survive any one run's failure
                 self._notify(f"runbook serve: internal error handling {waiting.first.key}: {err}")
             finally:
                 with self._lock:
-                    self.state.done(release, self.clock())
+                    later = self.state.done(
+                        release, self.clock(), reassess=verdict in REASSESS_VERDICTS
+                    )
                     self._lock.notify_all()
+                if later is not None:
+                    self._journal("reassess", key=later.key, alertname=later.name,
+                                  after_verdict=verdict)  # fmt: skip
 
-    def _run(self, alert: Alert, more: int) -> None:
+    def _run(self, alert: Alert, more: int) -> str:
+        """One run for ``alert``; returns its verdict ("" when none was reached or run)."""
         received = self._received_at.pop((alert.namespace, alert.release), None) or self.clock()
         with self._lock:
             history = list(self.auto_rollbacks.get((alert.namespace, alert.release), ()))
@@ -372,7 +382,7 @@ class Receiver:
             self._notify(
                 f"runbook serve: {what}; nothing run: {plan.reason}. To act by hand: {command}"
             )
-            return
+            return ""
         incident_dir = self.output_dir / incident_id
         run = {
             "run_id": incident_id,
@@ -464,6 +474,7 @@ class Receiver:
                 f"outcome {outcome}; {took}; evidence: {incident_dir}.{advice}"
             )
         self._notify(text)
+        return result.verdict or ""
 
     def _notify(self, text: str) -> None:
         for notifier in self.notifiers:

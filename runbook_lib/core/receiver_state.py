@@ -7,10 +7,15 @@ the set of alert keys already seen forgets the oldest beyond ``remember``.
 
 Dispositions:
   queued     a run for this release will start (its first alert)
-  coalesced  a run for this release is waiting or running; the alert is recorded with it
+  coalesced  a run for this release is waiting or running; the alert is recorded with it.
+             One that arrives while the run is running is kept (the latest): if that run ends
+             without a rollback verdict, it was judged on data from before this alert, so a
+             follow-up run assesses again (``done(..., reassess=True)``)
   duplicate  this alert (same fingerprint and start) was already handled: no second run
-  recent     a run for this release ended less than ``cooldown`` seconds ago: recorded only
-             (after a rollback, the release's other alerts keep firing for a while)
+  recent     a run for this release that acted on a rollback verdict ended less than
+             ``cooldown`` seconds ago: recorded only (after a rollback, the release's other
+             alerts keep firing for a while). A run that found nothing to roll back starts no
+             cooldown: an early alert must not mute the ones a bad deploy raises next
   resolved   Alertmanager says it ended: recorded, nothing started
   ignored    no release/namespace label: nothing to roll back
   full       the queue is full: the post is answered 503 so Alertmanager retries
@@ -57,6 +62,7 @@ class ReceiverState:
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     waiting: OrderedDict[ReleaseKey, Waiting] = field(default_factory=OrderedDict)
     running: dict[ReleaseKey, Alert] = field(default_factory=dict)
+    arrived: dict[ReleaseKey, Alert] = field(default_factory=dict)  # latest, during a run
     ended: dict[ReleaseKey, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,6 +94,7 @@ class ReceiverState:
             self._mark(alert.key)
             return Disposition.COALESCED
         if release in self.running:
+            self.arrived[release] = alert
             self._mark(alert.key)
             return Disposition.COALESCED
         ended = self.ended.get(release)
@@ -109,13 +116,27 @@ class ReceiverState:
                 return release, entry
         return None
 
-    def done(self, release: ReleaseKey, now: datetime) -> None:
-        """The release's run ended at ``now``; alerts within the cooldown are only recorded."""
+    def done(self, release: ReleaseKey, now: datetime, *, reassess: bool = False) -> Alert | None:
+        """The release's run ended at ``now``; returns the alert queued for a follow-up run.
+
+        ``reassess`` is true when the run found nothing to roll back (verdict ``no_rollback``
+        or ``inconclusive``): no cooldown, and the latest alert that arrived while it ran is
+        queued, since the run's data ended before that alert fired. Otherwise alerts within
+        the cooldown are only recorded.
+        """
         self.running.pop(release, None)
+        later = self.arrived.pop(release, None)
+        if reassess:
+            self.ended.pop(release, None)
+            if later is not None and release not in self.waiting:
+                self.waiting[release] = Waiting(later)
+                return later
+            return None
         self.ended[release] = now
         # Bounded: only releases still inside their cooldown are kept.
         for key in [k for k, t in self.ended.items() if (now - t).total_seconds() >= self.cooldown]:
             del self.ended[key]
+        return None
 
     @property
     def depth(self) -> int:

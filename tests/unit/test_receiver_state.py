@@ -85,3 +85,34 @@ def test_alerts_right_after_a_run_are_recorded_not_run_again() -> None:
     assert state.offer(latency, NOW + timedelta(seconds=299)) is Disposition.RECENT
     later = _alert(starts_at="2026-12-01T12:40:00Z")
     assert state.offer(later, NOW + timedelta(seconds=300)) is Disposition.QUEUED
+
+
+def test_a_run_that_found_nothing_to_roll_back_reassesses_what_fired_during_it() -> None:
+    # An early alert (a dip while pods restarted) starts a run that judges seconds of data;
+    # the bad deploy's own alerts fire while it runs and must not be lost.
+    state = ReceiverState(cooldown=300)
+    assert state.offer(_alert(name="RunbookBusinessDrop"), NOW) is Disposition.QUEUED
+    release, _ = state.take()  # type: ignore[misc]
+    errors = _alert(name="RunbookErrorRatioHigh", starts_at="2026-12-01T12:00:10Z")
+    latency = _alert(name="RunbookLatencyP99High", starts_at="2026-12-01T12:00:12Z")
+    assert state.offer(errors, NOW) is Disposition.COALESCED
+    assert state.offer(latency, NOW) is Disposition.COALESCED
+    assert state.done(release, NOW, reassess=True) == latency  # the latest, once
+    again, waiting = state.take()  # type: ignore[misc]
+    assert (again, waiting.first) == (release, latency)
+    assert state.done(release, NOW, reassess=True) is None  # nothing new: no third run
+    assert state.take() is None
+    # No cooldown after a run that changed nothing: the next episode is assessed at once.
+    later = _alert(starts_at="2026-12-01T12:01:00Z")
+    assert state.offer(later, NOW + timedelta(seconds=1)) is Disposition.QUEUED
+
+
+def test_after_a_rollback_verdict_what_fired_during_the_run_is_only_recorded() -> None:
+    state = ReceiverState(cooldown=300)
+    assert state.offer(_alert(), NOW) is Disposition.QUEUED
+    release, _ = state.take()  # type: ignore[misc]
+    assert state.offer(_alert(name="RunbookLatencyP99High"), NOW) is Disposition.COALESCED
+    assert state.done(release, NOW) is None
+    assert state.take() is None
+    business = _alert(name="RunbookBusinessDrop")
+    assert state.offer(business, NOW + timedelta(seconds=10)) is Disposition.RECENT

@@ -299,6 +299,46 @@ def test_a_burst_of_1000_alerts_for_50_releases_runs_each_release_once(tmp_path:
     assert runner.max_concurrent_per_release == 1
 
 
+def test_an_alert_during_a_run_that_found_nothing_is_assessed_again(tmp_path: Path) -> None:
+    runner = FakeRunner(verdict="no_rollback")
+    runner.gate.clear()  # the first run holds until the second alert has arrived
+    receiver = _receiver(tmp_path, runner)
+    receiver.start()
+
+    async def go() -> list[Any]:
+        client = await _client(receiver)
+        try:
+            early = await client.post(
+                "/alerts", json=payload(alert(name="RunbookBusinessDrop")), headers=AUTH
+            )
+            for _ in range(100):
+                if runner.calls:
+                    break
+                await asyncio.sleep(0.05)
+            during = await client.post("/alerts", json=payload(alert()), headers=AUTH)
+            return [await early.json(), await during.json()]
+        finally:
+            await client.close()
+
+    answers = _run(go())
+    runner.gate.set()
+    assert receiver.wait_idle(10)
+    receiver.close()
+    assert answers == [{"alerts": ["queued"]}, {"alerts": ["coalesced"]}]
+    first, second = runner.calls
+    started_by = [
+        json.loads((Path(c["output_dir"]) / c["incident_id"] / "alert.json").read_text())
+        for c in (first, second)
+    ]
+    names = [s["alert"]["labels"]["alertname"] for s in started_by]
+    assert names == ["RunbookBusinessDrop", "RunbookErrorRatioHigh"]
+    journal = [
+        json.loads(line) for line in (tmp_path / "state" / "journal.jsonl").read_text().splitlines()
+    ]
+    (reassess,) = [e for e in journal if e["event"] == "reassess"]
+    assert reassess["after_verdict"] == "no_rollback"
+
+
 def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     runner = FakeRunner()
     runner.gate.clear()
