@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ def main() -> int:
     sandbox = runbook_sandbox.attach()
     if sandbox is None or not sandbox.prometheus_url:
         raise SystemExit("the sandbox is not running with its metrics stack")
+    # The reset restarts pods (orders dip): start from a quiet state, or that dip's alert is
+    # the one that starts the run, seconds after the deploy.
+    say("waiting until no runbook alert is pending or firing")
+    _wait_quiet(sandbox.prometheus_url)
     output = Path(os.environ.get("RUNBOOK_DEMO_OUTPUT", REPO / "evidence")) / "alert-demo"
     work = output / f"serve-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     work.mkdir(parents=True, exist_ok=True)
@@ -88,26 +93,36 @@ def main() -> int:
         subprocess.run([RUNBOOK, "sandbox", "deploy", "v1.1.0"], check=True)
         journal = work / "state" / "journal.jsonl"
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        finished = None
-        while time.monotonic() < deadline and finished is None:
+        # A run that found nothing to roll back is followed by one for the alerts that fired
+        # while it ran (journal "reassess"): wait for a run that acted, else report the last.
+        done: list[dict[str, Any]] = []
+        acted: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not acted:
             time.sleep(2)
             events = (
                 [json.loads(x) for x in journal.read_text().splitlines()]
                 if journal.exists()
                 else []
             )
-            finished = next((e for e in events if e["event"] == "run_finished"), None)
-        if finished is None:
+            done = [e for e in events if e["event"] == "run_finished"]
+            acted = [e for e in done if e["outcome"] not in ("no_rollback", "inconclusive")]
+        if not done:
             say("no run finished in time")
             return 1
+        finished = (acted or done)[-1]
     finally:
         serve.terminate()
         serve.wait(30)
     events = [json.loads(x) for x in journal.read_text().splitlines()]
-    received = _at(
-        next(e for e in events if e["event"] == "alert" and e["disposition"] == "queued")["at"]
+    started = next(
+        e for e in events if e["event"] == "run_started" and e["run_id"] == finished["run_id"]
     )
-    started = next(e for e in events if e["event"] == "run_started")
+    for earlier in events:
+        if earlier["event"] == "run_finished" and earlier["run_id"] != finished["run_id"]:
+            say(f"earlier run {earlier['run_id']}: outcome {earlier['outcome']}")
+    received = _at(
+        next(e for e in events if e["event"] == "alert" and e["key"] == started["alert_key"])["at"]
+    )
     incident = Path(started["incident_dir"])
     record = json.loads((incident / "record.json").read_text())
     triggers = record.get("triggers") or []
@@ -116,7 +131,7 @@ def main() -> int:
         (
             _at(s.get("started_at"))
             for s in record.get("steps", [])
-            if s.get("step") == "helm_rollback"
+            if s.get("step") == "helm_rollback" and s.get("status") == "done"
         ),
         None,
     )
@@ -153,6 +168,17 @@ def main() -> int:
             f"breach start -> verified recovery: {span:.0f} s (goal < sustain 20 s + 60 s = 80 s)"
         )
     return 0 if finished["outcome"] == "recovered" else 1
+
+
+def _wait_quiet(prometheus_url: str, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{prometheus_url}/api/v1/alerts", timeout=5) as resp:
+            alerts = json.load(resp)["data"]["alerts"]
+        if not [a for a in alerts if a["labels"].get("release") == "app"]:
+            return
+        time.sleep(2)
+    say(f"runbook alerts still active after {timeout_s:.0f} s; going on")
 
 
 if __name__ == "__main__":

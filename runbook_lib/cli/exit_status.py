@@ -13,7 +13,10 @@
 
 from __future__ import annotations
 
-from runbook_lib.core.decision import Verdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the engine (pandas) is not loaded by `runbook run` before its kernel starts
+    from runbook_lib.core.decision import Verdict
 
 __all__ = [
     "BAD_INPUT",
@@ -35,8 +38,4 @@ EVIDENCE_LOST = 5
 
 def exit_status_for(verdict: Verdict) -> int:
     """``runbook evaluate --exit-status``: the verdict as an exit status for scripts."""
-    return {
-        Verdict.NO_ROLLBACK: OK,
-        Verdict.ROLLBACK: ROLLBACK,
-        Verdict.INCONCLUSIVE: INCONCLUSIVE,
-    }[verdict]
+    return {"no_rollback": OK, "rollback": ROLLBACK, "inconclusive": INCONCLUSIVE}[verdict.value]

@@ -411,7 +411,6 @@ def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> No
 
 def _prepare(parameters: Mapping[str, Any], notebook: Path) -> tuple[dict[str, Any], Path, bool]:
     """Validated parameters (paths absolute, incident id fixed) and the evidence folder."""
-    from runbook_lib.assessment import check_params
     from runbook_lib.run.params import build_params, check_paths
 
     params = dict(parameters)
@@ -421,6 +420,8 @@ def _prepare(parameters: Mapping[str, Any], notebook: Path) -> tuple[dict[str, A
     _check_names(notebook, params)
     # Every problem at once, before anything runs (exit 2).
     if assess:
+        from runbook_lib.assessment import check_params  # pandas and matplotlib: assess only
+
         check_params(params)
     else:
         checked = build_params(params)
