@@ -57,7 +57,7 @@ def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            result = check()
+            result = None if _DRIVER and _answer_kernel_dialog(_DRIVER[-1]) else check()
         except StaleElementReferenceException:
             result = None  # JupyterLab re-rendered the element while we read it: look again
         if result:
@@ -80,9 +80,7 @@ def _open_and_run_all(driver: Any, lab: Lab, name: str) -> None:
     driver.get(lab.notebook_url(name))
     _wait("the notebook", lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"),
           90)  # fmt: skip
-    idle = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
-    _wait("the kernel", lambda: [e for e in driver.find_elements(By.CSS_SELECTOR, idle)
-                                 if e.is_displayed()], 90)  # fmt: skip
+    _wait("the kernel", lambda: _kernel_ready(driver), 90)
     run_all = "//li[contains(@class,'lm-Menu-item')][.//*[normalize-space()='Run All Cells']]"
     for _attempt in range(3):  # a click that lands before the tab is active runs nothing
         driver.find_element(
@@ -95,6 +93,26 @@ def _open_and_run_all(driver: Any, lab: Lab, name: str) -> None:
         except AssertionError:
             continue
     raise AssertionError("Run All Cells started nothing")
+
+
+def _answer_kernel_dialog(driver: Any) -> bool:
+    """JupyterLab sometimes asks which kernel to start (seen in CI for the first notebook
+    opened, before it had loaded the kernel specs): answered as a person would, with the one
+    it proposes (the notebook's Python 3). True when it was there."""
+    from selenium.webdriver.common.by import By
+
+    for dialog in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog"):
+        if dialog.is_displayed() and "Select Kernel" in dialog.text:
+            dialog.find_element(By.CSS_SELECTOR, ".jp-Dialog-button.jp-mod-accept").click()
+            return True
+    return False
+
+
+def _kernel_ready(driver: Any) -> bool:
+    from selenium.webdriver.common.by import By
+
+    idle = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
+    return any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, idle))
 
 
 def _started(driver: Any) -> bool:
