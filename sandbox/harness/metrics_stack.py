@@ -86,15 +86,7 @@ def start(
             # Spans to the sandbox's Jaeger (tracing.py); dropped while it is not up.
             "--otlp-endpoint", f"http://127.0.0.1:{ports.jaeger_otlp_http}",
         ]  # fmt: skip
-        with (work / "traffic-model.log").open("ab") as log:
-            traffic = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _record(state_dir, "traffic", traffic)
+        traffic = spawn_recorded(state_dir, "traffic", argv, log=work / "traffic-model.log")
         _wait_http(f"{endpoints.traffic_url}/mix", traffic, work / "traffic-model.log", timeout_s)
         # The runbook's rules (runbook rules, demo windows); alerts go to the sandbox's
         # Alertmanager (alerting.py), which need not be up yet: Prometheus retries.
@@ -163,7 +155,7 @@ def status(state_dir: Path) -> dict[str, Any]:
 
 
 def spawn_recorded(
-    state_dir: Path, name: str, argv: list[str], *, log: Path, cwd: Path
+    state_dir: Path, name: str, argv: list[str], *, log: Path, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """Start a sandbox program in its own session, output appended to ``log``, and record
     its pid under ``name`` so ``stop``/``down`` find it again from another process."""
