@@ -33,7 +33,7 @@ from typing import Any
 
 import runbook_sandbox
 from runbook_lib import steps
-from runbook_lib.timeline import EventKind, Timeline
+from runbook_lib.record.timeline import EventKind, Timeline
 
 GOAL_BEFORE_CHANGE_S = 1.0
 _ORDER = steps.ROLLBACK_STEPS

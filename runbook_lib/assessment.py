@@ -18,16 +18,16 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from runbook_lib import plots
 from runbook_lib.adapters.metrics import MetricsSource
+from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.replay import ReplaySource
 from runbook_lib.core import decision as core_decision
 from runbook_lib.core import parameters as table
 from runbook_lib.core.decision import Decision, RuleStatus, Verdict
+from runbook_lib.display import plots
+from runbook_lib.display.summary import current as current_summary
 from runbook_lib.errors import ParameterError
 from runbook_lib.run.params import RunParams, check_decision_params, parse_leniently
-from runbook_lib.run.sources import metrics_source
-from runbook_lib.summary import current as current_summary
 
 __all__ = [
     "PROMETHEUS_STEP_S",
@@ -298,4 +298,17 @@ def record(params: RunParams, decision: Decision, window: Window) -> Record:
             },
             "manual_reason": params.manual_reason or None,
         }
+    )
+
+
+def metrics_source(params: RunParams) -> MetricsSource:
+    """Where a run's samples come from: ``ReplaySource`` for ``replay_csv``, else
+    ``PrometheusSource`` for ``prometheus_url``."""
+    if params.replay_csv:
+        return ReplaySource(Path(params.replay_csv))
+    return PrometheusSource(
+        params.prometheus_url,
+        selector=params.prometheus_selector,
+        rate_window=params.prometheus_rate_window,
+        business_counters=dict(params.business_counter_map),
     )

@@ -21,15 +21,16 @@ from typing import Any, TextIO, cast
 
 from runbook_lib.errors import ParameterError, RunbookError
 
-__all__ = ["DISTRIBUTION", "RunbookParser", "build_parser", "main", "version"]
+__all__ = ["COMMANDS_GROUP", "DISTRIBUTION", "RunbookParser", "build_parser", "main", "version"]
 
 DISTRIBUTION = "runbook-lib"
+COMMANDS_GROUP = "runbook.commands"
 
 # Each module loads papermill, nbconvert and kubernetes only inside its command function, so
-# building the parser stays cheap.
+# building the parser stays cheap. Other packages add commands through the entry point group
+# ``runbook.commands`` (the sandbox harness adds ``sandbox``): a ``register`` function each.
 _SUBCOMMAND_MODULES = (
     "runbook_lib.cli.evaluate",
-    "runbook_lib.cli.sandbox",
     "runbook_lib.cli.run",
     "runbook_lib.cli.evidence",
     "runbook_lib.cli.rules",
@@ -93,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "argparse._SubParsersAction[argparse.ArgumentParser]",
         parser.add_subparsers(dest="command", metavar="COMMAND", required=True),
     )
+    register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
     for name in _SUBCOMMAND_MODULES:
-        module = importlib.import_module(name)
-        register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
-        register = module.register
+        register = importlib.import_module(name).register
+        register(subparsers)
+    for entry in sorted(metadata.entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        register = entry.load()
         register(subparsers)
     return parser
 

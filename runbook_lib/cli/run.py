@@ -320,7 +320,7 @@ def _execute(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from runbook_lib.run.progress import PROGRESS_ENV
+    from runbook_lib.display.progress import PROGRESS_ENV
 
     failure = ""
     started = time.monotonic()
@@ -389,8 +389,8 @@ def _cluster_line(facts: Any) -> str:
 
 def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> None:
     """Put the interrupt on the timeline, unless the interrupted step recorded it itself."""
-    from runbook_lib.facts import RunFacts
-    from runbook_lib.timeline import EventKind, Timeline
+    from runbook_lib.record.facts import RunFacts
+    from runbook_lib.record.timeline import EventKind, Timeline
 
     timeline = Timeline(
         incident_dir / "timeline.jsonl",
@@ -475,11 +475,11 @@ def run_rollback(
         # Imported once the notebook has run: they bring in the Kubernetes client, pandas and
         # nbformat (seconds on a busy machine) that the kernel loads again anyway. Before the
         # kernel starts they would only delay the rollback an alert asked for.
+        from runbook_lib.display.summary import read_summary
         from runbook_lib.evidence.notebook import notebook_timings, write_notebook_evidence
-        from runbook_lib.facts import Outcome, RunFacts
-        from runbook_lib.run.salvage import collect_after_failure
-        from runbook_lib.summary import read_summary
-        from runbook_lib.timeline import Timeline
+        from runbook_lib.record.facts import Outcome, RunFacts
+        from runbook_lib.record.timeline import Timeline
+        from runbook_lib.steps.salvage import collect_after_failure
 
         failure = run.failure
         first: float | None = None

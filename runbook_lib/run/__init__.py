@@ -1,4 +1,1 @@
-"""Run infrastructure: parameters, the run context, the step frame, evidence gathering, salvage.
-
-Steps (``runbook_lib.steps``) are only their work; everything every step needs lives here.
-"""
+"""The rollback run's parameters (``params``): to be replaced by ``core.settings``."""

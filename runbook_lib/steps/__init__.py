@@ -11,12 +11,10 @@ from typing import Any
 
 from runbook_lib.assessment import Window
 from runbook_lib.core import parameters as _table
-from runbook_lib.run.context import RunContext, start_run
 from runbook_lib.run.params import RunParams
-from runbook_lib.run.plan import Plan
-from runbook_lib.run.step import Skipped
 from runbook_lib.steps.assess import DecisionMade, assess, decide
 from runbook_lib.steps.by_hand import NotebookSaved, save_notebook
+from runbook_lib.steps.context import RunContext, start_run
 from runbook_lib.steps.finish import Finished, finish
 from runbook_lib.steps.followup import (
     FixForwardResult,
@@ -25,6 +23,7 @@ from runbook_lib.steps.followup import (
     fix_forward,
 )
 from runbook_lib.steps.migrations import MigrationsReverted, revert_migrations
+from runbook_lib.steps.plan import Plan
 from runbook_lib.steps.plots import PlotsWritten, plot_assessment, plot_before_after
 from runbook_lib.steps.preflight import Confirmation, confirm, preflight
 from runbook_lib.steps.records import (
@@ -36,6 +35,7 @@ from runbook_lib.steps.records import (
 from runbook_lib.steps.recovery import RecoveryChecked, check_recovery
 from runbook_lib.steps.rollback import Notified, RollbackDone, helm_rollback, notify
 from runbook_lib.steps.rollout import ImagesVerified, RolloutDone, verify_image, wait_for_rollout
+from runbook_lib.steps.step import Skipped
 
 # The runbook's order from the assessment to the end of the rollback: the notebook's cells, the
 # end-to-end tests and the benchmark all follow this one tuple (a test checks the notebook).

@@ -10,11 +10,11 @@ from runbook_lib.assessment import Window
 from runbook_lib.core.decision import Decision, Verdict
 from runbook_lib.core.revisions import bad_revision
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.facts import Assessed, Decided, record_fact
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.lock import keep_renewed
-from runbook_lib.run.step import runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import Assessed, Decided, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.lock import keep_renewed
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["DecisionMade", "assess", "decide"]
 

@@ -1,12 +1,12 @@
 """Post-Rollback Actions, step 2 (continued): the executed notebook of a run done by hand.
 
 ``runbook run`` writes the executed notebook and its HTML from papermill's copy. A person who
-runs the notebook in Jupyter has no such copy: the kernel's recorder (``runbook_lib.recorder``)
-kept every output it sent, and ``save_notebook`` lays them onto the notebook file the server
-named (``JPY_SESSION_NAME``), then writes ``rollback.ipynb`` and ``rollback.html`` through the
-same redaction as ``runbook run`` and re-seals the manifest. When a step fails (the cells
-after it do not run), the same happens from the error handler, so a failed run by hand also
-leaves its notebook.
+runs the notebook in Jupyter has no such copy: the kernel's recorder
+(``runbook_lib.display.recorder``) kept every output it sent, and ``save_notebook`` lays them
+onto the notebook file the server named (``JPY_SESSION_NAME``), then writes ``rollback.ipynb``
+and ``rollback.html`` through the same redaction as ``runbook run`` and re-seals the manifest.
+When a step fails (the cells after it do not run), the same happens from the error handler, so
+a failed run by hand also leaves its notebook.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runbook_lib import recorder as recording
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.step import runbook_step
-from runbook_lib.summary import ERROR_HOOKS, Summary
-from runbook_lib.timeline import EventKind
+from runbook_lib.display import recorder as recording
+from runbook_lib.display.summary import ERROR_HOOKS, Summary
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["NotebookSaved", "save_notebook", "write_executed_notebook"]
 

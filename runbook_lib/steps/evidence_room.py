@@ -10,8 +10,8 @@ import os
 
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.evidence import files
-from runbook_lib.run.context import RunContext
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
 
 __all__ = ["EVIDENCE_MIN_FREE", "check_evidence_folder"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runbook_lib.facts import Finished as FinishedFact
-from runbook_lib.facts import Outcome, record_fact
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.step import release_lock, runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import Finished as FinishedFact
+from runbook_lib.record.facts import Outcome, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.step import release_lock, runbook_step
 
 __all__ = ["Finished", "finish"]
 

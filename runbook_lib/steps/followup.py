@@ -8,12 +8,12 @@ from pathlib import Path
 
 from runbook_lib.errors import ParameterError, PreconditionFailed
 from runbook_lib.evidence import files, postmortem
-from runbook_lib.evidence import record as incident_record
+from runbook_lib.evidence import incident_record as incident_record
 from runbook_lib.evidence.fixforward import FixForward, create_fix_branch
-from runbook_lib.facts import FixBranchCreated, record_fact
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.step import runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import FixBranchCreated, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["FixForwardResult", "PostmortemDrafted", "draft_postmortem", "fix_forward"]
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from runbook_lib.adapters.pod_exec import exec_in_pod
 from runbook_lib.core.images import PodImages
 from runbook_lib.errors import CommandFailed, PreconditionFailed, VerificationFailed
-from runbook_lib.facts import MigrationsReverted as Reverted
-from runbook_lib.facts import record_fact
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.step import runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import MigrationsReverted as Reverted
+from runbook_lib.record.facts import record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["MigrationsReverted", "revert_migrations"]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from runbook_lib.errors import PreconditionFailed, RunbookError
 from runbook_lib.evidence import bundle
-from runbook_lib.run import evidence
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.step import runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps import collect as evidence
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["PlotsWritten", "plot_assessment", "plot_before_after"]
 

@@ -9,15 +9,15 @@ from runbook_lib.adapters.access import missing_permissions
 from runbook_lib.core.images import expected_images
 from runbook_lib.core.revisions import resolve_target, revisions_needing_values
 from runbook_lib.errors import PreconditionFailed, WrongCluster
-from runbook_lib.facts import Confirmed, TargetResolved, record_fact
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.earlier import link_earlier_runs
-from runbook_lib.run.lock import keep_renewed, make_lock, take_lock
-from runbook_lib.run.plan import Plan, build_plan
-from runbook_lib.run.step import runbook_step
+from runbook_lib.record.facts import Confirmed, TargetResolved, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.earlier_runs import link_earlier_runs
 from runbook_lib.steps.evidence_room import check_evidence_folder
+from runbook_lib.steps.lock import keep_renewed, make_lock, take_lock
 from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
-from runbook_lib.timeline import EventKind
+from runbook_lib.steps.plan import Plan, build_plan
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["Confirmation", "confirm", "preflight"]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runbook_lib.evidence import record as incident_record
-from runbook_lib.evidence.record import IncidentRecord
-from runbook_lib.run import evidence
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.step import runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.evidence import incident_record as incident_record
+from runbook_lib.evidence.incident_record import IncidentRecord
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps import collect as evidence
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["EvidenceWritten", "RecordWritten", "preserve_evidence", "write_record"]
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from runbook_lib.core import recovery as core_recovery
 from runbook_lib.core.drift import expected_revision, release_drift
+from runbook_lib.display.progress import Wait
 from runbook_lib.errors import (
     MetricsError,
     PreconditionFailed,
@@ -14,13 +15,12 @@ from runbook_lib.errors import (
     RunbookError,
     VerificationFailed,
 )
-from runbook_lib.facts import NotRecovered, Recovered, ReleaseChanged, record_fact
-from runbook_lib.run.broadcast import broadcast
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.lock import renew_lock
-from runbook_lib.run.progress import Wait
-from runbook_lib.run.step import runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import NotRecovered, Recovered, ReleaseChanged, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.broadcast import broadcast
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.lock import renew_lock
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["RecoveryChecked", "check_recovery"]
 

@@ -6,13 +6,13 @@ import shlex
 from dataclasses import dataclass
 
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.facts import RolledBack, record_fact
-from runbook_lib.run.broadcast import broadcast
-from runbook_lib.run.capture import start_bad_release_capture
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.plan import rollout_message
-from runbook_lib.run.step import runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import RolledBack, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.bad_pods import start_bad_release_capture
+from runbook_lib.steps.broadcast import broadcast
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.plan import rollout_message
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["Notified", "RollbackDone", "helm_rollback", "notify"]
 

@@ -8,14 +8,14 @@ from datetime import datetime
 
 from runbook_lib.core.images import image_mismatches
 from runbook_lib.core.rollout import RolloutState, rollout_state
+from runbook_lib.display.progress import Wait
 from runbook_lib.errors import PreconditionFailed, StepTimeout, VerificationFailed
-from runbook_lib.facts import RolloutCompleted, record_fact
-from runbook_lib.run.capture import SETTLE_AFTER_ROLLOUT_S, settle_capture
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.lock import keep_renewed
-from runbook_lib.run.progress import Wait
-from runbook_lib.run.step import runbook_step
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import RolloutCompleted, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.bad_pods import SETTLE_AFTER_ROLLOUT_S, settle_capture
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.lock import keep_renewed
+from runbook_lib.steps.step import runbook_step
 
 __all__ = ["ImagesVerified", "RolloutDone", "verify_image", "wait_for_rollout"]
 

@@ -17,7 +17,7 @@ from runbook_lib import steps
 from runbook_lib.adapters.traces import JaegerSource
 from runbook_lib.core.traces import parse_traces
 from runbook_lib.evidence.capture import BEFORE_ROLLBACK
-from runbook_lib.facts import Outcome
+from runbook_lib.record.facts import Outcome
 
 from .test_steps import BAD_IMAGE, GOOD_IMAGE, deploy_bad_version, events, snapshot, start
 

@@ -26,7 +26,7 @@ from runbook_lib.errors import (
     StepTimeout,
     VerificationFailed,
 )
-from runbook_lib.facts import Outcome
+from runbook_lib.record.facts import Outcome
 
 from .test_steps import (
     BAD_IMAGE,

@@ -23,8 +23,8 @@ import pytest
 
 from runbook_lib import steps
 from runbook_lib.errors import LockHeld, LockLost, ReleaseChangedUnderRun
-from runbook_lib.facts import Outcome, RunFacts
-from runbook_lib.timeline import Timeline
+from runbook_lib.record.facts import Outcome, RunFacts
+from runbook_lib.record.timeline import Timeline
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox

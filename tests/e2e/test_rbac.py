@@ -21,7 +21,7 @@ from runbook_lib.adapters.access import Permission, caller_rules, missing_permis
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.core.rbac_rules import granted
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.facts import Outcome
+from runbook_lib.record.facts import Outcome
 from runbook_lib.steps.permissions import REQUIRED
 
 from .test_steps import (

@@ -15,7 +15,7 @@ import pytest
 
 from runbook_lib import steps
 from runbook_lib.errors import WrongCluster
-from runbook_lib.facts import Outcome
+from runbook_lib.record.facts import Outcome
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox

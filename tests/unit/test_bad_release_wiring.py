@@ -16,13 +16,13 @@ import pytest
 from runbook_lib.core import parameters as table
 from runbook_lib.errors import ParameterError
 from runbook_lib.evidence.capture import CaptureJob, CaptureReport
-from runbook_lib.evidence.record import build_record, render_markdown
-from runbook_lib.facts import BadPodsCaptured, RunFacts, TracesCollected, record_fact
-from runbook_lib.run.capture import settle_capture
-from runbook_lib.run.context import RunContext, start_run
+from runbook_lib.evidence.incident_record import build_record, render_markdown
+from runbook_lib.record.facts import BadPodsCaptured, RunFacts, TracesCollected, record_fact
+from runbook_lib.record.timeline import Timeline
 from runbook_lib.run.params import build_params
-from runbook_lib.run.traces import collect_run_traces, prometheus_figures
-from runbook_lib.timeline import Timeline
+from runbook_lib.steps.bad_pods import settle_capture
+from runbook_lib.steps.context import RunContext, start_run
+from runbook_lib.steps.trace_evidence import collect_run_traces, prometheus_figures
 
 DEPLOY = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 REPLAY = Path(__file__).parents[2] / "notebooks/data/bad_deploy.csv"

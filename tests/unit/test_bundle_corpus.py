@@ -23,7 +23,7 @@ from runbook_lib.core.redact import Redactor
 from runbook_lib.evidence import bundle
 from runbook_lib.evidence.manifest import verify_manifest, write_manifest
 from runbook_lib.evidence.notebook import write_notebook_evidence
-from runbook_lib.timeline import EventKind, Timeline
+from runbook_lib.record.timeline import EventKind, Timeline
 
 PLANTED = [p.text for p in CORPUS]
 KUBECONFIG = "/work/main/sandbox/.state/kubeconfig"

@@ -26,8 +26,8 @@ from runbook_lib.errors import (
     ReleaseChangedUnderRun,
     VerificationFailed,
 )
-from runbook_lib.evidence.record import build_record, render_markdown
-from runbook_lib.facts import (
+from runbook_lib.evidence.incident_record import build_record, render_markdown
+from runbook_lib.record.facts import (
     Decided,
     EarlierRunFound,
     LockTaken,
@@ -36,11 +36,11 @@ from runbook_lib.facts import (
     RunFacts,
     record_fact,
 )
-from runbook_lib.run import earlier
-from runbook_lib.run.lock import check_lock, renew_every
-from runbook_lib.run.step import runbook_step
+from runbook_lib.record.timeline import EventKind, Timeline
 from runbook_lib.steps import RunContext, start_run
-from runbook_lib.timeline import EventKind, Timeline
+from runbook_lib.steps import earlier_runs as earlier
+from runbook_lib.steps.lock import check_lock, renew_every
+from runbook_lib.steps.step import runbook_step
 
 T0 = datetime(2026, 12, 1, 14, 0, 0, tzinfo=UTC)
 

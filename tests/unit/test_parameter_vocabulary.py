@@ -27,9 +27,9 @@ from runbook_lib import assessment
 from runbook_lib.cli.main import build_parser, main
 from runbook_lib.core import parameters as table
 from runbook_lib.errors import ParameterError
-from runbook_lib.run.context import start_run
 from runbook_lib.run.params import RunParams, build_params
-from runbook_lib.run.salvage import collect_after_failure
+from runbook_lib.steps.context import start_run
+from runbook_lib.steps.salvage import collect_after_failure
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {table.ASSESS: REPO / "notebooks" / "assess.ipynb",

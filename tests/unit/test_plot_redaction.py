@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from runbook_lib.plots import Moments, plot_business, plot_error_and_latency
+from runbook_lib.display.plots import Moments, plot_business, plot_error_and_latency
 
 DEPLOY = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 TOKEN = "xoxb-1234567890-1234567890123-PLANTEDplotLabel0"

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from runbook_lib.adapters.replay import read_replay_csv
 from runbook_lib.core.thresholds import Thresholds
-from runbook_lib.plots import Moments, plot_business, plot_error_and_latency
+from runbook_lib.display.plots import Moments, plot_business, plot_error_and_latency
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from runbook_lib.run.progress import Wait
+from runbook_lib.display.progress import Wait
 
 
 def test_text_mode_writes_lines_with_elapsed_and_remaining_time() -> None:

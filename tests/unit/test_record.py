@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from runbook_lib.core.redact import Redactor
-from runbook_lib.evidence.record import IncidentRecord, Outcome, build_record, write_record
-from runbook_lib.facts import (
+from runbook_lib.evidence.incident_record import IncidentRecord, Outcome, build_record, write_record
+from runbook_lib.record.facts import (
     Assessed,
     Decided,
     Fact,
@@ -22,7 +22,7 @@ from runbook_lib.facts import (
     TargetResolved,
     record_fact,
 )
-from runbook_lib.timeline import Event, EventKind, Timeline
+from runbook_lib.record.timeline import Event, EventKind, Timeline
 
 DEPLOY = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 

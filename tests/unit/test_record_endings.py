@@ -7,15 +7,20 @@ from datetime import timedelta
 from test_record import DEPLOY, Clock, _decided, _start, _step, samples
 
 from runbook_lib.errors import LockHeld
-from runbook_lib.evidence.record import IncidentRecord, Outcome, build_record, render_markdown
-from runbook_lib.facts import (
+from runbook_lib.evidence.incident_record import (
+    IncidentRecord,
+    Outcome,
+    build_record,
+    render_markdown,
+)
+from runbook_lib.record.facts import (
     Recovered,
     RolledBack,
     RolloutCompleted,
     TargetResolved,
     record_fact,
 )
-from runbook_lib.timeline import Timeline
+from runbook_lib.record.timeline import Timeline
 
 BAD = TargetResolved(2, "v1.1.0", 1, "v1.0.0", already_rolled_back=False)
 

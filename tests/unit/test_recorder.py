@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook_lib.recorder import Recorder
+from runbook_lib.display.recorder import Recorder
 
 
 def _msg(kind: str, parent: str, **content: Any) -> dict[str, Any]:

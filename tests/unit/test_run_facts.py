@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.facts import (
+from runbook_lib.record.facts import (
     Confirmed,
     Decided,
     Fact,
@@ -26,7 +26,7 @@ from runbook_lib.facts import (
     TargetResolved,
     record_fact,
 )
-from runbook_lib.timeline import EventKind, Timeline
+from runbook_lib.record.timeline import EventKind, Timeline
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 DEPLOYED = T0 - timedelta(minutes=30)
@@ -166,7 +166,7 @@ ENDINGS: dict[Outcome, Callable[[Run], Run]] = {
 }
 
 if "release_changed" in {o.value for o in Outcome}:  # being added alongside this test
-    from runbook_lib import facts as _facts
+    from runbook_lib.record import facts as _facts
 
     def _release_changed(run: Run) -> Run:
         _recovered(run)

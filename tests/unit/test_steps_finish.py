@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.facts import (
+from runbook_lib.record.facts import (
     Decided,
     Outcome,
     Recovered,

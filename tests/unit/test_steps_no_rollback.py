@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from runbook_lib import steps
-from runbook_lib.facts import Outcome
+from runbook_lib.record.facts import Outcome
 from runbook_lib.steps import Skipped
 
 DEPLOYED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.core.revisions import Revision, RollbackTarget
-from runbook_lib.run.context import RunContext
 from runbook_lib.steps import notify, start_run
+from runbook_lib.steps.context import RunContext
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 TARGET = RollbackTarget(

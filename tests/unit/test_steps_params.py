@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.errors import ParameterError
+from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps import RunParams, start_run
-from runbook_lib.timeline import EventKind
 
 SECRET_HOOK = "https://chat.example.test/services/T0AAA/B0BBB/s3cr3tW3bh00kT0ken"
 

@@ -9,11 +9,11 @@ import pytest
 
 from runbook_lib.core.revisions import Revision, RollbackTarget
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.facts import Outcome
-from runbook_lib.run.context import RunContext
+from runbook_lib.record.facts import Outcome
 from runbook_lib.run.params import build_params
-from runbook_lib.run.plan import build_plan, rollout_message
 from runbook_lib.steps import confirm, start_run
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.plan import build_plan, rollout_message
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 GOOD = Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete")

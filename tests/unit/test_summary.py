@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runbook_lib import summary as sm
+from runbook_lib.display import summary as sm
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.facts import Decided, Finished, RunFacts
+from runbook_lib.record.facts import Decided, Finished, RunFacts
 
 
 def _published() -> tuple[sm.Summary, list[tuple[dict[str, Any], dict[str, Any], bool]]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.timeline import EventKind, Timeline
+from runbook_lib.record.timeline import EventKind, Timeline
 
 
 class _Clock:

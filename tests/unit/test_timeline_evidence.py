@@ -9,7 +9,7 @@ from pathlib import Path
 from secret_corpus import CORPUS, leaks
 
 from runbook_lib.core.redact import PLACEHOLDER, Redactor
-from runbook_lib.timeline import EventKind, Timeline
+from runbook_lib.record.timeline import EventKind, Timeline
 
 
 def test_nested_parameter_values_are_redacted(tmp_path: Path) -> None:

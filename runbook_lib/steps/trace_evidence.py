@@ -19,8 +19,8 @@ from runbook_lib.adapters.traces import JaegerSource, resolve_service
 from runbook_lib.errors import ParameterError
 from runbook_lib.evidence.bundle import BundleReport
 from runbook_lib.evidence.traces import collect_traces
-from runbook_lib.facts import TracesCollected, record_fact
-from runbook_lib.run.context import RunContext
+from runbook_lib.record.facts import TracesCollected, record_fact
+from runbook_lib.steps.context import RunContext
 
 __all__ = ["TRACES_TIMEOUT_S", "collect_run_traces", "prometheus_figures"]
 

@@ -1,41 +1,30 @@
-"""``runbook sandbox build|up|down|status|deploy VERSION|reset``: the local practice cluster.
+"""``runbook-sandbox build|up|down|status|deploy VERSION|reset``: the local practice cluster.
 
-Thin: every subcommand delegates to the harness package ``runbook_sandbox``
-(``sandbox/harness``), which is test and demo tooling, not part of the runbook library.
+The harness's own command line. It is also ``runbook sandbox ...``: the harness registers
+``register`` under the ``runbook.commands`` entry point group, which the ``runbook`` command
+reads, so the runbook library never imports the harness.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from typing import Any
 
-from runbook_lib.errors import CommandFailed
+import runbook_sandbox
+from runbook_lib.errors import CommandFailed, RunbookError
 
-__all__ = ["register"]
-
-
-def _harness() -> Any:
-    """Import the harness lazily: ``runbook evaluate`` must work without the sandbox."""
-    try:
-        return importlib.import_module("runbook_sandbox")
-    except ModuleNotFoundError as err:
-        raise CommandFailed(
-            "the sandbox harness (package runbook_sandbox) is not installed; "
-            "run `make install` in a checkout of the project",
-            retryable=False,
-        ) from err
+__all__ = ["main", "register"]
 
 
 def _build(args: argparse.Namespace) -> int:
-    _harness().build(force=args.force)
+    runbook_sandbox.build(force=args.force)
     return 0
 
 
 def _up(args: argparse.Namespace) -> int:
-    sandbox = _harness().up()
+    sandbox = runbook_sandbox.up()
     print(f"KUBECONFIG={sandbox.kubeconfig}")
     print(f"context={sandbox.context}")
     if sandbox.prometheus_url:
@@ -46,18 +35,18 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    left = _harness().down()
+    left = runbook_sandbox.down()
     return 1 if left else 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    info = _harness().status()
+    info = runbook_sandbox.status()
     print(json.dumps(info, indent=2, default=str))
     return 0 if info.get("cluster_running") else 3
 
 
 def _running_sandbox() -> Any:
-    sandbox = _harness().attach()
+    sandbox = runbook_sandbox.attach()
     if sandbox is None:
         raise CommandFailed("the sandbox is not running; start it with `runbook sandbox up`")
     return sandbox
@@ -85,21 +74,30 @@ def _add(
     )
 
 
+_DESCRIPTION = (
+    "A practice cluster on loopback: etcd, kube-apiserver, controller-manager and "
+    "scheduler with kwok nodes, the demo Helm release 'app', Prometheus and a traffic "
+    "model. Several can run at once, told apart by the environment: "
+    "RUNBOOK_SANDBOX_NAME (cluster name, default runbook; kube context kwok-NAME), "
+    "RUNBOOK_SANDBOX_STATE (state directory, default sandbox/.state in a checkout, "
+    "else $XDG_STATE_HOME/runbook-sandbox), RUNBOOK_SANDBOX_PORT_BASE (first of the "
+    "loopback ports, default 19000; Prometheus on base+90), RUNBOOK_SANDBOX_CACHE "
+    "(built binaries, default ~/.cache/runbook-sandbox)."
+)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``runbook sandbox ACTION``: the entry point the ``runbook`` command loads."""
     parser = subparsers.add_parser(
         "sandbox",
         help="local Kubernetes sandbox (kwok) with the demo release, for practice and tests",
-        description=(
-            "A practice cluster on loopback: etcd, kube-apiserver, controller-manager and "
-            "scheduler with kwok nodes, the demo Helm release 'app', Prometheus and a traffic "
-            "model. Several can run at once, told apart by the environment: "
-            "RUNBOOK_SANDBOX_NAME (cluster name, default runbook; kube context kwok-NAME), "
-            "RUNBOOK_SANDBOX_STATE (state directory, default sandbox/.state in a checkout, "
-            "else $XDG_STATE_HOME/runbook-sandbox), RUNBOOK_SANDBOX_PORT_BASE (first of the "
-            "loopback ports, default 19000; Prometheus on base+90), RUNBOOK_SANDBOX_CACHE "
-            "(built binaries, default ~/.cache/runbook-sandbox)."
-        ),
+        description=_DESCRIPTION,
     )
+    add_actions(parser)
+
+
+def add_actions(parser: argparse.ArgumentParser) -> None:
+    """The sandbox's actions (build, up, down, status, deploy, reset) under ``parser``."""
     sub = parser.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
 
     p = _add(
@@ -160,3 +158,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Reinstalls the release so that helm history holds a single good revision.",
     )
     p.set_defaults(func=_reset)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``runbook-sandbox``: the same actions as ``runbook sandbox``."""
+    parser = argparse.ArgumentParser(prog="runbook-sandbox", description=_DESCRIPTION)
+    add_actions(parser)
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except RunbookError as err:
+        print(f"runbook-sandbox: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

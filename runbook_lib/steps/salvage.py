@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from runbook_lib.errors import ParameterError, RunbookError
-from runbook_lib.evidence import record as incident_record
-from runbook_lib.run import evidence
-from runbook_lib.run.context import RunContext, open_timeline
+from runbook_lib.evidence import incident_record as incident_record
 from runbook_lib.run.params import build_params
+from runbook_lib.steps import collect as evidence
+from runbook_lib.steps.context import RunContext, open_timeline
 
 __all__ = ["Salvaged", "collect_after_failure"]
 

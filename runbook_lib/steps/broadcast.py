@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runbook_lib.run.context import RunContext
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
 
 __all__ = ["broadcast"]
 

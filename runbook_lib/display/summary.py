@@ -24,9 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from runbook_lib import recorder as recording
+from runbook_lib.display import recorder as recording
 from runbook_lib.errors import RunbookError
-from runbook_lib.facts import RunFacts
+from runbook_lib.record.facts import RunFacts
 
 __all__ = [
     "BANNER_COLOURS",

@@ -24,23 +24,23 @@ from runbook_lib.adapters import notify
 from runbook_lib.adapters.helm import Helm
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.metrics import MetricsSource
+from runbook_lib.assessment import metrics_source
 from runbook_lib.core.redact import Redactor
+from runbook_lib.display.summary import current as current_summary
+from runbook_lib.display.summary import set_redactor
 from runbook_lib.errors import CommandFailed, PreconditionFailed
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import check_signing_key, write_manifest
-from runbook_lib.facts import RunFacts
+from runbook_lib.record.facts import RunFacts
+from runbook_lib.record.timeline import EventKind, Timeline
 from runbook_lib.run.params import RunParams, build_params, check_paths
-from runbook_lib.run.sources import metrics_source
-from runbook_lib.summary import current as current_summary
-from runbook_lib.summary import set_redactor
-from runbook_lib.timeline import EventKind, Timeline
 
 if TYPE_CHECKING:
     from runbook_lib.adapters.lease import ReleaseLock
     from runbook_lib.assessment import Window
     from runbook_lib.core.revisions import RollbackTarget
     from runbook_lib.evidence.capture import CaptureJob
-    from runbook_lib.run.plan import Plan
+    from runbook_lib.steps.plan import Plan
 
 __all__ = ["Live", "RunContext", "open_timeline", "start_run", "with_identity"]
 

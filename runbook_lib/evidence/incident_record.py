@@ -19,8 +19,8 @@ import pandas as pd
 
 from runbook_lib.core.redact import redact_structure
 from runbook_lib.evidence import files
-from runbook_lib.facts import Outcome, RunFacts, fact_data
-from runbook_lib.timeline import Event, EventKind
+from runbook_lib.record.facts import Outcome, RunFacts, fact_data
+from runbook_lib.record.timeline import Event, EventKind
 
 __all__ = [
     "Impact",

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 
 from runbook_lib.adapters.lease import LockInfo, ReleaseLock
 from runbook_lib.errors import AdapterError, LockLost
-from runbook_lib.facts import LockTaken, record_fact
-from runbook_lib.run.context import RunContext
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import LockTaken, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
 
 __all__ = ["check_lock", "keep_renewed", "make_lock", "renew_every", "renew_lock", "take_lock"]
 

@@ -31,7 +31,7 @@ class EventKind(StrEnum):
     DRY_RUN = "dry_run"  # what a mutating step would have done
     DECISION = "decision"
     WARNING = "warning"
-    FACT = "fact"  # a typed fact of the run (runbook_lib.facts), read back by RunFacts
+    FACT = "fact"  # a typed fact of the run (runbook_lib.record.facts), read back by RunFacts
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def _append_nofollow(path: Path, text: str) -> None:
 
 
 def _error_kind(err: BaseException) -> str:
-    """What a failure means for the run's outcome (read back by ``runbook_lib.facts``)."""
+    """What a failure means for the run's outcome (read back by ``runbook_lib.record.facts``)."""
     if isinstance(err, KeyboardInterrupt | SystemExit):
         return "interrupted"
     if isinstance(err, ParameterError):

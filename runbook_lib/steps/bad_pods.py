@@ -26,9 +26,9 @@ from runbook_lib.evidence.capture import (
     CaptureReport,
     capture_release_pods,
 )
-from runbook_lib.facts import BadPodsCaptured, record_fact
-from runbook_lib.run.context import RunContext
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.facts import BadPodsCaptured, record_fact
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
 
 __all__ = [
     "LISTING_WAIT_S",

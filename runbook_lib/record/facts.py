@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from runbook_lib.timeline import Event, EventKind, Timeline
+from runbook_lib.record.timeline import Event, EventKind, Timeline
 
 __all__ = [
     "Assessed",

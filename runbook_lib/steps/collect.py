@@ -14,10 +14,10 @@ import pandas as pd
 
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence import bundle, files
-from runbook_lib.evidence.record import IncidentRecord, build_record
-from runbook_lib.run.capture import SETTLE_IN_EVIDENCE_S, settle_capture, write_pods_by_revision
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.traces import collect_run_traces
+from runbook_lib.evidence.incident_record import IncidentRecord, build_record
+from runbook_lib.steps.bad_pods import SETTLE_IN_EVIDENCE_S, settle_capture, write_pods_by_revision
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.trace_evidence import collect_run_traces
 
 __all__ = ["build_incident_record", "collect", "fetch_samples", "samples", "save_figures", "seal"]
 
@@ -68,7 +68,7 @@ def samples(ctx: RunContext, *, fetch: bool = True) -> pd.DataFrame:
 
 def save_figures(ctx: RunContext, frame: pd.DataFrame, stem: str) -> tuple[list[str], Any]:
     """Save the 5xx/latency figure (and the business one, if any) as ``plots/<stem>*.png``."""
-    from runbook_lib import plots
+    from runbook_lib.display import plots
 
     # A fresh Prometheus has no data for most of the baseline window: start at the first sample.
     present = frame.notna().any(axis=1)

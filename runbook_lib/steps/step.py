@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
+from runbook_lib.display.summary import current as current_summary
 from runbook_lib.errors import AdapterError
-from runbook_lib.run.context import RunContext
-from runbook_lib.run.lock import check_lock, keep_renewed, renew_lock
-from runbook_lib.summary import current as current_summary
-from runbook_lib.timeline import EventKind
+from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.lock import check_lock, keep_renewed, renew_lock
 
 __all__ = ["Skipped", "release_lock", "runbook_step"]
 

@@ -23,11 +23,11 @@ import pandas as pd
 
 from runbook_lib.adapters.lease import LockInfo
 from runbook_lib.errors import CommandFailed
+from runbook_lib.evidence.incident_record import build_record, write_record
 from runbook_lib.evidence.manifest import write_manifest
-from runbook_lib.evidence.record import build_record, write_record
-from runbook_lib.facts import EarlierRunFound, Finished, Outcome, RunFacts, record_fact
-from runbook_lib.run.context import RunContext
-from runbook_lib.timeline import EventKind, Timeline
+from runbook_lib.record.facts import EarlierRunFound, Finished, Outcome, RunFacts, record_fact
+from runbook_lib.record.timeline import EventKind, Timeline
+from runbook_lib.steps.context import RunContext
 
 __all__ = ["Candidate", "crashed_runs", "link_earlier_runs"]
 
