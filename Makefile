@@ -10,12 +10,19 @@ APT_STAMP  := .cache/apt-installed
 # and Chromium with its WebDriver for the browser tests (tests/browser).
 APT_PKGS   := prometheus prometheus-alertmanager sqlite3 chromium chromium-driver
 
-.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo demo-alert assess-demo test lint typecheck unit bench clean
+# Workers for `make test` (pytest-xdist): one more than the cores, since the sandbox tests
+# mostly wait on the cluster; tests that share the sandbox's release stay on one worker
+# (`--dist loadgroup`, groups set in tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+
+.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo demo-alert assess-demo check test flake-check lint typecheck unit bench clean
 
 help:
 	@echo "make demo    - bring the sandbox up, break it, run the rollback notebook headlessly, leave evidence"
 	@echo "make demo-alert - the same, started by a Prometheus alert via Alertmanager and runbook serve"
+	@echo "make check   - on every edit: lint, type checks and the pure tests (no socket, no process)"
 	@echo "make test    - lint, type checks and the whole pytest suite (builds/starts the sandbox)"
+	@echo "make flake-check - make test three times beside two CPU-bound processes (docs/TESTING.md)"
 	@echo "make assess-demo - the read-only assessment notebook on the bundled bad-deploy replay"
 	@echo "make bench   - benchmarks (numbers and ratios printed)"
 	@echo "make install - .venv with the project editable, JupyterLab, sandbox and developer tools"
@@ -71,11 +78,19 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# The pure tier: tests/unit opens no socket and starts no process (its conftest fails a test
+# that does), so it needs nothing installed beyond the virtualenv.
 unit: install
 	$(VENV)/bin/pytest tests/unit -q
 
+# What to run on every edit (docs/TESTING.md): under two minutes.
+check: lint typecheck unit
+
 test: install system-deps sandbox-build lint typecheck
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
+
+flake-check: install system-deps sandbox-build
+	scripts/flake_check.sh
 
 bench: install
 	$(PY) benchmarks/bench_decision.py

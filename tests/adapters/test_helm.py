@@ -22,8 +22,6 @@ from runbook_lib.core.revisions import resolve_target
 from runbook_lib.core.rollout import rollout_state
 from runbook_lib.errors import CommandFailed, ParameterError
 
-pytestmark = pytest.mark.sandbox
-
 GOOD = "registry.local/api:v1.0.0"
 BAD = "registry.local/api:v1.1.0"
 

@@ -25,8 +25,6 @@ from runbook_lib.evidence.traces import FAILING_JSON, SUMMARY, collect_traces
 from runbook_sandbox import binaries, paths, tracing
 from runbook_sandbox.prometheus_server import port_is_free
 
-pytestmark = pytest.mark.sandbox
-
 MODEL = Path(binaries.__file__).with_name("traffic_model.py")
 
 

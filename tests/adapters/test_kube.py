@@ -25,8 +25,6 @@ from runbook_lib.core.images import image_mismatches
 from runbook_lib.core.rollout import DeploymentStatus, rollout_state
 from runbook_lib.errors import ApiError, ParameterError
 
-pytestmark = pytest.mark.sandbox
-
 GOOD = "registry.local/api:v1.0.0"
 BAD = "registry.local/api:v1.1.0"
 
@@ -139,7 +137,6 @@ class CountingSleep:
         threading.Event().wait(seconds)
 
 
-@pytest.mark.slow
 def test_watch_survives_the_api_server_going_away(
     sandbox: Any, clean_sandbox: Any, tmp_path: Path
 ) -> None:
@@ -166,7 +163,6 @@ def test_watch_survives_the_api_server_going_away(
         sandbox.kubectl("scale", "deployment/app", "--replicas=4")
 
 
-@pytest.mark.slow
 def test_watch_gives_up_with_api_error_when_the_api_stays_down(
     sandbox: Any, tmp_path: Path
 ) -> None:

@@ -17,8 +17,6 @@ from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.lease import LockInfo, ReleaseLock, lease_name
 from runbook_lib.errors import ApiError, LockHeld, LockLost, ParameterError
 
-pytestmark = pytest.mark.sandbox
-
 T0 = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 
 

@@ -211,7 +211,6 @@ def test_source_rejects_bad_arguments_before_any_request() -> None:
 # --- against a real Prometheus -----------------------------------------------------------
 
 
-@pytest.mark.prometheus
 def test_error_ratio_p99_and_orders_match_the_exporter(known_prometheus: PrometheusServer) -> None:
     source = PrometheusSource(
         known_prometheus.url,
@@ -235,7 +234,6 @@ def test_error_ratio_p99_and_orders_match_the_exporter(known_prometheus: Prometh
     assert frame.attrs["queries"] == source.queries
 
 
-@pytest.mark.prometheus
 def test_without_selector_all_services_count(known_prometheus: PrometheusServer) -> None:
     frame = PrometheusSource(known_prometheus.url, rate_window=RATE_WINDOW).query_range(
         *recent(), step_s=1
@@ -243,7 +241,6 @@ def test_without_selector_all_services_count(known_prometheus: PrometheusServer)
     assert frame["error_ratio"].to_numpy() == pytest.approx(expected_error_ratio(RATES))
 
 
-@pytest.mark.prometheus
 def test_frame_is_on_the_step_grid_with_nan_before_the_data(
     known_prometheus: PrometheusServer,
 ) -> None:
@@ -267,7 +264,6 @@ def test_frame_is_on_the_step_grid_with_nan_before_the_data(
     assert frame["error_ratio"].iloc[-1] == pytest.approx(expected_error_ratio(RATES))
 
 
-@pytest.mark.prometheus
 def test_long_ranges_are_fetched_in_pieces(known_prometheus: PrometheusServer) -> None:
     # 4 h at 1 s is 14,401 points: more than Prometheus answers in one range query.
     end = datetime.now(UTC) - timedelta(seconds=1)
@@ -278,7 +274,6 @@ def test_long_ranges_are_fetched_in_pieces(known_prometheus: PrometheusServer) -
     assert frame["error_ratio"].iloc[-3:].to_numpy() == pytest.approx(expected_error_ratio(RATES))
 
 
-@pytest.mark.prometheus
 def test_raw_promql_per_column(known_prometheus: PrometheusServer) -> None:
     batch = 'http_requests_total{service="batch"'
     orders, api = 'orders_total{service="api"}[5s]', 'http_requests_total{service="api"}[5s]'
@@ -296,7 +291,6 @@ def test_raw_promql_per_column(known_prometheus: PrometheusServer) -> None:
     assert frame["business:orders_per_request"].to_numpy() == pytest.approx(expected)
 
 
-@pytest.mark.prometheus
 def test_nan_samples_become_missing_samples(known_prometheus: PrometheusServer) -> None:
     # 1 where (t mod 20 s) >= 10 s, else 0/0 = NaN: Prometheus returns "NaN" for those steps.
     half = "(vector(time() % 20 >= bool 10))"
@@ -309,7 +303,6 @@ def test_nan_samples_become_missing_samples(known_prometheus: PrometheusServer) 
     assert (frame["error_ratio"][seconds >= 10] == 1.0).all()
 
 
-@pytest.mark.prometheus
 def test_no_data_is_an_error_naming_the_query(known_prometheus: PrometheusServer) -> None:
     source = PrometheusSource(known_prometheus.url, selector='service="nonexistent"')
     with pytest.raises(MetricsError, match="no data for error_ratio") as caught:
@@ -318,7 +311,6 @@ def test_no_data_is_an_error_naming_the_query(known_prometheus: PrometheusServer
     assert not caught.value.retryable
 
 
-@pytest.mark.prometheus
 def test_bad_promql_carries_prometheus_message(known_prometheus: PrometheusServer) -> None:
     source = PrometheusSource(known_prometheus.url, error_ratio_query="sum(rate(up[1m])")
     with pytest.raises(MetricsError, match="rejected the query") as caught:
@@ -328,7 +320,6 @@ def test_bad_promql_carries_prometheus_message(known_prometheus: PrometheusServe
     assert not caught.value.retryable
 
 
-@pytest.mark.prometheus
 def test_several_series_must_be_aggregated(known_prometheus: PrometheusServer) -> None:
     source = PrometheusSource(
         known_prometheus.url, error_ratio_query="sum by (code) (rate(http_requests_total[5s]))"
@@ -337,7 +328,6 @@ def test_several_series_must_be_aggregated(known_prometheus: PrometheusServer) -
         source.query_range(*recent(), step_s=1)
 
 
-@pytest.mark.prometheus
 def test_infinite_values_are_an_error(known_prometheus: PrometheusServer) -> None:
     source = PrometheusSource(known_prometheus.url, latency_query="vector(1) / vector(0)")
     with pytest.raises(MetricsError, match=r"p99_latency_s is inf at .*largest finite bucket"):

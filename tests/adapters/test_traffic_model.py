@@ -150,8 +150,6 @@ def latest(prom: PrometheusServer, job: str) -> Mapping[str, float]:
 # --- served to a real Prometheus -----------------------------------------------------------
 
 
-@pytest.mark.prometheus
-@pytest.mark.slow
 @pytest.mark.parametrize("job", list(MIXES))
 def test_error_ratio_follows_the_pods_versions(
     traffic: tuple[PrometheusServer, dict[str, Model]], job: str
@@ -162,8 +160,6 @@ def test_error_ratio_follows_the_pods_versions(
     assert measured == pytest.approx(expected, abs=tolerance(expected, RATE * WINDOW_S))
 
 
-@pytest.mark.prometheus
-@pytest.mark.slow
 @pytest.mark.parametrize(("job", "version"), [("good", GOOD), ("bad", BAD)])
 def test_p99_latency_of_each_version(
     traffic: tuple[PrometheusServer, dict[str, Model]], job: str, version: str
@@ -174,8 +170,6 @@ def test_p99_latency_of_each_version(
     assert measured == pytest.approx(CONFIG.behaviour(version).latency_p99_s, rel=0.1)
 
 
-@pytest.mark.prometheus
-@pytest.mark.slow
 def test_bad_version_loses_orders(traffic: tuple[PrometheusServer, dict[str, Model]]) -> None:
     prom, _ = traffic
     good = latest(prom, "good")["business:orders_per_request"]
@@ -188,8 +182,6 @@ def test_bad_version_loses_orders(traffic: tuple[PrometheusServer, dict[str, Mod
     assert bad / good < 0.75  # "orders down about 30%"
 
 
-@pytest.mark.prometheus
-@pytest.mark.slow
 def test_request_log_names_the_pods_and_versions_serving(
     traffic: tuple[PrometheusServer, dict[str, Model]],
 ) -> None:
@@ -359,8 +351,6 @@ def _free_port_base() -> int:
     raise AssertionError("no free pair of ports found")
 
 
-@pytest.mark.prometheus
-@pytest.mark.slow
 @pytest.mark.usefixtures("prometheus_binary")
 def test_metrics_stack_starts_once_and_stops_from_another_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
 # The sandbox's minutes-long windows shortened, as the demo does.
@@ -214,7 +213,6 @@ def _rollback_params(sandbox: Sandbox, lab: Lab, incident: str) -> dict[str, Any
     }  # fmt: skip
 
 
-@pytest.mark.sandbox
 def test_rollback_by_hand_no_changes_nothing_yes_rolls_back_with_evidence(
     browser: Any, lab: Lab, bad_release: Sandbox
 ) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sandbox_waits import pods_have_logged
 
 from runbook_lib import steps
 from runbook_lib.adapters.traces import JaegerSource
@@ -24,7 +24,6 @@ from .test_steps import BAD_IMAGE, GOOD_IMAGE, deploy_bad_version, events, snaps
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 _OWNER = re.compile(r"version=(\S+) pod=(\S+)$")
 
@@ -51,7 +50,7 @@ def test_bad_pods_logs_and_traces_are_kept_and_none_of_them_after_the_rollback(
     bad_deploy: Sandbox, tmp_path: Path
 ) -> None:
     sb = bad_deploy
-    time.sleep(6)  # the bad pods serve (and fail) for a while, as in an incident
+    pods_have_logged(sb, "v1.1.0", failures=True)  # the bad pods serve, and fail, as in an incident
     ctx = start(sb, tmp_path, tracing_url=sb.tracing_url, migrations_to_revert=0)
     results = {s.__name__: s(ctx) for s in steps.ROLLBACK_STEPS}
     assert results["finish"].outcome is Outcome.RECOVERED

@@ -8,15 +8,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
+from sandbox_waits import pods_have_logged
 
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.pod_capture import list_pod_states
 from runbook_lib.core.capture import CaptureBounds
 from runbook_lib.evidence.capture import BEFORE_ROLLBACK, capture_release_pods, start_capture
 from runbook_sandbox import Sandbox
-
-pytestmark = pytest.mark.sandbox
 
 _LINE = re.compile(r"version=(\S+) pod=(\S+)$")
 
@@ -25,10 +23,11 @@ def _kube(sb: Sandbox) -> Kube:
     return Kube(kubeconfig=sb.kubeconfig, context=sb.context)
 
 
-def _bad_release(sb: Sandbox, **values: str) -> datetime:
+def _bad_release(sb: Sandbox, *, min_bytes: int = 1, **values: str) -> datetime:
+    """Deploy v1.1.0 and wait until each of its pods has logged (its 5xx among them)."""
     deployed_at = datetime.now(UTC)
     sb.deploy("v1.1.0", values=values or None)
-    time.sleep(4)  # some traffic for the new pods' logs
+    pods_have_logged(sb, "v1.1.0", min_bytes=min_bytes, failures=not values)
     return deployed_at
 
 
@@ -76,8 +75,7 @@ def test_logs_are_cut_at_the_per_pod_and_total_bounds(
     clean_sandbox: Sandbox, tmp_path: Path
 ) -> None:
     sb = clean_sandbox
-    deployed_at = _bad_release(sb)
-    time.sleep(4)  # every pod has logged well over 4 KiB (about 5 KB/s each)
+    deployed_at = _bad_release(sb, min_bytes=8192)  # well over each pod's 4 KiB budget
     bounds = CaptureBounds(per_pod_bytes=4096, total_bytes=2 * 4096 + 1024)
     with _kube(sb) as kube:
         report = capture_release_pods(

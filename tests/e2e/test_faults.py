@@ -44,8 +44,6 @@ from .test_steps import (
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
-
 
 @pytest.fixture
 def bad_deploy(sandbox: Sandbox) -> Sandbox:

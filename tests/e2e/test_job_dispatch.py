@@ -23,7 +23,6 @@ import yaml
 from runbook_lib.adapters.job_runner import JobRunner
 from runbook_lib.core.run_job import JobSpec, job_name
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RECEIVER_SA = "runbook-receiver"
 

@@ -29,7 +29,6 @@ from runbook_lib.record.timeline import Timeline
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 BAD_IMAGE = "registry.local/api:v1.1.0"
 

@@ -14,8 +14,6 @@ import pytest
 from runbook_lib.errors import CommandFailed
 from runbook_sandbox import Sandbox
 
-pytestmark = pytest.mark.sandbox
-
 _LINE = re.compile(r"version=(\S+) pod=(\S+)$")
 
 

@@ -23,8 +23,6 @@ from .test_steps import events, snapshot
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
-
 
 def start(sb: Sandbox, tmp_path: Path, **over: Any) -> steps.RunContext:
     """A run against the sandbox with what preflight needs (the parameter vocabulary's names)."""

@@ -39,7 +39,6 @@ from .test_steps import history as helm_history
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml"
 SA = "runbook-rollback"

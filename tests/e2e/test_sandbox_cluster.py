@@ -24,7 +24,6 @@ from runbook_lib.errors import CommandFailed
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 PINS = tomllib.loads((ROOT / "sandbox" / "build" / "pins.toml").read_text())
@@ -142,7 +141,6 @@ def _pod_ready_after_scheduling_s(pod: dict[str, Any]) -> float:
     return (times["Ready"] - times["PodScheduled"]).total_seconds()
 
 
-@pytest.mark.slow
 def test_own_sandbox_paces_pods_keeps_exec_and_down_leaves_nothing(
     sandbox_bin_dir: Path, tmp_path: Path
 ) -> None:

@@ -20,7 +20,6 @@ from runbook_lib.record.facts import Outcome
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 GOOD_IMAGE = "registry.local/api:v1.0.0"
 BAD_IMAGE = "registry.local/api:v1.1.0"

@@ -9,13 +9,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
+from sandbox_waits import model_serves_only, wait_until
 
 from runbook_lib.adapters.traces import JaegerSource, TraceQuery
 from runbook_lib.evidence.traces import FAILING_JSON, PLOT, SLOWEST_JSON, SUMMARY, collect_traces
 from runbook_sandbox import Sandbox, paths, status
-
-pytestmark = pytest.mark.sandbox
 
 
 def _listening_sockets(pid: int) -> set[tuple[str, int]]:
@@ -100,10 +98,23 @@ def test_trace_evidence_of_a_bad_deploy_and_its_rollback(
     source = JaegerSource(sb.tracing_url)
     deployed_at = datetime.now(UTC)
     sb.deploy("v1.1.0")
-    time.sleep(8)
+    # Jaeger holds failing requests of the bad version (the model exports spans in batches).
+    wait_until(
+        lambda: any(
+            t.version == "v1.1.0" and t.error
+            for t in source.find_traces("app", deployed_at, datetime.now(UTC), limit=500).traces
+        ),
+        "failing v1.1.0 traces in Jaeger",
+    )
     rollback_at = datetime.now(UTC)
     sb.helm("rollback", "app", "1", "--wait")
-    time.sleep(6)
+    model_serves_only(sb, "v1.0.0")
+    settled = datetime.now(UTC)
+    # Then requests served once only v1.0.0 pods were left: Jaeger must show no other version.
+    wait_until(
+        lambda: source.find_traces("app", settled, datetime.now(UTC), limit=500).traces,
+        "traces served after the rollback",
+    )
     end = datetime.now(UTC)
     result = collect_traces(
         tmp_path,
@@ -120,7 +131,7 @@ def test_trace_evidence_of_a_bad_deploy_and_its_rollback(
     bad = by_period[("deploy window", "v1.1.0")]
     assert bad.errors > 0
     # After the rollback has settled, nothing of v1.1.0 is served any more.
-    late = source.find_traces("app", end - timedelta(seconds=3), end, limit=500)
+    late = source.find_traces("app", settled, end, limit=500)
     assert late.traces
     assert {t.version for t in late.traces} == {"v1.0.0"}
     failing_doc = json.loads((tmp_path / FAILING_JSON).read_text())

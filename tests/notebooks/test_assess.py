@@ -19,8 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "assess.ipynb"
 DEPLOY = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 
-pytestmark = pytest.mark.notebook
-
 
 def _python3_kernel_or_skip() -> None:
     from jupyter_client.kernelspec import find_kernel_specs

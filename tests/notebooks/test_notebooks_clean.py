@@ -74,8 +74,6 @@ def test_thin_one_parameters_cell_no_logic(path: Path) -> None:
         assert logic == [], f"{path.name}: {logic} in a cell; move it into runbook_lib"
 
 
-@pytest.mark.notebook
-@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_nbval_lax_with_sanitizers(path: Path, tmp_path: Path) -> None:
     target = path

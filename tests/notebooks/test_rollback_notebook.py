@@ -45,8 +45,6 @@ REPLAY = {
     "now": "2026-11-20T14:30:00+00:00",
 }
 
-pytestmark = [pytest.mark.notebook, pytest.mark.slow]
-
 
 def _foreign_kubeconfig(tmp_path: Path) -> Path:
     """A kubeconfig for a cluster that is not the expected one, holding a planted token."""
@@ -276,7 +274,6 @@ def bad_release(clean_sandbox: Sandbox) -> Sandbox:
     return clean_sandbox
 
 
-@pytest.mark.sandbox
 def test_bad_deploy_is_rolled_back_and_evidence_verifies(
     bad_release: Sandbox, tmp_path: Path
 ) -> None:
@@ -309,7 +306,6 @@ def test_bad_deploy_is_rolled_back_and_evidence_verifies(
     _assert_no_secrets(incident, result)
 
 
-@pytest.mark.sandbox
 def test_dry_run_changes_nothing(bad_release: Sandbox, tmp_path: Path) -> None:
     revisions = _helm_revisions(bad_release)
     result, incident = _run(
@@ -323,7 +319,6 @@ def test_dry_run_changes_nothing(bad_release: Sandbox, tmp_path: Path) -> None:
     _assert_no_secrets(incident, result)
 
 
-@pytest.mark.sandbox
 def test_healthy_release_needs_no_rollback(clean_sandbox: Sandbox, tmp_path: Path) -> None:
     revisions = _helm_revisions(clean_sandbox)
     result, incident = _run(
@@ -336,7 +331,6 @@ def test_healthy_release_needs_no_rollback(clean_sandbox: Sandbox, tmp_path: Pat
     assert json.loads((incident / "record.json").read_text())["outcome"] == "no_rollback"
 
 
-@pytest.mark.sandbox
 def test_recovery_that_fails_escalates_and_keeps_evidence(
     bad_release: Sandbox, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "notebooks" / "data"
 RUNBOOK = Path(sys.executable).parent / "runbook"
 WINDOW = {"deployed_at": "2026-11-20T14:00:00+00:00", "now": "2026-11-20T14:30:00+00:00"}
-
-pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
 
 def _argv(output_dir: Path, params: Mapping[str, Any]) -> list[str]:
@@ -125,14 +124,25 @@ def test_a_key_that_cannot_sign_is_bad_input_before_anything_runs(tmp_path: Path
     assert "signing_key: cannot sign with" in result.stderr
 
 
+@dataclass
+class SilentServer:
+    """A TCP port that accepts connections and never answers: an API server that hangs.
+
+    ``connected`` is set once a client is inside a call that will not return.
+    """
+
+    port: int
+    connected: threading.Event
+
+
 @pytest.fixture
-def silent_api_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never answers: an API server that hangs."""
+def silent_api_server() -> Iterator[SilentServer]:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(16)
     held: list[socket.socket] = []
     stop = threading.Event()
+    silent = SilentServer(server.getsockname()[1], threading.Event())
 
     def accept() -> None:
         server.settimeout(0.2)
@@ -143,10 +153,11 @@ def silent_api_server() -> Iterator[int]:
                 continue
             except OSError:
                 return
+            silent.connected.set()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
+    yield silent
     stop.set()
     thread.join(5)
     for conn in held:
@@ -178,12 +189,12 @@ def _wait_for(path: Path, text: str, timeout_s: float = 300.0) -> None:
 
 
 def test_terminated_run_is_sealed_with_the_partial_notebook(
-    tmp_path: Path, silent_api_server: int
+    tmp_path: Path, silent_api_server: SilentServer
 ) -> None:
     # SIGTERM (a runner or `runbook serve` stopping the run); Ctrl-C (SIGINT) is the sandbox
     # test's, during check_recovery after a real rollback.
     sig = signal.SIGTERM
-    kubeconfig = _hanging_kubeconfig(tmp_path, silent_api_server)
+    kubeconfig = _hanging_kubeconfig(tmp_path, silent_api_server.port)
     webhook = "https://hooks.slack.com/services/T0PLANTED/B0PLANTED/PLANTEDhookPath123"
     params = {"incident_id": "INC-STOP", "replay_csv": str(DATA / "bad_deploy.csv"),
               "expected_cluster": "kwok-hangs", "kubeconfig": str(kubeconfig), "confirm": True,
@@ -194,7 +205,7 @@ def test_terminated_run_is_sealed_with_the_partial_notebook(
     try:
         # Preflight has written its evidence check and now waits on the silent API server.
         _wait_for(folder / "timeline.jsonl", "evidence folder")
-        time.sleep(1.0)
+        assert silent_api_server.connected.wait(300), "the run never called the API server"
         scratch = list((tmp_path / "tmp").iterdir())
         assert [p.name.startswith("runbook-run-") for p in scratch] == [True]
         assert scratch[0].stat().st_mode & 0o777 == 0o700  # private while it exists

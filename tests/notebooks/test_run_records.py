@@ -14,14 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 BAD = REPO / "notebooks" / "data" / "bad_deploy.csv"
 HEALTHY = REPO / "notebooks" / "data" / "healthy_deploy.csv"
 RUNBOOK = [sys.executable, "-c", "import sys; from runbook_lib.cli import main; sys.exit(main())"]
-
-pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
 
 def _run(tmp_path: Path, replay: Path, deployed_at: str, incident: str

@@ -26,8 +26,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.notebook]
-
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYED_AT = "2026-11-20T14:00:00+00:00"  # the bundled replays' deploy
 # Source-tree directories whose files the installed tool reads, and where the wheel puts them.

@@ -7,8 +7,6 @@ notebook and HTML, manifest and signature.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,12 +72,6 @@ def test_no_planted_secret_reaches_any_file(tmp_path: Path) -> None:
         everything += text
     assert KUBECONFIG in everything  # the run's paths appear as written
     assert nbformat.read(folder / "rollback.ipynb", as_version=4).cells
-
-    grep = shutil.which("grep")
-    if grep is not None:  # the check a reader of the bundle would make
-        found = subprocess.run([grep, "-r", "-l", "PLANTED", str(folder)],
-                               capture_output=True, text=True, check=False)  # fmt: skip
-        assert found.stdout == ""
 
 
 @pytest.mark.parametrize("planted", CORPUS[:3], ids=[p.name for p in CORPUS[:3]])

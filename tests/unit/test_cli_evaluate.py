@@ -1,28 +1,22 @@
-"""``runbook evaluate`` as a user runs it: a subprocess on the bundled replays and edge cases."""
+"""``runbook evaluate`` as a user runs it, on the bundled replays and edge cases.
+
+In this interpreter (``cli_in_process``): the command ends long before any kernel, and the
+console script itself is run as a process once, in tests/cli."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cli_in_process import runbook
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_DEPLOY = REPO / "notebooks" / "data" / "bad_deploy.csv"
 HEALTHY_DEPLOY = REPO / "notebooks" / "data" / "healthy_deploy.csv"
 DEPLOYED_AT = "2026-11-20T14:00:00+00:00"
 DEPLOY = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
-
-
-def runbook(*args: str) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).parent / "runbook"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "runbook_lib.cli.main"]
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def boundary_file(tmp_path: Path, error_at: dict[int, float]) -> Path:

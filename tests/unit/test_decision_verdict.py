@@ -7,14 +7,13 @@ test says otherwise; offsets are seconds relative to the deploy.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_in_process import Ran, runbook
 
 from runbook_lib.adapters.replay import read_replay_csv
 from runbook_lib.core.decision import Rule, Verdict, evaluate
@@ -321,14 +320,8 @@ def test_extreme_but_representable_durations_and_times_work() -> None:
         Thresholds(window=1e20)
 
 
-def _evaluate_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runbook_lib.cli.main", "evaluate", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def _evaluate_cli(*args: str) -> Ran:
+    return runbook("evaluate", *args)
 
 
 @pytest.mark.parametrize(

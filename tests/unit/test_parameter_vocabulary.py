@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import nbformat
 import papermill
 import pytest
+from cli_in_process import runbook
 
 from runbook_lib import assessment
 from runbook_lib.cli.main import build_parser, main
@@ -260,11 +259,7 @@ def test_runbook_run_refuses_them_with_exit_2_before_the_notebook_starts(
     for name, value in _run_params(tmp_path, **LATE_PROBLEMS).items():
         if name != "output_dir":
             args += ["-r" if isinstance(value, str) else "-p", name, str(value)]
-    result = subprocess.run(
-        [sys.executable, "-c", "import sys; from runbook_lib.cli import main; sys.exit(main())",
-         *args],
-        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
-    )  # fmt: skip
+    result = runbook(*args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     for name in LATE_PROBLEMS:
         assert f"- {name}:" in result.stderr

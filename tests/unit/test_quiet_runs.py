@@ -1,18 +1,17 @@
 """Every ``runbook run`` used to print two notices nobody could act on (issue 12):
 ipykernel's "Kernel is running over TCP without encryption" and nbconvert's "Alternative text
 is missing on N image(s)". Each test shows the notice without our setting, and its absence
-with it, so the setting is what silences it.
+with it, so the setting is what silences it. The kernel's notice needs a kernel:
+tests/notebooks/test_quiet_kernel.py.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from runbook_lib.cli.kernel import papermill_kernel_options
 from runbook_lib.core.redact import Redactor
 from runbook_lib.evidence.notebook import render_html
 
@@ -53,31 +52,3 @@ def test_only_that_notice_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
         render_html(_notebook_with_a_plot(), Redactor.build())
         log.warning("template %s not found", "x")
     assert [r.getMessage() for r in caplog.records] == ["template x not found"]
-
-
-def _run_tiny_notebook(tmp_path: Path, **options: object) -> None:
-    import papermill
-
-    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
-    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]  # type: ignore[no-untyped-call]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    source = tmp_path / "tiny.ipynb"
-    nbformat.write(nb, source)  # type: ignore[no-untyped-call]
-    out = papermill.execute_notebook(
-        str(source), str(tmp_path / "out.ipynb"), progress_bar=False, **options
-    )
-    assert out.cells[0].outputs[0]["text"] == "42\n"
-
-
-@pytest.mark.notebook
-def test_runbook_runs_kernels_without_the_tcp_notice(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    _run_tiny_notebook(tmp_path)
-    assert TCP_NOTICE in capfd.readouterr().err  # papermill's default transport
-    _run_tiny_notebook(tmp_path, **papermill_kernel_options())
-    assert TCP_NOTICE not in capfd.readouterr().err

@@ -1,19 +1,18 @@
 """The replay CSV (DESIGN.md "Replay CSV"): good files load, bad files name file, row and column.
 
 Each bad file is checked twice: through ``read_replay_csv`` (the error's fields) and through
-``runbook evaluate`` run as a real subprocess (exit status 2 and the message a person reads).
+``runbook evaluate`` (exit status 2 and the message a person reads).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_in_process import Ran, runbook
 
 from runbook_lib.adapters.replay import ReplaySource, read_replay_csv
 from runbook_lib.errors import InputFileError
@@ -32,23 +31,8 @@ def write(tmp_path: Path, *lines: str, name: str = "replay.csv") -> Path:
     return path
 
 
-def run_evaluate(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runbook_lib.cli.main",
-            "evaluate",
-            "--metrics",
-            str(path),
-            "--deployed-at",
-            "2026-11-20T14:00:00Z",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def run_evaluate(path: Path) -> Ran:
+    return runbook("evaluate", "--metrics", str(path), "--deployed-at", "2026-11-20T14:00:00Z")
 
 
 def test_good_file_loads_as_a_utc_metric_frame(tmp_path: Path) -> None:

@@ -2,17 +2,16 @@
 
 0 no rollback, 3 roll back, 4 inconclusive; 2 stays bad input. ``--json`` keeps the fields
 scripts already read (``rollback``, ``triggers``, ``warnings``) and adds ``verdict`` and
-``rules``. Run as a user runs it: the installed command, in a subprocess.
+``rules``. The command's status as a process: tests/cli/test_console_script.py.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_in_process import runbook
 
 REPO = Path(__file__).resolve().parents[2]
 BAD = REPO / "notebooks" / "data" / "bad_deploy.csv"
@@ -20,17 +19,6 @@ HEALTHY = REPO / "notebooks" / "data" / "healthy_deploy.csv"
 DEPLOYED_AT = "2026-11-20T14:00:00+00:00"
 # Long before the first sample (the issue's case): nothing after the deploy can be judged.
 LONG_BEFORE = "2025-01-01T00:00:00Z"
-
-
-def runbook(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-c",
-        "import sys; from runbook_lib.cli import main; sys.exit(main())",
-    ]
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 CASES = [

@@ -8,7 +8,6 @@ the business rule must not. Needs the prometheus binary (Debian package ``promet
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,14 +21,10 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from runbook_sandbox.prometheus_server import (
-    INSTALL_HINT,
     PrometheusServer,
     ScrapeTarget,
     free_port,
-    prometheus_binary,
 )
-
-pytestmark = pytest.mark.prometheus
 
 
 class _Quiet(WSGIRequestHandler):
@@ -61,13 +56,10 @@ ORIGIN = time.time() - 1000.0
 
 
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    binary = prometheus_binary()
-    if binary is None:
-        reason = f"no prometheus binary: {INSTALL_HINT} to enable"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory, prometheus_binary: str
+) -> Iterator[PrometheusServer]:
+    binary = prometheus_binary
     exporter = make_server("127.0.0.1", free_port(), _exposition, handler_class=_Quiet)
     threading.Thread(target=exporter.serve_forever, daemon=True).start()
     server = PrometheusServer(

@@ -16,7 +16,6 @@ import pytest
 from runbook_lib.core.alert_rules import AlertRulesSpec, render_rule_file
 from runbook_lib.core.promql import QuerySpec
 
-pytestmark = pytest.mark.prometheus
 DATA = Path(__file__).resolve().parents[1] / "data" / "alert_rules"
 
 

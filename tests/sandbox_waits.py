@@ -1,0 +1,88 @@
+"""Waiting for what the sandbox does, never for a number of seconds.
+
+A test that needs "some traffic" or "the bad pods failing for a while" waits for the proof of
+it (the pods' own logs have the lines, Jaeger has the traces), bounded by a deadline that only
+a broken sandbox reaches; the load on the machine then changes how long a test takes, not
+whether it passes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
+
+T = TypeVar("T")
+POLL_S = 0.2
+_5XX = re.compile(rb"status=5\d\d ")
+
+
+def wait_until(check: Callable[[], T], what: str, timeout_s: float = 120.0) -> T:
+    """Poll ``check`` until it returns something true; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+        time.sleep(POLL_S)
+
+
+def serving_pods(sb: Sandbox, version: str, *, selector: str = "app=api") -> list[str]:
+    """Names of the ready, non-terminating pods that run ``version``."""
+    listed = json.loads(sb.kubectl("get", "pods", "-l", selector, "-o", "json"))["items"]
+    return sorted(
+        p["metadata"]["name"]
+        for p in listed
+        if not p["metadata"].get("deletionTimestamp")
+        and p["spec"]["containers"][0]["image"].endswith(f":{version}")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p.get("status", {}).get("conditions", [])
+        )
+    )
+
+
+def _pod_log(sb: Sandbox, pod: str) -> bytes:
+    try:
+        return (Path(sb.state_dir) / "logs" / "pods" / f"{pod}.log").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def pods_have_logged(
+    sb: Sandbox, version: str, *, min_bytes: int = 1, failures: bool = False
+) -> list[str]:
+    """Wait until every pod of ``version`` has ``min_bytes`` in its own log (and, with
+    ``failures``, the pods between them have served a 5xx); returns the pods."""
+
+    def logged() -> list[str]:
+        pods = serving_pods(sb, version)
+        logs = [_pod_log(sb, pod) for pod in pods]
+        if not pods or any(len(log) < min_bytes for log in logs):
+            return []
+        if failures and not any(_5XX.search(log) for log in logs):
+            return []
+        return pods
+
+    what = f"every {version} pod logging {min_bytes} bytes" + (" with a 5xx" if failures else "")
+    return wait_until(logged, what)
+
+
+def model_serves_only(sb: Sandbox, version: str) -> None:
+    """Wait until the traffic model serves the release ``app`` from ``version`` pods alone."""
+
+    def only() -> bool:
+        with urllib.request.urlopen(f"{sb.traffic_url}/mix", timeout=5) as answer:
+            mix = json.load(answer)["mix"]
+        return set(mix) == {version}
+
+    wait_until(only, f"the traffic model serving {version} alone")
