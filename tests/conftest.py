@@ -1,10 +1,11 @@
 """Fixtures shared by every test folder: the local sandbox (docs/CONTRACTS.md, "Test fixtures"),
 and the markers of each tier (docs/TESTING.md).
 
-``sandbox`` is the sandbox named by ``RUNBOOK_SANDBOX_NAME``, one for the whole run however many
-workers share it (tests/shared_sandbox.py): started in the background as soon as the collected
-tests show that one will need it (or attached to when already running), stopped at the end if
-this run started it, unless ``RUNBOOK_SANDBOX_KEEP=1``. Without the built binaries the tests
+``sandbox`` is the sandbox of this test process (tests/shared_sandbox.py): the one named by
+``RUNBOOK_SANDBOX_NAME`` without pytest-xdist, one of its own for each worker with it; started
+in the background as soon as the collected tests show that one will need it (or attached to
+when already running), stopped at the end if this process started it, unless
+``RUNBOOK_SANDBOX_KEEP=1``. Without the built binaries the tests
 that need it skip, saying how to build them; under ``CI=true`` they fail instead, since CI must
 run them.
 """
@@ -12,6 +13,9 @@ run them.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,14 +43,16 @@ FOLDER_MARKERS = {
     "browser": "browser",
     "packaging": "packaging",
 }
+# The order tests are handed to workers in: the slowest tiers first.
+FOLDER_ORDER = ["packaging", "browser", "e2e", "notebooks", "adapters", "cli", "unit"]
+# Session fixtures that only look something up: sharing them is no reason to share a worker.
+CHEAP_SHARED_FIXTURES = {"prometheus_binary", "promtool"}
 # Fixtures that make a test need a part of the machine: the marker says which.
 FIXTURE_MARKERS = {
     "sandbox": "sandbox",
     "prometheus_binary": "prometheus",
     "promtool": "prometheus",
 }
-# pytest-xdist's group (`--dist loadgroup`) for the tests that need one worker at a time.
-SHARED_RELEASE_GROUP = "sandbox-app"
 
 
 def _folder(item: pytest.Item) -> str:
@@ -56,9 +62,8 @@ def _folder(item: pytest.Item) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Markers by folder and by the fixtures a test uses; every tier but the pure one is
-    ``slow``. Browser tests last: they drive whole notebook runs by hand on the shared sandbox,
-    and the breaches they cause should not be the next test's starting point."""
+    """Markers by folder and by the fixtures a test uses (every tier but the pure one is
+    ``slow``); a group for the tests that share an expensive fixture; the longest tiers first."""
     for item in items:
         folder = _folder(item)
         marker = FOLDER_MARKERS.get(folder)
@@ -72,10 +77,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture, needs in FIXTURE_MARKERS.items():
             if fixture in item.fixturenames:
                 item.add_marker(needs)
-        if "sandbox" in item.fixturenames:
-            # One worker runs these, in order: they share the sandbox's release `app`.
-            item.add_marker(pytest.mark.xdist_group(SHARED_RELEASE_GROUP))
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+        group = _shared_fixture_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    # Under pytest-xdist each worker takes the next test when it is free: the long tiers
+    # first, the thousand short pure tests last, to fill the workers that finish early.
+    items.sort(key=lambda item: FOLDER_ORDER.index(_folder(item)))
+
+
+def _shared_fixture_group(item: pytest.Item) -> str | None:
+    """The group of tests built on one expensive fixture (a wheel installed in a fresh
+    virtualenv, a Prometheus, JupyterLab): on one worker it is built once, not once each.
+    Module-scoped fixtures group their module; session-scoped ones defined in a folder's
+    conftest group that folder. The root's (the worker's own sandbox) group nothing, nor do
+    the pure tests (their fixtures cost nothing)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None or _folder(item) == "unit":
+        return None
+    definitions = [
+        found[-1]
+        for name in item.fixturenames
+        if name not in CHEAP_SHARED_FIXTURES and (found := info.name2fixturedefs.get(name))
+    ]
+    if any(d.scope in ("module", "class", "package") for d in definitions):
+        return str(Path(str(item.path)).resolve().relative_to(TESTS))
+    folders = [d.baseid for d in definitions if d.scope == "session" and "/" in d.baseid]
+    return folders[0] if folders else None
 
 
 def _in_ci() -> bool:
@@ -104,13 +131,13 @@ def sandbox_bin_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def sandbox(sandbox_bin_dir: Path) -> Sandbox:
-    """The running sandbox (``runbook_sandbox.Sandbox``), shared by the run's workers."""
+    """The running sandbox (``runbook_sandbox.Sandbox``) of this test process."""
     return shared_sandbox.wait()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput"):  # the controller, before any worker starts
-        shared_sandbox.name_this_run()
+    # Before any test module reads the sandbox's name, state or ports.
+    shared_sandbox.own_sandbox_per_worker()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -143,8 +170,18 @@ def _refuse_ungrouped(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if not hasattr(session.config, "workerinput"):  # after every worker is done
-        shared_sandbox.finish()
+    shared_sandbox.finish()
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A scratch folder with a short path, for a run's TMPDIR: a kernel's sockets live there,
+    and a Unix socket's path holds at most 107 bytes (a worker's ``tmp_path`` can be longer)."""
+    path = Path(tempfile.mkdtemp(prefix="rb-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

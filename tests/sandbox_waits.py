@@ -59,21 +59,30 @@ def _pod_log(sb: Sandbox, pod: str) -> bytes:
 
 
 def pods_have_logged(
-    sb: Sandbox, version: str, *, min_bytes: int = 1, failures: bool = False
+    sb: Sandbox,
+    version: str,
+    *,
+    min_bytes: int = 1,
+    failures: bool = False,
+    containing: str = "",
 ) -> list[str]:
-    """Wait until every pod of ``version`` has ``min_bytes`` in its own log (and, with
-    ``failures``, the pods between them have served a 5xx); returns the pods."""
+    """Wait until every pod of ``version`` has ``min_bytes`` in its own log, each of them
+    ``containing`` that text, and (with ``failures``) a 5xx served among them; the pods."""
 
     def logged() -> list[str]:
         pods = serving_pods(sb, version)
         logs = [_pod_log(sb, pod) for pod in pods]
         if not pods or any(len(log) < min_bytes for log in logs):
             return []
+        if containing and not all(containing.encode() in log for log in logs):
+            return []
         if failures and not any(_5XX.search(log) for log in logs):
             return []
         return pods
 
-    what = f"every {version} pod logging {min_bytes} bytes" + (" with a 5xx" if failures else "")
+    what = f"every {version} pod logging {min_bytes} bytes"
+    what += f" with {containing!r}" if containing else ""
+    what += " and a 5xx" if failures else ""
     return wait_until(logged, what)
 
 

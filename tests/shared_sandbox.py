@@ -1,156 +1,132 @@
-"""One sandbox for one test run, however many pytest-xdist workers share it.
+"""The sandbox of one test process: each pytest-xdist worker has its own, booted in the background.
 
-The first process of the run whose collected tests need the sandbox starts it in a background
-thread right after collection, so the cluster boots while the pure tests run; the other
-workers find it starting and wait for it when their first sandbox test asks. The run's
-controller (the process without workers' input; the only process without xdist) stops it after
-every worker is done, when this run started it and ``RUNBOOK_SANDBOX_KEEP`` is not ``1``.
+The tests that use the sandbox assume they are alone on it (they reset the release ``app``,
+stop its Jaeger, take its lock), so workers never share one: worker ``gwN`` runs the sandbox
+``<name>-gwN`` with its state in ``<state>/workers/gwN`` and its ports at
+``RUNBOOK_SANDBOX_PORT_BASE + 100 * N`` (docs/CONTRACTS.md, "Several sandboxes at once").
+A run without workers uses the sandbox the environment names, as before, and attaches to it
+when it is already up.
 
-The run is named by ``RUNBOOK_TEST_RUN``, set by the controller before the workers start; a
-status file in the sandbox's state folder says which run started it and how far it got, under
-an exclusive ``flock`` so two workers never start it twice.
+Right after collection, a process whose tests will need the sandbox starts it in a thread,
+so the cluster boots while the process runs its first tests; the ``sandbox`` fixture waits
+for it. At the end the process stops the sandbox it started, unless
+``RUNBOOK_SANDBOX_KEEP=1``. Tests that need a sandbox of their own take a spare port base
+from ``spare_port_base``.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import threading
-import time
-import traceback
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-RUN_ENV = "RUNBOOK_TEST_RUN"
-# Cold start of a whole sandbox on a busy 2-core machine, with a margin (a warm one: ~1 min).
+DEFAULT_PORT_BASE = 19000  # runbook_sandbox.paths' default
+PORTS_PER_SANDBOX = 100
+# A cold start on a busy 2-core machine, with a margin (a warm one takes well under a minute).
 START_DEADLINE_S = 900.0
-_starter: threading.Thread | None = None
 
 
-def name_this_run() -> str:
-    """The run's id, inherited by the workers (called by the controller before they start)."""
-    return os.environ.setdefault(RUN_ENV, uuid.uuid4().hex)
+class _Start:
+    """The background start of this process' sandbox and what came of it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.handle: Sandbox | None = None
+        self.error: BaseException | None = None
+        self.started_here = False
+        self.thread: threading.Thread | None = None
 
 
-def _run_id() -> str:
-    return os.environ.get(RUN_ENV) or name_this_run()
+_START = _Start()
 
 
-def _state_dir() -> Path:
+def _worker_slot() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker.removeprefix("gw")) if worker.startswith("gw") else None
+
+
+def _base_port() -> int:
+    return int(os.environ.get("RUNBOOK_SANDBOX_PORT_BASE") or DEFAULT_PORT_BASE)
+
+
+def own_sandbox_per_worker() -> None:
+    """Point this worker's environment at its own sandbox (before anything reads it)."""
+    slot = _worker_slot()
+    if slot is None:
+        return
     from runbook_sandbox import paths
 
-    return paths.state_dir()
+    worker = f"gw{slot}"
+    os.environ["RUNBOOK_SANDBOX_STATE"] = str(paths.state_dir() / "workers" / worker)
+    os.environ["RUNBOOK_SANDBOX_NAME"] = f"{paths.cluster_name()}-{worker}"
+    os.environ["RUNBOOK_SANDBOX_PORT_BASE"] = str(_base_port() + PORTS_PER_SANDBOX * slot)
 
 
-def _status_file() -> Path:
-    return _state_dir() / "pytest-sandbox.json"
+def spare_port_base() -> int:
+    """A port base no sandbox of this run uses, for a test that starts a sandbox of its own
+    (one such test at a time per worker)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    slot = _worker_slot() or 0
+    own = _base_port() - PORTS_PER_SANDBOX * slot  # the run's base, before the worker's shift
+    return own + PORTS_PER_SANDBOX * (workers + slot)
 
 
-def _log_file() -> Path:
-    return _state_dir() / "pytest-sandbox.log"
-
-
-@contextmanager
-def _locked() -> Iterator[None]:
-    state = _state_dir()
-    state.mkdir(parents=True, exist_ok=True)
-    with (state / "pytest-sandbox.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _read() -> dict[str, Any]:
-    try:
-        status: dict[str, Any] = json.loads(_status_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    return status if status.get("run") == _run_id() else {}
-
-
-def _write(**status: Any) -> None:
-    path = _status_file()
-    scratch = path.with_suffix(".tmp")
-    scratch.write_text(json.dumps({"run": _run_id(), **status}))
-    scratch.replace(path)
-
-
-def _bring_up() -> None:
+def _bring_up(log: Path) -> None:
     import runbook_sandbox
 
-    with _log_file().open("a") as log:
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as out:
 
-        def progress(message: str) -> None:
-            log.write(f"{message}\n")
-            log.flush()
+            def progress(message: str) -> None:
+                out.write(f"{message}\n")
+                out.flush()
 
-        try:
-            runbook_sandbox.up(progress=progress)
-        except BaseException as err:  # the waiting workers must hear of any failure
-            progress(traceback.format_exc())
-            _write(status="failed", started_here=True, error=f"{type(err).__name__}: {err}")
-            return
-    _write(status="up", started_here=True)
+            _START.handle = runbook_sandbox.up(progress=progress)
+    except BaseException as err:  # the waiting fixture reports it
+        _START.error = err
+    finally:
+        _START.done.set()
 
 
 def begin() -> None:
-    """Start the sandbox in the background unless this run already has it (idempotent)."""
+    """Start this process' sandbox in the background, or attach to it if it already runs."""
     import runbook_sandbox
+    from runbook_sandbox import paths
 
-    with _locked():
-        if _read():
-            return
-        if runbook_sandbox.attach() is not None:
-            _write(status="up", started_here=False)  # someone's running sandbox: leave it up
-            return
-        _write(status="starting", started_here=True)
-    # Not a daemon: a worker that runs out of tests before the cluster is up still finishes
-    # starting it, and records the outcome for the others.
-    global _starter
-    _starter = threading.Thread(target=_bring_up, name="sandbox-up")
-    _starter.start()
+    if _START.thread is not None or _START.done.is_set():
+        return
+    running = runbook_sandbox.attach()
+    if running is not None:
+        _START.handle = running
+        _START.done.set()
+        return
+    _START.started_here = True
+    log = paths.state_dir() / "pytest-sandbox.log"
+    _START.thread = threading.Thread(target=_bring_up, args=(log,), name="sandbox-up")
+    _START.thread.start()
 
 
 def wait() -> Sandbox:
-    """The running sandbox of this run; starts it first if nobody has (a lone test)."""
-    import runbook_sandbox
-
+    """This process' running sandbox (started now if collection did not start it)."""
     begin()
-    deadline = time.monotonic() + START_DEADLINE_S
-    while True:
-        status = _read()
-        if status.get("status") == "up":
-            handle = runbook_sandbox.attach()
-            if handle is None:
-                raise RuntimeError("the sandbox of this test run stopped; see its state folder")
-            return handle
-        if status.get("status") == "failed":
-            raise RuntimeError(f"sandbox did not start: {status.get('error')} ({_log_file()})")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"sandbox not up after {START_DEADLINE_S:.0f} s ({_log_file()})")
-        time.sleep(0.5)  # polling a file another process writes; no event to wait on
+    if not _START.done.wait(START_DEADLINE_S):
+        raise RuntimeError(f"the sandbox did not start within {START_DEADLINE_S:.0f} s")
+    if _START.error is not None:
+        raise RuntimeError(f"the sandbox did not start: {_START.error}") from _START.error
+    assert _START.handle is not None
+    return _START.handle
 
 
 def finish() -> None:
-    """Stop the sandbox when this run started it (the controller, after every worker)."""
+    """Stop the sandbox this process started (after its last test)."""
     import runbook_sandbox
 
-    if _starter is not None:  # a run without xdist that started it and never waited
-        _starter.join(START_DEADLINE_S)
-    if os.environ.get("RUNBOOK_SANDBOX_KEEP") == "1":
-        return
-    with _locked():
-        status = _read()
-        if not status.get("started_here"):
-            return
+    if _START.thread is not None:
+        _START.thread.join(START_DEADLINE_S)
+    if _START.started_here and os.environ.get("RUNBOOK_SANDBOX_KEEP") != "1":
         runbook_sandbox.down(progress=lambda _message: None)
-        _status_file().unlink(missing_ok=True)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_in_process import runbook
 
 from runbook_lib.cli.main import main
 from runbook_lib.evidence.manifest import (
@@ -302,3 +303,18 @@ def test_check_signing_key_names_the_parameter_before_anything_runs(
         check_signing_key(not_a_key, {})
     with pytest.raises(ParameterError, match=f"{SIGNING_KEY_ENV}: cannot sign"):
         check_signing_key(None, {SIGNING_KEY_ENV: str(tmp_path / "missing")})
+
+
+def test_runbook_run_refuses_a_key_that_cannot_sign_before_anything_runs(tmp_path: Path) -> None:
+    # ssh-keygen is asked, then the command ends with exit 2 before papermill starts a kernel.
+    replay = Path(__file__).resolve().parents[2] / "notebooks" / "data" / "healthy_deploy.csv"
+    result = runbook(
+        "run", "rollback", "--quiet", "--output-dir", str(tmp_path / "ev"),
+        "-r", "replay_csv", str(replay),
+        "-r", "expected_cluster", "kwok-runbook",
+        "-r", "deployed_at", "2026-11-20T14:00:00+00:00",
+        "-r", "signing_key", str(tmp_path / "no-such-key"),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "signing_key: cannot sign with" in result.stderr
+    assert not (tmp_path / "ev").exists()

@@ -192,15 +192,7 @@ def _pod_images(sandbox: Sandbox) -> set[str]:
 
 @pytest.fixture
 def bad_release(clean_sandbox: Sandbox) -> Sandbox:
-    from runbook_lib.core.thresholds import Thresholds
-    from runbook_sandbox.breach import last_deploy_time, wait_for_breach
-
     clean_sandbox.deploy("v1.1.0")
-    wait_for_breach(
-        clean_sandbox.prometheus_url,
-        last_deploy_time(clean_sandbox.helm("history", "app", "-o", "json")),
-        thresholds=Thresholds(sustain=20.0), rate_window="15s", step_s=2.0, timeout_s=180,
-    )  # fmt: skip
     return clean_sandbox
 
 
@@ -209,6 +201,9 @@ def _rollback_params(sandbox: Sandbox, lab: Lab, incident: str) -> dict[str, Any
         "expected_cluster": sandbox.context, "kubeconfig": str(sandbox.kubeconfig),
         "context": sandbox.context, "prometheus_url": sandbox.prometheus_url,
         "incident_id": incident, "output_dir": str(lab.root / "evidence"), **SHORT,
+        # About the prompt and what the page shows, not the decision: the on-call's call
+        # instead of waiting for the bad version to breach.
+        "manual_reason": "browser test: on-call decided to roll back",
         "helm_binary": shutil.which("helm", path=sandbox.env["PATH"]) or "helm",
     }  # fmt: skip
 

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from sandbox_waits import pods_have_logged
 from secret_corpus import CORPUS, leaks
-
-from runbook_lib.core.thresholds import Thresholds
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
@@ -44,21 +43,6 @@ SHORT = {
 METRIC_NAME = next(p.text for p in CORPUS if p.text.startswith("rk_live_"))
 
 
-def _wait_for_breach(sandbox: Sandbox) -> None:
-    from runbook_lib.core.parameters import ROLLBACK, parse
-    from runbook_sandbox.breach import last_deploy_time, wait_for_breach
-
-    short = parse(SHORT, used_by=ROLLBACK)
-    wait_for_breach(
-        sandbox.prometheus_url,
-        last_deploy_time(sandbox.helm("history", "app", "-o", "json")),
-        thresholds=Thresholds(sustain=short["sustain"]),
-        rate_window=short["prometheus_rate_window"],
-        step_s=short["step"],
-        timeout_s=180,
-    )
-
-
 @pytest.fixture
 def planted_bad_release(clean_sandbox: Sandbox, tmp_path: Path) -> Sandbox:
     """v1.1.0 deployed with the corpus in its values, Secret and pod env, and in pod logs."""
@@ -72,7 +56,8 @@ def planted_bad_release(clean_sandbox: Sandbox, tmp_path: Path) -> Sandbox:
     lines = [line for p in CORPUS for line in p.text.splitlines() if line.strip()]
     with (clean_sandbox.state_dir / "logs" / "inject.log").open("a") as fh:
         fh.writelines(f"{stamp} stdout F debug: {line}\n" for line in lines)
-    _wait_for_breach(clean_sandbox)
+    # The planted lines are in the logs the run will capture, beside the pods' 5xx.
+    pods_have_logged(clean_sandbox, "v1.1.0", containing=lines[-1], failures=True)
     return clean_sandbox
 
 
@@ -87,6 +72,10 @@ def _params(sandbox: Sandbox, tmp_path: Path, **extra: Any) -> dict[str, Any]:
         "slack_webhook_url": "https://hooks.slack.com/services/T0PLANTED/B0PLANTED/PLANTEDhook1",
         "root_cause_hypothesis": "\n".join(p.text for p in CORPUS),
         "confirm": True,
+        # These runs are about how a run ends, not about the decision (tests/unit,
+        # tests/e2e/test_alert_driven.py and the recovered run in tests/notebooks judge real
+        # breaches): the on-call's call, so no run waits for the bad version to breach.
+        "manual_reason": "e2e: on-call decided to roll back",
         "output_dir": str(tmp_path / "ev"),
         **SHORT,
         **extra,
@@ -100,9 +89,7 @@ def _argv(params: Mapping[str, Any]) -> list[str]:
     return argv
 
 
-def _env(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
-    scratch = tmp_path / "tmp"
-    scratch.mkdir(exist_ok=True)
+def _env(sandbox: Sandbox, scratch: Path) -> dict[str, str]:
     planted = {f"PLANTED_API_TOKEN_{i}": p.text for i, p in enumerate(CORPUS)}
     return {**os.environ, **sandbox.env, **planted, "TMPDIR": str(scratch)}
 
@@ -142,14 +129,14 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen[str], timeout_s: flo
 
 
 def test_failing_run_escalates_with_a_clean_bundle(
-    planted_bad_release: Sandbox, tmp_path: Path
+    planted_bad_release: Sandbox, tmp_path: Path, scratch: Path
 ) -> None:
     # The bad version's errors stay in the 1-minute rate window after the rollout: recovery
     # to 0.001% within 20 s cannot be verified, the run escalates and fails.
     params = _params(planted_bad_release, tmp_path, recovery_error_ratio="0.001%",
                      recovery_within="20s", prometheus_rate_window="1m")  # fmt: skip
     result = subprocess.run(_argv(params), capture_output=True, text=True, timeout=900,
-                            env=_env(planted_bad_release, tmp_path), check=False)  # fmt: skip
+                            env=_env(planted_bad_release, scratch), check=False)  # fmt: skip
     folder = tmp_path / "ev" / "INC-E2E"
     assert result.returncode == 1, result.stderr[-3000:]
     assert "outcome: not_recovered" in result.stdout
@@ -165,13 +152,13 @@ def test_failing_run_escalates_with_a_clean_bundle(
     assert "app-credentials" in (folder / "helm" / "manifest-diff.txt").read_text()
     assert _verify(folder) == 0
     _assert_clean(folder, result.stdout, result.stderr)
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list(scratch.iterdir()) == []
 
 
 def test_interrupted_run_then_a_rerun_that_finds_the_work_done(
-    planted_bad_release: Sandbox, tmp_path: Path
+    planted_bad_release: Sandbox, tmp_path: Path, scratch: Path
 ) -> None:
-    env = _env(planted_bad_release, tmp_path)
+    env = _env(planted_bad_release, scratch)
     folder = tmp_path / "ev" / "INC-E2E"
     # Recovery to 0.001% cannot be reached: check_recovery polls for its whole 2 minutes.
     params = _params(planted_bad_release, tmp_path, recovery_error_ratio="0.001%")
@@ -197,7 +184,7 @@ def test_interrupted_run_then_a_rerun_that_finds_the_work_done(
     assert "KeyboardInterrupt" in (folder / "rollback.ipynb").read_text()
     assert _verify(folder) == 0
     _assert_clean(folder, out, err)
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list(scratch.iterdir()) == []
 
     # The same incident again: the release already runs the good version.
     rerun = subprocess.run(_argv(_params(planted_bad_release, tmp_path)), capture_output=True,
@@ -252,12 +239,12 @@ def _fill(folder: Path) -> None:
 
 
 def test_disk_full_after_the_rollback_still_says_what_happened(
-    planted_bad_release: Sandbox, tmp_path: Path, evidence_disk: Path
+    planted_bad_release: Sandbox, tmp_path: Path, scratch: Path, evidence_disk: Path
 ) -> None:
     params = _params(planted_bad_release, tmp_path, output_dir=str(evidence_disk))
     folder = evidence_disk / "INC-E2E"
     proc = subprocess.Popen(_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env(planted_bad_release, tmp_path))  # fmt: skip
+                            text=True, env=_env(planted_bad_release, scratch))  # fmt: skip
     try:
         _wait_for(folder / "timeline.jsonl", '"fact": "rolled_back"', proc)
         _fill(evidence_disk)
@@ -273,4 +260,4 @@ def test_disk_full_after_the_rollback_still_says_what_happened(
     assert {image for image in planted_bad_release.kubectl(
         "get", "pods", "-l", "app=api", "-o", "jsonpath={.items[*].spec.containers[*].image}"
     ).split()} == {"registry.local/api:v1.0.0"}  # fmt: skip
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list(scratch.iterdir()) == []

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from shared_sandbox import spare_port_base
 
 from runbook_lib.errors import CommandFailed
 
@@ -146,11 +147,12 @@ def test_own_sandbox_paces_pods_keeps_exec_and_down_leaves_nothing(
 ) -> None:
     # A sandbox of its own, so stopping it cannot disturb the shared one; with `up`'s default
     # pod-ready delay (the shared one runs with 0).
+    base = spare_port_base()  # no other sandbox of this test run is there
     env = {
         **os.environ,
-        "RUNBOOK_SANDBOX_NAME": "runbook-downtest",
+        "RUNBOOK_SANDBOX_NAME": f"{os.environ.get('RUNBOOK_SANDBOX_NAME', 'runbook')}-own",
         "RUNBOOK_SANDBOX_STATE": str(tmp_path / "state"),
-        "RUNBOOK_SANDBOX_PORT_BASE": "19400",
+        "RUNBOOK_SANDBOX_PORT_BASE": str(base),
     }
     env.pop("RUNBOOK_SANDBOX_POD_READY_DELAY", None)
     runbook = [str(Path(sys.executable).with_name("runbook")), "sandbox"]
@@ -196,7 +198,7 @@ def test_own_sandbox_paces_pods_keeps_exec_and_down_leaves_nothing(
     assert alive == []
     from runbook_sandbox.cluster import bound_ports
 
-    assert bound_ports(tuple(19400 + o for o in (43, 79, 80, 90, 91, 92, 93, 94))) == []
+    assert bound_ports(tuple(base + o for o in (43, 79, 80, 90, 91, 92, 93, 94))) == []
 
 
 def _cmdline(proc_dir: Path) -> str:

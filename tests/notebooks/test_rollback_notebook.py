@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 import pytest
+from sandbox_waits import pods_have_logged
 
 from runbook_lib.core.thresholds import Thresholds
 
@@ -166,13 +167,6 @@ def test_tampered_evidence_is_detected(tmp_path: Path) -> None:
     assert "modified: timeline.jsonl" in check.stdout
 
 
-def test_unknown_parameter_is_refused_before_running(tmp_path: Path) -> None:
-    result, incident = _run(tmp_path, {"relase": "app", "replay_csv": "x.csv"})
-    assert result.returncode == 2
-    assert "relase: not a parameter" in result.stderr
-    assert not (incident / "rollback.ipynb").exists()
-
-
 def test_plain_papermill_runs_the_notebook(tmp_path: Path) -> None:
     out = tmp_path / "out.ipynb"
     argv = [str(PAPERMILL), str(NOTEBOOK), str(out), "--cwd", str(NOTEBOOK.parent),
@@ -263,15 +257,28 @@ def _service_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def bad_release(clean_sandbox: Sandbox) -> Sandbox:
+def deployed_bad_release(clean_sandbox: Sandbox) -> Sandbox:
+    """v1.1.0 deployed, its pods' logs holding planted secrets (and some of their 5xx)."""
     clean_sandbox.deploy("v1.1.0")
     log = clean_sandbox.state_dir / "logs" / "inject.log"
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     with log.open("a") as fh:  # copied into every api pod's log, later pods too (CRI format)
         fh.write(f"{stamp} stdout F GET /login?user=bob&password={LOG_SECRET} 200\n")
         fh.write(f"{stamp} stdout F debug: outgoing Authorization: Bearer {ENV_SECRET}\n")
-    _wait_for_breach(clean_sandbox)
+    pods_have_logged(clean_sandbox, "v1.1.0", containing=ENV_SECRET, failures=True)
     return clean_sandbox
+
+
+@pytest.fixture
+def bad_release(deployed_bad_release: Sandbox) -> Sandbox:
+    """The bad release once its error and latency rules fire: a run judges a real breach."""
+    _wait_for_breach(deployed_bad_release)
+    return deployed_bad_release
+
+
+# The runs that are not about the decision take the on-call's call instead of waiting for the
+# bad version to breach (the decision itself: tests/unit; a real breach: the rollback above).
+MANUAL = {"manual_reason": "test: on-call decided to roll back"}
 
 
 def test_bad_deploy_is_rolled_back_and_evidence_verifies(
@@ -306,14 +313,13 @@ def test_bad_deploy_is_rolled_back_and_evidence_verifies(
     _assert_no_secrets(incident, result)
 
 
-def test_dry_run_changes_nothing(bad_release: Sandbox, tmp_path: Path) -> None:
-    revisions = _helm_revisions(bad_release)
-    result, incident = _run(
-        tmp_path, _sandbox_params(bad_release, dry_run=True), env=bad_release.env
-    )
+def test_dry_run_changes_nothing(deployed_bad_release: Sandbox, tmp_path: Path) -> None:
+    sb = deployed_bad_release
+    revisions = _helm_revisions(sb)
+    result, incident = _run(tmp_path, _sandbox_params(sb, dry_run=True, **MANUAL), env=sb.env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _helm_revisions(bad_release) == revisions
-    assert _pod_images(bad_release) == {"registry.local/api:v1.1.0"}
+    assert _helm_revisions(sb) == revisions
+    assert _pod_images(sb) == {"registry.local/api:v1.1.0"}
     assert json.loads((incident / "record.json").read_text())["outcome"] == "dry_run"
     assert any(e["kind"] == "dry_run" for e in _events(incident))
     _assert_no_secrets(incident, result)
@@ -332,16 +338,16 @@ def test_healthy_release_needs_no_rollback(clean_sandbox: Sandbox, tmp_path: Pat
 
 
 def test_recovery_that_fails_escalates_and_keeps_evidence(
-    bad_release: Sandbox, tmp_path: Path
+    deployed_bad_release: Sandbox, tmp_path: Path
 ) -> None:
     # With rates over 1 minute, the bad version's errors stay in the window for about a minute
     # after the rollout, so the ratio cannot be below 0.001% (the good version alone serves
     # ~0.05%) within 20 s: recovery must fail.
     params = _sandbox_params(
-        bad_release, confirm=True, recovery_error_ratio="0.001%", recovery_within="20s",
-        prometheus_rate_window="1m", notify_file=tmp_path / "notifications.txt",
+        deployed_bad_release, confirm=True, recovery_error_ratio="0.001%", recovery_within="20s",
+        prometheus_rate_window="1m", notify_file=tmp_path / "notifications.txt", **MANUAL,
     )  # fmt: skip
-    result, incident = _run(tmp_path, params, env=bad_release.env)
+    result, incident = _run(tmp_path, params, env=deployed_bad_release.env)
     assert result.returncode == 1
     assert "VerificationFailed" in result.stderr
     assert "ESCALATION" in (tmp_path / "notifications.txt").read_text()

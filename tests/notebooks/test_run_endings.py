@@ -2,8 +2,10 @@
 
 Without a cluster: a replay run with the planted-secret corpus in its parameters and its
 environment, signed; a run terminated (SIGTERM) while preflight waits on an API server that
-never answers; a bad ``output_dir``; an evidence folder on a filesystem too small for the
-bundle (a real tmpfs, mounted when the tests run as root). The sandbox endings (rollback,
+never answers; an evidence folder on a filesystem too small for the bundle (a real tmpfs,
+mounted when the tests run as root). Refusals before the kernel starts (a bad ``output_dir``,
+a key that cannot sign) run in-process: tests/unit/test_run_refusals.py and
+tests/adapters/test_evidence_signing.py. The sandbox endings (rollback,
 failure, interrupt during ``check_recovery``, disk full after the rollback) are in
 ``tests/e2e/test_run_endings_sandbox.py``.
 """
@@ -40,9 +42,7 @@ def _argv(output_dir: Path, params: Mapping[str, Any]) -> list[str]:
     return argv
 
 
-def _env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    scratch = tmp_path / "tmp"
-    scratch.mkdir(exist_ok=True)
+def _env(scratch: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # TMPDIR: the run's scratch folder goes here, so the test sees whether it was removed.
     return {**os.environ, "TMPDIR": str(scratch), **(extra or {})}
 
@@ -88,14 +88,16 @@ def _signing_key(tmp_path: Path) -> tuple[Path, Path]:
     return key, signers
 
 
-def test_replay_run_with_planted_secrets_leaves_a_clean_bundle(tmp_path: Path) -> None:
+def test_replay_run_with_planted_secrets_leaves_a_clean_bundle(
+    tmp_path: Path, scratch: Path
+) -> None:
     planted = "\n".join(p.text for p in CORPUS)
     replay = DATA / "healthy_deploy.csv"
     key, signers = _signing_key(tmp_path)
     params = {"incident_id": "INC-CORPUS", "replay_csv": str(replay),
               "expected_cluster": "kwok-runbook", "root_cause_hypothesis": planted,
               "signing_key": str(key), **WINDOW}  # fmt: skip
-    env = _env(tmp_path, {f"PLANTED_API_TOKEN_{i}": p.text for i, p in enumerate(CORPUS)})
+    env = _env(scratch, {f"PLANTED_API_TOKEN_{i}": p.text for i, p in enumerate(CORPUS)})
     result = subprocess.run(_argv(tmp_path / "ev", params), capture_output=True, text=True,
                             env=env, timeout=900, check=False)  # fmt: skip
     folder = tmp_path / "ev" / "INC-CORPUS"
@@ -112,16 +114,7 @@ def test_replay_run_with_planted_secrets_leaves_a_clean_bundle(tmp_path: Path) -
     argv = [str(RUNBOOK), "verify-evidence", str(folder), "--allowed-signers", str(signers)]
     signed = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert signed.returncode == 0, signed.stdout + signed.stderr
-    assert list((tmp_path / "tmp").iterdir()) == []  # papermill's scratch copy is gone
-
-
-def test_a_key_that_cannot_sign_is_bad_input_before_anything_runs(tmp_path: Path) -> None:
-    params = {"replay_csv": str(DATA / "healthy_deploy.csv"), "expected_cluster": "kwok-runbook",
-              "signing_key": str(tmp_path / "no-such-key"), **WINDOW}  # fmt: skip
-    result = subprocess.run(_argv(tmp_path / "ev", params), capture_output=True, text=True,
-                            env=_env(tmp_path), timeout=300, check=False)  # fmt: skip
-    assert result.returncode == 2, result.stderr
-    assert "signing_key: cannot sign with" in result.stderr
+    assert list(scratch.iterdir()) == []  # papermill's scratch copy is gone
 
 
 @dataclass
@@ -189,7 +182,7 @@ def _wait_for(path: Path, text: str, timeout_s: float = 300.0) -> None:
 
 
 def test_terminated_run_is_sealed_with_the_partial_notebook(
-    tmp_path: Path, silent_api_server: SilentServer
+    tmp_path: Path, scratch: Path, silent_api_server: SilentServer
 ) -> None:
     # SIGTERM (a runner or `runbook serve` stopping the run); Ctrl-C (SIGINT) is the sandbox
     # test's, during check_recovery after a real rollback.
@@ -201,15 +194,15 @@ def test_terminated_run_is_sealed_with_the_partial_notebook(
               "slack_webhook_url": webhook, **WINDOW}  # fmt: skip
     folder = tmp_path / "ev" / "INC-STOP"
     proc = subprocess.Popen(_argv(tmp_path / "ev", params), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(tmp_path))  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, env=_env(scratch))  # fmt: skip
     try:
         # Preflight has written its evidence check and now waits on the silent API server.
         _wait_for(folder / "timeline.jsonl", "evidence folder")
         assert silent_api_server.connected.wait(300), "the run never called the API server"
-        scratch = list((tmp_path / "tmp").iterdir())
-        assert [p.name.startswith("runbook-run-") for p in scratch] == [True]
-        assert scratch[0].stat().st_mode & 0o777 == 0o700  # private while it exists
-        assert (scratch[0] / "kernel.json").exists()  # the kernel's key is in there too
+        folders = list(scratch.iterdir())
+        assert [p.name.startswith("runbook-run-") for p in folders] == [True]
+        assert folders[0].stat().st_mode & 0o777 == 0o700  # private while it exists
+        assert (folders[0] / "kernel.json").exists()  # the kernel's key is in there too
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -219,7 +212,7 @@ def test_terminated_run_is_sealed_with_the_partial_notebook(
     assert "Traceback" not in err
     assert "outcome: interrupted" in out
     assert "cluster: not changed by this run" in out
-    assert list((tmp_path / "tmp").iterdir()) == []  # nothing unredacted left behind
+    assert list(scratch.iterdir()) == []  # nothing unredacted left behind
     record = _record(folder)
     assert record["outcome"] == "interrupted"
     assert record["rolled_back"] is False
@@ -230,19 +223,6 @@ def test_terminated_run_is_sealed_with_the_partial_notebook(
     assert (folder / "rollback.html").exists()
     assert _verify(folder).returncode == 0
     _assert_clean(folder, out, err)
-
-
-def test_output_dir_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
-    not_a_folder = tmp_path / "evidence"
-    not_a_folder.write_text("a file\n")
-    for output_dir in (not_a_folder, not_a_folder / "below"):
-        params = {"replay_csv": str(DATA / "healthy_deploy.csv"),
-                  "expected_cluster": "kwok-runbook", **WINDOW}  # fmt: skip
-        result = subprocess.run(_argv(output_dir, params), capture_output=True, text=True,
-                                env=_env(tmp_path), timeout=300, check=False)  # fmt: skip
-        assert result.returncode == 2, result.stderr
-        assert "output_dir" in result.stderr
-        assert "Traceback" not in result.stderr
 
 
 @pytest.fixture
@@ -263,12 +243,12 @@ def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_preflight_stops_before_any_change_when_the_evidence_has_no_room(
-    tmp_path: Path, tiny_filesystem: Path
+    scratch: Path, tiny_filesystem: Path
 ) -> None:
     params = {"incident_id": "INC-FULL", "replay_csv": str(DATA / "bad_deploy.csv"),
               "expected_cluster": "kwok-runbook", "confirm": True, **WINDOW}  # fmt: skip
     result = subprocess.run(_argv(tiny_filesystem, params), capture_output=True, text=True,
-                            env=_env(tmp_path), timeout=600, check=False)  # fmt: skip
+                            env=_env(scratch), timeout=600, check=False)  # fmt: skip
     folder = tiny_filesystem / "INC-FULL"
     assert result.returncode == 1, result.stderr
     assert "MiB free, at least 50 MiB needed" in result.stderr
