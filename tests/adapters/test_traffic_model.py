@@ -24,6 +24,7 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry
 
 from runbook_lib.adapters.prometheus import PrometheusSource
+from runbook_lib.core.promql import Metrics
 from runbook_sandbox import metrics_stack
 from runbook_sandbox.prometheus_server import (
     PrometheusServer,
@@ -133,15 +134,15 @@ def traffic(
 
 
 def latest(prom: PrometheusServer, job: str) -> Mapping[str, float]:
-    source = PrometheusSource(
-        prom.url,
-        selector=f'job="{job}"',
-        rate_window=f"{WINDOW_S}s",
+    metrics = Metrics(
+        prometheus_selector=f'job="{job}"',
+        prometheus_rate_window=f"{WINDOW_S}s",
         business_queries={
             "orders_per_request": f'sum(rate(orders_total{{job="{job}"}}[{WINDOW_S}s])) / '
             f'sum(rate(http_requests_total{{job="{job}"}}[{WINDOW_S}s]))'
         },
     )
+    source = PrometheusSource(prom.url, metrics=metrics)
     end = datetime.now(UTC) - timedelta(seconds=1)
     frame = source.query_range(end - timedelta(seconds=2), end, step_s=1)
     return {column: float(frame[column].iloc[-1]) for column in frame.columns}
