@@ -16,7 +16,7 @@ parameters and the command line's options, with the same units; every entry poin
 and a value given there overrides the profile's. Settings that describe one run (``incident_id``,
 ``dry_run``, ``deployed_at``, ...) are not a profile's to set. ``parse_profile`` reads the text
 (the caller reads the file) and checks every key and value, each problem carrying the file and
-line: "sustain: '90' has no unit ... (shop.yaml, line 7)".
+line: "sustain: 90 has no unit ... (shop.yaml, line 7)".
 """
 
 from __future__ import annotations

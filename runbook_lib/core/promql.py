@@ -246,16 +246,17 @@ class Metrics(Group):
         ]
         if self.latency_unit and self.latency_p99_query:
             found.append(
-                "latency_unit: describes latency_histogram; latency_p99_query must return "
-                "seconds (divide by 1000 in the query itself)"
+                "latency_unit / latency_p99_query: the unit describes latency_histogram; "
+                "latency_p99_query must return seconds (divide by 1000 in the query itself)"
             )
         histogram, unit = self.resolved("latency_histogram"), self.resolved("latency_unit")
         says = _unit_in_name(histogram)
         if not self.latency_p99_query and says and says != unit:
             source = "latency_unit" if self.latency_unit else f"preset {self.metrics_preset}"
             found.append(
-                f"latency_unit: {histogram!r} reads {_UNIT_WORDS[says]} but the unit is "
-                f"{_UNIT_WORDS[unit]} ({source}); a unit is never guessed: set latency_unit"
+                f"latency_histogram / latency_unit: {histogram!r} reads {_UNIT_WORDS[says]} but "
+                f"the unit is {_UNIT_WORDS[unit]} ({source}); a unit is never guessed: set "
+                "latency_unit"
             )
         return found
 

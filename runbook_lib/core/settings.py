@@ -242,11 +242,17 @@ def from_flat(
                 **{s.name: values[s.name] for s in specs(group) if s.name in values}
             )
         except ParameterError as err:
-            problems.extend(p + where.get(p.split(":", 1)[0], "") for p in err.problems)
+            problems.extend(_located(p, where) for p in err.problems)
             parts[attr] = group()
     if problems:
         raise ParameterError(list(dict.fromkeys(problems)))
     return Settings(profile=values.get("profile", ""), **parts)
+
+
+def _located(problem: str, where: Mapping[str, str]) -> str:
+    """A problem across settings, with where the profile sets the ones it names."""
+    names = [name.strip() for name in problem.split(":", 1)[0].split("/")]
+    return problem + "".join(dict.fromkeys(where[n] for n in names if n in where))
 
 
 def to_flat(

@@ -169,7 +169,7 @@ def test_tampered_evidence_is_detected(tmp_path: Path) -> None:
 def test_unknown_parameter_is_refused_before_running(tmp_path: Path) -> None:
     result, incident = _run(tmp_path, {"relase": "app", "replay_csv": "x.csv"})
     assert result.returncode == 2
-    assert "relase: not a parameter" in result.stderr
+    assert "relase: unknown parameter" in result.stderr
     assert not (incident / "rollback.ipynb").exists()
 
 
