@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 import pytest
+import yaml
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
@@ -308,6 +309,45 @@ def test_bad_deploy_is_rolled_back_and_evidence_verifies(
     assert any("password=[REDACTED]" in p.read_text() for p in logs)
     assert _verify(incident).returncode == 0
     _assert_no_secrets(incident, result)
+
+
+@pytest.mark.sandbox
+def test_a_profile_describes_the_service_and_the_command_line_overrides_it(
+    bad_release: Sandbox, tmp_path: Path
+) -> None:
+    # Everything about the service in one file; the run gives only what is its own, and one
+    # value that overrides the profile's.
+    profile = tmp_path / "app.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "release": "app",
+                "expected_cluster": bad_release.context,
+                "kubeconfig": str(bad_release.kubeconfig),
+                "context": bad_release.context,
+                "prometheus_url": bad_release.prometheus_url,
+                "metrics_preset": "prometheus-client",
+                "prometheus_selector": 'job="traffic"',
+                **SHORT,
+                "recovery_within": "10s",  # overridden below
+            }
+        ),
+        encoding="utf-8",
+    )
+    result, incident = _run(
+        tmp_path,
+        {"profile": profile, "confirm": True, "recovery_within": "2m"},
+        env=bad_release.env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _pod_images(bad_release) == {"registry.local/api:v1.0.0"}
+    record = json.loads((incident / "record.json").read_text())
+    assert record["outcome"] == "recovered"
+    started = next(e for e in _events(incident) if e["step"] == "start_run")
+    shown = started["data"]["params"]
+    assert (shown["sustain"], shown["step"], shown["recovery_within"]) == (10.0, 2.0, 120.0)
+    assert shown["prometheus_selector"] == 'job="traffic"'
+    assert shown["expected_cluster"] == bad_release.context
 
 
 @pytest.mark.sandbox
