@@ -137,6 +137,10 @@ class Spec:
     def metavar(self) -> str:
         if self.path:
             return "PATH"
+        if self.name.endswith("_url"):
+            return "URL"
+        if self.name.endswith("_query"):
+            return "PROMQL"
         if self.kind is Kind.CHOICE:
             return "{" + ",".join(c for c in self.choices if c) + "}"
         return _METAVARS.get(self.kind, "TEXT")

@@ -33,7 +33,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runbook_lib.core.groups import (
     EVERY,
@@ -53,6 +53,9 @@ from runbook_lib.core.groups import (
 from runbook_lib.core.kinds import DECIDE, Entry, Kind, Spec, check_value, parse, setting, specs
 from runbook_lib.core.promql import Metrics
 from runbook_lib.errors import ParameterError
+
+if TYPE_CHECKING:  # core.profile reads the settings' names: imported only for the type
+    from runbook_lib.core.profile import Profile
 
 __all__ = [
     "FIELDS",
@@ -186,7 +189,7 @@ def from_flat(
     raw: Mapping[str, Any],
     *,
     used_by: Entry | str,
-    profile: Any = None,
+    profile: Profile | None = None,
 ) -> Settings:
     """Every setting of one entry point from flat values (people's text or typed values).
 
