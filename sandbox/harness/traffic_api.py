@@ -130,11 +130,12 @@ def _behaviour(
             model.put_override(key, override)
             return 200, override.to_json()
         if method == "DELETE":
-            query = parse_qs(environ.get("QUERY_STRING", ""))
+            # Blank values kept: an empty filter must be refused, not read as "clear all".
+            query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
             kinds = {str(k) for k in MatchKind}
             match = {k: v[-1] for k, v in query.items() if k in kinds}
-            if set(query) - kinds or len(match) > 1:
-                raise _Refused(400, f"filter by at most one of {sorted(kinds)}")
+            if set(query) - kinds or len(match) > 1 or not all(match.values()):
+                raise _Refused(400, f"filter by at most one of {sorted(kinds)}, non-empty")
             return 200, {"removed": model.clear_overrides(key, match or None)}
     except KeyError as err:
         raise _Refused(404, f"no target {key}") from err

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -370,6 +370,8 @@ class _Runtime:
     stop: threading.Event
     started: float  # monotonic
     due_before: int = 0
+    # Held while serving: a target being stopped closes its log only between two ticks.
+    serving: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -523,8 +525,9 @@ class TrafficModel:
             # Requests due are computed from elapsed time, not per tick, so the rate does
             # not drift; nothing is served (or owed) before the first pod listing.
             due = int((now_mono - rt.started) * (rt.target.rate or self.options.rate))
-            if rt.sim.pods is not None:
-                rt.sim.serve(due - rt.due_before, now=now, span_s=_TICK_S)
+            with rt.serving:
+                if rt.sim.pods is not None and not rt.stop.is_set():
+                    rt.sim.serve(due - rt.due_before, now=now, span_s=_TICK_S)
             rt.due_before = due
 
     # --- internals ---
@@ -611,7 +614,8 @@ class TrafficModel:
         rt.stop.set()
 
         def finish() -> None:
-            rt.request_log.close()
+            with rt.serving:
+                rt.request_log.close()
             if rt.spans is not None:
                 rt.spans.shutdown()  # bounded by the exporter's timeout
 
