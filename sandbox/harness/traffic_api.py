@@ -5,7 +5,9 @@
     GET    /targets                          {"targets": [target, ...]}
     GET    /targets/<namespace>/<release>    one target
     PUT    /targets/<namespace>/<release>    add or replace: {"selector", "dialect", "rate",
-                                             "traced", "mix"} (all optional); 201 new, 200 replaced
+                                             "traced", "mix"} (all optional: a new target's
+                                             defaults, or the default target's own settings);
+                                             201 new, 200 replaced
     DELETE /targets/<namespace>/<release>    remove it and its overrides (409: the default one)
     GET    /behaviour                        {"overrides": {"<ns>/<release>": [override, ...]}}
     GET    /behaviour/<namespace>/<release>  {"overrides": [override, ...]}
@@ -91,8 +93,13 @@ def _targets(model: TrafficModel, method: str, rest: list[str], environ: dict[st
                 return 200, target.to_json()
         raise _Refused(404, f"no target {key}")
     if method == "PUT":
+        # The sandbox's own target keeps its built-in settings where the body says nothing.
+        default = model.options.default_target
         try:
-            target = parse_target(namespace, release, _body(environ))
+            target = parse_target(
+                namespace, release, _body(environ),
+                defaults=default if key == default.key else None,
+            )  # fmt: skip
         except ValueError as err:
             raise _Refused(400, f"invalid target {key}", err.args) from err
         created = model.put_target(target)

@@ -75,19 +75,21 @@ def add_target(
     *,
     release: str,
     namespace: str,
-    selector: str = "app=api",
-    dialect: str = "prometheus",
+    selector: str | None = None,
+    dialect: str | None = None,
     rate: float | None = None,
-    traced: bool = False,
+    traced: bool | None = None,
     mix: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Send traffic to ``release``'s pods (``selector`` in ``namespace``), exposed in
-    ``dialect`` (``prometheus``, ``otel`` or ``istio``) at ``rate`` req/s (None: the model's
-    rate). Replaces a target of the same release and namespace. ``mix`` gives fixed
-    synthetic pods (version -> count) instead of the cluster's. Returns the target."""
-    body: dict[str, Any] = {"selector": selector, "dialect": dialect, "rate": rate}
-    body["traced"] = traced
-    if mix:
+    ``dialect`` (``prometheus``, ``otel`` or ``istio``) at ``rate`` req/s; ``traced``: its
+    requests become spans; ``mix`` gives fixed synthetic pods (version -> count) instead of
+    the cluster's. Replaces a target of the same release and namespace. What is left None
+    takes the default (``app=api``, ``prometheus``, the model's rate, not traced, the
+    cluster's pods; for ``default/app``, its own settings). Returns the target."""
+    given = {"selector": selector, "dialect": dialect, "rate": rate, "traced": traced}
+    body: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if mix is not None:
         body["mix"] = dict(mix)
     answer: dict[str, Any] = _call("PUT", _path(traffic_url, "targets", namespace, release), body)
     return answer

@@ -178,31 +178,35 @@ def _number(body: Mapping[str, Any], name: str, problems: list[str]) -> float | 
     return float(value)
 
 
-def parse_target(namespace: str, release: str, body: Mapping[str, Any]) -> Target:
+def parse_target(
+    namespace: str, release: str, body: Mapping[str, Any], *, defaults: Target | None = None
+) -> Target:
     """The target described by a ``PUT /targets/<namespace>/<release>`` body.
 
-    Fields: ``selector`` (default ``app=api``), ``dialect``, ``rate``, ``traced``, ``mix``.
-    Raises ``ValueError`` whose args are every problem found.
+    Fields: ``selector``, ``dialect``, ``rate``, ``traced``, ``mix``; those left out take
+    ``defaults``' values (a new target's: ``app=api``, ``prometheus``, the model's rate, not
+    traced, the cluster's pods). Raises ``ValueError`` whose args are every problem found.
     """
+    base = defaults or Target(release=release, namespace=namespace)
     problems = _name_problems(namespace, release)
     unknown = sorted(set(body) - {"selector", "dialect", "rate", "traced", "mix"})
     if unknown:
         problems.append(f"unknown fields: {unknown}")
-    selector = body.get("selector", "app=api")
+    selector = body.get("selector", base.selector)
     if not isinstance(selector, str) or not selector.strip() or len(selector) > 1000:
         problems.append(f"selector: expected a label selector like 'app=api', got {selector!r}")
     elif any(ord(c) < 32 for c in selector):
         problems.append("selector: control characters are not allowed")
-    dialect = body.get("dialect", Dialect.PROMETHEUS)
+    dialect = body.get("dialect", base.dialect)
     if not isinstance(dialect, str) or dialect not in set(Dialect):
         problems.append(f"dialect: {dialect!r} is not one of {[str(d) for d in Dialect]}")
-    rate = _number(body, "rate", problems)
+    rate = _number(body, "rate", problems) if "rate" in body else base.rate
     if rate is not None and not 0 < rate <= MAX_RATE:
         problems.append(f"rate: {rate} req/s not in (0, {MAX_RATE:g}]")
-    traced = body.get("traced", False)
+    traced = body.get("traced", base.traced)
     if not isinstance(traced, bool):
         problems.append(f"traced: expected true or false, got {traced!r}")
-    mix = body.get("mix") or {}
+    mix = body.get("mix", base.mix) or {}
     if not isinstance(mix, Mapping) or not all(
         isinstance(v, str) and isinstance(n, int) and not isinstance(n, bool) and n >= 0
         for v, n in mix.items()

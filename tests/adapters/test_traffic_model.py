@@ -768,6 +768,12 @@ def test_targets_and_overrides_survive_a_restart_of_the_model(tmp_path: Path) ->
         with pytest.raises(traffic_control.TrafficControlError) as refused:
             traffic_control.remove_target(url, release="app", namespace="default")
         assert refused.value.status == 409
+        # The default target changes dialect and keeps its other settings (traced, pods).
+        changed = traffic_control.add_target(
+            url, release="app", namespace="default", dialect="istio"
+        )
+        assert changed == {**DEFAULT_TARGET.to_json(), "dialect": "istio"}
+        assert traffic_control.mix(url)["mix"] == {GOOD: 2}
         with pytest.raises(traffic_control.TrafficControlError) as unknown:
             traffic_control.set_behaviour(
                 url, release="nope", namespace="team-a", image="x", error_ratio=0.1
@@ -785,8 +791,7 @@ def test_targets_and_overrides_survive_a_restart_of_the_model(tmp_path: Path) ->
     try:
         url = wait_for_api(second)
         kept = {t["release"]: t for t in traffic_control.targets(url)}
-        assert kept["shop"] == added
-        assert set(kept) == {"app", "shop"}
+        assert kept == {"app": changed, "shop": added}
         shop = traffic_control.mix(url)["targets"]["team-a/shop"]
         assert shop["overridden"] == {
             "shop-v1-0-0-0": {"pod_template_hash": "v1-0-0"},
