@@ -34,6 +34,7 @@ _SUBCOMMAND_MODULES = (
     "runbook_lib.cli.run",
     "runbook_lib.cli.evidence",
     "runbook_lib.cli.rules",
+    "runbook_lib.cli.profile",
     "runbook_lib.cli.serve",
 )
 
@@ -59,6 +60,27 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
             return text
         shown = "none" if default == [] else "%(default)s"
         return f"{text} (default: {shown})"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """Wraps prose; keeps indented lines (examples) and headings ("example:") as written."""
+        out: list[str] = []
+        prose: list[str] = []
+
+        def wrap() -> None:
+            if prose:
+                out.append(
+                    super(_DefaultsHelpFormatter, self)._fill_text(" ".join(prose), width, indent)
+                )
+                prose.clear()
+
+        for line in text.splitlines():
+            if line.strip() and not line.startswith(" ") and not line.endswith(":"):
+                prose.append(line.strip())
+                continue
+            wrap()
+            out.append(indent + line if line.strip() else "")
+        wrap()
+        return "\n".join(out)
 
 
 class RunbookParser(argparse.ArgumentParser):
