@@ -221,9 +221,8 @@ def _judge_one(seen: Observed) -> SignalReport:
     valid = [v for v in seen.values if not math.isnan(v)]
     findings = _shape(seen, valid)
     if not seen.rejected and seen.series >= 1 and valid:
-        findings += _values(seen.probe, valid)
-        if seen.probe.kind == "latency":
-            findings += _buckets(seen.probe, seen.buckets)
+        # One word on the unit: the values' if they say it, else the buckets'.
+        findings += _values(seen.probe, valid) or _buckets(seen.probe, seen.buckets)
     findings += _selectors(seen)
     last = next((v for v in reversed(seen.values) if not math.isnan(v)), None)
     return SignalReport(
@@ -325,7 +324,7 @@ def _values(probe: Probe, valid: list[float]) -> list[Finding]:
 
 
 def _buckets(probe: Probe, buckets: tuple[float, ...]) -> list[Finding]:
-    if not buckets or not probe.histogram:
+    if probe.kind != "latency" or not buckets or not probe.histogram:
         return []
     top = max(buckets)
     name = probe.histogram

@@ -58,6 +58,9 @@ _ANY_RELEASE_LABELS = (
     "service",
     "job",
 )
+_NAMESPACE_LABELS_OF: Mapping[str, tuple[str, ...]] = {
+    "istio": ("destination_workload_namespace", "destination_service_namespace"),
+}
 _NAMESPACE_LABELS = (
     "namespace",
     "destination_workload_namespace",
@@ -165,7 +168,9 @@ def interesting_labels(label_names: Iterable[str], *, preset_name: str) -> tuple
 
 
 def _ranked(labels: Iterable[str], preferred: tuple[str, ...]) -> list[str]:
-    order = {name: index for index, name in enumerate(preferred)}
+    order: dict[str, int] = {}
+    for index, name in enumerate(preferred):
+        order.setdefault(name, index)
     return sorted(labels, key=lambda name: (order.get(name, len(order)), name))
 
 
@@ -202,7 +207,8 @@ def propose(survey: Survey, *, release: str, namespace: str) -> Proposal:
             if namespace in values and label != release_label
         ]
         if carrying:
-            namespace_label = _ranked(carrying, _NAMESPACE_LABELS)[0]
+            preferred = (*_NAMESPACE_LABELS_OF.get(chosen.name, ()), *_NAMESPACE_LABELS)
+            namespace_label = _ranked(carrying, preferred)[0]
             selector[namespace_label] = namespace
             found.append(f"the namespace: {namespace_label}={namespace}")
         else:
@@ -219,11 +225,8 @@ def propose(survey: Survey, *, release: str, namespace: str) -> Proposal:
         window_s = max(window_s, 60.0 * math.ceil(4 * chosen.scrape_interval_s / 60.0))
         found.append(f"scrape interval: {chosen.scrape_interval_s:g}s")
     window = f"{int(window_s // 60)}m"
-    business_selector = {release_label: release}
-    if namespace_label:
-        business_selector[namespace_label] = namespace
     business = _business(
-        survey, chosen, (release_label, namespace_label), business_selector, window
+        survey, chosen, (release_label, namespace_label), release, namespace, window
     )
     return Proposal(
         release=release,
@@ -282,7 +285,7 @@ def _family(name: str, metadata: Mapping[str, MetricInfo]) -> tuple[str, str]:
     """The metric's family and type: ``x_bucket`` of histogram ``x`` is ``(x, histogram)``."""
     if name in metadata:
         return name, metadata[name].type
-    for suffix in _FAMILY_SUFFIXES:
+    for suffix in ("_total", *_FAMILY_SUFFIXES):  # OpenMetrics names the family without them
         base = name.removesuffix(suffix)
         if base != name and base in metadata:
             return base, metadata[base].type
@@ -292,31 +295,40 @@ def _family(name: str, metadata: Mapping[str, MetricInfo]) -> tuple[str, str]:
 def _business(
     survey: Survey,
     seen: PresetSeen,
-    key: tuple[str, str],
-    selector: Mapping[str, str],
+    chosen: tuple[str, str],
+    release: str,
+    namespace: str,
     window: str,
 ) -> tuple[Candidate, ...]:
+    """The release's counters and gauges, each selected by the labels that carry the release
+    on it (the chosen ones first: a mesh's labels are on its own metrics only)."""
     preset = PRESETS[seen.name]
     own = {
         preset.request_counter,
         *(f"{preset.latency_histogram}{s}" for s in ("", *_FAMILY_SUFFIXES)),
     }
-    matchers = selector_from_labels(selector)
-    found = []
-    for metric in seen.release_metrics.get(key, ()):
-        if metric in own or _RUNTIME.match(metric):
-            continue
-        family, kind = _family(metric, survey.metadata)
-        if kind == "counter":
-            query = f"sum(rate({metric}{{{matchers}}}[{window}]))"
-        elif kind in ("gauge", "unknown") and not metric.endswith(_FAMILY_SUFFIXES):
-            query = f"sum({metric}{{{matchers}}})"
-        else:
-            continue  # histograms and summaries: a latency, not a count of business
-        name = re.sub(r"[^a-zA-Z0-9_]", "_", metric.removesuffix("_total"))
-        info = survey.metadata.get(family, MetricInfo())
-        found.append(Candidate(name, query, kind, info.help))
-    return tuple(found)
+    keys = sorted(seen.release_metrics, key=lambda key: (key != chosen, not key[1], key))
+    found: dict[str, Candidate] = {}
+    for release_label, namespace_label in keys:
+        labels = {
+            release_label: release,
+            **({namespace_label: namespace} if namespace_label else {}),
+        }
+        matchers = selector_from_labels(labels)
+        for metric in seen.release_metrics[(release_label, namespace_label)]:
+            if metric in own or metric in found or _RUNTIME.match(metric) or ":" in metric:
+                continue  # the preset's own, the process's, and recording rules' results
+            family, kind = _family(metric, survey.metadata)
+            if kind == "counter":
+                query = f"sum(rate({metric}{{{matchers}}}[{window}]))"
+            elif kind in ("gauge", "unknown") and not metric.endswith(_FAMILY_SUFFIXES):
+                query = f"sum({metric}{{{matchers}}})"
+            else:
+                continue  # histograms and summaries: a latency, not a count of business
+            name = re.sub(r"[^a-zA-Z0-9_]", "_", metric.removesuffix("_total"))
+            info = survey.metadata.get(family, MetricInfo())
+            found[metric] = Candidate(name, query, kind, " ".join(info.help.split()))
+    return tuple(found.values())
 
 
 # --- the YAML a person reviews --------------------------------------------------------------
