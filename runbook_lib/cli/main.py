@@ -47,6 +47,11 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
     and flags (off unless given), to the help text.
     """
 
+    def __init__(self, prog: str, **kwargs: Any) -> None:
+        # Room for "--prometheus-rate-window DURATION" beside its help, not above it.
+        kwargs.setdefault("max_help_position", 36)
+        super().__init__(prog, **kwargs)
+
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
@@ -54,6 +59,7 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
             not action.option_strings
             or action.nargs == 0
             or default is None
+            or default == ""
             or default is argparse.SUPPRESS
             or "default" in text.lower()
         ):
