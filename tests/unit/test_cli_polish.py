@@ -138,7 +138,14 @@ def _with_closed_stdout(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
         ["--help"],
         ["sandbox", "--help"],
         ["--version"],
-        ["evaluate", "--replay-csv", str(REPLAY), "--deployed-at", "2026-11-20T14:00:00Z", "--json"],
+        [
+            "evaluate",
+            "--replay-csv",
+            str(REPLAY),
+            "--deployed-at",
+            "2026-11-20T14:00:00Z",
+            "--json",
+        ],
     ],
     ids=["help", "sandbox-help", "version", "evaluate-json"],
 )
