@@ -372,6 +372,8 @@ def _finished_in_notebook(raw: Any) -> str:
 
 def _cluster_line(facts: Any) -> str:
     """What happened to the cluster, from the run's facts, in one sentence."""
+    if facts.read_back is not None:  # what the cluster said after helm was cut off
+        return str(facts.read_back.sentence)
     rollback = facts.rolled_back or facts.earlier_rollback
     if facts.rolled_back is not None:
         return (
@@ -387,7 +389,7 @@ def _cluster_line(facts: Any) -> str:
     return "not changed by this run (helm rollback did not run)"
 
 
-def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> None:
+def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str, run_id: str) -> None:
     """Put the interrupt on the timeline, unless the interrupted step recorded it itself."""
     from runbook_lib.record.facts import RunFacts
     from runbook_lib.record.timeline import EventKind, Timeline
@@ -396,8 +398,9 @@ def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> No
         incident_dir / "timeline.jsonl",
         redact=redactor,
         append=lambda _path, text: files.append_text(incident_dir, "timeline.jsonl", text),
+        run=run_id,
     )
-    failure = RunFacts.read(timeline.events).failure
+    failure = RunFacts.read(timeline.events, run=run_id).failure
     if failure is not None and failure.kind == "interrupted":
         return
     timeline.record(
@@ -463,15 +466,27 @@ def run_rollback(
     by SIGINT/SIGTERM (the partial notebook and the evidence so far are sealed). Raises
     ``ParameterError`` for unknown or invalid parameters (exit 2).
     """
+    from runbook_lib.record.timeline import RUN_ID_ENV, new_run_id
     from runbook_lib.run.params import build_params
 
     params, incident_dir, assess = _prepare(parameters, notebook)
     redactor = _redactor(params)
     signing_key = None if assess else (build_params(params).manifest_key)
     lost: list[str] = []  # evidence that could not be written
+    # Chosen here and handed to the kernel, so this run's events are told apart from another
+    # run's on a shared incident timeline, even after the kernel died.
+    run_id = new_run_id()
+    before = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = run_id
 
     with _Signals() as signals:
-        run = _execute(notebook, params, kernel=kernel, stream=stream, signals=signals)
+        try:
+            run = _execute(notebook, params, kernel=kernel, stream=stream, signals=signals)
+        finally:
+            if before is None:
+                os.environ.pop(RUN_ID_ENV, None)
+            else:
+                os.environ[RUN_ID_ENV] = before
         # Imported once the notebook has run: they bring in the Kubernetes client, pandas and
         # nbformat (seconds on a busy machine) that the kernel loads again anyway. Before the
         # kernel starts they would only delay the rollback an alert asked for.
@@ -496,13 +511,15 @@ def run_rollback(
         if signals.received is not None and not assess:
             signame = signal.Signals(signals.received).name
             try:
-                _interrupt_event(incident_dir, redactor, signame)
+                _interrupt_event(incident_dir, redactor, signame, run_id)
             except OSError as err:
                 lost.append(f"timeline: {err}")
         if (failure or signals.received is not None) and not assess:
             try:
                 # After an interrupt only what is on disk: the person wants the run to stop.
-                report = collect_after_failure(params, collect=signals.received is None)
+                report = collect_after_failure(
+                    params, collect=signals.received is None, run_id=run_id
+                )
             except ParameterError as err:
                 # The notebook stopped at its validation cell: nothing ran, the parameters are bad.
                 failure, status = f"invalid parameters: {err}", 2
@@ -525,7 +542,7 @@ def run_rollback(
     facts = None
     timeline = incident_dir / "timeline.jsonl"
     if timeline.exists():
-        facts = RunFacts.read(Timeline(timeline).events)
+        facts = RunFacts.read(Timeline(timeline).events, run=run_id)
     outcome = facts.outcome if facts is not None else None
     if outcome is Outcome.INCOMPLETE and lost:
         # The timeline lost its last events with the disk: the run said how it ended.

@@ -24,6 +24,7 @@ from runbook_lib.adapters import notify
 from runbook_lib.adapters.helm import Helm
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.metrics import MetricsSource
+from runbook_lib.adapters.processes import host_name
 from runbook_lib.assessment import metrics_source
 from runbook_lib.core.redact import Redactor
 from runbook_lib.display.summary import current as current_summary
@@ -32,7 +33,7 @@ from runbook_lib.errors import CommandFailed, PreconditionFailed
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import check_signing_key, write_manifest
 from runbook_lib.record.facts import RunFacts
-from runbook_lib.record.timeline import EventKind, Timeline
+from runbook_lib.record.timeline import RUN_ID_ENV, EventKind, Timeline, new_run_id
 from runbook_lib.run.params import RunParams, build_params, check_paths
 
 if TYPE_CHECKING:
@@ -91,8 +92,14 @@ class RunContext:
 
     @property
     def facts(self) -> RunFacts:
-        """What the run has established so far, read back from its timeline."""
-        return RunFacts.read(self.timeline.events)
+        """What the run has established so far, read back from its timeline (its own events:
+        other runs of the incident may write to the same timeline)."""
+        return RunFacts.read(self.timeline.events, run=self.timeline.run or None)
+
+    @property
+    def run_id(self) -> str:
+        """This run's id, on every event it writes ("" for a timeline reopened without one)."""
+        return self.timeline.run
 
     @property
     def dry_run(self) -> bool:
@@ -203,8 +210,12 @@ def open_timeline(
     *,
     clock: Callable[[], datetime] = _utcnow,
     environ: Mapping[str, str] | None = None,
+    run: str = "",
 ) -> tuple[Timeline, Redactor]:
-    """The incident's timeline (appended to when it exists) and the run's redactor."""
+    """The incident's timeline (appended to when it exists) and the run's redactor.
+
+    ``run`` is the id stamped on the events written through it.
+    """
     redact = Redactor.build(
         secrets=(params.slack_webhook_url,),
         env=os.environ if environ is None else environ,
@@ -219,7 +230,7 @@ def open_timeline(
     def append(_path: Path, text: str) -> None:
         files.append_text(incident_dir, "timeline.jsonl", text)
 
-    return Timeline(path, clock=clock, redact=redact, append=append), redact
+    return Timeline(path, clock=clock, redact=redact, append=append, run=run), redact
 
 
 def start_run(
@@ -236,20 +247,24 @@ def start_run(
     ``params`` are the notebook's parameters, by the names of ``core.parameters``; ``clock``,
     ``out``, ``ask`` and ``sleep`` are seams for tests and embedding. The timeline is
     ``<output_dir>/<incident_id>/timeline.jsonl`` (appended to when the incident already has
-    one, so a re-run keeps the history), with secrets redacted.
+    one, so a re-run keeps the history), with secrets redacted; this run's events carry its
+    id (``RUNBOOK_RUN_ID`` in ``environ`` when the caller chose it, else a fresh one).
 
     Raises ``ParameterError`` listing every invalid parameter.
     """
     validated = with_identity(build_params(params), clock())
     check_paths(validated)
     # A key that cannot sign must stop the run now, not fail every seal after the rollback.
-    check_signing_key(validated.manifest_key, os.environ if environ is None else environ)
-    timeline, redact = open_timeline(validated, clock=clock, environ=environ)
+    env = os.environ if environ is None else environ
+    check_signing_key(validated.manifest_key, env)
+    run = env.get(RUN_ID_ENV, "").strip() or new_run_id()
+    timeline, redact = open_timeline(validated, clock=clock, environ=environ, run=run)
     timeline.record(
         "start_run",
         EventKind.INFO,
         f"run started ({validated.mode}) for release {validated.release} in "
-        f"{validated.namespace}, incident {validated.incident_id}",
+        f"{validated.namespace}, incident {validated.incident_id} ({run}, pid {os.getpid()} "
+        f"on {host_name()})",
         params=validated.shown(),
         dry_run=validated.dry_run,
     )
