@@ -130,7 +130,7 @@ def take_lock(ctx: RunContext, step: str) -> LockInfo:
             pid=who.pid,
             process_started=who.process_started,
         ),
-        f"took Lease {lock.where} as {lock.holder}, {who.describe()} (frees itself "
+        f"took Lease {lock.where} as {p.lock_holder}, {who.describe()} (frees itself "
         f"{p.lock_ttl:g} s after the last renewal; renewed while the run works)",
     )
     return info

@@ -202,7 +202,8 @@ def test_a_run_killed_mid_rollback_frees_the_lock_and_the_rerun_seals_its_eviden
 ) -> None:
     sb = bad_deploy
     helm = helm_that_signals(sb.bin_dir / "helm", tmp_path)
-    crashed_params = params(sb, tmp_path, "crash-1", helm_binary=str(helm))
+    # A minute's TTL: the rerun must not need to wait for it.
+    crashed_params = params(sb, tmp_path, "crash-1", helm_binary=str(helm), lock_ttl="1m")
     (tmp_path / "crash.json").write_text(json.dumps(crashed_params))
     with (tmp_path / "crash.log").open("wb") as log:
         child = subprocess.Popen(
