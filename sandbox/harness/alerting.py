@@ -42,12 +42,13 @@ __all__ = [
 
 INSTALL_HINT = "apt-get install prometheus-alertmanager"
 # The demo's windows (scripts/demo.py): 20 s sustain, 2 s samples, rates over 15 s, business
-# metric (orders) smoothed over 30 s.
+# metric (orders) smoothed over 30 s. Only release app's own series: the traffic model may
+# serve other releases in the same dialect beside it (traffic_targets.py).
 DEMO_RULES = AlertRulesSpec(
     release="app",
     namespace="default",
     queries=QuerySpec(
-        selector='job="traffic"',
+        selector='job="traffic",release="app",namespace="default"',
         rate_window="15s",
         business_counters={"orders": "orders_total"},
     ),
