@@ -426,6 +426,7 @@ class RunFacts:
     started_at: datetime | None = None
     earlier_rollback: RolledBack | None = None  # by an earlier attempt of the same incident
     lock: LockTaken | None = None
+    lock_at: datetime | None = None  # when the run (last) took the lock
     earlier_runs: tuple[EarlierRunFound, ...] = ()  # crashed runs this one found and sealed
     release_changed: ReleaseChanged | None = None
     bad_pods: BadPodsCaptured | None = None
@@ -493,7 +494,7 @@ class RunFacts:
             elif isinstance(fact, Finished):
                 found["finished"] = fact
             elif isinstance(fact, LockTaken):
-                found["lock"] = fact
+                found["lock"], found["lock_at"] = fact, event.at
             elif isinstance(fact, EarlierRunFound):
                 found["earlier_runs"].append(fact)
             elif isinstance(fact, ReleaseChanged):
@@ -544,8 +545,15 @@ class RunFacts:
 
     @property
     def ended(self) -> bool:
-        """The run wrote its own ending: a ``Finished`` fact or a failed step."""
-        return self.finished is not None or bool(self.failures)
+        """The run wrote its own ending: a ``Finished`` fact, or a failed step since it last
+        took the lock (a failing step gives the lock back; a cell re-run by hand after a
+        failure takes it again, and the run goes on)."""
+        if self.finished is not None:
+            return True
+        failure = self.failure
+        if failure is None:
+            return False
+        return self.lock_at is None or failure.at >= self.lock_at
 
     @property
     def failure(self) -> StepFailure | None:

@@ -81,9 +81,9 @@ def _identified(key: str) -> bool:
 def crashed(events: Iterable[Event], *, run: str) -> list[RunFacts]:
     """The runs in a timeline that took the lock and never ended, except ``run`` (this one).
 
-    Never ended: no ``Finished`` fact and no failed step (a failed or interrupted run wrote
-    its own ending). In a timeline without run ids only its latest attempt is judged (the
-    earlier ones cannot be told apart from it when sealing).
+    Never ended: no ``Finished`` fact and no failed step since it took the lock (a failed or
+    interrupted run wrote its own ending; ``RunFacts.ended``). In a timeline without run ids
+    only its latest attempt is judged (the earlier ones cannot be told apart when sealing).
     """
     listed = list(events)
     keys = [key for key, _ in attempts(listed)]

@@ -195,3 +195,19 @@ def test_a_rerun_names_the_bad_release_from_history_not_the_current_revision() -
     assert rollout_message(params, target) == (
         "Rolling back app from v1.1.0 to v1.0.0 (revision 2 -> 1, incident I)"
     )
+
+
+def test_a_run_that_failed_then_took_the_lock_again_by_hand_has_not_ended(tmp_path: Path) -> None:
+    tl = Timeline(tmp_path / "timeline.jsonl", clock=lambda: T0, run="run-a")
+    tl.record("start_run", EventKind.INFO, "run started", params={}, dry_run=False)
+    tl.record("preflight", EventKind.STEP_FAILED, "preflight failed: LockHeld",
+              error_type="LockHeld", error_kind="precondition")  # fmt: skip
+    assert RunFacts.read(tl.events).ended  # refused: it wrote its own ending
+    # The person re-runs the cell a minute later, and this time takes the lock.
+    later = Timeline(tmp_path / "timeline.jsonl", clock=lambda: T0 + timedelta(minutes=1),
+                     run="run-a")  # fmt: skip
+    record_fact(later, "preflight", LockTaken("a (pid 1 on box)", "d/l", 60.0), "took")
+    facts = RunFacts.read(Timeline(tmp_path / "timeline.jsonl").events)
+    assert not facts.ended  # alive and holding the lock
+    state = _state(host="elsewhere", run_id="run-a", evidence_dir=str(tmp_path))
+    assert holder_gone(state) == ""
