@@ -139,20 +139,21 @@ def _read_back(ctx: RunContext, facts: RunFacts, timeline: Timeline) -> str:
 
 def _seal_events(ctx: RunContext, candidate: Candidate, timeline: Timeline) -> str:
     """Read the cluster back and append "interrupted" on the crashed run's behalf."""
-    p = ctx.params
+    settings = ctx.settings
+    incident = settings.records.incident_id
     facts = candidate.facts
     run = facts.run if _identified(facts.run) else timeline.run
     sentence = _read_back(ctx, facts, timeline)
     timeline.record_for(
         run, _STEP, EventKind.WARNING,
         f"this run stopped without an ending (crashed or killed) while holding the lock; "
-        f"found and sealed as interrupted by incident {p.incident_id} ({ctx.run_id}), "
+        f"found and sealed as interrupted by incident {incident} ({ctx.run_id}), "
         f"evidence {ctx.incident_dir.resolve()}",
-        later_incident=p.incident_id, later_run=ctx.run_id,
+        later_incident=incident, later_run=ctx.run_id,
         later_evidence=str(ctx.incident_dir.resolve()),
     )  # fmt: skip
     record_fact(
-        timeline, _STEP, Finished(Outcome.INTERRUPTED.value, None, None, p.target),
+        timeline, _STEP, Finished(Outcome.INTERRUPTED.value, None, None, settings.acting.target),
         "outcome: interrupted (sealed by a later run)", run=run,
     )  # fmt: skip
     outcome = Outcome.INTERRUPTED.value
@@ -161,7 +162,8 @@ def _seal_events(ctx: RunContext, candidate: Candidate, timeline: Timeline) -> s
 
 def _seal(ctx: RunContext, candidate: Candidate) -> str:
     """Seal a crashed run in another folder: read back, "interrupted", record, manifest."""
-    p = ctx.params
+    settings = ctx.settings
+    target = settings.target
     facts = candidate.facts
     run = facts.run if _identified(facts.run) else ""
     timeline = Timeline(
@@ -173,13 +175,13 @@ def _seal(ctx: RunContext, candidate: Candidate) -> str:
     try:
         record = build_record(
             timeline.events, pd.DataFrame(), incident_id=candidate.incident_id,
-            release=p.release, namespace=p.namespace, error_threshold=p.thresholds.error_ratio,
-            target_s=p.target, request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(),
-            run=run or None,
+            release=target.release, namespace=target.namespace,
+            error_threshold=settings.rules.error_ratio, target_s=settings.acting.target,
+            request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(), run=run or None,
         )  # fmt: skip
         write_record(record, candidate.path, redact=ctx.redact)
         try:
-            write_manifest(candidate.path, signing_key=p.manifest_key)
+            write_manifest(candidate.path, signing_key=settings.records.manifest_key)
         except CommandFailed:
             write_manifest(candidate.path, signing_key="")  # unsigned beats unsealed
     except OSError as err:
@@ -204,7 +206,7 @@ def _own_attempts(ctx: RunContext, step: str) -> list[EarlierRunFound]:
     own = ctx.incident_dir.resolve()
     for facts in crashed(ctx.timeline.events, run=ctx.run_id):
         assert facts.lock is not None
-        candidate = Candidate(own, ctx.params.incident_id, facts.lock.holder, facts)
+        candidate = Candidate(own, ctx.settings.records.incident_id, facts.lock.holder, facts)
         if ctx.dry_run:
             message = f"would seal the earlier attempt {facts.run} as interrupted"
             ctx.timeline.record(step, EventKind.DRY_RUN, message)
@@ -226,11 +228,11 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
     run's folder. In a dry run the runs are named, not changed. Raises nothing: a folder
     that cannot be sealed is linked with why.
     """
-    p = ctx.params
+    settings = ctx.settings
     own = ctx.incident_dir
     candidates = crashed_runs(
-        Path(p.output_dir), release=p.release, namespace=p.namespace,
-        run=ctx.run_id, exclude=own,
+        Path(settings.records.output_dir), release=settings.target.release,
+        namespace=settings.target.namespace, run=ctx.run_id, exclude=own,
     )  # fmt: skip
     previous = info.previous if info is not None else None
     alive = (

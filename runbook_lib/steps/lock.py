@@ -51,21 +51,23 @@ def renew_every(ttl_s: float) -> float:
 def run_identity(ctx: RunContext) -> RunIdentity:
     """This run as the Lease names it: holder name, incident, this process, run id."""
     host, pid, started = this_process()
-    p = ctx.params
-    return RunIdentity(p.lock_holder, p.incident_id, host, pid, started, ctx.run_id)
+    settings = ctx.settings
+    return RunIdentity(
+        settings.lock.lock_holder, settings.records.incident_id, host, pid, started, ctx.run_id
+    )
 
 
 def make_lock(ctx: RunContext) -> ReleaseLock:
     """The run's lock object (no API call): holder process, TTL, incident, evidence folder."""
-    p = ctx.params
+    settings = ctx.settings
     identity = run_identity(ctx)
     return ReleaseLock(
         ctx.kube,
-        namespace=p.namespace,
-        release=p.release,
+        namespace=settings.target.namespace,
+        release=settings.target.release,
         holder=identity.holder,
-        ttl_s=p.lock_ttl,
-        incident_id=p.incident_id,
+        ttl_s=settings.lock.lock_ttl,
+        incident_id=settings.records.incident_id,
         evidence_dir=str(ctx.incident_dir.resolve()),
         identity=identity,
     )
@@ -107,9 +109,11 @@ def take_lock(ctx: RunContext, step: str) -> LockInfo:
     ``LockHeld`` (who holds it, since when, when it frees itself, how to take it over),
     ``ApiError``.
     """
-    p = ctx.params
+    settings = ctx.settings
     lock = make_lock(ctx)
-    info = lock.acquire(ctx.now(), takeover_reason=p.lock_takeover_reason, gone=holder_gone)
+    info = lock.acquire(
+        ctx.now(), takeover_reason=settings.lock.lock_takeover_reason, gone=holder_gone
+    )
     ctx.live.lock = lock
     if info.warning:
         ctx.timeline.record(step, EventKind.WARNING, info.warning)
@@ -121,7 +125,7 @@ def take_lock(ctx: RunContext, step: str) -> LockInfo:
         LockTaken(
             holder=lock.holder,
             lease=lock.where,
-            ttl_s=p.lock_ttl,
+            ttl_s=settings.lock.lock_ttl,
             takeover=info.takeover,
             previous_holder=info.previous_holder or "",
             reason=info.reason,
@@ -130,8 +134,9 @@ def take_lock(ctx: RunContext, step: str) -> LockInfo:
             pid=who.pid,
             process_started=who.process_started,
         ),
-        f"took Lease {lock.where} as {p.lock_holder}, {who.describe()} (frees itself "
-        f"{p.lock_ttl:g} s after the last renewal; renewed while the run works)",
+        f"took Lease {lock.where} as {settings.lock.lock_holder}, {who.describe()} (frees "
+        f"itself {settings.lock.lock_ttl:g} s after the last renewal; renewed while the run "
+        "works)",
     )
     return info
 

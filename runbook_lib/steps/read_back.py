@@ -102,7 +102,7 @@ def read_cluster_back(
     Returns the fact, or None when the cluster could not be read (a recorded warning: whether
     the rollback was applied is then unknown). Never raises a ``RunbookError``.
     """
-    p = ctx.params
+    target_settings = ctx.settings.target
     about = ctx.facts if facts is None else facts
     into = ctx.timeline if timeline is None else timeline
     run = about.run if about.run and not about.run.startswith("#") else into.run
@@ -111,8 +111,11 @@ def read_cluster_back(
     start = started.from_revision if started else (target.current_revision if target else None)
     goal = started.to_revision if started else (target.target_revision if target else None)
     try:
-        history = ctx.helm.history(p.release, timeout_s=min(p.helm_timeout, READ_BACK_TIMEOUT_S))
-        pods = ctx.kube.pods(p.namespace, ctx.pod_selector)
+        history = ctx.helm.history(
+            target_settings.release,
+            timeout_s=min(target_settings.helm_timeout, READ_BACK_TIMEOUT_S),
+        )
+        pods = ctx.kube.pods(target_settings.namespace, ctx.pod_selector)
     except (RunbookError, OSError, ValueError) as err:  # e.g. a kubeconfig that cannot be read
         into.record_for(
             run, step, EventKind.WARNING,

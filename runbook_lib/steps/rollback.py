@@ -62,7 +62,7 @@ def notify(ctx: RunContext) -> Notified:
     target = ctx.live.target
     if target is None:
         raise PreconditionFailed("notify needs preflight to have resolved the revisions")
-    message = rollout_message(ctx.params, target)
+    message = rollout_message(ctx.settings, target)
     if ctx.dry_run:
         ctx.timeline.record("notify", EventKind.DRY_RUN, f"would post: {message}")
         return Notified(message, (), (), dry_run=True)
@@ -89,12 +89,16 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
     preflight/confirm, ``CommandFailed`` when helm fails or is missing (the Lease is released
     first).
     """
-    p = ctx.params
+    settings = ctx.settings
     target = ctx.live.target
     if target is None or ctx.facts.confirmed is None or not ctx.facts.confirmed.go_ahead:
         raise PreconditionFailed("helm_rollback needs preflight and confirm first")
     number = target.target.number
-    command = shlex.join(ctx.helm.rollback_command(p.release, number, timeout_s=p.helm_timeout))
+    command = shlex.join(
+        ctx.helm.rollback_command(
+            settings.target.release, number, timeout_s=settings.target.helm_timeout
+        )
+    )
     # Evidence first: the rollback replaces exactly the pods whose logs explain the incident.
     start_bad_release_capture(ctx, "helm_rollback")
     if target.already_rolled_back:
@@ -121,7 +125,8 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
 
 def _run_helm_rollback(ctx: RunContext, number: int, command: str) -> None:
     """``helm rollback``, marked as started first; cut off, the cluster is read back."""
-    p = ctx.params
+    settings = ctx.settings
+    release, timeout_s = settings.target.release, settings.target.helm_timeout
     target = ctx.live.target
     assert target is not None
     started = record_fact(
@@ -130,18 +135,18 @@ def _run_helm_rollback(ctx: RunContext, number: int, command: str) -> None:
         f"running: {command}",
     )  # fmt: skip
     try:
-        ctx.helm.rollback(p.release, number, timeout_s=p.helm_timeout)
+        ctx.helm.rollback(release, number, timeout_s=timeout_s)
     except BaseException as err:
         reason = cut_off_reason(started.at, ctx.now(), how_it_ended(err))
         if isinstance(err, CommandFailed) and err.timeout_s is not None:
-            reason += f" (helm_timeout {p.helm_timeout:g} s)"
+            reason += f" (helm_timeout {timeout_s:g} s)"
         with interrupts_deferred() as interrupted:
             fact = read_cluster_back(ctx, "helm_rollback", reason=reason)
             if fact is not None:
                 broadcast(
                     ctx, "helm_rollback",
-                    f"helm rollback of {p.release} did not end cleanly (incident "
-                    f"{p.incident_id}): {fact.sentence}",
+                    f"helm rollback of {release} did not end cleanly (incident "
+                    f"{settings.records.incident_id}): {fact.sentence}",
                 )  # fmt: skip
         if interrupted and not isinstance(err, KeyboardInterrupt):
             raise KeyboardInterrupt from err

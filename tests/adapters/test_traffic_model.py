@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 from runbook_lib.adapters.prometheus import PrometheusSource
+from runbook_lib.core.promql import Metrics
 from runbook_sandbox import metrics_stack, traffic_control
 from runbook_sandbox.prometheus_server import (
     PrometheusServer,
@@ -174,15 +175,15 @@ def traffic(
 
 
 def latest(prom: PrometheusServer, job: str) -> Mapping[str, float]:
-    source = PrometheusSource(
-        prom.url,
-        selector=f'job="{job}"',
-        rate_window=f"{WINDOW_S}s",
+    metrics = Metrics(
+        prometheus_selector=f'job="{job}"',
+        prometheus_rate_window=f"{WINDOW_S}s",
         business_queries={
             "orders_per_request": f'sum(rate(orders_total{{job="{job}"}}[{WINDOW_S}s])) / '
             f'sum(rate(http_requests_total{{job="{job}"}}[{WINDOW_S}s]))'
         },
     )
+    source = PrometheusSource(prom.url, metrics=metrics)
     end = datetime.now(UTC) - timedelta(seconds=1)
     frame = source.query_range(end - timedelta(seconds=2), end, step_s=1)
     return {column: float(frame[column].iloc[-1]) for column in frame.columns}
@@ -193,25 +194,23 @@ def latest_in_dialect(prom: PrometheusServer, dialect: str) -> Mapping[str, floa
     job, release, _ = DIALECT_TARGETS[dialect]
     selector = f'job="{job}",release="{release}",namespace="team"'
     w = f"{WINDOW_S}s"
-    if dialect == "otel":  # no request counter: the histogram's _count counts requests
-        source = PrometheusSource(
-            prom.url, selector=selector, rate_window=w,
-            request_counter="http_server_request_duration_seconds_count",
-            latency_histogram="http_server_request_duration_seconds",
-            error_label="http_response_status_code",
-            business_queries={"orders_per_minute": f"sum(shop_orders_per_minute{{{selector}}})"},
-        )  # fmt: skip
-    else:  # milliseconds: the p99 is divided by 1000 to judge it in seconds
-        source = PrometheusSource(
-            prom.url, selector=selector, rate_window=w,
-            request_counter="istio_requests_total", error_label="response_code",
-            latency_query="histogram_quantile(0.99, sum by (le) (rate("
-            f"istio_request_duration_milliseconds_bucket{{{selector}}}[{w}]))) / 1000",
-            business_queries={
-                "orders_per_request": f"sum(rate(shop_orders_total{{{selector}}}[{w}])) / "
-                f"sum(rate(istio_requests_total{{{selector}}}[{w}]))"
-            },
-        )  # fmt: skip
+    # Each dialect is one of the settings' naming presets: OpenTelemetry has no request
+    # counter (the histogram's _count counts requests); Istio's histogram counts milliseconds,
+    # which the preset declares, so the p99 is judged in seconds.
+    if dialect == "otel":
+        business = {"orders_per_minute": f"sum(shop_orders_per_minute{{{selector}}})"}
+    else:
+        business = {
+            "orders_per_request": f"sum(rate(shop_orders_total{{{selector}}}[{w}])) / "
+            f"sum(rate(istio_requests_total{{{selector}}}[{w}]))"
+        }
+    metrics = Metrics(
+        metrics_preset=dialect,
+        prometheus_selector=selector,
+        prometheus_rate_window=w,
+        business_queries=business,
+    )
+    source = PrometheusSource(prom.url, metrics=metrics)
     end = datetime.now(UTC) - timedelta(seconds=1)
     frame = source.query_range(end - timedelta(seconds=2), end, step_s=1)
     return {column: float(frame[column].iloc[-1]) for column in frame.columns}
