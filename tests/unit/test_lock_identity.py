@@ -21,6 +21,7 @@ from runbook_lib.adapters.lease import LeaseState
 from runbook_lib.adapters.processes import process_started
 from runbook_lib.core.revisions import Revision, resolve_target
 from runbook_lib.core.run_identity import RunIdentity, process_gone
+from runbook_lib.core.settings import Entry, from_flat
 from runbook_lib.evidence.incident_record import build_record
 from runbook_lib.record.facts import (
     Decided,
@@ -34,7 +35,6 @@ from runbook_lib.record.facts import (
     record_fact,
 )
 from runbook_lib.record.timeline import EventKind, Timeline
-from runbook_lib.run.params import build_params
 from runbook_lib.steps import RunContext, start_run
 from runbook_lib.steps import earlier_runs as earlier
 from runbook_lib.steps.lock import holder_gone
@@ -191,8 +191,11 @@ def test_a_rerun_names_the_bad_release_from_history_not_the_current_revision() -
     target = resolve_target(history)
     assert target.already_rolled_back
     assert target.bad_release.number == 2
-    params = build_params({"expected_cluster": "k", "replay_csv": "x.csv", "incident_id": "I"})
-    assert rollout_message(params, target) == (
+    settings = from_flat(
+        {"expected_cluster": "k", "replay_csv": "x.csv", "incident_id": "I"},
+        used_by=Entry.ROLLBACK,
+    )
+    assert rollout_message(settings, target) == (
         "Rolling back app from v1.1.0 to v1.0.0 (revision 2 -> 1, incident I)"
     )
 
