@@ -3,7 +3,9 @@
 A webhook URL is a credential (anyone holding it can post to the channel), so it never appears
 in an error, a log or the timeline: errors name only the scheme and host. Failures say whether
 retrying may help; the notify step retries once and never lets a failed notification block
-the rollback.
+the rollback. Each channel escapes the text for its medium (``core.escape``): Slack gets
+entities, so text from an alert label can neither mention a channel nor disguise a link; the
+console shows control characters as escapes, so it cannot forge a line or a colour.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from runbook_lib.core.escape import console_text, slack_text
 from runbook_lib.errors import AdapterError, ParameterError
 
 __all__ = ["ConsoleNotifier", "FileNotifier", "Notifier", "SlackWebhook", "redact_url"]
@@ -74,7 +77,7 @@ class SlackWebhook:
         command = f"POST {self.target}"
         request = urllib.request.Request(
             self._url,
-            data=json.dumps({"text": text}).encode(),
+            data=json.dumps({"text": slack_text(text)}).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
@@ -120,7 +123,7 @@ class ConsoleNotifier:
         """Write one line. Never fails in practice; raises ``AdapterError`` if the stream does."""
         stream = self._stream if self._stream is not None else sys.stdout
         try:
-            print(f"[notify] {text}", file=stream, flush=True)
+            print(f"[notify] {console_text(text)}", file=stream, flush=True)
         except (OSError, ValueError) as err:
             raise AdapterError("console notification failed", command="stdout") from err
 

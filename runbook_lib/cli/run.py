@@ -38,9 +38,10 @@ from runbook_lib.errors import CommandFailed, ParameterError
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import MANIFEST_NAME, check_signing_key, write_manifest
 
-__all__ = ["parse_value", "register", "run_rollback"]
+__all__ = ["credentials_from_env", "parse_value", "register", "run_rollback"]
 
 NOTEBOOKS = {"assess": "assess.ipynb", "rollback": "rollback.ipynb"}
+# Credential parameters may also come from the environment: ``credentials_from_env``.
 # Paths given on the command line are relative to where the command runs, but the kernel runs
 # in the notebooks directory; these are made absolute before papermill sees them.
 PATH_PARAMETERS = (
@@ -576,8 +577,25 @@ def run_rollback(
     return OK, incident_dir
 
 
+def credentials_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Credential parameters given as ``RUNBOOK_<NAME>`` (``RUNBOOK_SLACK_WEBHOOK_URL``): how
+    ``runbook serve`` hands them to a run, so they are in no command line and no Job spec."""
+    from runbook_lib.core.parameters import PARAMETERS
+    from runbook_lib.core.run_job import credential_env_name
+
+    found = {}
+    for parameter in PARAMETERS:
+        if is_credential_name(parameter.name) and environ.get(credential_env_name(parameter.name)):
+            found[parameter.name] = environ[credential_env_name(parameter.name)]
+    return found
+
+
 def _run_command(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {name: parse_value(value) for name, value in args.parameter}
+    # Given on the command line wins over the environment.
+    params: dict[str, Any] = (
+        dict(credentials_from_env(os.environ)) if args.runbook == "rollback" else {}
+    )
+    params.update({name: parse_value(value) for name, value in args.parameter})
     params.update({name: value for name, value in args.raw_parameter})
     if args.output_dir:
         params["output_dir"] = args.output_dir
