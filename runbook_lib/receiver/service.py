@@ -479,7 +479,8 @@ class Receiver:
                 outcome="interrupted",
                 status=waited.status,
                 changed=end.changed_cluster,
-                note=self._seal(run),
+                note="left no ending",
+                sealed=self._seal(run),
             )
         fallback = {
             "succeeded": "job_succeeded",
@@ -496,7 +497,7 @@ class Receiver:
             write_manifest(run.spec.incident_dir, signing_key=key)
         except (OSError, CommandFailed) as err:
             return f"could not seal {run.spec.incident_dir}: {err}"
-        return f"left no ending; evidence sealed in {run.spec.incident_dir}"
+        return f"evidence sealed in {run.spec.incident_dir}"
 
     def _finish(
         self,
@@ -507,8 +508,10 @@ class Receiver:
         status: int | None = None,
         changed: bool | None = None,
         note: str = "",
+        sealed: str = "",
     ) -> bool:
-        """Journal, count and report how a run ended; True when no cooldown follows."""
+        """Journal, count and report how a run ended; True when no cooldown follows.
+        ``sealed`` says how the receiver sealed a run that left no ending."""
         ended_at = self.clock()
         reassess = verdict in REASSESS_VERDICTS or outcome == DISPATCH_FAILED
         if outcome == DISPATCH_FAILED:
@@ -527,7 +530,7 @@ class Receiver:
         with self._lock:
             self._count(run, {**finished, "at": ended_at.isoformat()})
             self.stats.to_end_s.append((ended_at - run.received).total_seconds())
-        self._notify(self._end_text(run, outcome, verdict, status, note, ended_at))
+        self._notify(self._end_text(run, outcome, verdict, status, note, sealed, ended_at))
         return reassess
 
     def _count(self, run: _Run, finished: Entry) -> None:
@@ -553,6 +556,7 @@ class Receiver:
         verdict: str,
         status: int | None,
         note: str,
+        sealed: str,
         ended_at: datetime,
     ) -> str:
         command = str(run.entry.get("command") or "")
@@ -565,12 +569,12 @@ class Receiver:
                 reason=note,
                 command=command,
             )
-        if outcome == "interrupted" and verdict == "" and "sealed" in note:
+        if sealed:
             return texts.interrupted(
                 run_id=run.run_id,
                 release=run.spec.release,
                 namespace=run.spec.namespace,
-                sealed=f"; {note}",
+                sealed=f"; {sealed}",
                 command=command,
             )
         took = f"alert to end {(ended_at - run.received).total_seconds():.1f} s"
