@@ -57,16 +57,25 @@ class Receiver:
         (tmp / "token").write_text(TOKEN)
         port_file = tmp / "port"
         port_file.unlink(missing_ok=True)
-        argv = [sys.executable, str(HERE / "receiver_proc.py"), str(tmp / "state"),
-                str(tmp / "evidence"), str(tmp / "policy.yaml"), str(tmp / "token"),
-                "--port-file", str(port_file)]  # fmt: skip
+        argv = [
+            sys.executable,
+            str(HERE / "receiver_proc.py"),
+            str(tmp / "state"),
+            str(tmp / "evidence"),
+            str(tmp / "policy.yaml"),
+            str(tmp / "token"),
+            "--port-file",
+            str(port_file),
+        ]
         for name, value in options.items():
             argv += [f"--{name}", str(value)]
         self.log = (tmp / "receiver.log").open("ab")
         self.proc = subprocess.Popen(
-            argv, stdout=self.log, stderr=subprocess.STDOUT,
+            argv,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "STAND_IN_HOLD": str(self.hold)},
-        )  # fmt: skip
+        )
         self.port = int(_until(lambda: port_file.exists() and port_file.read_text(), 30, "port"))
 
     def post(self, *alerts: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -236,8 +245,9 @@ def test_killed_after_the_child_ended_before_its_journal_line(suite: Suite) -> N
     assert (end["run_id"], end["outcome"]) == (run_id, "recovered")
     assert end["note"] == "ended while the receiver was down"
     assert suite.children() == [run_id]
-    assert any("ended (ended while the receiver was down): outcome recovered" in n
-               for n in suite.notes())  # fmt: skip
+    assert any(
+        "ended (ended while the receiver was down): outcome recovered" in n for n in suite.notes()
+    )
 
 
 def test_a_child_killed_with_the_receiver_is_sealed_as_interrupted_not_rerun(suite: Suite) -> None:
