@@ -18,7 +18,7 @@ The journal's events (``journal.jsonl``, one JSON object a line, ``event`` and `
 the restart, once each), runs started and not finished are *unfinished* (reconciled: waited
 for, read, or dispatched if they never were), and finished runs give the cooldown and the
 circuit breaker their history. ``compacted`` is the journal's minimum: what ``replay`` needs
-to say the same, within ``horizon_s`` (the longer of the breaker period and the cooldown).
+to say the same while the cooldowns and the breaker's period last.
 """
 
 from __future__ import annotations
@@ -146,17 +146,30 @@ def replay(entries: Iterable[Entry], *, remember: int = 10_000) -> Replayed:
     return Replayed(keys, list(pending.values()), list(runs.values()), arrived, finished)
 
 
-def compacted(replayed: Replayed, *, now: datetime, horizon_s: float, recent: int) -> list[Entry]:
+def compacted(
+    replayed: Replayed, *, now: datetime, breaker_s: float, cooldown_s: float, recent: int
+) -> list[Entry]:
     """The entries a compacted journal keeps: ``replay`` of them gives the same pending and
-    unfinished runs, the same keys, and the finished runs within ``horizon_s`` of ``now``
-    (the breaker's and the cooldown's history) or among the last ``recent`` (for /runs)."""
-    since = now - timedelta(seconds=horizon_s)
+    unfinished runs, the same keys, the cooldowns still running (``cooldown_s``), the
+    automatic rollbacks the breaker still counts (``breaker_s``), and the last ``recent``
+    runs (for /runs). Finished runs keep only the fields those need."""
     kept: list[Entry] = [{"event": "seen", "at": now.isoformat(), "keys": replayed.seen}]
     finished = replayed.finished
-    for index, (started, ended) in enumerate(finished):
+    last_of_release = {_release(started): i for i, (started, _) in enumerate(finished)}
+
+    def within(ended: Entry, seconds: float) -> bool:
         at = instant(ended.get("at"))
-        if index >= len(finished) - recent or (at is not None and at >= since):
-            kept += [_without_dispatch(started), ended]
+        return at is not None and at >= now - timedelta(seconds=seconds)
+
+    for index, (started, ended) in enumerate(finished):
+        cooling = last_of_release[_release(started)] == index and within(ended, cooldown_s)
+        counted = (
+            started.get("action") == "auto_rollback"
+            and ended.get("changed") is not False
+            and within(ended, breaker_s)
+        )
+        if cooling or counted or index >= len(finished) - recent:
+            kept += [{k: v for k, v in started.items() if k in _FINISHED_RUN_FIELDS}, ended]
     for run in replayed.unfinished:
         kept.append(_without_dispatch(run))
         if run.get("dispatched"):
@@ -171,6 +184,23 @@ def compacted(replayed: Replayed, *, now: datetime, horizon_s: float, recent: in
     kept += list(replayed.arrived.values())
     kept += [{**p.entry, "more": p.more} for p in replayed.pending]
     return kept
+
+
+# What replay and /runs read of a finished run's run_started line.
+_FINISHED_RUN_FIELDS = frozenset(
+    {
+        "event",
+        "at",
+        "run_id",
+        "release",
+        "namespace",
+        "action",
+        "alert_key",
+        "alert_name",
+        "received_at",
+        "incident_dir",
+    }
+)
 
 
 def _without_dispatch(run: Entry) -> Entry:

@@ -166,9 +166,6 @@ class Receiver:
 
     # --- restart -------------------------------------------------------------------------
 
-    def _horizon_s(self) -> float:
-        return max(self.policy.breaker.period, self.state.cooldown)
-
     def _recover(self) -> None:
         replayed = replay(self.journal.entries(), remember=self.state.remember)
         waiting = []
@@ -212,7 +209,11 @@ class Receiver:
         def select(entries: list[Entry]) -> list[Entry]:
             found = replayed or replay(entries, remember=self.state.remember)
             return compacted(
-                found, now=self.clock(), horizon_s=self._horizon_s(), recent=RECENT_RUNS
+                found,
+                now=self.clock(),
+                breaker_s=self.policy.breaker.period,
+                cooldown_s=self.state.cooldown,
+                recent=RECENT_RUNS,
             )
 
         # A journal that cannot be compacted is still a journal: it stays as it is.

@@ -8,13 +8,17 @@ marker file ``$STAND_IN_HOLD/<point>-<incident_id>`` so the test knows it is the
 kill the process. The bound port is written to ``--port-file``.
 
     receiver_proc.py STATE OUTPUT POLICY TOKEN --port-file F [--hold POINT] [--workers N]
-        [--capacity N] [--grace SECONDS]
+        [--capacity N] [--grace SECONDS] [--full-disk]
+
+``--full-disk``: once started, no file may grow (``RLIMIT_FSIZE``): every journal line fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import signal
 import sys
 import threading
 import time
@@ -73,6 +77,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--capacity", type=int, default=100)
     parser.add_argument("--grace", type=float, default=60.0)
+    parser.add_argument("--full-disk", action="store_true")
     args = parser.parse_args()
     state = Path(args.state)
     hold = Path(os.environ["STAND_IN_HOLD"])
@@ -91,6 +96,13 @@ def main() -> None:
         grace_s=args.grace,
         cooldown=0,
     )
+
+    if args.full_disk:
+        # From here on no file of this process may grow: the next journal line fails with
+        # "File too large", as a full disk would fail it.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        size = (state / "journal.jsonl").stat().st_size
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
     def say(text: str) -> None:
         print(f"receiver: {text}", file=sys.stderr, flush=True)

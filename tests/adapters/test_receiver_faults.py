@@ -68,7 +68,7 @@ class Receiver:
             str(port_file),
         ]
         for name, value in options.items():
-            argv += [f"--{name}", str(value)]
+            argv += [f"--{name}"] if value is True else [f"--{name}", str(value)]
         self.log = (tmp / "receiver.log").open("ab")
         self.proc = subprocess.Popen(
             argv,
@@ -320,3 +320,20 @@ def test_the_grace_ends_then_the_run_is_stopped_and_sealed(suite: Suite) -> None
     (end,) = suite.events("run_finished")
     assert end["outcome"] == "interrupted"
     assert (suite.tmp / "evidence" / run_id / "MANIFEST.sha256").exists()
+
+
+def test_a_journal_that_cannot_be_written_answers_503_and_runs_nothing(suite: Suite) -> None:
+    full = suite.receiver(**{"full-disk": True})
+    status, body = full.post(alert("app"))
+    assert status == 503  # Alertmanager retries 5xx: the alert is not lost
+    assert body["error"].startswith("the journal cannot be written")
+    assert full.health()[0] == 503
+    assert full.post(alert("app"))[0] == 503  # not "duplicate": nothing was remembered
+    full.kill()
+    assert suite.children() == []
+    suite.go()
+    healthy = suite.receiver()
+    assert healthy.post(alert("app"))[1]["alerts"] == ["queued"]  # Alertmanager's retry
+    (end,) = suite.finished(1)
+    assert end["outcome"] == "recovered"
+    assert len(suite.children()) == 1

@@ -414,3 +414,48 @@ def test_an_automatic_run_stopped_on_inconclusive_data_hands_over_with_the_comma
     end = _notes(tmp_path)[-1]
     assert "outcome inconclusive" in end
     assert "A person decides from here: runbook run rollback" in end
+
+
+def test_the_journal_is_compacted_and_a_restart_still_knows_what_it_needs(
+    tmp_path: Path,
+) -> None:
+    runner = FakeDispatch(verdict="no_rollback")  # runs that change nothing: no breaker
+    receiver = Receiver(
+        Policy.from_mapping(POLICY),
+        state_dir=tmp_path / "state",
+        output_dir=tmp_path / "evidence",
+        dispatch=runner,
+        cooldown=0,
+        compact_bytes=64 * 1024,
+    )
+    receiver.start()
+    for i in range(400):  # each run writes ~3 KiB of journal: 1.2 MiB without compaction
+        receiver.accept(_notification(alert(f"r{i}", starts_at=f"2026-12-01T12:00:{i % 60:02d}Z")))
+        assert receiver.wait_idle(10)
+    runner.gate.clear()
+    receiver.accept(_notification(alert("app")))  # its run holds
+    assert runner.wait_calls(401)
+    receiver.accept(_notification(alert("shop")))  # the second worker's
+    assert runner.wait_calls(402)
+    receiver.accept(_notification(alert("r-late")))  # both workers busy: it waits
+    # The last 200 runs (for /runs) and the keys stay, plus what came since the last
+    # compaction.
+    size = (tmp_path / "state" / "journal.jsonl").stat().st_size
+    assert size < 256 * 1024
+    # A restart (no close: a crash) from the compacted journal: the key of run 0 is still
+    # known, r-late still waits, app and shop are still running.
+    again = FakeDispatch()
+    restarted = Receiver(
+        Policy.from_mapping(POLICY),
+        state_dir=tmp_path / "state",
+        output_dir=tmp_path / "evidence",
+        dispatch=again,
+        cooldown=0,
+    )
+    assert [w.first.release for w in restarted.state.waiting.values()] == ["r-late"]
+    assert sorted(r for _, r in restarted.state.running) == ["app", "shop"]
+    assert restarted.accept(
+        _notification(alert("r0", starts_at="2026-12-01T12:00:00Z"))
+    ).dispositions == ("duplicate",)
+    runner.gate.set()
+    receiver.close()

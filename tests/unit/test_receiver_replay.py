@@ -166,14 +166,14 @@ def test_compaction_keeps_what_replay_needs_and_drops_the_rest() -> None:
         _accepted("c", "coalesced", minute=4),
     ]
     entries = history + recent_run + live
-    kept = compacted(replay(entries), now=now, horizon_s=3600, recent=3)
+    kept = compacted(replay(entries), now=now, breaker_s=3600, cooldown_s=3600, recent=3)
     assert len(kept) < 20
     before, after = _summary(entries), _summary(kept)
     assert after[:5] == before[:5]  # pending, unfinished, dispatch, keys, arrived
     assert after[5][("default", "a")] == before[5][("default", "a")]  # within the horizon
     assert after[6][("default", "a")] == before[6][("default", "a")]
     # Compacting again changes nothing.
-    again = compacted(replay(kept), now=now, horizon_s=3600, recent=3)
+    again = compacted(replay(kept), now=now, breaker_s=3600, cooldown_s=3600, recent=3)
     assert _summary(again) == _summary(kept)
 
 
