@@ -66,6 +66,8 @@ class Serve:
             "--token-file", str(alerting.token_file(sandbox.state_dir)),
             "--port", str(self.port), "--state-dir", str(tmp / "serve"),
             "--output-dir", str(tmp / "evidence"), "--cooldown", "0s",
+            # A follow-up assessment may still run when the test ends: stopped and sealed.
+            "--grace", "10s",
         ]  # fmt: skip
         self.log = (tmp / "serve.log").open("wb")
         self.proc = subprocess.Popen(
@@ -91,7 +93,7 @@ class Serve:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(30)
+        assert self.proc.wait(60) == 0  # SIGTERM: a graceful stop, exit 0
         self.log.close()
 
 
