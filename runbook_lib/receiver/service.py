@@ -110,6 +110,7 @@ class _Run:
     spec: RunSpec
     alert: Alert
     received: datetime
+    more: int = 0  # alerts coalesced into it
 
     @property
     def run_id(self) -> str:
@@ -173,9 +174,12 @@ class Receiver:
             with contextlib.suppress(ParameterError):
                 waiting.append(Waiting(read_alert(pending.alert), pending.more))
         resumed: list[tuple[Entry, Alert]] = []
+        lost: list[Entry] = []
         for run in replayed.unfinished:
-            with contextlib.suppress(ParameterError):
+            try:
                 resumed.append((run, read_alert(run.get("alert"))))
+            except ParameterError:
+                lost.append(run)  # a line without the alert (an older receiver's)
         self.state.restore(
             keys=replayed.seen,
             waiting=waiting,
@@ -203,6 +207,23 @@ class Receiver:
         with contextlib.suppress(OSError):
             self.journal.write(
                 "receiver_started", durable=True, pending=len(waiting), unfinished=len(resumed)
+            )
+        for run in lost:
+            note = "started by an earlier receiver and not resumable: check the release"
+            with contextlib.suppress(OSError):
+                self.journal.write(
+                    "run_finished",
+                    durable=True,
+                    run_id=run["run_id"],
+                    outcome="interrupted",
+                    verdict="",
+                    changed=None,
+                    reassess=False,
+                    note=note,
+                )
+            self._notify(
+                f"runbook serve: run {line(str(run['run_id']), limit=80)} was "
+                f"{note} ({line(str(run.get('command') or ''), limit=400)})"
             )
 
     def _compact(self, replayed: Replayed | None = None) -> None:
@@ -389,30 +410,11 @@ class Receiver:
             RunSpec(run_id, alert.release, alert.namespace, parameters, incident_dir),
             alert,
             received,
+            more,
         )
         with self._lock:
             self.recent.append(run_row(run.entry, None))
             self.stats.to_start_s.append((now - received).total_seconds())
-        try:
-            # The alert that started the run travels with the evidence (sealed with it):
-            # written like every evidence file (0640, never through a symlink), redacted.
-            files.write_text(
-                incident_dir,
-                "alert.json",
-                json.dumps(
-                    redact_value(
-                        {
-                            "alert": entry["alert"],
-                            "also_received": more,
-                            **{k: v for k, v in entry.items() if k != "alert"},
-                        }
-                    ),
-                    indent=2,
-                )
-                + "\n",
-            )
-        except OSError as err:
-            return self._finish(run, outcome=DISPATCH_FAILED, note=f"evidence folder: {err}")
         self._notify(
             texts.started(
                 alert,
@@ -444,12 +446,29 @@ class Receiver:
             )
             return None
         try:
+            self._write_alert(run)
+        except OSError as err:
+            return self._finish(run, outcome=DISPATCH_FAILED, note=f"evidence folder: {err}")
+        try:
             dispatched = self.dispatch.start(run.spec)
         except DispatchRefused as err:
             return self._finish(run, outcome=DISPATCH_FAILED, note=err.reason)
         with contextlib.suppress(OSError):  # the run goes on; /healthz says the journal broke
             self.journal.write("run_dispatched", durable=True, run_id=run.run_id, **dispatched)
         return self._wait_and_finish(run, note)
+
+    def _write_alert(self, run: _Run) -> None:
+        """The alert that started the run travels with the evidence (sealed with it): written
+        like every evidence file (0640, never through a symlink), redacted, once."""
+        if (run.spec.incident_dir / "alert.json").exists():
+            return
+        fields = {k: v for k, v in run.entry.items() if k not in ("alert", "event")}
+        document = {"alert": run.entry.get("alert"), "also_received": run.more, **fields}
+        files.write_text(
+            run.spec.incident_dir,
+            "alert.json",
+            json.dumps(redact_value(document), indent=2) + "\n",
+        )
 
     def _wait_and_finish(self, run: _Run, note: str = "") -> bool | None:
         with self._lock:
@@ -661,8 +680,10 @@ class Receiver:
             self._lock.notify_all()
         if self.dispatch.hands_back:
             self._shutdown.hand_back.set()  # Jobs run on without us
+        with self._lock:
+            running = sorted(self._active)
         with contextlib.suppress(OSError):
-            self.journal.write("stopping", durable=True, running=sorted(self._active))
+            self.journal.write("stopping", durable=True, running=running)
 
     def stop_now(self) -> None:
         """A second signal: no more grace; ``close`` stops the runs at once."""
