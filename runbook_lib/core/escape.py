@@ -3,8 +3,9 @@
 Alert labels come from whoever can write a Prometheus rule or post to Alertmanager. Shown raw,
 a newline forges a log line, a terminal escape recolours or hides output, a bidirectional
 override reorders what is read, and in Slack ``<!channel>`` pages everyone while
-``<https://evil|status page>`` disguises a link. Each function escapes for one medium; text
-passes through ``line`` first, so every medium also gets one visible line.
+``<https://evil|status page>`` disguises a link. ``line`` makes a piece of untrusted text one
+visible line when a message is composed; ``console_text``, ``slack_text`` and ``html_text``
+escape a whole message for its medium (the notifiers and ``/runs`` apply them).
 """
 
 from __future__ import annotations
