@@ -68,12 +68,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "stopped and sealed (2m); a second signal stops them at once",
     )
     tls = parser.add_argument_group("TLS (like Prometheus' web config)")
-    tls.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
-    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
+    tls.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (default: plain HTTP)")
+    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (default: none; required with --tls-cert)")
     tls.add_argument(
         "--tls-client-ca",
         metavar="FILE",
-        help="require client certificates signed by this CA (mutual TLS)",
+        help="require client certificates signed by this CA (mutual TLS; default: none)",
     )
     parser.add_argument(
         "--dispatch",
