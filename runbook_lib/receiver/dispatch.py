@@ -110,7 +110,8 @@ def _split_credentials(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], d
 
 
 class LocalDispatch:
-    """Each run a child process (``runbook run rollback``) holding ``<state>/runs/<id>.lock``."""
+    """Each run a child process (``runbook run rollback``) holding ``<state>/runs/<id>.lock``
+    while it lives; its output goes to ``<state>/runs/<id>.log``."""
 
     kind = "local"
     hands_back = False
@@ -178,6 +179,8 @@ class LocalDispatch:
             status, state = notebook_runner.wait_child(child, timeout_s=10.0), "timeout"
         with self._lock:
             self._children.pop(run.run_id, None)
+        # Nobody holds it any more; the run's log stays beside it for people.
+        self._lock_path(run).unlink(missing_ok=True)
         return Waited(True, status, state)
 
     def stop(self, run: RunSpec) -> None:

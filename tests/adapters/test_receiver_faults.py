@@ -245,8 +245,14 @@ def test_killed_after_the_child_ended_before_its_journal_line(suite: Suite) -> N
     assert (end["run_id"], end["outcome"]) == (run_id, "recovered")
     assert end["note"] == "ended while the receiver was down"
     assert suite.children() == [run_id]
-    assert any(
-        "ended (ended while the receiver was down): outcome recovered" in n for n in suite.notes()
+    # The note follows the journal line: waited for, not assumed.
+    _until(
+        lambda: any(
+            "ended (ended while the receiver was down): outcome recovered" in n
+            for n in suite.notes()
+        ),
+        10,
+        "the end's notification",
     )
 
 
@@ -266,7 +272,11 @@ def test_a_child_killed_with_the_receiver_is_sealed_as_interrupted_not_rerun(sui
     manifest = (incident / "MANIFEST.sha256").read_text()
     assert "timeline.jsonl" in manifest
     assert "alert.json" in manifest
-    assert any("left no ending" in n and "not started again" in n for n in suite.notes())
+    _until(
+        lambda: any("left no ending" in n and "not started again" in n for n in suite.notes()),
+        10,
+        "the end's notification",
+    )
     assert suite.children() == [run_id]
 
 
