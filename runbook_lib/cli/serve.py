@@ -68,8 +68,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "stopped and sealed (2m); a second signal stops them at once",
     )
     tls = parser.add_argument_group("TLS (like Prometheus' web config)")
-    tls.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (default: plain HTTP)")
-    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (default: none; required with --tls-cert)")
+    tls.add_argument(
+        "--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (default: plain HTTP)"
+    )
+    tls.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        help="the certificate's private key (default: none; required with --tls-cert)",
+    )
     tls.add_argument(
         "--tls-client-ca",
         metavar="FILE",
