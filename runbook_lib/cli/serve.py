@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from runbook_lib.core.alert_policy import Policy
-from runbook_lib.core.parameters import Kind, Parameter, parse_value
+from runbook_lib.core.kinds import read_duration
 from runbook_lib.errors import ParameterError
 
 __all__ = ["load_policy", "read_token", "register", "run"]
@@ -181,11 +181,9 @@ def _check(args: argparse.Namespace) -> tuple[float, float]:
     if args.tls_client_ca and not args.tls_cert:
         problems.append("--tls-client-ca: needs --tls-cert and --tls-key")
     durations = []
-    for option, default in (("cooldown", "5m"), ("grace", "2m")):
+    for option in ("cooldown", "grace"):
         try:
-            durations.append(
-                parse_value(Parameter(option, Kind.DURATION, default, ""), getattr(args, option))
-            )
+            durations.append(read_duration(getattr(args, option)))
         except ValueError as err:
             problems.append(f"--{option}: {err}")
     if problems:

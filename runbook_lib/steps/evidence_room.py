@@ -57,7 +57,7 @@ def check_evidence_folder(ctx: RunContext, step: str = "preflight") -> None:
         )
         return
     text = f"evidence folder {directory}: {problem}"
-    if ctx.params.without_evidence:
+    if ctx.settings.records.without_evidence:
         ctx.show(f"WARNING: {text}; going on WITHOUT evidence (without_evidence=True)")
         ctx.timeline.record(step, EventKind.WARNING, f"{text}; going on without evidence")
         return

@@ -1,19 +1,17 @@
 """Evidence of a run whose notebook stopped at a failing step, gathered from outside the kernel.
 
-``runbook run`` calls ``collect_after_failure`` with the notebook's parameters when papermill
-reports a failed cell: the kernel is gone, but the incident timeline on disk says what was done,
-so the record, the bundle and the manifest can still be written. The parameters are the
-notebook's own, by the same names, through the same ``build_params``.
+``runbook run`` calls ``collect_after_failure`` with the settings it ran the notebook with when
+papermill reports a failed cell: the kernel is gone, but the incident timeline on disk says what
+was done, so the record, the bundle and the manifest can still be written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from runbook_lib.core.settings import Settings
 from runbook_lib.errors import ParameterError, RunbookError
 from runbook_lib.evidence import incident_record as incident_record
-from runbook_lib.run.params import build_params
 from runbook_lib.steps import collect as evidence
 from runbook_lib.steps.context import RunContext, open_timeline
 
@@ -31,7 +29,7 @@ class Salvaged:
 
 
 def collect_after_failure(
-    notebook_params: Mapping[str, Any],
+    settings: Settings,
     *,
     environ: Mapping[str, str] | None = None,
     collect: bool = True,
@@ -42,13 +40,12 @@ def collect_after_failure(
     the bundle, and re-seals the manifest (signed with ``signing_key``). Every source is best
     effort. ``collect=False`` (an interrupted run: the person wants it to stop) reads nothing
     from the cluster or the metrics: the record is built from what is on disk. Raises
-    ``ParameterError`` when the parameters are invalid or name no incident.
+    ``ParameterError`` when the settings name no incident.
     """
-    params = build_params(notebook_params)
-    if not params.incident_id:
+    if not settings.records.incident_id:
         raise ParameterError(["incident_id: needed to find the failed run's timeline"])
-    timeline, redact = open_timeline(params, environ=environ)
-    ctx = RunContext(params=params, timeline=timeline, redact=redact)
+    timeline, redact = open_timeline(settings, environ=environ)
+    ctx = RunContext(settings=settings, timeline=timeline, redact=redact)
     problems: list[str] = []
     written: tuple[str, ...] = ()
     if collect and (ctx.facts.decided is None or ctx.facts.rolling_back):
