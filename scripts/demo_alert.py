@@ -6,8 +6,9 @@
    firing, and the notebook's pre-deploy window (``business_baseline``, 2 minutes here) free
    of breaches, so an earlier demo's bad release is not in this one's record.
 2. Start `runbook serve` on the port the sandbox's Alertmanager posts to, with a policy that
-   lets `app` roll back automatically (notifications to a file) and collects traces from the
-   sandbox's Jaeger into the evidence.
+   lets `app` roll back automatically with the sandbox's service profile (the file its alert
+   rules come from: the same series, the business metric included), notifications to a file,
+   and traces from the sandbox's Jaeger in the evidence.
 3. Deploy v1.1.0 and wait: Prometheus fires, Alertmanager posts, the receiver runs the rollback
    notebook headlessly. Print where each second went: breach start -> alert received ->
    decision -> rollback started -> rollout complete -> recovery verified.
@@ -33,13 +34,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
-# The demo's windows (scripts/demo.py; the sandbox's rules use the same).
+# What each run adds to the service's profile (sandbox/profiles/app.yaml: its series and the
+# demo's windows, the same file the sandbox's alert rules come from).
 DEMO = {
-    "sustain": "20s",
-    "step": "2s",
-    "prometheus_rate_window": "15s",
     "recovery_poll": "2s",
-    "business_smoothing": "30s",
     # The window before the deploy the notebook reads (baseline, pre-deploy breaches): short,
     # so the demo need not wait half an hour after an earlier one for a clean record.
     "business_baseline": "2m",
@@ -87,7 +85,16 @@ def main() -> int:
             "tracing_url": sandbox.tracing_url,  # traces/ of the deploy window and after
             **DEMO,
         },
-        "releases": [{"release": "app", "namespace": "default", "auto_rollback": True}],
+        "releases": [
+            {
+                "release": "app",
+                "namespace": "default",
+                "auto_rollback": True,
+                # The service described once: the rule that fired and the notebook judge the
+                # same series, the business metric (orders) included.
+                "profile": str(alerting.DEMO_PROFILE),
+            }
+        ],
         "circuit_breaker": {"max_rollbacks": 2, "period": "1h"},
         "notify": {"notify_file": str(work / "notifications.jsonl"), "console": True},
     }
@@ -161,6 +168,10 @@ def main() -> int:
     print()
     print("=" * 78)
     print(f"outcome {finished['outcome']}; evidence {incident}")
+    fired = json.loads((incident / "alert.json").read_text())["alert"]["labels"]
+    judged = ", ".join(f"{r['rule']} ({r['metric']}) {r['status']}" for r in record["rules"])
+    print(f"started by {fired.get('alertname')} (rule {fired.get('runbook_rule')}); "
+          f"the notebook judged: {judged}")  # fmt: skip
     known = [(name, t) for name, t in moments if t is not None]
     total = (known[-1][1] - known[0][1]).total_seconds() if len(known) > 1 else 0.0
     previous = None
