@@ -15,14 +15,18 @@ __all__ = [
     "LABEL_MAX",
     "RELEASE_MAX",
     "bounded_name",
+    "label_name_problem",
     "namespace_problem",
+    "object_name_problem",
     "release_problem",
     "short_hash",
 ]
 
 RELEASE_MAX = 53  # Helm's limit for release names
 LABEL_MAX = 63  # a DNS-1123 label, a label value
+OBJECT_MAX = 253  # a DNS-1123 subdomain: most object names (Deployments, Secrets, ...)
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _SHOWN = 60  # characters of a bad value quoted in a problem
 
 
@@ -48,6 +52,26 @@ def namespace_problem(value: str) -> str:
         return (
             f"not a namespace name (lowercase letters, digits and '-', at most {LABEL_MAX} "
             f"characters): {_quoted(value)}"
+        )
+    return ""
+
+
+def label_name_problem(value: str) -> str:
+    """Why ``value`` is not a DNS-1123 label ("" when it is): Jobs' namespaces, claims, ..."""
+    if not _DNS_LABEL.fullmatch(value) or len(value) > LABEL_MAX:
+        return (
+            f"not a Kubernetes name (lowercase letters, digits and '-', at most {LABEL_MAX} "
+            f"characters): {_quoted(value)}"
+        )
+    return ""
+
+
+def object_name_problem(value: str) -> str:
+    """Why ``value`` is not an object name ("" when it is): a DNS-1123 subdomain, <= 253."""
+    if not _DNS_SUBDOMAIN.fullmatch(value) or len(value) > OBJECT_MAX:
+        return (
+            f"not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most "
+            f"{OBJECT_MAX} characters): {_quoted(value)}"
         )
     return ""
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runbook_lib.core import names
 from runbook_lib.core.names import bounded_name
 from runbook_lib.core.redact import is_credential_name
 from runbook_lib.errors import ParameterError
@@ -41,7 +42,6 @@ EVIDENCE_MOUNT = "/evidence"
 RUN_LABEL = "runbook.io/run"  # the Job's name: how a restarted receiver finds it
 MANAGED_BY = "runbook-serve"
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def run_arguments(parameters: Mapping[str, Any]) -> list[str]:
@@ -91,8 +91,9 @@ class JobSpec:
         if not _IMAGE.match(self.image):
             problems.append(f"runner_image: not an image reference: {self.image!r}")
         for name in ("namespace", "service_account", "evidence_claim", "secret_name"):
-            if not _DNS_LABEL.match(getattr(self, name)):
-                problems.append(f"{name}: not a Kubernetes name: {getattr(self, name)!r}")
+            problem = names.label_name_problem(getattr(self, name))
+            if problem:
+                problems.append(f"{name}: {problem}")
         if self.deadline_s < 1:
             problems.append(f"deadline_s: must be positive, got {self.deadline_s}")
         if problems:
