@@ -40,9 +40,10 @@ from runbook_lib.errors import CommandFailed, ParameterError
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import MANIFEST_NAME, check_signing_key, write_manifest
 
-__all__ = ["register", "run_rollback"]
+__all__ = ["credentials_from_env", "register", "run_rollback"]
 
 NOTEBOOKS = {"assess": "assess.ipynb", "rollback": "rollback.ipynb"}
+# Credential parameters may also come from the environment: ``credentials_from_env``.
 FIRST_STEP_MARKER = "rb.start_run("
 
 
@@ -556,9 +557,26 @@ def run_rollback(
     return OK, incident_dir
 
 
+def credentials_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Credential parameters given as ``RUNBOOK_<NAME>`` (``RUNBOOK_SLACK_WEBHOOK_URL``): how
+    ``runbook serve`` hands them to a run, so they are in no command line and no Job spec."""
+    from runbook_lib.core.run_job import credential_env_name
+    from runbook_lib.core.settings import FIELDS
+
+    found = {}
+    for spec in FIELDS:
+        if is_credential_name(spec.name) and environ.get(credential_env_name(spec.name)):
+            found[spec.name] = environ[credential_env_name(spec.name)]
+    return found
+
+
 def _run_command(args: argparse.Namespace) -> int:
-    # Values stay text: the settings model reads people's text (core.settings).
-    params: dict[str, Any] = dict(args.parameter)
+    # Values stay text: the settings model reads people's text (core.settings). Given on the
+    # command line wins over the environment.
+    params: dict[str, Any] = (
+        dict(credentials_from_env(os.environ)) if args.runbook == "rollback" else {}
+    )
+    params.update(dict(args.parameter))
     params.update(dict(args.raw_parameter))
     if args.output_dir:
         params["output_dir"] = args.output_dir
