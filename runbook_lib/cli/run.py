@@ -40,9 +40,10 @@ from runbook_lib.errors import CommandFailed, ParameterError
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import MANIFEST_NAME, check_signing_key, write_manifest
 
-__all__ = ["register", "run_rollback"]
+__all__ = ["credentials_from_env", "register", "run_rollback"]
 
 NOTEBOOKS = {"assess": "assess.ipynb", "rollback": "rollback.ipynb"}
+# Credential parameters may also come from the environment: ``credentials_from_env``.
 FIRST_STEP_MARKER = "rb.start_run("
 
 
@@ -342,6 +343,8 @@ def _finished_in_notebook(raw: Any) -> str:
 
 def _cluster_line(facts: Any) -> str:
     """What happened to the cluster, from the run's facts, in one sentence."""
+    if facts.read_back is not None:  # what the cluster said after helm was cut off
+        return str(facts.read_back.sentence)
     rollback = facts.rolled_back or facts.earlier_rollback
     if facts.rolled_back is not None:
         return (
@@ -357,7 +360,7 @@ def _cluster_line(facts: Any) -> str:
     return "not changed by this run (helm rollback did not run)"
 
 
-def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> None:
+def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str, run_id: str) -> None:
     """Put the interrupt on the timeline, unless the interrupted step recorded it itself."""
     from runbook_lib.record.facts import RunFacts
     from runbook_lib.record.timeline import EventKind, Timeline
@@ -366,8 +369,9 @@ def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> No
         incident_dir / "timeline.jsonl",
         redact=redactor,
         append=lambda _path, text: files.append_text(incident_dir, "timeline.jsonl", text),
+        run=run_id,
     )
-    failure = RunFacts.read(timeline.events).failure
+    failure = RunFacts.read(timeline.events, run=run_id).failure
     if failure is not None and failure.kind == "interrupted":
         return
     timeline.record(
@@ -427,13 +431,26 @@ def run_rollback(
     by SIGINT/SIGTERM (the partial notebook and the evidence so far are sealed). Raises
     ``ParameterError`` for unknown or invalid parameters (exit 2).
     """
+    from runbook_lib.record.timeline import RUN_ID_ENV, new_run_id
+
     params, incident_dir, assess, settings = _prepare(parameters, notebook)
     redactor = _redactor(params)
     signing_key = None if assess else settings.records.manifest_key
     lost: list[str] = []  # evidence that could not be written
+    # Chosen here and handed to the kernel, so this run's events are told apart from another
+    # run's on a shared incident timeline, even after the kernel died.
+    run_id = new_run_id()
+    before = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = run_id
 
     with _Signals() as signals:
-        run = _execute(notebook, params, kernel=kernel, stream=stream, signals=signals)
+        try:
+            run = _execute(notebook, params, kernel=kernel, stream=stream, signals=signals)
+        finally:
+            if before is None:
+                os.environ.pop(RUN_ID_ENV, None)
+            else:
+                os.environ[RUN_ID_ENV] = before
         # Imported once the notebook has run: they bring in the Kubernetes client, pandas and
         # nbformat (seconds on a busy machine) that the kernel loads again anyway. Before the
         # kernel starts they would only delay the rollback an alert asked for.
@@ -458,13 +475,15 @@ def run_rollback(
         if signals.received is not None and not assess:
             signame = signal.Signals(signals.received).name
             try:
-                _interrupt_event(incident_dir, redactor, signame)
+                _interrupt_event(incident_dir, redactor, signame, run_id)
             except OSError as err:
                 lost.append(f"timeline: {err}")
         if (failure or signals.received is not None) and not assess:
             try:
                 # After an interrupt only what is on disk: the person wants the run to stop.
-                report = collect_after_failure(settings, collect=signals.received is None)
+                report = collect_after_failure(
+                    settings, collect=signals.received is None, run_id=run_id
+                )
             except ParameterError as err:
                 # The notebook stopped at its validation cell: nothing ran, the parameters are bad.
                 failure, status = f"invalid parameters: {err}", 2
@@ -487,7 +506,7 @@ def run_rollback(
     facts = None
     timeline = incident_dir / "timeline.jsonl"
     if timeline.exists():
-        facts = RunFacts.read(Timeline(timeline).events)
+        facts = RunFacts.read(Timeline(timeline).events, run=run_id)
     outcome = facts.outcome if facts is not None else None
     if outcome is Outcome.INCOMPLETE and lost:
         # The timeline lost its last events with the disk: the run said how it ended.
@@ -538,9 +557,26 @@ def run_rollback(
     return OK, incident_dir
 
 
+def credentials_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Credential parameters given as ``RUNBOOK_<NAME>`` (``RUNBOOK_SLACK_WEBHOOK_URL``): how
+    ``runbook serve`` hands them to a run, so they are in no command line and no Job spec."""
+    from runbook_lib.core.run_job import credential_env_name
+    from runbook_lib.core.settings import FIELDS
+
+    found = {}
+    for spec in FIELDS:
+        if is_credential_name(spec.name) and environ.get(credential_env_name(spec.name)):
+            found[spec.name] = environ[credential_env_name(spec.name)]
+    return found
+
+
 def _run_command(args: argparse.Namespace) -> int:
-    # Values stay text: the settings model reads people's text (core.settings).
-    params: dict[str, Any] = dict(args.parameter)
+    # Values stay text: the settings model reads people's text (core.settings). Given on the
+    # command line wins over the environment.
+    params: dict[str, Any] = (
+        dict(credentials_from_env(os.environ)) if args.runbook == "rollback" else {}
+    )
+    params.update(dict(args.parameter))
     params.update(dict(args.raw_parameter))
     if args.output_dir:
         params["output_dir"] = args.output_dir
