@@ -8,6 +8,8 @@
    stopped before any change because the data could not be judged
 5  evidence lost: ``runbook run`` ended but its evidence could not be written completely
    (disk full, permissions); it still says what happened to the cluster and seals what exists
+6  Prometheus cannot be read: ``runbook profile check`` and ``init`` (their 1 and 2 mean
+   warnings and a bad profile)
 130, 143  ``runbook run`` stopped by SIGINT / SIGTERM (128 + the signal), evidence sealed
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "INCONCLUSIVE",
     "OK",
     "ROLLBACK",
+    "UNREACHABLE",
     "exit_status_for",
 ]
 
@@ -34,6 +37,7 @@ BAD_INPUT = 2
 ROLLBACK = 3
 INCONCLUSIVE = 4
 EVIDENCE_LOST = 5
+UNREACHABLE = 6
 
 
 def exit_status_for(verdict: Verdict) -> int:

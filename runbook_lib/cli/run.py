@@ -33,19 +33,17 @@ import yaml
 
 from runbook_lib.cli.exit_status import EVIDENCE_LOST, INCONCLUSIVE, OK
 from runbook_lib.cli.kernel import papermill_kernel_options
+from runbook_lib.core.kinds import Entry
 from runbook_lib.core.redact import Redactor, is_credential_name, secrets_from_kubeconfig
+from runbook_lib.core.settings import Settings, to_flat, with_incident_id
 from runbook_lib.errors import CommandFailed, ParameterError
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import MANIFEST_NAME, check_signing_key, write_manifest
 
-__all__ = ["parse_value", "register", "run_rollback"]
+__all__ = ["credentials_from_env", "register", "run_rollback"]
 
 NOTEBOOKS = {"assess": "assess.ipynb", "rollback": "rollback.ipynb"}
-# Paths given on the command line are relative to where the command runs, but the kernel runs
-# in the notebooks directory; these are made absolute before papermill sees them.
-PATH_PARAMETERS = (
-    "replay_csv", "kubeconfig", "notify_file", "fix_forward_repo", "output_dir", "signing_key",
-)  # fmt: skip
+# Credential parameters may also come from the environment: ``credentials_from_env``.
 FIRST_STEP_MARKER = "rb.start_run("
 
 
@@ -70,33 +68,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("runbook", choices=sorted(NOTEBOOKS), help="which runbook")
     parser.add_argument(
         "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-        help="notebook parameter; VALUE is read like papermill -p (True, 3, 0.5, text)",
+        help="notebook parameter (a setting; -p profile FILE reads a service profile, the "
+        "other parameters override it)",
     )  # fmt: skip
     parser.add_argument(
         "-r", "--raw-parameter", nargs=2, action="append", default=[],
-        metavar=("NAME", "VALUE"), help="notebook parameter kept as text",
+        metavar=("NAME", "VALUE"), help="the same as -p",
     )  # fmt: skip
     parser.add_argument("--output-dir", metavar="DIR", help="evidence root (default: evidence)")
     parser.add_argument("--notebook", metavar="PATH", help="notebook to run (default: bundled)")
     parser.add_argument("--kernel", metavar="NAME", help="Jupyter kernel (default: notebook's)")
     parser.add_argument("--quiet", action="store_true", help="do not stream cell output")
     parser.set_defaults(func=_run_command)
-
-
-def parse_value(text: str) -> Any:
-    """A ``-p`` value the way papermill reads it: True/False/None, int, float, else text."""
-    if text in ("True", "true"):
-        return True
-    if text in ("False", "false"):
-        return False
-    if text in ("None", "none"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _kubeconfig_secrets(parameters: Mapping[str, Any]) -> tuple[str, ...]:
@@ -116,18 +99,6 @@ def _kubeconfig_secrets(parameters: Mapping[str, Any]) -> tuple[str, ...]:
 def _redactor(parameters: Mapping[str, Any]) -> Redactor:
     flagged = [str(v) for k, v in parameters.items() if is_credential_name(k) and v]
     return Redactor.build(secrets=[*flagged, *_kubeconfig_secrets(parameters)], env=os.environ)
-
-
-def _check_names(notebook: Path, parameters: Mapping[str, Any]) -> None:
-    import papermill
-
-    known = papermill.inspect_notebook(str(notebook))
-    unknown = sorted(set(parameters) - set(known))
-    if unknown:
-        raise ParameterError(
-            [f"{name}: not a parameter of {notebook.name} (see papermill --help-notebook)"
-             for name in unknown]
-        )  # fmt: skip
 
 
 # Errors creating the evidence folder that are the parameter's fault (exit 2); others, such
@@ -372,6 +343,8 @@ def _finished_in_notebook(raw: Any) -> str:
 
 def _cluster_line(facts: Any) -> str:
     """What happened to the cluster, from the run's facts, in one sentence."""
+    if facts.read_back is not None:  # what the cluster said after helm was cut off
+        return str(facts.read_back.sentence)
     rollback = facts.rolled_back or facts.earlier_rollback
     if facts.rolled_back is not None:
         return (
@@ -387,7 +360,7 @@ def _cluster_line(facts: Any) -> str:
     return "not changed by this run (helm rollback did not run)"
 
 
-def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> None:
+def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str, run_id: str) -> None:
     """Put the interrupt on the timeline, unless the interrupted step recorded it itself."""
     from runbook_lib.record.facts import RunFacts
     from runbook_lib.record.timeline import EventKind, Timeline
@@ -396,8 +369,9 @@ def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> No
         incident_dir / "timeline.jsonl",
         redact=redactor,
         append=lambda _path, text: files.append_text(incident_dir, "timeline.jsonl", text),
+        run=run_id,
     )
-    failure = RunFacts.read(timeline.events).failure
+    failure = RunFacts.read(timeline.events, run=run_id).failure
     if failure is not None and failure.kind == "interrupted":
         return
     timeline.record(
@@ -409,43 +383,37 @@ def _interrupt_event(incident_dir: Path, redactor: Redactor, signame: str) -> No
         raise timeline.lost
 
 
-def _prepare(parameters: Mapping[str, Any], notebook: Path) -> tuple[dict[str, Any], Path, bool]:
-    """Validated parameters (paths absolute, incident id fixed) and the evidence folder."""
-    from runbook_lib.run.params import build_params, check_paths
+def _prepare(
+    parameters: Mapping[str, Any], notebook: Path
+) -> tuple[dict[str, Any], Path, bool, Settings]:
+    """The settings, checked once (paths absolute, incident id fixed), papermill's parameters
+    for the kernel, and the evidence folder."""
+    from runbook_lib.adapters.settings_files import absolute_paths, load_settings
 
-    params = dict(parameters)
+    given = dict(parameters)
     assess = notebook.stem == "assess"
+    entry = Entry.ASSESS if assess else Entry.ROLLBACK
     # The assessment is read-only and has no incident: its output folder is named by time.
-    output_dir = str(params.pop("output_dir", "evidence")) if assess else ""
-    _check_names(notebook, params)
-    # Every problem at once, before anything runs (exit 2).
-    if assess:
-        from runbook_lib.assessment import check_params  # pandas and matplotlib: assess only
-
-        check_params(params)
-    else:
-        checked = build_params(params)
-        check_paths(checked)
+    output_dir = str(given.pop("output_dir", "evidence")) if assess else ""
+    # Every problem at once, before anything runs (exit 2). Paths are made absolute: the
+    # kernel runs in the notebooks' directory.
+    settings = absolute_paths(load_settings(given, used_by=entry))
+    if not assess:
         # A key that cannot sign is bad input now, not a failed seal after the rollback.
-        check_signing_key(checked.manifest_key)
-    for name in PATH_PARAMETERS:
-        if isinstance(params.get(name), str | Path) and str(params[name]):
-            params[name] = str(Path(str(params[name])).expanduser().resolve())
-    started_at = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        check_signing_key(settings.records.manifest_key)
+    started = datetime.now(UTC)
     if assess:
         if not output_dir.strip():
             raise ParameterError(["output_dir: required: the folder that receives the evidence"])
-        incident_dir = Path(output_dir).expanduser().resolve() / f"assess-{started_at}"
+        incident_dir = Path(output_dir).expanduser().resolve() / f"assess-{started:%Y%m%dT%H%M%SZ}"
     else:
-        release = str(params.get("release") or "app")
         # Fixed here, not in the kernel, so the evidence can be found after a crash.
-        params["incident_id"] = params.get("incident_id") or f"rollback-{release}-{started_at}"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", str(params["incident_id"])):
-            raise ParameterError([f"incident_id: letters, digits, '.', '_', '-' only: "
-                                  f"{params['incident_id']!r}"])  # fmt: skip
-        params.setdefault("output_dir", str(Path("evidence").resolve()))
-        incident_dir = Path(params["output_dir"]) / str(params["incident_id"])
-    return params, _incident_folder(incident_dir), assess
+        settings = with_incident_id(settings, started)
+        incident_dir = Path(settings.records.output_dir) / settings.records.incident_id
+    # The kernel gets the values that differ from the defaults, the profile's among them: it is
+    # not given the profile again, which would override a value given equal to its default.
+    params = {**to_flat(settings, used_by=entry, changed_only=True), "profile": ""}
+    return params, _incident_folder(incident_dir), assess, settings
 
 
 def run_rollback(
@@ -463,15 +431,26 @@ def run_rollback(
     by SIGINT/SIGTERM (the partial notebook and the evidence so far are sealed). Raises
     ``ParameterError`` for unknown or invalid parameters (exit 2).
     """
-    from runbook_lib.run.params import build_params
+    from runbook_lib.record.timeline import RUN_ID_ENV, new_run_id
 
-    params, incident_dir, assess = _prepare(parameters, notebook)
+    params, incident_dir, assess, settings = _prepare(parameters, notebook)
     redactor = _redactor(params)
-    signing_key = None if assess else (build_params(params).manifest_key)
+    signing_key = None if assess else settings.records.manifest_key
     lost: list[str] = []  # evidence that could not be written
+    # Chosen here and handed to the kernel, so this run's events are told apart from another
+    # run's on a shared incident timeline, even after the kernel died.
+    run_id = new_run_id()
+    before = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = run_id
 
     with _Signals() as signals:
-        run = _execute(notebook, params, kernel=kernel, stream=stream, signals=signals)
+        try:
+            run = _execute(notebook, params, kernel=kernel, stream=stream, signals=signals)
+        finally:
+            if before is None:
+                os.environ.pop(RUN_ID_ENV, None)
+            else:
+                os.environ[RUN_ID_ENV] = before
         # Imported once the notebook has run: they bring in the Kubernetes client, pandas and
         # nbformat (seconds on a busy machine) that the kernel loads again anyway. Before the
         # kernel starts they would only delay the rollback an alert asked for.
@@ -496,13 +475,15 @@ def run_rollback(
         if signals.received is not None and not assess:
             signame = signal.Signals(signals.received).name
             try:
-                _interrupt_event(incident_dir, redactor, signame)
+                _interrupt_event(incident_dir, redactor, signame, run_id)
             except OSError as err:
                 lost.append(f"timeline: {err}")
         if (failure or signals.received is not None) and not assess:
             try:
                 # After an interrupt only what is on disk: the person wants the run to stop.
-                report = collect_after_failure(params, collect=signals.received is None)
+                report = collect_after_failure(
+                    settings, collect=signals.received is None, run_id=run_id
+                )
             except ParameterError as err:
                 # The notebook stopped at its validation cell: nothing ran, the parameters are bad.
                 failure, status = f"invalid parameters: {err}", 2
@@ -525,7 +506,7 @@ def run_rollback(
     facts = None
     timeline = incident_dir / "timeline.jsonl"
     if timeline.exists():
-        facts = RunFacts.read(Timeline(timeline).events)
+        facts = RunFacts.read(Timeline(timeline).events, run=run_id)
     outcome = facts.outcome if facts is not None else None
     if outcome is Outcome.INCOMPLETE and lost:
         # The timeline lost its last events with the disk: the run said how it ended.
@@ -576,9 +557,27 @@ def run_rollback(
     return OK, incident_dir
 
 
+def credentials_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Credential parameters given as ``RUNBOOK_<NAME>`` (``RUNBOOK_SLACK_WEBHOOK_URL``): how
+    ``runbook serve`` hands them to a run, so they are in no command line and no Job spec."""
+    from runbook_lib.core.run_job import credential_env_name
+    from runbook_lib.core.settings import FIELDS
+
+    found = {}
+    for spec in FIELDS:
+        if is_credential_name(spec.name) and environ.get(credential_env_name(spec.name)):
+            found[spec.name] = environ[credential_env_name(spec.name)]
+    return found
+
+
 def _run_command(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {name: parse_value(value) for name, value in args.parameter}
-    params.update({name: value for name, value in args.raw_parameter})
+    # Values stay text: the settings model reads people's text (core.settings). Given on the
+    # command line wins over the environment.
+    params: dict[str, Any] = (
+        dict(credentials_from_env(os.environ)) if args.runbook == "rollback" else {}
+    )
+    params.update(dict(args.parameter))
+    params.update(dict(args.raw_parameter))
     if args.output_dir:
         params["output_dir"] = args.output_dir
     notebook = Path(args.notebook) if args.notebook else _notebook_dir() / NOTEBOOKS[args.runbook]

@@ -92,6 +92,7 @@ class Summary:
     step: str = "not started"
     steps: list[tuple[str, float, str]] = field(default_factory=list)  # name, s, status
     outcome: str = ""
+    cluster: str = ""  # what the cluster said when read back after helm was cut off
     durations: dict[str, str] = field(default_factory=dict)
     incident: str = ""
     folder: Path | None = None
@@ -131,6 +132,8 @@ class Summary:
             self.note_decision(facts.decided.decision or {"verdict": facts.decided.verdict})
         outcome = facts.outcome
         self.outcome = "" if outcome.value == "incomplete" else outcome.value
+        if facts.read_back is not None:
+            self.cluster = facts.read_back.sentence
         if facts.finished is not None:
             f = facts.finished
             if f.decision_to_rollout_s is not None:
@@ -157,6 +160,8 @@ class Summary:
             lines.append(f"  step: {self.step}")
         if self.outcome:
             lines.append(f"  outcome: {self.outcome}")
+        if self.cluster:
+            lines.append(f"  cluster: {self.cluster}")
         lines += [f"  {what}: {value}" for what, value in self.durations.items()]
         if self.error:
             lines.append(f"  error: {self.error}")
@@ -188,6 +193,8 @@ class Summary:
         rows = [("current step", self.step)] if self.steps or self.incident else []
         if self.outcome:
             rows.append(("outcome", self.outcome))
+        if self.cluster:
+            rows.append(("cluster", self.cluster))
         rows += list(self.durations.items())
         if self.steps:
             slow = sorted(self.steps, key=lambda s: -s[1])[:3]

@@ -26,9 +26,11 @@ def _problem(ctx: RunContext) -> tuple[str, int]:
     if ctx.timeline.lost is not None:
         return f"the timeline cannot be written ({ctx.timeline.lost})", 0
     directory = ctx.incident_dir
+    # One probe per run: two runs of one incident check the same folder at the same moment.
+    probe = f"{_PROBE}-{ctx.run_id or os.getpid()}"
     try:
-        files.write_bytes(directory, _PROBE, b"evidence folder write check\n" * 64)
-        files.remove_file(directory, _PROBE)
+        files.write_bytes(directory, probe, b"evidence folder write check\n" * 64)
+        files.remove_file(directory, probe)
         info = os.statvfs(directory)
     except OSError as err:
         return f"cannot be written ({err})", 0
@@ -57,7 +59,7 @@ def check_evidence_folder(ctx: RunContext, step: str = "preflight") -> None:
         )
         return
     text = f"evidence folder {directory}: {problem}"
-    if ctx.params.without_evidence:
+    if ctx.settings.records.without_evidence:
         ctx.show(f"WARNING: {text}; going on WITHOUT evidence (without_evidence=True)")
         ctx.timeline.record(step, EventKind.WARNING, f"{text}; going on without evidence")
         return

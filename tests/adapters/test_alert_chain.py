@@ -24,15 +24,15 @@ from typing import Any
 import pandas as pd
 import pytest
 from aiohttp import web
+from receiver_doubles import FakeDispatch
 
 from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.webhook import make_app
-from runbook_lib.cli.receiver import Receiver
 from runbook_lib.core.alert_policy import Policy
-from runbook_lib.core.alert_rules import AlertRulesSpec, render_rule_file
+from runbook_lib.core.alert_rules import render_rule_file
 from runbook_lib.core.decision import evaluate
-from runbook_lib.core.promql import QuerySpec
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Entry, Metrics, Rules, from_flat
+from runbook_lib.receiver import Receiver, RunSpec
 from runbook_sandbox import alerting
 from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, free_port
 
@@ -88,21 +88,17 @@ class Exporter:
         return "\n".join(lines) + "\n"
 
 
-class Runs:
-    """Stand-in for the notebook run: records what it was asked and leaves a record."""
+class Runs(FakeDispatch):
+    """Stand-in for the notebook run (it leaves the timeline a run leaves); notes when each
+    started."""
 
     def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
+        super().__init__()
         self.at: list[float] = []
 
-    def __call__(self, parameters: Any, *, on_start: Any) -> Any:
-        from runbook_lib.adapters.notebook_runner import RunResult
-
-        self.calls.append(dict(parameters))
+    def start(self, run: RunSpec) -> dict[str, Any]:
         self.at.append(time.monotonic())
-        directory = Path(parameters["output_dir"]) / parameters["incident_id"]
-        (directory / "record.json").write_text('{"outcome": "recovered", "verdict": "rollback"}')
-        return RunResult(0, directory, "recovered", "rollback", 0.0)
+        return super().start(run)
 
 
 def _require(binary: str | None, hint: str) -> None:
@@ -125,7 +121,7 @@ class Chain:
             Policy.from_mapping({"releases": [{"release": "app", "auto_rollback": True}]}),
             state_dir=tmp / "receiver",
             output_dir=tmp / "evidence",
-            runner=self.runs,
+            dispatch=self.runs,
         )
         self.receiver.start()
         self.loop = asyncio.new_event_loop()
@@ -134,13 +130,17 @@ class Chain:
         site = web.TCPSite(self.app_runner, "127.0.0.1", self.receiver_port)
         self.loop.run_until_complete(site.start())
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        spec = AlertRulesSpec(
-            queries=QuerySpec(selector='job="app"', rate_window="4s"),
-            thresholds=Thresholds(sustain=3.0),
-            step=1.0,
+        settings = from_flat(
+            {
+                "prometheus_selector": 'job="app"',
+                "prometheus_rate_window": "4s",
+                "sustain": "3s",
+                "step": "1s",
+            },
+            used_by=Entry.RULES,
         )
         rules = tmp / "rules.yml"
-        rules.write_text(render_rule_file(spec))
+        rules.write_text(render_rule_file(settings))
         self.prometheus = PrometheusServer(
             port=free_port(),
             targets=[ScrapeTarget("app", self.exporter.address)],
@@ -223,14 +223,17 @@ def test_a_sustained_breach_reaches_the_receiver_and_a_healthy_service_never_doe
         alerts = json.load(resp)["data"]["alerts"]
     (firing,) = [a for a in alerts if a["labels"]["alertname"] == "RunbookErrorRatioHigh"]
     alert_fired = pd.Timestamp(firing["activeAt"]) + pd.Timedelta(seconds=4)  # for: 4s
-    source = PrometheusSource(chain.prometheus.url, selector='job="app"', rate_window="4s")
+    source = PrometheusSource(
+        chain.prometheus.url,
+        metrics=Metrics(prometheus_selector='job="app"', prometheus_rate_window="4s"),
+    )
     now = datetime.now(UTC)
     samples = source.query_range(breach_at - timedelta(seconds=20), now, 1.0)
     decision = evaluate(
         samples,
         deployed_at=breach_at - timedelta(seconds=10),
         now=now,
-        thresholds=Thresholds(sustain=3.0),
+        rules=Rules(sustain=3.0),
     )
     (trigger,) = [t for t in decision.triggers if t.rule.value == "error_rate"]
     lag = (alert_fired - pd.Timestamp(trigger.fired_at)).total_seconds()

@@ -1,8 +1,9 @@
-"""The ``runbook`` process as a person meets it: a closed pipe, and how fast help answers.
+"""The ``runbook`` process as a person meets it: a closed pipe, and how fast it answers.
 
 A reader that closes the pipe early (``runbook ... | head -1``) gets no traceback on stderr
-and the command's own status; ``--help`` loads none of the notebook machinery. Both are about
-the process (its stdout file descriptor, a fresh interpreter's imports), so each starts one.
+and the command's own status; ``--help`` and the check of a run's parameters load none of the
+notebook machinery. Both are about the process (its stdout file descriptor, a fresh
+interpreter's imports), so each starts one.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ def _with_closed_stdout(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
         ["--help"],
         ["sandbox", "--help"],
         ["--version"],
-        ["evaluate", "--metrics", str(REPLAY), "--deployed-at", "2026-11-20T14:00:00Z", "--json"],
+        [
+            "evaluate",
+            "--replay-csv",
+            str(REPLAY),
+            "--deployed-at",
+            "2026-11-20T14:00:00Z",
+            "--json",
+        ],
     ],
     ids=["help", "sandbox-help", "version", "evaluate-json"],
 )
@@ -64,7 +72,9 @@ def test_head_after_runbook_prints_one_line_and_no_traceback() -> None:
 def test_help_does_not_load_the_notebook_machinery() -> None:
     # `runbook --help` and argument errors should answer at once: the heavy libraries
     # (nbformat's schema validation alone took seconds) load inside the commands.
-    heavy = ("matplotlib", "nbformat", "nbconvert", "papermill", "kubernetes", "aiohttp")
+    heavy = (
+        "pandas", "matplotlib", "nbformat", "nbconvert", "papermill", "kubernetes", "aiohttp",
+    )  # fmt: skip
     code = (
         "import sys; from runbook_lib.cli.main import build_parser; build_parser(); "
         f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
@@ -72,4 +82,26 @@ def test_help_does_not_load_the_notebook_machinery() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
+    assert done.stdout.split() == []
+
+
+# A run's parameters, the least `runbook run` accepts (checked, never run here).
+RUN = {"expected_cluster": "kwok-runbook", "prometheus_url": "http://127.0.0.1:19090"}
+
+
+def test_runbook_run_checks_its_parameters_without_loading_the_heavy_libraries(
+    tmp_path: Path,
+) -> None:
+    # The alert that starts a run waits for this: pandas, matplotlib, the Kubernetes client and
+    # papermill are for the kernel and after it.
+    code = (
+        "import sys; from pathlib import Path; from runbook_lib.cli import run; "
+        f"run._prepare({RUN | {'output_dir': str(tmp_path)}!r}, Path('rollback.ipynb')); "
+        "print(' '.join(m for m in ('pandas', 'matplotlib', 'kubernetes', 'papermill', "
+        "'nbformat', 'pydantic') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []

@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 import pytest
+import yaml
 from sandbox_waits import pods_have_logged
-
-from runbook_lib.core.thresholds import Thresholds
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
@@ -220,17 +219,20 @@ def _helm_revisions(sandbox: Sandbox) -> int:
 
 def _wait_for_breach(sandbox: Sandbox) -> None:
     """Until the rules, with the test's short thresholds, fire for the latest deploy."""
-    from runbook_lib.core.parameters import ROLLBACK, parse
+    from runbook_lib.core.kinds import parse
+    from runbook_lib.core.settings import Rules, field_named
     from runbook_sandbox.breach import last_deploy_time, wait_for_breach
 
-    short = parse(SHORT, used_by=ROLLBACK)
+    def short(name: str) -> Any:
+        return parse(field_named(name), SHORT[name])
+
     deployed_at = last_deploy_time(sandbox.helm("history", "app", "-o", "json"))
     wait_for_breach(
         sandbox.prometheus_url,
         deployed_at,
-        thresholds=Thresholds(sustain=short["sustain"]),
-        rate_window=short["prometheus_rate_window"],
-        step_s=short["step"],
+        rules=Rules(sustain=short("sustain")),
+        rate_window=SHORT["prometheus_rate_window"],
+        step_s=short("step"),
         timeout_s=180,
     )
 
@@ -313,6 +315,44 @@ def test_bad_deploy_is_rolled_back_and_evidence_verifies(
     _assert_no_secrets(incident, result)
 
 
+def test_a_profile_describes_the_service_and_the_command_line_overrides_it(
+    bad_release: Sandbox, tmp_path: Path
+) -> None:
+    # Everything about the service in one file; the run gives only what is its own, and one
+    # value that overrides the profile's.
+    profile = tmp_path / "app.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "release": "app",
+                "expected_cluster": bad_release.context,
+                "kubeconfig": str(bad_release.kubeconfig),
+                "context": bad_release.context,
+                "prometheus_url": bad_release.prometheus_url,
+                "metrics_preset": "prometheus-client",
+                "prometheus_selector": 'job="traffic"',
+                **SHORT,
+                "recovery_within": "10s",  # overridden below
+            }
+        ),
+        encoding="utf-8",
+    )
+    result, incident = _run(
+        tmp_path,
+        {"profile": profile, "confirm": True, "recovery_within": "2m"},
+        env=bad_release.env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _pod_images(bad_release) == {"registry.local/api:v1.0.0"}
+    record = json.loads((incident / "record.json").read_text())
+    assert record["outcome"] == "recovered"
+    started = next(e for e in _events(incident) if e["step"] == "start_run")
+    shown = started["data"]["params"]
+    assert (shown["sustain"], shown["step"], shown["recovery_within"]) == (10.0, 2.0, 120.0)
+    assert shown["prometheus_selector"] == 'job="traffic"'
+    assert shown["expected_cluster"] == bad_release.context
+
+
 def test_dry_run_changes_nothing(deployed_bad_release: Sandbox, tmp_path: Path) -> None:
     sb = deployed_bad_release
     revisions = _helm_revisions(sb)
@@ -361,12 +401,10 @@ def test_recovery_that_fails_escalates_and_keeps_evidence(
 def test_every_notebook_parameter_reaches_the_run() -> None:
     """The notebook hands every parameter to the run, by name, and salvage reads the same."""
     import ast
-    from dataclasses import fields
 
     import papermill
 
-    from runbook_lib.core.thresholds import Thresholds
-    from runbook_lib.run.params import RunParams, build_params
+    from runbook_lib.core.settings import Entry, Settings, from_flat
 
     declared = papermill.inspect_notebook(str(NOTEBOOK))
     cells = nbformat.read(NOTEBOOK, as_version=4).cells
@@ -375,12 +413,14 @@ def test_every_notebook_parameter_reaches_the_run() -> None:
                 if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]  # fmt: skip
     # papermill skips lines it cannot parse (e.g. two "=" signs): then -p NAME is refused.
     assert list(declared) == assigned
-    # One to one: every parameter is a RunParams field of the same name, and back.
-    assert list(declared) == [f.name for f in fields(RunParams)]
+    # One to one: every parameter is a setting of the same name, and back.
+    assert list(declared) == list(Settings().flat())
     defaults = {name: ast.literal_eval(p["default"]) for name, p in declared.items()}
-    params = build_params(defaults | {"expected_cluster": "x", "replay_csv": "x.csv"})
+    settings = from_flat(
+        defaults | {"expected_cluster": "x", "replay_csv": "x.csv"}, used_by=Entry.ROLLBACK
+    )
     # The runbook's own numbers are the notebook's defaults.
-    assert params.thresholds == Thresholds()
+    assert (settings.rules, settings.recovery) == (Settings().rules, Settings().recovery)
     # The first step takes them all from the notebook's globals, by name.
     code = "\n".join(c.source for c in cells if c.cell_type == "code" and c is not parameters_cell)
     assert "rb.start_run(**rb.notebook_parameters(globals()))" in code

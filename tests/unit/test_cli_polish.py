@@ -66,8 +66,8 @@ def test_every_option_has_help_and_shows_its_default(path: str) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction | argparse._VersionAction):
             continue
-        if isinstance(action, argparse._SubParsersAction):
-            continue
+        if isinstance(action, argparse._SubParsersAction) or action.help == argparse.SUPPRESS:
+            continue  # hidden: an earlier spelling, accepted but not shown
         name = "/".join(action.option_strings) or action.dest
         assert action.help, f"{path} {name}: no help text"
         if not action.option_strings or action.nargs == 0 or action.required:

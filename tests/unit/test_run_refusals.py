@@ -27,7 +27,7 @@ def test_unknown_parameter_is_refused_before_running(tmp_path: Path) -> None:
         "-p", "relase", "app", "-p", "replay_csv", "x.csv",
     )  # fmt: skip
     assert result.returncode == 2
-    assert "relase: not a parameter" in result.stderr
+    assert "relase: unknown parameter" in result.stderr
     assert not (tmp_path / "ev").exists()
 
 
