@@ -155,8 +155,9 @@ def _wait_rules_judged_since(sandbox: Any, since: float) -> None:
 
     found = rules()
     assert found, "no runbook rules loaded"
-    window = float(DEMO["prometheus_rate_window"].removesuffix("s"))
-    step = float(DEMO["step"].removesuffix("s"))
+    profile = yaml.safe_load(alerting.DEMO_PROFILE.read_text())  # the rules' own windows
+    window = float(profile["prometheus_rate_window"].removesuffix("s"))
+    step = float(profile["step"].removesuffix("s"))
     needed = since + window + max(float(r.get("duration", 0)) for r in found) + 2 * step
 
     def judged() -> bool:

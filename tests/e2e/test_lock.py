@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sandbox_waits import wait_until
 
 from runbook_lib import steps
 from runbook_lib.errors import LockHeld, LockLost, ReleaseChangedUnderRun
@@ -84,6 +85,20 @@ def bad_deploy(sandbox: Sandbox) -> Sandbox:
     return sandbox
 
 
+def renewed_for(sb: Sandbox, seconds: float) -> None:
+    """Wait until the release's Lease has been renewed ``seconds`` after it was acquired."""
+
+    def span() -> float:
+        spec = json.loads(sb.kubectl("get", "lease", "runbook-rollback-app", "-o", "json"))["spec"]
+        acquired, renewed = (
+            datetime.fromisoformat(spec[k].replace("Z", "+00:00"))
+            for k in ("acquireTime", "renewTime")
+        )
+        return (renewed - acquired).total_seconds()
+
+    wait_until(lambda: span() >= seconds, f"the lock renewed {seconds:g} s after it was taken")
+
+
 def to_the_prompt(ctx: steps.RunContext) -> None:
     steps.assess(ctx)
     steps.decide(ctx)
@@ -97,8 +112,9 @@ def test_lock_holds_through_a_long_prompt_and_is_taken_over_only_with_a_reason(
     seen: dict[str, Any] = {}
 
     def slow_person(question: str) -> str:
-        # Longer than twice alice's 3 s TTL: without renewal her lock would be free by now.
-        time.sleep(7.0)
+        # The person answers once alice's lock has been renewed for longer than twice its
+        # 3 s TTL: without renewal it would be free by now.
+        renewed_for(sb, 2 * 3.0 + 1.0)
         bob = start(sb, tmp_path, "lock-bob")
         steps.assess(bob)
         steps.decide(bob)
