@@ -24,6 +24,7 @@ from runbook_lib.record.timeline import Event, EventKind, Timeline
 __all__ = [
     "Assessed",
     "BadPodsCaptured",
+    "ClusterReadBack",
     "Confirmed",
     "Decided",
     "EarlierRunFound",
@@ -235,6 +236,29 @@ class TracesCollected(Fact):
     failing_sampled: Mapping[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ClusterReadBack(Fact):
+    """What the cluster is, read back (``helm history``, the pods) after a change step that
+    did not end cleanly (helm cut off by its timeout, a signal, a crash) or when a run seals an
+    earlier crashed one. What happened to the cluster is said from this, never inferred.
+
+    ``reason``: why it was read back; ``revision``/``version``/``description``/``made_at``: the
+    release's current revision as Helm records it; ``rollback_applied``: that revision is the
+    rollback; ``pod_images``: what the pods run; ``sentence``: the same for people.
+    """
+
+    NAME: ClassVar[str] = "cluster_read_back"
+    reason: str
+    read_at: datetime
+    revision: int
+    version: str
+    description: str
+    made_at: datetime | None
+    rollback_applied: bool
+    pod_images: tuple[str, ...]
+    sentence: str
+
+
 _FACTS: dict[str, type[Fact]] = {
     cls.NAME: cls
     for cls in (
@@ -254,6 +278,7 @@ _FACTS: dict[str, type[Fact]] = {
         ReleaseChanged,
         BadPodsCaptured,
         TracesCollected,
+        ClusterReadBack,
     )
 }
 
@@ -333,6 +358,7 @@ class RunFacts:
     release_changed: ReleaseChanged | None = None
     bad_pods: BadPodsCaptured | None = None
     traces: TracesCollected | None = None
+    read_back: ClusterReadBack | None = None  # the cluster as read back, when it was
 
     @classmethod
     def read(cls, events: Iterable[Event]) -> RunFacts:
@@ -395,6 +421,8 @@ class RunFacts:
                 found["bad_pods"] = fact
             elif isinstance(fact, TracesCollected):
                 found["traces"] = fact
+            elif isinstance(fact, ClusterReadBack):
+                found["read_back"] = fact
         found["failures"] = tuple(found["failures"])
         found["earlier_runs"] = tuple(found["earlier_runs"])
         return cls(**found)
