@@ -4,13 +4,13 @@ Used by ``runbook serve`` (local dispatch). The child is the same command a pers
 (``cli/run.py``'s ``run_rollback``: papermill, redaction, sealed evidence), in its own session
 so a signal meant for the receiver does not cut a rollback in half; the receiver journals its
 pid and decides what to do with it after a restart (``terminate``). The run's outcome and
-verdict come from the incident record it leaves (``record.json``).
+verdict are its ``Ending``, which the child writes as JSON (``--ending-json``, beside the
+incident folder): this module reads them from there and works nothing out itself.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,14 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunResult", "SubprocessRunner", "is_running", "read_outcome", "terminate"]
+from runbook_lib.adapters import processes
+
+__all__ = ["RunResult", "SubprocessRunner", "is_running", "read_ending", "terminate"]
 
 _ENTRY = "import sys; from runbook_lib.cli import main; sys.exit(main())"
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """How a notebook run ended: exit status, evidence folder, outcome/verdict from its record."""
+    """How a notebook run ended: exit status, evidence folder, outcome/verdict of its Ending."""
 
     status: int
     incident_dir: Path
@@ -37,19 +39,29 @@ class RunResult:
     log_tail: str = ""
 
 
-def read_outcome(incident_dir: Path) -> tuple[str, str]:
-    """(outcome, verdict) from ``record.json``; ("", "") when the run left no record."""
+def read_ending(path: Path) -> tuple[str, str]:
+    """(outcome, verdict) of the Ending a run wrote to ``path``; ("", "") when it wrote none
+    (killed before its end)."""
     try:
-        record = json.loads((incident_dir / "record.json").read_text(encoding="utf-8"))
+        ending = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "", ""
-    if not isinstance(record, dict):
+    if not isinstance(ending, dict):
         return "", ""
-    return str(record.get("outcome") or ""), str(record.get("verdict") or "")
+    return str(ending.get("outcome") or ""), str(ending.get("verdict") or "")
 
 
-def _argv(parameters: Mapping[str, Any]) -> list[str]:
-    argv = [sys.executable, "-c", _ENTRY, "run", "rollback", "--quiet"]
+def _argv(parameters: Mapping[str, Any], ending: Path) -> list[str]:
+    argv = [
+        sys.executable,
+        "-c",
+        _ENTRY,
+        "run",
+        "rollback",
+        "--quiet",
+        "--ending-json",
+        str(ending),
+    ]
     for name, value in parameters.items():
         if isinstance(value, bool | int | float):
             argv += ["-p", name, str(value)]  # read back as True/3/0.5 (papermill's rules)
@@ -75,10 +87,12 @@ class SubprocessRunner:
         incident_dir = Path(str(parameters["output_dir"])) / str(parameters["incident_id"])
         incident_dir.mkdir(parents=True, exist_ok=True)
         log_path = incident_dir.parent / f".{incident_dir.name}.runner.log"
+        ending = incident_dir.parent / f".{incident_dir.name}.ending.json"
+        ending.unlink(missing_ok=True)  # an earlier attempt's is not this one's
         started = time.monotonic()
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                _argv(parameters),
+                _argv(parameters, ending),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -89,37 +103,30 @@ class SubprocessRunner:
             try:
                 status = proc.wait(self.timeout_s)
             except subprocess.TimeoutExpired:
-                terminate(proc.pid)
-                status = proc.wait()
+                status = _stop(proc)
         wall = time.monotonic() - started
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-        outcome, verdict = read_outcome(incident_dir)
+        outcome, verdict = read_ending(ending)
         return RunResult(status, incident_dir, outcome, verdict, wall, tail)
+
+
+def _stop(proc: subprocess.Popen[bytes], *, grace_s: float = 30.0) -> int:
+    """SIGTERM to the child's group (it seals its evidence), SIGKILL after ``grace_s``; its
+    status, waited for through its ``Popen`` so it is not lost."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        processes.signal_group(proc.pid, sig)
+        try:
+            return proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
 
 
 def is_running(pid: int) -> bool:
     """The pid runs ``runbook run rollback`` started by a runner (not a reused pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and _ENTRY.encode() in cmdline
+    return processes.runs(pid, _ENTRY)
 
 
 def terminate(pid: int, *, timeout_s: float = 30.0) -> None:
     """SIGTERM to the run's process group (the notebook seals its evidence), then SIGKILL."""
-    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid if not is_running(pid) else 0
-            if done:
-                return
-            time.sleep(0.1)
+    processes.end_group(pid, grace_s=timeout_s)

@@ -15,8 +15,8 @@ import argparse
 import json
 import sys
 
-from runbook_lib.cli.exit_status import BAD_INPUT, OK, exit_status_for
 from runbook_lib.core import parameters as table
+from runbook_lib.core.exit_status import BAD_INPUT, OK, exit_status_for
 from runbook_lib.errors import InputFileError, ParameterError
 
 __all__ = ["register", "run"]

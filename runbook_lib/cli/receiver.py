@@ -42,9 +42,9 @@ from runbook_lib.core.alert_policy import Action, Policy, plan_run, rollback_com
 from runbook_lib.core.alerts import Alert, Notification
 from runbook_lib.core.receiver_state import Disposition, ReceiverState, ReleaseKey
 from runbook_lib.core.redact import redact_value
-from runbook_lib.errors import AdapterError, CommandFailed, RunbookError
+from runbook_lib.errors import AdapterError, RunbookError
 from runbook_lib.evidence import files
-from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.evidence.manifest import seal
 
 __all__ = ["CHANGED_OUTCOMES", "Receiver", "Runner", "notifiers_from_policy"]
 
@@ -183,11 +183,10 @@ class Receiver:
         incident_dir = Path(str(run.get("incident_dir") or ""))
         sealed = ""
         if incident_dir.is_dir():
-            try:
-                write_manifest(incident_dir, signing_key=str(run.get("signing_key") or "") or None)
-                sealed = f"; evidence sealed in {incident_dir}"
-            except (OSError, CommandFailed) as err:
-                sealed = f"; could not seal {incident_dir} (signed): {err}"
+            key = str(run.get("signing_key") or "") or None
+            sealed = (
+                f"; evidence in {incident_dir}: {seal(incident_dir, signing_key=key).sentence()}"
+            )
         finished = {
             "run_id": run["run_id"],
             "outcome": "interrupted",

@@ -19,7 +19,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from runbook_lib.record.timeline import Event, EventKind, Timeline
+from runbook_lib.core.verdict import Verdict
+from runbook_lib.record.timeline import Event, EventKind, FailureKind, Timeline
 
 __all__ = [
     "Assessed",
@@ -28,6 +29,8 @@ __all__ = [
     "Confirmed",
     "Decided",
     "EarlierRunFound",
+    "EvidenceLost",
+    "EvidenceRoom",
     "Fact",
     "Finished",
     "FixBranchCreated",
@@ -43,6 +46,7 @@ __all__ = [
     "StepFailure",
     "TargetResolved",
     "TracesCollected",
+    "attempts",
     "fact_data",
     "record_fact",
 ]
@@ -59,10 +63,11 @@ class Outcome(StrEnum):
     ALREADY_ROLLED_BACK = "already_rolled_back"  # an earlier run did it; nothing changed
     NOT_RECOVERED = "not_recovered"  # rolled back but the error rate did not recover: escalate
     RELEASE_CHANGED = "release_changed"  # rolled back, then someone changed the release again
-    REFUSED = "refused"  # a safety check stopped the run before any change
+    REFUSED = "refused"  # a safety check or bad input stopped the run before any change
     FAILED = "failed"  # a step failed; see ``RunFacts.changed_cluster``
     INTERRUPTED = "interrupted"  # stopped by a signal or a crash
     INCOMPLETE = "incomplete"  # the timeline ends without an ending
+    ASSESSED = "assessed"  # the read-only assessment notebook ran to its end
 
 
 class Fact:
@@ -84,13 +89,16 @@ class Decided(Fact):
     """The "When to Rollback" decision (``decision`` is ``Decision.to_json_dict()``)."""
 
     NAME: ClassVar[str] = "decided"
-    verdict: str  # core.decision.Verdict value
+    verdict: Verdict
     rollback: bool  # act on it: the verdict, or a person's / the parameter's override
     deployed_at: datetime
     evaluated_at: datetime
     decision: Mapping[str, Any] = field(default_factory=dict)
     manual_reason: str = ""
     override: str = ""  # why an inconclusive verdict was acted on anyway
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Verdict(self.verdict))  # read back as text
 
 
 @dataclass(frozen=True)
@@ -158,10 +166,13 @@ class FixBranchCreated(Fact):
 @dataclass(frozen=True)
 class Finished(Fact):
     NAME: ClassVar[str] = "finished"
-    outcome: str  # Outcome value
+    outcome: Outcome
     decision_to_rollout_s: float | None
     decision_to_recovery_s: float | None
     target_s: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome(self.outcome))  # read back as text
 
 
 @dataclass(frozen=True)
@@ -259,6 +270,29 @@ class ClusterReadBack(Fact):
     sentence: str
 
 
+@dataclass(frozen=True)
+class EvidenceRoom(Fact):
+    """Preflight's check of the evidence folder: writable, and how much room it has.
+
+    ``problem`` is why the bundle cannot be written ("" when it can); a run refused for it
+    writes nothing more than its record and manifest (they fit in the ending's reserve).
+    """
+
+    NAME: ClassVar[str] = "evidence_room"
+    directory: str
+    free_bytes: int
+    needed_bytes: int
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class EvidenceLost(Fact):
+    """Evidence the run could not write (``runbook run`` records it when the timeline can)."""
+
+    NAME: ClassVar[str] = "evidence_lost"
+    what: tuple[str, ...]
+
+
 _FACTS: dict[str, type[Fact]] = {
     cls.NAME: cls
     for cls in (
@@ -279,8 +313,19 @@ _FACTS: dict[str, type[Fact]] = {
         BadPodsCaptured,
         TracesCollected,
         ClusterReadBack,
+        EvidenceRoom,
+        EvidenceLost,
     )
 }
+
+
+# The step that begins each attempt of an incident (a re-run appends to the same timeline).
+START_STEP = "start_run"
+
+
+def attempts(events: Iterable[Event]) -> int:
+    """How many attempts of the incident the timeline holds (each begins with ``start_run``)."""
+    return sum(1 for event in events if event.step == START_STEP)
 
 
 def fact_data(fact: Fact) -> dict[str, Any]:
@@ -316,7 +361,7 @@ def _read_fact(data: Mapping[str, Any]) -> Fact | None:
         values[f.name] = value
     try:
         return cls(**values)
-    except TypeError:
+    except (TypeError, ValueError):
         return None  # a fact written by another version of the tool: not ours to guess
 
 
@@ -328,7 +373,17 @@ class StepFailure:
     error_type: str
     message: str
     at: datetime
-    kind: str  # "precondition", "verification", "interrupted", "parameter", "other"
+    kind: FailureKind
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FailureKind(self.kind))
+
+
+def _failure_kind(value: object) -> FailureKind:
+    try:
+        return FailureKind(str(value))
+    except ValueError:
+        return FailureKind.OTHER  # written by another version of the tool
 
 
 # Facts that happened more than once in a run (a re-run of the same incident) keep the last.
@@ -359,23 +414,30 @@ class RunFacts:
     bad_pods: BadPodsCaptured | None = None
     traces: TracesCollected | None = None
     read_back: ClusterReadBack | None = None  # the cluster as read back, when it was
+    room: EvidenceRoom | None = None
+    lost: tuple[str, ...] = ()  # evidence that could not be written (EvidenceLost facts)
+    started: tuple[str, ...] = ()  # the steps this attempt started, in order
 
     @classmethod
     def read(cls, events: Iterable[Event]) -> RunFacts:
         """The facts of the latest attempt in ``events`` (a re-run appends a new attempt)."""
-        found: dict[str, Any] = {"failures": [], "earlier_runs": []}
+        found: dict[str, Any] = {"failures": [], "earlier_runs": [], "lost": [], "started": []}
         for event in events:
-            if event.step == "start_run":
+            if event.step == START_STEP:
                 # A new attempt of the same incident: facts are about the newest one, except
                 # a rollback done earlier, which the record must still name.
                 earlier = found.get("rolled_back") or found.get("earlier_rollback")
                 found = {
                     "failures": [],
                     "earlier_runs": [],
+                    "lost": [],
+                    "started": [],
                     "started_at": event.at,
                     "earlier_rollback": earlier,
                 }
                 found["dry_run"] = bool(event.data.get("dry_run", False))
+            if event.kind == EventKind.STEP_START:
+                found["started"].append(event.step)
             if event.kind == EventKind.STEP_FAILED:
                 found["failures"].append(
                     StepFailure(
@@ -383,7 +445,7 @@ class RunFacts:
                         error_type=str(event.data.get("error_type", "")),
                         message=event.message,
                         at=event.at,
-                        kind=str(event.data.get("error_kind", "other")),
+                        kind=_failure_kind(event.data.get("error_kind")),
                     )
                 )
             if event.kind != EventKind.FACT:
@@ -423,8 +485,12 @@ class RunFacts:
                 found["traces"] = fact
             elif isinstance(fact, ClusterReadBack):
                 found["read_back"] = fact
-        found["failures"] = tuple(found["failures"])
-        found["earlier_runs"] = tuple(found["earlier_runs"])
+            elif isinstance(fact, EvidenceRoom):
+                found["room"] = fact
+            elif isinstance(fact, EvidenceLost):
+                found["lost"] += [w for w in fact.what if w not in found["lost"]]
+        for name in ("failures", "earlier_runs", "lost", "started"):
+            found[name] = tuple(found[name])
         return cls(**found)
 
     @property
@@ -451,13 +517,13 @@ class RunFacts:
     def outcome(self) -> Outcome:
         """How the run ended: the one place that works it out from the facts."""
         if self.finished is not None:
-            return Outcome(self.finished.outcome)
+            return self.finished.outcome
         failure = self.failure
-        if failure is not None and failure.kind == "interrupted":
+        if failure is not None and failure.kind is FailureKind.INTERRUPTED:
             return Outcome.INTERRUPTED
         decided = self.decided
         if decided is not None and not decided.rollback:
-            if decided.verdict == "inconclusive":
+            if decided.verdict is Verdict.INCONCLUSIVE:
                 return Outcome.INCONCLUSIVE
             return Outcome.NO_ROLLBACK
         if self.release_changed is not None:
@@ -465,7 +531,8 @@ class RunFacts:
         if self.not_recovered is not None:
             return Outcome.NOT_RECOVERED
         if failure is not None:
-            if failure.kind == "precondition" and self.rolled_back is None:
+            before_any_change = (FailureKind.PRECONDITION, FailureKind.PARAMETER)
+            if failure.kind in before_any_change and self.rolled_back is None:
                 if self.confirmed is not None and not self.confirmed.go_ahead:
                     return Outcome.DECLINED
                 return Outcome.REFUSED

@@ -125,7 +125,7 @@ def decide(ctx: RunContext) -> DecisionMade:
             decision = assessment.decide(p, window, manual_reason=override)
     for warning in decision.warnings:
         ctx.timeline.record("decide", EventKind.WARNING, warning)
-    verdict = decision.verdict.value
+    verdict = decision.verdict
     event = record_fact(
         ctx.timeline,
         "decide",
@@ -138,6 +138,6 @@ def decide(ctx: RunContext) -> DecisionMade:
             manual_reason=p.manual_reason or override,
             override=override,
         ),
-        f"verdict {verdict}: " + ("roll back" if decision.rollback else "no change"),
+        f"verdict {verdict.value}: " + ("roll back" if decision.rollback else "no change"),
     )
     return DecisionMade(decision, window, event.at, decision.rollback, override)

@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from runbook_lib.adapters.lease import LockInfo
-from runbook_lib.errors import CommandFailed
+from runbook_lib.evidence import files
 from runbook_lib.evidence.incident_record import build_record, write_record
-from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.evidence.manifest import seal
 from runbook_lib.record.facts import EarlierRunFound, Finished, Outcome, RunFacts, record_fact
 from runbook_lib.record.timeline import EventKind, Timeline
 from runbook_lib.steps.context import RunContext
@@ -116,11 +116,13 @@ def _seal(ctx: RunContext, candidate: Candidate, step: str) -> str:
     record_fact(
         timeline,
         "sealed_by_later_run",
-        Finished(Outcome.INTERRUPTED.value, None, None, p.target),
+        Finished(Outcome.INTERRUPTED, None, None, p.target),
         "outcome: interrupted (sealed by a later run)",
     )
     if timeline.lost is not None:
         return f"not sealed: its timeline cannot be written ({timeline.lost})"
+    # Its runner died before giving back the room it held for the record and the manifest.
+    files.release_room(candidate.path)
     try:
         record = build_record(
             timeline.events, pd.DataFrame(), incident_id=candidate.incident_id,
@@ -128,12 +130,15 @@ def _seal(ctx: RunContext, candidate: Candidate, step: str) -> str:
             target_s=p.target, request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(),
         )  # fmt: skip
         write_record(record, candidate.path, redact=ctx.redact)
-        try:
-            write_manifest(candidate.path, signing_key=p.manifest_key)
-        except CommandFailed:
-            write_manifest(candidate.path, signing_key="")  # unsigned beats unsealed
     except OSError as err:
-        return f"interrupted; could not write its record or manifest: {err}"
+        return f"interrupted; could not write its record: {err}"
+
+    def unsigned(why: str) -> None:
+        timeline.record("sealed_by_later_run", EventKind.WARNING, f"unsigned manifest: {why}")
+
+    state = seal(candidate.path, signing_key=p.manifest_key, on_unsigned=unsigned)
+    if not state.sealed:
+        return f"interrupted; {state.sentence()}"
     return Outcome.INTERRUPTED.value
 
 

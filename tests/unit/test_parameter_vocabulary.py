@@ -29,7 +29,7 @@ from runbook_lib.core import parameters as table
 from runbook_lib.errors import ParameterError
 from runbook_lib.run.params import RunParams, build_params
 from runbook_lib.steps.context import start_run
-from runbook_lib.steps.salvage import collect_after_failure
+from runbook_lib.steps.salvage import open_failed_run
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {table.ASSESS: REPO / "notebooks" / "assess.ipynb",
@@ -248,7 +248,7 @@ def test_each_late_problem_alone_is_refused(tmp_path: Path, name: str, value: ob
 
 def test_the_salvage_path_refuses_the_same_parameters(tmp_path: Path) -> None:
     with pytest.raises(ParameterError) as caught:
-        collect_after_failure(_run_params(tmp_path, **LATE_PROBLEMS), environ={})
+        open_failed_run(_run_params(tmp_path, **LATE_PROBLEMS), environ={})
     assert sorted({p.split(":")[0] for p in caught.value.problems}) == sorted(LATE_PROBLEMS)
     assert not (tmp_path / "evidence").exists()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from runbook_lib.cli.kernel import papermill_kernel_options
+from runbook_lib.adapters.papermill_executor import papermill_kernel_options
 from runbook_lib.core.redact import Redactor
 from runbook_lib.evidence.notebook import render_html
 
