@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--ending-json",
         metavar="PATH",
         help="also write the run's ending (outcome, verdict, cluster, seal, exit status) as "
-        "JSON to PATH, outside the bundle (for a program that started the run)",
+        "JSON to PATH, outside the bundle, for a program that started the run (default: not "
+        "written)",
     )
     parser.set_defaults(func=_run_command)
 

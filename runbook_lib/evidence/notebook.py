@@ -22,7 +22,6 @@ from runbook_lib.evidence import files
 
 __all__ = [
     "NotebookTimings",
-    "notebook_name",
     "notebook_timings",
     "redact_notebook",
     "render_html",
@@ -91,18 +90,6 @@ def render_html(nb: nbformat.NotebookNode, redactor: Redactor) -> str:
     exporter = HTMLExporter(log=_EXPORTER_LOG)  # type: ignore[no-untyped-call]
     body, _resources = exporter.from_notebook_node(nb)
     return redactor.redact(str(body))
-
-
-def notebook_name(name: str, attempt: int) -> str:
-    """The executed notebook's file name for the incident's ``attempt`` (1, 2, ...).
-
-    The first attempt keeps the notebook's own name (``rollback.ipynb``); a re-run of the same
-    incident writes beside it (``rollback.attempt-2.ipynb``), never over an earlier attempt.
-    """
-    if attempt <= 1:
-        return name
-    path = PurePosixPath(name)
-    return f"{path.stem}.attempt-{attempt}{path.suffix}"
 
 
 def write_notebook_evidence(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,6 @@ __all__ = [
     "FIRST_STEP_MARKER",
     "INCIDENT_ID",
     "Prepared",
-    "check_notebook",
     "prepare",
 ]
 
@@ -67,6 +67,8 @@ class Prepared:
     signing_key: str | Path | None  # ``write_manifest``'s: None is RUNBOOK_SIGNING_KEY
     attempt: int  # this attempt's number in its incident: 1, or more for a re-run
     reserved: bool  # room for the ending is held in the incident folder
+    # The notebook file cannot be read: the run cannot start, and ends with its own record.
+    unreadable: InputFileError | None = None
 
 
 def _kubeconfig_secrets(parameters: Mapping[str, Any]) -> tuple[str, ...]:
@@ -109,12 +111,23 @@ def _attempt(incident_dir: Path) -> int:
 def prepare(parameters: Mapping[str, Any], notebook: Path) -> Prepared:
     """Validated parameters and the evidence folder of a run of ``notebook``.
 
-    Raises ``ParameterError`` listing every invalid parameter (nothing is written then).
+    Raises ``ParameterError`` listing every invalid parameter (nothing is written then). A
+    notebook file that cannot be read is not raised: it is ``Prepared.unreadable``, the run's
+    first failure, which the run records in its bundle (an assessment raises it).
     """
     from runbook_lib.run.params import build_params, check_paths
 
     params = dict(parameters)
     assess = notebook.stem == "assess"
+    unreadable: InputFileError | None = None
+    try:
+        declared = _declared(notebook)
+    except InputFileError as err:
+        if assess:
+            raise
+        unreadable = err
+    else:
+        _check_names(notebook, declared, set(params) - ({"output_dir"} if assess else set()))
     # The assessment is read-only and has no incident: its output folder is named by time.
     output_dir = str(params.pop("output_dir", "evidence")) if assess else ""
     signing_key: str | Path | None = None
@@ -137,8 +150,6 @@ def prepare(parameters: Mapping[str, Any], notebook: Path) -> Prepared:
             raise ParameterError(["output_dir: required: the folder that receives the evidence"])
         incident_dir = Path(output_dir).expanduser().resolve() / f"assess-{started_at}"
     else:
-        import re
-
         release = str(params.get("release") or "app")
         params["incident_id"] = params.get("incident_id") or f"rollback-{release}-{started_at}"
         if not re.fullmatch(INCIDENT_ID, str(params["incident_id"])):
@@ -160,27 +171,26 @@ def prepare(parameters: Mapping[str, Any], notebook: Path) -> Prepared:
         signing_key=signing_key,
         attempt=1 if assess else _attempt(incident_dir),
         reserved=reserved,
+        unreadable=unreadable,
     )
 
 
-def check_notebook(prepared: Prepared) -> None:
-    """The notebook can be read and takes every parameter given.
-
-    Raises ``InputFileError`` when the file is not a notebook (corrupt, not JSON, not
-    nbformat), ``ParameterError`` naming parameters the notebook does not declare.
-    """
+def _declared(notebook: Path) -> set[str]:
+    """The parameters the notebook declares. Raises ``InputFileError`` when the file is not a
+    readable notebook (missing, corrupt, not JSON, not nbformat)."""
     import papermill
 
-    notebook = prepared.notebook
     try:
-        known = papermill.inspect_notebook(str(notebook))
+        return set(papermill.inspect_notebook(str(notebook)))
     except Exception as err:  # nbformat and jsonschema raise many kinds for a bad file
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        text = " ".join(str(err).split())[:200]
         raise InputFileError(
-            f"not a readable notebook ({type(err).__name__}: {reason})", path=str(notebook)
+            f"not a readable notebook ({type(err).__name__}: {text})", path=str(notebook)
         ) from err
-    names = set(prepared.params) - ({"output_dir"} if prepared.assess else set())
-    unknown = sorted(names - set(known))
+
+
+def _check_names(notebook: Path, declared: set[str], given: set[str]) -> None:
+    unknown = sorted(given - declared)
     if unknown:
         raise ParameterError(
             [

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.core.verdict import Verdict
-from runbook_lib.errors import InputFileError, ParameterError, RunbookError
+from runbook_lib.errors import RunbookError
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import seal
 from runbook_lib.headless.executor import Executor
-from runbook_lib.headless.prepare import FIRST_STEP_MARKER, Prepared, check_notebook, prepare
+from runbook_lib.headless.prepare import FIRST_STEP_MARKER, Prepared, prepare
 from runbook_lib.headless.scratch import scratch
 from runbook_lib.headless.signals import Aborted, Phase, Signals
 from runbook_lib.record.ending import Cluster, Ending
@@ -46,6 +46,7 @@ from runbook_lib.record.facts import (
     Outcome,
     RunFacts,
     StepFailure,
+    attempt_file,
     attempts,
     record_fact,
 )
@@ -119,9 +120,9 @@ class _Ending:
             files.append_text(self.directory, "traceback.txt", self.prepared.redactor(text))
 
     def write_notebook(self, raw: Any) -> str:
-        from runbook_lib.evidence.notebook import notebook_name, write_notebook_evidence
+        from runbook_lib.evidence.notebook import write_notebook_evidence
 
-        name = notebook_name(self.prepared.notebook.name, self.prepared.attempt)
+        name = attempt_file(self.prepared.notebook.name, self.prepared.attempt)
         written = ""
         with self.guard(name):
             write_notebook_evidence(raw, self.directory, name=name, redactor=self.prepared.redactor)
@@ -174,17 +175,15 @@ def _assessment(
     )
 
 
-def _record_stop(timeline: Timeline, started: bool, message: str, kind: FailureKind) -> None:
+def _record_stop(
+    timeline: Timeline, started: bool, message: str, kind: FailureKind, error_type: str
+) -> None:
     """A failure only this process saw (the notebook never started its first step, the
     kernel died, a signal), as the step it belongs to: ``start_run`` when the attempt had not
     begun (so it is an attempt of its own), else this runner's."""
     step = RUNNER_STEP if started else START_STEP
     timeline.record(
-        step,
-        EventKind.STEP_FAILED,
-        message,
-        error_type=kind.value if kind is FailureKind.INTERRUPTED else "runbook_run",
-        error_kind=kind.value,
+        step, EventKind.STEP_FAILED, message, error_type=error_type, error_kind=kind.value
     )
 
 
@@ -225,18 +224,17 @@ def _end_rollback(
     received = signals.received
     appended = len(timeline.events)
     if before_start is not None:
-        message = f"the run could not start: {before_start}"
-        _record_stop(timeline, False, message, error_kind(before_start))
+        message = f"the run could not start: {type(before_start).__name__}: {before_start}"
+        kind = error_kind(before_start)
+        _record_stop(timeline, False, message, kind, type(before_start).__name__)
     elif failure and facts.failure is None and received is None:
-        _record_stop(timeline, started, f"runbook run: {failure}", FailureKind.OTHER)
+        _record_stop(timeline, started, f"runbook run: {failure}", FailureKind.OTHER, "Notebook")
     if received is not None:
         stopped_itself = facts.failure is not None and facts.failure.kind is FailureKind.INTERRUPTED
         if not stopped_itself:
-            message = (
-                f"runbook run: interrupted by {signal.Signals(received).name}; "
-                "the kernel was stopped"
-            )
-            _record_stop(timeline, started, message, FailureKind.INTERRUPTED)
+            signame = signal.Signals(received).name
+            message = f"runbook run: interrupted by {signame}; the kernel was stopped"
+            _record_stop(timeline, started, message, FailureKind.INTERRUPTED, signame)
     stopped = bool(failure) or received is not None or before_start is not None
     # 4. The evidence the notebook did not get to; after a signal, nothing more is read (the
     # person wants the run to stop), and a second signal stops the collection itself.
@@ -289,14 +287,8 @@ def run_notebook(
     began = time.monotonic()
     raw: Any = None
     failure = ""
-    before_start: RunbookError | None = None
+    before_start: RunbookError | None = prepared.unreadable
     with Signals(executor) as signals:
-        try:
-            check_notebook(prepared)
-        except (InputFileError, ParameterError) as err:
-            if prepared.assess:
-                raise
-            before_start = err
         if before_start is None:
             with scratch() as folder:
                 output = folder / notebook.name

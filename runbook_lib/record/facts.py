@@ -46,6 +46,7 @@ __all__ = [
     "StepFailure",
     "TargetResolved",
     "TracesCollected",
+    "attempt_file",
     "attempts",
     "fact_data",
     "record_fact",
@@ -326,6 +327,18 @@ START_STEP = "start_run"
 def attempts(events: Iterable[Event]) -> int:
     """How many attempts of the incident the timeline holds (each begins with ``start_run``)."""
     return sum(1 for event in events if event.step == START_STEP)
+
+
+def attempt_file(name: str, attempt: int) -> str:
+    """The file name of an attempt's executed notebook (``rollback.ipynb``, 1, 2, ...).
+
+    The first attempt keeps the notebook's own name; a re-run of the same incident writes
+    beside it (``rollback.attempt-2.ipynb``), never over an earlier attempt's.
+    """
+    if attempt <= 1:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.attempt-{attempt}.{suffix}" if dot else f"{name}.attempt-{attempt}"
 
 
 def fact_data(fact: Fact) -> dict[str, Any]:

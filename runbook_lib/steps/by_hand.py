@@ -16,7 +16,7 @@ from pathlib import Path
 
 from runbook_lib.display import recorder as recording
 from runbook_lib.display.summary import ERROR_HOOKS, Summary
-from runbook_lib.record.facts import attempts
+from runbook_lib.record.facts import attempt_file, attempts
 from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.step import runbook_step
@@ -53,12 +53,12 @@ def write_executed_notebook(ctx: RunContext) -> NotebookSaved:
     # import: time every headless run (an alert's included) would spend before its first step.
     import nbformat
 
-    from runbook_lib.evidence.notebook import notebook_name, write_notebook_evidence
+    from runbook_lib.evidence.notebook import write_notebook_evidence
 
     # nbformat's reader joins the file's line lists into strings, as redaction expects.
     skeleton = nbformat.reads(source.read_text(encoding="utf-8"), as_version=4)  # type: ignore[no-untyped-call]
     executed = nbformat.from_dict(recorder.executed_notebook(skeleton))  # type: ignore[no-untyped-call]
-    name = notebook_name(NAME, attempts(ctx.timeline.events))
+    name = attempt_file(NAME, attempts(ctx.timeline.events))
     notebook, page = write_notebook_evidence(
         executed, ctx.incident_dir, name=name, redactor=ctx.redact
     )

@@ -134,7 +134,7 @@ def test_failing_step_mid_run_leaves_partial_notebook_and_evidence(tmp_path: Pat
         {"replay_csv": DATA / "bad_deploy.csv", "expected_cluster": "kwok-runbook",
          "kubeconfig": kubeconfig, "slack_webhook_url": WEBHOOK, "confirm": True, **REPLAY},
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 6  # refused before any change
     assert "WrongCluster" in result.stderr
     executed = nbformat.read(incident / "rollback.ipynb", as_version=4)
     failing = [c for c in executed.cells if c.cell_type == "code"

@@ -259,7 +259,7 @@ def test_preflight_stops_before_any_change_when_the_evidence_has_no_room(
     result = subprocess.run(_argv(tiny_filesystem, params), capture_output=True, text=True,
                             env=_env(tmp_path), timeout=600, check=False)  # fmt: skip
     folder = tiny_filesystem / "INC-FULL"
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 6, result.stderr  # refused before any change
     assert "MiB free, at least 50 MiB needed" in result.stderr
     assert "without_evidence=True" in result.stderr
     assert "outcome: refused" in result.stdout
