@@ -174,7 +174,7 @@ class Timeline:
         clean = self._redact(text)
         return value if clean == text else clean
 
-    def record(self, step: str, kind: EventKind | str, message: str, **data: Any) -> Event:
+    def _report_damaged(self) -> None:
         if self.damaged:
             damaged, self.damaged = self.damaged, ()
             self.record(
@@ -183,6 +183,9 @@ class Timeline:
                 f"{len(damaged)} damaged timeline line(s) skipped: {'; '.join(damaged)}",
                 damaged=list(damaged),
             )
+
+    def record(self, step: str, kind: EventKind | str, message: str, **data: Any) -> Event:
+        self._report_damaged()
         # Every value at every nesting level; credential-named keys hide values of any type.
         clean = redact_structure(dict(data), self._redact, other=self._redact_other)
         event = Event(self._clock(), step, EventKind(kind), self._redact(message), clean)
@@ -213,6 +216,8 @@ class Timeline:
         """
         known = {event.to_json() for event in self.events}
         added = [event for event in events if event.to_json() not in known]
+        if added:
+            self._report_damaged()  # e.g. the line the disk cut short when it filled up
         for event in added:
             self.events.append(event)
             self._write(event)
