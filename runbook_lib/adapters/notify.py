@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
 from runbook_lib.errors import AdapterError, ParameterError
 
 __all__ = ["ConsoleNotifier", "FileNotifier", "Notifier", "SlackWebhook", "redact_url"]
@@ -56,57 +55,31 @@ class SlackWebhook:
         self._url = url
         self.timeout_s = timeout_s
         self.target = redact_url(url)
+        # Servers echo the request path in error pages; the path is the secret part.
+        self._http = HttpClient(timeout_s=timeout_s, secrets=(url, parts.path, parts.query))
 
     def __repr__(self) -> str:
         return f"SlackWebhook({self.target!r}, timeout_s={self.timeout_s:g})"
 
-    def _scrub(self, text: str) -> str:
-        # Servers echo the request path in error pages; the path is the secret part.
-        parts = urllib.parse.urlsplit(self._url)
-        for secret in (self._url, parts.path, parts.query):
-            if len(secret) > 1:
-                text = text.replace(secret, "/<redacted>")
-        return text
-
     def post(self, text: str) -> None:
-        """Send one message. Raises ``AdapterError``: retryable for timeouts, connection
-        errors, 429 and 5xx; not retryable for other 4xx (bad or revoked webhook)."""
+        """Send one message. Raises ``AdapterError``, retryable as ``adapters.http`` rules:
+        timeouts, refused or dropped connections, 429 and 5xx; not other 4xx (a bad or revoked
+        webhook) nor an answer that is not HTTP."""
         command = f"POST {self.target}"
-        request = urllib.request.Request(
-            self._url,
-            data=json.dumps({"text": text}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                response.read(4096)
-        except urllib.error.HTTPError as err:
-            body = err.read(500).decode(errors="replace") if err.fp is not None else ""
-            raise AdapterError(
-                f"webhook answered HTTP {err.code}",
-                command=command,
-                stderr=self._scrub(body),
-                retryable=err.code == 429 or err.code >= 500,
-            ) from err
-        except TimeoutError as err:
-            raise AdapterError(
-                f"webhook did not answer within {self.timeout_s:g} s",
-                command=command,
-                retryable=True,
-            ) from err
-        except urllib.error.URLError as err:
-            # Exception texts here name the host at most, never the URL's path.
-            if isinstance(err.reason, TimeoutError):
+            # Tried once: a second POST could post the message twice (the notify step decides).
+            self._http.post(self._url, json={"text": text}, command=command)
+        except HttpError as err:
+            if err.status is not None:
+                message = f"webhook answered HTTP {err.status}"
+            elif err.kind is ErrorKind.TIMEOUT:
                 message = f"webhook did not answer within {self.timeout_s:g} s"
+            elif err.kind is ErrorKind.DROPPED:
+                message = f"webhook connection failed: {err.reason}"
             else:
                 message = f"webhook unreachable: {err.reason}"
-            raise AdapterError(message, command=command, retryable=True) from err
-        except OSError as err:  # reset mid-response and the like
             raise AdapterError(
-                f"webhook connection failed: {type(err).__name__}",
-                command=command,
-                retryable=True,
+                message, command=command, stderr=err.text[:500], retryable=err.retryable
             ) from err
 
 

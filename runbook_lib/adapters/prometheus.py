@@ -4,19 +4,15 @@ Queries come from ``core.promql`` (built from metric names and a selector, or ra
 column). Samples are put on one grid of multiples of the step (epoch-aligned, so repeated
 queries and plots line up) with NaN where Prometheus had no sample. Everything that can go wrong
 on the way becomes ``MetricsError`` carrying the query and Prometheus' own error text, with
-``retryable`` set for failures that may pass (server errors, timeouts, connection refused).
-
-Uses only the standard library's HTTP client, so the runbook needs nothing more than Prometheus.
+``retryable`` as the shared HTTP client (``adapters.http``) decides it; that client also
+retries a query a couple of times on failures that may pass (server errors, timeouts, refused).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
 from runbook_lib.core.promql import QuerySpec, build_queries
 from runbook_lib.errors import MetricsError, ParameterError
 
@@ -95,6 +92,7 @@ class PrometheusSource:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.queries = build_queries(self.spec)
+        self._http = HttpClient(timeout_s=timeout_s)
 
     def query_range(self, start: datetime, end: datetime, step_s: float) -> pd.DataFrame:
         """Samples of every column for the runbook's assessment ("When to Rollback").
@@ -199,43 +197,11 @@ class PrometheusSource:
             "timeout": f"{self.timeout_s:g}",
         }
         endpoint = f"{self.url}/api/v1/query_range"
-        request = urllib.request.Request(
-            endpoint,
-            data=urllib.parse.urlencode(form).encode(),
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as err:
-            text = _error_text(err.read())
-            # 400 bad_data / 422 execution errors are the query's fault; 5xx, 429 may pass.
-            retryable = err.code >= 500 or err.code == 429
-            kind = "server error" if retryable else "rejected the query"
-            raise MetricsError(
-                f"Prometheus at {self.url} {kind} (HTTP {err.code})",
-                command=query,
-                stderr=text,
-                retryable=retryable,
-            ) from err
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-            reason = err.reason if isinstance(err, urllib.error.URLError) else err
-            # Refused, reset, timed out: the server may be restarting. A bad host name is not.
-            retryable = isinstance(reason, TimeoutError | ConnectionError)
-            raise MetricsError(
-                f"cannot reach Prometheus at {self.url}: {reason}",
-                command=query,
-                stderr=str(reason),
-                retryable=retryable,
-            ) from err
-        except (OSError, http.client.HTTPException) as err:
-            raise MetricsError(
-                f"reading from Prometheus at {self.url} failed: {err}",
-                command=query,
-                stderr=str(err),
-                retryable=True,
-            ) from err
+            # A POSTed form reads like a GET (long PromQL fits), so it is retried like one.
+            raw = self._http.post(endpoint, form=form, command=query, idempotent=True).body
+        except HttpError as err:
+            raise self._failed(err, endpoint, query) from err
         try:
             body = json.loads(raw)
             status = body["status"]
@@ -256,11 +222,28 @@ class PrometheusSource:
             )
         return list(data.get("result") or []), [str(w) for w in body.get("warnings") or []]
 
+    def _failed(self, err: HttpError, endpoint: str, query: str) -> MetricsError:
+        """The query's ``MetricsError`` for a failed request, in Prometheus' terms."""
+        if err.status is None:
+            if err.kind is ErrorKind.MALFORMED:
+                message = f"{endpoint} did not answer like the Prometheus API: {err.reason}"
+            else:
+                message = f"cannot reach Prometheus at {self.url}: {err.reason}"
+            return MetricsError(message, command=query, stderr=err.reason, retryable=err.retryable)
+        # 400 bad_data / 422 execution errors are the query's fault; 5xx, 429 may pass.
+        kind = "server error" if err.retryable else "rejected the query"
+        return MetricsError(
+            f"Prometheus at {self.url} {kind} (HTTP {err.status})",
+            command=query,
+            stderr=_error_text(err.text),
+            retryable=err.retryable,
+        )
 
-def _error_text(raw: bytes) -> str:
+
+def _error_text(text: str) -> str:
     """Prometheus' own message from an error response (``errorType: error``), else the body."""
     try:
-        body = json.loads(raw)
+        body = json.loads(text)
         return f"{body.get('errorType', 'error')}: {body.get('error', '')}"
     except (ValueError, AttributeError):
-        return raw.decode(errors="replace")[:2000]
+        return text

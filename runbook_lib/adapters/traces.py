@@ -3,25 +3,24 @@
 Reads Jaeger's HTTP query API (``/api/services``, ``/api/traces``, the one its UI uses; the
 same in Jaeger 1.x and 2.x). Parsing is ``core.traces``; this module only asks and maps
 failures: a backend that is down, refuses, times out or answers garbage raises
-``TracesError`` (``retryable`` for refused, timed out, 5xx); an empty answer is not an error
-but a ``TraceQuery`` with a warning, because "no traces" is itself worth recording.
+``TracesError`` (``retryable`` as the shared client ``adapters.http`` decides: refused, timed
+out, 429/5xx); an empty answer is not an error but a ``TraceQuery`` with a warning, because
+"no traces" is itself worth recording.
 
 Parameters (runbook vocabulary): ``tracing_url`` ("" = traces not collected) and
-``tracing_service`` ("" = the release's name). Standard library HTTP only.
+``tracing_service`` ("" = the release's name).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
 from runbook_lib.core.traces import Trace, parse_traces
 from runbook_lib.errors import AdapterError, ParameterError, TracesError
 
@@ -76,28 +75,23 @@ class JaegerSource:
             raise ParameterError(problems)
         self.url = url.strip().rstrip("/")
         self.timeout_s = timeout_s
+        self._http = HttpClient(timeout_s=timeout_s)
 
     def _get(self, path: str, query: Mapping[str, str] | None = None) -> Any:
         target = f"{self.url}{path}"
         if query:
             target += "?" + urllib.parse.urlencode(query)
         try:
-            with urllib.request.urlopen(target, timeout=self.timeout_s) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as err:
-            detail = err.read().decode(errors="replace")[:2000] if err.fp else ""
+            body = self._http.get(target, command=target).body
+        except HttpError as err:
+            if err.status is not None:
+                message = f"Jaeger answered HTTP {err.status}"
+            elif err.kind is ErrorKind.MALFORMED:
+                message = f"Jaeger at {self.url} did not answer like Jaeger: {err.reason}"
+            else:
+                message = f"Jaeger at {self.url} is not reachable: {err.reason}"
             raise TracesError(
-                f"Jaeger answered HTTP {err.code}",
-                command=target,
-                stderr=detail,
-                retryable=err.code >= 500 or err.code == 429,
-            ) from err
-        except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as err:
-            reason = getattr(err, "reason", err)
-            raise TracesError(
-                f"Jaeger at {self.url} is not reachable: {reason}",
-                command=target,
-                retryable=True,
+                message, command=target, stderr=err.text, retryable=err.retryable
             ) from err
         try:
             return json.loads(body)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
+import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,6 +110,28 @@ def test_nothing_listening_is_retryable(webhook: Webhook) -> None:
         SlackWebhook(url, timeout_s=2).post("hello")
     assert info.value.retryable
     assert "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["ok", "500", "hang", "down"])
+def test_debug_logs_and_tracebacks_hide_the_secret(
+    webhook: Webhook, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At DEBUG, urllib3 logs every request's path, and the path is the secret.
+    url = webhook.url
+    if mode == "down":
+        webhook.stop()
+    else:
+        webhook.mode = mode
+    shown = ""
+    with caplog.at_level(logging.DEBUG):
+        try:
+            SlackWebhook(url, timeout_s=0.5).post("hello")
+        except AdapterError as err:
+            shown = "".join(traceback.format_exception(err))  # with every chained cause
+    assert (shown == "") == (mode == "ok")
+    assert "s3cr3t" not in shown
+    assert [r for r in caplog.records if r.name.startswith("urllib3")]  # it did log
+    assert "s3cr3t" not in caplog.text
 
 
 @pytest.mark.parametrize(
