@@ -11,6 +11,7 @@ incident folder): this module reads them from there and works nothing out itself
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -90,7 +91,9 @@ class SubprocessRunner:
         ending = incident_dir.parent / f".{incident_dir.name}.ending.json"
         ending.unlink(missing_ok=True)  # an earlier attempt's is not this one's
         started = time.monotonic()
-        with log_path.open("wb") as log:
+        # The log is the run's own output (redacted); kept 0640 like the evidence.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(log_path, flags, 0o640), "wb") as log:
             proc = subprocess.Popen(
                 _argv(parameters, ending),
                 stdin=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping
 from importlib import resources
@@ -162,10 +163,13 @@ def run_rollback(
 
 
 def _write_ending(path: str, run: HeadlessRun) -> None:
+    """The Ending as JSON, whole or not at all (temp file and rename), 0640 like the evidence."""
     data = {**run.ending.to_json_dict(), "incident_dir": str(run.incident_dir)}
     target = Path(path)
     temp = target.with_name(f".{target.name}.tmp")
-    temp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(temp, flags, 0o640), "w", encoding="utf-8") as out:
+        out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     temp.replace(target)
 
 

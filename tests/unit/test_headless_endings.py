@@ -36,8 +36,14 @@ pytestmark = pytest.mark.slow
 
 
 def _run(output_dir: Path, notebook: Path = NOTEBOOK, **params: Any) -> HeadlessRun:
-    given = {"incident_id": "INC-1", "expected_cluster": "kwok-runbook", "confirm": True,
-             "output_dir": str(output_dir), **WINDOW, **params}  # fmt: skip
+    given = {
+        "incident_id": "INC-1",
+        "expected_cluster": "kwok-runbook",
+        "confirm": True,
+        "output_dir": str(output_dir),
+        **WINDOW,
+        **params,
+    }
     return run_notebook(given, notebook=notebook, executor=InProcessExecutor(), stream=False)
 
 
@@ -99,8 +105,7 @@ def _bad_input(run: HeadlessRun, *, step: str, error: str, says: str) -> None:
 def test_a_kubeconfig_that_is_not_yaml(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nclusters: [ {{{ not yaml\n\t:")
-    run = _run(tmp_path / "ev", replay_csv=str(DATA / "bad_deploy.csv"),
-               kubeconfig=str(kubeconfig))  # fmt: skip
+    run = _run(tmp_path / "ev", replay_csv=str(DATA / "bad_deploy.csv"), kubeconfig=str(kubeconfig))
     _bad_input(run, step="preflight", error="ParameterError", says="kubeconfig: cannot load")
     # The evidence after the refusal names the same cause, not a traceback of its own.
     assert "kubernetes: ParameterError" in (run.incident_dir / "collection-errors.txt").read_text()
@@ -216,8 +221,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -274,5 +283,4 @@ def test_a_notebook_that_cannot_be_read_is_refused_like_bad_input_for_an_assessm
     notebook = tmp_path / "assess.ipynb"
     notebook.write_text("not json")
     with pytest.raises(InputFileError, match="not a readable notebook"):
-        run_notebook({"output_dir": str(tmp_path)}, notebook=notebook,
-                     executor=InProcessExecutor())  # fmt: skip
+        run_notebook({"output_dir": str(tmp_path)}, notebook=notebook, executor=InProcessExecutor())

@@ -46,8 +46,11 @@ def key(tmp_path: Path) -> Path:
         pytest.skip("ssh-keygen (OpenSSH) not installed")
     path = tmp_path / "keys" / "id_ed25519"
     path.parent.mkdir()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "t", "-f", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "t", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
@@ -145,8 +148,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -180,7 +187,7 @@ def test_the_reserve_gives_the_ending_its_room(small_disk: Path) -> None:
     folder = files.evidence_dir(small_disk / "INC-1")
     assert files.reserve_room(folder, 256 * 1024)
     _fill(folder / "filler")
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left"):
         files.write_text(folder, "record.json", "x" * 100_000)
     assert files.release_room(folder)
     files.write_text(folder, "record.json", "x" * 100_000)  # the reserve's room

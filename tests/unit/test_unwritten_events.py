@@ -67,8 +67,16 @@ def test_the_events_the_disk_refused_are_put_back_and_the_ending_is_true(tmp_pat
     assert Ending.of(on_disk.events).outcome is Outcome.INCOMPLETE
     assert len(on_disk.damaged) == 1  # the line the disk cut short
     # The executed notebook carries the summary's metadata: the runner takes them from there.
-    notebook = {"cells": [{"cell_type": "code", "outputs": [
-        {"output_type": "display_data", "metadata": {METADATA_KEY: summary.data()}}]}]}  # fmt: skip
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "outputs": [
+                    {"output_type": "display_data", "metadata": {METADATA_KEY: summary.data()}}
+                ],
+            }
+        ]
+    }
     unwritten = take_unwritten(notebook)
     assert unwritten == kernel.unwritten
     assert take_unwritten(notebook) == []  # taken: the evidence notebook does not carry them
