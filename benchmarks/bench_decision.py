@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import reference_evaluate
 
 from runbook_lib.core.decision import evaluate
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Rules
 
 SAMPLES = 30 * 24 * 3600 // 15  # 172,800
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -80,10 +80,10 @@ def best_of(repeats: int, func: Callable[[], Any]) -> tuple[float, Any]:
     return min(times), result
 
 
-def scenario(name: str, frame: pd.DataFrame, deployed_at: datetime, th: Thresholds) -> float:
+def scenario(name: str, frame: pd.DataFrame, deployed_at: datetime, th: Rules) -> float:
     now = frame.index[-1]
     fast, decision = best_of(
-        REPEATS, lambda: evaluate(frame, deployed_at=deployed_at, now=now, thresholds=th)
+        REPEATS, lambda: evaluate(frame, deployed_at=deployed_at, now=now, rules=th)
     )
     slow, expected = best_of(
         REFERENCE_REPEATS,
@@ -117,9 +117,9 @@ def main() -> None:
         f"{len(frame):,} samples (30 days at 15 s, 4 series, NaNs and gaps); "
         f"best of {REPEATS} (engine) and {REFERENCE_REPEATS} (reference)"
     )
-    whole = Thresholds(window=30 * 24 * 3600 - 1800)
+    whole = Rules(window=30 * 24 * 3600 - 1800)
     scenario("whole history", frame, START + timedelta(minutes=30), whole)
-    scenario("runbook window", frame, START + timedelta(days=15), Thresholds())
+    scenario("runbook window", frame, START + timedelta(days=15), Rules())
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The runbook's "When to Rollback", once: load a window of samples, decide, render the decision.
 
 ``runbook evaluate``, the assessment notebook and the rollback notebook's ``assess``/``decide``
-steps all come through here, with the parameters of ``core.parameters`` (parsed into
-``RunParams``): the same source rules, the same window arithmetic, the same defaults and the
-same rendering of the verdict. Nothing here changes the cluster.
+steps all come through here, with the same ``core.settings.Settings``: the same source rules,
+the same window arithmetic, the same defaults and the same rendering of the verdict. Nothing
+here changes the cluster.
 """
 
 from __future__ import annotations
@@ -21,20 +21,20 @@ from matplotlib.figure import Figure
 from runbook_lib.adapters.metrics import MetricsSource
 from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.replay import ReplaySource
+from runbook_lib.adapters.settings_files import load_settings
 from runbook_lib.core import decision as core_decision
-from runbook_lib.core import parameters as table
-from runbook_lib.core.decision import Decision, RuleStatus, Verdict
+from runbook_lib.core.decision import Decision, RuleStatus, Verdict, evaluated_at
+from runbook_lib.core.kinds import Entry
+from runbook_lib.core.settings import Settings, given
+from runbook_lib.core.units import instant_ns
 from runbook_lib.display import plots
 from runbook_lib.display.summary import current as current_summary
-from runbook_lib.errors import ParameterError
-from runbook_lib.run.params import RunParams, check_decision_params, parse_leniently
 
 __all__ = [
-    "PROMETHEUS_STEP_S",
     "Record",
     "Text",
     "Window",
-    "check_params",
+    "check_settings",
     "decide",
     "decision_table",
     "load_window",
@@ -48,8 +48,6 @@ __all__ = [
     "warnings_table",
 ]
 
-PROMETHEUS_STEP_S = 15.0  # the query step when the parameter ``step`` is empty
-
 _VERDICT_TEXT = {
     Verdict.ROLLBACK: "ROLL BACK",
     Verdict.NO_ROLLBACK: "no rollback",
@@ -57,33 +55,19 @@ _VERDICT_TEXT = {
 }
 
 
-def check_params(raw: Mapping[str, Any], *, used_by: str = table.ASSESS) -> RunParams:
-    """Every "When to Rollback" parameter checked at once (assessment notebook, CLI).
+def check_settings(raw: Mapping[str, Any], *, used_by: Entry | str = Entry.ASSESS) -> Settings:
+    """Every "When to Rollback" setting checked at once (assessment notebook, CLI).
 
-    ``deployed_at`` is required here (no release to ask), and a replay file must exist.
-    Raises ``ParameterError`` listing every problem.
+    ``raw`` holds the values given (and maybe a ``profile``). ``deployed_at`` is required here
+    (no release to ask), and a replay file must exist. Raises ``ParameterError`` listing every
+    problem.
     """
-    problems: list[str] = []
-    try:
-        values = table.parse(raw, used_by=used_by)
-    except ParameterError as err:
-        # Go on with defaults for the bad values, so every problem is listed at once.
-        problems.extend(err.problems)
-        values = parse_leniently(raw, used_by)
-    check_decision_params(values, problems)
-    if values["deployed_at"] is None and not any(p.startswith("deployed_at:") for p in problems):
-        problems.append("deployed_at: required (ISO 8601 with offset, or Unix seconds)")
-    replay = values["replay_csv"]
-    if replay and not Path(replay).is_file():
-        problems.append(f"replay_csv: no such file: {replay} (working directory {Path.cwd()})")
-    if problems:
-        raise ParameterError(sorted(set(problems), key=problems.index))
-    return RunParams(**values)
+    return load_settings(raw, used_by=used_by)
 
 
 def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The assessment notebook's parameters, by name, out of the notebook's globals."""
-    return table.given(namespace, table.ASSESS)
+    """The assessment notebook's settings as given, by name, out of the notebook's globals."""
+    return given(namespace, Entry.ASSESS)
 
 
 @dataclass(frozen=True)
@@ -111,7 +95,7 @@ class Window:
 
 
 def load_window(
-    params: RunParams,
+    settings: Settings,
     source: MetricsSource,
     *,
     deployed_at: datetime,
@@ -124,41 +108,45 @@ def load_window(
     the parameter, else the last sample of a replay, else ``clock`` (the wall clock). Raises
     ``MetricsError`` (``InputFileError`` for a malformed replay) when they cannot be read.
     """
-    th = params.thresholds
-    history = timedelta(seconds=max(th.business_baseline, th.business_smoothing, th.sustain))
+    rules, sources = settings.rules, settings.sources
+    history = timedelta(
+        seconds=max(rules.business_baseline, rules.business_smoothing, rules.sustain)
+    )
     if isinstance(source, ReplaySource):
         frame = source.frame()
-        now = params.now or (
-            frame.index[-1] if len(frame) else (clock or datetime.now(UTC))  # keeps its ns
-        )
-        if now < deployed_at and params.now is None:
-            # Every sample precedes the deploy: nothing was judged (inconclusive), no error.
-            now = deployed_at
-        return Window(frame, str(params.replay_csv), deployed_at, deployed_at_source, now)
-    now = params.now or clock or datetime.now(UTC)
-    end = min(now, deployed_at + timedelta(seconds=th.window))
-    frame = source.query_range(deployed_at - history, end, params.step or PROMETHEUS_STEP_S)
-    return Window(frame, params.prometheus_url, deployed_at, deployed_at_source, now)
+        now = sources.now
+        if now is None:
+            # The last sample; the deploy when every sample precedes it (nothing is judged:
+            # inconclusive, not an error).
+            last = int(frame.index[-1].value) if len(frame) else None
+            now = pd.Timestamp(evaluated_at(instant_ns(deployed_at), None, last), tz=UTC)
+        return Window(frame, sources.replay_csv, deployed_at, deployed_at_source, now)
+    now = sources.now or clock or datetime.now(UTC)
+    end = min(now, deployed_at + timedelta(seconds=rules.window))
+    frame = source.query_range(deployed_at - history, end, sources.prometheus_step)
+    return Window(frame, sources.prometheus_url, deployed_at, deployed_at_source, now)
 
 
-def read_window(params: RunParams) -> Window:
-    """``load_window`` from the source the parameters name, deployed at ``deployed_at``."""
-    assert params.deployed_at is not None  # check_params requires it
-    return load_window(params, metrics_source(params), deployed_at=params.deployed_at)
+def read_window(settings: Settings) -> Window:
+    """``load_window`` from the source the settings name, deployed at ``deployed_at``."""
+    deployed_at = settings.sources.deployed_at
+    assert deployed_at is not None  # check_settings requires it
+    return load_window(settings, metrics_source(settings), deployed_at=deployed_at)
 
 
-def decide(params: RunParams, window: Window, *, manual_reason: str = "") -> Decision:
+def decide(settings: Settings, window: Window, *, manual_reason: str = "") -> Decision:
     """Runbook "When to Rollback": apply the rules to the window.
 
-    ``manual_reason`` (default: the parameter) is the on-call engineer's call. The source's
+    ``manual_reason`` (default: the setting) is the on-call engineer's call. The source's
     own warnings (Prometheus') join the decision's. Raises ``ParameterError`` for bad inputs.
     """
-    reason = manual_reason or params.manual_reason
+    reason = manual_reason or settings.rules.manual_reason
     decision = core_decision.evaluate(
         window.frame,
         deployed_at=window.deployed_at,
         now=window.now,
-        thresholds=params.thresholds,
+        rules=settings.rules,
+        step=settings.sources.step,
         manual_reason=reason or None,
     )
     extra = tuple(str(w) for w in window.frame.attrs.get("warnings", ()))
@@ -249,17 +237,17 @@ def _moments(decision: Decision, window: Window) -> plots.Moments:
     return plots.Moments(deployed_at=window.deployed_at, decided_at=min(fired) if fired else None)
 
 
-def plot_signals(params: RunParams, decision: Decision, window: Window) -> Figure:
+def plot_signals(settings: Settings, decision: Decision, window: Window) -> Figure:
     """5xx ratio and p99 latency around the deploy, thresholds and the decision marked."""
     return plots.plot_error_and_latency(
-        window.frame, moments=_moments(decision, window), thresholds=params.thresholds
+        window.frame, moments=_moments(decision, window), rules=settings.rules
     )
 
 
-def plot_business(params: RunParams, decision: Decision, window: Window) -> Figure:
+def plot_business(settings: Settings, decision: Decision, window: Window) -> Figure:
     """Each business metric's smoothed value against its fraction of the pre-deploy baseline."""
     return plots.plot_business(
-        window.frame, moments=_moments(decision, window), thresholds=params.thresholds
+        window.frame, moments=_moments(decision, window), rules=settings.rules
     )
 
 
@@ -273,42 +261,39 @@ class Record(dict[str, Any]):
         return json.dumps(self, indent=1, sort_keys=True)
 
 
-def record(params: RunParams, decision: Decision, window: Window) -> Record:
+def record(settings: Settings, decision: Decision, window: Window) -> Record:
     """The decision document (as ``runbook evaluate --json``) plus what it was made from."""
-    th = params.thresholds
+    th = settings.rules
     return Record(
         {
             **decision.to_json_dict(),
             "deployed_at": window.deployed_at.isoformat(),
             "now": window.now.isoformat(),
-            "source": "replay" if params.replay_csv else "prometheus",
+            "source": "replay" if settings.sources.replay_csv else "prometheus",
             "samples": len(window.frame),
             "thresholds": {
-                name: getattr(th, name)
-                for name in (
-                    "error_ratio",
-                    "latency_p99",
-                    "sustain",
-                    "window",
-                    "business_drop",
-                    "business_baseline",
-                    "business_smoothing",
-                    "step",
-                )
+                **{
+                    name: getattr(th, name)
+                    for name in (
+                        "error_ratio",
+                        "latency_p99",
+                        "sustain",
+                        "window",
+                        "business_drop",
+                        "business_baseline",
+                        "business_smoothing",
+                    )
+                },
+                "step": settings.sources.step,
             },
-            "manual_reason": params.manual_reason or None,
+            "manual_reason": th.manual_reason or None,
         }
     )
 
 
-def metrics_source(params: RunParams) -> MetricsSource:
+def metrics_source(settings: Settings) -> MetricsSource:
     """Where a run's samples come from: ``ReplaySource`` for ``replay_csv``, else
-    ``PrometheusSource`` for ``prometheus_url``."""
-    if params.replay_csv:
-        return ReplaySource(Path(params.replay_csv))
-    return PrometheusSource(
-        params.prometheus_url,
-        selector=params.prometheus_selector,
-        rate_window=params.prometheus_rate_window,
-        business_counters=dict(params.business_counter_map),
-    )
+    ``PrometheusSource`` for ``prometheus_url`` with the settings' ``metrics``."""
+    if settings.sources.replay_csv:
+        return ReplaySource(Path(settings.sources.replay_csv))
+    return PrometheusSource(settings.sources.prometheus_url, metrics=settings.metrics)

@@ -118,14 +118,14 @@ def main() -> int:
 
     say("deploying v1.1.0, the bad release")
     runbook("sandbox", "deploy", "v1.1.0")
-    from runbook_lib.core.thresholds import Thresholds
+    from runbook_lib.core.settings import Rules
     from runbook_sandbox.breach import last_deploy_time, wait_for_breach
 
     deployed_at = last_deploy_time(sandbox.helm("history", "app", "-o", "json"))
     decision, waited = wait_for_breach(
         sandbox.prometheus_url,
         deployed_at,
-        thresholds=Thresholds(sustain=DEMO_SUSTAIN_S),
+        rules=Rules(sustain=DEMO_SUSTAIN_S),
         rate_window=DEMO_RATE_WINDOW,
         timeout_s=BREACH_TIMEOUT_S,
         progress=say,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
-from runbook_lib.core.promql import QuerySpec, build_queries
+from runbook_lib.core.promql import Metrics, build_queries
 from runbook_lib.errors import MetricsError, ParameterError
 
 __all__ = ["PrometheusSource"]
@@ -37,27 +36,14 @@ IntArray = npt.NDArray[np.int64]
 class PrometheusSource:
     """``MetricsSource`` reading a Prometheus server's HTTP API.
 
-    ``url`` is the server's base URL (a path prefix such as ``/prometheus`` is kept). The other
-    options are ``core.promql.QuerySpec`` fields; ``spec`` gives them all at once instead.
-    ``timeout_s`` bounds each HTTP request. Raises ``ParameterError`` for a bad URL or spec.
+    ``url`` is the server's base URL (a path prefix such as ``/prometheus`` is kept);
+    ``metrics`` (the settings' group) says which query each column runs: raw PromQL or built
+    from a naming preset. ``timeout_s`` bounds each HTTP request. Raises ``ParameterError``
+    for a bad URL or timeout.
     """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        spec: QuerySpec | None = None,
-        request_counter: str | None = None,
-        latency_histogram: str | None = None,
-        selector: str | None = None,
-        error_label: str | None = None,
-        error_regex: str | None = None,
-        rate_window: str | None = None,
-        business_counters: Mapping[str, str] | None = None,
-        business_queries: Mapping[str, str] | None = None,
-        error_ratio_query: str | None = None,
-        latency_query: str | None = None,
-        timeout_s: float = 10.0,
+        self, url: str, *, metrics: Metrics | None = None, timeout_s: float = 10.0
     ) -> None:
         problems = []
         parsed = urllib.parse.urlsplit(url)
@@ -65,33 +51,12 @@ class PrometheusSource:
             problems.append(f"url: expected http(s)://host:port, got {url!r}")
         if not timeout_s > 0:
             problems.append(f"timeout_s: must be > 0, got {timeout_s}")
-        overrides: dict[str, Any] = {
-            name: value
-            for name, value in {
-                "request_counter": request_counter,
-                "latency_histogram": latency_histogram,
-                "selector": selector,
-                "error_label": error_label,
-                "error_regex": error_regex,
-                "rate_window": rate_window,
-                "business_counters": business_counters,
-                "business_queries": business_queries,
-                "error_ratio_query": error_ratio_query,
-                "latency_query": latency_query,
-            }.items()
-            if value is not None
-        }
-        if spec is not None and overrides:
-            problems.append(f"spec: give either spec or its fields, not both ({sorted(overrides)})")
-        try:
-            self.spec = spec or QuerySpec(**overrides)
-        except ParameterError as err:
-            problems.extend(err.problems)
         if problems:
             raise ParameterError(problems)
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
-        self.queries = build_queries(self.spec)
+        self.metrics = metrics or Metrics()
+        self.queries = build_queries(self.metrics)
         self._http = HttpClient(timeout_s=timeout_s)
 
     def query_range(self, start: datetime, end: datetime, step_s: float) -> pd.DataFrame:

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook_lib.core.exit_status import RUN_STATUSES
+from runbook_lib.errors import ParameterError
 
 if TYPE_CHECKING:
     from runbook_lib.headless import Executor, HeadlessRun
 
-__all__ = ["NOTEBOOKS", "parse_value", "print_run", "register", "run_rollback"]
+__all__ = ["NOTEBOOKS", "print_run", "register", "run_rollback"]
 
 NOTEBOOKS = {"assess": "assess.ipynb", "rollback": "rollback.ipynb"}
 
@@ -58,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar=("NAME", "VALUE"),
-        help="notebook parameter; VALUE is read like papermill -p (True, 3, 0.5, text)",
+        help="notebook parameter (a setting; -p profile FILE reads a service profile, the "
+        "other parameters override it)",
     )
     parser.add_argument(
         "-r",
@@ -67,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar=("NAME", "VALUE"),
-        help="notebook parameter kept as text",
+        help="the same as -p",
     )
     parser.add_argument("--output-dir", metavar="DIR", help="evidence root (default: evidence)")
     parser.add_argument("--notebook", metavar="PATH", help="notebook to run (default: bundled)")
@@ -81,22 +83,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "written)",
     )
     parser.set_defaults(func=_run_command)
-
-
-def parse_value(text: str) -> Any:
-    """A ``-p`` value the way papermill reads it: True/False/None, int, float, else text."""
-    if text in ("True", "true"):
-        return True
-    if text in ("False", "false"):
-        return False
-    if text in ("None", "none"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def print_run(run: HeadlessRun) -> None:
@@ -174,12 +160,18 @@ def _write_ending(path: str, run: HeadlessRun) -> None:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {name: parse_value(value) for name, value in args.parameter}
-    params.update({name: value for name, value in args.raw_parameter})
+    # Values stay text: the settings model reads people's text (core.settings).
+    params: dict[str, Any] = dict(args.parameter)
+    params.update(dict(args.raw_parameter))
     if args.output_dir:
         params["output_dir"] = args.output_dir
     notebook = Path(args.notebook) if args.notebook else _notebook_dir() / NOTEBOOKS[args.runbook]
-    run = run_rollback(params, notebook=notebook, kernel=args.kernel, stream=not args.quiet)
+    try:
+        run = run_rollback(params, notebook=notebook, kernel=args.kernel, stream=not args.quiet)
+    except ParameterError:
+        # Every ending has its outcome line; the problems follow (`runbook` prints them).
+        print("outcome: refused (bad input: nothing ran, nothing was written)")
+        raise
     print_run(run)
     if args.ending_json:
         try:

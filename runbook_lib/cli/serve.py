@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from runbook_lib.core.alert_policy import Policy
-from runbook_lib.core.parameters import Kind, Parameter, parse_value
+from runbook_lib.core.kinds import read_duration
 from runbook_lib.errors import ParameterError
 
 __all__ = ["load_policy", "read_token", "register", "run"]
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         problems.append("--workers: at least 1")
     try:
-        cooldown = parse_value(Parameter("cooldown", Kind.DURATION, "5m", ""), args.cooldown)
+        cooldown = read_duration(args.cooldown)
     except ValueError as err:
         problems.append(f"--cooldown: {err}")
     if problems:

@@ -9,9 +9,12 @@ mapping)::
     releases:              # first match wins; release and namespace are shell-style globs
       - {release: app, namespace: default, auto_rollback: true}
       - {release: "shop-*", namespace: prod, auto_rollback: false,
-         parameters: {deployment: shop}}
+         profile: /etc/runbook/shop.yaml, parameters: {deployment: shop}}
     circuit_breaker: {max_rollbacks: 2, period: 1h}
     notify: {notify_file: /var/log/runbook/notifications.log, console: true}
+
+A release's ``profile`` (a service profile, ``core.profile``) describes the service; the run
+reads it, and the policy's parameters and what the receiver sets override it.
 
 ``plan_run`` turns an alert's release into an ``Action``: roll back automatically (the
 rollback notebook with ``confirm``; it still assesses first and changes nothing unless its
@@ -30,8 +33,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from runbook_lib.core.parameters import PARAMETERS, ROLLBACK, Kind, Parameter, by_name, parse_value
+from runbook_lib.core.kinds import Entry, check_value, parse, read_duration
 from runbook_lib.core.redact import SECRET_NAME
+from runbook_lib.core.settings import FIELDS, field_named
 from runbook_lib.errors import ParameterError
 
 __all__ = [
@@ -45,12 +49,11 @@ __all__ = [
     "rollback_command",
 ]
 
-_ROLLBACK_NAMES = frozenset(p.name for p in PARAMETERS if ROLLBACK in p.used_by)
+_ROLLBACK_NAMES = frozenset(s.name for s in FIELDS if Entry.ROLLBACK in s.used_by)
 # Set by the receiver for each run, not by the policy.
 _RECEIVER_SETS = frozenset({"release", "namespace", "confirm", "dry_run", "incident_id"})
 _NOTIFY_KEYS = frozenset({"slack_webhook_url", "notify_file", "console", "notify_timeout"})
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_PERIOD = Parameter("period", Kind.DURATION, "1h", "circuit breaker period")
 
 
 class Action(StrEnum):
@@ -65,6 +68,7 @@ class ReleaseRule:
     namespace: str
     auto_rollback: bool
     parameters: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    profile: str = ""  # the service profile the release's runs read; "" none
 
     def matches(self, release: str, namespace: str) -> bool:
         return fnmatch.fnmatchcase(release, self.release) and fnmatch.fnmatchcase(
@@ -128,15 +132,22 @@ def _parameters(raw: object, where: str, problems: list[str]) -> dict[str, Any]:
     for name, value in raw.items():
         if name in _RECEIVER_SETS:
             problems.append(f"{where}.{name}: set by the receiver for each run, not the policy")
+        elif name == "profile":
+            problems.append(f"{where}.profile: a release's profile goes in its entry (profile:)")
         elif name not in _ROLLBACK_NAMES:
             problems.append(f"{where}.{name}: not a parameter of the rollback notebook")
         else:
-            try:
-                parse_value(by_name(name), value)
-            except (ValueError, TypeError) as err:
-                problems.append(f"{where}.{name}: {err}")
+            problems.extend(f"{where}.{name}: {p}" for p in _value_problems(name, value))
             found[name] = value
     return found
+
+
+def _value_problems(name: str, value: object) -> list[str]:
+    spec = field_named(name)
+    try:
+        return check_value(spec, parse(spec, value))
+    except (ValueError, TypeError, OverflowError) as err:
+        return [str(err)]
 
 
 def _release_rule(raw: object, where: str, problems: list[str]) -> ReleaseRule | None:
@@ -144,7 +155,7 @@ def _release_rule(raw: object, where: str, problems: list[str]) -> ReleaseRule |
         problems.append(f"{where}: expected a mapping with release, namespace, auto_rollback")
         return None
     before = len(problems)
-    unknown = sorted(set(raw) - {"release", "namespace", "auto_rollback", "parameters"})
+    unknown = sorted(set(raw) - {"release", "namespace", "auto_rollback", "parameters", "profile"})
     problems += [f"{where}.{k}: unknown key" for k in unknown]
     release, namespace = raw.get("release"), raw.get("namespace", "*")
     for key, value in (("release", release), ("namespace", namespace)):
@@ -154,9 +165,14 @@ def _release_rule(raw: object, where: str, problems: list[str]) -> ReleaseRule |
     if not isinstance(auto, bool):
         problems.append(f"{where}.auto_rollback: expected true or false, got {auto!r}")
     parameters = _parameters(raw.get("parameters"), f"{where}.parameters", problems)
+    profile = raw.get("profile", "")
+    if not isinstance(profile, str) or "\n" in profile:
+        problems.append(f"{where}.profile: expected the path of a service profile (YAML)")
     if len(problems) > before:
         return None
-    return ReleaseRule(str(release), str(namespace), bool(auto), MappingProxyType(parameters))
+    return ReleaseRule(
+        str(release), str(namespace), bool(auto), MappingProxyType(parameters), str(profile)
+    )
 
 
 def _breaker(raw: object, problems: list[str]) -> Breaker:
@@ -173,7 +189,7 @@ def _breaker(raw: object, problems: list[str]) -> Breaker:
         count = 2
     period = 3600.0
     try:
-        period = parse_value(_PERIOD, raw.get("period", "1h"))
+        period = read_duration(raw.get("period", "1h"))
     except (ValueError, TypeError) as err:
         problems.append(f"policy.circuit_breaker.period: {err}")
     if period <= 0:
@@ -190,11 +206,8 @@ def _notify(raw: object, problems: list[str]) -> Mapping[str, Any]:
     unknown = sorted(set(raw) - _NOTIFY_KEYS)
     problems += [f"policy.notify.{k}: unknown key ({', '.join(sorted(_NOTIFY_KEYS))})"
                  for k in unknown]  # fmt: skip
-    for name in set(raw) & _NOTIFY_KEYS:
-        try:
-            parse_value(by_name(name), raw[name])
-        except (ValueError, TypeError) as err:
-            problems.append(f"policy.notify.{name}: {err}")
+    for name in sorted(set(raw) & _NOTIFY_KEYS):
+        problems.extend(f"policy.notify.{name}: {p}" for p in _value_problems(name, raw[name]))
     return MappingProxyType(dict(raw))
 
 
@@ -238,6 +251,8 @@ def plan_run(
             MappingProxyType(base),
         )
     parameters = {**base, **rule.parameters}
+    if rule.profile:
+        parameters["profile"] = rule.profile
     if not rule.auto_rollback:
         return Plan(
             Action.ASSESS_AND_NOTIFY,

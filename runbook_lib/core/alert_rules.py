@@ -1,7 +1,9 @@
 """Prometheus rules for one release: "When to Rollback" as recording and alerting rules (pure).
 
 Used by ``runbook rules`` (alert-driven runs: the alert starts an assessment, the engine in
-``core.decision`` still decides, with the deploy window and its exact semantics).
+``core.decision`` still decides, with the deploy window and its exact semantics). The rules are
+built from the same ``Settings`` as every run (a profile's included), so Prometheus and the
+notebook judge the same series with the same thresholds.
 
 The recording rules evaluate the very PromQL ``runbook evaluate --prometheus`` reads
 (``core.promql.build_queries``), labelled with the release and namespace, every ``step``
@@ -25,29 +27,18 @@ step). The alerting rules then compare those series with the runbook's threshold
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from runbook_lib.core.decision import BUSINESS_TOLERANCE, Rule
-from runbook_lib.core.promql import (
-    BUSINESS_PREFIX,
-    ERROR_RATIO,
-    P99_LATENCY,
-    QuerySpec,
-    build_queries,
-)
-from runbook_lib.core.thresholds import Thresholds
-from runbook_lib.errors import ParameterError
+from runbook_lib.core.promql import BUSINESS_PREFIX, ERROR_RATIO, P99_LATENCY, build_queries
+from runbook_lib.core.settings import Settings
 
 __all__ = [
     "ALERT_NAMES",
     "RECORD_PREFIX",
-    "AlertRulesSpec",
     "hold_duration",
     "promql_duration",
     "recorded_name",
@@ -62,48 +53,6 @@ ALERT_NAMES: Mapping[Rule, str] = {
     Rule.LATENCY_P99: "RunbookLatencyP99High",
     Rule.BUSINESS: "RunbookBusinessDrop",
 }
-# Helm release names and namespaces (DNS-1123 labels; Helm allows 53 characters).
-_RELEASE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_RECORD_PART = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-@dataclass(frozen=True, kw_only=True)
-class AlertRulesSpec:
-    """What ``runbook rules`` needs: the release, the queries, the thresholds, the interval.
-
-    ``step`` is the rule group's evaluation interval in seconds (whole milliseconds, >= 1 ms).
-    The constructor raises ``ParameterError`` listing every problem, by vocabulary name.
-    """
-
-    release: str = "app"
-    namespace: str = "default"
-    queries: QuerySpec = field(default_factory=QuerySpec)
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    step: float = 15.0
-
-    def __post_init__(self) -> None:
-        problems: list[str] = []
-        if not _RELEASE.match(self.release):
-            problems.append(
-                f"release: not a Helm release name (lowercase letters, digits, '-'; at most "
-                f"53): {self.release!r}"
-            )
-        if not _NAMESPACE.match(self.namespace):
-            problems.append(f"namespace: not a Kubernetes namespace name: {self.namespace!r}")
-        finite = math.isfinite(self.step)
-        if not (
-            finite and self.step >= 0.001 and abs(round(self.step * 1000) - self.step * 1000) < 1e-6
-        ):
-            problems.append(f"step: the evaluation interval must be whole ms >= 1ms: {self.step}")
-        for name in (*self.queries.business_counters, *self.queries.business_queries):
-            if not _RECORD_PART.match(name):
-                problems.append(
-                    f"business_counters: {name!r} cannot name a recorded series (letters, "
-                    "digits, '_')"
-                )
-        if problems:
-            raise ParameterError(problems)
 
 
 def promql_duration(seconds: float) -> str:
@@ -151,20 +100,26 @@ def _percent(value: float) -> str:
     return f"{value * 100:g}%"
 
 
-def rule_groups(spec: AlertRulesSpec) -> dict[str, Any]:
-    """The rule file as data: one group, recording rules first (same evaluation, same time)."""
-    labels = {"release": spec.release, "namespace": spec.namespace}
-    matchers = f'{{release="{spec.release}",namespace="{spec.namespace}"}}'
-    queries = build_queries(spec.queries)
+def rule_groups(settings: Settings) -> dict[str, Any]:
+    """The rule file as data: one group, recording rules first (same evaluation, same time).
+
+    From the settings' release (``target``), queries (``metrics``), thresholds (``rules``) and
+    evaluation interval (``sources.prometheus_step``).
+    """
+    release, namespace = settings.target.release, settings.target.namespace
+    step = settings.sources.prometheus_step
+    labels = {"release": release, "namespace": namespace}
+    matchers = f'{{release="{release}",namespace="{namespace}"}}'
+    queries = build_queries(settings.metrics)
     rules: list[dict[str, Any]] = [
         {"record": recorded_name(column), "expr": query, "labels": dict(labels)}
         for column, query in queries.items()
     ]
-    th = spec.thresholds
-    hold = promql_duration(hold_duration(th.sustain, spec.step))
+    th = settings.rules
+    hold = promql_duration(hold_duration(th.sustain, step))
     sustain = promql_duration(th.sustain)
-    target = f"release {spec.release} (namespace {spec.namespace})"
-    command = f"runbook run rollback -p release {spec.release} -p namespace {spec.namespace}"
+    target = f"release {release} (namespace {namespace})"
+    command = f"runbook run rollback -p release {release} -p namespace {namespace}"
 
     def alert(rule: Rule, column: str, expr: str, hold_for: str | None, summary: str) -> None:
         entry: dict[str, Any] = {"alert": ALERT_NAMES[rule], "expr": expr}
@@ -211,20 +166,21 @@ def rule_groups(spec: AlertRulesSpec) -> dict[str, Any]:
             f"in {target}",
         )
     group = {
-        "name": f"runbook-rollback-{spec.namespace}-{spec.release}",
-        "interval": promql_duration(spec.step),
+        "name": f"runbook-rollback-{namespace}-{release}",
+        "interval": promql_duration(step),
         "rules": rules,
     }
     return {"groups": [group]}
 
 
-def render_rule_file(spec: AlertRulesSpec) -> str:
+def render_rule_file(settings: Settings) -> str:
     """The rule file as YAML text, with a header saying what generated it and how to check it."""
+    release, namespace = settings.target.release, settings.target.namespace
     header = (
-        f"# Prometheus rules for release {spec.release} (namespace {spec.namespace}), "
+        f"# Prometheus rules for release {release} (namespace {namespace}), "
         "generated by `runbook rules`.\n"
         "# The alert starts an assessment; the runbook's engine decides (deploy window "
         "included).\n# Check: promtool check rules FILE\n"
     )
-    body = yaml.safe_dump(rule_groups(spec), sort_keys=False, width=1000)
+    body = yaml.safe_dump(rule_groups(settings), sort_keys=False, width=1000)
     return header + body

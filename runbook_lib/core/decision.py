@@ -22,6 +22,7 @@ data and ignored samples become warnings.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,8 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runbook_lib.core.checks import reason as reason_problem
 from runbook_lib.core.series import (
     FIRST_NS,
+    LAST_NS,
     NS_PER_S,
     BoolArray,
     FloatArray,
@@ -50,7 +53,7 @@ from runbook_lib.core.series import (
     window_means,
     window_starts,
 )
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Rules, now_problem
 from runbook_lib.core.units import instant_ns
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.errors import ParameterError
@@ -64,6 +67,7 @@ __all__ = [
     "Trigger",
     "Verdict",
     "evaluate",
+    "evaluated_at",
 ]
 
 ERROR_RATIO = "error_ratio"
@@ -75,6 +79,7 @@ MANUAL_METRIC = "manual"
 # parameter 10% is not exactly 0.1 in binary, so a drop of exactly 10% must not fire, while
 # 89.99999999 against a baseline of 100 (a difference of 1e-10) must.
 BUSINESS_TOLERANCE = 1e-12
+_RULES = Rules()
 
 
 class Rule(StrEnum):
@@ -175,10 +180,14 @@ def evaluate(
     *,
     deployed_at: datetime,
     now: datetime | None = None,
-    thresholds: Thresholds = Thresholds(),  # noqa: B008 -- frozen, so one shared default is safe
+    rules: Rules = _RULES,
+    step: float | None = None,
     manual_reason: str | None = None,
 ) -> Decision:
     """Runbook "When to Rollback": apply every rule to ``samples`` for the deploy.
+
+    ``rules`` holds the thresholds and durations (runbook defaults); ``step`` the spacing of
+    the samples in seconds (None: the median spacing of the timestamps up to ``now``).
 
     ``samples`` is a metric frame (tz-aware, sorted, unique DatetimeIndex; float columns
     ``error_ratio`` (0..1), ``p99_latency_s`` (>= 0) and any ``business:<name>`` (>= 0); NaN is
@@ -188,8 +197,8 @@ def evaluate(
     columns, unsorted index, values outside their metric's range naming row and column, blank
     manual reason).
     """
-    inputs = _check_inputs(samples, deployed_at, now, manual_reason)
-    window = _Window.build(inputs, thresholds)
+    inputs = _check_inputs(samples, deployed_at, now, manual_reason, step)
+    window = _Window.build(inputs, rules, step)
 
     warnings: list[str] = []
     if inputs.late:
@@ -199,8 +208,8 @@ def evaluate(
     triggers: list[Trigger] = []
     results: list[RuleResult] = []
     for rule, column, limit in (
-        (Rule.ERROR_RATE, ERROR_RATIO, thresholds.error_ratio),
-        (Rule.LATENCY_P99, P99_LATENCY, thresholds.latency_p99),
+        (Rule.ERROR_RATE, ERROR_RATIO, rules.error_ratio),
+        (Rule.LATENCY_P99, P99_LATENCY, rules.latency_p99),
     ):
         values = inputs.columns[column][window.lo : window.hi]
         warnings.extend(window.nan_warnings(column, values))
@@ -267,7 +276,7 @@ class _Window:
     deploy_ns: int
     end_ns: int
     step_ns: Fraction | None
-    thresholds: Thresholds
+    rules: Rules
     sustain_ns: int
     smoothing_ns: int
     baseline_start_ns: int
@@ -275,16 +284,14 @@ class _Window:
     _gaps: BoolArray | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, inputs: _Inputs, th: Thresholds) -> _Window:
+    def build(cls, inputs: _Inputs, th: Rules, step_s: float | None) -> _Window:
         every = inputs.times
         deploy = inputs.deploy_ns
         end = min(deploy + seconds_to_ns(th.window), inputs.now_ns)
         known = every[: every.size - inputs.late]
         spacings = spacings_ns(known)
         step = (
-            Fraction(seconds_to_ns(th.step))
-            if th.step is not None
-            else median_of_spacings(spacings)
+            Fraction(seconds_to_ns(step_s)) if step_s is not None else median_of_spacings(spacings)
         )
         smoothing = seconds_to_ns(th.business_smoothing)
         # Clamped to the earliest representable instant: nothing lies before it anyway.
@@ -303,7 +310,7 @@ class _Window:
             deploy_ns=deploy,
             end_ns=end,
             step_ns=step,
-            thresholds=th,
+            rules=th,
             sustain_ns=seconds_to_ns(th.sustain),
             smoothing_ns=smoothing,
             baseline_start_ns=baseline_start,
@@ -380,7 +387,7 @@ class _Window:
         self, column: str, values: FloatArray
     ) -> tuple[Trigger | None, RuleResult, str | None]:
         """Business: fires when the smoothed value falls below ``(1 - drop)`` x the baseline."""
-        th = self.thresholds
+        th = self.rules
         base_lo = int(np.searchsorted(self.times, self.baseline_start_ns, side="left"))
         before = values[base_lo : self.first]
         baseline_values = before[~np.isnan(before)]
@@ -541,10 +548,26 @@ class _Window:
 # --- inputs -------------------------------------------------------------------------------
 
 
+def evaluated_at(deploy_ns: int, now_ns: int | None, last_sample_ns: int | None) -> int:
+    """The moment a decision is made as of (ns): ``now`` when given, else the last sample,
+    else the deploy (every sample precedes it, or there is none: nothing can be judged)."""
+    if now_ns is not None:
+        return now_ns
+    return deploy_ns if last_sample_ns is None else max(last_sample_ns, deploy_ns)
+
+
 def _check_inputs(
-    samples: pd.DataFrame, deployed_at: datetime, now: datetime | None, manual_reason: str | None
+    samples: pd.DataFrame,
+    deployed_at: datetime,
+    now: datetime | None,
+    manual_reason: str | None,
+    step: float | None,
 ) -> _Inputs:
     problems: list[str] = []
+    if step is not None and not (
+        isinstance(step, int | float) and math.isfinite(step) and 0 < step <= LAST_NS / NS_PER_S
+    ):
+        problems.append(f"step: must be a positive number of seconds or None, got {step!r}")
     moments: dict[str, int | None] = {}
     for name, moment in (("deployed_at", deployed_at), ("now", now)):
         if moment is None and name == "now":
@@ -557,11 +580,11 @@ def _check_inputs(
             except ValueError as err:
                 problems.append(f"{name}: {err}")
     deploy_ns, now_ns = moments.get("deployed_at"), moments.get("now")
-    if deploy_ns is not None and now_ns is not None and now_ns < deploy_ns:
-        assert now is not None
-        problems.append(f"now: {now.isoformat()} is before deployed_at {deployed_at.isoformat()}")
+    before = now_problem(deployed_at, now) if deploy_ns is not None and now_ns is not None else None
+    if before:
+        problems.append(before)
     if manual_reason is not None and not manual_reason.strip():
-        problems.append("manual_reason: give the reason for the manual call (it is recorded)")
+        problems.append(f"manual_reason: {reason_problem(' ')}")
     if not isinstance(samples, pd.DataFrame):
         problems.append(f"samples: expected a DataFrame, got {type(samples).__name__}")
         raise ParameterError(problems)
@@ -592,8 +615,7 @@ def _check_inputs(
     if problems:
         raise ParameterError(problems)
     assert deploy_ns is not None
-    if now_ns is None:  # the last sample, or the deploy when every sample precedes it
-        now_ns = max(int(times[-1]), deploy_ns) if times.size else deploy_ns
+    now_ns = evaluated_at(deploy_ns, now_ns, int(times[-1]) if times.size else None)
     known = int(np.searchsorted(times, now_ns, side="right"))
     return _Inputs(times, columns, deploy_ns, now_ns, times.size - known)
 

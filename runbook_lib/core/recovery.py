@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from runbook_lib.core.series import NS_PER_S, find_runs, gaps_before, median_step_ns, times_ns
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import RecoveryCheck
 from runbook_lib.errors import ParameterError
 
 __all__ = ["Recovery", "check_recovery"]
+
+_CHECK = RecoveryCheck()
 
 
 @dataclass(frozen=True)
@@ -42,22 +44,24 @@ def check_recovery(
     samples: pd.DataFrame,
     *,
     rollout_done_at: datetime,
-    thresholds: Thresholds = Thresholds(),  # noqa: B008 -- frozen, so one shared default is safe
+    check: RecoveryCheck = _CHECK,
+    step: float | None = None,
 ) -> Recovery:
     """Runbook "Rollback Steps, step 4": check the error ratio after the rollout completed.
+
+    ``check`` holds the threshold, the time allowed and the samples needed; ``step`` the
+    spacing of the samples in seconds (None: their median spacing).
 
     ``samples`` is a metric frame with an ``error_ratio`` column. Raises ``ParameterError`` for
     a naive ``rollout_done_at`` or a frame without a tz-aware sorted index or that column.
     """
     _check_inputs(samples, rollout_done_at)
-    limit = thresholds.recovery_error_ratio
-    needed = thresholds.recovery_consecutive
+    limit = check.recovery_error_ratio
+    needed = check.recovery_consecutive
     done_ns = int(pd.Timestamp(rollout_done_at).as_unit("ns").value)
-    deadline_ns = done_ns + round(thresholds.recovery_within * NS_PER_S)
+    deadline_ns = done_ns + round(check.recovery_within * NS_PER_S)
     all_times = times_ns(pd.DatetimeIndex(samples.index))
-    step_ns = (
-        thresholds.step * NS_PER_S if thresholds.step is not None else median_step_ns(all_times)
-    )
+    step_ns = step * NS_PER_S if step is not None else median_step_ns(all_times)
     first = int(np.searchsorted(all_times, done_ns, side="left"))
     times = all_times[first:]
     values = samples["error_ratio"].to_numpy(dtype=np.float64, na_value=np.nan)[first:]
@@ -92,7 +96,7 @@ def check_recovery(
     else:
         reason = (
             f"error ratio did not fall below {limit:g} for {needed} consecutive samples within "
-            f"{thresholds.recovery_within:g} s of the rollout ({seen}): escalate"
+            f"{check.recovery_within:g} s of the rollout ({seen}): escalate"
         )
     return Recovery(False, None, last_value, reason, not pending)
 

@@ -26,8 +26,9 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def run_arguments(parameters: Mapping[str, Any]) -> list[str]:
-    """``-p``/``-r`` pairs for ``runbook run rollback``: flags and numbers with ``-p`` (read back
-    as True/3/0.5), text with ``-r`` (kept as text: "007" stays "007")."""
+    """``-p``/``-r`` pairs for ``runbook run rollback``: flags and numbers with ``-p``, text with
+    ``-r``. Both reach the settings model as the text typed, which reads them ("True", "3",
+    "007" for a text setting stays "007")."""
     argv: list[str] = []
     for name, value in parameters.items():
         if isinstance(value, bool | int | float):

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-
-import pandas as pd
 
 __all__ = [
     "DURATION_UNITS",
@@ -137,6 +136,8 @@ def parse_instant(value: str | float | int | datetime) -> datetime:
     teams in several time zones), that is not a time at all, or a time outside what the tool
     can represent (``INSTANT_RANGE``).
     """
+    import pandas as pd  # here: a run whose parameters name no time never loads pandas
+
     stamp: datetime = pd.Timestamp(instant_ns(value), tz=UTC)
     return stamp
 
@@ -191,7 +192,8 @@ def _shown(value: object) -> str:
 def _datetime_ns(value: datetime) -> int:
     if value.tzinfo is None or value.utcoffset() is None:
         raise NaiveInstant(f"{value.isoformat()} has no UTC offset (add +00:00 or Z)")
-    if isinstance(value, pd.Timestamp):
+    pandas = sys.modules.get("pandas")  # a pandas Timestamp exists only once pandas is loaded
+    if pandas is not None and isinstance(value, pandas.Timestamp):
         return int(value.value)  # nanoseconds since the epoch, whatever the time zone
     offset = value.utcoffset() or timedelta(0)
     local = value.replace(tzinfo=None) - datetime(1970, 1, 1)

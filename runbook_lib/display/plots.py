@@ -1,8 +1,9 @@
 """Evidence plots: the signals of "When to Rollback" before and after the deploy and the rollback.
 
-Functions take the metric frame, the thresholds and the moments of the incident (from the
-timeline) and return a ``matplotlib.figure.Figure``. They never touch pyplot's global state,
-so they work headless (papermill, CI) and in threads; the caller saves or displays the figure.
+Functions take the metric frame, the thresholds (settings groups) and the moments of the
+incident (from the timeline) and return a ``matplotlib.figure.Figure``. They never touch
+pyplot's global state, so they work headless (papermill, CI) and in threads; the caller saves
+or displays the figure.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from matplotlib.figure import Figure
 
 from runbook_lib.core.redact import redact_text
 from runbook_lib.core.series import NS_PER_S, FloatArray, times_ns, trailing_mean, window_starts
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import RecoveryCheck, Rules
 
 __all__ = ["Moments", "plot_business", "plot_error_and_latency"]
 
@@ -30,6 +31,7 @@ _AFTER = "#dff2e1"
 _SIGNAL = "#1f4e79"
 _LIMIT = "#c0392b"
 _RECOVERY = "#2e7d32"
+_DEFAULT_RULES, _DEFAULT_RECOVERY = Rules(), RecoveryCheck()
 _MARKS = {
     "deploy": ("#000000", "-"),
     "decision": ("#e67e22", "--"),
@@ -52,7 +54,8 @@ def plot_error_and_latency(
     samples: pd.DataFrame,
     *,
     moments: Moments,
-    thresholds: Thresholds = Thresholds(),  # noqa: B008 -- frozen, so one shared default is safe
+    rules: Rules = _DEFAULT_RULES,
+    recovery: RecoveryCheck = _DEFAULT_RECOVERY,
     title: str = "",
 ) -> Figure:
     """Evidence for "When to Rollback" and "Check error rate": 5xx ratio and p99 latency.
@@ -72,18 +75,18 @@ def plot_error_and_latency(
         label="5xx ratio",
     )
     error_axes.axhline(
-        thresholds.error_ratio * 100,
+        rules.error_ratio * 100,
         color=_LIMIT,
         linestyle="--",
         linewidth=1.2,
-        label=f"rollback threshold ({thresholds.error_ratio:.2%})",
+        label=f"rollback threshold ({rules.error_ratio:.2%})",
     )
     if moments.rollback_at is not None:
         error_axes.axhline(
-            thresholds.recovery_error_ratio * 100,
+            recovery.recovery_error_ratio * 100,
             color=_RECOVERY,
             linestyle=":",
-            label=f"recovered below ({thresholds.recovery_error_ratio:.2%})",
+            label=f"recovered below ({recovery.recovery_error_ratio:.2%})",
         )
     error_axes.set_ylabel("5xx ratio (%)")
     error_axes.set_ylim(bottom=0)
@@ -96,17 +99,17 @@ def plot_error_and_latency(
         label="p99 latency",
     )
     latency_axes.axhline(
-        thresholds.latency_p99,
+        rules.latency_p99,
         color=_LIMIT,
         linestyle="--",
         linewidth=1.2,
-        label=f"rollback threshold ({thresholds.latency_p99:g} s)",
+        label=f"rollback threshold ({rules.latency_p99:g} s)",
     )
     latency_axes.set_ylabel("p99 latency (s)")
     latency_axes.set_ylim(bottom=0)
 
-    _shade_and_mark(error_axes, times, moments, thresholds, labelled=True)
-    _shade_and_mark(latency_axes, times, moments, thresholds, labelled=False)
+    _shade_and_mark(error_axes, times, moments, rules, labelled=True)
+    _shade_and_mark(latency_axes, times, moments, rules, labelled=False)
     _legend(error_axes)
     _legend(latency_axes)
     _time_axis(latency_axes)
@@ -119,7 +122,7 @@ def plot_business(
     samples: pd.DataFrame,
     *,
     moments: Moments,
-    thresholds: Thresholds = Thresholds(),  # noqa: B008 -- frozen, so one shared default is safe
+    rules: Rules = _DEFAULT_RULES,
     title: str = "",
 ) -> Figure:
     """Evidence for the business rule of "When to Rollback": each ``business:<name>`` metric.
@@ -145,10 +148,10 @@ def plot_business(
         axes_list[0].set_axis_off()
     nanos = times_ns(pd.DatetimeIndex(samples.index))
     deploy = pd.Timestamp(moments.deployed_at)
-    baseline_from = deploy - pd.Timedelta(seconds=thresholds.business_baseline)
+    baseline_from = deploy - pd.Timedelta(seconds=rules.business_baseline)
     for axes, column in zip(axes_list, columns, strict=False):
         values = samples[column].to_numpy(dtype=float)
-        span_ns = round(thresholds.business_smoothing * NS_PER_S)
+        span_ns = round(rules.business_smoothing * NS_PER_S)
         smoothed = trailing_mean(nanos, values, window_starts(nanos, span_ns))
         axes.plot(times, values, color="#9fb7cf", linewidth=0.9, label="samples")
         axes.plot(
@@ -156,21 +159,21 @@ def plot_business(
             smoothed,
             color=_SIGNAL,
             linewidth=1.6,
-            label=f"{thresholds.business_smoothing / 60:g}-min mean",
+            label=f"{rules.business_smoothing / 60:g}-min mean",
         )
         in_baseline = (samples.index >= baseline_from) & (samples.index < deploy)
         baseline = samples.loc[in_baseline, column].dropna()
         if not baseline.empty:
-            limit = (1 - thresholds.business_drop) * float(baseline.mean())
+            limit = (1 - rules.business_drop) * float(baseline.mean())
             axes.axhline(
                 limit,
                 color=_LIMIT,
                 linestyle="--",
                 linewidth=1.2,
-                label=f"rollback below {limit:.4g} ({thresholds.business_drop:.0%} under baseline)",
+                label=f"rollback below {limit:.4g} ({rules.business_drop:.0%} under baseline)",
             )
         axes.set_ylabel(redact_text(column.removeprefix("business:")))
-        _shade_and_mark(axes, times, moments, thresholds, labelled=axes is axes_list[0])
+        _shade_and_mark(axes, times, moments, rules, labelled=axes is axes_list[0])
         _legend(axes)
     _time_axis(axes_list[-1])
     figure.suptitle(redact_text(title or "Business metrics around the deploy"), fontsize=12)
@@ -192,7 +195,7 @@ def _shade_and_mark(
     axes: Axes,
     times: FloatArray,
     moments: Moments,
-    thresholds: Thresholds,
+    rules: Rules,
     *,
     labelled: bool,
 ) -> None:
@@ -213,7 +216,7 @@ def _shade_and_mark(
         left, right = max(left, start), min(right, end)
         if left < right:  # a period outside the samples gets neither shading nor a legend entry
             axes.axvspan(left, right, color=colour, alpha=alpha, linewidth=0, label=label(name))
-    window_end = moments.deployed_at + timedelta(seconds=thresholds.window)
+    window_end = moments.deployed_at + timedelta(seconds=rules.window)
     if start <= _naive(window_end) <= end:
         axes.axvline(
             _naive(window_end),

@@ -1,8 +1,8 @@
-"""Before a headless run starts its notebook: parameters checked, evidence folder made.
+"""Before a headless run starts its notebook: settings checked, evidence folder made.
 
-Every parameter problem is found here, before a kernel starts (``ParameterError``, exit 2):
-the same ``build_params``/``check_paths`` the notebook's first step uses, and a signing key
-that cannot sign. Paths become absolute (the kernel runs in the notebooks' folder), the
+Every setting's problem is found here, before a kernel starts (``ParameterError``, exit 2):
+the same ``load_settings`` the notebook's first step uses, and a signing key that cannot
+sign. Paths become absolute (the kernel runs in the notebooks' folder), the
 incident id is fixed (so the evidence can be found after a crash), the incident folder is made,
 and room for the run's own ending (record and manifest) is reserved in it.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,9 @@ from typing import Any
 
 import yaml
 
+from runbook_lib.core.kinds import Entry
 from runbook_lib.core.redact import Redactor, is_credential_name, secrets_from_kubeconfig
+from runbook_lib.core.settings import Settings, to_flat, with_incident_id
 from runbook_lib.errors import InputFileError, ParameterError
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import check_signing_key
@@ -30,26 +31,14 @@ from runbook_lib.record.timeline import Timeline
 __all__ = [
     "ENDING_RESERVE",
     "FIRST_STEP_MARKER",
-    "INCIDENT_ID",
     "Prepared",
     "prepare",
 ]
 
-# Paths given on the command line are relative to where the command runs, but the kernel runs
-# in the notebooks directory; these are made absolute before the notebook sees them.
-PATH_PARAMETERS = (
-    "replay_csv",
-    "kubeconfig",
-    "notify_file",
-    "fix_forward_repo",
-    "output_dir",
-    "signing_key",
-)
 FIRST_STEP_MARKER = "rb.start_run("
 # Room held in the incident folder for the record and the manifest of the run's ending (a run
 # record is tens of KiB; the manifest a line per file). Released just before they are written.
 ENDING_RESERVE = 2 * 2**20
-INCIDENT_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 # Errors creating the evidence folder that are the parameter's fault (exit 2); others, such
 # as a full disk, are the preflight's to report (it stops before any change).
 _BAD_FOLDER = {errno.ENOTDIR, errno.EEXIST, errno.ELOOP, errno.EACCES, errno.EPERM, errno.EROFS}
@@ -60,6 +49,7 @@ class Prepared:
     """A run ready to start: what the notebook gets, where its evidence goes."""
 
     notebook: Path
+    settings: Settings  # checked once; the salvage after a failure reads the same
     params: dict[str, Any]  # the notebook's parameters, paths absolute, incident id fixed
     incident_dir: Path
     assess: bool  # the read-only assessment notebook (no incident, no timeline)
@@ -109,61 +99,54 @@ def _attempt(incident_dir: Path) -> int:
 
 
 def prepare(parameters: Mapping[str, Any], notebook: Path) -> Prepared:
-    """Validated parameters and the evidence folder of a run of ``notebook``.
+    """The settings (checked once, paths absolute, incident id fixed), the notebook's
+    parameters for the kernel, and the evidence folder of a run of ``notebook``.
 
-    Raises ``ParameterError`` listing every invalid parameter (nothing is written then). A
+    Raises ``ParameterError`` listing every invalid setting (nothing is written then). A
     notebook file that cannot be read is not raised: it is ``Prepared.unreadable``, the run's
     first failure, which the run records in its bundle (an assessment raises it).
     """
-    from runbook_lib.run.params import build_params, check_paths
+    from runbook_lib.adapters.settings_files import absolute_paths, load_settings
 
-    params = dict(parameters)
+    given = dict(parameters)
     assess = notebook.stem == "assess"
+    entry = Entry.ASSESS if assess else Entry.ROLLBACK
     unreadable: InputFileError | None = None
     try:
-        declared = _declared(notebook)
+        _declared(notebook)
     except InputFileError as err:
         if assess:
             raise
         unreadable = err
-    else:
-        _check_names(notebook, declared, set(params) - ({"output_dir"} if assess else set()))
     # The assessment is read-only and has no incident: its output folder is named by time.
-    output_dir = str(params.pop("output_dir", "evidence")) if assess else ""
+    output_dir = str(given.pop("output_dir", "evidence")) if assess else ""
+    # Every problem at once, before anything runs (exit 2). Paths are made absolute: the
+    # kernel runs in the notebooks' directory.
+    settings = absolute_paths(load_settings(given, used_by=entry))
     signing_key: str | Path | None = None
-    if assess:
-        from runbook_lib.assessment import check_params  # pandas and matplotlib: assess only
-
-        check_params(params)
-    else:
-        checked = build_params(params)
-        check_paths(checked)
+    if not assess:
         # A key that cannot sign is bad input now, not a failed seal after the rollback.
-        check_signing_key(checked.manifest_key)
-        signing_key = checked.manifest_key
-    for name in PATH_PARAMETERS:
-        if isinstance(params.get(name), str | Path) and str(params[name]):
-            params[name] = str(Path(str(params[name])).expanduser().resolve())
-    started_at = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        check_signing_key(settings.records.manifest_key)
+        signing_key = settings.records.manifest_key
+    started = datetime.now(UTC)
     if assess:
         if not output_dir.strip():
             raise ParameterError(["output_dir: required: the folder that receives the evidence"])
-        incident_dir = Path(output_dir).expanduser().resolve() / f"assess-{started_at}"
+        incident_dir = Path(output_dir).expanduser().resolve() / f"assess-{started:%Y%m%dT%H%M%SZ}"
     else:
-        release = str(params.get("release") or "app")
-        params["incident_id"] = params.get("incident_id") or f"rollback-{release}-{started_at}"
-        if not re.fullmatch(INCIDENT_ID, str(params["incident_id"])):
-            raise ParameterError(
-                [f"incident_id: letters, digits, '.', '_', '-' only: {params['incident_id']!r}"]
-            )
-        params.setdefault("output_dir", str(Path("evidence").resolve()))
-        incident_dir = Path(params["output_dir"]) / str(params["incident_id"])
+        # Fixed here, not in the kernel, so the evidence can be found after a crash.
+        settings = with_incident_id(settings, started)
+        incident_dir = Path(settings.records.output_dir) / settings.records.incident_id
+    # The kernel gets the values that differ from the defaults, the profile's among them: it is
+    # not given the profile again, which would override a value given equal to its default.
+    params = {**to_flat(settings, used_by=entry, changed_only=True), "profile": ""}
     incident_dir = _incident_folder(incident_dir)
     reserved = False
     if not assess and incident_dir.is_dir():
         reserved = files.reserve_room(incident_dir, ENDING_RESERVE)
     return Prepared(
         notebook=notebook,
+        settings=settings,
         params=params,
         incident_dir=incident_dir,
         assess=assess,
@@ -177,7 +160,8 @@ def prepare(parameters: Mapping[str, Any], notebook: Path) -> Prepared:
 
 def _declared(notebook: Path) -> set[str]:
     """The parameters the notebook declares. Raises ``InputFileError`` when the file is not a
-    readable notebook (missing, corrupt, not JSON, not nbformat)."""
+    readable notebook (missing, corrupt, not JSON, not nbformat): read here, before a kernel
+    starts, so the run's ending can say so."""
     import papermill
 
     try:
@@ -187,14 +171,3 @@ def _declared(notebook: Path) -> set[str]:
         raise InputFileError(
             f"not a readable notebook ({type(err).__name__}: {text})", path=str(notebook)
         ) from err
-
-
-def _check_names(notebook: Path, declared: set[str], given: set[str]) -> None:
-    unknown = sorted(given - declared)
-    if unknown:
-        raise ParameterError(
-            [
-                f"{name}: not a parameter of {notebook.name} (see papermill --help-notebook)"
-                for name in unknown
-            ]
-        )

@@ -202,7 +202,7 @@ def _end_rollback(
     )
 
     end = _Ending(prepared)
-    ctx = open_failed_run(prepared.params)
+    ctx = open_failed_run(prepared.settings)
     timeline = ctx.timeline
     # 1. What the kernel kept in memory because the disk refused it.
     restored = timeline.restore(take_unwritten(raw)) if raw is not None else 0

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from runbook_lib.assessment import Window
-from runbook_lib.core import parameters as _table
-from runbook_lib.run.params import RunParams
+from runbook_lib.core.kinds import Entry
+from runbook_lib.core.settings import Settings, given
 from runbook_lib.steps.assess import DecisionMade, assess, decide
 from runbook_lib.steps.by_hand import NotebookSaved, save_notebook
 from runbook_lib.steps.context import RunContext, start_run
@@ -64,12 +64,12 @@ POST_ROLLBACK_STEPS = (
 
 
 def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The rollback notebook's parameters, by name, out of the notebook's global namespace.
+    """The rollback notebook's settings as given, by name, out of the notebook's globals.
 
-    The names are those of ``core.parameters`` (the parameters cell declares exactly these),
-    so the mapping onto ``RunParams`` is one to one.
+    The names are those of ``core.settings`` (the parameters cell declares exactly these); a
+    value left at its default is not given, so a ``profile`` can set it.
     """
-    return _table.given(namespace, _table.ROLLBACK)
+    return given(namespace, Entry.ROLLBACK)
 
 
 __all__ = [
@@ -92,7 +92,7 @@ __all__ = [
     "RollbackDone",
     "RolloutDone",
     "RunContext",
-    "RunParams",
+    "Settings",
     "Skipped",
     "Window",
     "assess",

@@ -28,14 +28,14 @@ def assess(ctx: RunContext) -> Window:
     being undone, not the rollback. Raises ``MetricsError`` when the samples cannot be read,
     ``CommandFailed`` when helm cannot.
     """
-    p = ctx.params
-    if p.deployed_at is not None:
-        deployed_at, source = p.deployed_at, "parameter"
+    settings = ctx.settings
+    if settings.sources.deployed_at is not None:
+        deployed_at, source = settings.sources.deployed_at, "parameter"
     else:
-        deploy = bad_revision(ctx.helm.history(p.release))
+        deploy = bad_revision(ctx.helm.history(settings.target.release))
         deployed_at, source = deploy.updated, f"helm history revision {deploy.number}"
     window = assessment.load_window(
-        p, ctx.metrics, deployed_at=deployed_at, deployed_at_source=source, clock=ctx.now()
+        settings, ctx.metrics, deployed_at=deployed_at, deployed_at_source=source, clock=ctx.now()
     )
     ctx.live.window = window
     record_fact(
@@ -83,7 +83,7 @@ def _inconclusive(ctx: RunContext, decision: Decision) -> str:
         for r in decision.rules
         if r.required and r.status.value == "not_evaluated"
     )
-    if ctx.params.on_inconclusive == "rollback":
+    if ctx.settings.rules.on_inconclusive == "rollback":
         return f"on_inconclusive=rollback: rolled back although not judged ({unjudged})"
     ctx.show(assessment.render(decision, ctx.live.window) if ctx.live.window else unjudged)
     with keep_renewed(ctx):  # a re-run cell may hold the lock; a person may take long
@@ -113,16 +113,16 @@ def decide(ctx: RunContext) -> DecisionMade:
     decision time starts the clock for the 5-minute target. When the run does not roll back,
     later steps record "skipped". Raises ``PreconditionFailed`` when ``assess`` has not run.
     """
-    p = ctx.params
+    settings = ctx.settings
     window = ctx.live.window
     if window is None:
         raise PreconditionFailed("decide needs assess to have run first")
-    decision = assessment.decide(p, window)
+    decision = assessment.decide(settings, window)
     override = ""
     if decision.verdict is Verdict.INCONCLUSIVE:
         override = _inconclusive(ctx, decision)
         if override:
-            decision = assessment.decide(p, window, manual_reason=override)
+            decision = assessment.decide(settings, window, manual_reason=override)
     for warning in decision.warnings:
         ctx.timeline.record("decide", EventKind.WARNING, warning)
     verdict = decision.verdict
@@ -135,7 +135,7 @@ def decide(ctx: RunContext) -> DecisionMade:
             deployed_at=window.deployed_at,
             evaluated_at=window.now,
             decision=decision.to_json_dict(),
-            manual_reason=p.manual_reason or override,
+            manual_reason=settings.rules.manual_reason or override,
             override=override,
         ),
         f"verdict {verdict.value}: " + ("roll back" if decision.rollback else "no change"),

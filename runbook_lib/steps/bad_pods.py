@@ -62,11 +62,13 @@ def start_bad_release_capture(ctx: RunContext, step: str) -> None:
     target = ctx.live.target
     if target is None or target.already_rolled_back or ctx.live.capture is not None:
         return
-    p = ctx.params
+    settings = ctx.settings
     current = target.current
     label = f"revision {current.number} ({current.app_version or current.chart})"
     started_at = ctx.now()
-    bounds = CaptureBounds(per_pod_bytes=p.capture_per_pod, total_bytes=p.capture_total)
+    bounds = CaptureBounds(
+        per_pod_bytes=settings.capture.capture_per_pod, total_bytes=settings.capture.capture_total
+    )
     since = ctx.facts.deployed_at
     try:
         selector = ctx.pod_selector
@@ -82,13 +84,13 @@ def start_bad_release_capture(ctx: RunContext, step: str) -> None:
     def capture() -> CaptureReport:
         states: list[PodState] | None
         try:
-            states = list_pod_states(kube, p.namespace, selector)
+            states = list_pod_states(kube, settings.target.namespace, selector)
         except RunbookError:
             states = None  # capture_release_pods lists again and records the gap
         finally:
             listed.set()
         return capture_release_pods(
-            kube, namespace=p.namespace, selector=selector, since=since,
+            kube, namespace=settings.target.namespace, selector=selector, since=since,
             output_dir=ctx.incident_dir, redact=ctx.redact, bounds=bounds,
             release_revision=label, states=states,
         )  # fmt: skip
@@ -177,7 +179,7 @@ def write_pods_by_revision(ctx: RunContext) -> BundleReport:
         )
     problems: list[str] = []
     try:
-        now = list_pod_states(ctx.kube, ctx.params.namespace, ctx.pod_selector)
+        now = list_pod_states(ctx.kube, ctx.settings.target.namespace, ctx.pod_selector)
     except RunbookError as err:
         problems.append(f"pods by revision: {type(err).__name__}: {err}")
         now = []

@@ -39,11 +39,11 @@ def _markers(ctx: RunContext) -> dict[str, datetime]:
 
 def fetch_samples(ctx: RunContext) -> pd.DataFrame:
     """Samples from the business baseline before the deploy until now, for plots and impact."""
-    p = ctx.params
-    end = p.now or ctx.now()
-    deployed = ctx.facts.deployed_at or p.deployed_at or end
-    start = deployed - timedelta(seconds=p.thresholds.business_baseline)
-    return ctx.metrics.query_range(start, end, ctx.metrics_step_s)
+    settings = ctx.settings
+    end = settings.sources.now or ctx.now()
+    deployed = ctx.facts.deployed_at or settings.sources.deployed_at or end
+    start = deployed - timedelta(seconds=settings.rules.business_baseline)
+    return ctx.metrics.query_range(start, end, ctx.settings.sources.prometheus_step)
 
 
 def samples(ctx: RunContext, *, fetch: bool = True) -> pd.DataFrame:
@@ -80,10 +80,14 @@ def save_figures(ctx: RunContext, frame: pd.DataFrame, stem: str) -> tuple[list[
         rollback_at=marks.get("rollback"),
         recovered_at=marks.get("recovered"),
     )
-    th = ctx.params.thresholds
-    figures = {f"{stem}.png": plots.plot_error_and_latency(frame, moments=moments, thresholds=th)}
+    rules, recovery = ctx.settings.rules, ctx.settings.recovery
+    figures = {
+        f"{stem}.png": plots.plot_error_and_latency(
+            frame, moments=moments, rules=rules, recovery=recovery
+        )
+    }
     if any(str(c).startswith("business:") for c in frame.columns):
-        figures[f"{stem}-business.png"] = plots.plot_business(frame, moments=moments, thresholds=th)
+        figures[f"{stem}-business.png"] = plots.plot_business(frame, moments=moments, rules=rules)
     for name, figure in figures.items():
         # Rendered in memory, then written like every evidence file (atomic, 0640, no symlink).
         png = io.BytesIO()
@@ -98,7 +102,7 @@ def build_incident_record(ctx: RunContext, *, fetch: bool = True) -> IncidentRec
     Samples that cannot be read (metrics down; ``fetch=False`` and none saved) leave the
     impact unknown: the record is written all the same.
     """
-    p = ctx.params
+    settings = ctx.settings
     try:
         frame = samples(ctx, fetch=fetch)
     except (RunbookError, OSError):
@@ -106,13 +110,13 @@ def build_incident_record(ctx: RunContext, *, fetch: bool = True) -> IncidentRec
     return build_record(
         ctx.timeline.events,
         frame,
-        incident_id=p.incident_id,
-        release=p.release,
-        namespace=p.namespace,
-        error_threshold=p.thresholds.error_ratio,
-        target_s=p.target,
-        request_rate_rps=p.request_rate_rps or None,
-        root_cause_hypothesis=p.root_cause_hypothesis,
+        incident_id=settings.records.incident_id,
+        release=settings.target.release,
+        namespace=settings.target.namespace,
+        error_threshold=settings.rules.error_ratio,
+        target_s=settings.acting.target,
+        request_rate_rps=settings.records.request_rate_rps or None,
+        root_cause_hypothesis=settings.records.root_cause_hypothesis,
         now=ctx.now(),
     )
 
@@ -122,7 +126,7 @@ def collect(ctx: RunContext) -> bundle.BundleReport:
     not raised. The bad release's pods captured before the rollback (``run/capture.py``) are
     waited for here at the latest; their gaps are listed with the problems."""
     settle_capture(ctx, "preserve_evidence", timeout_s=SETTLE_IN_EVIDENCE_S)
-    p = ctx.params
+    settings = ctx.settings
     facts = ctx.facts
     directory = ctx.incident_dir
     report = bundle.BundleReport((), ())
@@ -149,7 +153,7 @@ def collect(ctx: RunContext) -> bundle.BundleReport:
         report += bundle.collect_cluster(
             directory,
             kube,
-            namespace=p.namespace,
+            namespace=settings.target.namespace,
             pod_selector=selector,
             since=facts.deployed_at,
             redact=ctx.redact,
@@ -157,7 +161,7 @@ def collect(ctx: RunContext) -> bundle.BundleReport:
         report += write_pods_by_revision(ctx)
     report += collect_run_traces(ctx, frame)
     report += bundle.collect_helm(
-        directory, ctx.helm, release=p.release, bad_revision=bad, good_revision=good,
+        directory, ctx.helm, release=settings.target.release, bad_revision=bad, good_revision=good,
         redact=ctx.redact,
     )  # fmt: skip
     bundle.write_problems(directory, report, redact=ctx.redact)

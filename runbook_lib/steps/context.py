@@ -1,6 +1,6 @@
-"""``start_run``: validate the parameters, open the incident timeline, wire the adapters.
+"""``start_run``: check the settings, open the incident timeline, wire the adapters.
 
-The ``RunContext`` it returns is what every step takes: the parameters, the timeline (with the
+The ``RunContext`` it returns is what every step takes: the settings, the timeline (with the
 run's facts read back from it), the adapters (built on first use, so a replay-only assessment
 never needs a cluster) and the live handles a step hands to a later one (the lock, the samples
 read, the resolved target and the plan shown).
@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -24,8 +24,11 @@ from runbook_lib.adapters import notify
 from runbook_lib.adapters.helm import Helm
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.metrics import MetricsSource
+from runbook_lib.adapters.settings_files import load_settings
 from runbook_lib.assessment import metrics_source
+from runbook_lib.core.kinds import Entry
 from runbook_lib.core.redact import Redactor
+from runbook_lib.core.settings import Settings, with_incident_id
 from runbook_lib.display.summary import current as current_summary
 from runbook_lib.display.summary import set_redactor
 from runbook_lib.errors import PreconditionFailed
@@ -34,7 +37,6 @@ from runbook_lib.evidence.manifest import check_signing_key, seal
 from runbook_lib.record.ending import Seal
 from runbook_lib.record.facts import RunFacts
 from runbook_lib.record.timeline import EventKind, Timeline
-from runbook_lib.run.params import RunParams, build_params, check_paths
 
 if TYPE_CHECKING:
     from runbook_lib.adapters.lease import ReleaseLock
@@ -44,8 +46,6 @@ if TYPE_CHECKING:
     from runbook_lib.steps.plan import Plan
 
 __all__ = ["Live", "RunContext", "open_timeline", "start_run", "with_identity"]
-
-PROMETHEUS_STEP_S = 15.0  # query step when the parameter ``step`` is empty
 
 
 def _utcnow() -> datetime:
@@ -80,9 +80,9 @@ class Live:
 
 @dataclass
 class RunContext:
-    """One run of the rollback runbook: parameters, timeline, adapters, live handles."""
+    """One run of the rollback runbook: settings, timeline, adapters, live handles."""
 
-    params: RunParams
+    settings: Settings
     timeline: Timeline
     redact: Redactor
     out: Callable[[str], None] = print
@@ -97,17 +97,12 @@ class RunContext:
 
     @property
     def dry_run(self) -> bool:
-        return self.params.dry_run
+        return self.settings.acting.dry_run
 
     @property
     def incident_dir(self) -> Path:
         assert self.timeline.path is not None
         return self.timeline.path.parent
-
-    @property
-    def metrics_step_s(self) -> float:
-        """The spacing of the samples asked for: the ``step`` parameter, else 15 s."""
-        return self.params.step or PROMETHEUS_STEP_S
 
     def now(self) -> datetime:
         return self.timeline.now()
@@ -123,7 +118,8 @@ class RunContext:
         def unsigned(why: str) -> None:
             self.timeline.record("seal", EventKind.WARNING, f"the manifest is unsigned: {why}")
 
-        return seal(self.incident_dir, signing_key=self.params.manifest_key, on_unsigned=unsigned)
+        key = self.settings.records.manifest_key
+        return seal(self.incident_dir, signing_key=key, on_unsigned=unsigned)
 
     def show(self, text: str) -> None:
         """Print for the people watching (notebook output), redacted like the timeline."""
@@ -131,75 +127,77 @@ class RunContext:
 
     @cached_property
     def pod_selector(self) -> str:
-        """The pods the service runs: the parameter, else the Deployment's own selector.
+        """The pods the service runs: the setting, else the Deployment's own selector.
 
         Raises ``PreconditionFailed`` when the Deployment selects by expressions only (name
         the pods with ``pod_selector``), ``ApiError`` when it cannot be read.
         """
-        p = self.params
-        if p.pod_selector:
-            return p.pod_selector
-        selector = self.kube.deployment_status(p.namespace, p.deployment).selector
+        target = self.settings.target
+        if target.pod_selector:
+            return target.pod_selector
+        selector = self.kube.deployment_status(target.namespace, target.deployment).selector
         if not selector:
             raise PreconditionFailed(
-                f"deployment/{p.deployment} has no matchLabels selector: set pod_selector"
+                f"deployment/{target.deployment} has no matchLabels selector: set pod_selector"
             )
         return selector
 
     @cached_property
     def helm(self) -> Helm:
-        p = self.params
+        target = self.settings.target
         return Helm(
-            binary=p.helm_binary,
-            kubeconfig=p.kubeconfig or None,
-            context=p.context or None,
-            namespace=p.namespace,
-            timeout_s=p.helm_timeout,
+            binary=target.helm_binary,
+            kubeconfig=target.kubeconfig or None,
+            context=target.context or None,
+            namespace=target.namespace,
+            timeout_s=target.helm_timeout,
         )
 
     @cached_property
     def kube(self) -> Kube:
-        return Kube(kubeconfig=self.params.kubeconfig or None, context=self.params.context or None)
+        target = self.settings.target
+        return Kube(kubeconfig=target.kubeconfig or None, context=target.context or None)
 
     @cached_property
     def metrics(self) -> MetricsSource:
-        return metrics_source(self.params)
+        return metrics_source(self.settings)
 
     @cached_property
     def notifiers(self) -> tuple[tuple[str, notify.Notifier], ...]:
-        p = self.params
+        n = self.settings.notify
         chosen: list[tuple[str, notify.Notifier]] = []
-        if p.slack_webhook_url:
+        if n.slack_webhook_url:
             chosen.append(
-                ("slack", notify.SlackWebhook(p.slack_webhook_url, timeout_s=p.notify_timeout))
+                ("slack", notify.SlackWebhook(n.slack_webhook_url, timeout_s=n.notify_timeout))
             )
-        if p.notify_file:
-            chosen.append(("file", notify.FileNotifier(Path(p.notify_file))))
-        if p.console:
+        if n.notify_file:
+            chosen.append(("file", notify.FileNotifier(Path(n.notify_file))))
+        if n.console:
             chosen.append(("console", notify.ConsoleNotifier()))
         return tuple(chosen)
 
 
-def with_identity(params: RunParams, started: datetime) -> RunParams:
-    """Fill in the incident id and lock holder when the parameters left them empty."""
-
-    incident_id = params.incident_id or f"rollback-{params.release}-{started:%Y%m%dT%H%M%SZ}"
-    holder = params.lock_holder or f"{incident_id}@{getpass.getuser()}.{socket.gethostname()}"
-    return replace(params, incident_id=incident_id, lock_holder=holder)
+def with_identity(settings: Settings, started: datetime) -> Settings:
+    """Fill in the incident id and lock holder when the settings left them empty."""
+    settings = with_incident_id(settings, started)
+    if settings.lock.lock_holder:
+        return settings
+    holder = f"{settings.records.incident_id}@{getpass.getuser()}.{socket.gethostname()}"
+    return settings.with_values(lock_holder=holder)
 
 
 def open_timeline(
-    params: RunParams,
+    settings: Settings,
     *,
     clock: Callable[[], datetime] = _utcnow,
     environ: Mapping[str, str] | None = None,
 ) -> tuple[Timeline, Redactor]:
     """The incident's timeline (appended to when it exists) and the run's redactor."""
     redact = Redactor.build(
-        secrets=(params.slack_webhook_url,),
+        secrets=(settings.notify.slack_webhook_url,),
         env=os.environ if environ is None else environ,
     )
-    incident_dir = Path(params.output_dir) / params.incident_id
+    incident_dir = Path(settings.records.output_dir) / settings.records.incident_id
     path = incident_dir / "timeline.jsonl"
     # 0750, and a symlinked incident folder refused, before the first event is written; a
     # failure is reported by the first write (Timeline.lost) and preflight's evidence check.
@@ -221,36 +219,36 @@ def start_run(
     environ: Mapping[str, str] | None = None,
     **params: Any,
 ) -> RunContext:
-    """Validate every parameter and open the incident timeline (the notebook's first step).
+    """Check every setting and open the incident timeline (the notebook's first step).
 
-    ``params`` are the notebook's parameters, by the names of ``core.parameters``; ``clock``,
-    ``out``, ``ask`` and ``sleep`` are seams for tests and embedding. The timeline is
-    ``<output_dir>/<incident_id>/timeline.jsonl`` (appended to when the incident already has
-    one, so a re-run keeps the history), with secrets redacted.
+    ``params`` are the values given, by their flat names (``core.settings``; a ``profile``
+    supplies the others); ``clock``, ``out``, ``ask`` and ``sleep`` are seams for tests and
+    embedding. The timeline is ``<output_dir>/<incident_id>/timeline.jsonl`` (appended to when
+    the incident already has one, so a re-run keeps the history), with secrets redacted.
 
-    Raises ``ParameterError`` listing every invalid parameter.
+    Raises ``ParameterError`` listing every invalid setting.
     """
-    validated = with_identity(build_params(params), clock())
-    check_paths(validated)
+    settings = with_identity(load_settings(params, used_by=Entry.ROLLBACK), clock())
     # A key that cannot sign must stop the run now, not fail every seal after the rollback.
-    check_signing_key(validated.manifest_key, os.environ if environ is None else environ)
-    timeline, redact = open_timeline(validated, clock=clock, environ=environ)
+    check_signing_key(settings.records.manifest_key, os.environ if environ is None else environ)
+    timeline, redact = open_timeline(settings, clock=clock, environ=environ)
+    target, records = settings.target, settings.records
     timeline.record(
         "start_run",
         EventKind.INFO,
-        f"run started ({validated.mode}) for release {validated.release} in "
-        f"{validated.namespace}, incident {validated.incident_id}",
-        params=validated.shown(),
-        dry_run=validated.dry_run,
+        f"run started ({settings.acting.mode}) for release {target.release} in "
+        f"{target.namespace}, incident {records.incident_id}",
+        params=settings.shown(),
+        dry_run=settings.acting.dry_run,
     )
     set_redactor(redact)
     summary = current_summary()
     if summary is not None:  # the notebook's banner: which incident, where its evidence goes
         summary.note_start(
-            validated.incident_id, (Path(validated.output_dir) / validated.incident_id).resolve()
+            records.incident_id, (Path(records.output_dir) / records.incident_id).resolve()
         )
     ctx = RunContext(
-        params=validated, timeline=timeline, redact=redact, out=out, ask=ask, sleep=sleep
+        settings=settings, timeline=timeline, redact=redact, out=out, ask=ask, sleep=sleep
     )
     if summary is not None:
         summary.run = ctx

@@ -102,21 +102,22 @@ def crashed_runs(
 
 def _seal(ctx: RunContext, candidate: Candidate, step: str) -> str:
     """Append "interrupted" to the crashed run's timeline, write its record, re-seal it."""
-    p = ctx.params
+    settings = ctx.settings
+    incident, target = settings.records.incident_id, settings.target
     timeline = Timeline(candidate.path / _TIMELINE, clock=ctx.timeline.now, redact=ctx.redact)
     timeline.record(
         "sealed_by_later_run",
         EventKind.WARNING,
         f"this run stopped without an ending (crashed or killed) while holding the lock; "
-        f"found and sealed as interrupted by incident {p.incident_id} ({p.lock_holder}), "
+        f"found and sealed as interrupted by incident {incident} ({settings.lock.lock_holder}), "
         f"evidence {ctx.incident_dir.resolve()}",
-        later_incident=p.incident_id,
+        later_incident=incident,
         later_evidence=str(ctx.incident_dir.resolve()),
     )
     record_fact(
         timeline,
         "sealed_by_later_run",
-        Finished(Outcome.INTERRUPTED, None, None, p.target),
+        Finished(Outcome.INTERRUPTED, None, None, settings.acting.target),
         "outcome: interrupted (sealed by a later run)",
     )
     if timeline.lost is not None:
@@ -126,8 +127,9 @@ def _seal(ctx: RunContext, candidate: Candidate, step: str) -> str:
     try:
         record = build_record(
             timeline.events, pd.DataFrame(), incident_id=candidate.incident_id,
-            release=p.release, namespace=p.namespace, error_threshold=p.thresholds.error_ratio,
-            target_s=p.target, request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(),
+            release=target.release, namespace=target.namespace,
+            error_threshold=settings.rules.error_ratio, target_s=settings.acting.target,
+            request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(),
         )  # fmt: skip
         write_record(record, candidate.path, redact=ctx.redact)
     except OSError as err:
@@ -136,7 +138,7 @@ def _seal(ctx: RunContext, candidate: Candidate, step: str) -> str:
     def unsigned(why: str) -> None:
         timeline.record("sealed_by_later_run", EventKind.WARNING, f"unsigned manifest: {why}")
 
-    state = seal(candidate.path, signing_key=p.manifest_key, on_unsigned=unsigned)
+    state = seal(candidate.path, signing_key=settings.records.manifest_key, on_unsigned=unsigned)
     if not state.sealed:
         return f"interrupted; {state.sentence()}"
     return Outcome.INTERRUPTED.value
@@ -149,11 +151,15 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
     dry run the folders are named, not changed. Raises nothing: a folder that cannot be
     sealed is linked with why.
     """
-    p = ctx.params
-    own = ctx.incident_dir
+    settings = ctx.settings
+    own, holder, incident = (
+        ctx.incident_dir,
+        settings.lock.lock_holder,
+        settings.records.incident_id,
+    )
     candidates = crashed_runs(
-        Path(p.output_dir), release=p.release, namespace=p.namespace,
-        holder=p.lock_holder, exclude=own,
+        Path(settings.records.output_dir), release=settings.target.release,
+        namespace=settings.target.namespace, holder=holder, exclude=own,
     )  # fmt: skip
     previous = info.previous if info is not None else None
     alive = (
@@ -164,7 +170,7 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
         known = {c.path.resolve() for c in candidates}
         if folder.resolve() != own.resolve() and folder.resolve() not in known:
             if (folder / _TIMELINE).is_file():
-                facts = crashed(Timeline(folder / _TIMELINE).events, holder=p.lock_holder)
+                facts = crashed(Timeline(folder / _TIMELINE).events, holder=holder)
                 if facts is not None:
                     candidates.insert(0, Candidate(folder, previous.incident_id or folder.name,
                                                    previous.holder))  # fmt: skip
@@ -185,11 +191,11 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
         facts = crashed(before, holder="")  # same incident: the holder may be the same
         if facts is not None and facts.lock is not None:
             fact = EarlierRunFound(
-                p.incident_id, str(own.resolve()),
+                incident, str(own.resolve()),
                 "interrupted (the attempt before this one, earlier in this timeline)",
             )  # fmt: skip
             record_fact(ctx.timeline, step, fact,
-                        f"the previous attempt of {p.incident_id} ({facts.lock.holder}) "
+                        f"the previous attempt of {incident} ({facts.lock.holder}) "
                         "never finished")  # fmt: skip
             linked.append(fact)
     for candidate in candidates:

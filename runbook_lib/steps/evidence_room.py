@@ -58,7 +58,7 @@ def check_evidence_folder(ctx: RunContext, step: str = "preflight") -> None:
     text = f"evidence folder {directory}: {problem}"
     # The ending reads this: a run refused for it writes only its record and manifest.
     record_fact(ctx.timeline, step, room, text)
-    if ctx.params.without_evidence:
+    if ctx.settings.records.without_evidence:
         ctx.show(f"WARNING: {text}; going on WITHOUT evidence (without_evidence=True)")
         ctx.timeline.record(step, EventKind.WARNING, f"{text}; going on without evidence")
         return

@@ -55,7 +55,7 @@ def finish(ctx: RunContext) -> Finished:
     to_recovery = facts.seconds_from_decision(
         facts.recovered.verified_at if facts.recovered else None
     )
-    result = Finished(facts.outcome, to_rollout, to_recovery, ctx.params.target, released)
+    result = Finished(facts.outcome, to_rollout, to_recovery, ctx.settings.acting.target, released)
     message = repr(result)
     if result.within_target is False:
         message += " -- above the runbook's target: note it in the incident record"
@@ -63,7 +63,7 @@ def finish(ctx: RunContext) -> Finished:
     record_fact(
         ctx.timeline,
         "finish",
-        FinishedFact(result.outcome, to_rollout, to_recovery, ctx.params.target),
+        FinishedFact(result.outcome, to_rollout, to_recovery, ctx.settings.acting.target),
         message,
     )
     return result

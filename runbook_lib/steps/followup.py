@@ -41,7 +41,7 @@ def fix_forward(ctx: RunContext) -> FixForwardResult:
     recorded as a warning and shown, not raised: the rollback itself is done. Raises
     ``CommandFailed`` when git itself fails.
     """
-    p = ctx.params
+    settings = ctx.settings
     facts = ctx.facts
     rollback = facts.rolled_back or facts.earlier_rollback
     good = (
@@ -49,19 +49,19 @@ def fix_forward(ctx: RunContext) -> FixForwardResult:
         if rollback
         else (facts.target.target_revision if facts.target else None)
     )
-    if not p.fix_forward_repo:
+    if not settings.records.fix_forward_repo:
         result = FixForwardResult(None, "no repository given (parameter fix_forward_repo)")
     elif good is None:
         result = FixForwardResult(None, "the good revision is not known (preflight did not run)")
     else:
         try:
             branch = create_fix_branch(
-                Path(p.fix_forward_repo),
-                incident_id=p.incident_id,
+                Path(settings.records.fix_forward_repo),
+                incident_id=settings.records.incident_id,
                 good_version=facts.target.target_version if facts.target else None,
-                manifest_yaml=ctx.helm.manifest(p.release, good),
-                values=ctx.helm.values(p.release, good),
-                deployment=p.deployment,
+                manifest_yaml=ctx.helm.manifest(settings.target.release, good),
+                values=ctx.helm.values(settings.target.release, good),
+                deployment=settings.target.deployment,
                 dry_run=ctx.dry_run,
             )
         except (PreconditionFailed, ParameterError) as err:
@@ -111,7 +111,8 @@ def draft_postmortem(ctx: RunContext, *, slow_step_s: float = 60.0) -> Postmorte
     slot = postmortem.postmortem_slot(now)
     fix = ctx.facts.fix_branch
     reminder = postmortem.runbook_reminder(record, slow_s=slow_step_s)
-    organizer = ctx.params.postmortem_organizer
+    organizer = ctx.settings.records.postmortem_organizer
+    incident = ctx.settings.records.incident_id
     texts = {
         "postmortem.md": postmortem.postmortem_markdown(
             record, slot=slot, fix_branch=fix.branch if fix else ""
@@ -119,7 +120,7 @@ def draft_postmortem(ctx: RunContext, *, slow_step_s: float = 60.0) -> Postmorte
         "postmortem.ics": postmortem.calendar_invite(
             record, now=now, start=slot, organizer=organizer or None, attendees=()
         ),
-        "runbook-update.md": f"# Runbook update for {ctx.params.incident_id}\n\n{reminder}\n",
+        "runbook-update.md": f"# Runbook update for {incident}\n\n{reminder}\n",
     }
     for name, text in texts.items():
         # Written as bytes: the CRLF line ends RFC 5545 requires are kept as they are.

@@ -38,14 +38,14 @@ def renew_every(ttl_s: float) -> float:
 
 def make_lock(ctx: RunContext) -> ReleaseLock:
     """The run's lock object (no API call): holder, TTL, incident and evidence folder."""
-    p = ctx.params
+    settings = ctx.settings
     return ReleaseLock(
         ctx.kube,
-        namespace=p.namespace,
-        release=p.release,
-        holder=p.lock_holder,
-        ttl_s=p.lock_ttl,
-        incident_id=p.incident_id,
+        namespace=settings.target.namespace,
+        release=settings.target.release,
+        holder=settings.lock.lock_holder,
+        ttl_s=settings.lock.lock_ttl,
+        incident_id=settings.records.incident_id,
         evidence_dir=str(ctx.incident_dir.resolve()),
     )
 
@@ -57,9 +57,9 @@ def take_lock(ctx: RunContext, step: str) -> LockInfo:
     ``LockHeld`` (who holds it, since when, when it frees itself, how to take it over),
     ``ApiError``.
     """
-    p = ctx.params
+    settings = ctx.settings
     lock = make_lock(ctx)
-    info = lock.acquire(ctx.now(), takeover_reason=p.lock_takeover_reason)
+    info = lock.acquire(ctx.now(), takeover_reason=settings.lock.lock_takeover_reason)
     ctx.live.lock = lock
     if info.warning:
         ctx.timeline.record(step, EventKind.WARNING, info.warning)
@@ -67,14 +67,15 @@ def take_lock(ctx: RunContext, step: str) -> LockInfo:
         ctx.timeline,
         step,
         LockTaken(
-            holder=p.lock_holder,
+            holder=settings.lock.lock_holder,
             lease=lock.where,
-            ttl_s=p.lock_ttl,
+            ttl_s=settings.lock.lock_ttl,
             takeover=info.takeover,
             previous_holder=info.previous_holder or "",
             reason=info.reason,
         ),
-        f"took Lease {lock.where} as {p.lock_holder} (frees itself {p.lock_ttl:g} s after "
+        f"took Lease {lock.where} as {settings.lock.lock_holder} (frees itself "
+        f"{settings.lock.lock_ttl:g} s after "
         "the last renewal; renewed while the run works)",
     )
     return info

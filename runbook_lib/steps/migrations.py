@@ -44,22 +44,28 @@ class MigrationsReverted:
 
 
 def _migrator_pod(ctx: RunContext) -> PodImages:
-    p = ctx.params
-    pods = ctx.kube.pods(p.namespace, p.migrator_selector)
+    namespace, selector = ctx.settings.target.namespace, ctx.settings.migrations.migrator_selector
+    pods = ctx.kube.pods(namespace, selector)
     running = [pod for pod in pods if pod.phase == "Running" and pod.ready]
     if not running:
         seen = ", ".join(f"{pod.name} ({pod.phase})" for pod in pods) or "none"
         raise PreconditionFailed(
-            f"no running, ready pod matches {p.migrator_selector!r} in {p.namespace} (seen: "
+            f"no running, ready pod matches {selector!r} in {namespace} (seen: "
             f"{seen}); migrations NOT reverted, the release rollback itself stands"
         )
     return sorted(running, key=lambda pod: pod.name)[0]
 
 
 def _schema_version(ctx: RunContext, pod: str) -> int:
-    p = ctx.params
-    argv = shlex.split(p.migrate_version_command)
-    result = exec_in_pod(ctx.kube, p.namespace, pod, argv, timeout_s=p.migrate_timeout)
+    settings = ctx.settings
+    argv = shlex.split(settings.migrations.migrate_version_command)
+    result = exec_in_pod(
+        ctx.kube,
+        settings.target.namespace,
+        pod,
+        argv,
+        timeout_s=settings.migrations.migrate_timeout,
+    )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     match = _VERSION.match(lines[-1]) if lines else None
     if result.exit_code != 0 or match is None:
@@ -84,8 +90,8 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
     ``PreconditionFailed`` (recovery not verified, migrator pod missing), ``CommandFailed``
     (non-zero exit), ``VerificationFailed`` (schema version did not move by N).
     """
-    p = ctx.params
-    n = p.migrations_to_revert
+    settings = ctx.settings
+    n = settings.migrations.migrations_to_revert
     facts = ctx.facts
     if n == 0:
         ctx.timeline.record("revert_migrations", EventKind.INFO,
@@ -107,13 +113,19 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
         )
     pod = _migrator_pod(ctx).name
     before = _schema_version(ctx, pod)
-    argv = shlex.split(p.migrate_command.format(n=n))
+    argv = shlex.split(settings.migrations.migrate_command.format(n=n))
     command = shlex.join(argv)
     if ctx.dry_run:
         ctx.timeline.record("revert_migrations", EventKind.DRY_RUN,
                             f"would run in {pod}: {command} (schema now {before})")  # fmt: skip
         return MigrationsReverted("dry run", pod, command, version_before=before)
-    result = exec_in_pod(ctx.kube, p.namespace, pod, argv, timeout_s=p.migrate_timeout)
+    result = exec_in_pod(
+        ctx.kube,
+        settings.target.namespace,
+        pod,
+        argv,
+        timeout_s=settings.migrations.migrate_timeout,
+    )
     ctx.timeline.record(
         "revert_migrations", EventKind.INFO,
         f"ran in {pod}: {command} -> exit {result.exit_code}",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runbook_lib.core.revisions import RollbackTarget
-from runbook_lib.run.params import RunParams
+from runbook_lib.core.settings import Settings
 
 __all__ = ["Plan", "build_plan", "rollout_message"]
 
@@ -46,19 +46,19 @@ class Plan:
         return self.render()
 
 
-def rollout_message(params: RunParams, target: RollbackTarget) -> str:
+def rollout_message(settings: Settings, target: RollbackTarget) -> str:
     """The notification text of Rollback Steps, step 1."""
     bad = target.current.app_version or target.current.chart
     good = target.target.app_version or target.target.chart
     return (
-        f"Rolling back {params.release} from {bad} to {good} "
+        f"Rolling back {settings.target.release} from {bad} to {good} "
         f"(revision {target.current.number} -> {target.target.number}, "
-        f"incident {params.incident_id})"
+        f"incident {settings.records.incident_id})"
     )
 
 
 def build_plan(
-    params: RunParams,
+    settings: Settings,
     *,
     cluster: str,
     server: str,
@@ -69,43 +69,46 @@ def build_plan(
     pod_selector: str,
 ) -> Plan:
     """The ordered actions of this run, for people to read before confirming."""
-    p = params
+    release, namespace = settings.target.release, settings.target.namespace
+    lock, check, migrations = settings.lock, settings.recovery, settings.migrations
     actions = [
-        f"take Lease runbook-rollback-{p.release} in {p.namespace} as {p.lock_holder} "
-        f"(ttl {p.lock_ttl:.0f} s)",
-        f"notify ({', '.join(notifiers) or 'no notifier'}): {rollout_message(p, target)!r}",
+        f"take Lease runbook-rollback-{release} in {namespace} as {lock.lock_holder} "
+        f"(ttl {lock.lock_ttl:.0f} s)",
+        f"notify ({', '.join(notifiers) or 'no notifier'}): {rollout_message(settings, target)!r}",
     ]
     if target.already_rolled_back:
         actions.append(f"helm rollback: none (already on revision {target.target.number})")
     else:
         actions.append(rollback_command)
     actions += [
-        f"wait for deployment/{p.deployment} to roll out (kubectl rollout status semantics, "
-        f"timeout {p.rollout_timeout:.0f} s)",
+        f"wait for deployment/{settings.target.deployment} to roll out (kubectl rollout status "
+        "semantics, "
+        f"timeout {settings.acting.rollout_timeout:.0f} s)",
         f"verify pods {pod_selector} run exactly: {', '.join(expected_images)}",
-        f"check 5xx ratio < {p.thresholds.recovery_error_ratio:g} within "
-        f"{p.thresholds.recovery_within:.0f} s for {p.thresholds.recovery_consecutive} "
+        f"check 5xx ratio < {check.recovery_error_ratio:g} within "
+        f"{check.recovery_within:.0f} s for {check.recovery_consecutive} "
         "consecutive samples",
     ]
-    if p.migrations_to_revert:
-        command = p.migrate_command.format(n=p.migrations_to_revert)
+    if migrations.migrations_to_revert:
+        count = migrations.migrations_to_revert
+        command = migrations.migrate_command.format(n=count)
         actions.append(
-            f"kubectl exec <pod {p.migrator_selector}> -- {command} "
-            f"(then check `{p.migrate_version_command}` moved down by {p.migrations_to_revert})"
+            f"kubectl exec <pod {migrations.migrator_selector}> -- {command} "
+            f"(then check `{migrations.migrate_version_command}` moved down by {count})"
         )
     else:
         actions.append("migrations: none (migrations_to_revert=0)")
     actions.append("release the Lease; time decision -> verified recovery against "
-                   f"{p.target:.0f} s")  # fmt: skip
+                   f"{settings.acting.target:.0f} s")  # fmt: skip
     return Plan(
         cluster=cluster,
         server=server,
-        release=p.release,
-        namespace=p.namespace,
+        release=settings.target.release,
+        namespace=settings.target.namespace,
         current=target.current.label(),
         target=target.target.label(),
         already_rolled_back=target.already_rolled_back,
         expected_images=expected_images,
         actions=tuple(actions),
-        dry_run=p.dry_run,
+        dry_run=settings.acting.dry_run,
     )

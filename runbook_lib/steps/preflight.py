@@ -41,7 +41,7 @@ def _guard_cluster(ctx: RunContext) -> tuple[str, str]:
     """The target guard: the kube context or API server must be the expected one."""
     kube = ctx.kube
     context, server = kube.context_name, kube.server_url
-    expected = ctx.params.expected_cluster.strip()
+    expected = ctx.settings.target.expected_cluster.strip()
     if expected != context and _normalise_server(expected) != _normalise_server(server):
         raise WrongCluster(
             f"refusing to act: kube context {context!r} (API server {server}) is not the "
@@ -61,8 +61,8 @@ def _check_permissions(ctx: RunContext) -> None:
     had already changed the release. A dry run needs only the reads; missing write
     permissions are then reported as a warning for the real run.
     """
-    p = ctx.params
-    missing = missing_permissions(ctx.kube, p.namespace, REQUIRED)
+    settings = ctx.settings
+    missing = missing_permissions(ctx.kube, settings.target.namespace, REQUIRED)
     if ctx.dry_run:
         lacking = [m for m in missing if m in MUTATING]
         missing = [m for m in missing if m in READS]
@@ -75,7 +75,7 @@ def _check_permissions(ctx: RunContext) -> None:
     if missing:
         raise PreconditionFailed(
             f"the credential in use lacks {len(missing)} permission(s) in namespace "
-            f"{p.namespace}: "
+            f"{settings.target.namespace}: "
             + "; ".join(f"{m} ({m.why})" for m in missing)
             + " -- grant deploy/rbac.yaml; nothing was changed"
         )
@@ -88,13 +88,15 @@ def _resolve(ctx: RunContext) -> None:
     Nothing read before the decision is trusted here: someone may have deployed or rolled back
     since. Values are fetched only for the revisions the target scan compares.
     """
-    p = ctx.params
-    history = ctx.helm.history(p.release)
-    values = {n: ctx.helm.values(p.release, n) for n in revisions_needing_values(history)}
+    settings = ctx.settings
+    history = ctx.helm.history(settings.target.release)
+    values = {
+        n: ctx.helm.values(settings.target.release, n) for n in revisions_needing_values(history)
+    }
     target = resolve_target(history, values_by_revision=values)
     ctx.live.target = target
-    manifest = ctx.helm.manifest(p.release, target.target.number)
-    images = expected_images(manifest, name=p.deployment)
+    manifest = ctx.helm.manifest(settings.target.release, target.target.number)
+    images = expected_images(manifest, name=settings.target.deployment)
     record_fact(
         ctx.timeline,
         "preflight",
@@ -116,12 +118,12 @@ def _take_lock(ctx: RunContext) -> None:
 
     In a dry run nothing is taken: the rehearsal says who would block a real run.
     """
-    p = ctx.params
+    settings = ctx.settings
     if ctx.dry_run:
         lock = make_lock(ctx)
         state = lock.state()  # a read: the rehearsal still says who would block it
-        if state is not None and state.holder and state.holder != p.lock_holder:
-            live = state.live(ctx.now(), p.lock_ttl)
+        if state is not None and state.holder and state.holder != settings.lock.lock_holder:
+            live = state.live(ctx.now(), settings.lock.lock_ttl)
             ctx.timeline.record(
                 "preflight", EventKind.WARNING,
                 f"Lease {lock.name} is held by {state.holder!r}: a real run would "
@@ -130,7 +132,8 @@ def _take_lock(ctx: RunContext) -> None:
             )  # fmt: skip
         ctx.timeline.record(
             "preflight", EventKind.DRY_RUN,
-            f"would take Lease {lock.name} in {p.namespace} as {p.lock_holder}",
+            f"would take Lease {lock.name} in {settings.target.namespace} as "
+            f"{settings.lock.lock_holder}",
         )  # fmt: skip
         link_earlier_runs(ctx, "preflight", None)
         return
@@ -152,7 +155,7 @@ def preflight(ctx: RunContext) -> Plan:
     the lock, crashed runs of the release are sealed as interrupted and linked
     (``run.earlier``). In a dry run the Lease is not taken.
     """
-    p = ctx.params
+    settings = ctx.settings
     check_evidence_folder(ctx)  # the record of what follows must be writable: first
     context, server = _guard_cluster(ctx)
     _check_permissions(ctx)  # a missing permission is the more basic problem: first
@@ -163,7 +166,7 @@ def preflight(ctx: RunContext) -> Plan:
     assert target is not None
     assert resolved is not None
     plan = build_plan(
-        p,
+        settings,
         cluster=context,
         server=server,
         target=target,
@@ -171,7 +174,11 @@ def preflight(ctx: RunContext) -> Plan:
         notifiers=tuple(name for name, _ in ctx.notifiers),
         pod_selector=ctx.pod_selector,
         rollback_command=shlex.join(
-            ctx.helm.rollback_command(p.release, target.target.number, timeout_s=p.helm_timeout)
+            ctx.helm.rollback_command(
+                settings.target.release,
+                target.target.number,
+                timeout_s=settings.target.helm_timeout,
+            )
         ),
     )
     ctx.live.plan = plan
@@ -187,19 +194,19 @@ def confirm(ctx: RunContext) -> Confirmation:
     Raises ``PreconditionFailed`` when the run is headless without them, or the person
     declines; the Lease is released either way.
     """
-    p = ctx.params
+    settings = ctx.settings
     plan = ctx.live.plan
     if plan is None:
         raise PreconditionFailed("confirm needs preflight to have shown the plan first")
-    if p.dry_run:
+    if settings.acting.dry_run:
         result = Confirmation(True, "dry run: nothing will change")
-    elif p.confirm:
+    elif settings.acting.confirm:
         result = Confirmation(True, "confirm=True parameter")
     else:
         with keep_renewed(ctx):  # a person may take longer than lock_ttl to answer
             answer = ctx.ask(
-                f"Roll back {p.release} from revision {plan.current} to {plan.target} on "
-                f"{plan.cluster}? Type 'yes' to proceed: "
+                f"Roll back {settings.target.release} from revision {plan.current} to "
+                f"{plan.target} on {plan.cluster}? Type 'yes' to proceed: "
             )
         if answer is None:
             raise PreconditionFailed(

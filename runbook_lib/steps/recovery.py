@@ -49,7 +49,7 @@ def _world_check(ctx: RunContext) -> tuple[ReleaseChanged, str] | None:
     Returns the ``ReleaseChanged`` fact and a sentence when someone changed the release after
     the rollback, else None. A failure to read is a recorded warning (the escalation stands).
     """
-    p = ctx.params
+    settings = ctx.settings
     facts = ctx.facts
     target = facts.target
     if target is None:
@@ -58,8 +58,8 @@ def _world_check(ctx: RunContext) -> tuple[ReleaseChanged, str] | None:
         target.current_revision, rolled_back_by_this_run=facts.rolled_back is not None
     )
     try:
-        history = ctx.helm.history(p.release)
-        pods = ctx.kube.pods(p.namespace, ctx.pod_selector)
+        history = ctx.helm.history(settings.target.release)
+        pods = ctx.kube.pods(settings.target.namespace, ctx.pod_selector)
     except RunbookError as err:
         ctx.timeline.record("check_recovery", EventKind.WARNING,
                             f"could not re-read the release before escalating: {err}")  # fmt: skip
@@ -85,18 +85,18 @@ def _world_check(ctx: RunContext) -> tuple[ReleaseChanged, str] | None:
 
 def _report_changed(ctx: RunContext, fact: ReleaseChanged, what: str, *, reason: str) -> None:
     """Escalate a release changed under the run as that, not as a failed recovery; raise."""
-    p = ctx.params
+    release, incident = ctx.settings.target.release, ctx.settings.records.incident_id
     message = (
-        f"ESCALATION: {p.release} was rolled back by this run, but the release CHANGED under "
+        f"ESCALATION: {release} was rolled back by this run, but the release CHANGED under "
         f"it: {what}. The service now runs what was deployed since, not the rollback; find "
-        f"who changed it before acting again. Migrations are blocked. Incident {p.incident_id}."
+        f"who changed it before acting again. Migrations are blocked. Incident {incident}."
     )
     delivered, failed = broadcast(ctx, "check_recovery", message)
     ctx.timeline.record("check_recovery", EventKind.WARNING, message,
                         delivered=delivered, failed=failed)  # fmt: skip
     record_fact(ctx.timeline, "check_recovery", fact, f"release changed under the run: {what}")
     raise ReleaseChangedUnderRun(
-        f"release {p.release} changed under the run: {what} (the recovery check saw: {reason})",
+        f"release {release} changed under the run: {what} (the recovery check saw: {reason})",
         revision=fact.current_revision,
         version=fact.current_version,
         changed_at=fact.changed_at.isoformat() if fact.changed_at else "",
@@ -104,10 +104,10 @@ def _report_changed(ctx: RunContext, fact: ReleaseChanged, what: str, *, reason:
 
 
 def _escalate(ctx: RunContext, reason: str) -> None:
-    p = ctx.params
+    release, incident = ctx.settings.target.release, ctx.settings.records.incident_id
     message = (
-        f"ESCALATION: {p.release} was rolled back but recovery is NOT verified: {reason}. "
-        f"Migrations are blocked. Incident {p.incident_id}."
+        f"ESCALATION: {release} was rolled back but recovery is NOT verified: {reason}. "
+        f"Migrations are blocked. Incident {incident}."
     )
     delivered, failed = broadcast(ctx, "check_recovery", message)
     ctx.timeline.record("check_recovery", EventKind.WARNING, message,
@@ -128,9 +128,9 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
     through the notifiers; migrations stay blocked), ``PreconditionFailed`` when the rollout
     was not seen to complete.
     """
-    p = ctx.params
-    th = p.thresholds
-    step_s = ctx.metrics_step_s
+    settings = ctx.settings
+    th = settings.recovery
+    step_s = settings.sources.prometheus_step
     if ctx.dry_run:
         now = ctx.now()
         samples = ctx.metrics.query_range(now - timedelta(seconds=4 * step_s), now, step_s)
@@ -146,7 +146,7 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
         raise PreconditionFailed("check_recovery needs wait_for_rollout to have completed")
     # core.recovery says when its verdict is final; this cap only guards against a
     # source that returns no samples at all (Prometheus down): never wait past the window.
-    budget = th.recovery_within + (th.recovery_consecutive + 2) * step_s + p.recovery_poll
+    budget = th.recovery_within + (th.recovery_consecutive + 2) * step_s + th.recovery_poll
     deadline = done_at + timedelta(seconds=budget)
     last_error: MetricsError | None = None
     verdict = None
@@ -168,8 +168,9 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
                 wait.tick(f"metrics unavailable: {err}"[:120])
             else:
                 last_error = None
-                verdict = core_recovery.check_recovery(samples, rollout_done_at=done_at,
-                                                       thresholds=th)  # fmt: skip
+                verdict = core_recovery.check_recovery(
+                    samples, rollout_done_at=done_at, check=th, step=settings.sources.step
+                )
                 ratio = "n/a" if verdict.last_value is None else f"{verdict.last_value:.4%}"
                 state = "recovered" if verdict.recovered else "not yet"
                 wait.tick(f"last 5xx ratio {ratio}, {state}")
@@ -179,7 +180,7 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
             if now >= deadline:
                 wait.done("recovery window over", ok=False)
                 break
-            ctx.sleep(p.recovery_poll)
+            ctx.sleep(th.recovery_poll)
             renew_lock(ctx, "check_recovery")  # the wait can outlast lock_ttl
     if verdict is None or not verdict.recovered or last_error is not None:
         reason = (

@@ -63,13 +63,14 @@ def notify(ctx: RunContext) -> Notified:
     if target.already_rolled_back:
         # Nothing will change: a "Rolling back" message would announce a rollback that never
         # happens (and name the good revision as the bad one).
+        release = ctx.settings.target.release
         message = (
-            f"not sent: {ctx.params.release} already runs revision {target.target.number}'s "
-            "chart and values; nothing will be rolled back"
+            f"not sent: {release} already runs revision {target.target.number}'s chart and "
+            "values; nothing will be rolled back"
         )
         ctx.timeline.record("notify", EventKind.INFO, message)
         return Notified(message, (), (), skipped=True)
-    message = rollout_message(ctx.params, target)
+    message = rollout_message(ctx.settings, target)
     if ctx.dry_run:
         ctx.timeline.record("notify", EventKind.DRY_RUN, f"would post: {message}")
         return Notified(message, (), (), dry_run=True)
@@ -93,12 +94,16 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
     ``PreconditionFailed`` without preflight/confirm, ``CommandFailed`` when helm fails or is
     missing (the Lease is released first).
     """
-    p = ctx.params
+    settings = ctx.settings
     target = ctx.live.target
     if target is None or ctx.facts.confirmed is None or not ctx.facts.confirmed.go_ahead:
         raise PreconditionFailed("helm_rollback needs preflight and confirm first")
     number = target.target.number
-    command = shlex.join(ctx.helm.rollback_command(p.release, number, timeout_s=p.helm_timeout))
+    command = shlex.join(
+        ctx.helm.rollback_command(
+            settings.target.release, number, timeout_s=settings.target.helm_timeout
+        )
+    )
     # Evidence first: the rollback replaces exactly the pods whose logs explain the incident.
     start_bad_release_capture(ctx, "helm_rollback")
     if target.already_rolled_back:
@@ -112,7 +117,7 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
         action = "dry run"
         ctx.timeline.record("helm_rollback", EventKind.DRY_RUN, f"would run: {command}")
     else:
-        ctx.helm.rollback(p.release, number, timeout_s=p.helm_timeout)
+        ctx.helm.rollback(settings.target.release, number, timeout_s=settings.target.helm_timeout)
         action = "rolled back"
         record_fact(
             ctx.timeline,

@@ -52,12 +52,16 @@ class ImagesVerified:
 
 def _watch(ctx: RunContext, started: float) -> tuple[RolloutState | None, str]:
     """Follow the Deployment until it is done, fails, or ``rollout_timeout`` passes."""
-    p = ctx.params
+    settings = ctx.settings
     last_progress = ""
     final = None
-    with Wait(f"rollout of deployment/{p.deployment}", p.rollout_timeout) as wait:
+    with Wait(
+        f"rollout of deployment/{settings.target.deployment}", settings.acting.rollout_timeout
+    ) as wait:
         for status in ctx.kube.watch_deployment(
-            p.namespace, p.deployment, timeout_s=p.rollout_timeout
+            settings.target.namespace,
+            settings.target.deployment,
+            timeout_s=settings.acting.rollout_timeout,
         ):
             state = rollout_state(status)
             progress = status.progress()
@@ -72,7 +76,7 @@ def _watch(ctx: RunContext, started: float) -> tuple[RolloutState | None, str]:
                 final = state
                 wait.done(state.message)
                 break
-            if time.monotonic() - started > p.rollout_timeout:
+            if time.monotonic() - started > settings.acting.rollout_timeout:
                 break
     return final, last_progress
 
@@ -88,29 +92,31 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
     it reads the current state once and does not wait. Then it waits briefly for the capture
     of the old pods ``helm_rollback`` started, and records what it got (``BadPodsCaptured``).
     """
-    p = ctx.params
+    settings = ctx.settings
     started = time.monotonic()
     if ctx.dry_run:
-        state = rollout_state(ctx.kube.deployment_status(p.namespace, p.deployment))
+        state = rollout_state(
+            ctx.kube.deployment_status(settings.target.namespace, settings.target.deployment)
+        )
         ctx.timeline.record(
             "wait_for_rollout", EventKind.DRY_RUN,
-            f"would wait up to {p.rollout_timeout:.0f} s; now: {state.message}",
+            f"would wait up to {settings.acting.rollout_timeout:.0f} s; now: {state.message}",
         )  # fmt: skip
         settle_capture(ctx, "wait_for_rollout", timeout_s=SETTLE_AFTER_ROLLOUT_S)
-        return RolloutDone(p.deployment, state.message, state.done, ctx.now(), 0.0)
+        return RolloutDone(settings.target.deployment, state.message, state.done, ctx.now(), 0.0)
     with keep_renewed(ctx):  # one watch call may block longer than lock_ttl
         final, last_progress = _watch(ctx, started)
     if final is None:
         raise StepTimeout(
-            f"deployment/{p.deployment} did not finish rolling out within "
-            f"{p.rollout_timeout:.0f} s (last: {last_progress or 'no status seen'})",
+            f"deployment/{settings.target.deployment} did not finish rolling out within "
+            f"{settings.acting.rollout_timeout:.0f} s (last: {last_progress or 'no status seen'})",
             step="wait_for_rollout",
-            timeout_s=p.rollout_timeout,
+            timeout_s=settings.acting.rollout_timeout,
         )
     done_at = ctx.now()
-    result = RolloutDone(p.deployment, final.message, True, done_at,
-                         time.monotonic() - started)  # fmt: skip
-    record_fact(ctx.timeline, "wait_for_rollout", RolloutCompleted(p.deployment, done_at),
+    deployment = settings.target.deployment
+    result = RolloutDone(deployment, final.message, True, done_at, time.monotonic() - started)
+    record_fact(ctx.timeline, "wait_for_rollout", RolloutCompleted(deployment, done_at),
                 f"{final.message} (waited {result.waited_s:.1f} s)")  # fmt: skip
     settle_capture(ctx, "wait_for_rollout", timeout_s=SETTLE_AFTER_ROLLOUT_S)
     return result
@@ -124,14 +130,14 @@ def verify_image(ctx: RunContext) -> ImagesVerified:
     up to ``verify_settle_s`` before it counts. Raises ``VerificationFailed`` listing each
     mismatching pod. In a dry run it reports what the pods run now without failing.
     """
-    p = ctx.params
+    settings = ctx.settings
     resolved = ctx.facts.target
     expected = resolved.expected_images if resolved else ()
     if not expected:
         raise PreconditionFailed("verify_image needs preflight to have read the manifest")
-    deadline = time.monotonic() + (0.0 if ctx.dry_run else p.verify_settle)
+    deadline = time.monotonic() + (0.0 if ctx.dry_run else settings.acting.verify_settle)
     while True:
-        pods = ctx.kube.pods(p.namespace, ctx.pod_selector)
+        pods = ctx.kube.pods(settings.target.namespace, ctx.pod_selector)
         problems = image_mismatches(pods, expected)
         if not problems or time.monotonic() >= deadline:
             break

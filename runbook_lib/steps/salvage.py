@@ -2,19 +2,17 @@
 
 ``runbook run`` (``runbook_lib.headless``) uses these when the notebook stopped at a failing
 step, was interrupted, or never started: the kernel is gone, but the incident timeline on disk
-says what was done, so the evidence and the record can still be written. The parameters are
-the notebook's own, by the same names, through the same ``build_params``. Sealing is the
-caller's, once, at the very end.
+says what was done, so the evidence and the record can still be written, from the settings the
+notebook ran with. Sealing is the caller's, once, at the very end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from runbook_lib.core.settings import Settings
 from runbook_lib.errors import ParameterError, RunbookError
 from runbook_lib.evidence import incident_record as incident_record
-from runbook_lib.run.params import build_params
 from runbook_lib.steps import collect as evidence
 from runbook_lib.steps.context import RunContext, open_timeline
 from runbook_lib.steps.plots import write_after_plot
@@ -22,18 +20,15 @@ from runbook_lib.steps.plots import write_after_plot
 __all__ = ["collect_after_failure", "open_failed_run", "record_after_failure"]
 
 
-def open_failed_run(
-    notebook_params: Mapping[str, Any], *, environ: Mapping[str, str] | None = None
-) -> RunContext:
+def open_failed_run(settings: Settings, *, environ: Mapping[str, str] | None = None) -> RunContext:
     """The run's context, its timeline reopened (appended to), for the evidence after a stop.
 
-    Raises ``ParameterError`` when the parameters are invalid or name no incident.
+    Raises ``ParameterError`` when the settings name no incident.
     """
-    params = build_params(notebook_params)
-    if not params.incident_id:
+    if not settings.records.incident_id:
         raise ParameterError(["incident_id: needed to find the failed run's timeline"])
-    timeline, redact = open_timeline(params, environ=environ)
-    return RunContext(params=params, timeline=timeline, redact=redact)
+    timeline, redact = open_timeline(settings, environ=environ)
+    return RunContext(settings=settings, timeline=timeline, redact=redact)
 
 
 def collect_after_failure(ctx: RunContext) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -55,7 +55,7 @@ def release_lock(ctx: RunContext, step: str, *, why: str) -> bool:
     lock = ctx.live.lock
     if lock is None:
         return False
-    deadline = time.monotonic() + ctx.params.lock_release_grace
+    deadline = time.monotonic() + ctx.settings.lock.lock_release_grace
     while True:
         try:
             ours = lock.release()
@@ -70,7 +70,7 @@ def release_lock(ctx: RunContext, step: str, *, why: str) -> bool:
                 step,
                 EventKind.WARNING,
                 f"could not release the rollback lock ({why}): {err}; another run can take "
-                f"it over after {ctx.params.lock_ttl:.0f} s",
+                f"it over after {ctx.settings.lock.lock_ttl:.0f} s",
             )
             return False
     ctx.live.lock = None

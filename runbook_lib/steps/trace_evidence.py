@@ -56,21 +56,21 @@ def collect_run_traces(ctx: RunContext, frame: pd.DataFrame) -> BundleReport:
     ``frame``: the run's metric samples (may be empty). Without ``tracing_url``, or without a
     deploy time to start from, ``traces/summary.md`` says why traces were not collected.
     """
-    p = ctx.params
+    settings = ctx.settings
     facts = ctx.facts
-    service = resolve_service(p.tracing_service, p.release)
+    service = resolve_service(settings.capture.tracing_service, settings.target.release)
     end = ctx.now()
     deployed_at = facts.deployed_at
     rollback_at = facts.rolled_back_at
     source: JaegerSource | None = None
     reason = ""
-    if not p.tracing_url:
+    if not settings.capture.tracing_url:
         reason = "tracing_url is empty (no tracing backend was named)"
     elif deployed_at is None:
         reason = "the deploy time is unknown (the run stopped before the assessment)"
     else:
         try:
-            source = JaegerSource(p.tracing_url, timeout_s=TRACES_TIMEOUT_S)
+            source = JaegerSource(settings.capture.tracing_url, timeout_s=TRACES_TIMEOUT_S)
         except ParameterError as err:
             reason = f"tracing_url is not usable: {err}"
     result = collect_traces(
@@ -91,7 +91,7 @@ def collect_run_traces(ctx: RunContext, frame: pd.DataFrame) -> BundleReport:
         collected=result.collected,
         reason=result.reason,
         service=service,
-        tracing_url=p.tracing_url,
+        tracing_url=settings.capture.tracing_url,
         failing=result.failing_count,
         slowest=result.slowest_count,
         failing_sampled=failing_sampled,

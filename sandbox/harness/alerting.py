@@ -21,9 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.core.alert_rules import AlertRulesSpec, render_rule_file
-from runbook_lib.core.promql import QuerySpec
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.alert_rules import render_rule_file
+from runbook_lib.core.settings import Entry, Settings, from_flat
 from runbook_sandbox import metrics_stack, paths
 from runbook_sandbox.prometheus_server import port_is_free
 
@@ -42,17 +41,20 @@ __all__ = [
 
 INSTALL_HINT = "apt-get install prometheus-alertmanager"
 # The demo's windows (scripts/demo.py): 20 s sustain, 2 s samples, rates over 15 s, business
-# metric (orders) smoothed over 30 s.
-DEMO_RULES = AlertRulesSpec(
-    release="app",
-    namespace="default",
-    queries=QuerySpec(
-        selector='job="traffic"',
-        rate_window="15s",
-        business_counters={"orders": "orders_total"},
-    ),
-    thresholds=Thresholds(sustain=20.0, business_smoothing=30.0),
-    step=2.0,
+# metric (orders) smoothed over 30 s. Only release app's own series: the traffic model may
+# serve other releases in the same dialect beside it (traffic_targets.py).
+DEMO_RULES = from_flat(
+    {
+        "release": "app",
+        "namespace": "default",
+        "prometheus_selector": 'job="traffic",release="app",namespace="default"',
+        "prometheus_rate_window": "15s",
+        "business_counters": "orders=orders_total",
+        "sustain": "20s",
+        "business_smoothing": "30s",
+        "step": "2s",
+    },
+    used_by=Entry.RULES,
 )
 _NAME = "alertmanager"
 
@@ -74,12 +76,12 @@ def rules_glob(state_dir: Path) -> str:
     return str(rules_dir(state_dir) / "*.yml")
 
 
-def write_rules(state_dir: Path, spec: AlertRulesSpec = DEMO_RULES) -> Path:
+def write_rules(state_dir: Path, settings: Settings = DEMO_RULES) -> Path:
     """Write ``<release>.yml`` into the rules folder (Prometheus reads it at start/reload)."""
     folder = rules_dir(state_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{spec.namespace}-{spec.release}.yml"
-    path.write_text(render_rule_file(spec), encoding="utf-8")
+    path = folder / f"{settings.target.namespace}-{settings.target.release}.yml"
+    path.write_text(render_rule_file(settings), encoding="utf-8")
     return path
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.core.decision import Decision, evaluate
 from runbook_lib.core.revisions import parse_history
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Metrics, Rules
 
 __all__ = ["BreachTimeout", "last_deploy_time", "wait_for_breach"]
 
@@ -34,7 +34,7 @@ def wait_for_breach(
     prometheus_url: str,
     deployed_at: datetime,
     *,
-    thresholds: Thresholds,
+    rules: Rules,
     rate_window: str,
     step_s: float = 2.0,
     timeout_s: float = 300.0,
@@ -45,16 +45,16 @@ def wait_for_breach(
 
     Raises ``BreachTimeout`` after ``timeout_s``.
     """
-    source = PrometheusSource(prometheus_url, rate_window=rate_window)
+    source = PrometheusSource(prometheus_url, metrics=Metrics(prometheus_rate_window=rate_window))
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         now = datetime.now(UTC)
         samples = source.query_range(deployed_at - timedelta(minutes=2), now, step_s)
-        decision = evaluate(samples, deployed_at=deployed_at, now=now, thresholds=thresholds)
+        decision = evaluate(samples, deployed_at=deployed_at, now=now, rules=rules)
         if decision.rollback:
             return decision, time.monotonic() - started
         ratio = samples["error_ratio"].dropna()
         latest = f"{ratio.iloc[-1]:.2%}" if len(ratio) else "n/a"
-        progress(f"waiting for the breach to last {thresholds.sustain:.0f} s: 5xx ratio {latest}")
+        progress(f"waiting for the breach to last {rules.sustain:.0f} s: 5xx ratio {latest}")
         time.sleep(poll_s)
     raise BreachTimeout(f"the rollback rules did not fire within {timeout_s:.0f} s of waiting")

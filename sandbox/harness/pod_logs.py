@@ -3,8 +3,11 @@
 kwok serves a log *file* per rule and has no per-pod placeholder in ClusterLogs, so the
 traffic model (which follows the pods anyway) creates one kwok ``Logs`` object per pod, named
 like the pod and owned by it (the garbage collector deletes it with the pod), pointing at
-``<state>/logs/pods/<pod>.log`` and, for ``kubectl logs --previous``, ``<pod>.previous.log``.
-The model writes each simulated request to the log of the pod that served it.
+``<state>/logs/pods/<pod>.log`` and, for ``kubectl logs --previous``, ``<pod>.previous.log``
+(pods of another namespace than ``default``: ``<state>/logs/pods/<namespace>/``, since two
+namespaces may hold pods of the same name). The ``Logs`` rule names the pod's first container,
+whatever the chart calls it. The model writes each simulated request to the log of the pod
+that served it.
 
 Crash loop (chart value ``faults.crashEvery``, pod annotation ``sandbox.runbook.io/crash-every``):
 every that many seconds the pod's container "restarts": its log becomes the previous log, a new
@@ -36,6 +39,7 @@ __all__ = [
     "PodRef",
     "logs_object",
     "parse_seconds",
+    "pod_log_dir",
 ]
 
 log = logging.getLogger("runbook_sandbox.pod_logs")
@@ -55,6 +59,7 @@ class PodRef:
     name: str
     uid: str = ""
     crash_every_s: float = 0.0
+    container: str = CONTAINER  # the container whose log this is
 
 
 def parse_seconds(text: str) -> float:
@@ -67,6 +72,12 @@ def parse_seconds(text: str) -> float:
     except ValueError:
         return 0.0
     return value if value > 0 else 0.0
+
+
+def pod_log_dir(state_dir: Path, namespace: str) -> Path:
+    """Where the pods of ``namespace`` keep their logs."""
+    base = Path(state_dir) / "logs" / "pods"
+    return base if namespace == "default" else base / namespace
 
 
 def logs_object(pod: PodRef, namespace: str, log_dir: Path) -> dict[str, Any]:
@@ -83,7 +94,7 @@ def logs_object(pod: PodRef, namespace: str, log_dir: Path) -> dict[str, Any]:
         "spec": {
             "logs": [
                 {
-                    "containers": [CONTAINER],
+                    "containers": [pod.container],
                     "logsFile": str(log_dir / f"{pod.name}.log"),
                     "previousLogsFile": str(log_dir / f"{pod.name}.previous.log"),
                     "follow": True,
@@ -94,10 +105,12 @@ def logs_object(pod: PodRef, namespace: str, log_dir: Path) -> dict[str, Any]:
 
 
 class PodLogs:
-    """Per-pod log files (bounded: rotated to ``<pod>.log.1`` at ``max_bytes``)."""
+    """Per-pod log files of one namespace (bounded: rotated to ``<pod>.log.1`` at ``max_bytes``)."""
 
-    def __init__(self, state_dir: Path, *, max_bytes: int = 8_000_000) -> None:
-        self.dir = Path(state_dir) / "logs" / "pods"
+    def __init__(
+        self, state_dir: Path, *, max_bytes: int = 8_000_000, namespace: str = "default"
+    ) -> None:
+        self.dir = pod_log_dir(state_dir, namespace)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.inject_path = Path(state_dir) / "logs" / INJECT_FILE
         self.max_bytes = max_bytes
@@ -187,15 +200,17 @@ class PodLogs:
                 self._started.pop(pod, None)
 
 
-def crashed_status(container_statuses: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """The api container's status after a crash and restart at ``now`` (other containers kept).
+def crashed_status(
+    container_statuses: list[dict[str, Any]], now: datetime, *, container: str = CONTAINER
+) -> list[dict[str, Any]]:
+    """``container``'s status after a crash and restart at ``now`` (other containers kept).
 
     The previous container ran from its ``state.running.startedAt`` until ``now`` and exited 1.
     """
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     result = []
     for status in container_statuses:
-        if status.get("name") != CONTAINER:
+        if status.get("name") != container:
             result.append(status)
             continue
         started = ((status.get("state") or {}).get("running") or {}).get("startedAt") or stamp
@@ -266,9 +281,8 @@ class LogsKeeper:
                 statuses = core.api_client.sanitize_for_serialization(
                     current.status.container_statuses or []
                 )
-                patch = {
-                    "status": {"containerStatuses": crashed_status(statuses, datetime.now(UTC))}
-                }
+                crashed = crashed_status(statuses, datetime.now(UTC), container=pod.container)
+                patch = {"status": {"containerStatuses": crashed}}
                 core.patch_namespaced_pod_status(
                     pod.name, self.namespace, patch, _request_timeout=5
                 )

@@ -16,7 +16,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from runbook_sandbox import alerting, binaries, cluster, pod_delays, release, tracing
+from runbook_sandbox import (
+    alerting,
+    binaries,
+    cluster,
+    pod_delays,
+    release,
+    tracing,
+    traffic_targets,
+)
 from runbook_sandbox.cluster import ClusterEnv, run
 
 __all__ = ["Sandbox", "down", "status", "up"]
@@ -135,6 +143,9 @@ def up(*, progress: Progress = _say) -> Sandbox:
         alerting.stop(ce.state)
         tracing.stop(ce.state)
         _endpoints_file(ce).unlink(missing_ok=True)
+        # A new cluster has none of the old one's releases: its traffic starts from the
+        # default target again.
+        traffic_targets.forget(ce.state)
         cluster.delete(ce)
         progress(f"starting cluster {ce.name!r} on 127.0.0.1:{ce.ports.kube_apiserver}")
         delay = pod_delays.configured_delay_s()

@@ -3,10 +3,10 @@
 Each simulated request becomes one trace: a single SERVER span named ``<method> <route>``
 whose start and end are the request's, with the serving pod's version and name, the route
 and the status code as attributes; a 5xx is an error span. The service name (resource
-``service.name``) is the Helm release's name, ``app``, which is what the runbook's
-``tracing_service`` defaults to. Sampling is head-based on the trace id
-(``TraceIdRatioBased``), so it never draws from the model's seeded random stream: the metrics
-and logs of a run are the same with tracing on or off.
+``service.name``) is the Helm release's name (``app`` for the sandbox's own release, which is
+what the runbook's ``tracing_service`` defaults to), ``service.namespace`` its namespace.
+Sampling is head-based on the trace id (``TraceIdRatioBased``), so it never draws from the
+model's seeded random stream: the metrics and logs of a run are the same with tracing on or off.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ class RequestSpans:
         endpoint: str = "",
         sample_ratio: float = 1.0,
         service: str = SERVICE_NAME,
+        namespace: str = "default",
         exporter: SpanExporter | None = None,
     ) -> None:
         if not 0.0 <= sample_ratio <= 1.0:
             raise ValueError(f"trace sample ratio {sample_ratio} is not within 0..1")
-        resource = Resource.create({"service.name": service, "service.namespace": "default"})
+        resource = Resource.create({"service.name": service, "service.namespace": namespace})
         self.provider = TracerProvider(resource=resource, sampler=TraceIdRatioBased(sample_ratio))
         chosen = exporter or OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
         # Batches keep the request loop free of network calls; a Jaeger that is down only

@@ -1,25 +1,28 @@
 """The sandbox's simulated API traffic: metrics and request logs that follow the cluster.
 
-A steady stream of requests (seeded RNG, so two runs with the same pods and seed produce the
-same outcomes) is spread over the READY pods of ``app=api``; each request behaves like the
-version its pod runs (the image tag), as described in ``sandbox/traffic/versions.yaml``. So a
-rollout shows a gradual change of error ratio, latency and orders, and a rollback the reverse.
+For each *target* (a release's pods: namespace + label selector; ``traffic_targets.py``) a
+steady stream of requests (seeded RNG, so two runs with the same pods and seed produce the same
+outcomes) is spread over the target's READY pods; each request behaves like the version its
+pod runs (the image tag, ``sandbox/traffic/versions.yaml``) unless an override of that target
+matches the pod (its ``pod-template-hash`` or image). So a rollout shows a gradual change of
+error ratio, latency and orders, and a rollback the reverse. The default target is the
+sandbox's release ``app`` (namespace ``default``, pods ``app=api``); more are added at run time
+through the control API (``traffic_api.py``; client: ``traffic_control.py``).
 
-It serves ``/metrics`` (prometheus_client) with ``http_requests_total{code,version}``,
-``http_request_duration_seconds{version}`` and ``orders_total``, plus ``/mix`` (JSON: which pods
-and versions are serving) for the harness and tests. Request log lines go to
-``<state>/logs/api.log`` (every request) and to the serving pod's own log
-``<state>/logs/pods/<pod>.log``, which kwok serves as that pod's ``kubectl logs``
-(``pod_logs.py``). With ``--otlp-endpoint`` each request is also a trace (``spans.py``).
+It serves ``/metrics`` with each target's series in its dialect (``traffic_metrics.py``), all
+labelled ``release`` and ``namespace``, plus ``/mix`` (JSON: which pods and versions serve, per
+target). Request log lines go to ``<state>/logs/api.log`` (the default target;
+``<state>/logs/requests/<namespace>/<release>.log`` for others) and to the serving pod's own
+log, which kwok serves as that pod's ``kubectl logs`` (``pod_logs.py``). With
+``--otlp-endpoint`` each request of a traced target is also a trace (``spans.py``).
 
 Run: ``python -m runbook_sandbox.traffic_model --port P --state-dir D --kubeconfig K`` or, without
-a cluster, ``--mix v1.0.0=3,v1.1.0=1`` (a fixed set of ready pods).
+a cluster, ``--mix v1.0.0=3,v1.1.0=1`` (a fixed set of ready pods for the default target).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import random
@@ -27,9 +30,8 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -37,10 +39,8 @@ from types import FrameType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import yaml
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry
 
-from runbook_sandbox import paths
 from runbook_sandbox.pod_logs import (
     CRASH_ANNOTATION,
     LogsKeeper,
@@ -49,16 +49,47 @@ from runbook_sandbox.pod_logs import (
     parse_seconds,
 )
 from runbook_sandbox.spans import RequestSpans
+from runbook_sandbox.traffic_config import (
+    DEFAULT_CONFIG,
+    PodView,
+    TrafficConfig,
+    VersionBehaviour,
+    fixed_pods,
+    image_version,
+    load_config,
+    parse_mix,
+    serving_pods,
+    version_mix,
+)
+from runbook_sandbox.traffic_metrics import (
+    LATENCY_BUCKETS_S,
+    NO_POD_VERSION,
+    ROUTES,
+    Tally,
+    TrafficCollector,
+)
+from runbook_sandbox.traffic_targets import (
+    DEFAULT_TARGET,
+    DefaultTargetError,
+    Override,
+    Target,
+    TargetStore,
+    behaviour_of,
+)
 
 __all__ = [
     "LATENCY_BUCKETS_S",
+    "NO_POD_VERSION",
     "PodView",
     "Simulator",
     "TrafficConfig",
+    "TrafficModel",
     "VersionBehaviour",
+    "fixed_pods",
     "image_version",
     "load_config",
     "main",
+    "parse_mix",
     "pod_views",
     "serving_pods",
     "version_mix",
@@ -66,134 +97,7 @@ __all__ = [
 
 log = logging.getLogger("runbook_sandbox.traffic_model")
 
-DEFAULT_CONFIG = paths.traffic_config()
-# z-score of the 99th percentile of a standard normal: turns (median, p99) into a log-normal.
-_Z99 = 2.326347874
-# Finer around the two p99 values the versions produce (0.3 s and 1.8 s), so that
-# histogram_quantile's linear interpolation inside a bucket stays within a few percent.
-LATENCY_BUCKETS_S = (
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.275, 0.3, 0.325, 0.35, 0.4, 0.5,
-    0.75, 1.0, 1.25, 1.5, 1.65, 1.8, 1.95, 2.1, 2.5, 3.0, 5.0, 10.0,
-)  # fmt: skip
-NO_POD_VERSION = "none"  # label of requests that found no ready pod (answered 503)
-_CODES = ("200", "201", "404", "500", "503")
 _TICK_S = 0.1
-
-
-@dataclass(frozen=True)
-class VersionBehaviour:
-    """How one version answers: its 5xx share, log-normal latency and order conversion."""
-
-    error_ratio: float
-    latency_median_s: float
-    latency_p99_s: float
-    orders_factor: float = 1.0
-    schema: int | None = None
-
-    @property
-    def latency_sigma(self) -> float:
-        return math.log(self.latency_p99_s / self.latency_median_s) / _Z99
-
-
-@dataclass(frozen=True)
-class TrafficConfig:
-    default: str
-    request_rate_per_s: float
-    order_share: float
-    versions: Mapping[str, VersionBehaviour]
-
-    def behaviour(self, version: str) -> VersionBehaviour:
-        """The version's behaviour; an unknown version behaves like the default one."""
-        return self.versions.get(version) or self.versions[self.default]
-
-
-def load_config(path: Path = DEFAULT_CONFIG) -> TrafficConfig:
-    """Read ``versions.yaml``; raises ``ValueError`` listing every problem found."""
-    raw = yaml.safe_load(path.read_text()) or {}
-    problems: list[str] = []
-    versions: dict[str, VersionBehaviour] = {}
-    for name, spec in (raw.get("versions") or {}).items():
-        try:
-            behaviour = VersionBehaviour(
-                error_ratio=float(spec["error_ratio"]),
-                latency_median_s=float(spec["latency_median_s"]),
-                latency_p99_s=float(spec["latency_p99_s"]),
-                orders_factor=float(spec.get("orders_factor", 1.0)),
-                schema=int(spec["schema"]) if "schema" in spec else None,
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            problems.append(f"versions.{name}: {type(err).__name__}: {err}")
-            continue
-        if not 0 <= behaviour.error_ratio <= 1:
-            problems.append(f"versions.{name}.error_ratio: {behaviour.error_ratio} not in 0..1")
-        if not 0 < behaviour.latency_median_s < behaviour.latency_p99_s:
-            problems.append(f"versions.{name}: need 0 < latency_median_s < latency_p99_s")
-        versions[str(name)] = behaviour
-    default = str(raw.get("default", ""))
-    if default not in versions:
-        problems.append(f"default: {default!r} is not one of the versions {sorted(versions)}")
-    rate = float(raw.get("request_rate_per_s", 200))
-    share = float(raw.get("order_share", 0.1))
-    if rate <= 0:
-        problems.append(f"request_rate_per_s: {rate} must be > 0")
-    if not 0 <= share <= 1:
-        problems.append(f"order_share: {share} not in 0..1")
-    if problems:
-        raise ValueError(f"{path}: " + "; ".join(problems))
-    return TrafficConfig(default, rate, share, versions)
-
-
-# --- which pods serve --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PodView:
-    """What the load balancer needs to know about one pod."""
-
-    name: str
-    version: str
-    ready: bool
-    terminating: bool = False
-    uid: str = ""
-    crash_every_s: float = 0.0  # crash-looping pod: its container restarts this often
-
-
-def image_version(image: str) -> str:
-    """The tag of an image reference: ``registry.local:5000/api:v1.1.0@sha256:..`` -> ``v1.1.0``."""
-    ref = image.split("@", 1)[0]
-    last = ref.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else "latest"
-
-
-def serving_pods(pods: Iterable[PodView]) -> tuple[PodView, ...]:
-    """Pods an endpoint controller would route to: ready and not being deleted, sorted by name."""
-    return tuple(sorted((p for p in pods if p.ready and not p.terminating), key=lambda p: p.name))
-
-
-def version_mix(pods: Iterable[PodView]) -> dict[str, int]:
-    """Number of serving pods per version: each pod gets an equal share of the traffic."""
-    return dict(sorted(Tally(p.version for p in serving_pods(pods)).items()))
-
-
-def fixed_pods(mix: Mapping[str, int]) -> tuple[PodView, ...]:
-    """Synthetic ready pods for a fixed mix (``{"v1.0.0": 3}`` -> three v1.0.0 pods)."""
-    return tuple(
-        PodView(f"api-{version.replace('.', '-')}-{i}", version, ready=True)
-        for version, count in sorted(mix.items())
-        for i in range(count)
-    )
-
-
-def parse_mix(text: str) -> dict[str, int]:
-    """``"v1.0.0=3,v1.1.0=1"`` -> ``{"v1.0.0": 3, "v1.1.0": 1}``."""
-    mix: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        version, _, count = part.partition("=")
-        mix[version] = int(count or "1")
-    return mix
-
-
-# --- the simulation ----------------------------------------------------------------------
 
 
 class RequestLog:
@@ -222,91 +126,146 @@ class RequestLog:
         self._fh.close()
 
 
+@dataclass(frozen=True)
+class _Serving:
+    """A serving pod with its behaviour resolved once (not per request)."""
+
+    pod: PodView
+    behaviour: VersionBehaviour
+    override: Override | None
+    log_median: float
+    sigma: float
+
+
 class Simulator:
-    """Turns "n more requests happened" into metric updates and log lines."""
+    """One target's traffic: turns "n more requests happened" into tallies and log lines.
+
+    With ``registry`` it exposes its own series there (tests); the model process instead
+    renders every target's tally through one ``TrafficCollector``.
+    """
 
     def __init__(
         self,
         config: TrafficConfig,
         *,
-        registry: CollectorRegistry,
-        seed: int = 1,
+        registry: CollectorRegistry | None = None,
+        target: Target = DEFAULT_TARGET,
+        seed: int | str = 1,
         request_log: RequestLog | None = None,
         pod_logs: PodLogs | None = None,
         spans: RequestSpans | None = None,
+        overrides: Sequence[Override] = (),
     ) -> None:
         self.config = config
+        self.target = target
         self.rng = random.Random(seed)
         self.request_log = request_log
         self.pod_logs = pod_logs
         self.spans = spans
-        self.requests = Counter(
-            "http_requests_total", "Requests answered, by status code and app version.",
-            ["code", "version"], registry=registry,
-        )  # fmt: skip
-        self.duration = Histogram(
-            "http_request_duration_seconds", "Request latency by app version.",
-            ["version"], buckets=LATENCY_BUCKETS_S, registry=registry,
-        )  # fmt: skip
-        self.orders = Counter("orders", "Orders placed successfully.", registry=registry)
+        self.tally = Tally()
+        self._overrides = tuple(overrides)
         self._pods: tuple[PodView, ...] | None = None  # None: no pod listing yet
+        self._table: tuple[_Serving, ...] = ()
+        self._resolve = threading.Lock()  # pods (listing thread) and overrides (API) both change
         self._known: set[str] = set()
         self._warned: set[str] = set()
         self.served = 0
+        if registry is not None:
+            registry.register(TrafficCollector(lambda: [(self.target, self.tally)]))
 
     @property
     def pods(self) -> tuple[PodView, ...] | None:
         return self._pods
 
+    @property
+    def overrides(self) -> tuple[Override, ...]:
+        return self._overrides
+
     def set_pods(self, pods: Iterable[PodView]) -> None:
         serving = serving_pods(pods)
-        for version in {p.version for p in serving} - self._known:
-            self._known.add(version)
-            if version not in self.config.versions and version not in self._warned:
-                self._warned.add(version)
-                log.warning("unknown version %s: behaves like %s", version, self.config.default)
-            # Every series exists from the start, so rate() sees the first error too.
-            for code in _CODES:
-                self.requests.labels(code=code, version=version)
-            self.duration.labels(version=version)
-        self._pods = serving
+        with self.tally.lock:
+            for version in {p.version for p in serving} - self._known:
+                self._known.add(version)
+                self.tally.ensure(version)
+        self._resolve_pods(serving, self._overrides)
+
+    def set_overrides(self, overrides: Sequence[Override]) -> None:
+        self._resolve_pods(self._pods, tuple(overrides))
+
+    def _resolve_pods(
+        self, pods: tuple[PodView, ...] | None, overrides: tuple[Override, ...]
+    ) -> None:
+        with self._resolve:
+            table = []
+            for pod in pods or ():
+                behaviour, override = behaviour_of(pod, self.config, overrides)
+                unknown = override is None and pod.version not in self.config.versions
+                if unknown and pod.version not in self._warned:
+                    self._warned.add(pod.version)
+                    log.warning(
+                        "unknown version %s: behaves like %s", pod.version, self.config.default
+                    )
+                table.append(
+                    _Serving(
+                        pod,
+                        behaviour,
+                        override,
+                        math.log(behaviour.latency_median_s),
+                        behaviour.latency_sigma,
+                    )
+                )
+            self._overrides = overrides
+            # The table first: serve() checks _pods, then reads the table.
+            self._table = tuple(table)
+            self._pods = pods
+
+    def overridden(self) -> dict[str, dict[str, str]]:
+        """Serving pods an override matches: pod name -> the override's match."""
+        return {
+            s.pod.name: {str(s.override.kind): s.override.value}
+            for s in self._table
+            if s.override is not None
+        }
 
     def serve(self, n: int, *, now: datetime, span_s: float = 0.0) -> None:
         """Simulate ``n`` requests spread over ``(now - span_s, now]``.
 
         Nothing happens before the first pod listing (``set_pods``).
         """
-        pods = self._pods  # one snapshot: the pod-listing thread may replace it meanwhile
-        if pods is None or n <= 0:
+        if self._pods is None or n <= 0:
             return
+        table = self._table  # one snapshot: the listing thread may replace it meanwhile
         lines = []
         by_pod: dict[str, list[str]] = {}
-        for i in range(n):
-            at = now - timedelta(seconds=span_s * (n - 1 - i) / n)
-            stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            pod, line = self._one(pods, stamp, at)
-            lines.append(line)
-            if pod != "-":
-                by_pod.setdefault(pod, []).append(f"{stamp} stdout F {line}")
+        orders = 0
+        with self.tally.lock:
+            for i in range(n):
+                at = now - timedelta(seconds=span_s * (n - 1 - i) / n)
+                stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                pod, code, line = self._one(table, stamp, at)
+                orders += code == "201"
+                lines.append(line)
+                if pod != "-":
+                    by_pod.setdefault(pod, []).append(f"{stamp} stdout F {line}")
+            end = now.timestamp()
+            self.tally.add_orders(orders, start=end - span_s, end=end)
         self.served += n
         if self.request_log is not None:
             self.request_log.write(lines)
         if self.pod_logs is not None:
             self.pod_logs.write(by_pod)
 
-    def _one(self, pods: tuple[PodView, ...], stamp: str, at: datetime) -> tuple[str, str]:
+    def _one(self, table: tuple[_Serving, ...], stamp: str, at: datetime) -> tuple[str, str, str]:
         rng = self.rng
-        if not pods:
+        if not table:
             # No ready pod: the load balancer answers at once, as a real one would.
-            code, duration, version, pod = "503", 0.001, NO_POD_VERSION, "-"
-            method, path = "GET", "/api/products"
+            code, duration, version, pod, method = "503", 0.001, NO_POD_VERSION, "-", "GET"
         else:
-            chosen = rng.choice(pods)
-            version, pod = chosen.version, chosen.name
-            b = self.config.behaviour(version)
+            chosen = rng.choice(table)
+            version, pod, b = chosen.pod.version, chosen.pod.name, chosen.behaviour
             is_order = rng.random() < self.config.order_share * b.orders_factor
-            method, path = ("POST", "/api/orders") if is_order else ("GET", "/api/products")
-            duration = rng.lognormvariate(math.log(b.latency_median_s), b.latency_sigma)
+            method = "POST" if is_order else "GET"
+            duration = rng.lognormvariate(chosen.log_median, chosen.sigma)
             draw = rng.random()
             if draw < b.error_ratio:
                 code = "500" if draw < 0.7 * b.error_ratio else "503"
@@ -314,19 +273,21 @@ class Simulator:
                 code = "404"
             else:
                 code = "201" if is_order else "200"
-            if code == "201":
-                self.orders.inc()
-        self.requests.labels(code=code, version=version).inc()
-        self.duration.labels(version=version).observe(duration)
+        path = ROUTES[method]
+        self.tally.observe(version, code, method, duration)
         if self.spans is not None and pod != "-":
             end_ns = int(at.timestamp() * 1e9)
             self.spans.record(
                 version=version, pod=pod, method=method, route=path, code=code,
                 start_ns=end_ns - int(duration * 1e9), end_ns=end_ns,
             )  # fmt: skip
-        return pod, (
-            f"{stamp} method={method} path={path} status={code} "
-            f"duration_ms={duration * 1000:.1f} version={version} pod={pod}\n"
+        return (
+            pod,
+            code,
+            (
+                f"{stamp} method={method} path={path} status={code} "
+                f"duration_ms={duration * 1000:.1f} version={version} pod={pod}\n"
+            ),
         )
 
 
@@ -340,11 +301,22 @@ def pod_views(items: Iterable[Any]) -> list[PodView]:
         containers = pod.spec.containers or []
         conditions = (pod.status.conditions if pod.status else None) or []
         ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
-        version = image_version(containers[0].image) if containers else "unknown"
-        terminating = pod.metadata.deletion_timestamp is not None
-        crash = parse_seconds((pod.metadata.annotations or {}).get(CRASH_ANNOTATION, ""))
+        image = containers[0].image if containers else ""
+        version = image_version(image) if containers else "unknown"
+        meta = pod.metadata
+        crash = parse_seconds((meta.annotations or {}).get(CRASH_ANNOTATION, ""))
         views.append(
-            PodView(pod.metadata.name, version, ready, terminating, pod.metadata.uid or "", crash)
+            PodView(
+                meta.name,
+                version,
+                ready,
+                terminating=meta.deletion_timestamp is not None,
+                uid=meta.uid or "",
+                crash_every_s=crash,
+                template_hash=(meta.labels or {}).get("pod-template-hash", ""),
+                image=image or "",
+                container=containers[0].name if containers else "api",
+            )
         )
     return views
 
@@ -375,14 +347,294 @@ def watch_pods(
             listed = api.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=5)
         except Exception as err:  # any API or network failure: keep the last known pods
             if not failing:
-                log.warning("cannot list pods (keeping the last known ones): %s", err)
+                log.warning("cannot list pods in %s (keeping the last known): %s", namespace, err)
             failing = True
         else:
             if failing:
-                log.info("pod listing works again")
+                log.info("pod listing of %s works again", namespace)
             failing = False
             yield pod_views(listed.items)
         stop.wait(interval_s)
+
+
+# --- many targets in one process ---------------------------------------------------------
+
+
+@dataclass
+class _Runtime:
+    target: Target
+    sim: Simulator
+    pod_logs: PodLogs
+    request_log: RequestLog
+    spans: RequestSpans | None
+    stop: threading.Event
+    started: float  # monotonic
+    due_before: int = 0
+    # Held while serving: a target being stopped closes its log only between two ticks.
+    serving: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    state_dir: Path
+    rate: float  # req/s of a target that sets none
+    seed: int = 1
+    kubeconfig: Path | None = None  # None: only fixed pods (``fixed_mix``, targets' ``mix``)
+    fixed_mix: Mapping[str, int] | None = None  # the default target's pods without a cluster
+    poll_s: float = 1.0
+    log_max_bytes: int = 8_000_000
+    otlp_endpoint: str = ""
+    trace_sample: float = 0.2
+    default_target: Target = DEFAULT_TARGET  # the sandbox's own release; never removed
+
+
+class TrafficModel:
+    """Every target's simulator, pod follower and logs; kept in the state dir across restarts.
+
+    Thread-safe: the control API's threads change targets while the main loop ticks.
+    """
+
+    def __init__(self, config: TrafficConfig, options: ModelOptions) -> None:
+        self.config = config
+        self.options = options
+        self.registry = CollectorRegistry()
+        self.registry.register(TrafficCollector(self._tallies))
+        self.store = TargetStore(options.state_dir, config)
+        self._lock = threading.RLock()
+        self._runtimes: dict[str, _Runtime] = {}
+        self._overrides: dict[str, list[Override]] = {}
+        self._pod_logs: dict[str, PodLogs] = {}
+
+    def start(self) -> None:
+        targets, overrides = self.store.load(self.options.default_target)
+        with self._lock:
+            self._overrides = overrides
+            for target in targets:
+                self._runtimes[target.key] = self._start(target)
+
+    def close(self) -> None:
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+            self._runtimes.clear()
+        for rt in runtimes:
+            self._stop(rt, wait=True)
+
+    # --- what the control API calls ---
+
+    def targets(self) -> list[Target]:
+        with self._lock:
+            return [rt.target for rt in self._runtimes.values()]
+
+    def put_target(self, target: Target) -> bool:
+        """Add ``target`` or replace the one with its key; True when it is new.
+
+        A replaced target starts afresh (its counters from zero, which rate() reads as a
+        counter reset), keeping its overrides and, when it selects the same pods, its pods.
+        """
+        with self._lock:
+            old = self._runtimes.get(target.key)
+            if old is not None and old.target == target:
+                return False
+            carried = None
+            if old is not None and (old.target.namespace, old.target.selector, old.target.mix) == (
+                target.namespace, target.selector, target.mix,
+            ):  # fmt: skip
+                carried = old.sim.pods
+            if old is not None:
+                self._stop(old, wait=False)
+            self._runtimes[target.key] = self._start(target, pods=carried)
+            self._save()
+            return old is None
+
+    def remove_target(self, key: str) -> bool:
+        if key == self.options.default_target.key:
+            raise DefaultTargetError(
+                f"{key} is the sandbox's own release: change it with PUT, it cannot be removed"
+            )
+        with self._lock:
+            rt = self._runtimes.pop(key, None)
+            self._overrides.pop(key, None)
+            if rt is None:
+                return False
+            self._save()
+        self._stop(rt, wait=False)
+        return True
+
+    def overrides(self) -> dict[str, list[Override]]:
+        with self._lock:
+            return {k: list(v) for k, v in self._overrides.items() if v}
+
+    def put_override(self, key: str, override: Override) -> None:
+        """Add ``override`` to target ``key``, replacing one with the same match.
+
+        Raises ``KeyError`` when there is no such target.
+        """
+        with self._lock:
+            rt = self._runtimes[key]
+            kept = [
+                o
+                for o in self._overrides.get(key, [])
+                if (o.kind, o.value) != (override.kind, override.value)
+            ]
+            self._overrides[key] = [*kept, override]
+            rt.sim.set_overrides(self._overrides[key])
+            self._save()
+
+    def clear_overrides(self, key: str, match: Mapping[str, str] | None = None) -> int:
+        """Remove target ``key``'s overrides (only the one with ``match`` when given).
+
+        Returns how many were removed; raises ``KeyError`` when there is no such target.
+        """
+        with self._lock:
+            rt = self._runtimes[key]
+            current = self._overrides.get(key, [])
+            kept = [
+                o for o in current if match is not None and match.get(str(o.kind), None) != o.value
+            ]
+            self._overrides[key] = kept
+            rt.sim.set_overrides(kept)
+            self._save()
+            return len(current) - len(kept)
+
+    def mix(self) -> dict[str, Any]:
+        """Which pods serve, per target; the default target's also at the top level."""
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+        per_target = {rt.target.key: _target_mix(rt) for rt in runtimes}
+        default = per_target.get(self.options.default_target.key, {})
+        return {
+            "listed": default.get("listed", False),
+            "pods": default.get("pods", {}),
+            "mix": default.get("mix", {}),
+            "served": default.get("served", 0),
+            "targets": per_target,
+        }
+
+    # --- the request loop ---
+
+    def tick(self) -> None:
+        """Serve every target's requests that are due by now."""
+        now_mono = time.monotonic()
+        now = datetime.now(UTC)
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+            pod_logs = list(self._pod_logs.values())
+        for logs in pod_logs:
+            logs.pull_injected()
+        for rt in runtimes:
+            # Requests due are computed from elapsed time, not per tick, so the rate does
+            # not drift; nothing is served (or owed) before the first pod listing.
+            due = int((now_mono - rt.started) * (rt.target.rate or self.options.rate))
+            with rt.serving:
+                if rt.sim.pods is not None and not rt.stop.is_set():
+                    rt.sim.serve(due - rt.due_before, now=now, span_s=_TICK_S)
+            rt.due_before = due
+
+    # --- internals ---
+
+    def _tallies(self) -> list[tuple[Target, Tally]]:
+        with self._lock:
+            return [(rt.target, rt.sim.tally) for rt in self._runtimes.values()]
+
+    def _save(self) -> None:
+        self.store.save(self.targets(), self._overrides)
+
+    def _namespace_logs(self, namespace: str) -> PodLogs:
+        logs = self._pod_logs.get(namespace)
+        if logs is None:
+            logs = PodLogs(
+                self.options.state_dir, max_bytes=self.options.log_max_bytes, namespace=namespace
+            )
+            self._pod_logs[namespace] = logs
+        return logs
+
+    def _start(self, target: Target, *, pods: Sequence[PodView] | None = None) -> _Runtime:
+        opts = self.options
+        is_default = target.key == opts.default_target.key
+        logs_dir = opts.state_dir / "logs"
+        log_path = (
+            logs_dir / "api.log"
+            if is_default
+            else logs_dir / "requests" / target.namespace / f"{target.release}.log"
+        )
+        request_log = RequestLog(log_path, max_bytes=opts.log_max_bytes)
+        spans = None
+        if opts.otlp_endpoint and target.traced:
+            spans = RequestSpans(
+                endpoint=opts.otlp_endpoint,
+                sample_ratio=opts.trace_sample,
+                service=target.release,
+                namespace=target.namespace,
+            )
+        pod_logs = self._namespace_logs(target.namespace)
+        sim = Simulator(
+            self.config,
+            target=target,
+            # The default target keeps the plain seed, so its traffic is what it always was.
+            seed=opts.seed if is_default else f"{opts.seed}/{target.key}",
+            request_log=request_log,
+            pod_logs=pod_logs,
+            spans=spans,
+            overrides=self._overrides.get(target.key, ()),
+        )
+        rt = _Runtime(
+            target, sim, pod_logs, request_log, spans, threading.Event(), time.monotonic()
+        )
+        fixed = target.mix or (opts.fixed_mix if is_default else None)
+        if fixed:
+            sim.set_pods(fixed_pods(fixed, prefix="api" if is_default else target.release))
+        elif pods is not None:
+            sim.set_pods(pods)
+        if not fixed and opts.kubeconfig is not None:
+            threading.Thread(
+                target=self._follow, args=(rt, opts.kubeconfig), name=f"pods {target.key}",
+                daemon=True,
+            ).start()  # fmt: skip
+        return rt
+
+    def _follow(self, rt: _Runtime, kubeconfig: Path) -> None:
+        target = rt.target
+        keeper = LogsKeeper(kubeconfig, target.namespace, rt.pod_logs)
+        for pods in watch_pods(
+            kubeconfig, target.namespace, target.selector, interval_s=self.options.poll_s,
+            stop=rt.stop,
+        ):  # fmt: skip
+            rt.sim.set_pods(pods)
+            refs = [
+                PodRef(p.name, p.uid, p.crash_every_s, p.container)
+                for p in pods
+                if not p.terminating
+            ]
+            try:
+                keeper.sync(refs)
+            except Exception as err:  # the API went away mid-sync: next listing retries
+                log.warning("pod logs of %s: %s", target.key, err)
+
+    def _stop(self, rt: _Runtime, *, wait: bool) -> None:
+        rt.stop.set()
+
+        def finish() -> None:
+            with rt.serving:
+                rt.request_log.close()
+            if rt.spans is not None:
+                rt.spans.shutdown()  # bounded by the exporter's timeout
+
+        if wait:
+            finish()
+        else:  # an API request should not wait for queued spans to be flushed
+            threading.Thread(target=finish, name="stop target", daemon=True).start()
+
+
+def _target_mix(rt: _Runtime) -> dict[str, Any]:
+    pods = rt.sim.pods
+    return {
+        "target": rt.target.to_json(),
+        "listed": pods is not None,
+        "pods": {p.name: p.version for p in pods or ()},
+        "mix": version_mix(pods or ()),
+        "overridden": rt.sim.overridden(),
+        "served": rt.sim.served,
+    }
 
 
 # --- the process -------------------------------------------------------------------------
@@ -397,52 +649,26 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _app(
-    registry: CollectorRegistry, sim: Simulator
-) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-    metrics = make_wsgi_app(registry)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        if path == "/metrics":
-            return metrics(environ, start_response)  # type: ignore[no-any-return]
-        if path == "/mix":
-            pods = sim.pods
-            body = {
-                "listed": pods is not None,
-                "pods": {p.name: p.version for p in pods or ()},
-                "mix": version_mix(pods or ()),
-                "served": sim.served,
-            }
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [json.dumps(body).encode()]
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"see /metrics or /mix\n"]
-
-    return app
-
-
 def run(args: argparse.Namespace) -> None:
+    from runbook_sandbox.traffic_api import make_app
+
     config = load_config(Path(args.config))
-    rate = args.rate or config.request_rate_per_s
-    registry = CollectorRegistry()
-    request_log = RequestLog(
-        Path(args.state_dir) / "logs" / "api.log", max_bytes=args.log_max_bytes
-    )
-    pod_logs = PodLogs(Path(args.state_dir), max_bytes=args.log_max_bytes)
-    spans = None
-    if args.otlp_endpoint:
-        spans = RequestSpans(endpoint=args.otlp_endpoint, sample_ratio=args.trace_sample)
-    sim = Simulator(
-        config,
-        registry=registry,
+    options = ModelOptions(
+        state_dir=Path(args.state_dir),
+        rate=args.rate or config.request_rate_per_s,
         seed=args.seed,
-        request_log=request_log,
-        pod_logs=pod_logs,
-        spans=spans,
+        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
+        fixed_mix=parse_mix(args.mix) if args.mix else None,
+        poll_s=args.poll_s,
+        log_max_bytes=args.log_max_bytes,
+        otlp_endpoint=args.otlp_endpoint,
+        trace_sample=args.trace_sample,
+        default_target=replace(DEFAULT_TARGET, namespace=args.namespace, selector=args.selector),
     )
+    model = TrafficModel(config, options)
+    model.start()
     server = make_server(
-        "127.0.0.1", args.port, _app(registry, sim), _ThreadingServer, handler_class=_QuietHandler
+        "127.0.0.1", args.port, make_app(model), _ThreadingServer, handler_class=_QuietHandler
     )
     stop = threading.Event()
 
@@ -452,43 +678,15 @@ def run(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-
-    if args.mix:
-        sim.set_pods(fixed_pods(parse_mix(args.mix)))
-    else:
-
-        def follow() -> None:
-            kubeconfig = Path(args.kubeconfig)
-            keeper = LogsKeeper(kubeconfig, args.namespace, pod_logs)
-            for pods in watch_pods(
-                kubeconfig, args.namespace, args.selector, interval_s=args.poll_s, stop=stop
-            ):
-                sim.set_pods(pods)
-                refs = [PodRef(p.name, p.uid, p.crash_every_s) for p in pods if not p.terminating]
-                try:
-                    keeper.sync(refs)
-                except Exception as err:  # the API went away mid-sync: next listing retries
-                    log.warning("pod logs: %s", err)
-
-        threading.Thread(target=follow, name="pods", daemon=True).start()
-
-    log.info("traffic model on 127.0.0.1:%d, %.0f req/s", args.port, rate)
-    started = time.monotonic()
-    due_before = 0
-    # Requests due are computed from elapsed time, not per tick, so the rate does not drift.
+    log.info(
+        "traffic model on 127.0.0.1:%d, %.0f req/s, targets %s",
+        args.port, options.rate, [t.key for t in model.targets()],
+    )  # fmt: skip
     while not stop.wait(_TICK_S):
-        due = int((time.monotonic() - started) * rate)
-        if sim.pods is None:
-            due_before = due  # nothing is served (or owed) before the first pod listing
-            continue
-        pod_logs.pull_injected()
-        sim.serve(due - due_before, now=datetime.now(UTC), span_s=_TICK_S)
-        due_before = due
+        model.tick()
     server.shutdown()
     server.server_close()
-    request_log.close()
-    if spans is not None:
-        spans.shutdown()
+    model.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -499,8 +697,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--kubeconfig", help="follow the ready pods of this cluster")
     source.add_argument("--mix", help="fixed ready pods instead, e.g. v1.0.0=3,v1.1.0=1")
-    parser.add_argument("--namespace", default="default")
-    parser.add_argument("--selector", default="app=api")
+    parser.add_argument("--namespace", default="default", help="the default target's namespace")
+    parser.add_argument("--selector", default="app=api", help="the default target's pods")
     parser.add_argument("--poll-s", type=float, default=1.0)
     parser.add_argument("--rate", type=float, default=0.0, help="req/s (default: config)")
     parser.add_argument("--seed", type=int, default=1)

@@ -29,10 +29,9 @@ from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.webhook import make_app
 from runbook_lib.cli.receiver import Receiver
 from runbook_lib.core.alert_policy import Policy
-from runbook_lib.core.alert_rules import AlertRulesSpec, render_rule_file
+from runbook_lib.core.alert_rules import render_rule_file
 from runbook_lib.core.decision import evaluate
-from runbook_lib.core.promql import QuerySpec
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Entry, Metrics, Rules, from_flat
 from runbook_sandbox import alerting
 from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, free_port
 
@@ -135,13 +134,17 @@ class Chain:
         site = web.TCPSite(self.app_runner, "127.0.0.1", self.receiver_port)
         self.loop.run_until_complete(site.start())
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        spec = AlertRulesSpec(
-            queries=QuerySpec(selector='job="app"', rate_window="4s"),
-            thresholds=Thresholds(sustain=3.0),
-            step=1.0,
+        settings = from_flat(
+            {
+                "prometheus_selector": 'job="app"',
+                "prometheus_rate_window": "4s",
+                "sustain": "3s",
+                "step": "1s",
+            },
+            used_by=Entry.RULES,
         )
         rules = tmp / "rules.yml"
-        rules.write_text(render_rule_file(spec))
+        rules.write_text(render_rule_file(settings))
         self.prometheus = PrometheusServer(
             port=free_port(),
             targets=[ScrapeTarget("app", self.exporter.address)],
@@ -213,14 +216,17 @@ def test_a_sustained_breach_reaches_the_receiver_and_a_healthy_service_never_doe
         alerts = json.load(resp)["data"]["alerts"]
     (firing,) = [a for a in alerts if a["labels"]["alertname"] == "RunbookErrorRatioHigh"]
     alert_fired = pd.Timestamp(firing["activeAt"]) + pd.Timedelta(seconds=4)  # for: 4s
-    source = PrometheusSource(chain.prometheus.url, selector='job="app"', rate_window="4s")
+    source = PrometheusSource(
+        chain.prometheus.url,
+        metrics=Metrics(prometheus_selector='job="app"', prometheus_rate_window="4s"),
+    )
     now = datetime.now(UTC)
     samples = source.query_range(breach_at - timedelta(seconds=20), now, 1.0)
     decision = evaluate(
         samples,
         deployed_at=breach_at - timedelta(seconds=10),
         now=now,
-        thresholds=Thresholds(sustain=3.0),
+        rules=Rules(sustain=3.0),
     )
     (trigger,) = [t for t in decision.triggers if t.rule.value == "error_rate"]
     lag = (alert_fired - pd.Timestamp(trigger.fired_at)).total_seconds()

@@ -27,7 +27,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from runbook_lib.adapters import metrics
 from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.core import promql
-from runbook_lib.core.promql import QuerySpec, build_queries, selector_from_labels
+from runbook_lib.core.promql import Metrics
 from runbook_lib.errors import MetricsError, ParameterError
 from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, free_port
 
@@ -134,36 +134,7 @@ def recent(seconds: float = 4.0) -> tuple[datetime, datetime]:
     return end - timedelta(seconds=seconds), end
 
 
-# --- the PromQL builder (pure) -----------------------------------------------------------
-
-
-def test_default_queries_are_the_runbook_formulas() -> None:
-    queries = build_queries(QuerySpec())
-    assert queries == {
-        "error_ratio": '(sum(rate(http_requests_total{code=~"5.."}[1m])) or vector(0))'
-        " / sum(rate(http_requests_total[1m]))",
-        "p99_latency_s": "histogram_quantile(0.99, sum by (le) "
-        "(rate(http_request_duration_seconds_bucket[1m])))",
-    }
-
-
-def test_selector_applies_to_every_built_query_and_raw_queries_win() -> None:
-    spec = QuerySpec(
-        selector='job="api",env!="dev"',
-        rate_window="30s",
-        business_counters={"orders": "orders_total"},
-        business_queries={"signups": "sum(rate(signups_total[5m]))"},
-        latency_query=" max(p99_seconds) ",
-    )
-    queries = build_queries(spec)
-    assert list(queries) == ["error_ratio", "p99_latency_s", "business:orders", "business:signups"]
-    assert queries["error_ratio"] == (
-        '(sum(rate(http_requests_total{job="api",env!="dev",code=~"5.."}[30s])) or vector(0))'
-        ' / sum(rate(http_requests_total{job="api",env!="dev"}[30s]))'
-    )
-    assert queries["p99_latency_s"] == "max(p99_seconds)"
-    assert queries["business:orders"] == 'sum(rate(orders_total{job="api",env!="dev"}[30s]))'
-    assert queries["business:signups"] == "sum(rate(signups_total[5m]))"
+# --- the source's own arguments (no request) -----------------------------------------------
 
 
 def test_builder_column_names_are_the_metric_frame_contract() -> None:
@@ -174,35 +145,14 @@ def test_builder_column_names_are_the_metric_frame_contract() -> None:
     )
 
 
-def test_label_values_are_escaped() -> None:
-    assert selector_from_labels({"job": 'a"b\\c', "ns": "x"}) == 'job="a\\"b\\\\c",ns="x"'
-    with pytest.raises(ParameterError, match="not a label name"):
-        selector_from_labels({"bad-name": "x"})
-
-
-def test_spec_lists_every_problem_at_once() -> None:
-    with pytest.raises(ParameterError) as caught:
-        QuerySpec(
-            request_counter="http requests",
-            selector="job=api",
-            rate_window="1 minute",
-            business_counters={"orders": "orders-total"},
-            error_ratio_query="  ",
-        )
-    fields = sorted(p.split(":")[0].split("[")[0] for p in caught.value.problems)
-    assert fields == [
-        "business_counters",
-        "error_ratio_query",
-        "rate_window",
-        "request_counter",
-        "selector",
-    ]
+def _source(url: str, *, timeout_s: float = 10.0, **metrics: Any) -> PrometheusSource:
+    return PrometheusSource(url, metrics=Metrics(**metrics), timeout_s=timeout_s)
 
 
 def test_source_rejects_bad_arguments_before_any_request() -> None:
     with pytest.raises(ParameterError) as caught:
-        PrometheusSource("localhost:9090", timeout_s=0, rate_window="soon")
-    assert len(caught.value.problems) == 3
+        PrometheusSource("localhost:9090", timeout_s=0)
+    assert len(caught.value.problems) == 2
     source = PrometheusSource(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ParameterError, match="timezone-aware"):
         source.query_range(datetime(2026, 1, 1), datetime(2026, 1, 1, 1), 15)
@@ -213,10 +163,10 @@ def test_source_rejects_bad_arguments_before_any_request() -> None:
 
 @pytest.mark.prometheus
 def test_error_ratio_p99_and_orders_match_the_exporter(known_prometheus: PrometheusServer) -> None:
-    source = PrometheusSource(
+    source = _source(
         known_prometheus.url,
-        selector='service="api"',
-        rate_window=RATE_WINDOW,
+        prometheus_selector='service="api"',
+        prometheus_rate_window=RATE_WINDOW,
         business_counters={"orders": "orders_total"},
         business_queries={"requests": 'sum(rate(http_requests_total{service="api"}[5s]))'},
     )
@@ -237,7 +187,7 @@ def test_error_ratio_p99_and_orders_match_the_exporter(known_prometheus: Prometh
 
 @pytest.mark.prometheus
 def test_without_selector_all_services_count(known_prometheus: PrometheusServer) -> None:
-    frame = PrometheusSource(known_prometheus.url, rate_window=RATE_WINDOW).query_range(
+    frame = _source(known_prometheus.url, prometheus_rate_window=RATE_WINDOW).query_range(
         *recent(), step_s=1
     )
     assert frame["error_ratio"].to_numpy() == pytest.approx(expected_error_ratio(RATES))
@@ -249,7 +199,7 @@ def test_frame_is_on_the_step_grid_with_nan_before_the_data(
 ) -> None:
     end = datetime.now(UTC)
     start = end - timedelta(minutes=3)
-    frame = PrometheusSource(known_prometheus.url, rate_window=RATE_WINDOW).query_range(
+    frame = _source(known_prometheus.url, prometheus_rate_window=RATE_WINDOW).query_range(
         start, end, step_s=5
     )
     index = frame.index
@@ -271,7 +221,7 @@ def test_frame_is_on_the_step_grid_with_nan_before_the_data(
 def test_long_ranges_are_fetched_in_pieces(known_prometheus: PrometheusServer) -> None:
     # 4 h at 1 s is 14,401 points: more than Prometheus answers in one range query.
     end = datetime.now(UTC) - timedelta(seconds=1)
-    frame = PrometheusSource(known_prometheus.url, rate_window=RATE_WINDOW).query_range(
+    frame = _source(known_prometheus.url, prometheus_rate_window=RATE_WINDOW).query_range(
         end - timedelta(hours=4), end, step_s=1
     )
     assert len(frame) in (14_400, 14_401)
@@ -282,10 +232,10 @@ def test_long_ranges_are_fetched_in_pieces(known_prometheus: PrometheusServer) -
 def test_raw_promql_per_column(known_prometheus: PrometheusServer) -> None:
     batch = 'http_requests_total{service="batch"'
     orders, api = 'orders_total{service="api"}[5s]', 'http_requests_total{service="api"}[5s]'
-    source = PrometheusSource(
+    source = _source(
         known_prometheus.url,
         error_ratio_query=f'sum(rate({batch},code="500"}}[5s])) / sum(rate({batch}}}[5s]))',
-        latency_query="vector(0.25)",
+        latency_p99_query="vector(0.25)",
         timeout_s=2.5,  # a fractional timeout must be sent in a form Prometheus accepts
         business_queries={"orders_per_request": f"sum(rate({orders})) / sum(rate({api}))"},
     )
@@ -300,8 +250,10 @@ def test_raw_promql_per_column(known_prometheus: PrometheusServer) -> None:
 def test_nan_samples_become_missing_samples(known_prometheus: PrometheusServer) -> None:
     # 1 where (t mod 20 s) >= 10 s, else 0/0 = NaN: Prometheus returns "NaN" for those steps.
     half = "(vector(time() % 20 >= bool 10))"
-    source = PrometheusSource(
-        known_prometheus.url, error_ratio_query=f"{half} / {half}", rate_window=RATE_WINDOW
+    source = _source(
+        known_prometheus.url,
+        error_ratio_query=f"{half} / {half}",
+        prometheus_rate_window=RATE_WINDOW,
     )
     frame = source.query_range(*recent(60), step_s=5)
     seconds = (frame.index.as_unit("s").asi8) % 20
@@ -311,7 +263,7 @@ def test_nan_samples_become_missing_samples(known_prometheus: PrometheusServer) 
 
 @pytest.mark.prometheus
 def test_no_data_is_an_error_naming_the_query(known_prometheus: PrometheusServer) -> None:
-    source = PrometheusSource(known_prometheus.url, selector='service="nonexistent"')
+    source = _source(known_prometheus.url, prometheus_selector='service="nonexistent"')
     with pytest.raises(MetricsError, match="no data for error_ratio") as caught:
         source.query_range(*recent(), step_s=1)
     assert 'service="nonexistent"' in caught.value.command
@@ -320,7 +272,7 @@ def test_no_data_is_an_error_naming_the_query(known_prometheus: PrometheusServer
 
 @pytest.mark.prometheus
 def test_bad_promql_carries_prometheus_message(known_prometheus: PrometheusServer) -> None:
-    source = PrometheusSource(known_prometheus.url, error_ratio_query="sum(rate(up[1m])")
+    source = _source(known_prometheus.url, error_ratio_query="sum(rate(up[1m])")
     with pytest.raises(MetricsError, match="rejected the query") as caught:
         source.query_range(*recent(), step_s=1)
     assert caught.value.command == "sum(rate(up[1m])"
@@ -330,7 +282,7 @@ def test_bad_promql_carries_prometheus_message(known_prometheus: PrometheusServe
 
 @pytest.mark.prometheus
 def test_several_series_must_be_aggregated(known_prometheus: PrometheusServer) -> None:
-    source = PrometheusSource(
+    source = _source(
         known_prometheus.url, error_ratio_query="sum by (code) (rate(http_requests_total[5s]))"
     )
     with pytest.raises(MetricsError, match="returned 4 series"):
@@ -339,7 +291,7 @@ def test_several_series_must_be_aggregated(known_prometheus: PrometheusServer) -
 
 @pytest.mark.prometheus
 def test_infinite_values_are_an_error(known_prometheus: PrometheusServer) -> None:
-    source = PrometheusSource(known_prometheus.url, latency_query="vector(1) / vector(0)")
+    source = _source(known_prometheus.url, latency_p99_query="vector(1) / vector(0)")
     with pytest.raises(MetricsError, match=r"p99_latency_s is inf at .*largest finite bucket"):
         source.query_range(*recent(), step_s=1)
 

@@ -193,14 +193,14 @@ def _pod_images(sandbox: Sandbox) -> set[str]:
 
 @pytest.fixture
 def bad_release(clean_sandbox: Sandbox) -> Sandbox:
-    from runbook_lib.core.thresholds import Thresholds
+    from runbook_lib.core.settings import Rules
     from runbook_sandbox.breach import last_deploy_time, wait_for_breach
 
     clean_sandbox.deploy("v1.1.0")
     wait_for_breach(
         clean_sandbox.prometheus_url,
         last_deploy_time(clean_sandbox.helm("history", "app", "-o", "json")),
-        thresholds=Thresholds(sustain=20.0), rate_window="15s", step_s=2.0, timeout_s=180,
+        rules=Rules(sustain=20.0), rate_window="15s", step_s=2.0, timeout_s=180,
     )  # fmt: skip
     return clean_sandbox
 

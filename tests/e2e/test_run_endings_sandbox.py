@@ -25,8 +25,6 @@ import pytest
 import yaml
 from secret_corpus import CORPUS, leaks
 
-from runbook_lib.core.thresholds import Thresholds
-
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
@@ -47,16 +45,19 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.notebook, pytest.mark.slow]
 
 
 def _wait_for_breach(sandbox: Sandbox) -> None:
-    from runbook_lib.core.parameters import ROLLBACK, parse
+    from runbook_lib.core.kinds import parse
+    from runbook_lib.core.settings import Rules, field_named
     from runbook_sandbox.breach import last_deploy_time, wait_for_breach
 
-    short = parse(SHORT, used_by=ROLLBACK)
+    def short(name: str) -> Any:
+        return parse(field_named(name), SHORT[name])
+
     wait_for_breach(
         sandbox.prometheus_url,
         last_deploy_time(sandbox.helm("history", "app", "-o", "json")),
-        thresholds=Thresholds(sustain=short["sustain"]),
-        rate_window=short["prometheus_rate_window"],
-        step_s=short["step"],
+        rules=Rules(sustain=short("sustain")),
+        rate_window=SHORT["prometheus_rate_window"],
+        step_s=short("step"),
         timeout_s=180,
     )
 

@@ -125,6 +125,59 @@ def test_manual_call_is_recorded(tmp_path: Path) -> None:
     assert [t["rule"] for t in result["triggers"]] == ["manual"]
 
 
+_BURST = {o: 0.05 for o in range(60, 181, 15)}  # 120 s above 1%: fires only under 2 minutes
+
+
+@pytest.mark.parametrize(
+    ("given", "expected_fired"),
+    [
+        ({}, ["2026-11-20T14:02:45+00:00"]),  # the profile's 90s sustain
+        ({"sustain": "3m"}, []),  # a parameter given overrides the profile
+    ],
+    ids=["profile", "parameter-overrides-profile"],
+)
+def test_the_notebooks_profile_sets_what_is_left_at_its_default(
+    tmp_path: Path, given: dict[str, str], expected_fired: list[str]
+) -> None:
+    profile = tmp_path / "service.yaml"
+    profile.write_text("sustain: 90s\nbusiness_drop: 50%\n", encoding="utf-8")
+    result = recorded(
+        run_notebook(
+            tmp_path,
+            profile=str(profile),
+            replay_csv=str(write_replay(tmp_path, _BURST)),
+            deployed_at=DEPLOY.isoformat(),
+            **given,
+        )
+    )
+    assert [t["fired_at"] for t in result["triggers"]] == expected_fired
+    assert result["thresholds"]["business_drop"] == 0.5
+
+
+def test_runbook_run_assess_reads_the_profile_and_hands_the_kernel_its_values(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    _python3_kernel_or_skip()
+    profile = tmp_path / "service.yaml"
+    profile.write_text("sustain: 90s\n", encoding="utf-8")
+    replay = write_replay(tmp_path, _BURST)
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from runbook_lib.cli import main; sys.exit(main())",
+         "run", "assess", "--quiet", "--output-dir", str(tmp_path / "out"),
+         "-p", "profile", str(profile), "-p", "replay_csv", str(replay),
+         "-p", "deployed_at", DEPLOY.isoformat()],
+        capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (executed,) = (tmp_path / "out").glob("assess-*/assess.ipynb")
+    result = recorded(nbformat.read(executed, as_version=4))
+    assert [t["fired_at"] for t in result["triggers"]] == ["2026-11-20T14:02:45+00:00"]
+    assert result["thresholds"]["sustain"] == 90.0
+
+
 def test_bad_parameters_stop_at_the_validation_cell_listing_all(tmp_path: Path) -> None:
     import papermill
 

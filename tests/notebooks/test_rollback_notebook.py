@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 import pytest
-
-from runbook_lib.core.thresholds import Thresholds
+import yaml
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
@@ -171,7 +170,7 @@ def test_tampered_evidence_is_detected(tmp_path: Path) -> None:
 def test_unknown_parameter_is_refused_before_running(tmp_path: Path) -> None:
     result, incident = _run(tmp_path, {"relase": "app", "replay_csv": "x.csv"})
     assert result.returncode == 2
-    assert "relase: not a parameter" in result.stderr
+    assert "relase: unknown parameter" in result.stderr
     assert not (incident / "rollback.ipynb").exists()
 
 
@@ -228,17 +227,20 @@ def _helm_revisions(sandbox: Sandbox) -> int:
 
 def _wait_for_breach(sandbox: Sandbox) -> None:
     """Until the rules, with the test's short thresholds, fire for the latest deploy."""
-    from runbook_lib.core.parameters import ROLLBACK, parse
+    from runbook_lib.core.kinds import parse
+    from runbook_lib.core.settings import Rules, field_named
     from runbook_sandbox.breach import last_deploy_time, wait_for_breach
 
-    short = parse(SHORT, used_by=ROLLBACK)
+    def short(name: str) -> Any:
+        return parse(field_named(name), SHORT[name])
+
     deployed_at = last_deploy_time(sandbox.helm("history", "app", "-o", "json"))
     wait_for_breach(
         sandbox.prometheus_url,
         deployed_at,
-        thresholds=Thresholds(sustain=short["sustain"]),
-        rate_window=short["prometheus_rate_window"],
-        step_s=short["step"],
+        rules=Rules(sustain=short("sustain")),
+        rate_window=SHORT["prometheus_rate_window"],
+        step_s=short("step"),
         timeout_s=180,
     )
 
@@ -310,6 +312,45 @@ def test_bad_deploy_is_rolled_back_and_evidence_verifies(
 
 
 @pytest.mark.sandbox
+def test_a_profile_describes_the_service_and_the_command_line_overrides_it(
+    bad_release: Sandbox, tmp_path: Path
+) -> None:
+    # Everything about the service in one file; the run gives only what is its own, and one
+    # value that overrides the profile's.
+    profile = tmp_path / "app.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "release": "app",
+                "expected_cluster": bad_release.context,
+                "kubeconfig": str(bad_release.kubeconfig),
+                "context": bad_release.context,
+                "prometheus_url": bad_release.prometheus_url,
+                "metrics_preset": "prometheus-client",
+                "prometheus_selector": 'job="traffic"',
+                **SHORT,
+                "recovery_within": "10s",  # overridden below
+            }
+        ),
+        encoding="utf-8",
+    )
+    result, incident = _run(
+        tmp_path,
+        {"profile": profile, "confirm": True, "recovery_within": "2m"},
+        env=bad_release.env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _pod_images(bad_release) == {"registry.local/api:v1.0.0"}
+    record = json.loads((incident / "record.json").read_text())
+    assert record["outcome"] == "recovered"
+    started = next(e for e in _events(incident) if e["step"] == "start_run")
+    shown = started["data"]["params"]
+    assert (shown["sustain"], shown["step"], shown["recovery_within"]) == (10.0, 2.0, 120.0)
+    assert shown["prometheus_selector"] == 'job="traffic"'
+    assert shown["expected_cluster"] == bad_release.context
+
+
+@pytest.mark.sandbox
 def test_dry_run_changes_nothing(bad_release: Sandbox, tmp_path: Path) -> None:
     revisions = _helm_revisions(bad_release)
     result, incident = _run(
@@ -361,12 +402,10 @@ def test_recovery_that_fails_escalates_and_keeps_evidence(
 def test_every_notebook_parameter_reaches_the_run() -> None:
     """The notebook hands every parameter to the run, by name, and salvage reads the same."""
     import ast
-    from dataclasses import fields
 
     import papermill
 
-    from runbook_lib.core.thresholds import Thresholds
-    from runbook_lib.run.params import RunParams, build_params
+    from runbook_lib.core.settings import Entry, Settings, from_flat
 
     declared = papermill.inspect_notebook(str(NOTEBOOK))
     cells = nbformat.read(NOTEBOOK, as_version=4).cells
@@ -375,12 +414,14 @@ def test_every_notebook_parameter_reaches_the_run() -> None:
                 if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]  # fmt: skip
     # papermill skips lines it cannot parse (e.g. two "=" signs): then -p NAME is refused.
     assert list(declared) == assigned
-    # One to one: every parameter is a RunParams field of the same name, and back.
-    assert list(declared) == [f.name for f in fields(RunParams)]
+    # One to one: every parameter is a setting of the same name, and back.
+    assert list(declared) == list(Settings().flat())
     defaults = {name: ast.literal_eval(p["default"]) for name, p in declared.items()}
-    params = build_params(defaults | {"expected_cluster": "x", "replay_csv": "x.csv"})
+    settings = from_flat(
+        defaults | {"expected_cluster": "x", "replay_csv": "x.csv"}, used_by=Entry.ROLLBACK
+    )
     # The runbook's own numbers are the notebook's defaults.
-    assert params.thresholds == Thresholds()
+    assert (settings.rules, settings.recovery) == (Settings().rules, Settings().recovery)
     # The first step takes them all from the notebook's globals, by name.
     code = "\n".join(c.source for c in cells if c.cell_type == "code" and c is not parameters_cell)
     assert "rb.start_run(**rb.notebook_parameters(globals()))" in code

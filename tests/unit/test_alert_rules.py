@@ -15,18 +15,15 @@ import pytest
 import yaml
 
 from runbook_lib.cli.main import main
-from runbook_lib.cli.rules import build_spec
 from runbook_lib.core.alert_rules import (
-    AlertRulesSpec,
     hold_duration,
     promql_duration,
     render_rule_file,
     rule_groups,
 )
 from runbook_lib.core.decision import evaluate
-from runbook_lib.core.promql import QuerySpec, build_queries
-from runbook_lib.core.thresholds import Thresholds
-from runbook_lib.errors import ParameterError
+from runbook_lib.core.promql import build_queries
+from runbook_lib.core.settings import Entry, Settings, from_flat
 
 
 @pytest.mark.parametrize(
@@ -79,20 +76,25 @@ def test_the_engine_fires_at_the_sample_where_the_promtool_cases_expect_the_aler
     # the engine and the generated rule agree on when (and whether) it fires.
     samples = _samples(breaching)
     start = samples.index[0].to_pydatetime()
-    decision = evaluate(
-        samples, deployed_at=start, now=samples.index[-1].to_pydatetime(), thresholds=Thresholds()
-    )
+    decision = evaluate(samples, deployed_at=start, now=samples.index[-1].to_pydatetime())
     fired = [t.fired_at for t in decision.triggers]
     expected = [] if fires_at_s is None else [start + timedelta(seconds=fires_at_s)]
     assert fired == expected
 
 
 def test_recording_rules_use_the_queries_of_evaluate_prometheus() -> None:
-    queries = QuerySpec(selector='job="api"', business_counters={"orders": "orders_total"})
-    groups = rule_groups(AlertRulesSpec(release="shop", namespace="prod", queries=queries))
-    (group,) = groups["groups"]
+    settings = from_flat(
+        {
+            "release": "shop",
+            "namespace": "prod",
+            "prometheus_selector": 'job="api"',
+            "business_counters": "orders=orders_total",
+        },
+        used_by=Entry.RULES,
+    )
+    (group,) = rule_groups(settings)["groups"]
     recorded = {r["record"]: r["expr"] for r in group["rules"] if "record" in r}
-    assert list(recorded.values()) == list(build_queries(queries).values())
+    assert list(recorded.values()) == list(build_queries(settings.metrics).values())
     assert set(recorded) == {
         "runbook:error_ratio",
         "runbook:p99_latency_seconds",
@@ -105,13 +107,18 @@ def test_recording_rules_use_the_queries_of_evaluate_prometheus() -> None:
 
 
 def test_alerting_rules_carry_the_thresholds_and_the_sustain() -> None:
-    thresholds = Thresholds(error_ratio=0.02, latency_p99=0.8, sustain=60.0, business_drop=0.25)
-    spec = AlertRulesSpec(
-        queries=QuerySpec(business_counters={"orders": "orders_total"}),
-        thresholds=thresholds,
-        step=10.0,
+    settings = from_flat(
+        {
+            "business_counters": "orders=orders_total",
+            "error_ratio": "2%",
+            "latency_p99": "800ms",
+            "sustain": "1m",
+            "business_drop": "25%",
+            "step": "10s",
+        },
+        used_by=Entry.RULES,
     )
-    alerts = {r["alert"]: r for r in rule_groups(spec)["groups"][0]["rules"] if "alert" in r}
+    alerts = {r["alert"]: r for r in rule_groups(settings)["groups"][0]["rules"] if "alert" in r}
     error = alerts["RunbookErrorRatioHigh"]
     assert error["expr"] == 'runbook:error_ratio{release="app",namespace="default"} > 0.02'
     assert error["for"] == "1m10s"
@@ -128,10 +135,10 @@ def test_alerting_rules_carry_the_thresholds_and_the_sustain() -> None:
 
 
 def test_the_file_is_yaml_with_a_header_saying_how_to_check_it() -> None:
-    text = render_rule_file(AlertRulesSpec())
+    text = render_rule_file(Settings())
     assert text.startswith("# Prometheus rules for release app (namespace default)")
     assert "promtool check rules" in text
-    assert yaml.safe_load(text) == rule_groups(AlertRulesSpec())
+    assert yaml.safe_load(text) == rule_groups(Settings())
 
 
 def test_the_cli_takes_the_vocabulary_names_and_writes_the_file(
@@ -178,16 +185,18 @@ def test_bad_options_are_all_named_at_once(capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize(
     ("given", "named"),
     [
-        ({"release": "Shop_1"}, "--release: not a Helm release name"),
-        ({"namespace": "-x"}, "--namespace: not a Kubernetes namespace name"),
+        ({"release": "Shop_1"}, "--release: expected a Helm release name"),
+        ({"namespace": "-x"}, "--namespace: expected a DNS-1123 label"),
         ({"prometheus_selector": "job=api"}, "--prometheus-selector: expected label matchers"),
         ({"prometheus_rate_window": "1 minute"}, "--prometheus-rate-window: not a PromQL"),
         ({"business_counters": "or-ders=orders_total"}, "--business-counters: 'or-ders' cannot"),
-        ({"step": "0.5ms"}, "--step: the evaluation interval must be whole ms"),
+        ({"step": "0.5ms"}, "--step: at least 1ms, in whole milliseconds"),
         ({"request_counter": "http requests"}, "--request-counter: not a Prometheus metric"),
     ],
 )
-def test_each_bad_value_names_its_option(given: dict[str, str], named: str) -> None:
-    with pytest.raises(ParameterError) as caught:
-        build_spec(given)
-    assert named in str(caught.value)
+def test_each_bad_value_names_its_option(
+    given: dict[str, str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = [f"--{name}={value}" for name, value in given.items()]
+    assert main(["rules", *options]) == 2
+    assert named in capsys.readouterr().err

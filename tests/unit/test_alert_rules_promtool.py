@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.core.alert_rules import AlertRulesSpec, render_rule_file
-from runbook_lib.core.promql import QuerySpec
+from runbook_lib.core.alert_rules import render_rule_file
+from runbook_lib.core.promql import PRESETS
+from runbook_lib.core.settings import Entry, Settings, from_flat
 
 pytestmark = pytest.mark.prometheus
 DATA = Path(__file__).resolve().parents[1] / "data" / "alert_rules"
@@ -37,28 +38,43 @@ def _promtool(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProce
     )
 
 
+def _rules(**flat: str) -> Settings:
+    return from_flat(flat, used_by=Entry.RULES)
+
+
+_TRAFFIC = {
+    "prometheus_selector": 'job="traffic"',
+    "prometheus_rate_window": "15s",
+    "business_counters": "orders=orders_total",
+}
+
+
 @pytest.mark.parametrize(
-    "spec",
+    "settings",
     [
-        AlertRulesSpec(),
-        AlertRulesSpec(
+        Settings(),
+        _rules(
             release="shop",
             namespace="prod",
-            queries=QuerySpec(
-                selector='job="api",env!~"dev|test"',
-                rate_window="2m",
-                business_counters={"orders": "orders_total", "logins": "logins_total"},
-            ),
-            step=1.0,
+            prometheus_selector='job="api",env!~"dev|test"',
+            prometheus_rate_window="2m",
+            business_counters="orders=orders_total,logins=logins_total",
+            step="1s",
         ),
+        _rules(
+            error_ratio_query="sum(rate(errors_total[1m])) / sum(rate(requests_total[1m]))",
+            latency_p99_query="max(p99_latency_ms) / 1000",
+            business_queries="{orders_per_minute: sum(orders_per_minute), share: avg(share)}",
+        ),
+        *(_rules(metrics_preset=preset) for preset in PRESETS),
     ],
-    ids=["defaults", "selector-and-business"],
+    ids=["defaults", "selector-and-business", "raw-queries", *(f"preset-{p}" for p in PRESETS)],
 )
 def test_promtool_accepts_the_generated_file(
-    promtool: str, tmp_path: Path, spec: AlertRulesSpec
+    promtool: str, tmp_path: Path, settings: Settings
 ) -> None:
     path = tmp_path / "rules.yml"
-    path.write_text(render_rule_file(spec))
+    path.write_text(render_rule_file(settings))
     result = _promtool(promtool, "check", "rules", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
@@ -67,14 +83,7 @@ def test_promtool_accepts_the_generated_file(
 def test_promtool_unit_tests_of_the_boundaries(promtool: str, tmp_path: Path) -> None:
     # Exactly 1%, a breach of exactly the sustain, one scrape more, a gap; latency; business
     # drop of exactly 10% and of 50% (cases and their arithmetic: boundaries.test.yml).
-    spec = AlertRulesSpec(
-        queries=QuerySpec(
-            selector='job="traffic"',
-            rate_window="15s",
-            business_counters={"orders": "orders_total"},
-        )
-    )
-    (tmp_path / "rules.yml").write_text(render_rule_file(spec))
+    (tmp_path / "rules.yml").write_text(render_rule_file(_rules(**_TRAFFIC)))
     shutil.copy(DATA / "boundaries.test.yml", tmp_path)
     result = _promtool(promtool, "test", "rules", "boundaries.test.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,14 +92,7 @@ def test_promtool_unit_tests_of_the_boundaries(promtool: str, tmp_path: Path) ->
 def test_promtool_would_catch_for_equal_to_the_sustain(promtool: str, tmp_path: Path) -> None:
     # The suite can fail: with Prometheus' for: set to the sustain itself, a breach of exactly
     # 2 minutes fires, and the "exactly the sustain" case says so.
-    spec = AlertRulesSpec(
-        queries=QuerySpec(
-            selector='job="traffic"',
-            rate_window="15s",
-            business_counters={"orders": "orders_total"},
-        )
-    )
-    text = render_rule_file(spec).replace("for: 2m15s", "for: 2m")
+    text = render_rule_file(_rules(**_TRAFFIC)).replace("for: 2m15s", "for: 2m")
     assert "for: 2m\n" in text
     (tmp_path / "rules.yml").write_text(text)
     shutil.copy(DATA / "boundaries.test.yml", tmp_path)

@@ -17,7 +17,7 @@ DEPLOYED_AT = "2026-11-20T14:00:00+00:00"
 
 def test_check_params_lists_every_problem_with_the_notebook_names(tmp_path: Path) -> None:
     with pytest.raises(ParameterError) as caught:
-        rb.check_params(
+        rb.check_settings(
             {
                 "replay_csv": str(tmp_path / "missing.csv"),
                 "deployed_at": "2026-11-20 14:00",
@@ -40,13 +40,13 @@ def test_check_params_lists_every_problem_with_the_notebook_names(tmp_path: Path
 
 def test_deployed_at_is_required_without_a_release_to_ask() -> None:
     with pytest.raises(ParameterError, match="deployed_at: required"):
-        rb.check_params({"replay_csv": BAD})
+        rb.check_settings({"replay_csv": BAD})
 
 
 def test_bad_deploy_table_names_every_rule() -> None:
-    params = rb.check_params({"replay_csv": BAD, "deployed_at": DEPLOYED_AT})
-    window = rb.read_window(params)
-    decision = rb.decide(params, window)
+    settings = rb.check_settings({"replay_csv": BAD, "deployed_at": DEPLOYED_AT})
+    window = rb.read_window(settings)
+    decision = rb.decide(settings, window)
     table = rb.decision_table(decision)
     assert list(table.index) == ["error_rate", "latency_p99", "business", "business"]
     assert list(table["status"]) == ["fired", "fired", "clear", "fired"]
@@ -63,9 +63,11 @@ def test_bad_deploy_table_names_every_rule() -> None:
 
 
 def test_record_is_plain_json_with_the_cli_document() -> None:
-    params = rb.check_params({"replay_csv": HEALTHY, "deployed_at": DEPLOYED_AT, "sustain": "30s"})
-    window = rb.read_window(params)
-    record = rb.record(params, rb.decide(params, window), window)
+    settings = rb.check_settings(
+        {"replay_csv": HEALTHY, "deployed_at": DEPLOYED_AT, "sustain": "30s"}
+    )
+    window = rb.read_window(settings)
+    record = rb.record(settings, rb.decide(settings, window), window)
     assert record._repr_json_()["rollback"] is True  # the 45 s burst now lasts long enough
     assert record["verdict"] == "rollback"
     assert {r["status"] for r in record["rules"]} <= {"fired", "clear", "not_evaluated"}

@@ -13,13 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runbook_lib.core import parameters as table
+from runbook_lib.core.kinds import parse
+from runbook_lib.core.settings import Entry, field_named, from_flat
 from runbook_lib.errors import ParameterError
 from runbook_lib.evidence.capture import CaptureJob, CaptureReport
 from runbook_lib.evidence.incident_record import build_record, render_markdown
 from runbook_lib.record.facts import BadPodsCaptured, RunFacts, TracesCollected, record_fact
 from runbook_lib.record.timeline import Timeline
-from runbook_lib.run.params import build_params
 from runbook_lib.steps.bad_pods import settle_capture
 from runbook_lib.steps.context import RunContext, start_run
 from runbook_lib.steps.trace_evidence import collect_run_traces, prometheus_figures
@@ -34,7 +34,7 @@ BASE = {"expected_cluster": "kwok-runbook", "replay_csv": "x.csv"}
     [("1MiB", 1024**2), ("512KiB", 512 * 1024), ("1.5GiB", 3 * 1024**3 // 2), ("4096B", 4096)],
 )
 def test_sizes_need_a_binary_unit(text: str, size: int) -> None:
-    assert table.parse_value(table.by_name("capture_per_pod"), text) == size
+    assert parse(field_named("capture_per_pod"), text) == size
 
 
 @pytest.mark.parametrize(
@@ -44,21 +44,25 @@ def test_sizes_need_a_binary_unit(text: str, size: int) -> None:
 )  # fmt: skip
 def test_bad_sizes_are_refused_naming_the_parameter(text: str, says: str) -> None:
     with pytest.raises(ParameterError, match=f"capture_total: .*{says}"):
-        build_params({**BASE, "capture_total": text})
+        from_flat({**BASE, "capture_total": text}, used_by=Entry.ROLLBACK)
 
 
 def test_capture_bounds_and_tracing_url_are_checked_together() -> None:
     with pytest.raises(ParameterError) as caught:
-        build_params(
-            {**BASE, "capture_per_pod": "100B", "capture_total": "50B", "tracing_url": "jaeger"}
+        from_flat(
+            {**BASE, "capture_per_pod": "100B", "capture_total": "50B", "tracing_url": "jaeger"},
+            used_by=Entry.ROLLBACK,
         )
     problems = caught.value.problems
     assert any(p.startswith("capture_per_pod: at least 1KiB") for p in problems)
     assert any(p.startswith("capture_total: at least capture_per_pod") for p in problems)
     assert any(p.startswith("tracing_url: expected http(s)://") for p in problems)
-    params = build_params({**BASE, "capture_per_pod": "2MiB", "capture_total": "1GiB"})
-    assert (params.capture_per_pod, params.capture_total) == (2 * 1024**2, 1024**3)
-    assert params.tracing_url == params.tracing_service == ""
+    settings = from_flat(
+        {**BASE, "capture_per_pod": "2MiB", "capture_total": "1GiB"}, used_by=Entry.ROLLBACK
+    )
+    capture = settings.capture
+    assert (capture.capture_per_pod, capture.capture_total) == (2 * 1024**2, 1024**3)
+    assert capture.tracing_url == capture.tracing_service == ""
 
 
 def test_prometheus_figures_by_the_trace_periods() -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from runbook_lib.core.decision import Rule, RuleStatus, evaluate
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Rules
 from runbook_lib.errors import ParameterError
 
 DEPLOY = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
@@ -79,7 +79,7 @@ class Case:
     warnings: list[str] = field(default_factory=list)  # substrings, one warning each
     now: float = 2400
     manual_reason: str | None = None
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    rules: Rules = field(default_factory=Rules)
 
 
 ERR = "error_ratio"
@@ -165,7 +165,7 @@ CASES = {
     "custom-thresholds": Case(
         [set_between(ERR, 60, 120, 0.03)],
         [(Rule.ERROR_RATE, ERR, 60, 105)],
-        thresholds=Thresholds(error_ratio=0.02, sustain=30),
+        rules=Rules(error_ratio=0.02, sustain=30),
     ),
 }
 
@@ -179,7 +179,7 @@ def test_decision_boundaries(case: Case) -> None:
         frame,
         deployed_at=DEPLOY,
         now=at(case.now),
-        thresholds=case.thresholds,
+        rules=case.rules,
         manual_reason=case.manual_reason,
     )
 
@@ -240,7 +240,7 @@ def test_given_step_overrides_the_median_spacing() -> None:
     frame = set_between(ERR, 60, 270, 0.05)(frame)
     frame = drop_samples(150)(frame)
     # With a 30 s step, one missing 15 s sample is not a gap, so the run lasts 210 s and fires.
-    decision = evaluate(frame, deployed_at=DEPLOY, now=at(2400), thresholds=Thresholds(step=30))
+    decision = evaluate(frame, deployed_at=DEPLOY, now=at(2400), step=30)
     assert [(t.started_at, t.fired_at) for t in decision.triggers] == [(at(60), at(195))]
     assert decision.warnings == ()
 

@@ -20,7 +20,7 @@ import pytest
 from runbook_lib.core import decision
 from runbook_lib.core.decision import evaluate
 from runbook_lib.core.recovery import check_recovery
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Rules
 
 REFERENCE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "reference.py"
 
@@ -84,7 +84,8 @@ def test_vectorised_engine_agrees_with_the_per_sample_reference(seed: int) -> No
         "step": None if rng.random() < 0.7 else float(rng.choice([5.0, 15.0])),
     }
 
-    got = evaluate(frame, deployed_at=deployed_at, now=now, thresholds=Thresholds(**settings))
+    rules = Rules(window=settings["window"], sustain=settings["sustain"])
+    got = evaluate(frame, deployed_at=deployed_at, now=now, rules=rules, step=settings["step"])
     expected = reference.reference_evaluate(frame, deployed_at=deployed_at, now=now, **settings)
 
     assert got.verdict.value == expected.verdict, f"seed {seed}"
@@ -111,7 +112,7 @@ def test_recovery_agrees_with_the_per_sample_reference(seed: int) -> None:
         return
     done = (index[0] + timedelta(seconds=float(rng.uniform(0, 120)))).to_pydatetime()
 
-    got = check_recovery(frame, rollout_done_at=done, thresholds=Thresholds())
+    got = check_recovery(frame, rollout_done_at=done)
     expected = reference.reference_recovery(frame, rollout_done_at=done)
 
     assert (got.recovered, got.recovered_at) == (expected.recovered, expected.recovered_at)

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runbook_lib.core.decision import evaluate
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Rules
 
 
 def _load_reference() -> ModuleType:
@@ -149,7 +149,8 @@ def test_engine_agrees_with_the_exact_reference(case: dict[str, Any]) -> None:
         case["frame"],
         deployed_at=deployed_at,
         now=now,
-        thresholds=Thresholds(**case["th"]),
+        rules=Rules(**{k: v for k, v in case["th"].items() if k != "step"}),
+        step=case["th"]["step"],
         manual_reason=case["manual"],
     )
     expected = reference.reference_evaluate(

@@ -18,7 +18,7 @@ import pytest
 
 from runbook_lib.adapters.replay import read_replay_csv
 from runbook_lib.core.decision import Rule, Verdict, evaluate
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Rules
 from runbook_lib.errors import ParameterError
 
 DEPLOY = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
@@ -215,7 +215,7 @@ def test_fractional_unix_times_keep_exact_gaps_and_the_deploy_instant(tmp_path: 
     rows = [f"{DEPLOY_UNIX + int(o)}.{'1' if o == int(o) else '6'},0.05,0.3" for o in offsets]
     frame = read_replay_csv(_write(tmp_path, rows))
     deploy = pd.Timestamp(f"{DEPLOY.isoformat()[:19]}.1Z")
-    decision = evaluate(frame, deployed_at=deploy, thresholds=Thresholds(step=15))
+    decision = evaluate(frame, deployed_at=deploy, step=15)
     trigger = decision.triggers[0]
     assert trigger.started_at == deploy  # the sample at the deploy instant counts
     assert trigger.fired_at == frame.index[8]  # 127.5 s after the first sample
@@ -226,16 +226,14 @@ def test_default_now_keeps_a_last_sample_stamped_in_nanoseconds(tmp_path: Path) 
     rows = [f"2026-11-20T14:{m:02d}:{s:02d}Z,0.05,0.3" for m in range(3) for s in (0, 15, 30, 45)]
     rows.append("2026-11-20T14:03:00.000000001Z,0.05,0.3")
     frame = read_replay_csv(_write(tmp_path, rows))
-    decision = evaluate(frame, deployed_at=DEPLOY, thresholds=Thresholds(step=15))
+    decision = evaluate(frame, deployed_at=DEPLOY, step=15)
     (trigger,) = decision.triggers
     assert trigger.fired_at.isoformat() == "2026-11-20T14:02:15+00:00"
     assert trigger.peak == 0.05
     # The last sample is 1 ns later than 14:03:00 and still counts: no hole at the end.
     assert decision.warnings == ()
     frame.iloc[-1, 0] = 0.5
-    assert (
-        evaluate(frame, deployed_at=DEPLOY, thresholds=Thresholds(step=15)).triggers[0].peak == 0.5
-    )
+    assert evaluate(frame, deployed_at=DEPLOY, step=15).triggers[0].peak == 0.5
 
 
 # --- absurd values ------------------------------------------------------------------------------
@@ -311,14 +309,14 @@ def test_unrepresentable_times_are_parameter_errors(
 
 def test_extreme_but_representable_durations_and_times_work() -> None:
     frame = healthy()
-    huge = Thresholds(window=9e9, business_baseline=9e9, business_smoothing=9e9, sustain=120)
-    assert evaluate(frame, deployed_at=DEPLOY, thresholds=huge).verdict is Verdict.NO_ROLLBACK
+    huge = Rules(window=9e9, business_baseline=9e9, business_smoothing=9e9, sustain=120)
+    assert evaluate(frame, deployed_at=DEPLOY, rules=huge).verdict is Verdict.NO_ROLLBACK
     early = pd.Timestamp("1677-09-21T00:12:43.145224193Z")
     frame.index = pd.DatetimeIndex([early + timedelta(seconds=15 * i) for i in range(len(frame))])
-    decision = evaluate(frame, deployed_at=early + timedelta(minutes=30), thresholds=huge)
+    decision = evaluate(frame, deployed_at=early + timedelta(minutes=30), rules=huge)
     assert decision.verdict is Verdict.NO_ROLLBACK
     with pytest.raises(ParameterError, match=r"window: 1e\+20 s is longer than the tool can"):
-        Thresholds(window=1e20)
+        Rules(window=1e20)
 
 
 def _evaluate_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -206,7 +206,7 @@ def test_crashed_runs_are_those_that_took_the_lock_and_never_ended(tmp_path: Pat
 
 def test_a_crashed_run_is_sealed_as_interrupted_and_linked(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
-    root = Path(ctx.params.output_dir)
+    root = Path(ctx.settings.records.output_dir)
     crashed = _crashed_folder(root, "inc-crashed")
     linked = earlier.link_earlier_runs(ctx, "preflight", None)
     assert linked == [EarlierRunFound("inc-crashed", str(crashed.resolve()), "interrupted")]
@@ -224,7 +224,7 @@ def test_a_crashed_run_is_sealed_as_interrupted_and_linked(tmp_path: Path) -> No
 
 def test_a_dry_run_names_crashed_runs_without_touching_them(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, dry_run=True)
-    crashed = _crashed_folder(Path(ctx.params.output_dir), "inc-crashed")
+    crashed = _crashed_folder(Path(ctx.settings.records.output_dir), "inc-crashed")
     before = (crashed / "timeline.jsonl").read_bytes()
     assert earlier.link_earlier_runs(ctx, "preflight", None) == []
     assert (crashed / "timeline.jsonl").read_bytes() == before
@@ -288,4 +288,5 @@ def test_lock_takeover_reason_is_one_line(tmp_path: Path) -> None:
 
     with pytest.raises(ParameterError, match="lock_takeover_reason"):
         _ctx(tmp_path, lock_takeover_reason="a\nb")
-    assert _ctx(tmp_path).params.lock_ttl == 60.0  # a crashed run blocks for a minute at most
+    ttl = _ctx(tmp_path).settings.lock.lock_ttl
+    assert ttl == 60.0  # a crashed run blocks for a minute at most

@@ -1,10 +1,10 @@
-"""One parameter vocabulary (issue 9): a walk over ``core.parameters.PARAMETERS``.
+"""One parameter vocabulary: a walk over the settings model's fields (``core.settings.FIELDS``).
 
-Both notebooks declare exactly the table's parameters with the table's defaults, their
-parameters cells are the generated ones, ``runbook evaluate`` has an option for every
-"When to Rollback" parameter, ``RunParams`` has a field for every rollback parameter, and the
-same text with units means the same value in the notebook (``start_run``), the CLI and the
-assessment (``check_params``); a duration without a unit is refused everywhere, naming the
+Both notebooks declare exactly the model's parameters with its defaults, their parameters
+cells are the generated ones, ``runbook evaluate`` has an option for every "When to Rollback"
+setting, ``Settings`` holds every rollback parameter with its declared default, and the same
+text with units means the same value in the notebook (``start_run``), the CLI and the
+assessment (``check_settings``); a duration without a unit is refused everywhere, naming the
 units. All parameters are checked at once, the post-rollback ones too, before anything runs.
 """
 
@@ -15,7 +15,6 @@ import ast
 import json
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,22 @@ import pytest
 
 from runbook_lib import assessment
 from runbook_lib.cli.main import build_parser, main
-from runbook_lib.core import parameters as table
+from runbook_lib.core.kinds import Entry, Kind, Spec, parse
+from runbook_lib.core.settings import FIELDS, Settings, cell_default, from_flat, parameters_cell
 from runbook_lib.errors import ParameterError
-from runbook_lib.run.params import RunParams, build_params
 from runbook_lib.steps.context import start_run
-from runbook_lib.steps.salvage import open_failed_run
 
 REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = {table.ASSESS: REPO / "notebooks" / "assess.ipynb",
-             table.ROLLBACK: REPO / "notebooks" / "rollback.ipynb"}  # fmt: skip
+NOTEBOOKS = {
+    Entry.ASSESS: REPO / "notebooks" / "assess.ipynb",
+    Entry.ROLLBACK: REPO / "notebooks" / "rollback.ipynb",
+}
 HEALTHY = REPO / "notebooks" / "data" / "healthy_deploy.csv"
 DEPLOYED_AT = "2026-11-20T14:00:00+00:00"
 
 
-def _of(used_by: str) -> list[table.Parameter]:
-    return [p for p in table.PARAMETERS if used_by in p.used_by]
+def _of(used_by: Entry) -> list[Spec]:
+    return [p for p in FIELDS if used_by in p.used_by]
 
 
 def _parameters_cell(path: Path) -> str:
@@ -49,32 +49,32 @@ def _parameters_cell(path: Path) -> str:
     return str(cells[0].source)
 
 
-def test_the_table_names_each_parameter_once_in_snake_case() -> None:
-    names = [p.name for p in table.PARAMETERS]
+def test_the_model_names_each_parameter_once_in_snake_case() -> None:
+    names = [p.name for p in FIELDS]
     assert len(names) == len(set(names))
-    for p in table.PARAMETERS:
+    for p in FIELDS:
         assert p.name.isidentifier(), p.name
         assert p.name == p.name.lower(), p.name
         assert p.help.strip(), f"{p.name}: no help"
         assert p.used_by, f"{p.name}: taken by no entry point"
         # Every default is a valid value of its own kind.
-        table.parse_value(p, p.default)
+        parse(p, p.default)
 
 
-@pytest.mark.parametrize("used_by", [table.ASSESS, table.ROLLBACK])
-def test_notebook_declares_exactly_the_tables_parameters_with_its_defaults(used_by: str) -> None:
+@pytest.mark.parametrize("used_by", [Entry.ASSESS, Entry.ROLLBACK])
+def test_notebook_declares_exactly_the_models_parameters_with_its_defaults(used_by: Entry) -> None:
     declared = papermill.inspect_notebook(str(NOTEBOOKS[used_by]))
     expected = _of(used_by)
     assert list(declared) == [p.name for p in expected]
     for p in expected:
         default = ast.literal_eval(declared[p.name]["default"])
-        assert default == p.default, f"{NOTEBOOKS[used_by].name}: {p.name} = {default!r}"
-        assert type(default) is type(p.default), p.name
+        assert default == cell_default(p), f"{NOTEBOOKS[used_by].name}: {p.name} = {default!r}"
+        assert type(default) is type(cell_default(p)), p.name
 
 
-@pytest.mark.parametrize("used_by", [table.ASSESS, table.ROLLBACK])
-def test_notebook_parameters_cell_is_the_generated_one(used_by: str) -> None:
-    assert _parameters_cell(NOTEBOOKS[used_by]) == table.parameters_cell(used_by)
+@pytest.mark.parametrize("used_by", [Entry.ASSESS, Entry.ROLLBACK])
+def test_notebook_parameters_cell_is_the_generated_one(used_by: Entry) -> None:
+    assert _parameters_cell(NOTEBOOKS[used_by]) == parameters_cell(used_by)
 
 
 def test_every_when_to_rollback_parameter_is_an_evaluate_option() -> None:
@@ -82,7 +82,7 @@ def test_every_when_to_rollback_parameter_is_an_evaluate_option() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     evaluate = sub.choices["evaluate"]
     by_option = {o: a for a in evaluate._actions for o in a.option_strings}
-    for p in _of(table.EVALUATE):
+    for p in _of(Entry.EVALUATE):
         assert p.option == "--" + p.name.replace("_", "-")
         assert p.option in by_option, f"runbook evaluate has no {p.option}"
         assert by_option[p.option].dest == p.name
@@ -90,15 +90,17 @@ def test_every_when_to_rollback_parameter_is_an_evaluate_option() -> None:
         assert by_option.get("--" + p.name, by_option[p.option]).dest == p.name
     # The evaluate options that are parameters are exactly the table's EVALUATE ones.
     dests = {a.dest for a in evaluate._actions} - {"help", "json", "exit_status", "func"}
-    assert dests == {p.name for p in _of(table.EVALUATE)}
+    assert dests == {p.name for p in _of(Entry.EVALUATE)}
     # Both notebooks take every When-to-Rollback parameter the CLI takes.
-    for p in _of(table.EVALUATE):
-        assert {table.ASSESS, table.ROLLBACK} <= p.used_by, p.name
+    for p in _of(Entry.EVALUATE):
+        assert {Entry.ASSESS, Entry.ROLLBACK} <= p.used_by, p.name
 
 
-def test_run_params_fields_are_the_rollback_parameters_with_the_tables_defaults() -> None:
-    assert [f.name for f in fields(RunParams)] == [p.name for p in _of(table.ROLLBACK)]
-    assert RunParams() == RunParams(**table.parse({}, used_by=table.ROLLBACK))
+def test_settings_hold_every_parameter_with_its_declared_default() -> None:
+    defaults = Settings().flat()
+    assert list(defaults) == [p.name for p in FIELDS]
+    assert {p.name for p in _of(Entry.ROLLBACK)} <= set(defaults)
+    assert defaults == {p.name: p.typed_default for p in FIELDS}
 
 
 # ---- the same text means the same value in the notebook, the CLI and the assessment ----
@@ -117,7 +119,7 @@ def _notebook_value(tmp_path: Path, name: str, value: object) -> Any:
         out=lambda _text: None,
         **_replay_params(**{name: value}),
     )
-    return getattr(ctx.params, name)
+    return ctx.settings.flat()[name]
 
 
 def _cli_reason(capsys: pytest.CaptureFixture[str], *options: str) -> str:
@@ -147,13 +149,9 @@ def test_units_are_read_the_same_everywhere(
     reasons = set()
     for text in texts:
         assert _notebook_value(tmp_path / text, name, text) == pytest.approx(parsed)
-        assert getattr(assessment.check_params(_replay_params(**{name: text})), name) == (
-            pytest.approx(parsed)
-        )
-        assert getattr(assessment.check_params(_replay_params(**{name: text}),
-                                               used_by=table.EVALUATE), name) == (
-            pytest.approx(parsed)
-        )  # fmt: skip
+        for entry in (Entry.ASSESS, Entry.EVALUATE):
+            checked = assessment.check_settings(_replay_params(**{name: text}), used_by=entry)
+            assert checked.flat()[name] == pytest.approx(parsed)
         reasons.add(_cli_reason(capsys, "--" + name.replace("_", "-"), text))
     # The CLI reached the same decision, stating the same numbers, for every spelling.
     assert len(reasons) == 1, reasons
@@ -179,10 +177,10 @@ def test_a_duration_without_a_unit_is_refused_naming_the_units_in_the_notebook(
     assert not (tmp_path / "inc-units").exists()  # refused before the timeline
 
 
-@pytest.mark.parametrize("entry", [table.ASSESS, table.EVALUATE])
-def test_a_duration_without_a_unit_is_refused_by_the_assessment(entry: str) -> None:
+@pytest.mark.parametrize("entry", [Entry.ASSESS, Entry.EVALUATE])
+def test_a_duration_without_a_unit_is_refused_by_the_assessment(entry: Entry) -> None:
     with pytest.raises(ParameterError) as caught:
-        assessment.check_params(_replay_params(window="30", sustain="2m"), used_by=entry)
+        assessment.check_settings(_replay_params(window="30", sustain="2m"), used_by=entry)
     (problem,) = caught.value.problems
     assert problem.startswith("window: '30' has no unit")
     assert "units: ms, s" in problem
@@ -199,12 +197,12 @@ def test_a_duration_without_a_unit_is_refused_by_the_cli(
 
 
 def test_every_duration_parameter_refuses_a_bare_number() -> None:
-    for p in table.PARAMETERS:
-        if p.kind in (table.Kind.DURATION, table.Kind.OPTIONAL_DURATION):
+    for p in FIELDS:
+        if p.kind in (Kind.DURATION, Kind.OPTIONAL_DURATION):
             with pytest.raises(ValueError, match="has no unit"):
-                table.parse_value(p, "5")
+                parse(p, "5")
             with pytest.raises(ValueError, match="has no unit"):
-                table.parse_value(p, 5)
+                parse(p, 5)
 
 
 # ---- every parameter checked at once, the post-rollback ones too, before anything runs ----
@@ -242,15 +240,8 @@ def test_post_rollback_parameters_are_checked_with_the_others_before_anything_ru
 @pytest.mark.parametrize(("name", "value"), list(LATE_PROBLEMS.items()))
 def test_each_late_problem_alone_is_refused(tmp_path: Path, name: str, value: object) -> None:
     with pytest.raises(ParameterError) as caught:
-        build_params(_run_params(tmp_path, **{name: value}))
+        from_flat(_run_params(tmp_path, **{name: value}), used_by=Entry.ROLLBACK)
     assert [p.split(":")[0] for p in caught.value.problems] == [name]
-
-
-def test_the_salvage_path_refuses_the_same_parameters(tmp_path: Path) -> None:
-    with pytest.raises(ParameterError) as caught:
-        open_failed_run(_run_params(tmp_path, **LATE_PROBLEMS), environ={})
-    assert sorted({p.split(":")[0] for p in caught.value.problems}) == sorted(LATE_PROBLEMS)
-    assert not (tmp_path / "evidence").exists()
 
 
 def test_runbook_run_refuses_them_with_exit_2_before_the_notebook_starts(

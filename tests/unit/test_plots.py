@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from runbook_lib.adapters.replay import read_replay_csv
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import Rules
 from runbook_lib.display.plots import Moments, plot_business, plot_error_and_latency
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def legend_labels(figure: Figure, panel: int) -> list[str]:
 
 def test_error_and_latency_panels_show_thresholds_and_moments(samples: pd.DataFrame) -> None:
     figure = plot_error_and_latency(
-        samples, moments=MOMENTS, thresholds=Thresholds(error_ratio=0.02, latency_p99=0.8)
+        samples, moments=MOMENTS, rules=Rules(error_ratio=0.02, latency_p99=0.8)
     )
     error_axes, latency_axes = figure.axes
     assert error_axes.get_ylabel() == "5xx ratio (%)"
@@ -136,7 +136,7 @@ def test_time_labels_stay_distinct_on_a_two_minute_span() -> None:
     index = pd.date_range(start, periods=60, freq="2s", tz=UTC)
     frame = pd.DataFrame({"error_ratio": 0.05, "p99_latency_s": 1.5}, index=index)
     moments = Moments(deployed_at=start + timedelta(seconds=10))
-    figure = plot_error_and_latency(frame, thresholds=Thresholds(), moments=moments)
+    figure = plot_error_and_latency(frame, rules=Rules(), moments=moments)
     png(figure)  # draw, so the tick labels are computed
     labels = [t.get_text() for t in figure.axes[-1].get_xticklabels() if t.get_text()]
     assert len(labels) >= 3

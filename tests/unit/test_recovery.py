@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from runbook_lib.core.recovery import check_recovery
-from runbook_lib.core.thresholds import Thresholds
+from runbook_lib.core.settings import RecoveryCheck
 
 DONE = datetime(2026, 11, 20, 14, 10, tzinfo=UTC)
 
@@ -38,7 +38,7 @@ CASES = {
 
 @pytest.mark.parametrize(("values", "expected"), CASES.values(), ids=CASES.keys())
 def test_recovery(values: list[float], expected: tuple[bool, float | None, bool]) -> None:
-    result = check_recovery(series(values), rollout_done_at=DONE, thresholds=Thresholds())
+    result = check_recovery(series(values), rollout_done_at=DONE, check=RecoveryCheck())
     recovered, at, conclusive = expected
     assert result.recovered is recovered, result.reason
     assert result.recovered_at == (None if at is None else DONE + timedelta(seconds=at))
@@ -61,8 +61,8 @@ def test_samples_before_the_rollout_do_not_count() -> None:
 
 
 def test_three_consecutive_when_asked() -> None:
-    th = Thresholds(recovery_consecutive=3)
-    result = check_recovery(series([HIGH, LOW, LOW, LOW]), rollout_done_at=DONE, thresholds=th)
+    check = RecoveryCheck(recovery_consecutive=3)
+    result = check_recovery(series([HIGH, LOW, LOW, LOW]), rollout_done_at=DONE, check=check)
     assert result.recovered_at == DONE + timedelta(seconds=45)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.cli.run import parse_value
 from runbook_lib.core.run_job import EVIDENCE_MOUNT, JobSpec, job_manifest, job_name, run_arguments
+from runbook_lib.core.settings import Entry, from_flat
 from runbook_lib.errors import ParameterError
 
 PARAMS = {
@@ -41,10 +41,14 @@ def test_the_job_runs_the_same_command_a_person_runs_as_the_runbooks_service_acc
 
 
 def test_arguments_read_back_as_the_values_given() -> None:
-    argv = run_arguments({"confirm": True, "migrations_to_revert": 1, "incident_id": "007"})
-    read = {argv[i + 1]: argv[i + 2] if argv[i] == "-r" else parse_value(argv[i + 2])
-            for i in range(0, len(argv), 3)}  # fmt: skip
-    assert read == {"confirm": True, "migrations_to_revert": 1, "incident_id": "007"}
+    given = {"confirm": True, "migrations_to_revert": 1, "incident_id": "007"}
+    argv = run_arguments(given)
+    # runbook run hands -p and -r values to the settings model as text, as typed.
+    read = {argv[i + 1]: argv[i + 2] for i in range(0, len(argv), 3)}
+    base = {"expected_cluster": "c", "replay_csv": "x.csv"}
+    assert from_flat(base | read, used_by=Entry.ROLLBACK) == from_flat(
+        base | given, used_by=Entry.ROLLBACK
+    )
 
 
 def test_job_names_are_valid_kubernetes_names() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from runbook_lib.errors import ParameterError
 from runbook_lib.record.timeline import EventKind
-from runbook_lib.steps import RunParams, start_run
+from runbook_lib.steps import Settings, start_run
 
 SECRET_HOOK = "https://chat.example.test/services/T0AAA/B0BBB/s3cr3tW3bh00kT0ken"
 
@@ -31,15 +31,15 @@ def _fixed_clock() -> datetime:
 
 
 def test_defaults_are_the_runbooks_values() -> None:
-    p = RunParams()
+    s = Settings()
     # An empty pod_selector means the Deployment's own selector.
-    assert (p.release, p.deployment, p.pod_selector) == ("app", "app", "")
-    assert p.rollout_timeout == 300.0  # kubectl rollout status --timeout=5m
-    assert p.target == 300.0  # "under 5 minutes from decision"
-    assert p.migrate_command.format(n=1) == "./migrate down 1"
-    assert p.migrations_to_revert == 0
-    assert p.thresholds.recovery_error_ratio == 0.001
-    assert p.thresholds.recovery_within == 120.0
+    assert (s.target.release, s.target.deployment, s.target.pod_selector) == ("app", "app", "")
+    assert s.acting.rollout_timeout == 300.0  # kubectl rollout status --timeout=5m
+    assert s.acting.target == 300.0  # "under 5 minutes from decision"
+    assert s.migrations.migrate_command.format(n=1) == "./migrate down 1"
+    assert s.migrations.migrations_to_revert == 0
+    assert s.recovery.recovery_error_ratio == 0.001
+    assert s.recovery.recovery_within == 120.0
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -136,11 +136,11 @@ def test_timeline_is_created_under_incident_and_redacts_the_webhook(tmp_path: Pa
 
 def test_default_incident_id_is_release_and_utc_time(tmp_path: Path) -> None:
     ctx = start_run(**_base(tmp_path, incident_id=""), clock=_fixed_clock, environ={})
-    assert ctx.params.incident_id == "rollback-app-20260102T030405Z"
+    assert ctx.settings.records.incident_id == "rollback-app-20260102T030405Z"
     assert ctx.timeline.path == tmp_path / "rollback-app-20260102T030405Z" / "timeline.jsonl"
-    assert ctx.params.lock_holder.startswith("rollback-app-20260102T030405Z@")
+    assert ctx.settings.lock.lock_holder.startswith("rollback-app-20260102T030405Z@")
 
 
 def test_time_parameters_accept_iso_text(tmp_path: Path) -> None:
     ctx = start_run(**_base(tmp_path, deployed_at="2026-01-01T10:00:00Z"), environ={})
-    assert ctx.params.deployed_at == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    assert ctx.settings.sources.deployed_at == datetime(2026, 1, 1, 10, tzinfo=UTC)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from runbook_lib.core.revisions import Revision, RollbackTarget
+from runbook_lib.core.settings import Entry, from_flat
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.record.facts import Outcome
-from runbook_lib.run.params import build_params
 from runbook_lib.steps import confirm, start_run
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.plan import build_plan, rollout_message
@@ -22,11 +22,12 @@ COMMAND = "helm rollback app 1 --timeout 120s --namespace default --kube-context
 
 
 def _plan(**over: object) -> str:
-    params = build_params(
-        {"expected_cluster": "kwok-runbook", "replay_csv": "x.csv", "incident_id": "inc-9"} | over
+    settings = from_flat(
+        {"expected_cluster": "kwok-runbook", "replay_csv": "x.csv", "incident_id": "inc-9"} | over,
+        used_by=Entry.ROLLBACK,
     )
     return build_plan(
-        params,
+        settings,
         cluster="kwok-runbook",
         server="https://127.0.0.1:19043",
         target=RollbackTarget(current=BAD, target=GOOD),
@@ -59,8 +60,11 @@ def test_dry_run_plan_says_nothing_will_change() -> None:
 
 
 def test_notification_text_names_both_versions() -> None:
-    params = build_params({"expected_cluster": "c", "replay_csv": "x.csv", "incident_id": "i"})
-    message = rollout_message(params, RollbackTarget(current=BAD, target=GOOD))
+    settings = from_flat(
+        {"expected_cluster": "c", "replay_csv": "x.csv", "incident_id": "i"},
+        used_by=Entry.ROLLBACK,
+    )
+    message = rollout_message(settings, RollbackTarget(current=BAD, target=GOOD))
     assert message.startswith("Rolling back app from v1.1.0 to v1.0.0")
 
 
@@ -78,7 +82,7 @@ def _ctx_with_plan(tmp_path: Path, answer: str | None, **over: object) -> RunCon
         **over,
     )
     ctx.live.plan = build_plan(
-        ctx.params,
+        ctx.settings,
         cluster="kwok-runbook",
         server="https://127.0.0.1:19043",
         target=RollbackTarget(current=BAD, target=GOOD),

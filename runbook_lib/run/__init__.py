@@ -1,1 +1,0 @@
-"""The rollback run's parameters (``params``): to be replaced by ``core.settings``."""
