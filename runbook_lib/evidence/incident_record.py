@@ -306,6 +306,8 @@ def _attempts(events: Sequence[Event]) -> tuple[Mapping[str, Any], ...]:
     """Each attempt of the incident (a re-run appends to the same timeline), oldest first."""
     starts = [i for i, e in enumerate(events) if e.step == START_STEP]
     found: list[Mapping[str, Any]] = []
+    if not starts:
+        return ()
     for number, end in enumerate([*starts[1:], len(events)], start=1):
         # Read up to the attempt's end: a rollback of an earlier attempt is still named.
         ending = Ending.of(events[:end])

@@ -300,6 +300,8 @@ def run_notebook(
                     failure = f"notebook run aborted: {err}"
                 except KeyboardInterrupt:  # raised by the kernel machinery after an interrupt
                     failure = "notebook run aborted: interrupted"
+                except Exception as err:  # papermill on a notebook it cannot run, and the like
+                    failure = f"notebook run aborted: {type(err).__name__}: {err}"
                 finally:
                     signals.enter(Phase.SEAL)
                     executor.stop()

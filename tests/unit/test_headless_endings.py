@@ -123,7 +123,7 @@ def test_a_notebook_file_that_is_corrupt(tmp_path: Path) -> None:
     notebook = tmp_path / "rollback.ipynb"
     notebook.write_text('{"cells": [{"cell_type": "code", "sour')
     run = _run(tmp_path / "ev", notebook=notebook, replay_csv=str(DATA / "healthy_deploy.csv"))
-    _bad_input(run, step="start_run", error="InputFileError", says="not a readable notebook")
+    _bad_input(run, step="start_run", error="InputFileError", says="not a notebook")
     assert run.notebook == ""
 
 
@@ -282,5 +282,5 @@ def test_a_notebook_that_cannot_be_read_is_refused_like_bad_input_for_an_assessm
 ) -> None:
     notebook = tmp_path / "assess.ipynb"
     notebook.write_text("not json")
-    with pytest.raises(InputFileError, match="not a readable notebook"):
+    with pytest.raises(InputFileError, match="not a notebook"):
         run_notebook({"output_dir": str(tmp_path)}, notebook=notebook, executor=InProcessExecutor())
