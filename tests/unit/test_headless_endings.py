@@ -284,3 +284,33 @@ def test_a_notebook_that_cannot_be_read_is_refused_like_bad_input_for_an_assessm
     notebook.write_text("not json")
     with pytest.raises(InputFileError, match="not a notebook"):
         run_notebook({"output_dir": str(tmp_path)}, notebook=notebook, executor=InProcessExecutor())
+
+
+def test_a_profile_that_is_not_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Settings, not a file of the run: refused with the other bad parameters, before the
+    # evidence folder (which a profile may name) is trusted with anything.
+    from runbook_lib.cli.main import main
+
+    profile = tmp_path / "shop.yaml"
+    profile.write_text("release: [unclosed\n  : : :\n\tbad")
+    status = main(
+        [
+            "run",
+            "rollback",
+            "-p",
+            "profile",
+            str(profile),
+            "-p",
+            "expected_cluster",
+            "x",
+            "--output-dir",
+            str(tmp_path / "ev"),
+            "--quiet",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out.startswith("outcome: refused")
+    assert f"profile: not YAML ({profile}, line 2)" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "ev").exists()
