@@ -262,7 +262,11 @@ def _end_rollback(
         timeline.record("seal", EventKind.WARNING, f"the manifest is unsigned: {why}")
 
     state = seal(prepared.incident_dir, signing_key=prepared.signing_key, on_unsigned=unsigned)
-    ending = Ending.read(RunFacts.read(timeline.events), signal=received, lost=end.lost, seal=state)
+    # A signal during the collection stopped it: the run was stopped by that signal too.
+    stopped_by = signals.received
+    ending = Ending.read(
+        RunFacts.read(timeline.events), signal=stopped_by, lost=end.lost, seal=state
+    )
     return ending, name, tuple(prepared.redactor(p) for p in end.problems)
 
 

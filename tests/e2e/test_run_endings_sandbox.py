@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,20 +233,8 @@ def test_interrupted_run_then_a_rerun_that_finds_the_work_done(
 
 
 @pytest.fixture
-def evidence_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 64 MiB tmpfs for the evidence: room at preflight, filled later by the test."""
-    mount = tmp_path / "evidence-disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def evidence_disk(tmpfs: Callable[[str], Path]) -> Path:
+    return tmpfs("64m")
 
 
 def _fill(folder: Path) -> None:

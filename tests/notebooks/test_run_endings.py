@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -235,20 +235,8 @@ def test_output_dir_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A real 8 MiB tmpfs: room for a small bundle, not for the 50 MiB preflight asks."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def tiny_filesystem(tmpfs: Callable[[str], Path]) -> Path:
+    return tmpfs("8m")
 
 
 def test_preflight_stops_before_any_change_when_the_evidence_has_no_room(
