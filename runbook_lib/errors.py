@@ -120,7 +120,10 @@ class AdapterError(RunbookError):
 
 
 class CommandFailed(AdapterError):
-    """A subprocess exited non-zero, timed out, or could not be found."""
+    """A subprocess exited non-zero, timed out, or could not be found.
+
+    ``timeout_s`` is set when it was killed for running longer than that.
+    """
 
     def __init__(
         self,
@@ -130,8 +133,10 @@ class CommandFailed(AdapterError):
         stderr: str = "",
         retryable: bool = False,
         returncode: int | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.returncode = returncode
+        self.timeout_s = timeout_s
         super().__init__(message, command=command, stderr=stderr, retryable=retryable)
 
 

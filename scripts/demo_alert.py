@@ -1,9 +1,14 @@
 """`make demo-alert`: a bad deploy rolled back by an alert, with no person involved.
 
 1. `runbook sandbox up` (cluster, release `app` v1.0.0, Prometheus with the rules `runbook
-   rules` writes for the demo's windows, Alertmanager), reset to one good revision.
+   rules` writes for the demo's windows, Alertmanager, Jaeger), reset to one good revision,
+   then wait until the metrics before the deploy are clean: no runbook alert pending or
+   firing, and the notebook's pre-deploy window (``business_baseline``, 2 minutes here) free
+   of breaches, so an earlier demo's bad release is not in this one's record.
 2. Start `runbook serve` on the port the sandbox's Alertmanager posts to, with a policy that
-   lets `app` roll back automatically (notifications to a file).
+   lets `app` roll back automatically with the sandbox's service profile (the file its alert
+   rules come from: the same series, the business metric included), notifications to a file,
+   and traces from the sandbox's Jaeger in the evidence.
 3. Deploy v1.1.0 and wait: Prometheus fires, Alertmanager posts, the receiver runs the rollback
    notebook headlessly. Print where each second went: breach start -> alert received ->
    decision -> rollback started -> rollout complete -> recovery verified.
@@ -19,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,17 +34,18 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
-# The demo's windows (scripts/demo.py; the sandbox's rules use the same).
+# What each run adds to the service's profile (sandbox/profiles/app.yaml: its series and the
+# demo's windows, the same file the sandbox's alert rules come from).
 DEMO = {
-    "sustain": "20s",
-    "step": "2s",
-    "prometheus_rate_window": "15s",
     "recovery_poll": "2s",
-    "business_smoothing": "30s",
+    # The window before the deploy the notebook reads (baseline, pre-deploy breaches): short,
+    # so the demo need not wait half an hour after an earlier one for a clean record.
+    "business_baseline": "2m",
     "request_rate_rps": 200,
     "root_cause_hypothesis": "v1.1.0 (demo): slow and failing requests under load",
 }
 RUN_TIMEOUT_S = 420.0
+CLEAN_WINDOW = "2m"  # DEMO["business_baseline"], in PromQL
 
 
 def say(text: str) -> None:
@@ -59,9 +66,12 @@ def main() -> int:
     sandbox = runbook_sandbox.attach()
     if sandbox is None or not sandbox.prometheus_url:
         raise SystemExit("the sandbox is not running with its metrics stack")
-    # The reset restarts pods (orders dip): start from a quiet state, or that dip's alert is
-    # the one that starts the run, seconds after the deploy.
-    say("waiting until no runbook alert is pending or firing")
+    if not sandbox.tracing_url:
+        raise SystemExit("the sandbox is not running its tracing backend (Jaeger)")
+    # The reset restarts pods (orders dip), and an earlier demo's bad release may still be in
+    # the recent metrics: start from a clean window, or the record warns of a breach before
+    # the deploy and that dip's alert is the one that starts the run.
+    say(f"waiting until no runbook alert is active and the last {CLEAN_WINDOW} are clean")
     _wait_quiet(sandbox.prometheus_url)
     output = Path(os.environ.get("RUNBOOK_DEMO_OUTPUT", REPO / "evidence")) / "alert-demo"
     work = output / f"serve-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
@@ -72,9 +82,19 @@ def main() -> int:
             "kubeconfig": str(sandbox.kubeconfig),
             "context": sandbox.context,
             "prometheus_url": sandbox.prometheus_url,
+            "tracing_url": sandbox.tracing_url,  # traces/ of the deploy window and after
             **DEMO,
         },
-        "releases": [{"release": "app", "namespace": "default", "auto_rollback": True}],
+        "releases": [
+            {
+                "release": "app",
+                "namespace": "default",
+                "auto_rollback": True,
+                # The service described once: the rule that fired and the notebook judge the
+                # same series, the business metric (orders) included.
+                "profile": str(alerting.DEMO_PROFILE),
+            }
+        ],
         "circuit_breaker": {"max_rollbacks": 2, "period": "1h"},
         "notify": {"notify_file": str(work / "notifications.jsonl"), "console": True},
     }
@@ -84,6 +104,8 @@ def main() -> int:
         RUNBOOK, "serve", "--policy", str(work / "policy.yaml"),
         "--token-file", str(alerting.token_file(sandbox.state_dir)), "--port", str(port),
         "--state-dir", str(work / "state"), "--output-dir", str(output),
+        # At the end a follow-up assessment may still run: stopped and sealed, not awaited.
+        "--grace", "10s",
     ]  # fmt: skip
     say(f"runbook serve on 127.0.0.1:{port} (policy {work / 'policy.yaml'})")
     serve = subprocess.Popen(argv, env={**os.environ, **sandbox.env})
@@ -112,7 +134,7 @@ def main() -> int:
         finished = (acted or done)[-1]
     finally:
         serve.terminate()
-        serve.wait(30)
+        serve.wait(60)
     events = [json.loads(x) for x in journal.read_text().splitlines()]
     started = next(
         e for e in events if e["event"] == "run_started" and e["run_id"] == finished["run_id"]
@@ -146,6 +168,10 @@ def main() -> int:
     print()
     print("=" * 78)
     print(f"outcome {finished['outcome']}; evidence {incident}")
+    fired = json.loads((incident / "alert.json").read_text())["alert"]["labels"]
+    judged = ", ".join(f"{r['rule']} ({r['metric']}) {r['status']}" for r in record["rules"])
+    print(f"started by {fired.get('alertname')} (rule {fired.get('runbook_rule')}); "
+          f"the notebook judged: {judged}")  # fmt: skip
     known = [(name, t) for name, t in moments if t is not None]
     total = (known[-1][1] - known[0][1]).total_seconds() if len(known) > 1 else 0.0
     previous = None
@@ -170,15 +196,30 @@ def main() -> int:
     return 0 if finished["outcome"] == "recovered" else 1
 
 
-def _wait_quiet(prometheus_url: str, timeout_s: float = 180.0) -> None:
+def _clean(prometheus_url: str) -> bool:
+    """No runbook alert active for app, and no breach of the error or latency threshold in
+    the last CLEAN_WINDOW (the recorded series the alerts use)."""
+    with urllib.request.urlopen(f"{prometheus_url}/api/v1/alerts", timeout=5) as resp:
+        alerts = json.load(resp)["data"]["alerts"]
+    if [a for a in alerts if a["labels"].get("release") == "app"]:
+        return False
+    selector = '{release="app",namespace="default"}'
+    for series, limit in (("runbook:error_ratio", 0.01), ("runbook:p99_latency_seconds", 1.0)):
+        query = urllib.parse.quote(f"max_over_time({series}{selector}[{CLEAN_WINDOW}])")
+        with urllib.request.urlopen(f"{prometheus_url}/api/v1/query?query={query}", timeout=5) as r:
+            result = json.load(r)["data"]["result"]
+        if not result or float(result[0]["value"][1]) > limit:
+            return False
+    return True
+
+
+def _wait_quiet(prometheus_url: str, timeout_s: float = 300.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{prometheus_url}/api/v1/alerts", timeout=5) as resp:
-            alerts = json.load(resp)["data"]["alerts"]
-        if not [a for a in alerts if a["labels"].get("release") == "app"]:
+        if _clean(prometheus_url):
             return
         time.sleep(2)
-    say(f"runbook alerts still active after {timeout_s:.0f} s; going on")
+    say(f"the metrics are still not clean after {timeout_s:.0f} s; going on")
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ class Helm:
                 command=shown,
                 stderr=stderr,
                 retryable=True,
+                timeout_s=limit,
             ) from err
         except OSError as err:
             raise CommandFailed(
@@ -162,14 +163,15 @@ class Helm:
             self._major = int(match.group(1))
         return self._major
 
-    def history(self, release: str) -> list[Revision]:
+    def history(self, release: str, *, timeout_s: float | None = None) -> list[Revision]:
         """``helm history <release> -o json`` as revisions, oldest first (preflight, revisions).
 
-        Raises ``CommandFailed`` (release not found, cluster unreachable, timeout) or
-        ``AdapterError`` when the output is not Helm's JSON history.
+        ``timeout_s`` bounds this call (default: the instance's). Raises ``CommandFailed``
+        (release not found, cluster unreachable, timeout) or ``AdapterError`` when the output
+        is not Helm's JSON history.
         """
         args = ["history", release, "--output", "json"]
-        out = self._run(args)
+        out = self._run(args, timeout_s=timeout_s)
         try:
             return parse_history(out)
         except AdapterError as err:

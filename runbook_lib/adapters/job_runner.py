@@ -1,21 +1,18 @@
-"""Runs as Kubernetes Jobs: the runner of ``runbook serve --dispatch job``.
+"""Runs as Kubernetes Jobs: the Kubernetes side of ``runbook serve --dispatch job``.
 
-Creates the Job ``core.run_job.job_manifest`` describes and waits for it to complete or fail.
-A Job of the same name already there (the receiver restarted mid-run) is waited for, not
-created again. The evidence stays on the Job's volume; the result names where
-(``<claim>:/<incident_id>``) and reports the Job's end as the outcome (``job_succeeded``,
-``job_failed``): the incident record itself is read from the volume by whoever mounts it.
+``create`` makes the Job ``core.run_job.job_manifest`` describes (an existing Job of that
+name, from before a restart, is found, not made twice); ``find`` looks a run's Job up by its
+label (``runbook.io/run``), which is how a restarted receiver finds the Jobs it created;
+``state`` reads how one is doing. Refusals (403, 422, a quota) raise ``ApiError`` with the
+status and whether retrying may help; the receiver reports them as a failed dispatch.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from runbook_lib.adapters.notebook_runner import RunResult
-from runbook_lib.core.run_job import JobSpec, job_manifest, job_name
+from runbook_lib.core.run_job import RUN_LABEL
 from runbook_lib.errors import ApiError
 
 __all__ = ["JobRunner", "job_state"]
@@ -28,69 +25,72 @@ def job_state(status: Any) -> str:
             return "succeeded"
         if condition.status == "True" and condition.type in ("Failed", "FailureTarget"):
             return "failed"
+    if getattr(status, "succeeded", None):
+        return "succeeded"
+    if getattr(status, "failed", None):
+        return "failed"
     return "running"
 
 
+def _api_error(err: Any, what: str, command: str) -> ApiError:
+    status = int(getattr(err, "status", 0) or 0)
+    return ApiError(
+        f"{what}: HTTP {status} {getattr(err, 'reason', '')}".rstrip(),
+        command=command,
+        stderr=str(getattr(err, "body", "") or "")[:2000],
+        retryable=status == 0 or status == 429 or status >= 500,
+        status=status,
+    )
+
+
 class JobRunner:
-    """``runner(parameters, on_start=...) -> RunResult`` creating one Job per run.
+    """Jobs through ``batch``, a ``kubernetes.client.BatchV1Api`` (the caller loads the
+    kubeconfig or the in-cluster config)."""
 
-    ``batch`` is a ``kubernetes.client.BatchV1Api`` (the caller loads the kubeconfig or the
-    in-cluster config). ``poll_s`` is how often the Job's status is read.
-    """
-
-    def __init__(
-        self,
-        batch: Any,
-        spec: JobSpec,
-        *,
-        poll_s: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, batch: Any) -> None:
         self.batch = batch
-        self.spec = spec
-        self.poll_s = poll_s
-        self.sleep = sleep
 
-    def __call__(
-        self, parameters: Mapping[str, Any], *, on_start: Callable[[int], None] = lambda _p: None
-    ) -> RunResult:
+    def create(self, manifest: Mapping[str, Any]) -> bool:
+        """Create the Job; False when one of that name exists already. Raises ``ApiError``."""
         from kubernetes.client.exceptions import ApiException
 
-        manifest = job_manifest(self.spec, parameters)
-        name = job_name(str(parameters["incident_id"]))
+        name = str(manifest["metadata"]["name"])
         namespace = str(manifest["metadata"]["namespace"])
-        started = time.monotonic()
         try:
-            self.batch.create_namespaced_job(namespace, manifest)
+            self.batch.create_namespaced_job(namespace, dict(manifest))
         except ApiException as err:
-            if err.status != 409:  # 409: already created before a restart; wait for it
-                raise ApiError(
-                    f"cannot create Job {name} in {namespace}: {err.reason}",
-                    command=f"create job {name}",
-                    stderr=str(err.body or ""),
-                    retryable=err.status >= 500 or err.status == 429,
-                    status=err.status,
-                ) from err
-        deadline = started + self.spec.deadline_s + 60
-        state = "running"
-        while time.monotonic() < deadline:
-            try:
-                job = self.batch.read_namespaced_job_status(name, namespace)
-            except ApiException as err:
-                if err.status == 404:  # deleted under us
-                    state = "failed"
-                    break
-                raise ApiError(
-                    f"cannot read Job {name}: {err.reason}",
-                    command=f"get job {name}",
-                    retryable=True,
-                ) from err
-            state = job_state(job.status)
-            if state != "running":
-                break
-            self.sleep(self.poll_s)
-        # The evidence is on the volume: say which claim and folder.
-        where = Path(f"{self.spec.evidence_claim}:/{parameters['incident_id']}")
-        outcome = {"succeeded": "job_succeeded", "failed": "job_failed"}.get(state, "job_timeout")
-        status = 0 if state == "succeeded" else 1
-        return RunResult(status, where, outcome, "", time.monotonic() - started)
+            if err.status == 409:
+                return False
+            raise _api_error(
+                err, f"cannot create Job {name} in {namespace}", f"create job {name} -n {namespace}"
+            ) from err
+        return True
+
+    def find(self, namespace: str, name: str) -> str | None:
+        """The state of the run's Job found by its label; None when there is none."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            found = self.batch.list_namespaced_job(namespace, label_selector=f"{RUN_LABEL}={name}")
+        except ApiException as err:
+            raise _api_error(
+                err,
+                f"cannot list Jobs in {namespace}",
+                f"get jobs -n {namespace} -l {RUN_LABEL}={name}",
+            ) from err
+        items = list(getattr(found, "items", None) or [])
+        return job_state(items[0].status) if items else None
+
+    def state(self, namespace: str, name: str) -> str:
+        """``running``, ``succeeded``, ``failed``, or ``gone`` (deleted). Raises ``ApiError``."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            job = self.batch.read_namespaced_job_status(name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return "gone"
+            raise _api_error(
+                err, f"cannot read Job {name}", f"get job {name} -n {namespace}"
+            ) from err
+        return job_state(job.status)

@@ -11,6 +11,12 @@ belongs to a run that crashed: it frees itself and may be taken over, reported i
 (``acquire(..., takeover_reason=...)``), which the Lease keeps in an annotation so the run that
 lost it can say why. The Lease also names the holder's incident and evidence folder, so the
 run after a crash can find and seal the crashed run's evidence.
+
+The holder is a process, not a name: ``holderIdentity`` carries the holder's pid and host, and
+annotations its process start time and run id (``core.run_identity``). Two runs under one
+incident id are two holders. A live lease whose holder is provably gone (the caller's
+``gone`` says why: same host and the process no longer exists, or its timeline says it ended)
+is taken over at once, without waiting for the TTL.
 """
 
 from __future__ import annotations
@@ -18,16 +24,22 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runbook_lib.adapters.kube import Kube
+from runbook_lib.core.run_identity import START_TOLERANCE_S, RunIdentity
 from runbook_lib.errors import ApiError, LockHeld, LockLost, ParameterError
 
 __all__ = [
     "ANNOTATION_EVIDENCE",
+    "ANNOTATION_HOST",
     "ANNOTATION_INCIDENT",
+    "ANNOTATION_PID",
+    "ANNOTATION_PROCESS_STARTED",
+    "ANNOTATION_RUN",
     "ANNOTATION_TAKEOVER",
     "LeaseState",
     "LockInfo",
@@ -41,6 +53,10 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ANNOTATION_INCIDENT = "runbook/incident-id"
 ANNOTATION_EVIDENCE = "runbook/evidence-dir"
 ANNOTATION_TAKEOVER = "runbook/takeover-reason"
+ANNOTATION_HOST = "runbook/host"
+ANNOTATION_PID = "runbook/pid"
+ANNOTATION_PROCESS_STARTED = "runbook/process-started"  # Unix seconds, two decimals
+ANNOTATION_RUN = "runbook/run-id"
 
 
 def lease_name(release: str) -> str:
@@ -61,6 +77,11 @@ class LeaseState:
     takeover_reason: str = ""
     resource_version: str = ""
     transitions: int = 0
+    # The holder process (annotations; empty for a Lease written by an older version).
+    host: str = ""
+    pid: int = 0
+    process_started: float = 0.0
+    run_id: str = ""
 
     def frees_at(self, default_ttl_s: float) -> datetime | None:
         """When the lock frees itself unless renewed: last renewal + the holder's duration."""
@@ -78,9 +99,10 @@ class LeaseState:
 class LockInfo:
     """The lock as acquired: who holds it, since when, and any takeover warning.
 
-    ``takeover`` is "" (the lock was free or ours), "stale" (its holder stopped renewing it)
-    or "deliberate" (a live lock taken over with ``reason``); ``previous`` is the Lease as it
-    was before, when another holder had it.
+    ``takeover`` is "" (the lock was free or ours), "stale" (its holder stopped renewing it),
+    "gone" (its holder is provably gone: ``reason`` says why) or "deliberate" (a live lock
+    taken over with ``reason``); ``previous`` is the Lease as it was before, when another
+    holder had it.
     """
 
     namespace: str
@@ -116,8 +138,9 @@ def _clock(at: datetime | None) -> str:
 def held_message(release: str, where: str, state: LeaseState, now: datetime, ttl_s: float) -> str:
     """Why a run cannot take the lock, and how to go on (the text of ``LockHeld``).
 
-    Names the holder, since when it holds the lock, when it frees itself unless renewed, and
-    the two ways on: wait (a crashed run stops renewing) or take it over deliberately.
+    Names the holder (its process and run), since when it holds the lock, when it frees itself
+    unless renewed, and the two ways on: wait (a crashed run stops renewing) or take it over
+    deliberately.
     """
     frees = state.frees_at(ttl_s)
     renewed = (
@@ -132,13 +155,14 @@ def held_message(release: str, where: str, state: LeaseState, now: datetime, ttl
         else f"{_clock(frees)}, in {max(0.0, (frees - now).total_seconds()):.0f} s,"
     )
     incident = f", incident {state.incident_id}" if state.incident_id else ""
+    run = f", run {state.run_id}" if state.run_id else ""
     return (
-        f"release {release!r} is being rolled back by {state.holder!r}{incident} "
-        f"(Lease {where}): held since {_clock(state.acquired_at)}, {renewed}; it frees itself "
-        f"at {when} unless its run renews it. A running holder renews it while it works; if "
-        f"that run crashed, run again after that time. To take the lock over now, set "
-        f"lock_takeover_reason to why (recorded in both runs' evidence); never while the "
-        f"other run may still be acting"
+        f"release {release!r} is being rolled back by {state.holder!r}{incident}{run} "
+        f"(Lease {where}): held since {_clock(state.acquired_at)}, {renewed}; "
+        f"it frees itself at {when} unless its run renews it. A running holder renews it "
+        f"while it works; if that run crashed, run again after that time. To take the lock "
+        f"over now, set lock_takeover_reason to why (recorded in both runs' evidence); never "
+        f"while the other run may still be acting"
     )
 
 
@@ -158,7 +182,18 @@ def _state(lease: Any) -> LeaseState | None:
         takeover_reason=str(annotations.get(ANNOTATION_TAKEOVER, "")),
         resource_version=str(lease.metadata.resource_version or ""),
         transitions=int(spec.lease_transitions or 0) if spec else 0,
+        host=str(annotations.get(ANNOTATION_HOST, "")),
+        pid=_number(annotations.get(ANNOTATION_PID), int),
+        process_started=_number(annotations.get(ANNOTATION_PROCESS_STARTED), float),
+        run_id=str(annotations.get(ANNOTATION_RUN, "")),
     )
+
+
+def _number(text: object, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(str(text)) if text else kind(0)
+    except ValueError:
+        return kind(0)
 
 
 class ReleaseLock:
@@ -166,7 +201,8 @@ class ReleaseLock:
 
     ``ttl_s`` is how long a renewal counts: the Lease frees itself that long after its last
     renewal. ``incident_id`` and ``evidence_dir`` are written on the Lease so a later run can
-    find this run's evidence. Raises ``ParameterError`` for a release name that cannot name a
+    find this run's evidence; ``identity`` (the run's process and run id) so a later run can
+    tell whether the holder is gone. Raises ``ParameterError`` for a release name that cannot name a
     Lease, an empty holder or a TTL that is not positive. Safe to renew from another thread.
     """
 
@@ -180,6 +216,7 @@ class ReleaseLock:
         ttl_s: float = 60.0,
         incident_id: str = "",
         evidence_dir: str = "",
+        identity: RunIdentity | None = None,
     ) -> None:
         problems = []
         name = lease_name(release)
@@ -199,6 +236,7 @@ class ReleaseLock:
         self.ttl_s = ttl_s
         self.incident_id = incident_id
         self.evidence_dir = evidence_dir
+        self.identity = identity
         self._acquired_at: datetime | None = None
         self._reason = ""
         self._guard = threading.Lock()  # renewals from a prompt's renewer thread
@@ -222,6 +260,7 @@ class ReleaseLock:
                 (ANNOTATION_INCIDENT, self.incident_id),
                 (ANNOTATION_EVIDENCE, self.evidence_dir),
                 (ANNOTATION_TAKEOVER, self._reason),
+                *self._identity_annotations(),
             )
             if value
         }
@@ -249,6 +288,29 @@ class ReleaseLock:
             },
         }
 
+    def _identity_annotations(self) -> tuple[tuple[str, str], ...]:
+        who = self.identity
+        if who is None:
+            return ()
+        return (
+            (ANNOTATION_HOST, who.host),
+            (ANNOTATION_PID, str(who.pid) if who.pid else ""),
+            (
+                ANNOTATION_PROCESS_STARTED,
+                f"{who.process_started:.2f}" if who.process_started else "",
+            ),
+            (ANNOTATION_RUN, who.run_id),
+        )
+
+    def _ours(self, state: LeaseState) -> bool:
+        """The Lease names this holder, and (when both are known) this very process."""
+        if state.holder != self.holder:
+            return False
+        mine = self.identity.process_started if self.identity is not None else 0.0
+        if not mine or not state.process_started:
+            return True
+        return abs(mine - state.process_started) <= START_TOLERANCE_S
+
     def _read(self) -> Any | None:
         try:
             return self.kube.call(
@@ -275,11 +337,18 @@ class ReleaseLock:
         """The Lease as it is now (None when there is none). Raises ``ApiError``."""
         return _state(self._read())
 
-    def acquire(self, now: datetime, *, takeover_reason: str = "") -> LockInfo:
+    def acquire(
+        self,
+        now: datetime,
+        *,
+        takeover_reason: str = "",
+        gone: Callable[[LeaseState], str] | None = None,
+    ) -> LockInfo:
         """Take the lock (preflight, "lock"). ``now`` is the caller's clock (UTC, aware).
 
-        Re-entrant for the same holder. A lease its holder stopped renewing (older than the
-        holder's duration) is taken over with a warning; a live one only with a non-empty
+        Re-entrant for the same holder process only. A lease its holder stopped renewing
+        (older than the holder's duration) is taken over with a warning; a live one at once
+        when ``gone(state)`` says why its holder is provably gone, else only with a non-empty
         ``takeover_reason``. Raises ``LockHeld`` (saying who holds it, since when, when it
         frees itself and how to take it over) when another holder renewed it recently or won
         a race for it, ``ApiError`` when the API fails (including a 403 naming the missing
@@ -312,23 +381,29 @@ class ReleaseLock:
                 other = state.holder
                 warning = None
                 takeover = ""
+                why = ""
                 transitions = state.transitions
                 acquired = now
-                if other == self.holder:
+                if self._ours(state):
                     acquired = state.acquired_at or now
                 elif other:
                     if state.live(now, self.ttl_s):
-                        if not reason:
+                        why = gone(state) if gone is not None else ""
+                        if why:
+                            takeover = "gone"
+                            warning = f"took over the lock of {other!r} at once: {why}"
+                        elif not reason:
                             raise LockHeld(
                                 held_message(self.release_name, self.where, state, now, self.ttl_s),
                                 holder=other,
                                 frees_at=state.frees_at(self.ttl_s),
                             )
-                        takeover = "deliberate"
-                        warning = (
-                            f"took over the LIVE lock of {other!r} deliberately (last renewed "
-                            f"{_clock(state.renewed_at)}); reason: {reason}"
-                        )
+                        else:
+                            takeover, why = "deliberate", reason
+                            warning = (
+                                f"took over the LIVE lock of {other!r} deliberately (last "
+                                f"renewed {_clock(state.renewed_at)}); reason: {reason}"
+                            )
                     else:
                         takeover = "stale"
                         since = (
@@ -359,10 +434,10 @@ class ReleaseLock:
                 return self._info(
                     now,
                     replaced,
-                    previous=state if other and other != self.holder else None,
+                    previous=state if other and takeover else None,
                     warning=warning,
                     takeover=takeover,
-                    reason=self._reason,
+                    reason=why,
                 )
             holder = self.holder_now() or ""
             raise LockHeld(
@@ -410,7 +485,7 @@ class ReleaseLock:
                         f"held it; nobody holds it now; run the step again to take it again",
                         holder=None,
                     )
-                if state.holder != self.holder:
+                if not self._ours(state):
                     why = (
                         f" (reason given: {state.takeover_reason})" if state.takeover_reason else ""
                     )
@@ -454,7 +529,10 @@ class ReleaseLock:
         """
         with self._guard:
             lease = self._read()
-            if lease is None or lease.spec is None or lease.spec.holder_identity != self.holder:
+            if lease is None or lease.spec is None:
+                return False
+            state = _state(lease)
+            if state is None or not self._ours(state):
                 return False
             try:
                 self.kube.call(

@@ -1,135 +1,132 @@
-"""Run the rollback notebook as ``runbook run rollback`` in a child process, for the receiver.
+"""A run of the rollback notebook as a child process of the receiver (``runbook serve``).
 
-Used by ``runbook serve`` (local dispatch). The child is the same command a person runs
-(``cli/run.py``'s ``run_rollback``: papermill, redaction, sealed evidence), in its own session
-so a signal meant for the receiver does not cut a rollback in half; the receiver journals its
-pid and decides what to do with it after a restart (``terminate``). The run's outcome and
-verdict are its ``Ending``, which the child writes as JSON (``--ending-json``, beside the
-incident folder): this module reads them from there and works nothing out itself.
+The child is the command a person runs, ``runbook run rollback -p/-r NAME VALUE ...``, in its
+own session (a signal meant for the receiver does not cut a rollback in half). Credentials
+reach it through its environment (``RUNBOOK_<NAME>``), never its command line.
+
+Which child belongs to which run, across receiver restarts, is told by a lock, not by a pid:
+the receiver takes an exclusive ``flock`` on ``<run>.lock`` and hands that open file to the
+child, then lets go of its own copy. The lock is held exactly as long as the child lives, so a
+restarted receiver asks the lock (``holder``) whether the run is still going (a pid may have
+been reused; a lock cannot outlive its holder) and reads the child's pid from the file to stop
+it (``terminate``: SIGTERM to its process group, so it records the interrupt and seals its
+evidence, then SIGKILL).
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from runbook_lib.adapters import processes
 
-__all__ = ["RunResult", "SubprocessRunner", "is_running", "read_ending", "terminate"]
-
-_ENTRY = "import sys; from runbook_lib.cli import main; sys.exit(main())"
+__all__ = ["Child", "ChildStillRunning", "holder", "start_child", "terminate", "wait_child"]
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """How a notebook run ended: exit status, evidence folder, outcome/verdict of its Ending."""
+@dataclass
+class Child:
+    """A run's child: ``proc`` is None when it was started by an earlier receiver."""
 
-    status: int
-    incident_dir: Path
-    outcome: str
-    verdict: str
-    wall_s: float
-    log_tail: str = ""
+    lock_path: Path
+    pid: int
+    proc: subprocess.Popen[bytes] | None = None
 
 
-def read_ending(path: Path) -> tuple[str, str]:
-    """(outcome, verdict) of the Ending a run wrote to ``path``; ("", "") when it wrote none
-    (killed before its end)."""
+class ChildStillRunning(RuntimeError):
+    """The run's lock is held: a child of an earlier receiver is still working on it."""
+
+
+def _open_lock(path: Path, *, create: bool) -> int:
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    return os.open(path, flags, 0o600)
+
+
+def start_child(
+    argv: Sequence[str],
+    *,
+    lock_path: Path,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+) -> Child:
+    """Start ``argv`` holding the run's lock. Raises ``ChildStillRunning`` when the lock is
+    held already, ``OSError`` when the program cannot start."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = _open_lock(lock_path, create=True)
     try:
-        ending = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "", ""
-    if not isinstance(ending, dict):
-        return "", ""
-    return str(ending.get("outcome") or ""), str(ending.get("verdict") or "")
-
-
-def _argv(parameters: Mapping[str, Any], ending: Path) -> list[str]:
-    argv = [
-        sys.executable,
-        "-c",
-        _ENTRY,
-        "run",
-        "rollback",
-        "--quiet",
-        "--ending-json",
-        str(ending),
-    ]
-    for name, value in parameters.items():
-        if isinstance(value, bool | int | float):
-            argv += ["-p", name, str(value)]  # read back as True/3/0.5 (papermill's rules)
-        else:
-            argv += ["-r", name, str(value)]  # text stays text ("007" is not 7)
-    return argv
-
-
-class SubprocessRunner:
-    """``runner(parameters, on_start=...) -> RunResult``; ``parameters`` must name
-    ``output_dir`` and ``incident_id`` (the receiver fixes both, so it knows the folder)."""
-
-    def __init__(self, *, timeout_s: float = 3600.0, env: Mapping[str, str] | None = None):
-        self.timeout_s = timeout_s
-        self.env = dict(env) if env is not None else None
-
-    def __call__(
-        self,
-        parameters: Mapping[str, Any],
-        *,
-        on_start: Callable[[int], None] = lambda _pid: None,
-    ) -> RunResult:
-        incident_dir = Path(str(parameters["output_dir"])) / str(parameters["incident_id"])
-        incident_dir.mkdir(parents=True, exist_ok=True)
-        log_path = incident_dir.parent / f".{incident_dir.name}.runner.log"
-        ending = incident_dir.parent / f".{incident_dir.name}.ending.json"
-        ending.unlink(missing_ok=True)  # an earlier attempt's is not this one's
-        started = time.monotonic()
-        # The log is the run's own output (redacted); kept 0640 like the evidence.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-        with os.fdopen(os.open(log_path, flags, 0o640), "wb") as log:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise ChildStillRunning(f"{lock_path} is held by a running child") from err
+        with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                _argv(parameters, ending),
+                list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self.env,
+                env=dict(env) if env is not None else None,
                 start_new_session=True,
+                pass_fds=(fd,),  # the child holds the lock from here on
             )
-            on_start(proc.pid)
-            try:
-                status = proc.wait(self.timeout_s)
-            except subprocess.TimeoutExpired:
-                status = _stop(proc)
-        wall = time.monotonic() - started
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-        outcome, verdict = read_ending(ending)
-        return RunResult(status, incident_dir, outcome, verdict, wall, tail)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{proc.pid}\n".encode(), 0)
+    finally:
+        os.close(fd)  # our copy only: the lock stays with the child's
+    return Child(lock_path, proc.pid, proc)
 
 
-def _stop(proc: subprocess.Popen[bytes], *, grace_s: float = 30.0) -> int:
-    """SIGTERM to the child's group (it seals its evidence), SIGKILL after ``grace_s``; its
-    status, waited for through its ``Popen`` so it is not lost."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        processes.signal_group(proc.pid, sig)
+def holder(lock_path: Path) -> int | None:
+    """The pid of the live child holding the run's lock (0 when it has not written it yet);
+    None when no process holds it (the child ended, or never started)."""
+    try:
+        fd = _open_lock(lock_path, create=False)
+    except FileNotFoundError:
+        return None
+    try:
         try:
-            return proc.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-    return proc.wait()
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
-def is_running(pid: int) -> bool:
-    """The pid runs ``runbook run rollback`` started by a runner (not a reused pid)."""
-    return processes.runs(pid, _ENTRY)
+def wait_child(child: Child, *, timeout_s: float | None = None, poll_s: float = 0.2) -> int | None:
+    """Until the child ends; its exit status when it is ours to reap, else None. Raises
+    ``TimeoutError`` after ``timeout_s`` (the child still runs)."""
+    if child.proc is not None:
+        try:
+            return child.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired as err:
+            raise TimeoutError(f"pid {child.pid} still runs after {timeout_s:g} s") from err
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while holder(child.lock_path) is not None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"pid {child.pid} still runs after {timeout_s:g} s")
+        time.sleep(poll_s)  # not our child: nothing to wait on but its lock
+    return None
 
 
-def terminate(pid: int, *, timeout_s: float = 30.0) -> None:
-    """SIGTERM to the run's process group (the notebook seals its evidence), then SIGKILL."""
-    processes.end_group(pid, grace_s=timeout_s)
+def terminate(lock_path: Path, *, timeout_s: float = 45.0, poll_s: float = 0.1) -> bool:
+    """Stop the run's child: SIGTERM to its process group (it records the interrupt and
+    seals its evidence), SIGKILL after ``timeout_s``. True when no child holds the lock."""
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+        pid = holder(lock_path)
+        if pid is None:
+            return True
+        if pid:
+            processes.signal_group(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if holder(lock_path) is None:
+                return True
+            time.sleep(poll_s)
+    return holder(lock_path) is None

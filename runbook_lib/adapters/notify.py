@@ -3,7 +3,9 @@
 A webhook URL is a credential (anyone holding it can post to the channel), so it never appears
 in an error, a log or the timeline: errors name only the scheme and host. Failures say whether
 retrying may help; the notify step retries once and never lets a failed notification block
-the rollback.
+the rollback. Each channel escapes the text for its medium (``core.escape``): Slack gets
+entities, so text from an alert label can neither mention a channel nor disguise a link; the
+console shows control characters as escapes, so it cannot forge a line or a colour.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
+from runbook_lib.core.escape import console_text, slack_text
 from runbook_lib.errors import AdapterError, ParameterError
 
 __all__ = ["ConsoleNotifier", "FileNotifier", "Notifier", "SlackWebhook", "redact_url"]
@@ -68,7 +71,7 @@ class SlackWebhook:
         command = f"POST {self.target}"
         try:
             # Tried once: a second POST could post the message twice (the notify step decides).
-            self._http.post(self._url, json={"text": text}, command=command)
+            self._http.post(self._url, json={"text": slack_text(text)}, command=command)
         except HttpError as err:
             if err.status is not None:
                 message = f"webhook answered HTTP {err.status}"
@@ -93,7 +96,7 @@ class ConsoleNotifier:
         """Write one line. Never fails in practice; raises ``AdapterError`` if the stream does."""
         stream = self._stream if self._stream is not None else sys.stdout
         try:
-            print(f"[notify] {text}", file=stream, flush=True)
+            print(f"[notify] {console_text(text)}", file=stream, flush=True)
         except (OSError, ValueError) as err:
             raise AdapterError("console notification failed", command="stdout") from err
 

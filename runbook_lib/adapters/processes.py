@@ -1,22 +1,68 @@
-"""Processes this tool started and must stop: the kernels of a headless run, a receiver's runs.
+"""This machine's processes, in one place: who this process is, whether a pid still names the
+process that took a lock, and the processes a run started and must stop.
 
-One place for finding a process's children, telling a live process from a gone one (or a
-reused pid) and ending a process with everything it started (SIGTERM, a grace period, then
-SIGKILL), through psutil rather than reading ``/proc`` by hand. A process that leads its own
-process group (a kernel, a ``runbook run`` child started in its own session) is signalled as a
-group, so what it started (helm, kubectl) stops with it.
+psutil reads the start time the same way on Linux and macOS (an engineer's laptop), so a pid
+reused by another process is told apart from the one that took the lock. Finding a process's
+children and ending a process with everything it started (SIGTERM, a grace period, then
+SIGKILL) go through psutil too, rather than reading ``/proc`` by hand. A process that leads its
+own process group (a kernel, a ``runbook run`` child started in its own session) is signalled
+as a group, so what it started (helm, kubectl) stops with it.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Iterable
 from contextlib import suppress
 
 import psutil
 
-__all__ = ["alive", "children", "end", "end_group", "interrupt", "runs", "signal_group"]
+__all__ = [
+    "alive",
+    "children",
+    "end",
+    "end_group",
+    "host_name",
+    "interrupt",
+    "process_started",
+    "runs",
+    "signal_group",
+    "this_process",
+]
+
+
+def host_name() -> str:
+    """This machine's host name, as the Lease records it."""
+    return socket.gethostname()
+
+
+def process_started(pid: int) -> float | None:
+    """When the process ``pid`` started (Unix seconds), or None when there is no such process.
+
+    A zombie (exited, not yet reaped: common in a container whose first process reaps
+    nothing) is gone too. A process of another user still exists (if its start time cannot be
+    read it counts as existing with an unknown start, 0.0).
+    """
+    if pid <= 0:
+        return None
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(process.create_time())
+    except psutil.NoSuchProcess:  # ZombieProcess included
+        return None
+    except (psutil.AccessDenied, OSError):
+        return 0.0
+
+
+def this_process() -> tuple[str, int, float]:
+    """(host, pid, start time) of the calling process."""
+    pid = os.getpid()
+    return host_name(), pid, process_started(pid) or 0.0
+
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, ProcessLookupError)
 

@@ -10,7 +10,6 @@ status are the Ending's, never worked out here.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from runbook_lib.errors import ParameterError
 if TYPE_CHECKING:
     from runbook_lib.headless import Executor, HeadlessRun
 
-__all__ = ["NOTEBOOKS", "print_run", "register", "run_rollback"]
+__all__ = ["NOTEBOOKS", "credentials_from_env", "print_run", "register", "run_rollback"]
 
 NOTEBOOKS = {"assess": "assess.ipynb", "rollback": "rollback.ipynb"}
 
@@ -75,13 +74,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--notebook", metavar="PATH", help="notebook to run (default: bundled)")
     parser.add_argument("--kernel", metavar="NAME", help="Jupyter kernel (default: notebook's)")
     parser.add_argument("--quiet", action="store_true", help="do not stream cell output")
-    parser.add_argument(
-        "--ending-json",
-        metavar="PATH",
-        help="also write the run's ending (outcome, verdict, cluster, seal, exit status) as "
-        "JSON to PATH, outside the bundle, for a program that started the run (default: not "
-        "written)",
-    )
     parser.set_defaults(func=_run_command)
 
 
@@ -148,20 +140,27 @@ def run_rollback(
     return run_notebook(parameters, notebook=notebook, executor=chosen, stream=stream)
 
 
-def _write_ending(path: str, run: HeadlessRun) -> None:
-    """The Ending as JSON, whole or not at all (temp file and rename), 0640 like the evidence."""
-    data = {**run.ending.to_json_dict(), "incident_dir": str(run.incident_dir)}
-    target = Path(path)
-    temp = target.with_name(f".{target.name}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    with os.fdopen(os.open(temp, flags, 0o640), "w", encoding="utf-8") as out:
-        out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    temp.replace(target)
+def credentials_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Credential parameters given as ``RUNBOOK_<NAME>`` (``RUNBOOK_SLACK_WEBHOOK_URL``): how
+    ``runbook serve`` hands them to a run, so they are in no command line and no Job spec."""
+    from runbook_lib.core.redact import is_credential_name
+    from runbook_lib.core.run_job import credential_env_name
+    from runbook_lib.core.settings import FIELDS
+
+    found = {}
+    for spec in FIELDS:
+        if is_credential_name(spec.name) and environ.get(credential_env_name(spec.name)):
+            found[spec.name] = environ[credential_env_name(spec.name)]
+    return found
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    # Values stay text: the settings model reads people's text (core.settings).
-    params: dict[str, Any] = dict(args.parameter)
+    # Values stay text: the settings model reads people's text (core.settings). Given on the
+    # command line wins over the environment.
+    params: dict[str, Any] = (
+        dict(credentials_from_env(os.environ)) if args.runbook == "rollback" else {}
+    )
+    params.update(dict(args.parameter))
     params.update(dict(args.raw_parameter))
     if args.output_dir:
         params["output_dir"] = args.output_dir
@@ -173,9 +172,4 @@ def _run_command(args: argparse.Namespace) -> int:
         print("outcome: refused (bad input: nothing ran, nothing was written)")
         raise
     print_run(run)
-    if args.ending_json:
-        try:
-            _write_ending(args.ending_json, run)
-        except OSError as err:
-            print(f"runbook run: could not write --ending-json: {err}", file=sys.stderr)
     return run.ending.exit_status

@@ -5,14 +5,15 @@
 
 Alertmanager's ``webhook_configs`` posts to ``http://HOST:PORT/alerts`` with
 ``http_config.authorization`` (type Bearer, ``credentials_file`` the same token file).
-``/healthz``, ``/metrics`` and ``/runs`` are for people and Prometheus. What each alert leads
-to: ``runbook_lib/cli/receiver.py``; the policy file: ``core/alert_policy.py``. Exit 2 on a
-bad policy or token file.
+``/healthz``, ``/metrics`` and ``/runs`` are for people and Prometheus. This module is the
+command line only: what each alert leads to is ``runbook_lib/receiver/``; the policy file
+``core/alert_policy.py``. Exit 2 on a bad option, policy, token or TLS file.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--token-file", required=True, metavar="FILE", help="bearer token Alertmanager sends"
     )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT}; 0: any free port)"
+    )
     parser.add_argument(
         "--state-dir", default=".runbook-serve", metavar="DIR", help="journal of alerts and runs"
     )
@@ -57,6 +60,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="after a release's run, its new alerts are only recorded for this long (5m)",
     )
     parser.add_argument("--workers", type=int, default=2, help="runs at once (other releases)")
+    parser.add_argument(
+        "--grace",
+        default="2m",
+        metavar="DURATION",
+        help="after SIGTERM, how long runs in progress may take to finish before they are "
+        "stopped and sealed (2m); a second signal stops them at once",
+    )
+    tls = parser.add_argument_group("TLS (like Prometheus' web config)")
+    tls.add_argument(
+        "--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (default: plain HTTP)"
+    )
+    tls.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        help="the certificate's private key (default: none; required with --tls-cert)",
+    )
+    tls.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="require client certificates signed by this CA (mutual TLS; default: none)",
+    )
     parser.add_argument(
         "--dispatch",
         choices=["local", "job"],
@@ -80,6 +104,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="runbook-evidence",
         metavar="PVC",
         help="PersistentVolumeClaim the runs write evidence to",
+    )
+    jobs.add_argument(
+        "--job-secret",
+        default="runbook-run-secrets",
+        metavar="NAME",
+        help="Secret whose keys become the run's environment (RUNBOOK_SLACK_WEBHOOK_URL, ...)",
     )
     jobs.add_argument(
         "--kubeconfig",
@@ -112,12 +142,13 @@ def read_token(path: Path) -> str:
     return token
 
 
-def _job_runner(args: argparse.Namespace) -> Any:
-    """Runs as Jobs (``adapters.job_runner``), created with the receiver's own credentials."""
+def _job_dispatch(args: argparse.Namespace) -> Any:
+    """Runs as Jobs, created with the receiver's own credentials (in-cluster or kubeconfig)."""
     from kubernetes import client, config
 
     from runbook_lib.adapters.job_runner import JobRunner
     from runbook_lib.core.run_job import JobSpec
+    from runbook_lib.receiver import JobDispatch
 
     if not args.runner_image:
         raise ParameterError(["--runner-image: required with --dispatch job"])
@@ -125,6 +156,7 @@ def _job_runner(args: argparse.Namespace) -> Any:
         image=args.runner_image,
         service_account=args.job_service_account,
         evidence_claim=args.evidence_claim,
+        secret_name=args.job_secret,
     )
     if args.kubeconfig:
         config.load_kube_config(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
@@ -133,44 +165,84 @@ def _job_runner(args: argparse.Namespace) -> Any:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
             config.load_kube_config()  # type: ignore[no-untyped-call]
-    return JobRunner(client.BatchV1Api(), spec)
+    return JobDispatch(JobRunner(client.BatchV1Api()), spec)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM. Returns 0; bad options raise ``ParameterError`` (exit 2)."""
-    from runbook_lib.adapters.notebook_runner import SubprocessRunner
-    from runbook_lib.adapters.webhook import make_app, serve
-    from runbook_lib.cli.receiver import Receiver, notifiers_from_policy
-
+def _check(args: argparse.Namespace) -> tuple[float, float]:
     problems = []
-    if not 0 < args.port < 65536:
+    if not 0 <= args.port < 65536:
         problems.append(f"--port: {args.port} is not a TCP port")
     if args.queue_size < 1:
         problems.append("--queue-size: at least 1")
     if args.workers < 1:
         problems.append("--workers: at least 1")
-    try:
-        cooldown = read_duration(args.cooldown)
-    except ValueError as err:
-        problems.append(f"--cooldown: {err}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        problems.append("--tls-cert and --tls-key: give both, or neither")
+    if args.tls_client_ca and not args.tls_cert:
+        problems.append("--tls-client-ca: needs --tls-cert and --tls-key")
+    durations = []
+    for option in ("cooldown", "grace"):
+        try:
+            durations.append(read_duration(getattr(args, option)))
+        except ValueError as err:
+            problems.append(f"--{option}: {err}")
     if problems:
         raise ParameterError(problems)
+    return durations[0], durations[1]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM. Returns 0; bad options raise ``ParameterError`` (exit 2)."""
+    from runbook_lib.adapters.webhook import tls_context
+    from runbook_lib.core.run_job import credential_env_name, credential_parameters
+    from runbook_lib.receiver import LocalDispatch, Receiver, notifiers_from_policy, run_service
+
+    cooldown, grace = _check(args)
     policy = load_policy(Path(args.policy))
     token = read_token(Path(args.token_file))
+    if args.dispatch == "job":
+        secret = credential_parameters(
+            {
+                **policy.parameters,
+                **{k: v for r in policy.releases for k, v in r.parameters.items()},
+            }
+        )
+        if secret:
+            raise ParameterError(
+                [
+                    f"policy parameter {name}: with --dispatch job, put it in the Secret "
+                    f"{args.job_secret} as {credential_env_name(name)}, not in the policy"
+                    for name in secret
+                ]
+            )
+    context = (
+        tls_context(
+            Path(args.tls_cert),
+            Path(args.tls_key),
+            client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,
+        )
+        if args.tls_cert
+        else None
+    )
+    state_dir = Path(args.state_dir)
+    dispatch = _job_dispatch(args) if args.dispatch == "job" else LocalDispatch(state_dir)
     receiver = Receiver(
         policy,
-        state_dir=Path(args.state_dir),
+        state_dir=state_dir,
         output_dir=Path(args.output_dir),
-        runner=_job_runner(args) if args.dispatch == "job" else SubprocessRunner(),
-        notifiers=notifiers_from_policy(policy),
+        dispatch=dispatch,
+        notifiers=notifiers_from_policy(policy, os.environ),
         capacity=args.queue_size,
         cooldown=cooldown,
         workers=args.workers,
+        grace_s=grace,
     )
-    receiver.start()
-    print(f"runbook serve: http://{args.host}:{args.port}/alerts (runs: /runs)", file=sys.stderr)
-    try:
-        serve(make_app(receiver, token=token), host=args.host, port=args.port)
-    finally:
-        receiver.close()
+    run_service(
+        receiver,
+        token=token,
+        host=args.host,
+        port=args.port,
+        ssl_context=context,
+        say=lambda text: print(f"runbook serve: {text}", file=sys.stderr, flush=True),
+    )
     return 0

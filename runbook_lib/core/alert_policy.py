@@ -34,6 +34,7 @@ from types import MappingProxyType
 from typing import Any
 
 from runbook_lib.core.kinds import Entry, check_value, parse, read_duration
+from runbook_lib.core.names import bounded_name
 from runbook_lib.core.redact import SECRET_NAME
 from runbook_lib.core.settings import FIELDS, field_named
 from runbook_lib.errors import ParameterError
@@ -45,6 +46,7 @@ __all__ = [
     "Policy",
     "ReleaseRule",
     "breaker_state",
+    "incident_id_for",
     "plan_run",
     "rollback_command",
 ]
@@ -268,6 +270,25 @@ def plan_run(
         Action.AUTO_ROLLBACK,
         f"the policy allows automatic rollback of {release} in {namespace}",
         MappingProxyType({**parameters, "confirm": True}),
+    )
+
+
+# `runbook run` accepts incident ids of up to 64 characters; a Kubernetes label value holds 63.
+INCIDENT_ID_MAX = 63
+
+
+def incident_id_for(release: str, namespace: str, alert_key: str, now: datetime) -> str:
+    """The incident id of a run an alert starts: ``alert-<release>-<UTC time>-<hash>``.
+
+    Unique for every valid release name (the hash covers namespace, release, the alert's key
+    and the time to the microsecond; the release is only cut for reading) and at most 63
+    characters, so it also fits a label value and a Job name.
+    """
+    return bounded_name(
+        "alert-",
+        f"{release[:24].rstrip('-.')}-{now:%Y%m%dT%H%M%SZ}",
+        unique=f"{namespace}/{release}/{alert_key}/{now.isoformat()}",
+        max_len=INCIDENT_ID_MAX,
     )
 
 

@@ -3,13 +3,17 @@
 Used by ``runbook serve`` (alert-driven runs): each alert names the release and namespace in
 its labels (``runbook rules`` puts them there). ``parse_webhook`` checks the shape and raises
 ``ParameterError`` naming every bad field (``alerts[2].startsAt: ...``); it does not judge the
-labels: an alert without a release label is a valid alert the receiver records and ignores.
+labels: an alert without a release label is a valid alert the receiver records and ignores,
+and whether a label is a valid Kubernetes name is the receiver's check (``core.names``). Text
+that cannot be UTF-8 (a lone surrogate from a ``\\ud800`` escape) is replaced by U+FFFD on
+reading, so no later write, page or message can fail on it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,13 +23,14 @@ from typing import Any
 from runbook_lib.core.units import parse_instant
 from runbook_lib.errors import ParameterError
 
-__all__ = ["FIRING", "RESOLVED", "Alert", "Notification", "parse_webhook"]
+__all__ = ["FIRING", "RESOLVED", "Alert", "Notification", "parse_webhook", "read_alert"]
 
 FIRING = "firing"
 RESOLVED = "resolved"
 # Alertmanager sends "0001-01-01T00:00:00Z" for "not ended"; Python's datetime cannot hold
 # a time zone-aware year 1 comfortably everywhere, so it reads as None.
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,11 @@ class Notification:
     truncated_alerts: int = 0
 
 
+def _text(value: str) -> str:
+    """``value`` with every lone surrogate replaced by U+FFFD (valid UTF-8 from here on)."""
+    return _SURROGATE.sub("\ufffd", value)
+
+
 def _text_map(value: object, where: str, problems: list[str]) -> Mapping[str, str]:
     if value is None:
         return MappingProxyType({})
@@ -93,7 +103,7 @@ def _text_map(value: object, where: str, problems: list[str]) -> Mapping[str, st
     ):
         problems.append(f"{where}: expected an object of strings")
         return MappingProxyType({})
-    return MappingProxyType(dict(value))
+    return MappingProxyType({_text(k): _text(v) for k, v in value.items()})
 
 
 def _instant(value: object, where: str, problems: list[str]) -> datetime | None:
@@ -133,6 +143,8 @@ def _alert(raw: object, where: str, problems: list[str]) -> Alert | None:
     if not isinstance(fingerprint, str):
         problems.append(f"{where}.fingerprint: expected a string")
     generator = raw.get("generatorURL") or ""
+    if not isinstance(generator, str):
+        problems.append(f"{where}.generatorURL: expected a string")
     if len(problems) > before or starts_at is None:
         return None
     return Alert(
@@ -141,9 +153,19 @@ def _alert(raw: object, where: str, problems: list[str]) -> Alert | None:
         annotations=annotations,
         starts_at=starts_at,
         ends_at=ends_at,
-        fingerprint=str(fingerprint),
-        generator_url=str(generator),
+        fingerprint=_text(str(fingerprint)),
+        generator_url=_text(str(generator)),
     )
+
+
+def read_alert(raw: object) -> Alert:
+    """One alert from its ``Alert.to_json_dict()`` form (the receiver's journal). Raises
+    ``ParameterError`` naming what is wrong."""
+    problems: list[str] = []
+    alert = _alert(raw, "alert", problems)
+    if alert is None:
+        raise ParameterError(problems or ["alert: unreadable"])
+    return alert
 
 
 def parse_webhook(body: bytes | str | Mapping[str, Any]) -> Notification:
@@ -157,6 +179,8 @@ def parse_webhook(body: bytes | str | Mapping[str, Any]) -> Notification:
             data: Any = json.loads(body)
         except (ValueError, UnicodeDecodeError) as err:
             raise ParameterError([f"body: not JSON: {err}"]) from err
+        except RecursionError as err:
+            raise ParameterError(["body: JSON nested too deeply"]) from err
     else:
         data = body
     if not isinstance(data, Mapping):
@@ -177,10 +201,10 @@ def parse_webhook(body: bytes | str | Mapping[str, Any]) -> Notification:
     if problems:
         raise ParameterError(problems)
     return Notification(
-        receiver=str(data.get("receiver") or ""),
-        status=str(data.get("status") or ""),
-        group_key=str(data.get("groupKey") or ""),
+        receiver=_text(str(data.get("receiver") or "")),
+        status=_text(str(data.get("status") or "")),
+        group_key=_text(str(data.get("groupKey") or "")),
         alerts=tuple(a for a in alerts if a is not None),
-        external_url=str(data.get("externalURL") or ""),
+        external_url=_text(str(data.get("externalURL") or "")),
         truncated_alerts=truncated,
     )

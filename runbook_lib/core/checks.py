@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from runbook_lib.core import names
+
 __all__ = [
     "INCIDENT_ID",
     "deployment_name",
@@ -20,9 +22,6 @@ __all__ = [
     "secret_http_url",
 ]
 
-# Kubernetes object names (RFC 1123); Helm release names follow the same rule, <= 53 characters.
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_NAME = re.compile(
     r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
@@ -37,23 +36,15 @@ _SET_TERM = re.compile(r"(?P<key>\S+)\s+(?:in|notin)\s+\((?P<values>[^()]*)\)")
 
 
 def release_name(value: str) -> str | None:
-    if _DNS_LABEL.fullmatch(value) and len(value) <= 53:
-        return None
-    return (
-        f"expected a Helm release name (lowercase DNS-1123 label, <= 53 characters), got {value!r}"
-    )
+    return names.release_problem(value) or None
 
 
 def namespace_name(value: str) -> str | None:
-    if _DNS_LABEL.fullmatch(value) and len(value) <= 63:
-        return None
-    return f"expected a DNS-1123 label (lowercase, digits, '-', <= 63), got {value!r}"
+    return names.namespace_problem(value) or None
 
 
 def deployment_name(value: str) -> str | None:
-    if _DNS_SUBDOMAIN.fullmatch(value) and len(value) <= 253:
-        return None
-    return f"expected a DNS-1123 object name, got {value!r}"
+    return names.object_name_problem(value) or None
 
 
 def label_selector(value: str) -> str | None:

@@ -18,20 +18,27 @@ Dispositions:
              cooldown: an early alert must not mute the ones a bad deploy raises next
   resolved   Alertmanager says it ended: recorded, nothing started
   ignored    no release/namespace label: nothing to roll back
+  invalid    the release or namespace label is not a Kubernetes name (``core.names``): checked
+             before the label is matched, written or shown anywhere; recorded, nothing started
   full       the queue is full: the post is answered 503 so Alertmanager retries
+
+``restore`` puts back what a restarted receiver read from its journal: alert keys already
+handled, releases whose run was accepted and not started, runs still to be reconciled, and
+when each release's last run ended (the cooldown survives a restart).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from runbook_lib.core.alerts import RESOLVED, Alert
+from runbook_lib.core.names import namespace_problem, release_problem
 
-__all__ = ["Disposition", "ReceiverState", "ReleaseKey", "Waiting"]
+__all__ = ["Disposition", "ReceiverState", "ReleaseKey", "Waiting", "label_problem"]
 
 ReleaseKey = tuple[str, str]  # (namespace, release)
 
@@ -43,7 +50,21 @@ class Disposition(StrEnum):
     RECENT = "recent"
     RESOLVED = "resolved"
     IGNORED = "ignored"
+    INVALID = "invalid"
     FULL = "full"
+
+
+def label_problem(alert: Alert) -> str:
+    """Why the alert's release or namespace label cannot be used ("" when both can)."""
+    problems = [
+        f"{name} label {problem}"
+        for name, problem in (
+            ("release", release_problem(alert.release)),
+            ("namespace", namespace_problem(alert.namespace)),
+        )
+        if problem
+    ]
+    return "; ".join(problems)
 
 
 @dataclass
@@ -74,6 +95,23 @@ class ReceiverState:
         for key in keys:
             self._mark(key)
 
+    def restore(
+        self,
+        *,
+        keys: Iterable[str] = (),
+        waiting: Iterable[Waiting] = (),
+        running: Iterable[Alert] = (),
+        ended: Mapping[ReleaseKey, datetime] | None = None,
+    ) -> None:
+        """What the journal says from before a restart (see the module docstring). Waiting
+        releases keep their order and may exceed ``capacity``: they were accepted."""
+        self.remember_keys(keys)
+        for entry in waiting:
+            self.waiting.setdefault((entry.first.namespace, entry.first.release), entry)
+        for alert in running:
+            self.running[(alert.namespace, alert.release)] = alert
+        self.ended.update(ended or {})
+
     def _mark(self, key: str) -> None:
         self.seen[key] = None
         self.seen.move_to_end(key)
@@ -86,6 +124,8 @@ class ReceiverState:
             return Disposition.RESOLVED
         if not alert.release or not alert.namespace:
             return Disposition.IGNORED
+        if label_problem(alert):
+            return Disposition.INVALID
         if alert.key in self.seen:
             return Disposition.DUPLICATE
         release: ReleaseKey = (alert.namespace, alert.release)

@@ -68,12 +68,19 @@ class RollbackTarget:
     """What ``preflight`` decided: roll ``current`` back to ``target``.
 
     ``already_rolled_back`` is true when the release already runs the target (a second run of
-    the runbook); the rollback step then changes nothing.
+    the runbook); the rollback step then changes nothing. ``bad`` is the deploy being undone
+    (``bad_revision``): the current revision, unless an earlier rollback came after it.
     """
 
     current: Revision
     target: Revision
     already_rolled_back: bool = False
+    bad: Revision | None = None
+
+    @property
+    def bad_release(self) -> Revision:
+        """The deploy being undone, as history shows it (never a rollback revision)."""
+        return self.bad if self.bad is not None else self.current
 
 
 def _field(row: Mapping[str, Any], key: str, index: int) -> Any:
@@ -252,4 +259,4 @@ def resolve_target(
         and current.status in GOOD_STATUSES
         and _same_release_content(current, target, values_by_revision)
     )
-    return RollbackTarget(current=current, target=target, already_rolled_back=done)
+    return RollbackTarget(current=current, target=target, already_rolled_back=done, bad=bad)

@@ -5,8 +5,13 @@ in the runner image, as the ServiceAccount ``deploy/rbac.yaml`` grants exactly t
 permissions (``runbook-rollback``), with its evidence written to a mounted volume
 (a PersistentVolumeClaim) under ``/evidence/<incident_id>``. A Job is never retried
 (``backoffLimit: 0``): a rollback that failed half-way is for a person, not for a retry loop.
-The Job's name follows from the incident id, so a receiver restarted mid-run finds the Job it
-created instead of starting a second one.
+The Job's name follows from the incident id (a readable part and a hash: unique for every
+id, at most 63 characters), and the label ``runbook.io/run`` carries it, so a receiver
+restarted mid-run finds the Job it created instead of starting a second one.
+
+Credentials never appear in the Job spec: a parameter that names one (``slack_webhook_url``)
+is refused here; the run reads it from the environment (``RUNBOOK_SLACK_WEBHOOK_URL``), which
+the Job fills from the Secret ``JobSpec.secret_name`` (``envFrom``, optional).
 """
 
 from __future__ import annotations
@@ -16,13 +21,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runbook_lib.core import names
+from runbook_lib.core.names import bounded_name
+from runbook_lib.core.redact import is_credential_name
 from runbook_lib.errors import ParameterError
 
-__all__ = ["EVIDENCE_MOUNT", "JobSpec", "job_manifest", "job_name", "run_arguments"]
+__all__ = [
+    "EVIDENCE_MOUNT",
+    "MANAGED_BY",
+    "RUN_LABEL",
+    "JobSpec",
+    "credential_env_name",
+    "credential_parameters",
+    "job_manifest",
+    "job_name",
+    "run_arguments",
+]
 
 EVIDENCE_MOUNT = "/evidence"
+RUN_LABEL = "runbook.io/run"  # the Job's name: how a restarted receiver finds it
+MANAGED_BY = "runbook-serve"
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def run_arguments(parameters: Mapping[str, Any]) -> list[str]:
@@ -39,9 +58,20 @@ def run_arguments(parameters: Mapping[str, Any]) -> list[str]:
 
 
 def job_name(incident_id: str) -> str:
-    """``runbook-<incident id>``, lowercased and cut to a valid name (63 characters)."""
+    """``runbook-<incident id, cut>-<hash>``: a valid name and label value (63 characters),
+    different for every incident id however long or alike."""
     cleaned = re.sub(r"[^a-z0-9-]+", "-", incident_id.lower()).strip("-")
-    return f"runbook-{cleaned}"[:63].rstrip("-")
+    return bounded_name("runbook-", cleaned, unique=incident_id, max_len=63)
+
+
+def credential_env_name(parameter: str) -> str:
+    """The environment variable ``runbook run`` reads a credential parameter from."""
+    return f"RUNBOOK_{parameter.upper()}"
+
+
+def credential_parameters(parameters: Mapping[str, Any]) -> list[str]:
+    """The parameters that name a credential: they travel through a Secret, never the spec."""
+    return sorted(name for name, value in parameters.items() if is_credential_name(name) and value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +82,7 @@ class JobSpec:
     namespace: str = "default"
     service_account: str = "runbook-rollback"
     evidence_claim: str = "runbook-evidence"
+    secret_name: str = "runbook-run-secrets"
     deadline_s: int = 3600
     labels: Mapping[str, str] | None = None
 
@@ -59,9 +90,10 @@ class JobSpec:
         problems = []
         if not _IMAGE.match(self.image):
             problems.append(f"runner_image: not an image reference: {self.image!r}")
-        for name in ("namespace", "service_account", "evidence_claim"):
-            if not _DNS_LABEL.match(getattr(self, name)):
-                problems.append(f"{name}: not a Kubernetes name: {getattr(self, name)!r}")
+        for name in ("namespace", "service_account", "evidence_claim", "secret_name"):
+            problem = names.label_name_problem(getattr(self, name))
+            if problem:
+                problems.append(f"{name}: {problem}")
         if self.deadline_s < 1:
             problems.append(f"deadline_s: must be positive, got {self.deadline_s}")
         if problems:
@@ -76,10 +108,22 @@ def job_manifest(spec: JobSpec, parameters: Mapping[str, Any]) -> dict[str, Any]
     incident_id = str(parameters.get("incident_id") or "")
     if not incident_id:
         raise ParameterError(["incident_id: the receiver must fix it before dispatching"])
+    secret = credential_parameters(parameters)
+    if secret:
+        raise ParameterError(
+            [
+                f"{name}: a credential is not written into a Job spec; put it in the Secret "
+                f"{spec.secret_name} as {credential_env_name(name)}"
+                for name in secret
+            ]
+        )
     params = {k: v for k, v in parameters.items() if k not in ("output_dir", "kubeconfig")}
+    name = job_name(incident_id)
     labels = {
         "app.kubernetes.io/name": "runbook-run",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
         "runbook.io/release": str(parameters.get("release", "")),
+        RUN_LABEL: name,
         **(spec.labels or {}),
     }
     command = ["runbook", "run", "rollback", "--quiet", "--output-dir", EVIDENCE_MOUNT]
@@ -87,7 +131,7 @@ def job_manifest(spec: JobSpec, parameters: Mapping[str, Any]) -> dict[str, Any]
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(incident_id),
+            "name": name,
             "namespace": str(parameters.get("namespace") or spec.namespace),
             "labels": labels,
             "annotations": {"runbook.io/incident-id": incident_id},
@@ -106,6 +150,9 @@ def job_manifest(spec: JobSpec, parameters: Mapping[str, Any]) -> dict[str, Any]
                             "name": "runbook",
                             "image": spec.image,
                             "command": [*command, *run_arguments(params)],
+                            "envFrom": [
+                                {"secretRef": {"name": spec.secret_name, "optional": True}}
+                            ],
                             "volumeMounts": [{"name": "evidence", "mountPath": EVIDENCE_MOUNT}],
                         }
                     ],

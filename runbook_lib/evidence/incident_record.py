@@ -20,7 +20,14 @@ import pandas as pd
 from runbook_lib.core.redact import redact_structure
 from runbook_lib.evidence import files
 from runbook_lib.record.ending import Cluster, Ending
-from runbook_lib.record.facts import START_STEP, Outcome, RunFacts, attempt_file, fact_data
+from runbook_lib.record.facts import (
+    START_STEP,
+    Outcome,
+    RunFacts,
+    attempt_file,
+    attempts,
+    fact_data,
+)
 from runbook_lib.record.timeline import Event, EventKind
 
 __all__ = [
@@ -97,6 +104,8 @@ class IncidentRecord:
     # The bad release's pods captured before the rollback, and the trace evidence (or why not).
     bad_pods: Mapping[str, Any] | None = None
     traces: Mapping[str, Any] | None = None
+    # What the cluster said when read back after helm was cut off or the run crashed.
+    cluster_read_back: Mapping[str, Any] | None = None
     # What happened to the release, in the run's Ending's words (the same as `runbook run`).
     cluster: str = ""
     cluster_change: Cluster = Cluster.NOT_CHANGED
@@ -217,20 +226,21 @@ def build_record(
     request_rate_rps: float | None = None,
     root_cause_hypothesis: str = "",
     now: datetime,
+    run: str | None = None,
 ) -> IncidentRecord:
     """Assemble the incident record (Post-Rollback Actions, step 1) from what the run recorded.
 
     Every fact (outcome, verdict, revisions, times) comes from ``RunFacts.read(events)``.
     ``samples`` are the metric samples of the whole run (a ``request_rate_rps`` column, or the
     ``request_rate_rps`` argument, turns "minutes above threshold" into failed requests).
-    ``now`` ends the impact window when the service never recovered. Raises nothing: missing
-    facts leave the matching fields ``None``, so a partial run still gets a record.
+    ``now`` ends the impact window when the service never recovered. ``run`` is the run the
+    record is of (its id; None: the latest started): the runs of an incident share its
+    timeline. Raises nothing: missing facts leave the matching fields ``None``, so a partial
+    run still gets a record.
     """
-    # A re-run of the same incident appends to its timeline; the record is of the latest run.
-    starts = [i for i, e in enumerate(events) if e.step == "start_run"]
-    latest = list(events[starts[-1] :] if starts else events)
-    facts = RunFacts.read(events)
+    facts = RunFacts.read(events, run=run)
     ending = Ending.read(facts)
+    latest = [e for key, group in attempts(events) if key == facts.run for e in group]
     decided = facts.decided
     deployed_at = facts.deployed_at
     decision_at = facts.decided_at
@@ -247,11 +257,14 @@ def build_record(
     fired = sorted(f for f in (_as_time(t.get("fired_at")) for t in triggers) if f is not None)
     to_detection = (fired[0] - deployed_at).total_seconds() if fired and deployed_at else None
     target = facts.target
-    rollback = facts.rolled_back or facts.earlier_rollback
+    rollback = facts.rolled_back or facts.earlier_rollback or facts.rollback_started
     bad_revision = rollback.from_revision if rollback else None
     good_revision = rollback.to_revision if rollback else None
     if target is not None and rollback is None:
-        bad_revision, good_revision = target.current_revision, target.target_revision
+        # The deploy being undone as history showed it; the current revision may be an
+        # earlier rollback (timelines before bad_revision was recorded: the current one).
+        bad_revision = target.bad_revision or target.current_revision
+        good_revision = target.target_revision
     # Versions by revision from every attempt's resolved target: a re-run that finds the work
     # done sees only the good version, the earlier attempt saw the bad one.
     versions = _versions_by_revision(events)
@@ -264,7 +277,7 @@ def build_record(
         outcome=outcome,
         verdict=ending.verdict.value if ending.verdict is not None else None,
         rolled_back=ending.changed_cluster,
-        rolled_back_by_this_run=facts.rolled_back is not None,
+        rolled_back_by_this_run=facts.rollback_applied,
         deployed_at=deployed_at,
         decision_at=decision_at,
         rollout_done_at=facts.rollout.done_at if facts.rollout else None,
@@ -296,6 +309,7 @@ def build_record(
         release_changed=fact_data(facts.release_changed) if facts.release_changed else None,
         bad_pods=fact_data(facts.bad_pods) if facts.bad_pods else None,
         traces=fact_data(facts.traces) if facts.traces else None,
+        cluster_read_back=fact_data(facts.read_back) if facts.read_back else None,
         cluster=ending.cluster_sentence,
         cluster_change=ending.cluster,
         attempts=_attempts(events),
@@ -303,18 +317,19 @@ def build_record(
 
 
 def _attempts(events: Sequence[Event]) -> tuple[Mapping[str, Any], ...]:
-    """Each attempt of the incident (a re-run appends to the same timeline), oldest first."""
-    starts = [i for i, e in enumerate(events) if e.step == START_STEP]
+    """Each run of the incident that started (they share its timeline), oldest first."""
     found: list[Mapping[str, Any]] = []
-    if not starts:
-        return ()
-    for number, end in enumerate([*starts[1:], len(events)], start=1):
-        # Read up to the attempt's end: a rollback of an earlier attempt is still named.
-        ending = Ending.of(events[:end])
+    started = [
+        (key, group) for key, group in attempts(events) if any(e.step == START_STEP for e in group)
+    ]
+    for number, (key, group) in enumerate(started, start=1):
+        ending = Ending.read(RunFacts.read(events, run=key))
+        begun = next(e for e in group if e.step == START_STEP)
         found.append(
             {
                 "attempt": number,
-                "started_at": events[starts[number - 1]].at.isoformat(),
+                "run": key,
+                "started_at": begun.at.isoformat(),
                 "outcome": ending.outcome.value,
                 "cluster": ending.cluster_sentence,
                 "notebook": attempt_file("rollback.ipynb", number),
@@ -342,23 +357,26 @@ _OUTCOME_TEXT = {
 
 def _versions_by_revision(events: Sequence[Event]) -> dict[int, str]:
     """Each revision's version, from every attempt's resolved target (read as facts)."""
-    starts = [i for i, e in enumerate(events) if e.step == "start_run"] or [0]
     versions: dict[int, str] = {}
-    for begin, end in zip(starts, [*starts[1:], len(events)], strict=True):
-        target = RunFacts.read(events[begin:end]).target
+    for key, _ in attempts(events):
+        target = RunFacts.read(events, run=key).target
         if target is not None:
             versions.setdefault(target.current_revision, target.current_version)
             versions.setdefault(target.target_revision, target.target_version)
+            if target.bad_revision:
+                versions.setdefault(target.bad_revision, target.bad_version)
     return versions
 
 
 def _release_line(record: IncidentRecord) -> str:
     bad = f"{record.bad_version or 'n/a'} (revision {record.bad_revision or 'n/a'})"
     good = f"{record.good_version or 'n/a'} (revision {record.good_revision or 'n/a'})"
-    if record.cluster_change in (Cluster.NOT_KNOWN, Cluster.READ_BACK):
-        return f"- Cluster: {record.cluster}"  # what is known, never "nothing was rolled back"
+    if record.cluster_change is Cluster.NOT_KNOWN:
+        return f"- Cluster: {record.cluster}"  # never "nothing was rolled back" of a cut-off helm
+    read = record.cluster_read_back
     if record.rolled_back_by_this_run:
-        return f"- Bad release: {bad}; rolled back to {good}"
+        how = " (confirmed by reading the cluster back)" if read else ""
+        return f"- Bad release: {bad}; rolled back to {good}{how}"
     if record.rolled_back:
         return (
             f"- Rolled back by an earlier attempt of this incident: {bad} to {good}; "
@@ -366,6 +384,8 @@ def _release_line(record: IncidentRecord) -> str:
         )
     if record.outcome is Outcome.ALREADY_ROLLED_BACK:
         return f"- Release already on {good}: nothing was rolled back by this run"
+    if read:
+        return f"- Rollback not applied (the cluster read back below): {bad}; the target was {good}"
     if record.bad_revision is not None:
         return f"- Nothing was rolled back: current {bad}; the target would have been {good}"
     return "- Nothing was rolled back"
@@ -389,6 +409,10 @@ def _fmt_t(value: datetime | None) -> str:
 def _lock_lines(record: IncidentRecord) -> list[str]:
     """The lock, any takeover, a release changed under the run, and crashed runs found."""
     lines: list[str] = []
+    read = record.cluster_read_back
+    if read:
+        when = _as_time(read.get("read_at"))
+        lines.append(f"- Cluster read back at {_fmt_t(when)}: {read.get('sentence')}")
     lock = record.lock
     if lock:
         line = f"- Lock: Lease {lock.get('lease')} held as {lock.get('holder')}"
@@ -399,6 +423,10 @@ def _lock_lines(record: IncidentRecord) -> list[str]:
             )
         elif lock.get("takeover") == "stale":
             line += f"; taken over from {lock.get('previous_holder')}, whose run stopped renewing"
+        elif lock.get("takeover") == "gone":
+            line += (
+                f"; taken over at once from {lock.get('previous_holder')}: {lock.get('reason')}"
+            )
         lines.append(line)
     changed = record.release_changed
     if changed:

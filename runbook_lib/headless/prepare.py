@@ -26,8 +26,6 @@ from runbook_lib.core.settings import Settings, to_flat, with_incident_id
 from runbook_lib.errors import InputFileError, ParameterError
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import check_signing_key
-from runbook_lib.record.facts import attempts
-from runbook_lib.record.timeline import Timeline
 
 __all__ = [
     "ENDING_RESERVE",
@@ -56,7 +54,6 @@ class Prepared:
     assess: bool  # the read-only assessment notebook (no incident, no timeline)
     redactor: Redactor
     signing_key: str | Path | None  # ``write_manifest``'s: None is RUNBOOK_SIGNING_KEY
-    attempt: int  # this attempt's number in its incident: 1, or more for a re-run
     reserved: bool  # room for the ending is held in the incident folder
     # The notebook file cannot be read: the run cannot start, and ends with its own record.
     unreadable: InputFileError | None = None
@@ -90,13 +87,6 @@ def _incident_folder(path: Path) -> Path:
                 [f"output_dir: cannot create the evidence folder {path}: {err.strerror or err}"]
             ) from err
         return path  # disk full and the like: preflight says so before anything changes
-
-
-def _attempt(incident_dir: Path) -> int:
-    path = incident_dir / "timeline.jsonl"
-    if not path.is_file():
-        return 1
-    return attempts(Timeline(path).events) + 1
 
 
 def prepare(parameters: Mapping[str, Any], notebook: Path) -> Prepared:
@@ -153,7 +143,6 @@ def prepare(parameters: Mapping[str, Any], notebook: Path) -> Prepared:
         assess=assess,
         redactor=_redactor(params),
         signing_key=signing_key,
-        attempt=1 if assess else _attempt(incident_dir),
         reserved=reserved,
         unreadable=unreadable,
     )

@@ -47,10 +47,17 @@ from runbook_lib.record.facts import (
     RunFacts,
     StepFailure,
     attempt_file,
-    attempts,
+    attempt_number,
     record_fact,
 )
-from runbook_lib.record.timeline import EventKind, FailureKind, Timeline, error_kind
+from runbook_lib.record.timeline import (
+    RUN_ID_ENV,
+    EventKind,
+    FailureKind,
+    Timeline,
+    error_kind,
+    new_run_id,
+)
 
 __all__ = ["HeadlessRun", "run_notebook"]
 
@@ -119,10 +126,10 @@ class _Ending:
         with suppress(OSError):
             files.append_text(self.directory, "traceback.txt", self.prepared.redactor(text))
 
-    def write_notebook(self, raw: Any) -> str:
+    def write_notebook(self, raw: Any, attempt: int = 1) -> str:
         from runbook_lib.evidence.notebook import write_notebook_evidence
 
-        name = attempt_file(self.prepared.notebook.name, self.prepared.attempt)
+        name = attempt_file(self.prepared.notebook.name, attempt)
         written = ""
         with self.guard(name):
             write_notebook_evidence(raw, self.directory, name=name, redactor=self.prepared.redactor)
@@ -189,12 +196,14 @@ def _record_stop(
 
 def _end_rollback(
     prepared: Prepared,
+    run_id: str,
     raw: Any,
     failure: str,
     before_start: RunbookError | None,
     signals: Signals,
 ) -> tuple[Ending, str, tuple[str, ...]]:
     from runbook_lib.display.summary import take_unwritten
+    from runbook_lib.steps.read_back import read_back_if_cut_off
     from runbook_lib.steps.salvage import (
         collect_after_failure,
         open_failed_run,
@@ -202,14 +211,14 @@ def _end_rollback(
     )
 
     end = _Ending(prepared)
-    ctx = open_failed_run(prepared.settings)
+    ctx = open_failed_run(prepared.settings, run_id=run_id)
     timeline = ctx.timeline
     # 1. What the kernel kept in memory because the disk refused it.
     restored = timeline.restore(take_unwritten(raw)) if raw is not None else 0
-    # This attempt's facts; none when its first step never ran (the latest attempt on the
-    # timeline is then an earlier one).
-    started = attempts(timeline.events) >= prepared.attempt
-    facts = RunFacts.read(timeline.events) if started else RunFacts()
+    # This run's facts (its events carry its id; other runs of the incident may share the
+    # timeline); none when its first step never ran.
+    facts = ctx.facts
+    started = facts.started_at is not None
     no_room = Ending.read(facts).room_problem != ""
     # 2. The executed notebook, unless there is no room for it.
     name = ""
@@ -219,7 +228,7 @@ def _end_rollback(
             "(only the record and the manifest are written)"
         )
     elif raw is not None:
-        name = end.write_notebook(raw)
+        name = end.write_notebook(raw, attempt_number(timeline.events, run_id))
     # 3. What only this process saw.
     received = signals.received
     appended = len(timeline.events)
@@ -236,6 +245,11 @@ def _end_rollback(
             message = f"runbook run: interrupted by {signame}; the kernel was stopped"
             _record_stop(timeline, started, message, FailureKind.INTERRUPTED, signame)
     stopped = bool(failure) or received is not None or before_start is not None
+    # helm rollback cut off (the kernel died or was stopped mid-rollback): what is so is read
+    # from the cluster, never inferred, also after a signal.
+    if stopped:
+        with end.guard("the cluster read back"):
+            read_back_if_cut_off(ctx)
     # 4. The evidence the notebook did not get to; after a signal, nothing more is read (the
     # person wants the run to stop), and a second signal stops the collection itself.
     if stopped and not no_room and received is None and before_start is None:
@@ -270,6 +284,21 @@ def _end_rollback(
     return ending, name, tuple(prepared.redactor(p) for p in end.problems)
 
 
+@contextmanager
+def _run_id_for_the_kernel(run_id: str) -> Iterator[None]:
+    """``RUNBOOK_RUN_ID`` while the notebook runs (the kernel inherits it; ``start_run`` reads
+    it), then as it was."""
+    before = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = run_id
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RUN_ID_ENV, None)
+        else:
+            os.environ[RUN_ID_ENV] = before
+
+
 def run_notebook(
     parameters: Mapping[str, Any],
     *,
@@ -292,9 +321,12 @@ def run_notebook(
     raw: Any = None
     failure = ""
     before_start: RunbookError | None = prepared.unreadable
+    # Chosen here and handed to the kernel, so this run's events are told apart from another
+    # run's on a shared incident timeline, even after the kernel died.
+    run_id = new_run_id()
     with Signals(executor) as signals:
         if before_start is None:
-            with scratch() as folder:
+            with scratch() as folder, _run_id_for_the_kernel(run_id):
                 output = folder / notebook.name
                 try:
                     failure = executor.execute(
@@ -313,5 +345,7 @@ def run_notebook(
         wall_s = time.monotonic() - began
         if prepared.assess:
             return _assessment(prepared, raw, failure, signals.received, wall_s)
-        ending, name, problems = _end_rollback(prepared, raw, failure, before_start, signals)
+        ending, name, problems = _end_rollback(
+            prepared, run_id, raw, failure, before_start, signals
+        )
     return HeadlessRun(ending, prepared.incident_dir, name, wall_s, _first_step_s(raw), problems)

@@ -15,7 +15,7 @@ did not end cleanly: that is "not known" until someone reads the release back.
 from __future__ import annotations
 
 import signal as signals
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -77,26 +77,6 @@ class Seal:
             words += f"; {self.repaired}"
         return words
 
-    def to_json_dict(self) -> dict[str, Any]:
-        return {
-            "sealed": self.sealed,
-            "signed": self.signed,
-            "why": self.why,
-            "problems": list(self.problems),
-            "repaired": self.repaired,
-        }
-
-
-def _helm_may_have_run(facts: RunFacts) -> bool:
-    """``helm rollback`` was started in this attempt and did not end cleanly."""
-    if HELM_STEP not in facts.started or facts.dry_run or facts.rolled_back is not None:
-        return False
-    if facts.target is not None and facts.target.already_rolled_back:
-        return False
-    failed = [f for f in facts.failures if f.step == HELM_STEP]
-    # The step frame's checks (the lock, preflight and confirm first) stop it before helm.
-    return not (failed and failed[-1].kind in (FailureKind.PRECONDITION, FailureKind.PARAMETER))
-
 
 def _cluster(facts: RunFacts) -> tuple[Cluster, str]:
     read_back = facts.read_back
@@ -118,7 +98,7 @@ def _cluster(facts: RunFacts) -> tuple[Cluster, str]:
         return Cluster.ALREADY_ROLLED_BACK, (
             f"already on the good revision {current}; nothing changed"
         )
-    if _helm_may_have_run(facts):
+    if facts.cut_off and not facts.dry_run:
         failure = next((f for f in reversed(facts.failures) if f.step == HELM_STEP), None)
         how = f"({failure.error_type})" if failure is not None else "(the run stopped in it)"
         return Cluster.NOT_KNOWN, (
@@ -162,11 +142,7 @@ class Ending:
     ) -> Ending:
         """The ending of the run whose facts these are, with what its runner observed."""
         cluster, sentence = _cluster(facts)
-        changed: bool | None = cluster in (Cluster.ROLLED_BACK, Cluster.ROLLED_BACK_EARLIER)
-        if facts.read_back is not None:
-            changed = facts.read_back.rollback_applied or facts.earlier_rollback is not None
-        elif cluster is Cluster.NOT_KNOWN:
-            changed = None
+        changed: bool | None = None if cluster is Cluster.NOT_KNOWN else facts.changed_cluster
         gone = tuple(dict.fromkeys([*facts.lost, *lost]))
         room = facts.room
         refused_for_room = (
@@ -225,32 +201,6 @@ class Ending:
     @property
     def signal_name(self) -> str:
         return signals.Signals(self.signal).name if self.signal is not None else ""
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """The ending as JSON values (``runbook run --ending-json``, read by the receiver)."""
-        failure: Mapping[str, Any] | None = None
-        if self.failure is not None:
-            f = self.failure
-            failure = {
-                "step": f.step,
-                "error_type": f.error_type,
-                "message": f.message,
-                "at": f.at.isoformat(),
-                "kind": f.kind.value,
-            }
-        return {
-            "outcome": self.outcome.value,
-            "verdict": self.verdict.value if self.verdict is not None else None,
-            "exit_status": self.exit_status,
-            "cluster": self.cluster.value,
-            "cluster_sentence": self.cluster_sentence,
-            "changed_cluster": self.changed_cluster,
-            "failure": failure,
-            "lost": list(self.lost),
-            "seal": self.seal.to_json_dict() if self.seal is not None else None,
-            "signal": self.signal_name or None,
-            "room_problem": self.room_problem,
-        }
 
 
 _DONE = frozenset(

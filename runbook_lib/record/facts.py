@@ -6,6 +6,10 @@ the rollback, the rollout, recovery, the outcome) records it once as a fact even
 timeline back into those facts; ``finish``, the incident record, the post-mortem and the
 salvage path all read them from there, never from step names, message text or notebook
 variables, so a run re-read from its ``timeline.jsonl`` after a crash tells the same story.
+
+The runs of one incident share its timeline; ``attempts`` keeps them apart by the run id on
+their events, and ``RunFacts.read(events, run=...)`` reads one run's facts even when another
+run's events interleave with them.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ __all__ = [
     "Outcome",
     "Recovered",
     "ReleaseChanged",
+    "RollbackStarted",
     "RolledBack",
     "RolloutCompleted",
     "RunFacts",
@@ -47,6 +52,7 @@ __all__ = [
     "TargetResolved",
     "TracesCollected",
     "attempt_file",
+    "attempt_number",
     "attempts",
     "fact_data",
     "record_fact",
@@ -111,6 +117,10 @@ class TargetResolved(Fact):
     target_version: str
     already_rolled_back: bool
     expected_images: tuple[str, ...] = ()  # what the target's manifest runs
+    # The deploy being undone, from history (not the current revision, which after an earlier
+    # rollback is that rollback); 0 / "" in timelines written before it was recorded.
+    bad_revision: int = 0
+    bad_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,16 @@ class Confirmed(Fact):
     NAME: ClassVar[str] = "confirmed"
     go_ahead: bool
     by: str  # "confirm parameter", "person at the prompt", "dry run"
+
+
+@dataclass(frozen=True)
+class RollbackStarted(Fact):
+    """``helm rollback`` is about to run: if no ``RolledBack`` follows, it was cut off."""
+
+    NAME: ClassVar[str] = "rollback_started"
+    from_revision: int
+    to_revision: int
+    command: str
 
 
 @dataclass(frozen=True)
@@ -186,7 +206,13 @@ class LockTaken(Fact):
     ttl_s: float
     takeover: str = ""  # "", "stale" (its run stopped renewing) or "deliberate"
     previous_holder: str = ""
-    reason: str = ""  # lock_takeover_reason, for a deliberate takeover
+    reason: str = ""  # lock_takeover_reason, for a deliberate takeover; why, for "gone"
+    # The holder process (core.run_identity.RunIdentity): a later run tells by these whether
+    # this run is gone.
+    run_id: str = ""
+    host: str = ""
+    pid: int = 0
+    process_started: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -209,6 +235,31 @@ class ReleaseChanged(Fact):
     current_version: str
     changed_at: datetime | None
     images: tuple[str, ...] = ()  # what the pods run now
+
+
+@dataclass(frozen=True)
+class ClusterReadBack(Fact):
+    """What the cluster says after a change step did not end cleanly, read from the cluster.
+
+    Recorded when ``helm rollback`` was cut off (its timeout, a signal, a failure) and when a
+    later run seals a run that crashed: ``helm history`` and the pods, read at ``read_at``.
+    ``revision``/``version``/``description``/``made_at`` describe the release's newest
+    revision; ``rollback_applied`` says whether the run's rollback is in the release (a
+    revision after the one the run started from restores its target and was deployed);
+    ``pod_images`` are what the pods run; ``sentence`` says it all for people, and every
+    ending (record, summary, exit line, notification) uses it as it is.
+    """
+
+    NAME: ClassVar[str] = "cluster_read_back"
+    reason: str  # why it was read: "helm rollback was started at ... and killed after 40 s"
+    read_at: datetime
+    revision: int
+    version: str
+    description: str
+    made_at: datetime | None
+    rollback_applied: bool
+    pod_images: tuple[str, ...]
+    sentence: str
 
 
 @dataclass(frozen=True)
@@ -249,29 +300,6 @@ class TracesCollected(Fact):
 
 
 @dataclass(frozen=True)
-class ClusterReadBack(Fact):
-    """What the cluster is, read back (``helm history``, the pods) after a change step that
-    did not end cleanly (helm cut off by its timeout, a signal, a crash) or when a run seals an
-    earlier crashed one. What happened to the cluster is said from this, never inferred.
-
-    ``reason``: why it was read back; ``revision``/``version``/``description``/``made_at``: the
-    release's current revision as Helm records it; ``rollback_applied``: that revision is the
-    rollback; ``pod_images``: what the pods run; ``sentence``: the same for people.
-    """
-
-    NAME: ClassVar[str] = "cluster_read_back"
-    reason: str
-    read_at: datetime
-    revision: int
-    version: str
-    description: str
-    made_at: datetime | None
-    rollback_applied: bool
-    pod_images: tuple[str, ...]
-    sentence: str
-
-
-@dataclass(frozen=True)
 class EvidenceRoom(Fact):
     """Preflight's check of the evidence folder: writable, and how much room it has.
 
@@ -301,6 +329,7 @@ _FACTS: dict[str, type[Fact]] = {
         Decided,
         TargetResolved,
         Confirmed,
+        RollbackStarted,
         RolledBack,
         RolloutCompleted,
         Recovered,
@@ -320,27 +349,6 @@ _FACTS: dict[str, type[Fact]] = {
 }
 
 
-# The step that begins each attempt of an incident (a re-run appends to the same timeline).
-START_STEP = "start_run"
-
-
-def attempts(events: Iterable[Event]) -> int:
-    """How many attempts of the incident the timeline holds (each begins with ``start_run``)."""
-    return sum(1 for event in events if event.step == START_STEP)
-
-
-def attempt_file(name: str, attempt: int) -> str:
-    """The file name of an attempt's executed notebook (``rollback.ipynb``, 1, 2, ...).
-
-    The first attempt keeps the notebook's own name; a re-run of the same incident writes
-    beside it (``rollback.attempt-2.ipynb``), never over an earlier attempt's.
-    """
-    if attempt <= 1:
-        return name
-    stem, dot, suffix = name.rpartition(".")
-    return f"{stem}.attempt-{attempt}.{suffix}" if dot else f"{name}.attempt-{attempt}"
-
-
 def fact_data(fact: Fact) -> dict[str, Any]:
     """A fact as timeline data: JSON values, ``fact`` naming its class."""
     data: dict[str, Any] = {"fact": fact.NAME}
@@ -350,9 +358,16 @@ def fact_data(fact: Fact) -> dict[str, Any]:
     return data
 
 
-def record_fact(timeline: Timeline, step: str, fact: Fact, message: str) -> Event:
-    """Put ``fact`` on the timeline (kind ``fact``) with a sentence for people."""
-    return timeline.record(step, EventKind.FACT, message, **fact_data(fact))
+def record_fact(
+    timeline: Timeline, step: str, fact: Fact, message: str, *, run: str | None = None
+) -> Event:
+    """Put ``fact`` on the timeline (kind ``fact``) with a sentence for people.
+
+    ``run``: on behalf of that run (a later run sealing a crashed one), else the timeline's.
+    """
+    return timeline.record_for(
+        timeline.run if run is None else run, step, EventKind.FACT, message, **fact_data(fact)
+    )
 
 
 def _read_fact(data: Mapping[str, Any]) -> Fact | None:
@@ -399,7 +414,64 @@ def _failure_kind(value: object) -> FailureKind:
         return FailureKind.OTHER  # written by another version of the tool
 
 
-# Facts that happened more than once in a run (a re-run of the same incident) keep the last.
+# The step that begins each run of an incident on its timeline.
+START_STEP = "start_run"
+
+
+def attempts(events: Iterable[Event]) -> list[tuple[str, list[Event]]]:
+    """The runs in a timeline, in the order they first wrote to it: (run id, its events).
+
+    An event belongs to the run whose id it carries. An event without one (a timeline written
+    before runs had ids) belongs to the attempt its position says: each ``start_run`` begins
+    one (keyed "#1", "#2", ...), and later events without an id join the last one begun.
+    """
+    groups: dict[str, list[Event]] = {}
+    current: str | None = None
+    legacy = 0
+    for event in events:
+        if event.run:
+            key = event.run
+        elif event.step == START_STEP:
+            legacy += 1
+            key = f"#{legacy}"
+        else:
+            key = current if current is not None else "#0"
+        if event.step == START_STEP:
+            current = key
+        groups.setdefault(key, []).append(event)
+    return list(groups.items())
+
+
+def _latest_started(events: list[Event]) -> str | None:
+    """The run id (or positional key) of the attempt that started last."""
+    found = attempts(events)
+    started = [key for key, group in found if any(e.step == START_STEP for e in group)]
+    if started:
+        # Ordered by first event; an attempt's first event is its start_run.
+        return started[-1]
+    return found[-1][0] if found else None
+
+
+def attempt_number(events: Iterable[Event], run: str) -> int:
+    """Which attempt of its incident the run ``run`` is (1, 2, ...), by when it started; the
+    next number when it has not started (yet)."""
+    started = [key for key, group in attempts(events) if any(e.step == START_STEP for e in group)]
+    return started.index(run) + 1 if run in started else len(started) + 1
+
+
+def attempt_file(name: str, attempt: int) -> str:
+    """The file name of an attempt's executed notebook (``rollback.ipynb``, 1, 2, ...).
+
+    The first attempt keeps the notebook's own name; a re-run of the same incident writes
+    beside it (``rollback.attempt-2.ipynb``), never over an earlier attempt's.
+    """
+    if attempt <= 1:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.attempt-{attempt}.{suffix}" if dot else f"{name}.attempt-{attempt}"
+
+
+# Facts that happened more than once in a run (a step's cell re-run) keep the last.
 @dataclass(frozen=True)
 class RunFacts:
     """Everything a run established, read back from its timeline."""
@@ -409,6 +481,8 @@ class RunFacts:
     decided_at: datetime | None = None
     target: TargetResolved | None = None
     confirmed: Confirmed | None = None
+    rollback_started: RollbackStarted | None = None
+    rollback_started_at: datetime | None = None
     rolled_back: RolledBack | None = None
     rolled_back_at: datetime | None = None
     rollout: RolloutCompleted | None = None
@@ -422,35 +496,38 @@ class RunFacts:
     started_at: datetime | None = None
     earlier_rollback: RolledBack | None = None  # by an earlier attempt of the same incident
     lock: LockTaken | None = None
+    lock_at: datetime | None = None  # when the run (last) took the lock
     earlier_runs: tuple[EarlierRunFound, ...] = ()  # crashed runs this one found and sealed
     release_changed: ReleaseChanged | None = None
     bad_pods: BadPodsCaptured | None = None
     traces: TracesCollected | None = None
-    read_back: ClusterReadBack | None = None  # the cluster as read back, when it was
-    room: EvidenceRoom | None = None
+    read_back: ClusterReadBack | None = None  # the cluster as read after a change cut off
+    room: EvidenceRoom | None = None  # preflight's check of the evidence folder
     lost: tuple[str, ...] = ()  # evidence that could not be written (EvidenceLost facts)
-    started: tuple[str, ...] = ()  # the steps this attempt started, in order
+    run: str = ""  # the run these facts are of (its id; "#n" for a timeline without ids)
 
     @classmethod
-    def read(cls, events: Iterable[Event]) -> RunFacts:
-        """The facts of the latest attempt in ``events`` (a re-run appends a new attempt)."""
-        found: dict[str, Any] = {"failures": [], "earlier_runs": [], "lost": [], "started": []}
-        for event in events:
+    def read(cls, events: Iterable[Event], *, run: str | None = None) -> RunFacts:
+        """The facts of one run in ``events``: ``run`` (its id), else the latest started.
+
+        Runs of the same incident share the timeline (``attempts``); a rollback made by a run
+        whose events come before this run's first one is ``earlier_rollback``. A ``run``
+        with no events in ``events`` has no facts.
+        """
+        listed = list(events)
+        key = run if run is not None else _latest_started(listed)
+        own = [e for k, group in attempts(listed) if k == key for e in group]
+        found: dict[str, Any] = {"failures": [], "earlier_runs": [], "lost": [], "run": key or ""}
+        if own:
+            first = next(i for i, e in enumerate(listed) if e is own[0])
+            for event in listed[:first]:
+                fact = _read_fact(event.data) if event.kind == EventKind.FACT else None
+                if isinstance(fact, RolledBack):
+                    found["earlier_rollback"] = fact
+        for event in own:
             if event.step == START_STEP:
-                # A new attempt of the same incident: facts are about the newest one, except
-                # a rollback done earlier, which the record must still name.
-                earlier = found.get("rolled_back") or found.get("earlier_rollback")
-                found = {
-                    "failures": [],
-                    "earlier_runs": [],
-                    "lost": [],
-                    "started": [],
-                    "started_at": event.at,
-                    "earlier_rollback": earlier,
-                }
+                found["started_at"] = event.at
                 found["dry_run"] = bool(event.data.get("dry_run", False))
-            if event.kind == EventKind.STEP_START:
-                found["started"].append(event.step)
             if event.kind == EventKind.STEP_FAILED:
                 found["failures"].append(
                     StepFailure(
@@ -472,6 +549,8 @@ class RunFacts:
                 found["target"] = fact
             elif isinstance(fact, Confirmed):
                 found["confirmed"] = fact
+            elif isinstance(fact, RollbackStarted):
+                found["rollback_started"], found["rollback_started_at"] = fact, event.at
             elif isinstance(fact, RolledBack):
                 found["rolled_back"], found["rolled_back_at"] = fact, event.at
             elif isinstance(fact, RolloutCompleted):
@@ -487,7 +566,7 @@ class RunFacts:
             elif isinstance(fact, Finished):
                 found["finished"] = fact
             elif isinstance(fact, LockTaken):
-                found["lock"] = fact
+                found["lock"], found["lock_at"] = fact, event.at
             elif isinstance(fact, EarlierRunFound):
                 found["earlier_runs"].append(fact)
             elif isinstance(fact, ReleaseChanged):
@@ -502,7 +581,7 @@ class RunFacts:
                 found["room"] = fact
             elif isinstance(fact, EvidenceLost):
                 found["lost"] += [w for w in fact.what if w not in found["lost"]]
-        for name in ("failures", "earlier_runs", "lost", "started"):
+        for name in ("failures", "earlier_runs", "lost"):
             found[name] = tuple(found[name])
         return cls(**found)
 
@@ -518,9 +597,39 @@ class RunFacts:
         return self.assessed.deployed_at if self.assessed else None
 
     @property
+    def rollback_applied(self) -> bool:
+        """Whether this run's rollback is in the release: helm reported it, or, when helm was
+        cut off, the cluster read back says so."""
+        return self.rolled_back is not None or (
+            self.read_back is not None and self.read_back.rollback_applied
+        )
+
+    @property
     def changed_cluster(self) -> bool:
-        """Whether any attempt of this incident changed the release (helm rollback ran)."""
-        return self.rolled_back is not None or self.earlier_rollback is not None
+        """Whether any attempt of this incident changed the release (a rollback applied)."""
+        return self.rollback_applied or self.earlier_rollback is not None
+
+    @property
+    def cut_off(self) -> bool:
+        """``helm rollback`` started and neither reported back nor was the cluster read back:
+        what it did is unknown until someone reads the release (``steps.read_back``)."""
+        return (
+            self.rollback_started is not None
+            and self.rolled_back is None
+            and self.read_back is None
+        )
+
+    @property
+    def ended(self) -> bool:
+        """The run wrote its own ending: a ``Finished`` fact, or a failed step since it last
+        took the lock (a failing step gives the lock back; a cell re-run by hand after a
+        failure takes it again, and the run goes on)."""
+        if self.finished is not None:
+            return True
+        failure = self.failure
+        if failure is None:
+            return False
+        return self.lock_at is None or failure.at >= self.lock_at
 
     @property
     def failure(self) -> StepFailure | None:

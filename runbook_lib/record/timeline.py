@@ -3,12 +3,17 @@
 Every step writes here; the incident record, the plots' markers and the timing against the
 5-minute target are all computed from these events, never from notebook variables. Each event is
 flushed to disk as it happens so a crash mid-run still leaves the evidence of what was done.
+
+Runs of one incident share its timeline (a rerun after a crash; two people answering one page):
+each event carries its run's id (``Event.run``), so the attempts stay apart even when their
+events interleave (``runbook_lib.record.facts.attempts``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -25,7 +30,25 @@ from runbook_lib.errors import (
     VerificationFailed,
 )
 
-__all__ = ["Event", "EventKind", "FailureKind", "Repair", "Timeline", "repair_torn_tail"]
+__all__ = [
+    "RUN_ID_ENV",
+    "Event",
+    "EventKind",
+    "FailureKind",
+    "Repair",
+    "Timeline",
+    "new_run_id",
+    "repair_torn_tail",
+]
+
+# The run's id, when whoever started the kernel chose it (``runbook run`` does, so it can tell
+# its run's events from another run's on a shared incident timeline even after a crash).
+RUN_ID_ENV = "RUNBOOK_RUN_ID"
+
+
+def new_run_id() -> str:
+    """A fresh run id: short, unique, safe in a file name and a Lease annotation."""
+    return f"run-{uuid.uuid4().hex[:12]}"
 
 
 class EventKind(StrEnum):
@@ -46,19 +69,19 @@ class Event:
     kind: EventKind
     message: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    run: str = ""  # the run that wrote it ("": a timeline written before runs had ids)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "at": self.at.isoformat(),
-                "step": self.step,
-                "kind": self.kind.value,
-                "message": self.message,
-                "data": dict(self.data),
-            },
-            default=str,
-            sort_keys=True,
-        )
+        raw: dict[str, Any] = {
+            "at": self.at.isoformat(),
+            "step": self.step,
+            "kind": self.kind.value,
+            "message": self.message,
+            "data": dict(self.data),
+        }
+        if self.run:
+            raw["run"] = self.run
+        return json.dumps(raw, default=str, sort_keys=True)
 
     @classmethod
     def from_json(cls, line: str) -> Event:
@@ -69,6 +92,7 @@ class Event:
             kind=EventKind(raw["kind"]),
             message=raw["message"],
             data=raw.get("data", {}),
+            run=str(raw.get("run") or ""),
         )
 
 
@@ -121,6 +145,9 @@ class Timeline:
     A write that fails (disk full, folder gone) never stops the run: the event is kept in
     memory, the first error is kept in ``lost`` and later writes are still tried. Whoever ends
     the run reports ``lost`` (the cluster work matters more than its evidence).
+
+    ``run`` is the id stamped on every event this object writes (``record_for`` writes for
+    another run: a later run sealing a crashed attempt of the same incident).
     """
 
     def __init__(
@@ -130,8 +157,10 @@ class Timeline:
         clock: Callable[[], datetime] = _utcnow,
         redact: Callable[[str], str] = lambda s: s,
         append: Callable[[Path, str], object] | None = None,
+        run: str = "",
     ) -> None:
         self.path = path
+        self.run = run
         self._clock = clock
         self._redact = redact
         self._append = append or _append_nofollow
@@ -185,10 +214,16 @@ class Timeline:
             )
 
     def record(self, step: str, kind: EventKind | str, message: str, **data: Any) -> Event:
+        return self.record_for(self.run, step, kind, message, **data)
+
+    def record_for(
+        self, run: str, step: str, kind: EventKind | str, message: str, **data: Any
+    ) -> Event:
+        """``record`` on behalf of the run ``run`` (its attempt is the one the event joins)."""
         self._report_damaged()
         # Every value at every nesting level; credential-named keys hide values of any type.
         clean = redact_structure(dict(data), self._redact, other=self._redact_other)
-        event = Event(self._clock(), step, EventKind(kind), self._redact(message), clean)
+        event = Event(self._clock(), step, EventKind(kind), self._redact(message), clean, run)
         self.events.append(event)
         self._write(event)
         return event

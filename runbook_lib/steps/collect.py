@@ -118,6 +118,7 @@ def build_incident_record(ctx: RunContext, *, fetch: bool = True) -> IncidentRec
         request_rate_rps=settings.records.request_rate_rps or None,
         root_cause_hypothesis=settings.records.root_cause_hypothesis,
         now=ctx.now(),
+        run=ctx.run_id or None,
     )
 
 
@@ -140,11 +141,12 @@ def collect(ctx: RunContext) -> bundle.BundleReport:
         report += bundle.BundleReport((bundle.SAMPLES_CSV,), ())
     except RunbookError as err:
         report += bundle.BundleReport((), (f"metric samples: {type(err).__name__}: {err}",))
-    rollback = facts.rolled_back or facts.earlier_rollback
+    rollback = facts.rolled_back or facts.earlier_rollback or facts.rollback_started
     bad = rollback.from_revision if rollback else None
     good = rollback.to_revision if rollback else None
     if rollback is None and facts.target is not None:
-        bad, good = facts.target.current_revision, facts.target.target_revision
+        bad = facts.target.bad_revision or facts.target.current_revision
+        good = facts.target.target_revision
     try:
         kube, selector = ctx.kube, ctx.pod_selector
     except RunbookError as err:

@@ -24,6 +24,7 @@ from runbook_lib.adapters import notify
 from runbook_lib.adapters.helm import Helm
 from runbook_lib.adapters.kube import Kube
 from runbook_lib.adapters.metrics import MetricsSource
+from runbook_lib.adapters.processes import host_name
 from runbook_lib.adapters.settings_files import load_settings
 from runbook_lib.assessment import metrics_source
 from runbook_lib.core.kinds import Entry
@@ -36,7 +37,7 @@ from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import check_signing_key, seal
 from runbook_lib.record.ending import Seal
 from runbook_lib.record.facts import RunFacts
-from runbook_lib.record.timeline import EventKind, Timeline
+from runbook_lib.record.timeline import RUN_ID_ENV, EventKind, Timeline, new_run_id
 
 if TYPE_CHECKING:
     from runbook_lib.adapters.lease import ReleaseLock
@@ -92,8 +93,14 @@ class RunContext:
 
     @property
     def facts(self) -> RunFacts:
-        """What the run has established so far, read back from its timeline."""
-        return RunFacts.read(self.timeline.events)
+        """What the run has established so far, read back from its timeline (its own events:
+        other runs of the incident may write to the same timeline)."""
+        return RunFacts.read(self.timeline.events, run=self.timeline.run or None)
+
+    @property
+    def run_id(self) -> str:
+        """This run's id, on every event it writes ("" for a timeline reopened without one)."""
+        return self.timeline.run
 
     @property
     def dry_run(self) -> bool:
@@ -191,8 +198,12 @@ def open_timeline(
     *,
     clock: Callable[[], datetime] = _utcnow,
     environ: Mapping[str, str] | None = None,
+    run: str = "",
 ) -> tuple[Timeline, Redactor]:
-    """The incident's timeline (appended to when it exists) and the run's redactor."""
+    """The incident's timeline (appended to when it exists) and the run's redactor.
+
+    ``run`` is the id stamped on the events written through it.
+    """
     redact = Redactor.build(
         secrets=(settings.notify.slack_webhook_url,),
         env=os.environ if environ is None else environ,
@@ -207,7 +218,7 @@ def open_timeline(
     def append(_path: Path, text: str) -> None:
         files.append_text(incident_dir, "timeline.jsonl", text)
 
-    return Timeline(path, clock=clock, redact=redact, append=append), redact
+    return Timeline(path, clock=clock, redact=redact, append=append, run=run), redact
 
 
 def start_run(
@@ -224,20 +235,25 @@ def start_run(
     ``params`` are the values given, by their flat names (``core.settings``; a ``profile``
     supplies the others); ``clock``, ``out``, ``ask`` and ``sleep`` are seams for tests and
     embedding. The timeline is ``<output_dir>/<incident_id>/timeline.jsonl`` (appended to when
-    the incident already has one, so a re-run keeps the history), with secrets redacted.
+    the incident already has one, so a re-run keeps the history), with secrets redacted; this
+    run's events carry its id (``RUNBOOK_RUN_ID`` in ``environ`` when the caller chose it,
+    else a fresh one).
 
     Raises ``ParameterError`` listing every invalid setting.
     """
     settings = with_identity(load_settings(params, used_by=Entry.ROLLBACK), clock())
     # A key that cannot sign must stop the run now, not fail every seal after the rollback.
-    check_signing_key(settings.records.manifest_key, os.environ if environ is None else environ)
-    timeline, redact = open_timeline(settings, clock=clock, environ=environ)
+    env = os.environ if environ is None else environ
+    check_signing_key(settings.records.manifest_key, env)
+    run = env.get(RUN_ID_ENV, "").strip() or new_run_id()
+    timeline, redact = open_timeline(settings, clock=clock, environ=environ, run=run)
     target, records = settings.target, settings.records
     timeline.record(
         "start_run",
         EventKind.INFO,
         f"run started ({settings.acting.mode}) for release {target.release} in "
-        f"{target.namespace}, incident {records.incident_id}",
+        f"{target.namespace}, incident {records.incident_id} ({run}, pid {os.getpid()} on "
+        f"{host_name()})",
         params=settings.shown(),
         dry_run=settings.acting.dry_run,
     )

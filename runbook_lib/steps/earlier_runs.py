@@ -1,11 +1,13 @@
 """Runs of the same release that crashed: found after this run took the lock, sealed, linked.
 
 A run killed mid-rollback (a laptop dying, a runner killed with SIGKILL) leaves a timeline with
-no ending and no manifest. The next run finds it in two ways: the Lease it took over names the
-crashed run's incident and evidence folder, and ``output_dir`` holds incident folders whose
-latest attempt took the lock and never ended. Each one found is sealed as "interrupted" (a
-``Finished`` fact appended to its timeline, its record written from that timeline, its manifest
-re-written) and linked from this run's record by an ``EarlierRunFound`` fact.
+no ending and no manifest. The next run finds it in three ways: the Lease it took over names the
+crashed run's incident and evidence folder, ``output_dir`` holds incident folders with a run
+that took the lock and never ended, and this run's own incident timeline may hold an earlier
+attempt that did. Each one found is read back from the cluster (``ClusterReadBack``: whether
+its rollback was applied, whatever its timeline got to say), sealed as "interrupted" (a
+``Finished`` fact on its behalf, its record written, its manifest re-written) and linked from
+this run's record by an ``EarlierRunFound`` fact.
 
 Only after this run holds the lock: a run that never took the lock may be alive (still
 assessing), and a holder whose lock this run took over deliberately is alive too; neither is
@@ -25,22 +27,32 @@ from runbook_lib.adapters.lease import LockInfo
 from runbook_lib.evidence import files
 from runbook_lib.evidence.incident_record import build_record, write_record
 from runbook_lib.evidence.manifest import seal
-from runbook_lib.record.facts import EarlierRunFound, Finished, Outcome, RunFacts, record_fact
-from runbook_lib.record.timeline import EventKind, Timeline
+from runbook_lib.record.facts import (
+    EarlierRunFound,
+    Finished,
+    Outcome,
+    RunFacts,
+    attempts,
+    record_fact,
+)
+from runbook_lib.record.timeline import Event, EventKind, Timeline
 from runbook_lib.steps.context import RunContext
+from runbook_lib.steps.read_back import cut_off_reason, read_cluster_back
 
-__all__ = ["Candidate", "crashed_runs", "link_earlier_runs"]
+__all__ = ["Candidate", "crashed", "crashed_runs", "link_earlier_runs"]
 
 _TIMELINE = "timeline.jsonl"
+_STEP = "sealed_by_later_run"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """An incident folder whose latest attempt took the release's lock and never ended."""
+    """A run in an incident folder that took the release's lock and never ended."""
 
     path: Path
     incident_id: str
     holder: str
+    facts: RunFacts  # the crashed run's facts (``facts.run`` is its id, "#n" without ids)
 
 
 def _first_event(path: Path) -> dict[str, object] | None:
@@ -61,25 +73,39 @@ def _same_release(first: dict[str, object], release: str, namespace: str) -> boo
     return params.get("release") == release and params.get("namespace") == namespace
 
 
-def crashed(events: Iterable[object], *, holder: str) -> RunFacts | None:
-    """The facts of a timeline's latest attempt if it took the lock and never ended.
+def _identified(key: str) -> bool:
+    """Whether a run key is a run id (not the position of a run in an older timeline)."""
+    return bool(key) and not key.startswith("#")
 
-    Never ended: no ``Finished`` fact and no failed step (a failed or interrupted run wrote its
-    own ending). ``holder`` is this run's: its own attempts are never "crashed".
+
+def crashed(events: Iterable[Event], *, run: str) -> list[RunFacts]:
+    """The runs in a timeline that took the lock and never ended, except ``run`` (this one).
+
+    Never ended: no ``Finished`` fact and no failed step since it took the lock (a failed or
+    interrupted run wrote its own ending; ``RunFacts.ended``). In a timeline without run ids
+    only its latest attempt is judged (the earlier ones cannot be told apart when sealing).
     """
-    facts = RunFacts.read(events)  # type: ignore[arg-type]
-    if facts.lock is None or facts.dry_run or facts.lock.holder == holder:
-        return None
-    if facts.finished is not None or facts.failures:
-        return None
-    return facts
+    listed = list(events)
+    keys = [key for key, _ in attempts(listed)]
+    if not any(_identified(k) for k in keys):
+        keys = keys[-1:]
+    found = []
+    for key in keys:
+        if key == run:
+            continue
+        facts = RunFacts.read(listed, run=key)
+        if facts.lock is None or facts.dry_run or facts.ended:
+            continue
+        found.append(facts)
+    return found
 
 
 def crashed_runs(
-    output_dir: Path, *, release: str, namespace: str, holder: str, exclude: Path
+    output_dir: Path, *, release: str, namespace: str, run: str, exclude: Path
 ) -> list[Candidate]:
-    """Incident folders under ``output_dir`` whose latest attempt took the lock of ``release``
-    in ``namespace`` and never ended (newest first). ``exclude`` is this run's own folder.
+    """Runs in incident folders under ``output_dir`` that took the lock of ``release`` in
+    ``namespace`` and never ended (newest folder first). ``exclude`` is this run's own folder
+    (its earlier attempts are found in this run's timeline), ``run`` this run's id.
     """
     found: list[tuple[float, Candidate]] = []
     try:
@@ -93,33 +119,57 @@ def crashed_runs(
         first = _first_event(path)  # one line read for the folders of other releases
         if first is None or not _same_release(first, release, namespace):
             continue
-        facts = crashed(Timeline(path).events, holder=holder)
-        if facts is None or facts.lock is None:
-            continue
-        found.append((path.stat().st_mtime, Candidate(folder, folder.name, facts.lock.holder)))
+        for facts in crashed(Timeline(path).events, run=run):
+            assert facts.lock is not None
+            candidate = Candidate(folder, folder.name, facts.lock.holder, facts)
+            found.append((path.stat().st_mtime, candidate))
     return [c for _, c in sorted(found, key=lambda pair: -pair[0])]
 
 
-def _seal(ctx: RunContext, candidate: Candidate, step: str) -> str:
-    """Append "interrupted" to the crashed run's timeline, write its record, re-seal it."""
+def _read_back(ctx: RunContext, facts: RunFacts, timeline: Timeline) -> str:
+    """The crashed run's cluster read back, recorded on its behalf; the sentence or ""."""
+    stopped = "its run stopped without an ending (crashed or killed)"
+    if facts.rollback_started is not None and facts.rolled_back is None:
+        reason = cut_off_reason(facts.rollback_started_at, None, f"never reported back: {stopped}")
+    else:
+        reason = stopped[0].upper() + stopped[1:]
+    fact = read_cluster_back(ctx, _STEP, reason=reason, facts=facts, timeline=timeline)
+    return fact.sentence if fact is not None else ""
+
+
+def _seal_events(ctx: RunContext, candidate: Candidate, timeline: Timeline) -> str:
+    """Read the cluster back and append "interrupted" on the crashed run's behalf."""
     settings = ctx.settings
-    incident, target = settings.records.incident_id, settings.target
-    timeline = Timeline(candidate.path / _TIMELINE, clock=ctx.timeline.now, redact=ctx.redact)
-    timeline.record(
-        "sealed_by_later_run",
-        EventKind.WARNING,
+    incident = settings.records.incident_id
+    facts = candidate.facts
+    run = facts.run if _identified(facts.run) else timeline.run
+    sentence = _read_back(ctx, facts, timeline)
+    timeline.record_for(
+        run, _STEP, EventKind.WARNING,
         f"this run stopped without an ending (crashed or killed) while holding the lock; "
-        f"found and sealed as interrupted by incident {incident} ({settings.lock.lock_holder}), "
+        f"found and sealed as interrupted by incident {incident} ({ctx.run_id}), "
         f"evidence {ctx.incident_dir.resolve()}",
-        later_incident=incident,
+        later_incident=incident, later_run=ctx.run_id,
         later_evidence=str(ctx.incident_dir.resolve()),
-    )
+    )  # fmt: skip
     record_fact(
-        timeline,
-        "sealed_by_later_run",
-        Finished(Outcome.INTERRUPTED, None, None, settings.acting.target),
-        "outcome: interrupted (sealed by a later run)",
+        timeline, _STEP, Finished(Outcome.INTERRUPTED, None, None, settings.acting.target),
+        "outcome: interrupted (sealed by a later run)", run=run,
+    )  # fmt: skip
+    outcome = Outcome.INTERRUPTED.value
+    return f"{outcome}; cluster read back: {sentence}" if sentence else outcome
+
+
+def _seal(ctx: RunContext, candidate: Candidate) -> str:
+    """Seal a crashed run in another folder: read back, "interrupted", record, manifest."""
+    settings = ctx.settings
+    target = settings.target
+    facts = candidate.facts
+    run = facts.run if _identified(facts.run) else ""
+    timeline = Timeline(
+        candidate.path / _TIMELINE, clock=ctx.timeline.now, redact=ctx.redact, run=run
     )
+    outcome = _seal_events(ctx, candidate, timeline)
     if timeline.lost is not None:
         return f"not sealed: its timeline cannot be written ({timeline.lost})"
     # Its runner died before giving back the room it held for the record and the manifest.
@@ -129,37 +179,63 @@ def _seal(ctx: RunContext, candidate: Candidate, step: str) -> str:
             timeline.events, pd.DataFrame(), incident_id=candidate.incident_id,
             release=target.release, namespace=target.namespace,
             error_threshold=settings.rules.error_ratio, target_s=settings.acting.target,
-            request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(),
+            request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(), run=run or None,
         )  # fmt: skip
         write_record(record, candidate.path, redact=ctx.redact)
     except OSError as err:
-        return f"interrupted; could not write its record: {err}"
+        return f"{outcome}; could not write its record: {err}"
 
     def unsigned(why: str) -> None:
-        timeline.record("sealed_by_later_run", EventKind.WARNING, f"unsigned manifest: {why}")
+        timeline.record(_STEP, EventKind.WARNING, f"the manifest is unsigned: {why}")
 
     state = seal(candidate.path, signing_key=settings.records.manifest_key, on_unsigned=unsigned)
-    if not state.sealed:
-        return f"interrupted; {state.sentence()}"
-    return Outcome.INTERRUPTED.value
+    return outcome if state.sealed else f"{outcome}; {state.sentence()}"
+
+
+def _link(ctx: RunContext, step: str, candidate: Candidate, outcome: str) -> EarlierRunFound:
+    fact = EarlierRunFound(candidate.incident_id, str(candidate.path.resolve()), outcome)
+    record_fact(
+        ctx.timeline, step, fact,
+        f"earlier run {candidate.incident_id} ({candidate.holder}) never finished: "
+        f"{outcome}; its evidence: {candidate.path.resolve()}",
+    )  # fmt: skip
+    return fact
+
+
+def _own_attempts(ctx: RunContext, step: str) -> list[EarlierRunFound]:
+    """Earlier attempts of this incident (this run's timeline) that took the lock and never
+    ended: sealed on their behalf in the same timeline, then linked."""
+    linked: list[EarlierRunFound] = []
+    own = ctx.incident_dir.resolve()
+    for facts in crashed(ctx.timeline.events, run=ctx.run_id):
+        assert facts.lock is not None
+        candidate = Candidate(own, ctx.settings.records.incident_id, facts.lock.holder, facts)
+        if ctx.dry_run:
+            message = f"would seal the earlier attempt {facts.run} as interrupted"
+            ctx.timeline.record(step, EventKind.DRY_RUN, message)
+            continue
+        if _identified(facts.run):
+            outcome = _seal_events(ctx, candidate, ctx.timeline)
+            outcome += " (an earlier attempt of this incident, in this timeline)"
+        else:  # a timeline without run ids: its attempts cannot be sealed apart from this one
+            outcome = "interrupted (the attempt before this one, earlier in this timeline)"
+        linked.append(_link(ctx, step, candidate, outcome))
+    return linked
 
 
 def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list[EarlierRunFound]:
-    """Find, seal and link the crashed runs of this release (preflight, after the lock).
+    """Find, read back, seal and link the crashed runs of this release (preflight, after
+    the lock).
 
-    ``info`` is how this run took the lock: a stale Lease names the crashed run's folder. In a
-    dry run the folders are named, not changed. Raises nothing: a folder that cannot be
-    sealed is linked with why.
+    ``info`` is how this run took the lock: a stale or gone holder's Lease names the crashed
+    run's folder. In a dry run the runs are named, not changed. Raises nothing: a folder
+    that cannot be sealed is linked with why.
     """
     settings = ctx.settings
-    own, holder, incident = (
-        ctx.incident_dir,
-        settings.lock.lock_holder,
-        settings.records.incident_id,
-    )
+    own = ctx.incident_dir
     candidates = crashed_runs(
         Path(settings.records.output_dir), release=settings.target.release,
-        namespace=settings.target.namespace, holder=holder, exclude=own,
+        namespace=settings.target.namespace, run=ctx.run_id, exclude=own,
     )  # fmt: skip
     previous = info.previous if info is not None else None
     alive = (
@@ -170,10 +246,11 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
         known = {c.path.resolve() for c in candidates}
         if folder.resolve() != own.resolve() and folder.resolve() not in known:
             if (folder / _TIMELINE).is_file():
-                facts = crashed(Timeline(folder / _TIMELINE).events, holder=holder)
-                if facts is not None:
-                    candidates.insert(0, Candidate(folder, previous.incident_id or folder.name,
-                                                   previous.holder))  # fmt: skip
+                incident = previous.incident_id or folder.name
+                found = crashed(Timeline(folder / _TIMELINE).events, run=ctx.run_id)
+                candidates[0:0] = [
+                    Candidate(folder, incident, previous.holder, facts) for facts in found
+                ]
             else:
                 fact = EarlierRunFound(
                     previous.incident_id, str(folder),
@@ -182,22 +259,7 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
                 record_fact(ctx.timeline, step, fact,
                             f"earlier run {previous.incident_id} crashed; its evidence "
                             f"{folder} is not here")  # fmt: skip
-    linked: list[EarlierRunFound] = []
-    # A re-run of the same incident appends to its timeline: the attempt before this one.
-    events = ctx.timeline.events
-    starts = [i for i, e in enumerate(events) if e.step == "start_run"]
-    if len(starts) > 1:
-        before = events[starts[-2] : starts[-1]]
-        facts = crashed(before, holder="")  # same incident: the holder may be the same
-        if facts is not None and facts.lock is not None:
-            fact = EarlierRunFound(
-                incident, str(own.resolve()),
-                "interrupted (the attempt before this one, earlier in this timeline)",
-            )  # fmt: skip
-            record_fact(ctx.timeline, step, fact,
-                        f"the previous attempt of {incident} ({facts.lock.holder}) "
-                        "never finished")  # fmt: skip
-            linked.append(fact)
+    linked = _own_attempts(ctx, step)
     for candidate in candidates:
         if alive and candidate.holder == alive:
             outcome = "not sealed: its lock was taken over deliberately; it may still be running"
@@ -206,12 +268,6 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
                                 f"would seal {candidate.path} as interrupted")  # fmt: skip
             continue
         else:
-            outcome = _seal(ctx, candidate, step)
-        fact = EarlierRunFound(candidate.incident_id, str(candidate.path.resolve()), outcome)
-        record_fact(
-            ctx.timeline, step, fact,
-            f"earlier run {candidate.incident_id} ({candidate.holder}) never finished: "
-            f"{outcome}; its evidence: {candidate.path.resolve()}",
-        )  # fmt: skip
-        linked.append(fact)
+            outcome = _seal(ctx, candidate)
+        linked.append(_link(ctx, step, candidate, outcome))
     return linked

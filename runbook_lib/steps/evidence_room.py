@@ -27,9 +27,11 @@ def _problem(ctx: RunContext) -> tuple[str, int]:
     if ctx.timeline.lost is not None:
         return f"the timeline cannot be written ({ctx.timeline.lost})", 0
     directory = ctx.incident_dir
+    # One probe per run: two runs of one incident check the same folder at the same moment.
+    probe = f"{_PROBE}-{ctx.run_id or os.getpid()}"
     try:
-        files.write_bytes(directory, _PROBE, b"evidence folder write check\n" * 64)
-        files.remove_file(directory, _PROBE)
+        files.write_bytes(directory, probe, b"evidence folder write check\n" * 64)
+        files.remove_file(directory, probe)
         info = os.statvfs(directory)
     except OSError as err:
         return f"cannot be written ({err})", 0

@@ -18,14 +18,26 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from runbook_lib.adapters.lease import LockInfo, ReleaseLock
+from runbook_lib.adapters.lease import LeaseState, LockInfo, ReleaseLock
+from runbook_lib.adapters.processes import host_name, process_started, this_process
+from runbook_lib.core.run_identity import RunIdentity, process_gone
 from runbook_lib.errors import AdapterError, LockLost
-from runbook_lib.record.facts import LockTaken, record_fact
-from runbook_lib.record.timeline import EventKind
+from runbook_lib.record.facts import LockTaken, RunFacts, record_fact
+from runbook_lib.record.timeline import EventKind, Timeline
 from runbook_lib.steps.context import RunContext
 
-__all__ = ["check_lock", "keep_renewed", "make_lock", "renew_every", "renew_lock", "take_lock"]
+__all__ = [
+    "check_lock",
+    "holder_gone",
+    "keep_renewed",
+    "make_lock",
+    "renew_every",
+    "renew_lock",
+    "run_identity",
+    "take_lock",
+]
 
 # Renew at a third of the TTL: two renewals may fail (an API blip) before the lock frees itself.
 _RENEWALS_PER_TTL = 3.0
@@ -36,47 +48,95 @@ def renew_every(ttl_s: float) -> float:
     return ttl_s / _RENEWALS_PER_TTL
 
 
-def make_lock(ctx: RunContext) -> ReleaseLock:
-    """The run's lock object (no API call): holder, TTL, incident and evidence folder."""
+def run_identity(ctx: RunContext) -> RunIdentity:
+    """This run as the Lease names it: holder name, incident, this process, run id."""
+    host, pid, started = this_process()
     settings = ctx.settings
+    return RunIdentity(
+        settings.lock.lock_holder, settings.records.incident_id, host, pid, started, ctx.run_id
+    )
+
+
+def make_lock(ctx: RunContext) -> ReleaseLock:
+    """The run's lock object (no API call): holder process, TTL, incident, evidence folder."""
+    settings = ctx.settings
+    identity = run_identity(ctx)
     return ReleaseLock(
         ctx.kube,
         namespace=settings.target.namespace,
         release=settings.target.release,
-        holder=settings.lock.lock_holder,
+        holder=identity.holder,
         ttl_s=settings.lock.lock_ttl,
         incident_id=settings.records.incident_id,
         evidence_dir=str(ctx.incident_dir.resolve()),
+        identity=identity,
     )
+
+
+def holder_gone(state: LeaseState) -> str:
+    """Why the Lease's holder is provably gone, "" when it may still be running.
+
+    Gone: it ran on this host and its process no longer exists (or its pid now belongs to a
+    process started at another time), or its own timeline, in the evidence folder the Lease
+    names, says that run ended. Anything else (another host, a Lease without a process) may
+    be alive: the TTL or a deliberate takeover decides.
+    """
+    here = host_name()
+    started_now = process_started(state.pid) if state.host == here and state.pid > 0 else None
+    why = process_gone(
+        host=state.host, pid=state.pid, started=state.process_started, here=here,
+        started_now=started_now,
+    )  # fmt: skip
+    if why or not (state.run_id and state.evidence_dir):
+        return why
+    path = Path(state.evidence_dir) / "timeline.jsonl"
+    try:
+        if not path.is_file() or path.is_symlink():
+            return ""
+    except OSError:
+        return ""
+    facts = RunFacts.read(Timeline(path).events, run=state.run_id)
+    if facts.started_at is not None and facts.ended:
+        return f"its timeline says its run ended ({facts.outcome.value})"
+    return ""
 
 
 def take_lock(ctx: RunContext, step: str) -> LockInfo:
     """Take the release's Lease for this run (preflight; a re-run cell after a failure).
 
-    Records ``LockTaken`` (with the takeover and its reason, when there was one). Raises
+    Records ``LockTaken`` (this run's process and run id; the takeover and its reason, when
+    there was one: a holder provably gone is taken over at once, ``holder_gone``). Raises
     ``LockHeld`` (who holds it, since when, when it frees itself, how to take it over),
     ``ApiError``.
     """
     settings = ctx.settings
     lock = make_lock(ctx)
-    info = lock.acquire(ctx.now(), takeover_reason=settings.lock.lock_takeover_reason)
+    info = lock.acquire(
+        ctx.now(), takeover_reason=settings.lock.lock_takeover_reason, gone=holder_gone
+    )
     ctx.live.lock = lock
     if info.warning:
         ctx.timeline.record(step, EventKind.WARNING, info.warning)
+    who = lock.identity
+    assert who is not None
     record_fact(
         ctx.timeline,
         step,
         LockTaken(
-            holder=settings.lock.lock_holder,
+            holder=lock.holder,
             lease=lock.where,
             ttl_s=settings.lock.lock_ttl,
             takeover=info.takeover,
             previous_holder=info.previous_holder or "",
             reason=info.reason,
+            run_id=who.run_id,
+            host=who.host,
+            pid=who.pid,
+            process_started=who.process_started,
         ),
-        f"took Lease {lock.where} as {settings.lock.lock_holder} (frees itself "
-        f"{settings.lock.lock_ttl:g} s after "
-        "the last renewal; renewed while the run works)",
+        f"took Lease {lock.where} as {settings.lock.lock_holder}, {who.describe()} (frees "
+        f"itself {settings.lock.lock_ttl:g} s after the last renewal; renewed while the run "
+        "works)",
     )
     return info
 

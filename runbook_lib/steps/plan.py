@@ -47,12 +47,17 @@ class Plan:
 
 
 def rollout_message(settings: Settings, target: RollbackTarget) -> str:
-    """The notification text of Rollback Steps, step 1."""
-    bad = target.current.app_version or target.current.chart
+    """The notification text of Rollback Steps, step 1.
+
+    The bad release is the deploy being undone as ``helm history`` shows it, never a rollback
+    revision (after an earlier rollback the current revision runs the good version).
+    """
+    bad_release = target.bad_release
+    bad = bad_release.app_version or bad_release.chart
     good = target.target.app_version or target.target.chart
     return (
         f"Rolling back {settings.target.release} from {bad} to {good} "
-        f"(revision {target.current.number} -> {target.target.number}, "
+        f"(revision {bad_release.number} -> {target.target.number}, "
         f"incident {settings.records.incident_id})"
     )
 

@@ -14,7 +14,7 @@ from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.earlier_runs import link_earlier_runs
 from runbook_lib.steps.evidence_room import check_evidence_folder
-from runbook_lib.steps.lock import keep_renewed, make_lock, take_lock
+from runbook_lib.steps.lock import holder_gone, keep_renewed, make_lock, take_lock
 from runbook_lib.steps.permissions import MUTATING, READS, REQUIRED
 from runbook_lib.steps.plan import Plan, build_plan
 from runbook_lib.steps.step import runbook_step
@@ -107,6 +107,8 @@ def _resolve(ctx: RunContext) -> None:
             target_version=target.target.app_version or target.target.chart,
             already_rolled_back=target.already_rolled_back,
             expected_images=tuple(images),
+            bad_revision=target.bad_release.number,
+            bad_version=target.bad_release.app_version or target.bad_release.chart,
         ),
         f"revisions: current {target.current.label()}, target {target.target.label()}"
         + (" (already rolled back)" if target.already_rolled_back else ""),
@@ -122,18 +124,19 @@ def _take_lock(ctx: RunContext) -> None:
     if ctx.dry_run:
         lock = make_lock(ctx)
         state = lock.state()  # a read: the rehearsal still says who would block it
-        if state is not None and state.holder and state.holder != settings.lock.lock_holder:
+        if state is not None and state.holder and state.holder != lock.holder:
             live = state.live(ctx.now(), settings.lock.lock_ttl)
+            gone = holder_gone(state) if live else ""
             ctx.timeline.record(
                 "preflight", EventKind.WARNING,
                 f"Lease {lock.name} is held by {state.holder!r}: a real run would "
-                + ("stop (LockHeld) unless lock_takeover_reason is set" if live
+                + (f"take it over at once ({gone})" if gone
+                   else "stop (LockHeld) unless lock_takeover_reason is set" if live
                    else "take it over (its holder stopped renewing it)"),
             )  # fmt: skip
         ctx.timeline.record(
             "preflight", EventKind.DRY_RUN,
-            f"would take Lease {lock.name} in {settings.target.namespace} as "
-            f"{settings.lock.lock_holder}",
+            f"would take Lease {lock.name} in {settings.target.namespace} as {lock.holder}",
         )  # fmt: skip
         link_earlier_runs(ctx, "preflight", None)
         return

@@ -5,13 +5,19 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from runbook_lib.errors import PreconditionFailed
-from runbook_lib.record.facts import RolledBack, record_fact
+from runbook_lib.errors import CommandFailed, PreconditionFailed
+from runbook_lib.record.facts import RollbackStarted, RolledBack, record_fact
 from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps.bad_pods import start_bad_release_capture
 from runbook_lib.steps.broadcast import broadcast
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.plan import rollout_message
+from runbook_lib.steps.read_back import (
+    cut_off_reason,
+    how_it_ended,
+    interrupts_deferred,
+    read_cluster_back,
+)
 from runbook_lib.steps.step import runbook_step
 
 __all__ = ["Notified", "RollbackDone", "helm_rollback", "notify"]
@@ -90,9 +96,12 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
     target's chart and values, records "already rolled back" and changes nothing. Otherwise,
     just before the rollback (dry run too), the pods the Deployment runs now start being
     captured in the background (``run/capture.py``: their logs since the deploy, into
-    ``kubernetes/before-rollback/``); the rollback waits only for their listing. Raises
-    ``PreconditionFailed`` without preflight/confirm, ``CommandFailed`` when helm fails or is
-    missing (the Lease is released first).
+    ``kubernetes/before-rollback/``); the rollback waits only for their listing. When helm
+    does not end cleanly (its timeout, an interrupt, a failure) the cluster is read back
+    before the error goes on: ``ClusterReadBack`` says whether the rollback was applied, and
+    the same sentence is posted to the notifiers. Raises ``PreconditionFailed`` without
+    preflight/confirm, ``CommandFailed`` when helm fails or is missing (the Lease is released
+    first).
     """
     settings = ctx.settings
     target = ctx.live.target
@@ -117,7 +126,7 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
         action = "dry run"
         ctx.timeline.record("helm_rollback", EventKind.DRY_RUN, f"would run: {command}")
     else:
-        ctx.helm.rollback(settings.target.release, number, timeout_s=settings.target.helm_timeout)
+        _run_helm_rollback(ctx, number, command)
         action = "rolled back"
         record_fact(
             ctx.timeline,
@@ -126,3 +135,33 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
             f"ran: {command}",
         )
     return RollbackDone(number, action, command)
+
+
+def _run_helm_rollback(ctx: RunContext, number: int, command: str) -> None:
+    """``helm rollback``, marked as started first; cut off, the cluster is read back."""
+    settings = ctx.settings
+    release, timeout_s = settings.target.release, settings.target.helm_timeout
+    target = ctx.live.target
+    assert target is not None
+    started = record_fact(
+        ctx.timeline, "helm_rollback",
+        RollbackStarted(from_revision=target.current.number, to_revision=number, command=command),
+        f"running: {command}",
+    )  # fmt: skip
+    try:
+        ctx.helm.rollback(release, number, timeout_s=timeout_s)
+    except BaseException as err:
+        reason = cut_off_reason(started.at, ctx.now(), how_it_ended(err))
+        if isinstance(err, CommandFailed) and err.timeout_s is not None:
+            reason += f" (helm_timeout {timeout_s:g} s)"
+        with interrupts_deferred() as interrupted:
+            fact = read_cluster_back(ctx, "helm_rollback", reason=reason)
+            if fact is not None:
+                broadcast(
+                    ctx, "helm_rollback",
+                    f"helm rollback of {release} did not end cleanly (incident "
+                    f"{settings.records.incident_id}): {fact.sentence}",
+                )  # fmt: skip
+        if interrupted and not isinstance(err, KeyboardInterrupt):
+            raise KeyboardInterrupt from err
+        raise

@@ -19,15 +19,24 @@ from runbook_lib.steps.plots import write_after_plot
 
 __all__ = ["collect_after_failure", "open_failed_run", "record_after_failure"]
 
+# Refusals that leave nothing of this run's to collect from the cluster: another live run holds
+# the release (it collects its own evidence, in this very folder when the incident is the
+# same), or the credentials point at a cluster the run was told is not the one.
+_NOTHING_TO_COLLECT = frozenset({"LockHeld", "WrongCluster"})
 
-def open_failed_run(settings: Settings, *, environ: Mapping[str, str] | None = None) -> RunContext:
+
+def open_failed_run(
+    settings: Settings, *, run_id: str = "", environ: Mapping[str, str] | None = None
+) -> RunContext:
     """The run's context, its timeline reopened (appended to), for the evidence after a stop.
 
-    Raises ``ParameterError`` when the settings name no incident.
+    ``run_id`` is the run's id (``RUNBOOK_RUN_ID``): the incident's other runs may share the
+    timeline; "" reads the latest run started. Raises ``ParameterError`` when the settings
+    name no incident.
     """
     if not settings.records.incident_id:
         raise ParameterError(["incident_id: needed to find the failed run's timeline"])
-    timeline, redact = open_timeline(settings, environ=environ)
+    timeline, redact = open_timeline(settings, environ=environ, run=run_id)
     return RunContext(settings=settings, timeline=timeline, redact=redact)
 
 
@@ -38,10 +47,13 @@ def collect_after_failure(ctx: RunContext) -> tuple[tuple[str, ...], tuple[str, 
     the before/after plot (``plot_before_after``'s body), then the bundle (pods, events, logs,
     Helm, traces). Every source is best effort: a problem is listed (and in
     ``collection-errors.txt``), never raised; a bundle that cannot be written at all is one
-    problem naming ``OSError``. A run stopped by its decision collects nothing.
+    problem naming ``OSError``. A run stopped by its decision collects nothing, nor does one
+    refused because another run holds the release or the cluster is not the expected one.
     """
     facts = ctx.facts
     if facts.decided is not None and not facts.rolling_back:
+        return (), ()
+    if facts.failure is not None and facts.failure.error_type in _NOTHING_TO_COLLECT:
         return (), ()
     written: list[str] = []
     problems: list[str] = []

@@ -1,10 +1,11 @@
 """The sandbox's alerting half: the runbook's rules in its Prometheus, and an Alertmanager.
 
-``write_rules`` puts the rule file ``runbook rules`` would write for release ``app`` (with the
-demo's short windows) where the sandbox Prometheus loads rules from; ``start`` runs Debian's
-Alertmanager on 127.0.0.1 (port base+95) with its own config and storage under
-``<state>/alerting/``, routing the runbook's alerts to ``runbook serve`` on base+89 with a
-bearer token from ``<state>/alerting/receiver.token`` (the receiver reads the same file).
+``write_rules`` puts the rule file ``runbook rules --profile sandbox/profiles/app.yaml`` would
+write (release ``app``, the demo's short windows) where the sandbox Prometheus loads rules
+from; ``start`` runs Debian's Alertmanager on 127.0.0.1 (port base+95) with its own config and
+storage under ``<state>/alerting/``, routing the runbook's alerts to ``runbook serve`` on
+base+89 with a bearer token from ``<state>/alerting/receiver.token`` (the receiver reads the
+same file).
 ``stop`` ends it and frees the port; ``status`` says whether it runs.
 """
 
@@ -21,12 +22,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from runbook_lib.adapters.settings_files import read_profile
 from runbook_lib.core.alert_rules import render_rule_file
 from runbook_lib.core.settings import Entry, Settings, from_flat
 from runbook_sandbox import metrics_stack, paths
 from runbook_sandbox.prometheus_server import port_is_free
 
 __all__ = [
+    "DEMO_PROFILE",
     "DEMO_RULES",
     "AlertmanagerError",
     "alertmanager_binary",
@@ -40,22 +43,11 @@ __all__ = [
 ]
 
 INSTALL_HINT = "apt-get install prometheus-alertmanager"
-# The demo's windows (scripts/demo.py): 20 s sustain, 2 s samples, rates over 15 s, business
-# metric (orders) smoothed over 30 s. Only release app's own series: the traffic model may
-# serve other releases in the same dialect beside it (traffic_targets.py).
-DEMO_RULES = from_flat(
-    {
-        "release": "app",
-        "namespace": "default",
-        "prometheus_selector": 'job="traffic",release="app",namespace="default"',
-        "prometheus_rate_window": "15s",
-        "business_counters": "orders=orders_total",
-        "sustain": "20s",
-        "business_smoothing": "30s",
-        "step": "2s",
-    },
-    used_by=Entry.RULES,
-)
+# The sandbox's service as one profile (sandbox/profiles/app.yaml: release app's series, the
+# demo's windows): the alert rules come from it, and `make demo-alert` gives the same file to
+# every run the alerts start, so the notebook judges what the rule that fired judged.
+DEMO_PROFILE = paths.data_dir() / "profiles" / "app.yaml"
+DEMO_RULES = from_flat({}, used_by=Entry.RULES, profile=read_profile(DEMO_PROFILE))
 _NAME = "alertmanager"
 
 

@@ -24,14 +24,15 @@ from typing import Any
 import pandas as pd
 import pytest
 from aiohttp import web
+from receiver_doubles import FakeDispatch
 
 from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.webhook import make_app
-from runbook_lib.cli.receiver import Receiver
 from runbook_lib.core.alert_policy import Policy
 from runbook_lib.core.alert_rules import render_rule_file
 from runbook_lib.core.decision import evaluate
 from runbook_lib.core.settings import Entry, Metrics, Rules, from_flat
+from runbook_lib.receiver import Receiver, RunSpec
 from runbook_sandbox import alerting
 from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, free_port
 
@@ -88,21 +89,17 @@ class Exporter:
         return "\n".join(lines) + "\n"
 
 
-class Runs:
-    """Stand-in for the notebook run: records what it was asked and leaves a record."""
+class Runs(FakeDispatch):
+    """Stand-in for the notebook run (it leaves the timeline a run leaves); notes when each
+    started."""
 
     def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
+        super().__init__()
         self.at: list[float] = []
 
-    def __call__(self, parameters: Any, *, on_start: Any) -> Any:
-        from runbook_lib.adapters.notebook_runner import RunResult
-
-        self.calls.append(dict(parameters))
+    def start(self, run: RunSpec) -> dict[str, Any]:
         self.at.append(time.monotonic())
-        directory = Path(parameters["output_dir"]) / parameters["incident_id"]
-        (directory / "record.json").write_text('{"outcome": "recovered", "verdict": "rollback"}')
-        return RunResult(0, directory, "recovered", "rollback", 0.0)
+        return super().start(run)
 
 
 def _require(binary: str | None, hint: str) -> None:
@@ -125,7 +122,7 @@ class Chain:
             Policy.from_mapping({"releases": [{"release": "app", "auto_rollback": True}]}),
             state_dir=tmp / "receiver",
             output_dir=tmp / "evidence",
-            runner=self.runs,
+            dispatch=self.runs,
         )
         self.receiver.start()
         self.loop = asyncio.new_event_loop()

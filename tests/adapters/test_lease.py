@@ -14,7 +14,8 @@ import pytest
 from cluster_faults import service_account_kubeconfig
 
 from runbook_lib.adapters.kube import Kube
-from runbook_lib.adapters.lease import LockInfo, ReleaseLock, lease_name
+from runbook_lib.adapters.lease import LeaseState, LockInfo, ReleaseLock, lease_name
+from runbook_lib.core.run_identity import RunIdentity
 from runbook_lib.errors import ApiError, LockHeld, LockLost, ParameterError
 
 pytestmark = pytest.mark.sandbox
@@ -62,6 +63,50 @@ def test_same_holder_reacquires(kube: Kube, release: str) -> None:
     again = alice.acquire(T0 + timedelta(seconds=5))
     assert again.warning is None
     assert alice.holder_now() == "alice"
+
+
+def _process_lock(kube: Kube, release: str, who: RunIdentity) -> ReleaseLock:
+    return ReleaseLock(kube, namespace="default", release=release, holder=who.holder,
+                       ttl_s=600, incident_id=who.incident_id, identity=who)  # fmt: skip
+
+
+def test_one_name_in_two_processes_is_two_holders_and_a_gone_one_is_taken_at_once(
+    kube: Kube, release: str
+) -> None:
+    # Two runs under one incident id, the second's process reusing the first's pid: the same
+    # holder text, yet another process (its start time differs).
+    first = RunIdentity("INC-7@oncall.box", "INC-7", "box", 4242, 1000.0, "run-first")
+    second = RunIdentity("INC-7@oncall.box", "INC-7", "box", 4242, 2000.0, "run-second")
+    _process_lock(kube, release, first).acquire(T0)
+    state = _process_lock(kube, release, first).state()
+    assert state is not None
+    identity = (state.host, state.pid, state.process_started, state.run_id)
+    assert identity == ("box", 4242, 1000.0, "run-first")
+    again = _process_lock(kube, release, first).acquire(T0 + timedelta(seconds=1))
+    assert again.takeover == ""  # the same process: re-entrant
+    with pytest.raises(LockHeld) as held:
+        _process_lock(kube, release, second).acquire(T0 + timedelta(seconds=2))
+    assert "run run-first" in str(held.value)
+    assert held.value.holder == "INC-7@oncall.box (pid 4242 on box)"
+    seen: list[LeaseState] = []
+
+    def gone(state: LeaseState) -> str:
+        seen.append(state)
+        return "its process 4242 on box no longer exists"
+
+    info = _process_lock(kube, release, second).acquire(T0 + timedelta(seconds=3), gone=gone)
+    assert seen[0].run_id == "run-first"
+    assert info.takeover == "gone"
+    assert info.reason == "its process 4242 on box no longer exists"
+    assert info.previous is not None
+    assert info.previous.run_id == "run-first"
+    assert info.warning is not None
+    assert "at once" in info.warning
+    now = _process_lock(kube, release, second).state()
+    assert now is not None
+    assert now.run_id == "run-second"
+    # The first run, were it to come back, must not free what the second holds now.
+    assert _process_lock(kube, release, first).release() is False
 
 
 def test_release_frees_it_and_is_idempotent(kube: Kube, release: str) -> None:

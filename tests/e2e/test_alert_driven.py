@@ -25,14 +25,9 @@ from runbook_sandbox import alerting, paths
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow, pytest.mark.notebook]
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
-# The demo's windows (scripts/demo.py, sandbox/harness/alerting.py DEMO_RULES).
-DEMO = {
-    "sustain": "20s",
-    "step": "2s",
-    "prometheus_rate_window": "15s",
-    "recovery_poll": "2s",
-    "business_smoothing": "30s",
-}
+# What each run adds to the service's profile (sandbox/profiles/app.yaml: the series and the
+# demo's windows; the sandbox's alert rules come from the same file).
+DEMO = {"recovery_poll": "2s"}
 
 
 # Alertmanager retries a failed notification until the flush's deadline: the group interval
@@ -55,7 +50,12 @@ class Serve:
                 **DEMO,
             },
             "releases": [
-                {"release": "app", "namespace": "default", "auto_rollback": auto_rollback}
+                {
+                    "release": "app",
+                    "namespace": "default",
+                    "auto_rollback": auto_rollback,
+                    "profile": str(alerting.DEMO_PROFILE),
+                }
             ],
             "notify": {"notify_file": str(self.notify_file), "console": False},
         }
@@ -66,6 +66,8 @@ class Serve:
             "--token-file", str(alerting.token_file(sandbox.state_dir)),
             "--port", str(self.port), "--state-dir", str(tmp / "serve"),
             "--output-dir", str(tmp / "evidence"), "--cooldown", "0s",
+            # A follow-up assessment may still run when the test ends: stopped and sealed.
+            "--grace", "10s",
         ]  # fmt: skip
         self.log = (tmp / "serve.log").open("wb")
         self.proc = subprocess.Popen(
@@ -91,7 +93,7 @@ class Serve:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(30)
+        assert self.proc.wait(60) == 0  # SIGTERM: a graceful stop, exit 0
         self.log.close()
 
 
@@ -184,6 +186,12 @@ def test_a_bad_deploy_is_rolled_back_by_the_alert_alone(quiet_sandbox: Any, tmp_
     assert "started by Alertmanager via runbook serve" in notes[0]
     assert any("outcome recovered" in n for n in notes)
     record = json.loads((incident / "record.json").read_text())
+    # The run judged the rule whose alert started it, on the profile's series: the business
+    # metric (orders) included, so a RunbookBusinessDrop alert is judged too.
+    fired = json.loads((incident / "alert.json").read_text())["alert"]["labels"]
+    judged = {(r["rule"], r["metric"]): r["status"] for r in record["rules"]}
+    assert judged[(fired["runbook_rule"], fired["metric"])] != "not_evaluated", judged
+    assert ("business", "business:orders") in judged, judged
     print(
         f"deploy to run end {ended - deployed:.0f} s; record: decision "
         f"{record.get('time_to_decision_s')} s after the deploy, recovery "

@@ -185,8 +185,8 @@ def test_bad_options_are_all_named_at_once(capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize(
     ("given", "named"),
     [
-        ({"release": "Shop_1"}, "--release: expected a Helm release name"),
-        ({"namespace": "-x"}, "--namespace: expected a DNS-1123 label"),
+        ({"release": "Shop_1"}, "--release: not a Helm release name"),
+        ({"namespace": "-x"}, "--namespace: not a namespace name"),
         ({"prometheus_selector": "job=api"}, "--prometheus-selector: expected label matchers"),
         ({"prometheus_rate_window": "1 minute"}, "--prometheus-rate-window: not a PromQL"),
         ({"business_counters": "or-ders=orders_total"}, "--business-counters: 'or-ders' cannot"),

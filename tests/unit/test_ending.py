@@ -217,37 +217,8 @@ def test_what_the_seal_says(seal: Seal, said: str) -> None:
     assert said.startswith("NOT sealed") is not seal.sealed
 
 
-def test_the_ending_as_json_for_a_program_that_started_the_run(tmp_path: Path) -> None:
-    run = ENDINGS[Outcome.NOT_RECOVERED](Run(tmp_path / "timeline.jsonl"))
-    data = _ending(run, seal=SEALED).to_json_dict()
-    assert data["outcome"] == "not_recovered"
-    assert data["verdict"] == "rollback"
-    assert data["exit_status"] == 1
-    assert data["cluster"] == "rolled_back"
-    assert data["changed_cluster"] is True
-    assert data["failure"]["kind"] == "verification"
-    assert data["seal"]["sealed"] is True
-    assert data["signal"] is None
-
-
 def test_an_ending_read_inside_the_kernel_has_no_seal_yet() -> None:
     ending = Ending.read(RunFacts(started_at=datetime(2026, 1, 1, tzinfo=UTC)))
     assert ending.seal is None
     assert ending.outcome is Outcome.INCOMPLETE
     assert not ending.evidence_lost
-
-
-def test_the_receivers_child_runner_reads_the_ending_the_run_wrote(tmp_path: Path) -> None:
-    import stat
-
-    from runbook_lib.adapters.notebook_runner import read_ending
-    from runbook_lib.cli.run import _write_ending
-    from runbook_lib.headless import HeadlessRun
-
-    run = ENDINGS[Outcome.INCONCLUSIVE](Run(tmp_path / "timeline.jsonl"))
-    finished = HeadlessRun(_ending(run, seal=SEALED), tmp_path, "rollback.ipynb", 1.0, None)
-    path = tmp_path / ".INC-1.ending.json"
-    _write_ending(str(path), finished)
-    assert read_ending(path) == ("inconclusive", "inconclusive")
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    assert read_ending(tmp_path / "killed-before-its-end.json") == ("", "")

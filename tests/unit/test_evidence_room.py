@@ -32,7 +32,7 @@ def test_a_writable_folder_passes_and_says_how_much_room(tmp_path: Path) -> None
     ctx = _start(tmp_path)
     check_evidence_folder(ctx)
     assert "writable" in ctx.timeline.events[-1].message
-    assert not (ctx.incident_dir / ".preflight-write-check").exists()
+    assert [p.name for p in ctx.incident_dir.iterdir()] == ["timeline.jsonl"]  # probe gone
 
 
 def test_a_planted_timeline_symlink_is_never_written_through_and_stops_the_run(

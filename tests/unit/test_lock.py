@@ -139,6 +139,8 @@ def _ctx(tmp_path: Path, **over: Any) -> RunContext:
         "output_dir": str(tmp_path / "evidence"),
         "incident_id": "inc-now",
         "lock_holder": "inc-now@me",
+        # No helm here: a crashed run's read-back is then a recorded warning, not a call.
+        "helm_binary": str(tmp_path / "no-helm"),
     }
     params.update(over)
     return start_run(clock=lambda: T0, out=lambda _t: None, environ={}, **params)
@@ -175,9 +177,9 @@ def test_facts_of_the_lock_and_a_changed_release_are_read_back(tmp_path: Path) -
 
 
 def _crashed_folder(root: Path, incident: str, *, release: str = "app", ended: bool = False,
-                    took_lock: bool = True) -> Path:  # fmt: skip
+                    took_lock: bool = True, run: str = "") -> Path:  # fmt: skip
     folder = root / incident
-    tl = Timeline(folder / "timeline.jsonl", clock=lambda: T0)
+    tl = Timeline(folder / "timeline.jsonl", clock=lambda: T0, run=run or f"run-{incident}")
     tl.record("start_run", EventKind.INFO, "run started",
               params={"release": release, "namespace": "default"}, dry_run=False)  # fmt: skip
     if took_lock:
@@ -196,12 +198,14 @@ def test_crashed_runs_are_those_that_took_the_lock_and_never_ended(tmp_path: Pat
     _crashed_folder(root, "inc-assessing", took_lock=False)  # may be alive: never touched
     _crashed_folder(root, "inc-other", release="other")
     (root / "not-an-incident").mkdir()
-    found = earlier.crashed_runs(root, release="app", namespace="default", holder="me",
+    found = earlier.crashed_runs(root, release="app", namespace="default", run="run-mine",
                                  exclude=root / "mine")  # fmt: skip
     assert [c.path for c in found] == [crashed]
     assert found[0].holder == "inc-crashed@host"
+    assert found[0].facts.run == "run-inc-crashed"
+    # A run is never "crashed" to itself.
     assert earlier.crashed_runs(root, release="app", namespace="default",
-                                holder="inc-crashed@host", exclude=root / "x") == []  # fmt: skip
+                                run="run-inc-crashed", exclude=root / "x") == []  # fmt: skip
 
 
 def test_a_crashed_run_is_sealed_as_interrupted_and_linked(tmp_path: Path) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.core.run_job import EVIDENCE_MOUNT, JobSpec, job_manifest, job_name, run_arguments
+from runbook_lib.core.run_job import (
+    EVIDENCE_MOUNT,
+    RUN_LABEL,
+    JobSpec,
+    job_manifest,
+    job_name,
+    run_arguments,
+)
 from runbook_lib.core.settings import Entry, from_flat
 from runbook_lib.errors import ParameterError
 
@@ -23,7 +30,8 @@ PARAMS = {
 
 def test_the_job_runs_the_same_command_a_person_runs_as_the_runbooks_service_account() -> None:
     job = job_manifest(JobSpec(image="registry.example/runbook:0.1.0"), PARAMS)
-    assert job["metadata"]["name"] == "runbook-alert-shop-20261201t120000123456z"
+    assert job["metadata"]["name"].startswith("runbook-alert-shop-20261201t120000123456z-")
+    assert job["metadata"]["labels"][RUN_LABEL] == job["metadata"]["name"]  # found by it
     assert job["metadata"]["namespace"] == "prod"  # the release's, where rbac.yaml is applied
     assert job["spec"]["backoffLimit"] == 0  # a half-done rollback is for a person
     pod = job["spec"]["template"]["spec"]
@@ -38,6 +46,10 @@ def test_the_job_runs_the_same_command_a_person_runs_as_the_runbooks_service_acc
     assert "output_dir" not in pairs  # the evidence volume instead
     assert "kubeconfig" not in pairs  # the ServiceAccount instead
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "runbook-evidence"
+    # Credentials come from a Secret the operator made: its name only, no value.
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "runbook-run-secrets", "optional": True}}
+    ]
 
 
 def test_arguments_read_back_as_the_values_given() -> None:
@@ -56,6 +68,25 @@ def test_job_names_are_valid_kubernetes_names() -> None:
     assert name.startswith("runbook-inc-1234-checkout")
     assert len(name) <= 63
     assert not name.endswith("-")
+
+
+def test_job_names_differ_for_incident_ids_that_share_a_long_start() -> None:
+    # Two 40-character releases alerting the same second: cutting alone gave one name, and
+    # the second incident found the first one's Job.
+    stem = "alert-" + "checkout-payments-eu-west-1-canary-v2-" + "20261201T120000Z"
+    names = {job_name(f"{stem}-{suffix}") for suffix in ("a1b2c3d4e5", "f6a7b8c9d0")}
+    assert len(names) == 2
+    assert all(len(n) <= 63 for n in names)
+
+
+def test_a_credential_never_goes_into_the_job_spec() -> None:
+    with pytest.raises(ParameterError) as caught:
+        job_manifest(
+            JobSpec(image="r/i:1"),
+            {**PARAMS, "slack_webhook_url": "https://hooks.slack.com/services/T0/B0/xyz"},
+        )
+    assert "RUNBOOK_SLACK_WEBHOOK_URL" in str(caught.value)
+    assert "hooks.slack.com" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

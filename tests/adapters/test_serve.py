@@ -1,29 +1,30 @@
-"""``runbook serve``: the webhook receiver over real HTTP (aiohttp on loopback), faults included.
+"""``runbook serve``: the webhook receiver over real HTTP (aiohttp on loopback).
 
-The notebook runs are replaced by a runner that writes the incident record a run would leave
-(the real notebook runs on the sandbox: tests/e2e/test_alert_driven.py); everything else is
-real: HTTP, token check, size limit, journal, policy, breaker, queue, notifications to a file.
+The notebook runs are an in-process stand-in that writes the timeline a run leaves
+(``tests/receiver_doubles.py``; the real notebook runs on the sandbox:
+tests/e2e/test_alert_driven.py; real child processes, restarts and signals:
+test_receiver_faults.py); everything else is real: HTTP, token check, size limit, journal,
+policy, breaker, queue, notifications to a file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from alert_payloads import alert, payload
+from receiver_doubles import FakeDispatch
 
-from runbook_lib.adapters.notebook_runner import RunResult
 from runbook_lib.adapters.notify import FileNotifier
 from runbook_lib.adapters.webhook import MAX_BODY, make_app
 from runbook_lib.cli.main import main
-from runbook_lib.cli.receiver import Receiver
 from runbook_lib.core.alert_policy import Policy
+from runbook_lib.core.alerts import parse_webhook
+from runbook_lib.receiver import Receiver
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -38,64 +39,28 @@ POLICY = {
 }
 
 
-class FakeRunner:
-    """Writes the record a run leaves; ``gate`` holds runs until the test opens it."""
-
-    def __init__(self, verdict: str = "rollback", outcome: str = "") -> None:
-        self.verdict = verdict
-        self.outcome = outcome
-        self.calls: list[dict[str, Any]] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.lock = threading.Lock()
-        self.concurrent: dict[str, int] = {}
-        self.max_concurrent_per_release = 0
-
-    def __call__(
-        self, parameters: Mapping[str, Any], *, on_start: Callable[[int], None]
-    ) -> RunResult:
-        release = str(parameters["release"])
-        with self.lock:
-            self.calls.append(dict(parameters))
-            self.concurrent[release] = self.concurrent.get(release, 0) + 1
-            self.max_concurrent_per_release = max(
-                self.max_concurrent_per_release, self.concurrent[release]
-            )
-        on_start(999_999_999)  # no such process: a restart must not signal anything
-        self.gate.wait(30)
-        directory = Path(parameters["output_dir"]) / str(parameters["incident_id"])
-        directory.mkdir(parents=True, exist_ok=True)
-        if self.outcome:
-            outcome = self.outcome
-        elif parameters.get("dry_run"):
-            outcome = "dry_run"
-        else:
-            outcome = "recovered" if self.verdict == "rollback" else "no_rollback"
-        (directory / "record.json").write_text(
-            json.dumps({"outcome": outcome, "verdict": self.verdict})
-        )
-        with self.lock:
-            self.concurrent[release] -= 1
-        return RunResult(0, directory, outcome, self.verdict, 0.01)
-
-
 def _receiver(
     tmp_path: Path,
-    runner: FakeRunner,
+    runner: FakeDispatch,
     *,
     policy: Any = POLICY,
     capacity: int = 100,
     cooldown: float = 300.0,
-):  # type: ignore[no-untyped-def]
+) -> Receiver:
     return Receiver(
         Policy.from_mapping(policy),
         state_dir=tmp_path / "state",
         output_dir=tmp_path / "evidence",
-        runner=runner,
+        dispatch=runner,
         notifiers=[FileNotifier(tmp_path / "notifications.jsonl")],
         capacity=capacity,
         cooldown=cooldown,
     )
+
+
+def _journal(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "state" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _notes(tmp_path: Path) -> list[str]:
@@ -118,7 +83,7 @@ def _run(coro: Any) -> Any:
 def test_a_firing_alert_for_an_allowed_release_runs_the_rollback_and_reports(
     tmp_path: Path,
 ) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     receiver = _receiver(tmp_path, runner)
     receiver.start()
 
@@ -154,7 +119,7 @@ def test_a_firing_alert_for_an_allowed_release_runs_the_rollback_and_reports(
 def test_a_missing_or_wrong_token_is_401_and_starts_nothing(
     tmp_path: Path, headers: dict[str, str]
 ) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     receiver = _receiver(tmp_path, runner)
     receiver.start()
 
@@ -170,11 +135,11 @@ def test_a_missing_or_wrong_token_is_401_and_starts_nothing(
     assert receiver.wait_idle(5)
     receiver.close()
     assert runner.calls == []
-    assert not (tmp_path / "state" / "journal.jsonl").exists()
+    assert [e for e in _journal(tmp_path) if e["event"] == "alert"] == []
 
 
 def test_malformed_json_and_oversized_bodies_are_refused(tmp_path: Path) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     receiver = _receiver(tmp_path, runner)
 
     async def go() -> list[tuple[int, Any]]:
@@ -204,7 +169,7 @@ def test_malformed_json_and_oversized_bodies_are_refused(tmp_path: Path) -> None
 def test_unknown_release_labels_resolved_and_duplicate_alerts_start_nothing(
     tmp_path: Path,
 ) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     receiver = _receiver(tmp_path, runner)
     receiver.start()
 
@@ -233,7 +198,7 @@ def test_unknown_release_labels_resolved_and_duplicate_alerts_start_nothing(
 def test_a_release_the_policy_does_not_allow_is_assessed_and_notified_with_the_command(
     tmp_path: Path,
 ) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     receiver = _receiver(tmp_path, runner)
     receiver.start()
     receiver.accept(_notification(alert("shop")))
@@ -257,7 +222,7 @@ def test_a_release_the_policy_does_not_allow_is_assessed_and_notified_with_the_c
 def test_the_circuit_breaker_turns_the_third_rollback_into_a_notification(
     tmp_path: Path,
 ) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     receiver = _receiver(tmp_path, runner, cooldown=0)
     receiver.start()
     for minute in range(3):
@@ -273,7 +238,7 @@ def test_the_circuit_breaker_turns_the_third_rollback_into_a_notification(
 
 
 def test_a_burst_of_1000_alerts_for_50_releases_runs_each_release_once(tmp_path: Path) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     runner.gate.clear()  # runs hold until every post is answered
     receiver = _receiver(tmp_path, runner, capacity=100)
     receiver.start()
@@ -300,7 +265,7 @@ def test_a_burst_of_1000_alerts_for_50_releases_runs_each_release_once(tmp_path:
 
 
 def test_an_alert_during_a_run_that_found_nothing_is_assessed_again(tmp_path: Path) -> None:
-    runner = FakeRunner(verdict="no_rollback")
+    runner = FakeDispatch(verdict="no_rollback")
     runner.gate.clear()  # the first run holds until the second alert has arrived
     receiver = _receiver(tmp_path, runner)
     receiver.start()
@@ -311,10 +276,7 @@ def test_an_alert_during_a_run_that_found_nothing_is_assessed_again(tmp_path: Pa
             early = await client.post(
                 "/alerts", json=payload(alert(name="RunbookBusinessDrop")), headers=AUTH
             )
-            for _ in range(100):
-                if runner.calls:
-                    break
-                await asyncio.sleep(0.05)
+            assert await asyncio.to_thread(runner.wait_calls, 1)
             during = await client.post("/alerts", json=payload(alert()), headers=AUTH)
             return [await early.json(), await during.json()]
         finally:
@@ -332,15 +294,15 @@ def test_an_alert_during_a_run_that_found_nothing_is_assessed_again(tmp_path: Pa
     ]
     names = [s["alert"]["labels"]["alertname"] for s in started_by]
     assert names == ["RunbookBusinessDrop", "RunbookErrorRatioHigh"]
-    journal = [
-        json.loads(line) for line in (tmp_path / "state" / "journal.jsonl").read_text().splitlines()
-    ]
+    journal = _journal(tmp_path)
     (reassess,) = [e for e in journal if e["event"] == "reassess"]
-    assert reassess["after_verdict"] == "no_rollback"
+    assert reassess["alertname"] == "RunbookErrorRatioHigh"
+    (first_end, _) = [e for e in journal if e["event"] == "run_finished"]
+    assert (first_end["verdict"], first_end["reassess"]) == ("no_rollback", True)
 
 
 def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     runner.gate.clear()
     receiver = _receiver(tmp_path, runner, capacity=2)
     receiver.start()
@@ -352,51 +314,46 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
             for release in ("r1", "r2", "r3", "r4", "r5"):
                 resp = await client.post("/alerts", json=payload(alert(release)), headers=AUTH)
                 out.append((resp.status, resp.headers.get("Retry-After")))
+                if release in ("r1", "r2"):
+                    # The two workers have taken r1 and r2 (their runs started) before r3
+                    # and r4 fill the queue: waited for, not assumed.
+                    assert await asyncio.to_thread(runner.wait_calls, int(release[1]))
             return out
         finally:
             await client.close()
 
-    # Two workers take r1 and r2, r3 and r4 wait; r5 finds the queue full.
     answers = _run(go())
     runner.gate.set()
     assert receiver.wait_idle(10)
     receiver.close()
-    assert answers[-1][0] == 503
-    assert answers[-1][1] == "10"
+    assert answers[-1] == (503, "10")
     assert all(status == 200 for status, _ in answers[:-1])
+    assert sorted(c["release"] for c in runner.calls) == ["r1", "r2", "r3", "r4"]
 
 
-def test_a_restart_after_a_crash_mid_run_seals_reports_and_never_reruns(tmp_path: Path) -> None:
-    runner = FakeRunner()
-    runner.gate.clear()  # the run never finishes: the receiver "dies" during it
-    first = _receiver(tmp_path, runner)
-    first.start()
-    first.accept(_notification(alert()))
-    for _ in range(100):
-        if runner.calls:
-            break
-        threading.Event().wait(0.05)
-    (call,) = runner.calls
-    incident = Path(call["output_dir"]) / call["incident_id"]
-    (incident / "rollback.ipynb").write_text("{}")  # what the run had written so far
-    # No close(): a killed process runs no cleanup. A new receiver on the same state:
-    second_runner = FakeRunner()
-    second = _receiver(tmp_path, second_runner)
-    second.start()
-    assert second.accept(_notification(alert())).dispositions == ("duplicate",)
-    assert second.wait_idle(5)
-    second.close()
-    runner.gate.set()
-    assert second_runner.calls == []
-    manifest = (incident / "MANIFEST.sha256").read_text()
-    assert "rollback.ipynb" in manifest
-    assert "alert.json" in manifest
-    assert any("was interrupted" in n and "not started again" in n for n in _notes(tmp_path))
-    assert ("auto_rollback", "interrupted") in second.stats.runs
+def test_a_refused_dispatch_is_reported_and_not_counted_as_a_rollback(tmp_path: Path) -> None:
+    runner = FakeDispatch()
+    runner.refuse = "cannot create Job runbook-x in default: HTTP 403 Forbidden"
+    receiver = _receiver(tmp_path, runner, cooldown=0)
+    receiver.start()
+    for minute in range(3):
+        receiver.accept(_notification(alert(starts_at=f"2026-12-01T12:0{minute}:00Z")))
+        assert receiver.wait_idle(10)
+    receiver.close()
+    notes = _notes(tmp_path)
+    refused = [n for n in notes if "could not start run" in n]
+    assert len(refused) == 3
+    assert "HTTP 403 Forbidden" in refused[0]
+    assert "a person decides: runbook run rollback" in refused[0]
+    # Three refusals are no rollbacks: the breaker (2 per hour) stays closed.
+    assert not any("circuit breaker open" in n for n in notes)
+    ends = [e for e in _journal(tmp_path) if e["event"] == "run_finished"]
+    assert [(e["outcome"], e["changed"]) for e in ends] == [("dispatch_failed", False)] * 3
+    assert receiver.auto_rollbacks == {}
 
 
 def test_health_metrics_and_runs_pages(tmp_path: Path) -> None:
-    runner = FakeRunner()
+    runner = FakeDispatch()
     receiver = _receiver(tmp_path, runner)
     receiver.start()
     receiver.accept(_notification(alert()))
@@ -442,15 +399,13 @@ def test_serve_refuses_a_bad_policy_or_an_empty_token(
 
 
 def _notification(*alerts: dict[str, Any]):  # type: ignore[no-untyped-def]
-    from runbook_lib.core.alerts import parse_webhook
-
     return parse_webhook(payload(*alerts))
 
 
 def test_an_automatic_run_stopped_on_inconclusive_data_hands_over_with_the_command(
     tmp_path: Path,
 ) -> None:
-    runner = FakeRunner(verdict="inconclusive", outcome="inconclusive")
+    runner = FakeDispatch(verdict="inconclusive", outcome="inconclusive")
     receiver = _receiver(tmp_path, runner)
     receiver.start()
     receiver.accept(_notification(alert()))
@@ -459,3 +414,48 @@ def test_an_automatic_run_stopped_on_inconclusive_data_hands_over_with_the_comma
     end = _notes(tmp_path)[-1]
     assert "outcome inconclusive" in end
     assert "A person decides from here: runbook run rollback" in end
+
+
+def test_the_journal_is_compacted_and_a_restart_still_knows_what_it_needs(
+    tmp_path: Path,
+) -> None:
+    runner = FakeDispatch(verdict="no_rollback")  # runs that change nothing: no breaker
+    receiver = Receiver(
+        Policy.from_mapping(POLICY),
+        state_dir=tmp_path / "state",
+        output_dir=tmp_path / "evidence",
+        dispatch=runner,
+        cooldown=0,
+        compact_bytes=64 * 1024,
+    )
+    receiver.start()
+    for i in range(400):  # each run writes ~3 KiB of journal: 1.2 MiB without compaction
+        receiver.accept(_notification(alert(f"r{i}", starts_at=f"2026-12-01T12:00:{i % 60:02d}Z")))
+        assert receiver.wait_idle(10)
+    runner.gate.clear()
+    receiver.accept(_notification(alert("app")))  # its run holds
+    assert runner.wait_calls(401)
+    receiver.accept(_notification(alert("shop")))  # the second worker's
+    assert runner.wait_calls(402)
+    receiver.accept(_notification(alert("r-late")))  # both workers busy: it waits
+    # The last 200 runs (for /runs) and the keys stay, plus what came since the last
+    # compaction.
+    size = (tmp_path / "state" / "journal.jsonl").stat().st_size
+    assert size < 256 * 1024
+    # A restart (no close: a crash) from the compacted journal: the key of run 0 is still
+    # known, r-late still waits, app and shop are still running.
+    again = FakeDispatch()
+    restarted = Receiver(
+        Policy.from_mapping(POLICY),
+        state_dir=tmp_path / "state",
+        output_dir=tmp_path / "evidence",
+        dispatch=again,
+        cooldown=0,
+    )
+    assert [w.first.release for w in restarted.state.waiting.values()] == ["r-late"]
+    assert sorted(r for _, r in restarted.state.running) == ["app", "shop"]
+    assert restarted.accept(
+        _notification(alert("r0", starts_at="2026-12-01T12:00:00Z"))
+    ).dispositions == ("duplicate",)
+    runner.gate.set()
+    receiver.close()
