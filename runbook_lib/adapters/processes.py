@@ -23,11 +23,9 @@ __all__ = [
     "alive",
     "children",
     "end",
-    "end_group",
     "host_name",
     "interrupt",
     "process_started",
-    "runs",
     "signal_group",
     "this_process",
 ]
@@ -85,15 +83,6 @@ def alive(pid: int) -> bool:
         return True  # someone else's process: it exists
 
 
-def runs(pid: int, marker: str) -> bool:
-    """``pid`` is alive and ``marker`` is one of its arguments (so not a reused pid)."""
-    try:
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and marker in process.cmdline()
-    except (*_GONE, psutil.AccessDenied):
-        return False
-
-
 def _leads_group(process: psutil.Process) -> bool:
     try:
         return os.getpgid(process.pid) == process.pid
@@ -122,10 +111,13 @@ def interrupt(processes: Iterable[psutil.Process]) -> None:
 def end(processes: Iterable[psutil.Process], *, grace_s: float = 3.0) -> None:
     """End each process and everything it started: SIGTERM, ``grace_s``, then SIGKILL.
 
-    Children of this process are reaped. Returns when all are gone (or SIGKILL was sent and
-    waited for ``grace_s`` once more).
+    Children of this process are reaped. Returns when all of them and what they started are
+    gone (or SIGKILL was sent and waited for ``grace_s`` once more).
     """
-    pending = list(processes)
+    pending: list[psutil.Process] = []
+    for process in processes:
+        with suppress(*_GONE, psutil.AccessDenied):
+            pending += [process, *process.children(recursive=True)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         if not pending:
             return
@@ -141,23 +133,3 @@ def signal_group(pid: int, sig: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
-
-
-def end_group(pid: int, *, grace_s: float = 30.0) -> None:
-    """End the process group ``pid`` leads (a run started in its own session): SIGTERM, up to
-    ``grace_s`` for it to finish (a run seals its evidence), then SIGKILL. A child of this
-    process is reaped (its ``Popen`` then knows no status: use ``signal_group`` there)."""
-    try:
-        process = psutil.Process(pid)
-    except _GONE:
-        return
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        if not signal_group(pid, sig):
-            return
-        try:
-            process.wait(timeout=wait_s)
-        except psutil.TimeoutExpired:
-            continue
-        except _GONE:
-            return
-        return

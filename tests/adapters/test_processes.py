@@ -1,7 +1,7 @@
-"""``adapters.processes``: finding, telling apart and ending the processes a run started.
+"""``adapters.processes``: finding and ending the processes a run started.
 
 Real processes: a child in its own session that starts a grandchild (a kernel and the helm it
-runs), one that ignores SIGTERM (a kernel stuck in a call), a reused-pid look-alike.
+runs), one that ignores SIGTERM (a kernel stuck in a call).
 """
 
 from __future__ import annotations
@@ -37,21 +37,6 @@ def _start(code: str, *, session: bool) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()  # the child is set up once it says so
 
 
-def test_a_run_and_what_it_started_end_together() -> None:
-    proc, grandchild = _start(PARENT, session=True)
-    try:
-        assert processes.runs(proc.pid, MARKER)
-        assert not processes.runs(proc.pid, "another-marker")
-        assert proc.pid in {p.pid for p in processes.children()}
-        processes.end_group(proc.pid, grace_s=10)
-        assert proc.wait(10) is not None
-        assert not processes.alive(int(grandchild))
-        assert not processes.runs(proc.pid, MARKER)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
 def test_a_process_that_ignores_sigterm_is_killed_after_the_grace() -> None:
     proc, ready = _start(STUBBORN, session=False)
     assert ready == "ready"
@@ -63,9 +48,10 @@ def test_a_process_that_ignores_sigterm_is_killed_after_the_grace() -> None:
             proc.kill()
 
 
-def test_the_kernels_children_end_with_it() -> None:
+def test_a_kernel_and_what_it_started_end_together() -> None:
     proc, grandchild = _start(PARENT, session=True)
     try:
+        assert proc.pid in {p.pid for p in processes.children()}
         processes.end([psutil.Process(proc.pid)], grace_s=5)
         assert not processes.alive(proc.pid)
         assert not processes.alive(int(grandchild))

@@ -18,7 +18,14 @@ from runbook_lib.core.exit_status import RUN_STATUSES
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.errors import CommandFailed, LockLost, ParameterError
 from runbook_lib.record.ending import Cluster, Ending, Seal
-from runbook_lib.record.facts import ClusterReadBack, EvidenceRoom, Outcome, RunFacts, record_fact
+from runbook_lib.record.facts import (
+    ClusterReadBack,
+    EvidenceRoom,
+    Outcome,
+    RollbackStarted,
+    RunFacts,
+    record_fact,
+)
 from runbook_lib.record.timeline import FailureKind
 
 STATUS = {
@@ -130,8 +137,12 @@ def test_what_happened_to_the_cluster(
 
 
 def test_a_helm_that_ran_and_failed_is_never_said_not_to_have_run(tmp_path: Path) -> None:
-    # helm rollback cut off by its timeout: it may have applied the rollback.
-    ending = _ending(ENDINGS[Outcome.FAILED](Run(tmp_path / "timeline.jsonl")))
+    # helm rollback cut off by its timeout, and the cluster could not be read back: it may
+    # have applied the rollback.
+    run = Run(tmp_path / "timeline.jsonl").start().decided("rollback").target()
+    run.fact("helm_rollback", RollbackStarted(2, 1, "helm rollback app 1"))
+    run.fails("helm_rollback", CommandFailed("helm timed out", command="helm rollback app 1"))
+    ending = _ending(run)
     assert ending.cluster is Cluster.NOT_KNOWN
     assert "did not run" not in ending.cluster_sentence
     assert "helm rollback was started and did not end cleanly" in ending.cluster_sentence
