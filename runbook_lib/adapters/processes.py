@@ -75,12 +75,7 @@ def children(pid: int | None = None) -> list[psutil.Process]:
 
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie (an unreaped process has ended)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except _GONE:
-        return False
-    except psutil.AccessDenied:
-        return True  # someone else's process: it exists
+    return process_started(pid) is not None
 
 
 def _leads_group(process: psutil.Process) -> bool:
