@@ -7,7 +7,7 @@ from datetime import datetime
 
 from runbook_lib import assessment
 from runbook_lib.assessment import Window
-from runbook_lib.core.decision import Decision, Verdict
+from runbook_lib.core.decision import Decision, RuleStatus, Verdict
 from runbook_lib.core.revisions import bad_revision
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.record.facts import Assessed, Decided, record_fact
@@ -81,7 +81,7 @@ def _inconclusive(ctx: RunContext, decision: Decision) -> str:
     unjudged = "; ".join(
         f"{r.rule.value} [{r.metric}]: {r.reason}"
         for r in decision.rules
-        if r.required and r.status.value == "not_evaluated"
+        if r.required and r.status is RuleStatus.NOT_EVALUATED
     )
     if ctx.settings.rules.on_inconclusive == "rollback":
         return f"on_inconclusive=rollback: rolled back although not judged ({unjudged})"
