@@ -6,13 +6,13 @@ queries and plots line up) with NaN where Prometheus had no sample. Everything t
 on the way becomes ``MetricsError`` carrying the query and Prometheus' own error text, with
 ``retryable`` as the shared HTTP client (``adapters.http``) decides it; that client also
 retries a query a couple of times on failures that may pass (server errors, timeouts, refused).
+The requests themselves are ``adapters.prometheus_api``'s.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import urllib.parse
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
+from runbook_lib.adapters.prometheus_api import PrometheusApi
 from runbook_lib.core.promql import Metrics, build_queries
 from runbook_lib.errors import MetricsError, ParameterError
 
@@ -45,19 +45,11 @@ class PrometheusSource:
     def __init__(
         self, url: str, *, metrics: Metrics | None = None, timeout_s: float = 10.0
     ) -> None:
-        problems = []
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            problems.append(f"url: expected http(s)://host:port, got {url!r}")
-        if not timeout_s > 0:
-            problems.append(f"timeout_s: must be > 0, got {timeout_s}")
-        if problems:
-            raise ParameterError(problems)
-        self.url = url.rstrip("/")
+        self._api = PrometheusApi(url, timeout_s=timeout_s)
+        self.url = self._api.url
         self.timeout_s = timeout_s
         self.metrics = metrics or Metrics()
         self.queries = build_queries(self.metrics)
-        self._http = HttpClient(timeout_s=timeout_s)
 
     def query_range(self, start: datetime, end: datetime, step_s: float) -> pd.DataFrame:
         """Samples of every column for the runbook's assessment ("When to Rollback").
@@ -153,62 +145,4 @@ class PrometheusSource:
     def _fetch(
         self, query: str, start_ms: int, end_ms: int, step_ms: int
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        form = {
-            "query": query,
-            "start": f"{start_ms / 1000:.3f}",
-            "end": f"{end_ms / 1000:.3f}",
-            "step": f"{step_ms / 1000:.3f}",
-            # Plain seconds: Prometheus reads a fraction only without a unit ("2.5", not "2.5s").
-            "timeout": f"{self.timeout_s:g}",
-        }
-        endpoint = f"{self.url}/api/v1/query_range"
-        try:
-            # A POSTed form reads like a GET (long PromQL fits), so it is retried like one.
-            raw = self._http.post(endpoint, form=form, command=query, idempotent=True).body
-        except HttpError as err:
-            raise self._failed(err, endpoint, query) from err
-        try:
-            body = json.loads(raw)
-            status = body["status"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise MetricsError(
-                f"{endpoint} did not answer like the Prometheus API: {raw[:200]!r}", command=query
-            ) from err
-        if status != "success":
-            raise MetricsError(
-                f"Prometheus at {self.url} reported an error",
-                command=query,
-                stderr=str(body.get("error", body)),
-            )
-        data = body.get("data") or {}
-        if data.get("resultType") != "matrix":
-            raise MetricsError(
-                f"expected a range vector (matrix), got {data.get('resultType')!r}", command=query
-            )
-        return list(data.get("result") or []), [str(w) for w in body.get("warnings") or []]
-
-    def _failed(self, err: HttpError, endpoint: str, query: str) -> MetricsError:
-        """The query's ``MetricsError`` for a failed request, in Prometheus' terms."""
-        if err.status is None:
-            if err.kind is ErrorKind.MALFORMED:
-                message = f"{endpoint} did not answer like the Prometheus API: {err.reason}"
-            else:
-                message = f"cannot reach Prometheus at {self.url}: {err.reason}"
-            return MetricsError(message, command=query, stderr=err.reason, retryable=err.retryable)
-        # 400 bad_data / 422 execution errors are the query's fault; 5xx, 429 may pass.
-        kind = "server error" if err.retryable else "rejected the query"
-        return MetricsError(
-            f"Prometheus at {self.url} {kind} (HTTP {err.status})",
-            command=query,
-            stderr=_error_text(err.text),
-            retryable=err.retryable,
-        )
-
-
-def _error_text(text: str) -> str:
-    """Prometheus' own message from an error response (``errorType: error``), else the body."""
-    try:
-        body = json.loads(text)
-        return f"{body.get('errorType', 'error')}: {body.get('error', '')}"
-    except (ValueError, AttributeError):
-        return text
+        return self._api.query_range(query, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)

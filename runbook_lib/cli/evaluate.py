@@ -23,7 +23,7 @@ from runbook_lib.errors import InputFileError, ParameterError
 
 __all__ = ["register", "run"]
 
-# Earlier spellings, still accepted.
+# Earlier spellings: still accepted, hidden from --help, with a deprecation warning.
 _ALIASES = {
     "replay_csv": ("--metrics",),
     "prometheus_url": ("--prometheus",),
@@ -37,12 +37,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "evaluate",
         help='apply "When to Rollback" to recorded or live metrics',
+        usage=(
+            "%(prog)s (--replay-csv FILE | --prometheus-url URL) --deployed-at TIME\n"
+            "       [--profile FILE] [--json] [--exit-status] [options]"
+        ),
         description=(
-            'Apply the runbook\'s "When to Rollback" rules to a replay CSV (--replay-csv) or to '
-            "a Prometheus server (--prometheus-url). Durations need a unit (90s, 2m), ratios "
-            "are 1% or 0.01. --profile FILE reads a service profile (YAML); options given "
-            "override it. Exit 0 when evaluated, 1 when the metrics cannot be read, 2 on "
-            "bad input; with --exit-status: 0 no rollback, 3 roll back, 4 inconclusive."
+            'Apply the runbook\'s "When to Rollback" rules to a replay CSV or to Prometheus. '
+            "A service profile (--profile) gives the service's settings; options given "
+            "override it. Durations need a unit (90s, 2m), ratios are 1% or 0.01. Exit 0 "
+            "evaluated, 1 the metrics cannot be read, 2 bad input; with --exit-status: 0 no "
+            "rollback, 3 roll back, 4 inconclusive."
+        ),
+        epilog=(
+            "examples:\n"
+            "  runbook evaluate --prometheus-url http://127.0.0.1:9090 --profile shop.yaml \\\n"
+            "      --deployed-at 2026-11-20T14:00:00Z --json\n"
+            "  runbook evaluate --replay-csv notebooks/data/bad_deploy.csv \\\n"
+            "      --deployed-at 2026-11-20T14:00:00+00:00 --sustain 3m"
         ),
     )
     add_setting_options(parser, Entry.EVALUATE, aliases=_ALIASES)
@@ -50,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--exit-status",
         action="store_true",
-        help="exit by verdict: 0 no rollback, 3 roll back, 4 inconclusive (2 stays bad input)",
+        help="exit by verdict: 0 no rollback, 3 roll back, 4 inconclusive",
     )
     parser.set_defaults(func=run)
 

@@ -32,11 +32,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "ssh-keygen -Y sign). Exit 0 when it all matches, 2 on any problem (each one "
             "listed)."
         ),
+        epilog=(
+            "example:\n"
+            "  runbook verify-evidence evidence/rollback-app-20261120T140312Z "
+            "--allowed-signers team.signers"
+        ),
     )
     parser.add_argument("directory", metavar="DIR", type=Path, help="<output_dir>/<incident_id>")
     parser.add_argument(
         "--allowed-signers",
-        "--allowed_signers",
         dest="allowed_signers",
         metavar="FILE",
         type=Path,
@@ -45,6 +49,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "OpenSSH allowed-signers file (one '<principal> <key type> <public key>' per line); "
             "the bundle must then be signed by one of its keys (default: hashes only)"
         ),
+    )
+    # The parameter's own spelling, accepted quietly (one spelling shown).
+    parser.add_argument(
+        "--allowed_signers", dest="allowed_signers", type=Path, help=argparse.SUPPRESS
     )
     parser.set_defaults(func=_verify)
 

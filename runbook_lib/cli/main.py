@@ -34,6 +34,7 @@ _SUBCOMMAND_MODULES = (
     "runbook_lib.cli.run",
     "runbook_lib.cli.evidence",
     "runbook_lib.cli.rules",
+    "runbook_lib.cli.profile",
     "runbook_lib.cli.serve",
 )
 
@@ -46,6 +47,11 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
     and flags (off unless given), to the help text.
     """
 
+    def __init__(self, prog: str, **kwargs: Any) -> None:
+        # Room for "--prometheus-rate-window DURATION" beside its help, not above it.
+        kwargs.setdefault("max_help_position", 36)
+        super().__init__(prog, **kwargs)
+
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
@@ -53,12 +59,34 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
             not action.option_strings
             or action.nargs == 0
             or default is None
+            or default == ""
             or default is argparse.SUPPRESS
             or "default" in text.lower()
         ):
             return text
         shown = "none" if default == [] else "%(default)s"
         return f"{text} (default: {shown})"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """Wraps prose; keeps indented lines (examples) and headings ("example:") as written."""
+        out: list[str] = []
+        prose: list[str] = []
+
+        def wrap() -> None:
+            if prose:
+                out.append(
+                    super(_DefaultsHelpFormatter, self)._fill_text(" ".join(prose), width, indent)
+                )
+                prose.clear()
+
+        for line in text.splitlines():
+            if line.strip() and not line.startswith(" ") and not line.endswith(":"):
+                prose.append(line.strip())
+                continue
+            wrap()
+            out.append(indent + line if line.strip() else "")
+        wrap()
+        return "\n".join(out)
 
 
 class RunbookParser(argparse.ArgumentParser):

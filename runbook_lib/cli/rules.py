@@ -19,7 +19,6 @@ from pathlib import Path
 
 from runbook_lib.adapters.settings_files import load_settings
 from runbook_lib.cli.setting_options import add_setting_options, as_options, given_options
-from runbook_lib.core.alert_rules import render_rule_file
 from runbook_lib.core.kinds import Entry
 from runbook_lib.errors import ParameterError
 
@@ -30,11 +29,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "rules",
         help="write Prometheus recording and alerting rules for a release's triggers",
+        usage="%(prog)s (--profile FILE | --release NAME [--namespace NAME]) [options] [-o FILE]",
         description=(
             "Write a Prometheus rule file: recording rules for the 5xx ratio, p99 latency and "
             "business metrics (the queries of runbook evaluate with the same settings or "
             '--profile) and an alert per "When to Rollback" trigger, evaluated every --step '
             "(default 15s). Check it with promtool check rules. Exit 2 on bad parameters."
+        ),
+        epilog=(
+            "examples:\n"
+            "  runbook rules --profile shop.yaml -o shop-rules.yml && "
+            "promtool check rules shop-rules.yml\n"
+            "  runbook rules --release app --prometheus-selector 'job=\"api\"' --sustain 3m"
         ),
     )
     add_setting_options(parser, Entry.RULES)
@@ -44,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Write the rule file (stdout or ``--output``). Returns 0; bad options raise (exit 2)."""
+    # Here, not at the top: the rules read the decision engine's constants, which load pandas,
+    # and building the parser must not.
+    from runbook_lib.core.alert_rules import render_rule_file
+
     try:
         settings = load_settings(given_options(args, Entry.RULES), used_by=Entry.RULES)
     except ParameterError as err:

@@ -35,37 +35,46 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="receive Alertmanager alerts and run the rollback runbook under a policy",
         description=(
             "Alertmanager webhook receiver: for each firing alert naming a release, assess "
-            "and roll back headlessly when the policy allows it, else notify with the command."
+            "and roll back headlessly when the policy allows it, else notify with the command. "
+            "Exit 2 on a bad policy or token file."
+        ),
+        epilog=(
+            "example:\n"
+            "  runbook serve --policy policy.yaml --token-file alertmanager.token --port 9095\n"
+            "  (Alertmanager: webhook_configs url http://HOST:9095/alerts, bearer token file "
+            "the same)"
         ),
     )
     parser.add_argument("--policy", required=True, metavar="FILE", help="policy YAML")
     parser.add_argument(
         "--token-file", required=True, metavar="FILE", help="bearer token Alertmanager sends"
     )
-    parser.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help="listen address")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT}; 0: any free port)"
+        "--port", type=int, default=DEFAULT_PORT, metavar="PORT", help="listen port; 0: any free"
     )
     parser.add_argument(
         "--state-dir", default=".runbook-serve", metavar="DIR", help="journal of alerts and runs"
     )
     parser.add_argument("--output-dir", default="evidence", metavar="DIR", help="evidence root")
     parser.add_argument(
-        "--queue-size", type=int, default=100, help="releases that may wait (then 503)"
+        "--queue-size", type=int, default=100, metavar="N", help="releases that may wait (then 503)"
     )
     parser.add_argument(
         "--cooldown",
         default="5m",
         metavar="DURATION",
-        help="after a release's run, its new alerts are only recorded for this long (5m)",
+        help="after a release's run, its new alerts are only recorded for this long",
     )
-    parser.add_argument("--workers", type=int, default=2, help="runs at once (other releases)")
+    parser.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="runs at once (other releases)"
+    )
     parser.add_argument(
         "--grace",
         default="2m",
         metavar="DURATION",
         help="after SIGTERM, how long runs in progress may take to finish before they are "
-        "stopped and sealed (2m); a second signal stops them at once",
+        "stopped and sealed; a second signal stops them at once",
     )
     tls = parser.add_argument_group("TLS (like Prometheus' web config)")
     tls.add_argument(
@@ -115,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--kubeconfig",
         default="",
         metavar="FILE",
-        help="where the receiver creates Jobs (empty: in-cluster, else $KUBECONFIG)",
+        help="where the receiver creates Jobs; empty: in-cluster, else $KUBECONFIG",
     )
     parser.set_defaults(func=run)
 

@@ -1,27 +1,57 @@
 """Command-line options from the settings model: ``--name-with-dashes`` for every setting.
 
 ``runbook evaluate`` and ``runbook rules`` take the settings of their entry point as options
-(``--business-drop 10%``; ``--business_drop`` works too), a ``--profile FILE`` among them.
-Problems are named by the option the person typed, or by the profile's key and line when the
-value came from the profile.
+(``--business-drop 10%``), a ``--profile FILE`` among them, grouped under the headings of the
+notebooks' parameters cells. One spelling per option is shown; the parameter's own name
+(``--business_drop``) is accepted quietly, and earlier spellings (``aliases``) with a
+deprecation warning on stderr. Problems are named by the option the person typed, or by the
+profile's key and line when the value came from the profile. ``parameter_table`` lists an entry
+point's parameters for people (``runbook run rollback --list-parameters``).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runbook_lib.core.kinds import Entry, Spec
+from runbook_lib.core.kinds import Entry
 from runbook_lib.core.profile import located
-from runbook_lib.core.settings import FIELDS
+from runbook_lib.core.settings import FIELDS, ParameterRow, parameter_rows
 
-__all__ = ["add_setting_options", "as_options", "given_options"]
+__all__ = [
+    "DeprecatedOption",
+    "add_setting_options",
+    "as_options",
+    "given_options",
+    "parameter_table",
+]
 
 
-def _help(spec: Spec) -> str:
-    shown = f" (default {spec.default})" if spec.default else ""
-    return (spec.help + shown).replace("%", "%%")
+def _help(row: ParameterRow) -> str:
+    shown = f" (default {row.default})" if row.default else ""
+    return (row.help + shown).replace("%", "%%")
+
+
+class DeprecatedOption(argparse.Action):
+    """An earlier spelling of an option: still works, hidden from ``--help``, and says which
+    spelling to use instead on stderr."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, use: str, **kw: Any) -> None:
+        kw.setdefault("help", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kw)
+        self.use = use
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated; use {self.use}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def add_setting_options(
@@ -30,16 +60,21 @@ def add_setting_options(
     *,
     aliases: Mapping[str, tuple[str, ...]] | None = None,
 ) -> None:
-    """One option per setting of ``entry``; ``aliases`` adds earlier spellings by name."""
-    for spec in FIELDS:
-        if entry not in spec.used_by:
-            continue
-        names = [spec.option, *(aliases or {}).get(spec.name, ())]
-        if "--" + spec.name != spec.option:
-            names.append("--" + spec.name)
-        parser.add_argument(
-            *names, dest=spec.name, metavar=spec.metavar, default=None, help=_help(spec)
+    """One option per setting of ``entry``, in groups; ``aliases``: earlier spellings by name."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for row in parameter_rows(entry):
+        if row.group not in groups:
+            groups[row.group] = parser.add_argument_group(row.group)
+        groups[row.group].add_argument(
+            row.option, dest=row.name, metavar=row.metavar, default=None, help=_help(row)
         )
+        if "--" + row.name != row.option:  # the parameter's own name, quietly
+            parser.add_argument(
+                "--" + row.name, dest=row.name, default=None, help=argparse.SUPPRESS
+            )
+        for old in (aliases or {}).get(row.name, ()):
+            parser.add_argument(old, dest=row.name, default=None, action=DeprecatedOption,
+                                use=row.option)  # fmt: skip
 
 
 def given_options(args: argparse.Namespace, entry: Entry) -> dict[str, Any]:
@@ -62,3 +97,36 @@ def as_options(problem: str, entry: Entry) -> str:
     if not sep or not all(part in known for part in parts):
         return problem
     return " / ".join(known[part] for part in parts) + sep + rest
+
+
+def _default_shown(row: ParameterRow) -> str:
+    if row.required and not row.default:
+        return "required"
+    if not row.default or any(ch.isspace() for ch in row.default):
+        return f'"{row.default}"'
+    return row.default
+
+
+def parameter_table(entry: Entry | str) -> str:
+    """Every parameter of ``entry`` for people: name, default (or "required"), help, by group.
+
+    What ``papermill --help-notebook`` shows, from the settings model, so an installed wheel
+    answers without a notebook path.
+    """
+    rows = parameter_rows(entry)
+    name_w = max(len(r.name) for r in rows)
+    defaults = {r.name: _default_shown(r) for r in rows}
+    default_w = min(max(len(d) for d in defaults.values()), 20)
+    lines = [
+        f"Parameters of {Entry(entry).value}: -p NAME VALUE; a profile (-p profile FILE) may give "
+        "any that describes the service. Durations need a unit (90s, 2m), ratios are 1% or "
+        "0.01, times ISO 8601 with an offset.",
+    ]
+    group = ""
+    for row in rows:
+        if row.group != group:
+            group = row.group
+            lines += ["", group]
+        text = row.help + (f" (required: {row.why})" if row.required else "")
+        lines.append(f"  {row.name:<{name_w}}  {defaults[row.name]:<{default_w}}  {text}")
+    return "\n".join(lines)

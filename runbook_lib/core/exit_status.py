@@ -1,8 +1,11 @@
-"""The exit statuses of every ``runbook`` command, in one place.
+"""The exit statuses of every ``runbook`` command, in one place (a number means what its
+command says: ``runbook run`` and ``runbook profile`` each give 6 their own meaning).
 
 ``RUN_STATUSES`` says what each means for ``runbook run``: its ``--help`` is written from it and
 a test holds the README's table to it. ``runbook run`` takes its status from the run's
-``Ending`` (``runbook_lib.record.ending``), never from printed text.
+``Ending`` (``runbook_lib.record.ending``), never from printed text. ``UNREACHABLE``:
+``runbook profile check`` and ``init`` could not read Prometheus (their 1 and 2 mean warnings
+and a bad profile).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = [
     "REFUSED",
     "ROLLBACK",
     "RUN_STATUSES",
+    "UNREACHABLE",
     "exit_status_for",
     "stopped_by",
 ]
@@ -30,7 +34,8 @@ BAD_INPUT = 2
 ROLLBACK = 3
 INCONCLUSIVE = 4
 EVIDENCE_LOST = 5
-REFUSED = 6
+REFUSED = 6  # runbook run
+UNREACHABLE = 6  # runbook profile check / init
 _SIGNAL_BASE = 128  # the shells' convention: 128 + the signal's number
 
 

@@ -128,6 +128,7 @@ class Rules(Group):
         used_by=DECIDE,
         check=checks.reason,
         per_run=True,
+        shown_as="REASON",
     )
     on_inconclusive: str = setting(
         "stop",
@@ -151,13 +152,28 @@ class Target(Group):
     """What to roll back, and where (the run refuses any other cluster)."""
 
     release: str = setting(
-        "app", _T, "Helm release name", used_by=_RULES_TOO, check=checks.release_name
+        "app",
+        _T,
+        "Helm release name",
+        used_by=_RULES_TOO,
+        check=checks.release_name,
+        shown_as="NAME",
     )
     namespace: str = setting(
-        "default", _T, "namespace of the release", used_by=_RULES_TOO, check=checks.namespace_name
+        "default",
+        _T,
+        "namespace of the release",
+        used_by=_RULES_TOO,
+        check=checks.namespace_name,
+        shown_as="NAME",
     )
     deployment: str = setting(
-        "app", _T, "Deployment the release runs", used_by=_RUN, check=checks.deployment_name
+        "app",
+        _T,
+        "Deployment the release runs",
+        used_by=_RUN,
+        check=checks.deployment_name,
+        shown_as="NAME",
     )
     pod_selector: str = setting(
         "",

@@ -109,7 +109,8 @@ class Spec:
     ``required_by``: the entry points that refuse it empty (``why_required`` says why);
     ``per_run``: it describes one run, not the service, so a profile cannot set it;
     ``path``: a file or folder, made absolute before a kernel runs elsewhere;
-    ``secret``: never shown (the timeline shows ``[REDACTED]``).
+    ``secret``: never shown (the timeline shows ``[REDACTED]``); ``shown_as``: the option's
+    metavar when the kind's (``DURATION``, ``FILE``, ``URL`` ...) would not say enough.
     """
 
     kind: Kind
@@ -126,6 +127,7 @@ class Spec:
     per_run: bool = False
     path: bool = False
     secret: bool = False
+    shown_as: str = ""
     name: str = ""
 
     @property
@@ -135,8 +137,10 @@ class Spec:
 
     @property
     def metavar(self) -> str:
+        if self.shown_as:
+            return self.shown_as
         if self.path:
-            return "PATH"
+            return "DIR" if self.name.endswith(("_dir", "_repo")) else "FILE"
         if self.name.endswith("_url"):
             return "URL"
         if self.name.endswith("_query"):
@@ -166,6 +170,7 @@ def setting(
     per_run: bool = False,
     path: bool = False,
     secret: bool = False,
+    shown_as: str = "",
 ) -> Any:
     """A field of a settings group; its default is parsed from ``default`` (people's text)."""
     spec = Spec(
@@ -183,6 +188,7 @@ def setting(
         per_run,
         path,
         secret,
+        shown_as,
     )
     value = parse(spec, default)
     problems = check_value(spec, value)

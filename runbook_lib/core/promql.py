@@ -162,6 +162,7 @@ class Metrics(Group):
         "metric names: otel, istio, nginx-ingress or linkerd",
         used_by=_M,
         choices=tuple(PRESETS),
+        shown_as="NAME",
     )
     prometheus_selector: str = setting(
         "",
@@ -169,6 +170,7 @@ class Metrics(Group):
         "PromQL label matchers for every built query; empty: none",
         used_by=_M,
         check=_selector,
+        shown_as="MATCHERS",
     )
     prometheus_rate_window: str = setting(
         "1m",
@@ -176,9 +178,15 @@ class Metrics(Group):
         "PromQL rate() window, at least 4 scrapes",
         used_by=_M,
         check=_rate_window,
+        shown_as="DURATION",
     )
     request_counter: str = setting(
-        "", Kind.TEXT, f"request counter; {_PER_PRESET}", used_by=_M, check=_metric_or_empty
+        "",
+        Kind.TEXT,
+        f"request counter; {_PER_PRESET}",
+        used_by=_M,
+        check=_metric_or_empty,
+        shown_as="METRIC",
     )
     status_label: str = setting(
         "",
@@ -186,6 +194,7 @@ class Metrics(Group):
         f"the counter's status label; {_PER_PRESET}",
         used_by=_M,
         check=_label_or_empty,
+        shown_as="LABEL",
     )
     error_regex: str = setting(
         "",
@@ -193,6 +202,7 @@ class Metrics(Group):
         f"status values that are errors (regex); {_PER_PRESET}",
         used_by=_M,
         check=_regex_or_empty,
+        shown_as="REGEX",
     )
     latency_histogram: str = setting(
         "",
@@ -200,6 +210,7 @@ class Metrics(Group):
         f"latency histogram, without _bucket; {_PER_PRESET}",
         used_by=_M,
         check=_histogram,
+        shown_as="METRIC",
     )
     latency_unit: str = setting(
         "",

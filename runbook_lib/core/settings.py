@@ -68,6 +68,7 @@ __all__ = [
     "Metrics",
     "Migrations",
     "Notify",
+    "ParameterRow",
     "Records",
     "RecoveryCheck",
     "Rules",
@@ -80,6 +81,7 @@ __all__ = [
     "from_flat",
     "given",
     "now_problem",
+    "parameter_rows",
     "parameters_cell",
     "to_flat",
     "with_incident_id",
@@ -321,6 +323,43 @@ def parameters_cell(used_by: Entry | str) -> str:
             lines.append(f"# {_HEADINGS[attr]}")
             lines.extend(cell_line(spec) for spec in chosen)
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ParameterRow:
+    """One setting as a list of parameters shows it (``runbook run rollback --list-parameters``,
+    the options' groups in ``--help``): its name, its default as people write it ("" for none),
+    whether the entry point refuses it empty (``why`` says why), its help and its group's
+    heading."""
+
+    name: str
+    default: str
+    required: bool
+    help: str
+    group: str
+    option: str
+    metavar: str
+    why: str = ""
+
+
+def parameter_rows(used_by: Entry | str) -> tuple[ParameterRow, ...]:
+    """The settings ``used_by`` takes, in the notebooks' order, grouped under their headings."""
+    entry = Entry(used_by)
+    return tuple(
+        ParameterRow(
+            name=spec.name,
+            default=spec.default,
+            required=entry in spec.required_by,
+            help=spec.help,
+            group=_HEADINGS[attr],
+            option=spec.option,
+            metavar=spec.metavar,
+            why=spec.why_required if entry in spec.required_by else "",
+        )
+        for attr, group in _SECTIONS
+        for spec in group
+        if entry in spec.used_by
+    )
 
 
 # --- value -> flat value (papermill, the timeline) and the notebooks' parameters cells -------

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib.adapters.settings_files import read_profile
-from runbook_lib.core.alert_rules import render_rule_file
 from runbook_lib.core.settings import Entry, Settings, from_flat
 from runbook_sandbox import metrics_stack, paths
 from runbook_sandbox.prometheus_server import port_is_free
@@ -73,6 +72,10 @@ def write_rules(state_dir: Path, settings: Settings = DEMO_RULES) -> Path:
     folder = rules_dir(state_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{settings.target.namespace}-{settings.target.release}.yml"
+    # Here: the rules read the decision engine, which loads pandas; `runbook --help` (which
+    # imports this package for its `sandbox` command) must not.
+    from runbook_lib.core.alert_rules import render_rule_file
+
     path.write_text(render_rule_file(settings), encoding="utf-8")
     return path
 

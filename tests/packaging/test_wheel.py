@@ -216,6 +216,21 @@ def test_run_assess_on_the_bundled_bad_deploy(installed: Installed) -> None:
         assert noise not in done.stdout
 
 
+def test_papermill_lists_the_installed_notebooks_parameters(installed: Installed) -> None:
+    # No notebooks/ folder here: the installed notebook is named runbook://rollback.ipynb.
+    gone = {"PYTHONPATH", "VIRTUAL_ENV"}
+    environment = {k: v for k, v in os.environ.items() if k not in gone}
+    done = subprocess.run(
+        [str(installed.venv / "bin" / "papermill"), "--help-notebook", "runbook://rollback.ipynb"],
+        cwd=installed.root, env=environment, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Parameters inferred for notebook 'runbook://rollback.ipynb'" in done.stdout
+    for name in ("profile", "expected_cluster", "dry_run", "output_dir"):
+        assert f"  {name}: " in done.stdout
+
+
 def test_run_rollback_on_a_healthy_replay_needs_no_cluster(installed: Installed) -> None:
     replay = _installed_replay(installed, "healthy_deploy.csv")
     evidence = installed.root / "rollback-evidence"

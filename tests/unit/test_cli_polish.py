@@ -71,8 +71,8 @@ def test_every_option_has_help_and_shows_its_default(path: str) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction | argparse._VersionAction):
             continue
-        if isinstance(action, argparse._SubParsersAction):
-            continue
+        if isinstance(action, argparse._SubParsersAction) or action.help == argparse.SUPPRESS:
+            continue  # hidden: an earlier spelling, accepted but not shown
         name = "/".join(action.option_strings) or action.dest
         assert action.help, f"{path} {name}: no help text"
         if not action.option_strings or action.nargs == 0 or action.required:
@@ -138,7 +138,14 @@ def _with_closed_stdout(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
         ["--help"],
         ["sandbox", "--help"],
         ["--version"],
-        ["evaluate", "--metrics", str(REPLAY), "--deployed-at", "2026-11-20T14:00:00Z", "--json"],
+        [
+            "evaluate",
+            "--replay-csv",
+            str(REPLAY),
+            "--deployed-at",
+            "2026-11-20T14:00:00Z",
+            "--json",
+        ],
     ],
     ids=["help", "sandbox-help", "version", "evaluate-json"],
 )
@@ -164,7 +171,9 @@ def test_head_after_runbook_prints_one_line_and_no_traceback() -> None:
 def test_help_does_not_load_the_notebook_machinery() -> None:
     # `runbook --help` and argument errors should answer at once: the heavy libraries
     # (nbformat's schema validation alone took seconds) load inside the commands.
-    heavy = ("matplotlib", "nbformat", "nbconvert", "papermill", "kubernetes", "aiohttp")
+    heavy = (
+        "pandas", "matplotlib", "nbformat", "nbconvert", "papermill", "kubernetes", "aiohttp",
+    )  # fmt: skip
     code = (
         "import sys; from runbook_lib.cli.main import build_parser; build_parser(); "
         f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
