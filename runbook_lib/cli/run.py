@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runbook_lib.core.exit_status import RUN_STATUSES
+from runbook_lib.core.exit_status import OK, RUN_STATUSES
 from runbook_lib.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -74,6 +74,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--notebook", metavar="PATH", help="notebook to run (default: bundled)")
     parser.add_argument("--kernel", metavar="NAME", help="Jupyter kernel (default: notebook's)")
     parser.add_argument("--quiet", action="store_true", help="do not stream cell output")
+    parser.add_argument(
+        "--list-parameters",
+        action="store_true",
+        help="list the runbook's parameters (default, required, meaning) and exit",
+    )
     parser.set_defaults(func=_run_command)
 
 
@@ -155,6 +160,11 @@ def credentials_from_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    if args.list_parameters:
+        from runbook_lib.cli.setting_options import parameter_table
+
+        print(parameter_table(args.runbook))
+        return OK
     # Values stay text: the settings model reads people's text (core.settings). Given on the
     # command line wins over the environment.
     params: dict[str, Any] = (

@@ -1,5 +1,5 @@
-"""The exit statuses of every ``runbook`` command, in one place (a number means what its
-command says: ``runbook run`` and ``runbook profile`` each give 6 their own meaning).
+"""The exit statuses of every ``runbook`` command, in one place: a number means one thing
+whichever command returns it, so a script that branches on it cannot mistake one for another.
 
 ``RUN_STATUSES`` says what each means for ``runbook run``: its ``--help`` is written from it and
 a test holds the README's table to it. ``runbook run`` takes its status from the run's
@@ -35,7 +35,7 @@ ROLLBACK = 3
 INCONCLUSIVE = 4
 EVIDENCE_LOST = 5
 REFUSED = 6  # runbook run
-UNREACHABLE = 6  # runbook profile check / init
+UNREACHABLE = 7  # runbook profile check / init
 _SIGNAL_BASE = 128  # the shells' convention: 128 + the signal's number
 
 
