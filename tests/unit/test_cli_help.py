@@ -124,6 +124,7 @@ def test_runbook_run_lists_its_parameters_without_starting_a_kernel(
     assert main(["run", "rollback", "--list-parameters"]) == 0
     out = capsys.readouterr().out
     line = next(row for row in out.splitlines() if row.strip().startswith("expected_cluster"))
-    assert "required" in line and "wrong cluster" in line
+    assert "required" in line
+    assert "wrong cluster" in line
     assert "(required) (required" not in out
     assert any(row.split()[:2] == ["rollout_timeout", "5m"] for row in out.splitlines())
