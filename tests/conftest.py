@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -189,3 +190,26 @@ def clean_sandbox(sandbox: Sandbox) -> Sandbox:
     """The session sandbox, reset first to one good revision v1.0.0 (schema v1.0.0)."""
     sandbox.reset()
     return sandbox
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """``tmpfs("8m")``: a real file system of that size under ``tmp_path``, unmounted after the
+    test: a disk that fills up, on demand. Mounting needs root: the test skips otherwise."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        path = tmp_path / f"tmpfs-{len(mounted)}"
+        path.mkdir()
+        argv = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)

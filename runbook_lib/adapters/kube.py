@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import urllib3
+import yaml
 from kubernetes import client, config, watch
 
 # Named here, not reached as ``client.CoreV1Api``: the client loads each API module on first
@@ -183,9 +184,12 @@ class Kube:
                 client_configuration=configuration,
                 persist_config=False,
             )
-        except (ConfigException, OSError, TypeError) as err:
+        except (ConfigException, OSError, TypeError, ValueError, KeyError, yaml.YAMLError) as err:
+            # A kubeconfig that is not YAML, or YAML of another shape, is bad input like a
+            # missing one: named, never a traceback from inside the client's loader.
+            reason = " ".join(str(err).split())
             raise ParameterError(
-                [f"kubeconfig: cannot load {path or 'default'} (context {context!r}): {err}"]
+                [f"kubeconfig: cannot load {path or 'default'} (context {context!r}): {reason}"]
             ) from err
         # Retries are ours to decide (watch_deployment backs off); urllib3's silent retries
         # would only hide how long the API server has been gone.

@@ -15,7 +15,6 @@ evidence, then SIGKILL).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import signal
@@ -24,6 +23,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from runbook_lib.adapters import processes
 
 __all__ = ["Child", "ChildStillRunning", "holder", "start_child", "terminate", "wait_child"]
 
@@ -122,8 +123,7 @@ def terminate(lock_path: Path, *, timeout_s: float = 45.0, poll_s: float = 0.1) 
         if pid is None:
             return True
         if pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, sig)
+            processes.signal_group(pid, sig)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if holder(lock_path) is None:

@@ -16,8 +16,8 @@ import argparse
 import json
 import sys
 
-from runbook_lib.cli.exit_status import BAD_INPUT, OK, exit_status_for
 from runbook_lib.cli.setting_options import add_setting_options, as_options, given_options
+from runbook_lib.core.exit_status import BAD_INPUT, OK, exit_status_for
 from runbook_lib.core.kinds import Entry
 from runbook_lib.errors import InputFileError, ParameterError
 

@@ -2,7 +2,7 @@
 
 Subcommand modules expose ``register(subparsers) -> None``; the parser they add sets
 ``func`` to a callable taking the parsed namespace and returning the exit status.
-Exit statuses: ``runbook_lib/cli/exit_status.py`` (0 done, 1 failed, 2 bad input, ...).
+Exit statuses: ``runbook_lib/core/exit_status.py`` (0 done, 1 failed, 2 bad input, ...).
 
 Every parser is a ``RunbookParser``: options show their default in ``--help`` unless their
 help text already says it, and subcommands added with ``add_parser`` inherit that.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any, TextIO, cast
 
-from runbook_lib.errors import ParameterError, RunbookError
+from runbook_lib.errors import InputFileError, ParameterError, RunbookError
 
 __all__ = ["COMMANDS_GROUP", "DISTRIBUTION", "RunbookParser", "build_parser", "main", "version"]
 
@@ -140,6 +140,9 @@ def _run(argv: Sequence[str] | None) -> int:
         return func(args)
     except ParameterError as err:
         print(f"runbook {args.command}: {err}", file=sys.stderr)
+        return 2
+    except InputFileError as err:
+        print(f"runbook {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
     except RunbookError as err:
         print(f"runbook {args.command}: {type(err).__name__}: {err}", file=sys.stderr)

@@ -5,10 +5,10 @@
 
 ``init`` writes annotated YAML (``core.profile_init``) for a person to review; ``check`` runs
 every query of a profile over a recent window and judges what it returns
-(``core.profile_check``). Exit statuses (``cli/exit_status.py``): check 0 all good, 1 warnings
+(``core.profile_check``). Exit statuses (``core/exit_status.py``): check 0 all good, 1 warnings
 (with ``--strict`` only), 2 bad profile (it does not load, or a query is refused, returns no
-series or several), 6 Prometheus cannot be read; init 0 written, 1 written but no naming
-convention recognised, 2 bad options or the file exists, 6 Prometheus cannot be read.
+series or several), 7 Prometheus cannot be read; init 0 written, 1 written but no naming
+convention recognised, 2 bad options or the file exists, 7 Prometheus cannot be read.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 from runbook_lib.adapters.prometheus_api import PrometheusApi
 from runbook_lib.adapters.prometheus_survey import observe, survey
 from runbook_lib.adapters.settings_files import read_profile
-from runbook_lib.cli.exit_status import BAD_INPUT, FAILED, OK, UNREACHABLE
 from runbook_lib.core import checks, profile_check, profile_init
+from runbook_lib.core.exit_status import BAD_INPUT, FAILED, OK, UNREACHABLE
 from runbook_lib.core.kinds import Entry, read_duration
 from runbook_lib.core.settings import from_flat
 from runbook_lib.errors import MetricsError, ParameterError
@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "0..1, a latency in seconds that reads like milliseconds (or the reverse), a "
             "metric that does not exist, a selector that matches nothing, a rate window "
             "under four scrape intervals. Exit 0 good, 1 warnings (--strict only), 2 bad "
-            "profile, 6 Prometheus cannot be read."
+            "profile, 7 Prometheus cannot be read."
         ),
         epilog=_CHECK_EXAMPLE,
     )
@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "nginx-ingress, linkerd), pick the labels that select the release, and write a "
             "profile annotated with what was found and what a person must review (business "
             "metrics are proposed as comments). Exit 0 written, 1 written but no convention "
-            "recognised, 2 bad options or the file exists, 6 Prometheus cannot be read."
+            "recognised, 2 bad options or the file exists, 7 Prometheus cannot be read."
         ),
         epilog=_INIT_EXAMPLE,
     )

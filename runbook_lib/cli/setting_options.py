@@ -127,6 +127,8 @@ def parameter_table(entry: Entry | str) -> str:
         if row.group != group:
             group = row.group
             lines += ["", group]
-        text = row.help + (f" (required: {row.why})" if row.required else "")
+        # The help of a required one already says so (the notebooks' cells show only the help).
+        text = row.help.removesuffix(" (required)")
+        text += f" (required: {row.why})" if row.required else ""
         lines.append(f"  {row.name:<{name_w}}  {defaults[row.name]:<{default_w}}  {text}")
     return "\n".join(lines)

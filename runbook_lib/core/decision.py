@@ -55,6 +55,7 @@ from runbook_lib.core.series import (
 )
 from runbook_lib.core.settings import Rules, now_problem
 from runbook_lib.core.units import instant_ns
+from runbook_lib.core.verdict import Verdict
 from runbook_lib.errors import ParameterError
 
 __all__ = [
@@ -92,14 +93,6 @@ class RuleStatus(StrEnum):
     FIRED = "fired"
     CLEAR = "clear"
     NOT_EVALUATED = "not_evaluated"
-
-
-class Verdict(StrEnum):
-    """DESIGN.md "Verdict": missing data must never read as healthy."""
-
-    ROLLBACK = "rollback"
-    NO_ROLLBACK = "no_rollback"
-    INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)

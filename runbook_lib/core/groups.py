@@ -189,8 +189,7 @@ class Target(Group):
         used_by=_RUN,
         one_line=True,
         required_by=_RUN,
-        why_required="the kube context name or API server URL this run must act on (a guard "
-        "against rolling back the wrong cluster)",
+        why_required="a guard against rolling back the wrong cluster",
     )
     kubeconfig: str = setting(
         "",

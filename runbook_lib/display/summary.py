@@ -1,13 +1,14 @@
 """The summary at the top of both notebooks: verdict banner, rules, current step, outcome.
 
-Readable at a glance (issue 12): the notebook's first cell calls ``open_summary``, which shows
+Readable at a glance: the notebook's first cell calls ``open_summary``, which shows
 one display output with a ``display_id``; the library updates that same output as the run goes
 (``start_run``, the ``@runbook_step`` frame, the assessment's ``decide``), so the executed
 notebook and its HTML open with the verdict, whatever cell the reader is looking at. Outside a
 Jupyter kernel (tests, ``runbook evaluate``) nothing is displayed and the updates are no-ops.
 
-The output's metadata carries the verdict and outcome (``runbook``), so ``runbook run`` reads
-them back from the executed notebook and prints them.
+The output's metadata carries the verdict and outcome, and the timeline events the kernel could
+not write to disk (a full disk): ``runbook run`` puts those back on the timeline from the
+executed notebook (``take_unwritten``), so the run's ``Ending`` is read from every event.
 
 ``install_error_handler`` makes a ``RunbookError`` show its own message (what failed, what to
 do) instead of a chained traceback; the traceback goes to ``traceback.txt`` in the evidence.
@@ -16,6 +17,7 @@ do) instead of a chained traceback; the traceback goes to ``traceback.txt`` in t
 from __future__ import annotations
 
 import html
+import os
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +28,9 @@ from typing import Any
 
 from runbook_lib.display import recorder as recording
 from runbook_lib.errors import RunbookError
-from runbook_lib.record.facts import RunFacts
+from runbook_lib.record.ending import Ending
+from runbook_lib.record.facts import Outcome, RunFacts
+from runbook_lib.record.timeline import Event, Timeline
 
 __all__ = [
     "BANNER_COLOURS",
@@ -36,9 +40,11 @@ __all__ = [
     "install_error_handler",
     "open_summary",
     "read_summary",
+    "take_unwritten",
 ]
 
 METADATA_KEY = "runbook_summary"
+UNWRITTEN_KEY = "unwritten_events"  # in the metadata: events the timeline file did not take
 # Verdict -> (background, text): rollback red, inconclusive amber, no rollback green.
 BANNER_COLOURS: dict[str, tuple[str, str]] = {
     "rollback": ("#c62828", "#ffffff"),
@@ -92,13 +98,14 @@ class Summary:
     step: str = "not started"
     steps: list[tuple[str, float, str]] = field(default_factory=list)  # name, s, status
     outcome: str = ""
-    cluster: str = ""  # what the cluster said when read back after helm was cut off
+    cluster: str = ""  # what happened to the release, in the Ending's words
     durations: dict[str, str] = field(default_factory=dict)
     incident: str = ""
     folder: Path | None = None
     error: str = ""
     publish: Callable[[Mapping[str, Any], Mapping[str, Any], str, bool], None] | None = None
     run: Any = None  # the RunContext start_run made, for the hooks run after a failure
+    timeline: Timeline | None = None  # the run's, for the events its file did not take
     _shown: bool = False
 
     # -- updates -----------------------------------------------------------------------------
@@ -127,13 +134,13 @@ class Summary:
 
     def note_facts(self, facts: RunFacts) -> None:
         """The rollback run's verdict, outcome and durations, from its timeline's facts."""
+        ending = Ending.read(facts)
         if facts.decided is not None:
-            self.verdict = facts.decided.verdict
-            self.note_decision(facts.decided.decision or {"verdict": facts.decided.verdict})
-        outcome = facts.outcome
-        self.outcome = "" if outcome.value == "incomplete" else outcome.value
-        if facts.read_back is not None:
-            self.cluster = facts.read_back.sentence
+            self.verdict = facts.decided.verdict.value
+            self.note_decision(facts.decided.decision or {"verdict": self.verdict})
+        running = ending.outcome is Outcome.INCOMPLETE
+        self.outcome = "" if running else ending.outcome.value
+        self.cluster = "" if running and not ending.changed_cluster else ending.cluster_sentence
         if facts.finished is not None:
             f = facts.finished
             if f.decision_to_rollout_s is not None:
@@ -151,7 +158,15 @@ class Summary:
 
     # -- rendering ---------------------------------------------------------------------------
     def data(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "outcome": self.outcome, "incident": self.incident}
+        data: dict[str, Any] = {
+            "verdict": self.verdict,
+            "outcome": self.outcome,
+            "incident": self.incident,
+        }
+        unwritten = self.timeline.unwritten if self.timeline is not None else []
+        if unwritten:
+            data[UNWRITTEN_KEY] = [event.to_json() for event in unwritten]
+        return data
 
     def text(self) -> str:
         lines = [f"{self.title}: {_VERDICT_WORDS.get(self.verdict, self.verdict)}"]
@@ -276,13 +291,29 @@ def open_summary(title: str) -> Summary:
 
 
 def read_summary(notebook: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The verdict and outcome an executed notebook's summary ended with (``runbook run``)."""
+    """What an executed notebook's summary ended with: its verdict (the assessment notebook
+    has no timeline: ``runbook run assess`` reads its verdict here) and outcome."""
     for cell in notebook.get("cells", ()):
         for output in cell.get("outputs", ()) if cell.get("cell_type") == "code" else ():
             found = output.get("metadata", {}).get(METADATA_KEY)
             if isinstance(found, dict):
                 return found
     return None
+
+
+def take_unwritten(notebook: Mapping[str, Any]) -> list[Event]:
+    """The timeline events the kernel could not write to disk, taken out of the executed
+    notebook's summary (the timeline gets them back; the evidence notebook need not carry
+    them twice). Lines that are not events are skipped."""
+    found = read_summary(notebook)
+    raw = found.pop(UNWRITTEN_KEY, None) if found is not None else None
+    events: list[Event] = []
+    for line in raw if isinstance(raw, list) else ():
+        try:
+            events.append(Event.from_json(str(line)))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return events
 
 
 def _short(err: BaseException) -> list[str]:
@@ -309,9 +340,11 @@ def _handle(
         full = "".join(traceback.format_exception(etype, value, tb))
         path = summary.folder / "traceback.txt"
         redact = _redact if _redact is not None else (lambda text: text)
-        with path.open("a", encoding="utf-8") as out:
-            out.write(redact(full) + "\n")
-        saved = str(path)
+        try:
+            _append_evidence(path, redact(full) + "\n")
+            saved = str(path)
+        except OSError:
+            saved = ""
     if summary is not None:
         summary.note_error(lines[0])
     lines.append(
@@ -332,6 +365,20 @@ def _handle(
     if shell is not None:
         shell._showtraceback(etype, value, shown)
     return shown
+
+
+def _append_evidence(path: Path, text: str) -> None:
+    """Append to an evidence file as the bundle's files are written: 0640, never through a
+    symlink planted at it."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o640)
+    try:
+        os.fchmod(fd, 0o640)
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 # Called after a RunbookError was shown, with the current summary (steps register theirs).

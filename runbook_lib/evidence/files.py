@@ -21,9 +21,12 @@ from pathlib import Path, PurePosixPath
 __all__ = [
     "DIR_MODE",
     "FILE_MODE",
+    "RESERVE_NAME",
     "append_text",
     "evidence_dir",
+    "release_room",
     "remove_file",
+    "reserve_room",
     "symlinks_in",
     "write_bytes",
     "write_text",
@@ -31,6 +34,10 @@ __all__ = [
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
+
+# Room kept for the end of a run (the record and the manifest), released just before they
+# are written: a disk that fills up during the run must still take the run's own account.
+RESERVE_NAME = ".ending-reserve"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -191,3 +198,41 @@ def symlinks_in(root: Path) -> list[str]:
             if path.is_symlink():
                 found.append(path.relative_to(root).as_posix())
     return sorted(found)
+
+
+def reserve_room(root: Path, nbytes: int) -> bool:
+    """Hold ``nbytes`` in ``root`` (a file of that size, ``RESERVE_NAME``); False when the
+    file system has not that much room (nothing is then held)."""
+    with _folder(root, []) as dir_fd:
+        try:
+            fd = os.open(
+                RESERVE_NAME,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                FILE_MODE,
+                dir_fd=dir_fd,
+            )
+        except OSError:
+            return False
+        try:
+            os.fchmod(fd, FILE_MODE)
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+            except OSError as err:
+                if err.errno != errno.EOPNOTSUPP:
+                    raise
+                os.write(fd, b"\0" * nbytes)  # a file system without fallocate
+        except OSError:
+            os.close(fd)
+            with suppress(OSError):
+                os.unlink(RESERVE_NAME, dir_fd=dir_fd)
+            return False
+        os.close(fd)
+    return True
+
+
+def release_room(root: Path) -> bool:
+    """Give back the room ``reserve_room`` held; True when there was some."""
+    try:
+        return remove_file(root, RESERVE_NAME)
+    except OSError:
+        return False

@@ -19,7 +19,15 @@ import pandas as pd
 
 from runbook_lib.core.redact import redact_structure
 from runbook_lib.evidence import files
-from runbook_lib.record.facts import Outcome, RunFacts, attempts, fact_data
+from runbook_lib.record.ending import Cluster, Ending
+from runbook_lib.record.facts import (
+    START_STEP,
+    Outcome,
+    RunFacts,
+    attempt_file,
+    attempts,
+    fact_data,
+)
 from runbook_lib.record.timeline import Event, EventKind
 
 __all__ = [
@@ -65,7 +73,9 @@ class IncidentRecord:
     namespace: str
     outcome: Outcome
     verdict: str | None  # the decision's verdict: rollback, no_rollback, inconclusive
-    rolled_back: bool  # whether any attempt of this incident ran helm rollback
+    # Whether any attempt of this incident changed the release; None when it is not known
+    # (helm rollback started and did not end cleanly, and the release was not read back).
+    rolled_back: bool | None
     rolled_back_by_this_run: bool  # this attempt ran it (else an earlier attempt, or none)
     deployed_at: datetime | None
     decision_at: datetime | None
@@ -96,6 +106,12 @@ class IncidentRecord:
     traces: Mapping[str, Any] | None = None
     # What the cluster said when read back after helm was cut off or the run crashed.
     cluster_read_back: Mapping[str, Any] | None = None
+    # What happened to the release, in the run's Ending's words (the same as `runbook run`).
+    cluster: str = ""
+    cluster_change: Cluster = Cluster.NOT_CHANGED
+    # Every attempt of the incident, oldest first: its number, start, outcome, what it did to
+    # the release and its executed notebook's file.
+    attempts: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def failed_steps(self) -> tuple[StepTiming, ...]:
@@ -223,11 +239,12 @@ def build_record(
     run still gets a record.
     """
     facts = RunFacts.read(events, run=run)
+    ending = Ending.read(facts)
     latest = [e for key, group in attempts(events) if key == facts.run for e in group]
     decided = facts.decided
     deployed_at = facts.deployed_at
     decision_at = facts.decided_at
-    outcome = facts.outcome
+    outcome = ending.outcome
     recovered_at = facts.recovered.recovered_at if facts.recovered else None
     to_decision = (
         (decision_at - deployed_at).total_seconds() if decision_at and deployed_at else None
@@ -258,8 +275,8 @@ def build_record(
         release=release,
         namespace=namespace,
         outcome=outcome,
-        verdict=decided.verdict if decided else None,
-        rolled_back=facts.changed_cluster,
+        verdict=ending.verdict.value if ending.verdict is not None else None,
+        rolled_back=ending.changed_cluster,
         rolled_back_by_this_run=facts.rollback_applied,
         deployed_at=deployed_at,
         decision_at=decision_at,
@@ -293,7 +310,32 @@ def build_record(
         bad_pods=fact_data(facts.bad_pods) if facts.bad_pods else None,
         traces=fact_data(facts.traces) if facts.traces else None,
         cluster_read_back=fact_data(facts.read_back) if facts.read_back else None,
+        cluster=ending.cluster_sentence,
+        cluster_change=ending.cluster,
+        attempts=_attempts(events),
     )
+
+
+def _attempts(events: Sequence[Event]) -> tuple[Mapping[str, Any], ...]:
+    """Each run of the incident that started (they share its timeline), oldest first."""
+    found: list[Mapping[str, Any]] = []
+    started = [
+        (key, group) for key, group in attempts(events) if any(e.step == START_STEP for e in group)
+    ]
+    for number, (key, group) in enumerate(started, start=1):
+        ending = Ending.read(RunFacts.read(events, run=key))
+        begun = next(e for e in group if e.step == START_STEP)
+        found.append(
+            {
+                "attempt": number,
+                "run": key,
+                "started_at": begun.at.isoformat(),
+                "outcome": ending.outcome.value,
+                "cluster": ending.cluster_sentence,
+                "notebook": attempt_file("rollback.ipynb", number),
+            }
+        )
+    return tuple(found)
 
 
 _OUTCOME_TEXT = {
@@ -305,10 +347,11 @@ _OUTCOME_TEXT = {
     Outcome.ALREADY_ROLLED_BACK: "the release already ran the good revision; nothing changed",
     Outcome.NOT_RECOVERED: "rolled back, but recovery is NOT verified: escalate",
     Outcome.RELEASE_CHANGED: "rolled back, then the release was changed again by someone else",
-    Outcome.REFUSED: "a safety check stopped the run before any change",
+    Outcome.REFUSED: "a safety check or bad input stopped the run before any change",
     Outcome.FAILED: "a step failed",
     Outcome.INTERRUPTED: "the run was interrupted",
     Outcome.INCOMPLETE: "the run stopped without an ending",
+    Outcome.ASSESSED: "the read-only assessment ran; nothing was changed",
 }
 
 
@@ -328,6 +371,8 @@ def _versions_by_revision(events: Sequence[Event]) -> dict[int, str]:
 def _release_line(record: IncidentRecord) -> str:
     bad = f"{record.bad_version or 'n/a'} (revision {record.bad_revision or 'n/a'})"
     good = f"{record.good_version or 'n/a'} (revision {record.good_revision or 'n/a'})"
+    if record.cluster_change is Cluster.NOT_KNOWN:
+        return f"- Cluster: {record.cluster}"  # never "nothing was rolled back" of a cut-off helm
     read = record.cluster_read_back
     if record.rolled_back_by_this_run:
         how = " (confirmed by reading the cluster back)" if read else ""
@@ -443,6 +488,19 @@ def _evidence_lines(record: IncidentRecord) -> list[str]:
     return lines
 
 
+def _attempt_lines(record: IncidentRecord) -> list[str]:
+    """Earlier attempts of the incident, each with its ending and notebook (a re-run)."""
+    if len(record.attempts) < 2:
+        return []
+    lines = [f"- Attempts of this incident: {len(record.attempts)}, this one the last"]
+    lines += [
+        f"  - attempt {a.get('attempt')} ({a.get('started_at')}): {a.get('outcome')}; "
+        f"cluster: {a.get('cluster')}; notebook [{a.get('notebook')}]({a.get('notebook')})"
+        for a in record.attempts
+    ]
+    return lines
+
+
 def render_markdown(record: IncidentRecord) -> str:
     """The record as Markdown for people (``record.md``); ``record.json`` is for tools."""
     imp = record.impact
@@ -454,6 +512,7 @@ def render_markdown(record: IncidentRecord) -> str:
         f"- Outcome: **{record.outcome.value}** ({_OUTCOME_TEXT[record.outcome]})",
         f'- Verdict of "When to Rollback": **{record.verdict or "not reached"}**',
         _release_line(record),
+        *_attempt_lines(record),
         f"- Deployed: {_fmt_t(record.deployed_at)}; first rule fired"
         f" {_fmt_s(record.time_to_detection_s)} after the deploy; decision:"
         f" {_fmt_t(record.decision_at)} ({_fmt_s(record.time_to_decision_s)} after the deploy)",

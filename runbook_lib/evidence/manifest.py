@@ -9,6 +9,11 @@ a key in ``ssh-agent``) the manifest is also signed with ``ssh-keygen -Y sign`` 
 ``MANIFEST.sha256.sig``, and ``verify_manifest(..., allowed_signers=FILE)`` then detects such a
 rewrite. Symlinks, manifests in subfolders, files missing or added, an empty manifest and a
 manifest that is not UTF-8 all fail verification.
+
+``seal`` is the one seal policy every ending uses (the steps, ``runbook run``, a later run
+sealing a crashed one, the receiver): a torn timeline line cut off first (the cut recorded),
+then the manifest signed when a key is set, else (signing failed) unsigned with the reason
+recorded; and "sealed" only when the folder then verifies against what was written.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import errno
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from runbook_lib.adapters.ssh_sign import NAMESPACE, SignatureCheck, SshSigner
 from runbook_lib.errors import CommandFailed, InputFileError, ParameterError
-from runbook_lib.evidence.files import remove_file, write_bytes, write_text
+from runbook_lib.evidence.files import append_text, remove_file, write_bytes, write_text
+from runbook_lib.record.ending import Seal
+from runbook_lib.record.timeline import repair_torn_tail
 
 __all__ = [
     "MANIFEST_NAME",
@@ -31,6 +38,7 @@ __all__ = [
     "SIGNING_KEY_ENV",
     "ManifestCheck",
     "check_signing_key",
+    "seal",
     "signing_key_from",
     "verify_manifest",
     "write_manifest",
@@ -40,6 +48,7 @@ MANIFEST_NAME = "MANIFEST.sha256"
 SIGNATURE_NAME = "MANIFEST.sha256.sig"
 SIGNING_KEY_ENV = "RUNBOOK_SIGNING_KEY"
 _SEALS = (MANIFEST_NAME, SIGNATURE_NAME)
+_TIMELINE = "timeline.jsonl"
 _LINE = re.compile(r"(?P<digest>[0-9a-f]{64}) [ *](?P<path>.+)")
 
 
@@ -302,3 +311,73 @@ def verify_manifest(
         signature=signature,
         signature_detail=detail,
     )
+
+
+def _first_line(err: BaseException) -> str:
+    stderr = getattr(err, "stderr", "") or ""
+    lines = [line for line in str(stderr).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def _repair(directory: Path) -> str:
+    """Cut a torn last timeline line off (recorded on the timeline); what was done, or ""."""
+    if not (directory / _TIMELINE).is_file():
+        return ""
+    try:
+        repair = repair_torn_tail(
+            directory / _TIMELINE,
+            append=lambda _path, text: append_text(directory, _TIMELINE, text),
+        )
+    except OSError as err:
+        return f"the timeline's torn last line could not be cut off: {err.strerror or err}"
+    if repair is None:
+        return ""
+    note = f"the timeline's torn line {repair.line} ({repair.removed_bytes} bytes) was cut off"
+    return note + ("" if repair.recorded else " (the cut could not be noted on the timeline)")
+
+
+def seal(
+    directory: Path,
+    *,
+    signing_key: str | Path | None = None,
+    on_unsigned: Callable[[str], object] | None = None,
+    signer: SshSigner | None = None,
+) -> Seal:
+    """Seal the bundle in ``directory``: the one policy, and the truth about it.
+
+    1. A torn last line of ``timeline.jsonl`` is cut off and the cut noted on the timeline.
+    2. ``MANIFEST.sha256`` is written, signed with ``signing_key`` (``write_manifest``'s
+       rules). When signing fails, ``on_unsigned(reason)`` is called first (e.g. a timeline
+       warning, which the manifest then covers) and the manifest is written unsigned.
+    3. The folder is verified against the manifest. ``Seal.sealed`` only when it was written
+       and verifies; otherwise ``why`` and ``problems`` say what is missing or changed.
+
+    Never raises.
+    """
+    repaired = _repair(directory)
+    key = signing_key_from(signing_key)
+    signed, why, written = False, "", True
+    try:
+        write_manifest(directory, signing_key=signing_key, signer=signer)
+        signed = key is not None
+    except CommandFailed as err:
+        why = f"signing with {key} failed: {_first_line(err)}"
+        if on_unsigned is not None:
+            on_unsigned(why)
+        try:
+            write_manifest(directory, signing_key="")
+        except OSError as again:
+            why += f"; could not write {MANIFEST_NAME}: {again.strerror or again}"
+            written = False
+    except OSError as err:
+        why, written = f"could not write {MANIFEST_NAME}: {err.strerror or err}", False
+    try:
+        check = verify_manifest(directory, signer=signer)
+    except (InputFileError, CommandFailed, OSError) as err:
+        return Seal(False, False, why or str(err), (str(err),) if why else (), repaired)
+    problems = tuple(check.problems())
+    if not written or problems:
+        if written and not why:
+            why = "the folder changed while it was sealed"
+        return Seal(False, False, why, problems, repaired)
+    return Seal(True, signed, why, (), repaired)

@@ -155,6 +155,16 @@ def runbook_reminder(record: Mapping[str, Any], *, slow_s: float = 60.0) -> Remi
     return Reminder(tuple(items))
 
 
+def _release_change(record: Mapping[str, Any]) -> str:
+    """What happened to the release, as the record (the run's Ending) says it."""
+    rolled_back = record.get("rolled_back")
+    if rolled_back:
+        return f" {record.get('bad_version')} rolled back to {record.get('good_version')};"
+    if rolled_back is None:  # helm rollback did not end cleanly and was not read back
+        return f" {record.get('cluster')};"
+    return " nothing was rolled back;"
+
+
 def postmortem_markdown(
     record: Mapping[str, Any], *, slot: datetime | None, fix_branch: str | None = None
 ) -> str:
@@ -170,11 +180,7 @@ def postmortem_markdown(
         f"- Meeting: {slot.strftime('%Y-%m-%d %H:%M UTC') if slot else 'to be scheduled'}"
         " (invitation: postmortem.ics)",
         f"- Release `{record.get('release')}` in `{record.get('namespace')}`:"
-        + (
-            f" {record.get('bad_version')} rolled back to {record.get('good_version')};"
-            if record.get("rolled_back")
-            else " nothing was rolled back;"
-        )
+        + _release_change(record)
         + f" outcome **{record.get('outcome')}**",
         "",
         "## Summary",

@@ -30,9 +30,8 @@ from runbook_lib.core.alerts import Alert
 from runbook_lib.core.escape import line
 from runbook_lib.core.redact import redact_value
 from runbook_lib.core.run_job import credential_parameters
-from runbook_lib.errors import CommandFailed
 from runbook_lib.evidence import files
-from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.evidence.manifest import seal
 from runbook_lib.receiver import texts
 from runbook_lib.receiver.dispatch import Dispatch, DispatchRefused, Liveness, RunSpec
 from runbook_lib.receiver.journal import Entry, Journal
@@ -283,13 +282,11 @@ class RunLife:
         return self._finish(run, outcome=fallback, status=waited.status, note=note)
 
     def _seal(self, run: _Run) -> str:
-        """Seal the evidence of a run that left no ending; says how it went."""
+        """Seal the evidence of a run that left no ending (the one seal policy); says how it
+        went: "sealed" only when the bundle then verifies."""
         key = str(run.spec.parameters.get("signing_key") or "") or None
-        try:
-            write_manifest(run.spec.incident_dir, signing_key=key)
-        except (OSError, CommandFailed) as err:
-            return f"could not seal {run.spec.incident_dir}: {err}"
-        return f"evidence sealed in {run.spec.incident_dir}"
+        state = seal(run.spec.incident_dir, signing_key=key)
+        return f"evidence in {run.spec.incident_dir}: {state.sentence()}"
 
     def _finish(
         self,

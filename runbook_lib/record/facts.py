@@ -23,7 +23,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from runbook_lib.record.timeline import Event, EventKind, Timeline
+from runbook_lib.core.verdict import Verdict
+from runbook_lib.record.timeline import Event, EventKind, FailureKind, Timeline
 
 __all__ = [
     "Assessed",
@@ -32,6 +33,8 @@ __all__ = [
     "Confirmed",
     "Decided",
     "EarlierRunFound",
+    "EvidenceLost",
+    "EvidenceRoom",
     "Fact",
     "Finished",
     "FixBranchCreated",
@@ -48,6 +51,8 @@ __all__ = [
     "StepFailure",
     "TargetResolved",
     "TracesCollected",
+    "attempt_file",
+    "attempt_number",
     "attempts",
     "fact_data",
     "record_fact",
@@ -65,10 +70,11 @@ class Outcome(StrEnum):
     ALREADY_ROLLED_BACK = "already_rolled_back"  # an earlier run did it; nothing changed
     NOT_RECOVERED = "not_recovered"  # rolled back but the error rate did not recover: escalate
     RELEASE_CHANGED = "release_changed"  # rolled back, then someone changed the release again
-    REFUSED = "refused"  # a safety check stopped the run before any change
+    REFUSED = "refused"  # a safety check or bad input stopped the run before any change
     FAILED = "failed"  # a step failed; see ``RunFacts.changed_cluster``
     INTERRUPTED = "interrupted"  # stopped by a signal or a crash
     INCOMPLETE = "incomplete"  # the timeline ends without an ending
+    ASSESSED = "assessed"  # the read-only assessment notebook ran to its end
 
 
 class Fact:
@@ -90,13 +96,16 @@ class Decided(Fact):
     """The "When to Rollback" decision (``decision`` is ``Decision.to_json_dict()``)."""
 
     NAME: ClassVar[str] = "decided"
-    verdict: str  # core.decision.Verdict value
+    verdict: Verdict
     rollback: bool  # act on it: the verdict, or a person's / the parameter's override
     deployed_at: datetime
     evaluated_at: datetime
     decision: Mapping[str, Any] = field(default_factory=dict)
     manual_reason: str = ""
     override: str = ""  # why an inconclusive verdict was acted on anyway
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Verdict(self.verdict))  # read back as text
 
 
 @dataclass(frozen=True)
@@ -178,10 +187,13 @@ class FixBranchCreated(Fact):
 @dataclass(frozen=True)
 class Finished(Fact):
     NAME: ClassVar[str] = "finished"
-    outcome: str  # Outcome value
+    outcome: Outcome
     decision_to_rollout_s: float | None
     decision_to_recovery_s: float | None
     target_s: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome(self.outcome))  # read back as text
 
 
 @dataclass(frozen=True)
@@ -287,6 +299,29 @@ class TracesCollected(Fact):
     failing_sampled: Mapping[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EvidenceRoom(Fact):
+    """Preflight's check of the evidence folder: writable, and how much room it has.
+
+    ``problem`` is why the bundle cannot be written ("" when it can); a run refused for it
+    writes nothing more than its record and manifest (they fit in the ending's reserve).
+    """
+
+    NAME: ClassVar[str] = "evidence_room"
+    directory: str
+    free_bytes: int
+    needed_bytes: int
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class EvidenceLost(Fact):
+    """Evidence the run could not write (``runbook run`` records it when the timeline can)."""
+
+    NAME: ClassVar[str] = "evidence_lost"
+    what: tuple[str, ...]
+
+
 _FACTS: dict[str, type[Fact]] = {
     cls.NAME: cls
     for cls in (
@@ -308,6 +343,8 @@ _FACTS: dict[str, type[Fact]] = {
         BadPodsCaptured,
         TracesCollected,
         ClusterReadBack,
+        EvidenceRoom,
+        EvidenceLost,
     )
 }
 
@@ -352,7 +389,7 @@ def _read_fact(data: Mapping[str, Any]) -> Fact | None:
         values[f.name] = value
     try:
         return cls(**values)
-    except TypeError:
+    except (TypeError, ValueError):
         return None  # a fact written by another version of the tool: not ours to guess
 
 
@@ -364,7 +401,21 @@ class StepFailure:
     error_type: str
     message: str
     at: datetime
-    kind: str  # "precondition", "verification", "interrupted", "parameter", "other"
+    kind: FailureKind
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FailureKind(self.kind))
+
+
+def _failure_kind(value: object) -> FailureKind:
+    try:
+        return FailureKind(str(value))
+    except ValueError:
+        return FailureKind.OTHER  # written by another version of the tool
+
+
+# The step that begins each run of an incident on its timeline.
+START_STEP = "start_run"
 
 
 def attempts(events: Iterable[Event]) -> list[tuple[str, list[Event]]]:
@@ -380,12 +431,12 @@ def attempts(events: Iterable[Event]) -> list[tuple[str, list[Event]]]:
     for event in events:
         if event.run:
             key = event.run
-        elif event.step == "start_run":
+        elif event.step == START_STEP:
             legacy += 1
             key = f"#{legacy}"
         else:
             key = current if current is not None else "#0"
-        if event.step == "start_run":
+        if event.step == START_STEP:
             current = key
         groups.setdefault(key, []).append(event)
     return list(groups.items())
@@ -394,11 +445,30 @@ def attempts(events: Iterable[Event]) -> list[tuple[str, list[Event]]]:
 def _latest_started(events: list[Event]) -> str | None:
     """The run id (or positional key) of the attempt that started last."""
     found = attempts(events)
-    started = [key for key, group in found if any(e.step == "start_run" for e in group)]
+    started = [key for key, group in found if any(e.step == START_STEP for e in group)]
     if started:
         # Ordered by first event; an attempt's first event is its start_run.
         return started[-1]
     return found[-1][0] if found else None
+
+
+def attempt_number(events: Iterable[Event], run: str) -> int:
+    """Which attempt of its incident the run ``run`` is (1, 2, ...), by when it started; the
+    next number when it has not started (yet)."""
+    started = [key for key, group in attempts(events) if any(e.step == START_STEP for e in group)]
+    return started.index(run) + 1 if run in started else len(started) + 1
+
+
+def attempt_file(name: str, attempt: int) -> str:
+    """The file name of an attempt's executed notebook (``rollback.ipynb``, 1, 2, ...).
+
+    The first attempt keeps the notebook's own name; a re-run of the same incident writes
+    beside it (``rollback.attempt-2.ipynb``), never over an earlier attempt's.
+    """
+    if attempt <= 1:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.attempt-{attempt}.{suffix}" if dot else f"{name}.attempt-{attempt}"
 
 
 # Facts that happened more than once in a run (a step's cell re-run) keep the last.
@@ -432,6 +502,8 @@ class RunFacts:
     bad_pods: BadPodsCaptured | None = None
     traces: TracesCollected | None = None
     read_back: ClusterReadBack | None = None  # the cluster as read after a change cut off
+    room: EvidenceRoom | None = None  # preflight's check of the evidence folder
+    lost: tuple[str, ...] = ()  # evidence that could not be written (EvidenceLost facts)
     run: str = ""  # the run these facts are of (its id; "#n" for a timeline without ids)
 
     @classmethod
@@ -445,7 +517,7 @@ class RunFacts:
         listed = list(events)
         key = run if run is not None else _latest_started(listed)
         own = [e for k, group in attempts(listed) if k == key for e in group]
-        found: dict[str, Any] = {"failures": [], "earlier_runs": [], "run": key or ""}
+        found: dict[str, Any] = {"failures": [], "earlier_runs": [], "lost": [], "run": key or ""}
         if own:
             first = next(i for i, e in enumerate(listed) if e is own[0])
             for event in listed[:first]:
@@ -453,7 +525,7 @@ class RunFacts:
                 if isinstance(fact, RolledBack):
                     found["earlier_rollback"] = fact
         for event in own:
-            if event.step == "start_run":
+            if event.step == START_STEP:
                 found["started_at"] = event.at
                 found["dry_run"] = bool(event.data.get("dry_run", False))
             if event.kind == EventKind.STEP_FAILED:
@@ -463,7 +535,7 @@ class RunFacts:
                         error_type=str(event.data.get("error_type", "")),
                         message=event.message,
                         at=event.at,
-                        kind=str(event.data.get("error_kind", "other")),
+                        kind=_failure_kind(event.data.get("error_kind")),
                     )
                 )
             if event.kind != EventKind.FACT:
@@ -505,8 +577,12 @@ class RunFacts:
                 found["traces"] = fact
             elif isinstance(fact, ClusterReadBack):
                 found["read_back"] = fact
-        found["failures"] = tuple(found["failures"])
-        found["earlier_runs"] = tuple(found["earlier_runs"])
+            elif isinstance(fact, EvidenceRoom):
+                found["room"] = fact
+            elif isinstance(fact, EvidenceLost):
+                found["lost"] += [w for w in fact.what if w not in found["lost"]]
+        for name in ("failures", "earlier_runs", "lost"):
+            found[name] = tuple(found[name])
         return cls(**found)
 
     @property
@@ -563,13 +639,13 @@ class RunFacts:
     def outcome(self) -> Outcome:
         """How the run ended: the one place that works it out from the facts."""
         if self.finished is not None:
-            return Outcome(self.finished.outcome)
+            return self.finished.outcome
         failure = self.failure
-        if failure is not None and failure.kind == "interrupted":
+        if failure is not None and failure.kind is FailureKind.INTERRUPTED:
             return Outcome.INTERRUPTED
         decided = self.decided
         if decided is not None and not decided.rollback:
-            if decided.verdict == "inconclusive":
+            if decided.verdict is Verdict.INCONCLUSIVE:
                 return Outcome.INCONCLUSIVE
             return Outcome.NO_ROLLBACK
         if self.release_changed is not None:
@@ -577,7 +653,8 @@ class RunFacts:
         if self.not_recovered is not None:
             return Outcome.NOT_RECOVERED
         if failure is not None:
-            if failure.kind == "precondition" and self.rolled_back is None:
+            before_any_change = (FailureKind.PRECONDITION, FailureKind.PARAMETER)
+            if failure.kind in before_any_change and self.rolled_back is None:
                 if self.confirmed is not None and not self.confirmed.go_ahead:
                     return Outcome.DECLINED
                 return Outcome.REFUSED

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from runbook_lib import assessment
 from runbook_lib.assessment import Window
-from runbook_lib.core.decision import Decision, Verdict
+from runbook_lib.core.decision import Decision, RuleStatus, Verdict
 from runbook_lib.core.revisions import bad_revision
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.record.facts import Assessed, Decided, record_fact
@@ -81,7 +81,7 @@ def _inconclusive(ctx: RunContext, decision: Decision) -> str:
     unjudged = "; ".join(
         f"{r.rule.value} [{r.metric}]: {r.reason}"
         for r in decision.rules
-        if r.required and r.status.value == "not_evaluated"
+        if r.required and r.status is RuleStatus.NOT_EVALUATED
     )
     if ctx.settings.rules.on_inconclusive == "rollback":
         return f"on_inconclusive=rollback: rolled back although not judged ({unjudged})"
@@ -125,7 +125,7 @@ def decide(ctx: RunContext) -> DecisionMade:
             decision = assessment.decide(settings, window, manual_reason=override)
     for warning in decision.warnings:
         ctx.timeline.record("decide", EventKind.WARNING, warning)
-    verdict = decision.verdict.value
+    verdict = decision.verdict
     event = record_fact(
         ctx.timeline,
         "decide",
@@ -138,6 +138,6 @@ def decide(ctx: RunContext) -> DecisionMade:
             manual_reason=settings.rules.manual_reason or override,
             override=override,
         ),
-        f"verdict {verdict}: " + ("roll back" if decision.rollback else "no change"),
+        f"verdict {verdict.value}: " + ("roll back" if decision.rollback else "no change"),
     )
     return DecisionMade(decision, window, event.at, decision.rollback, override)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from runbook_lib.display import recorder as recording
 from runbook_lib.display.summary import ERROR_HOOKS, Summary
+from runbook_lib.record.facts import attempt_file, attempt_number
 from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.step import runbook_step
@@ -57,11 +58,13 @@ def write_executed_notebook(ctx: RunContext) -> NotebookSaved:
     # nbformat's reader joins the file's line lists into strings, as redaction expects.
     skeleton = nbformat.reads(source.read_text(encoding="utf-8"), as_version=4)  # type: ignore[no-untyped-call]
     executed = nbformat.from_dict(recorder.executed_notebook(skeleton))  # type: ignore[no-untyped-call]
-    notebook, page = write_notebook_evidence(executed, ctx.incident_dir, name=NAME,
-                                             redactor=ctx.redact)  # fmt: skip
+    name = attempt_file(NAME, attempt_number(ctx.timeline.events, ctx.run_id))
+    notebook, page = write_notebook_evidence(
+        executed, ctx.incident_dir, name=name, redactor=ctx.redact
+    )
     ctx.timeline.record(
         "save_notebook", EventKind.INFO,
-        f"executed notebook recorded by the kernel, from {source.name}, saved as {NAME}",
+        f"executed notebook recorded by the kernel, from {source.name}, saved as {name}",
         unsaved_cells=executed.metadata.get("runbook", {}).get("unsaved_cells", 0),
     )  # fmt: skip
     return NotebookSaved(notebook, page)

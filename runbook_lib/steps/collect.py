@@ -19,12 +19,7 @@ from runbook_lib.steps.bad_pods import SETTLE_IN_EVIDENCE_S, settle_capture, wri
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.trace_evidence import collect_run_traces
 
-__all__ = ["build_incident_record", "collect", "fetch_samples", "samples", "save_figures", "seal"]
-
-
-def seal(ctx: RunContext) -> str:
-    """Re-write ``MANIFEST.sha256`` over the incident folder (``RunContext.seal``)."""
-    return ctx.seal()
+__all__ = ["build_incident_record", "collect", "fetch_samples", "samples", "save_figures"]
 
 
 def _markers(ctx: RunContext) -> dict[str, datetime]:

@@ -32,9 +32,10 @@ from runbook_lib.core.redact import Redactor
 from runbook_lib.core.settings import Settings, with_incident_id
 from runbook_lib.display.summary import current as current_summary
 from runbook_lib.display.summary import set_redactor
-from runbook_lib.errors import CommandFailed, PreconditionFailed
+from runbook_lib.errors import PreconditionFailed
 from runbook_lib.evidence import files
-from runbook_lib.evidence.manifest import check_signing_key, write_manifest
+from runbook_lib.evidence.manifest import check_signing_key, seal
+from runbook_lib.record.ending import Seal
 from runbook_lib.record.facts import RunFacts
 from runbook_lib.record.timeline import RUN_ID_ENV, EventKind, Timeline, new_run_id
 
@@ -113,29 +114,19 @@ class RunContext:
     def now(self) -> datetime:
         return self.timeline.now()
 
-    def seal(self) -> str:
-        """Re-write ``MANIFEST.sha256`` over the incident folder, signed with ``signing_key``.
+    def seal(self) -> Seal:
+        """Re-seal the incident folder (``evidence.manifest.seal``: the one seal policy).
 
-        Never raises: returns "" when sealed, else why not. A signing failure is recorded as a
-        timeline warning and the manifest is then re-written unsigned (so it covers that
-        warning too); a write failure (disk full) is recorded if the timeline still can be.
+        Never raises. Signed with ``signing_key``; when signing fails the reason is a timeline
+        warning and the manifest is written unsigned (covering that warning). Whoever ends the
+        run reports a bundle that does not verify (``Seal.sentence``).
         """
-        try:
-            write_manifest(self.incident_dir, signing_key=self.settings.records.manifest_key)
-        except CommandFailed as err:
-            problem = f"the manifest is unsigned: signing failed: {err}"
-            self.timeline.record("seal", EventKind.WARNING, problem)
-        except OSError as err:
-            problem = f"could not seal the evidence: {type(err).__name__}: {err}"
-            self.timeline.record("seal", EventKind.WARNING, problem)
-            return problem
-        else:
-            return ""
-        try:
-            write_manifest(self.incident_dir, signing_key="")
-        except OSError as err:
-            problem += f"; could not re-write it: {err}"
-        return problem
+
+        def unsigned(why: str) -> None:
+            self.timeline.record("seal", EventKind.WARNING, f"the manifest is unsigned: {why}")
+
+        key = self.settings.records.manifest_key
+        return seal(self.incident_dir, signing_key=key, on_unsigned=unsigned)
 
     def show(self, text: str) -> None:
         """Print for the people watching (notebook output), redacted like the timeline."""
@@ -277,4 +268,5 @@ def start_run(
     )
     if summary is not None:
         summary.run = ctx
+        summary.timeline = timeline  # what the disk refused travels in the notebook instead
     return ctx

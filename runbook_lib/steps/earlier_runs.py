@@ -24,9 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from runbook_lib.adapters.lease import LockInfo
-from runbook_lib.errors import CommandFailed
+from runbook_lib.evidence import files
 from runbook_lib.evidence.incident_record import build_record, write_record
-from runbook_lib.evidence.manifest import write_manifest
+from runbook_lib.evidence.manifest import seal
 from runbook_lib.record.facts import (
     EarlierRunFound,
     Finished,
@@ -153,7 +153,7 @@ def _seal_events(ctx: RunContext, candidate: Candidate, timeline: Timeline) -> s
         later_evidence=str(ctx.incident_dir.resolve()),
     )  # fmt: skip
     record_fact(
-        timeline, _STEP, Finished(Outcome.INTERRUPTED.value, None, None, settings.acting.target),
+        timeline, _STEP, Finished(Outcome.INTERRUPTED, None, None, settings.acting.target),
         "outcome: interrupted (sealed by a later run)", run=run,
     )  # fmt: skip
     outcome = Outcome.INTERRUPTED.value
@@ -172,6 +172,8 @@ def _seal(ctx: RunContext, candidate: Candidate) -> str:
     outcome = _seal_events(ctx, candidate, timeline)
     if timeline.lost is not None:
         return f"not sealed: its timeline cannot be written ({timeline.lost})"
+    # Its runner died before giving back the room it held for the record and the manifest.
+    files.release_room(candidate.path)
     try:
         record = build_record(
             timeline.events, pd.DataFrame(), incident_id=candidate.incident_id,
@@ -180,13 +182,14 @@ def _seal(ctx: RunContext, candidate: Candidate) -> str:
             request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(), run=run or None,
         )  # fmt: skip
         write_record(record, candidate.path, redact=ctx.redact)
-        try:
-            write_manifest(candidate.path, signing_key=settings.records.manifest_key)
-        except CommandFailed:
-            write_manifest(candidate.path, signing_key="")  # unsigned beats unsealed
     except OSError as err:
-        return f"{outcome}; could not write its record or manifest: {err}"
-    return outcome
+        return f"{outcome}; could not write its record: {err}"
+
+    def unsigned(why: str) -> None:
+        timeline.record(_STEP, EventKind.WARNING, f"the manifest is unsigned: {why}")
+
+    state = seal(candidate.path, signing_key=settings.records.manifest_key, on_unsigned=unsigned)
+    return outcome if state.sealed else f"{outcome}; {state.sentence()}"
 
 
 def _link(ctx: RunContext, step: str, candidate: Candidate, outcome: str) -> EarlierRunFound:

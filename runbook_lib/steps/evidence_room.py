@@ -10,6 +10,7 @@ import os
 
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.evidence import files
+from runbook_lib.record.facts import EvidenceRoom, record_fact
 from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps.context import RunContext
 
@@ -51,14 +52,14 @@ def check_evidence_folder(ctx: RunContext, step: str = "preflight") -> None:
     """
     problem, free = _problem(ctx)
     directory = ctx.incident_dir
+    room = EvidenceRoom(str(directory), free, EVIDENCE_MIN_FREE, problem)
     if not problem:
-        ctx.timeline.record(
-            step,
-            EventKind.INFO,
-            f"evidence folder {directory}: writable, {free / 2**20:.0f} MiB free",
-        )
+        message = f"evidence folder {directory}: writable, {free / 2**20:.0f} MiB free"
+        record_fact(ctx.timeline, step, room, message)
         return
     text = f"evidence folder {directory}: {problem}"
+    # The ending reads this: a run refused for it writes only its record and manifest.
+    record_fact(ctx.timeline, step, room, text)
     if ctx.settings.records.without_evidence:
         ctx.show(f"WARNING: {text}; going on WITHOUT evidence (without_evidence=True)")
         ctx.timeline.record(step, EventKind.WARNING, f"{text}; going on without evidence")

@@ -63,7 +63,7 @@ def finish(ctx: RunContext) -> Finished:
     record_fact(
         ctx.timeline,
         "finish",
-        FinishedFact(result.outcome.value, to_rollout, to_recovery, ctx.settings.acting.target),
+        FinishedFact(result.outcome, to_rollout, to_recovery, ctx.settings.acting.target),
         message,
     )
     return result

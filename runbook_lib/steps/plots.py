@@ -13,7 +13,7 @@ from runbook_lib.steps import collect as evidence
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.step import runbook_step
 
-__all__ = ["PlotsWritten", "plot_assessment", "plot_before_after"]
+__all__ = ["PlotsWritten", "plot_assessment", "plot_before_after", "write_after_plot"]
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,13 @@ def plot_assessment(ctx: RunContext) -> PlotsWritten:
     return result
 
 
-@runbook_step("plot_before_after", seals=True)
-def plot_before_after(ctx: RunContext) -> PlotsWritten:
-    """Error ratio and p99 latency before and after the rollback, deploy/decision/rollback marked.
+def write_after_plot(ctx: RunContext) -> PlotsWritten:
+    """The samples up to now and ``plots/before_after.png`` (the step's body, and the salvage's
+    after a failure past the rollback, e.g. an escalation).
 
-    Supports Rollback Steps, step 4 (is the error rate back down?) and is the first piece of
-    evidence. Saves the samples as ``metrics/samples.csv`` and the figure as
-    ``plots/before_after.png``. When the metrics cannot be read (Prometheus down), the failure
-    goes to ``collection-errors.txt`` and the timeline, the samples read before are plotted
-    instead, and the run goes on: the record and the rest of the evidence matter more.
+    When the metrics cannot be read (Prometheus down), the failure goes to
+    ``collection-errors.txt`` and the timeline, and the samples read before are plotted
+    instead. Raises ``OSError`` when the bundle cannot be written.
     """
     try:
         frame = evidence.fetch_samples(ctx)
@@ -80,3 +78,16 @@ def plot_before_after(ctx: RunContext) -> PlotsWritten:
     result = PlotsWritten((csv, *paths), len(frame), figure)
     ctx.timeline.record("plot_before_after", EventKind.INFO, repr(result), files=[csv, *paths])
     return result
+
+
+@runbook_step("plot_before_after", seals=True)
+def plot_before_after(ctx: RunContext) -> PlotsWritten:
+    """Error ratio and p99 latency before and after the rollback, deploy/decision/rollback marked.
+
+    Supports Rollback Steps, step 4 (is the error rate back down?) and is the first piece of
+    evidence. Saves the samples as ``metrics/samples.csv`` and the figure as
+    ``plots/before_after.png``. When the metrics cannot be read (Prometheus down), the failure
+    goes to ``collection-errors.txt`` and the timeline, the samples read before are plotted
+    instead, and the run goes on: the record and the rest of the evidence matter more.
+    """
+    return write_after_plot(ctx)

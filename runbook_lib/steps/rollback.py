@@ -31,8 +31,11 @@ class Notified:
     delivered: tuple[str, ...]
     failed: tuple[str, ...]
     dry_run: bool = False
+    skipped: bool = False  # nothing to announce: the run changes nothing
 
     def __repr__(self) -> str:
+        if self.skipped:
+            return f"Notify: {self.message}"
         if self.dry_run:
             return f"Notify (dry run, not sent): {self.message!r}"
         failed = f"; FAILED: {', '.join(self.failed)}" if self.failed else ""
@@ -55,13 +58,24 @@ class RollbackDone:
 def notify(ctx: RunContext) -> Notified:
     """Rollback Steps, step 1: "Rolling back <release> from <bad> to <good>".
 
-    Posts through Slack webhook / file / console as configured, each retried once. Never
+    Nothing is sent when the release already runs the target (nothing will change). Posts
+    through Slack webhook / file / console as configured, each retried once. Never
     raises for a failed notification (it is a recorded warning). Raises
     ``PreconditionFailed`` if preflight has not resolved the revisions.
     """
     target = ctx.live.target
     if target is None:
         raise PreconditionFailed("notify needs preflight to have resolved the revisions")
+    if target.already_rolled_back:
+        # Nothing will change: a "Rolling back" message would announce a rollback that never
+        # happens (and name the good revision as the bad one).
+        release = ctx.settings.target.release
+        message = (
+            f"not sent: {release} already runs revision {target.target.number}'s chart and "
+            "values; nothing will be rolled back"
+        )
+        ctx.timeline.record("notify", EventKind.INFO, message)
+        return Notified(message, (), (), skipped=True)
     message = rollout_message(ctx.settings, target)
     if ctx.dry_run:
         ctx.timeline.record("notify", EventKind.DRY_RUN, f"would post: {message}")

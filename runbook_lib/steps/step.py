@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
+from runbook_lib.core.verdict import Verdict
 from runbook_lib.display.summary import current as current_summary
 from runbook_lib.errors import AdapterError
 from runbook_lib.record.timeline import EventKind
@@ -40,7 +41,7 @@ class Skipped:
 
 def _skip_reason(ctx: RunContext) -> str:
     decided = ctx.facts.decided
-    if decided is not None and decided.verdict == "inconclusive":
+    if decided is not None and decided.verdict is Verdict.INCONCLUSIVE:
         return "skipped: stopped before any change, the verdict is inconclusive"
     return "skipped: no rollback needed"
 

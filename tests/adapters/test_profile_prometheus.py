@@ -216,6 +216,6 @@ def test_prometheus_that_cannot_be_reached_has_its_own_exit_status(
 ) -> None:
     profile = _profile(tmp_path, "")
     down = f"http://127.0.0.1:{free_port()}"
-    assert main(["profile", "check", str(profile), "--prometheus-url", down]) == 6
+    assert main(["profile", "check", str(profile), "--prometheus-url", down]) == 7
     assert f"cannot reach Prometheus at {down}: connection refused" in capsys.readouterr().err
-    assert main(["profile", "init", "--prometheus-url", down, "--release", "cart"]) == 6
+    assert main(["profile", "init", "--prometheus-url", down, "--release", "cart"]) == 7

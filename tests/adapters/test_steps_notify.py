@@ -134,3 +134,22 @@ def test_dry_run_posts_nothing(tmp_path: Path, webhook_factory: type[Webhook]) -
     assert result.dry_run
     assert hook.bodies == []
     assert not (tmp_path / "channel.jsonl").exists()
+
+
+def test_a_release_already_on_the_target_announces_no_rollback(
+    tmp_path: Path, webhook_factory: type[Webhook]
+) -> None:
+    # A re-run under another incident id after the rollback: the release runs revision 3,
+    # made by the rollback to 1; nothing will change, so nothing is announced.
+    hook = webhook_factory(200)
+    ctx = _ctx(tmp_path, hook.url)
+    ctx.live.target = RollbackTarget(
+        current=Revision(3, "deployed", "app-0.1.0", "v1.0.0", T0, "Rollback to 1"),
+        target=Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete"),
+        already_rolled_back=True,
+    )
+    result = notify(ctx)
+    assert result.skipped
+    assert hook.bodies == []
+    assert not (tmp_path / "channel.jsonl").exists()
+    assert "Rolling back" not in ctx.timeline.path.read_text()  # type: ignore[union-attr]

@@ -96,7 +96,8 @@ def test_runbook_run_checks_its_parameters_without_loading_the_heavy_libraries(
     # papermill are for the kernel and after it.
     code = (
         "import sys; from pathlib import Path; from runbook_lib.cli import run; "
-        f"run._prepare({RUN | {'output_dir': str(tmp_path)}!r}, Path('rollback.ipynb')); "
+        "from runbook_lib.headless.prepare import prepare; "
+        f"prepare({RUN | {'output_dir': str(tmp_path)}!r}, Path('rollback.ipynb')); "
         "print(' '.join(m for m in ('pandas', 'matplotlib', 'kubernetes', 'papermill', "
         "'nbformat', 'pydantic') if m in sys.modules))"
     )

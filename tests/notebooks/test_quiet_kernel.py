@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from runbook_lib.cli.kernel import papermill_kernel_options
+from runbook_lib.adapters.papermill_executor import papermill_kernel_options
 
 TCP_NOTICE = "Kernel is running over TCP without encryption"
 

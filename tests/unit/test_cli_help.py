@@ -108,11 +108,23 @@ def test_the_parameter_table_lists_every_notebook_parameter(runbook: str) -> Non
         else:  # quoted when empty or when it has spaces
             plain = default and " " not in default
             assert f"  {default if plain else chr(34) + default + chr(34)}  " in line, line
-        assert rows[name].help in line
+        assert rows[name].help.removesuffix(" (required)") in line
 
 
 def test_required_parameters_say_why() -> None:
     table = parameter_table("rollback")
     line = next(x for x in table.splitlines() if x.startswith("  expected_cluster "))
     assert line.split()[1] == "required"
-    assert "(required: the kube context name or API server URL this run must act on" in line
+    assert "(required: a guard against rolling back the wrong cluster)" in line
+
+
+def test_runbook_run_lists_its_parameters_without_starting_a_kernel(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "rollback", "--list-parameters"]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.strip().startswith("expected_cluster"))
+    assert "required" in line
+    assert "wrong cluster" in line
+    assert "(required) (required" not in out
+    assert any(row.split()[:2] == ["rollout_timeout", "5m"] for row in out.splitlines())

@@ -15,6 +15,7 @@ from runbook_lib.evidence.incident_record import (
 )
 from runbook_lib.record.facts import (
     Recovered,
+    RollbackStarted,
     RolledBack,
     RolloutCompleted,
     TargetResolved,
@@ -71,6 +72,21 @@ def test_helm_killed_is_a_failure_with_nothing_rolled_back() -> None:
     assert record.outcome is Outcome.FAILED
     assert record.rolled_back is False
     assert "- Nothing was rolled back" in text
+    assert "Bad release" not in text
+
+
+def test_helm_cut_off_and_not_read_back_is_not_known() -> None:
+    # helm started (RollbackStarted) and was killed; the cluster could not be read back: it
+    # may have applied the rollback, so the record never says "nothing was rolled back".
+    tl, clock = _new_run()
+    _step(tl, clock, "preflight", 2, BAD)
+    record_fact(tl, "helm_rollback", RollbackStarted(2, 1, "helm rollback app 1"), "started")
+    _failing(tl, "helm_rollback", RuntimeError("helm: signal: killed"))
+    text, record = _record(tl, clock)
+    assert record.outcome is Outcome.FAILED
+    assert record.rolled_back is None
+    assert "- Cluster: NOT KNOWN: helm rollback was started and did not end cleanly" in text
+    assert "Nothing was rolled back" not in text
     assert "Bad release" not in text
 
 

@@ -177,7 +177,8 @@ if "release_changed" in {o.value for o in Outcome}:  # being added alongside thi
 
 
 def test_every_outcome_has_a_case() -> None:
-    assert set(ENDINGS) == set(Outcome)
+    # "assessed" ends the read-only assessment notebook, which keeps no timeline.
+    assert set(ENDINGS) == set(Outcome) - {Outcome.ASSESSED}
 
 
 @pytest.mark.parametrize("outcome", list(ENDINGS), ids=[o.value for o in ENDINGS])
