@@ -41,15 +41,16 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def significant(value: float, digits: int = DIGITS) -> str:
-    """``value`` to ``digits`` significant digits, without an exponent and without trailing
-    zeros: 5.79452 -> "5.79", 0.000412 -> "0.000412", 20.0 -> "20"."""
+def significant(value: float, digits: int = DIGITS, *, trim: bool = True) -> str:
+    """``value`` to ``digits`` significant digits, without an exponent and (``trim``) without
+    trailing zeros: 5.79452 -> "5.79", 0.000412 -> "0.000412", 20.0 -> "20"; untrimmed,
+    1.9959 -> "2.00" (a measured value keeps the digits it was measured to)."""
     if value == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(value)))
     decimals = min(max(digits - 1 - magnitude, 0), _MAX_DECIMALS)
     text = f"{round(value, decimals):.{decimals}f}"
-    if "." in text:
+    if trim and "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
@@ -85,13 +86,14 @@ def duration(seconds: float | None) -> str:
 
 
 def latency(seconds: float | None) -> str:
-    """A latency: 1.8234 -> "1.82 s"; under a second in milliseconds: 0.3 -> "300 ms"."""
+    """A measured latency: 1.8234 -> "1.82 s", 1.9959 -> "2.00 s"; under a second in
+    milliseconds: 0.3 -> "300 ms"."""
     if not _finite(seconds):
         return NOT_KNOWN
     assert seconds is not None
     if 0 < abs(seconds) < 1:
-        return f"{significant(seconds * 1000)} ms"
-    return f"{significant(seconds)} s"
+        return f"{significant(seconds * 1000, trim=False)} ms"
+    return f"{significant(seconds, trim=False)} s"
 
 
 def count(value: float | None) -> str:
