@@ -574,8 +574,12 @@ def _impact_lines(record: IncidentRecord) -> list[str]:
         + ("unknown" if imp.failed_requests is None else readable.count(imp.failed_requests)),
         f"- 5xx ratio {window}: peak {readable.percent(imp.peak_error_ratio)}, mean"
         f" {readable.percent(imp.mean_error_ratio)}",
-        f"- 5xx ratio before the deploy (mean): {readable.percent(imp.before_error_ratio)};"
-        f" after recovery (mean): {readable.percent(imp.after_error_ratio)}",
+        f"- 5xx ratio before the deploy (mean): {readable.percent(imp.before_error_ratio)}"
+        + (
+            ""
+            if imp.after_error_ratio is None
+            else f"; after recovery (mean): {readable.percent(imp.after_error_ratio)}"
+        ),
         f"- p99 latency {window}: peak {readable.latency(imp.peak_p99_latency_s)}",
     ]
     return lines

@@ -215,8 +215,13 @@ def postmortem_markdown(
         f"- 5xx ratio {window}: peak {readable.percent(_number(impact.get('peak_error_ratio')))},"
         f" mean {readable.percent(_number(impact.get('mean_error_ratio')))}",
         f"- 5xx ratio before the deploy (mean):"
-        f" {readable.percent(_number(impact.get('before_error_ratio')))}; after recovery (mean):"
-        f" {readable.percent(_number(impact.get('after_error_ratio')))}",
+        f" {readable.percent(_number(impact.get('before_error_ratio')))}"
+        + (
+            ""
+            if _number(impact.get("after_error_ratio")) is None
+            else "; after recovery (mean):"
+            f" {readable.percent(_number(impact.get('after_error_ratio')))}"
+        ),
         f"- p99 latency {window}: peak"
         f" {readable.latency(_number(impact.get('peak_p99_latency_s')))}",
         "",

@@ -276,7 +276,7 @@ def story(
             fact = read_fact(event)
             if fact is not None:
                 found += _of_fact(fact, event.at, recovery_threshold)
-        elif event.kind == EventKind.STEP_START and event.step == START_STEP:
+        elif event.step == START_STEP and event.kind in (EventKind.INFO, EventKind.STEP_START):
             found.append(
                 Moment(event.at, "Dry run started" if event.data.get("dry_run") else "Run started")
             )
