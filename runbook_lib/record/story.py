@@ -103,9 +103,10 @@ def headline(ending: Ending) -> Headline:
         return Headline(f"Refused{where}{why}: nothing changed", Tone.WARN)
     if outcome is Outcome.ASSESSED:
         return Headline("Assessed: nothing changed", Tone.PENDING)
-    if outcome is Outcome.INCOMPLETE and failure is None and ending.signal is None:
-        return Headline("Running", Tone.PENDING)
-    stopped = "Interrupted" if outcome is Outcome.INTERRUPTED else "Failed"
+    stopped = {
+        Outcome.INTERRUPTED: "Interrupted",
+        Outcome.INCOMPLETE: "Stopped without an ending",
+    }.get(outcome, "Failed")
     if changed:
         return Headline(f"Rolled back, then {stopped.lower()}{where}{why}", Tone.BAD)
     return Headline(f"{stopped}{where}{why}: nothing changed", Tone.BAD)
@@ -281,8 +282,7 @@ def story(
                 Moment(event.at, "Dry run started" if event.data.get("dry_run") else "Run started")
             )
         elif event.kind == EventKind.STEP_FAILED:
-            error = str(event.data.get("error_type", "")) or "error"
-            found.append(Moment(event.at, f"{event.step} failed: {error}: {event.message}"))
+            found.append(Moment(event.at, event.message))  # "<step> failed: <Error>: ..."
         elif event.kind == EventKind.WARNING:
             found.append(Moment(event.at, f"Warning ({event.step}): {event.message}"))
         elif event.kind == EventKind.DRY_RUN:

@@ -72,8 +72,8 @@ def test_a_healthy_release_ends_done_and_sealed(tmp_path: Path) -> None:
     md = (run.incident_dir / "record.md").read_text()
     assert "**Not rolled back: healthy**" in md
     steps = md.split("## Steps")[1].split("##")[0]
-    states = {row.split("|")[1].strip(): row.split("|")[4].strip()
-              for row in steps.splitlines() if row.startswith("| ") and "---" not in row}  # fmt: skip
+    rows = [r.split("|") for r in steps.splitlines() if r.startswith("| ") and "---" not in r]
+    states = {row[1].strip(): row[4].strip() for row in rows}
     assert states["write_record"] == "done"
     assert states["save_notebook"] == "done"
     assert "in progress" not in steps
