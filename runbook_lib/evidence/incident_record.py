@@ -422,6 +422,11 @@ def _release_line(record: IncidentRecord) -> str:
     return "- Nothing was rolled back"
 
 
+def _cell(text: str) -> str:
+    """Text that stays in its Markdown table cell: one line, no column bar."""
+    return " ".join(text.split()).replace("|", "/")
+
+
 def _fmt_t(value: datetime | None) -> str:
     return readable.instant(value)
 
@@ -655,7 +660,7 @@ def render_markdown(record: IncidentRecord) -> str:
         "",
     ]
     lines += [
-        f"- {readable.clock(m.at)} {m.sentence}".replace("\n", " ") for m in record.story
+        f"- {readable.clock(m.at)} {m.sentence}" for m in record.story
     ] or ["- (nothing recorded)"]
     lines += _step_lines(record)
     lines += [
@@ -666,7 +671,7 @@ def render_markdown(record: IncidentRecord) -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {readable.clock(e.at)} | {e.step} | {e.kind.value} | {e.message.replace('|', '/')} |"
+        f"| {readable.clock(e.at)} | {e.step} | {e.kind.value} | {_cell(e.message)} |"
         for e in record.timeline
     ]
     return "\n".join(lines) + "\n"

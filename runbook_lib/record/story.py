@@ -287,7 +287,9 @@ def story(
             found.append(Moment(event.at, f"Warning ({event.step}): {event.message}"))
         elif event.kind == EventKind.DRY_RUN:
             found.append(Moment(event.at, f"Dry run ({event.step}): {event.message}"))
-    return tuple(sorted(found, key=lambda m: m.at))
+    # One line each: a message may carry a command's output on lines of its own.
+    told = (Moment(m.at, " ".join(m.sentence.split())) for m in found)
+    return tuple(sorted(told, key=lambda m: m.at))
 
 
 def _time(value: Any) -> datetime | None:
