@@ -15,7 +15,7 @@ APT_PKGS   := prometheus prometheus-alertmanager sqlite3 chromium chromium-drive
 # (`--dist loadgroup`, groups set in tests/conftest.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
-.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo demo-alert assess-demo check test flake-check lint typecheck unit bench clean
+.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down down demo demo-alert assess-demo check test flake-check lint typecheck unit bench clean
 
 help:
 	@echo "make demo    - bring the sandbox up, break it, run the rollback notebook headlessly, leave evidence"
@@ -25,6 +25,7 @@ help:
 	@echo "make flake-check - make test three times beside two CPU-bound processes (docs/TESTING.md)"
 	@echo "make assess-demo - the read-only assessment notebook on the bundled bad-deploy replay"
 	@echo "make bench   - benchmarks (numbers and ratios printed)"
+	@echo "make down    - stop the sandbox"
 	@echo "make install - .venv with the project editable, JupyterLab, sandbox and developer tools"
 
 $(STAMP): pyproject.toml
@@ -57,6 +58,8 @@ sandbox-up: install system-deps sandbox-build
 
 sandbox-down: install
 	$(VENV)/bin/runbook sandbox down
+
+down: sandbox-down
 
 demo: install system-deps sandbox-build
 	$(PY) scripts/demo.py

@@ -44,7 +44,6 @@ from runbook_lib.record.facts import (
     START_STEP,
     EvidenceLost,
     Outcome,
-    RunFacts,
     StepFailure,
     attempt_file,
     attempt_number,
@@ -265,10 +264,13 @@ def _end_rollback(
         record_fact(
             timeline, RUNNER_STEP, EvidenceLost(tuple(end.lost)), "evidence lost: see the list"
         )
-    if stopped or restored or len(timeline.events) > appended:
-        fetch = received is None and not no_room and before_start is None
-        with end.guard("incident record"):
-            end.lost += record_after_failure(ctx, fetch=fetch)
+    # The record is written last, from the whole timeline: the notebook wrote it before its
+    # last steps ran, so its steps table ended at the step writing it. Metrics are read again
+    # only when the run stopped before it could save them.
+    grew = bool(stopped or restored or len(timeline.events) > appended)
+    fetch = grew and received is None and not no_room and before_start is None
+    with end.guard("incident record"):
+        end.lost += record_after_failure(ctx, fetch=fetch)
     if timeline.lost is not None:
         end.lost.append(f"timeline: {timeline.lost.strerror or timeline.lost}")
 
@@ -278,9 +280,8 @@ def _end_rollback(
     state = seal(prepared.incident_dir, signing_key=prepared.signing_key, on_unsigned=unsigned)
     # A signal during the collection stopped it: the run was stopped by that signal too.
     stopped_by = signals.received
-    ending = Ending.read(
-        RunFacts.read(timeline.events), signal=stopped_by, lost=end.lost, seal=state
-    )
+    # This run's facts: with one incident id, another run's rollback is not this run's.
+    ending = Ending.read(ctx.facts, signal=stopped_by, lost=end.lost, seal=state)
     return ending, name, tuple(prepared.redactor(p) for p in end.problems)
 
 
