@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import TypedDict, Unpack
 
 __all__ = [
-    "AdapterContext",
     "AdapterError",
     "ApiError",
     "CommandFailed",
@@ -95,7 +94,7 @@ class LockLost(PreconditionFailed):
         super().__init__(message)
 
 
-class AdapterContext(TypedDict, total=False):
+class _CallContext(TypedDict, total=False):
     """What every ``AdapterError`` may say of the failed call; its subclasses pass it on."""
 
     command: str
@@ -141,7 +140,7 @@ class CommandFailed(AdapterError):
         *,
         returncode: int | None = None,
         timeout_s: float | None = None,
-        **context: Unpack[AdapterContext],
+        **context: Unpack[_CallContext],
     ) -> None:
         self.returncode = returncode
         self.timeout_s = timeout_s
@@ -152,7 +151,7 @@ class ApiError(AdapterError):
     """A Kubernetes API call failed. ``status`` is the HTTP status when there was one."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, **context: Unpack[AdapterContext]
+        self, message: str, *, status: int | None = None, **context: Unpack[_CallContext]
     ) -> None:
         self.status = status
         super().__init__(message, **context)
