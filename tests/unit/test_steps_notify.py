@@ -14,15 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helm_history import revision
 
-from runbook_lib.core.revisions import Revision, RollbackTarget
+from runbook_lib.core.revisions import RollbackTarget
 from runbook_lib.steps import notify, start_run
 from runbook_lib.steps.context import RunContext
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 TARGET = RollbackTarget(
-    current=Revision(2, "deployed", "app-0.1.0", "v1.1.0", T0, "Upgrade complete"),
-    target=Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete"),
+    current=revision(2, "v1.1.0", "deployed", "Upgrade complete", at=T0),
+    target=revision(1, "v1.0.0", "superseded", "Install complete", at=T0),
 )
 
 
@@ -144,8 +145,8 @@ def test_a_release_already_on_the_target_announces_no_rollback(
     hook = webhook_factory(200)
     ctx = _ctx(tmp_path, hook.url)
     ctx.live.target = RollbackTarget(
-        current=Revision(3, "deployed", "app-0.1.0", "v1.0.0", T0, "Rollback to 1"),
-        target=Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete"),
+        current=revision(3, "v1.0.0", "deployed", "Rollback to 1", at=T0),
+        target=revision(1, "v1.0.0", "superseded", "Install complete", at=T0),
         already_rolled_back=True,
     )
     result = notify(ctx)

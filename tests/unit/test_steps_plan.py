@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helm_history import revision
 
-from runbook_lib.core.revisions import Revision, RollbackTarget
+from runbook_lib.core.revisions import RollbackTarget
 from runbook_lib.core.settings import Entry, from_flat
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.record.facts import Outcome
@@ -16,8 +17,8 @@ from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.plan import build_plan, rollout_message
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-GOOD = Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete")
-BAD = Revision(2, "deployed", "app-0.1.0", "v1.1.0", T0, "Upgrade complete")
+GOOD = revision(1, "v1.0.0", "superseded", "Install complete", at=T0)
+BAD = revision(2, "v1.1.0", "deployed", "Upgrade complete", at=T0)
 COMMAND = "helm rollback app 1 --timeout 120s --namespace default --kube-context kwok-runbook"
 
 
