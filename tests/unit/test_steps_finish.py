@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clocks import ManualClock
 
 from runbook_lib.record.facts import (
     Decided,
@@ -19,14 +20,6 @@ from runbook_lib.record.facts import (
 from runbook_lib.steps import finish, start_run
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.mark.parametrize(
@@ -43,7 +36,7 @@ def test_recovery_time_is_judged_against_the_target(
 ) -> None:
     replay = tmp_path / "unused.csv"
     replay.write_text("timestamp,error_ratio,latency_p99_s\n")
-    clock = Clock()
+    clock = ManualClock(T0)
     ctx = start_run(
         expected_cluster="kwok-runbook",
         replay_csv=str(replay),

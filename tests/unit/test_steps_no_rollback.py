@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clocks import TickingClock
 
 from runbook_lib import steps
 from runbook_lib.record.facts import Outcome
@@ -39,17 +40,6 @@ def _replay(path: Path, error_ratio: float) -> Path:
     return path
 
 
-class _Clock:
-    """Advances one second per reading, so the timeline's order is visible in its times."""
-
-    def __init__(self) -> None:
-        self.at = DEPLOYED + timedelta(minutes=31)
-
-    def __call__(self) -> datetime:
-        self.at += timedelta(seconds=1)
-        return self.at
-
-
 def _start(tmp_path: Path, error_ratio: float = 0.0005, **over: object) -> steps.RunContext:
     kubeconfig = tmp_path / "empty-kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
@@ -62,7 +52,7 @@ def _start(tmp_path: Path, error_ratio: float = 0.0005, **over: object) -> steps
         output_dir=str(tmp_path / "out"),
         incident_id="inc-healthy",
         migrations_to_revert=1,
-        clock=_Clock(),
+        clock=TickingClock(DEPLOYED + timedelta(minutes=31)),
         out=lambda _text: None,
         environ={},
         **over,
