@@ -8,7 +8,6 @@ unless the run rolls back (the kubeconfig names no cluster, so any attempt fails
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,16 +21,8 @@ from runbook_lib.steps import Skipped
 
 DEPLOYED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 INCONCLUSIVE_REASON = "skipped: stopped before any change, the verdict is inconclusive"
-AFTER_DECIDE: tuple[Callable[[steps.RunContext], object], ...] = (
-    steps.preflight,
-    steps.confirm,
-    steps.notify,
-    steps.helm_rollback,
-    steps.wait_for_rollout,
-    steps.verify_image,
-    steps.check_recovery,
-    steps.revert_migrations,
-)
+# The change steps: every step after the decision up to ``finish``.
+AFTER_DECIDE = steps.ROLLBACK_STEPS[steps.ROLLBACK_STEPS.index(steps.decide) + 1 : -1]
 
 
 def _replay_before_the_deploy(path: Path) -> Path:

@@ -7,7 +7,6 @@ may reach for one (the kubeconfig given here names no cluster, so any attempt wo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,16 +18,8 @@ from runbook_lib.record.facts import Outcome
 from runbook_lib.steps import Skipped
 
 DEPLOYED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-AFTER_STEPS: tuple[Callable[[steps.RunContext], object], ...] = (
-    steps.preflight,
-    steps.confirm,
-    steps.notify,
-    steps.helm_rollback,
-    steps.wait_for_rollout,
-    steps.verify_image,
-    steps.check_recovery,
-    steps.revert_migrations,
-)
+# The change steps: every step after the decision up to ``finish``.
+AFTER_STEPS = steps.ROLLBACK_STEPS[steps.ROLLBACK_STEPS.index(steps.decide) + 1 : -1]
 
 
 def _replay(path: Path, error_ratio: float) -> Path:
