@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from replay_files import write_replay
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_DEPLOY = REPO / "notebooks" / "data" / "bad_deploy.csv"
@@ -27,13 +28,7 @@ def runbook(*args: str) -> subprocess.CompletedProcess[str]:
 
 def boundary_file(tmp_path: Path, error_at: dict[int, float]) -> Path:
     """15 s samples from 10 min before to 30 min after the deploy; error ratio per offset."""
-    lines = ["timestamp,error_ratio,p99_latency_s"]
-    for offset in range(-600, 1801, 15):
-        moment = (DEPLOY + timedelta(seconds=offset)).isoformat()
-        lines.append(f"{moment},{error_at.get(offset, 0.002)},0.3")
-    path = tmp_path / "boundary.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_replay(tmp_path / "boundary.csv", DEPLOY, range(-600, 1801, 15), error_at)
 
 
 def test_bundled_bad_deploy_json_is_exactly_the_public_document() -> None:
