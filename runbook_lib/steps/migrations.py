@@ -6,7 +6,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from runbook_lib.adapters.pod_exec import exec_in_pod
+from runbook_lib.adapters.pod_exec import ExecResult, exec_in_pod
 from runbook_lib.core.images import PodImages
 from runbook_lib.errors import CommandFailed, PreconditionFailed, VerificationFailed
 from runbook_lib.record.facts import MigrationsReverted as Reverted
@@ -56,16 +56,16 @@ def _migrator_pod(ctx: RunContext) -> PodImages:
     return sorted(running, key=lambda pod: pod.name)[0]
 
 
+def _exec(ctx: RunContext, pod: str, argv: list[str]) -> ExecResult:
+    settings = ctx.settings
+    timeout_s = settings.migrations.migrate_timeout
+    return exec_in_pod(ctx.kube, settings.target.namespace, pod, argv, timeout_s=timeout_s)
+
+
 def _schema_version(ctx: RunContext, pod: str) -> int:
     settings = ctx.settings
     argv = shlex.split(settings.migrations.migrate_version_command)
-    result = exec_in_pod(
-        ctx.kube,
-        settings.target.namespace,
-        pod,
-        argv,
-        timeout_s=settings.migrations.migrate_timeout,
-    )
+    result = _exec(ctx, pod, argv)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     match = _VERSION.match(lines[-1]) if lines else None
     if result.exit_code != 0 or match is None:
@@ -119,13 +119,7 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
         ctx.timeline.record("revert_migrations", EventKind.DRY_RUN,
                             f"would run in {pod}: {command} (schema now {before})")  # fmt: skip
         return MigrationsReverted("dry run", pod, command, version_before=before)
-    result = exec_in_pod(
-        ctx.kube,
-        settings.target.namespace,
-        pod,
-        argv,
-        timeout_s=settings.migrations.migrate_timeout,
-    )
+    result = _exec(ctx, pod, argv)
     ctx.timeline.record(
         "revert_migrations", EventKind.INFO,
         f"ran in {pod}: {command} -> exit {result.exit_code}",
