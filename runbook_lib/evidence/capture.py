@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
 from runbook_lib.adapters.pod_capture import PodState, list_pod_states, read_log_bytes
 from runbook_lib.core.capture import CaptureBounds, cut_log
@@ -256,16 +256,18 @@ class CaptureJob:
         return self._report
 
 
+class _Capture(TypedDict):
+    """``capture_release_pods``' arguments that ``start_capture`` passes on as they are."""
+
+    since: datetime | None
+    output_dir: Path
+    redact: Callable[[str], str]
+    bounds: NotRequired[CaptureBounds | None]
+    release_revision: NotRequired[str]
+
+
 def start_capture(
-    kube: Kube,
-    *,
-    namespace: str,
-    selector: str,
-    since: datetime | None,
-    output_dir: Path,
-    redact: Callable[[str], str],
-    bounds: CaptureBounds | None = None,
-    release_revision: str = "",
+    kube: Kube, *, namespace: str, selector: str, **capture: Unpack[_Capture]
 ) -> CaptureJob:
     """List the pods now (so the capture knows them before anything changes), then read
     and write their logs in a background thread. Same arguments as ``capture_release_pods``."""
@@ -276,15 +278,7 @@ def start_capture(
 
     def run() -> CaptureReport:
         return capture_release_pods(
-            kube,
-            namespace=namespace,
-            selector=selector,
-            since=since,
-            output_dir=output_dir,
-            redact=redact,
-            bounds=bounds,
-            release_revision=release_revision,
-            states=states,
+            kube, namespace=namespace, selector=selector, states=states, **capture
         )
 
     return CaptureJob(run)
