@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 from helm_history import revision
+from offline_run import offline_run
 
 from runbook_lib.core.revisions import RollbackTarget
-from runbook_lib.steps import notify, start_run
+from runbook_lib.steps import notify
 from runbook_lib.steps.context import RunContext
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
@@ -76,20 +77,14 @@ def webhook_factory() -> Iterator[type[Webhook]]:
 
 
 def _ctx(tmp_path: Path, url: str, **over: object) -> RunContext:
-    replay = tmp_path / "unused.csv"
-    replay.write_text("timestamp,error_ratio,latency_p99_s\n")
-    ctx = start_run(
-        expected_cluster="kwok-runbook",
-        replay_csv=str(replay),
-        output_dir=str(tmp_path),
-        incident_id="inc-n",
+    ctx = offline_run(
+        tmp_path,
+        "inc-n",
         slack_webhook_url=url,
         notify_file=str(tmp_path / "channel.jsonl"),
         console=False,
         notify_timeout="500ms",
-        out=lambda _text: None,
         sleep=lambda _s: None,
-        environ={},
         **over,
     )
     ctx.live.target = TARGET

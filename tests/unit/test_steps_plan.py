@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from helm_history import revision
+from offline_run import offline_run
 
 from runbook_lib.core.revisions import RollbackTarget
 from runbook_lib.core.settings import Entry, from_flat
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.record.facts import Outcome
-from runbook_lib.steps import confirm, start_run
+from runbook_lib.steps import confirm
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.plan import build_plan, rollout_message
 
@@ -70,18 +71,7 @@ def test_notification_text_names_both_versions() -> None:
 
 
 def _ctx_with_plan(tmp_path: Path, answer: str | None, **over: object) -> RunContext:
-    replay = tmp_path / "x.csv"
-    replay.write_text("timestamp,error_ratio,latency_p99_s\n")
-    ctx = start_run(
-        expected_cluster="kwok-runbook",
-        replay_csv=str(replay),
-        output_dir=str(tmp_path),
-        incident_id="inc-c",
-        ask=lambda _question: answer,
-        out=lambda _text: None,
-        environ={},
-        **over,
-    )
+    ctx = offline_run(tmp_path, "inc-c", ask=lambda _question: answer, **over)
     ctx.live.plan = build_plan(
         ctx.settings,
         cluster="kwok-runbook",
