@@ -228,9 +228,16 @@ def capture_release_pods(
 
 
 class CaptureJob:
-    """A capture running in the background; ``wait`` returns its report."""
+    """A capture running in the background; ``wait`` returns its report. ``listed`` is set
+    once it has listed the pods it captures (from the start when it was not told)."""
 
-    def __init__(self, run: Callable[[], CaptureReport]) -> None:
+    def __init__(
+        self, run: Callable[[], CaptureReport], listed: threading.Event | None = None
+    ) -> None:
+        if listed is None:
+            listed = threading.Event()
+            listed.set()
+        self.listed = listed
         self._report: CaptureReport | None = None
         self._error: BaseException | None = None
 
@@ -267,18 +274,31 @@ class _Capture(TypedDict):
 
 
 def start_capture(
-    kube: Kube, *, namespace: str, selector: str, **capture: Unpack[_Capture]
+    kube: Kube,
+    *,
+    namespace: str,
+    selector: str,
+    listing_wait_s: float | None = None,
+    **capture: Unpack[_Capture],
 ) -> CaptureJob:
-    """List the pods now (so the capture knows them before anything changes), then read
-    and write their logs in a background thread. Same arguments as ``capture_release_pods``."""
-    try:
-        states: list[PodState] | None = list_pod_states(kube, namespace, selector)
-    except RunbookError:
-        states = None  # capture_release_pods retries the listing and records the gap
+    """List the pods (so the capture knows them before anything changes), then read and
+    write their logs, in a background thread. Returns once the pods are listed, or after
+    ``listing_wait_s`` (None: no limit); ``job.listed`` says which. Same arguments as
+    ``capture_release_pods``."""
+    listed = threading.Event()
 
     def run() -> CaptureReport:
+        states: list[PodState] | None
+        try:
+            states = list_pod_states(kube, namespace, selector)
+        except RunbookError:
+            states = None  # capture_release_pods lists again and records the gap
+        finally:
+            listed.set()
         return capture_release_pods(
             kube, namespace=namespace, selector=selector, states=states, **capture
         )
 
-    return CaptureJob(run)
+    job = CaptureJob(run, listed)
+    listed.wait(listing_wait_s)
+    return job

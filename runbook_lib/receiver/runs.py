@@ -44,9 +44,20 @@ __all__ = ["CHANGED_OUTCOMES", "DISPATCH_FAILED", "RunLife"]
 # Outcomes of an automatic run that may have changed the cluster when its timeline cannot say:
 # they count towards the breaker.
 CHANGED_OUTCOMES = frozenset(
-    {"recovered", "not_recovered", "release_changed", "failed", "interrupted", "incomplete",
-     "job_succeeded", "job_failed", "job_gone", "job_timeout", "unknown"}
-)  # fmt: skip
+    {
+        "recovered",
+        "not_recovered",
+        "release_changed",
+        "failed",
+        "interrupted",
+        "incomplete",
+        "job_succeeded",
+        "job_failed",
+        "job_gone",
+        "job_timeout",
+        "unknown",
+    }
+)
 # Verdicts after which the release's next alert is assessed again (no cooldown): the run
 # changed nothing, on data that ended before later alerts fired.
 REASSESS_VERDICTS = frozenset({"no_rollback", "inconclusive"})

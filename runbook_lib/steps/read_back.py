@@ -118,11 +118,13 @@ def read_cluster_back(
         pods = ctx.kube.pods(target_settings.namespace, ctx.pod_selector)
     except (RunbookError, OSError, ValueError) as err:  # e.g. a kubeconfig that cannot be read
         into.record_for(
-            run, step, EventKind.WARNING,
+            run,
+            step,
+            EventKind.WARNING,
             f"{reason}; the cluster could not be read back ({type(err).__name__}: {err}): "
             "whether the rollback was applied is unknown",
             read_back_failed=True,
-        )  # fmt: skip
+        )
         return None
     found = read_back(
         history,
