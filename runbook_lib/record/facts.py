@@ -24,6 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, dataclass_transform
 
+from runbook_lib.core.read_back import ReadBack
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.record.timeline import Event, EventKind, FailureKind, Timeline
 
@@ -220,27 +221,26 @@ class ReleaseChanged(Fact):
     images: tuple[str, ...] = ()  # what the pods run now
 
 
-class ClusterReadBack(Fact):
+class ClusterReadBack(Fact, ReadBack):
     """What the cluster says after a change step did not end cleanly, read from the cluster.
 
     Recorded when ``helm rollback`` was cut off (its timeout, a signal, a failure) and when a
     later run seals a run that crashed: ``helm history`` and the pods, read at ``read_at``.
-    ``revision``/``version``/``description``/``made_at`` describe the release's newest
-    revision; ``rollback_applied`` says whether the run's rollback is in the release (a
-    revision after the one the run started from restores its target and was deployed);
-    ``pod_images`` are what the pods run; ``sentence`` says it all for people, and every
-    ending (record, summary, exit line, notification) uses it as it is.
+    The fields of ``core.read_back.ReadBack``: ``revision``/``version``/``description``/
+    ``made_at`` describe the release's newest revision; ``rollback_applied`` says whether the
+    run's rollback is in the release (a revision after the one the run started from restores
+    its target and was deployed); ``pod_images`` are what the pods run; ``sentence`` says it
+    all for people, and every ending (record, summary, exit line, notification) uses it as it
+    is.
     """
 
     reason: str  # why it was read: "helm rollback was started at ... and killed after 40 s"
     read_at: datetime
-    revision: int
-    version: str
-    description: str
-    made_at: datetime | None
-    rollback_applied: bool
-    pod_images: tuple[str, ...]
-    sentence: str
+
+    @classmethod
+    def of(cls, found: ReadBack, *, reason: str, read_at: datetime) -> ClusterReadBack:
+        fields = {f.name: getattr(found, f.name) for f in dataclasses.fields(ReadBack)}
+        return cls(reason=reason, read_at=read_at, **fields)
 
 
 class BadPodsCaptured(Fact):
