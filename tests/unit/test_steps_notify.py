@@ -7,14 +7,13 @@ rollback, and the webhook URL (a secret) never reaches the timeline.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from helm_history import revision
+from loopback_http import Loopback, QuietHandler
 from offline_run import offline_run
 
 from runbook_lib.core.revisions import RollbackTarget
@@ -28,15 +27,14 @@ TARGET = RollbackTarget(
 )
 
 
-class Webhook:
+class Webhook(Loopback):
     """A local webhook answering every POST with ``status`` (or never answering)."""
 
     def __init__(self, status: int, *, hang: bool = False) -> None:
         self.bodies: list[dict[str, str]] = []
-        self.release = threading.Event()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 outer.bodies.append(json.loads(self.rfile.read(length)))
@@ -47,19 +45,7 @@ class Webhook:
                 self.end_headers()
                 self.wfile.write(b"ok" if status == 200 else b"internal error")
 
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T0/B0/s3cr3tH00kPath"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, "/services/T0/B0/s3cr3tH00kPath")
 
 
 @pytest.fixture
@@ -73,7 +59,7 @@ def webhook_factory() -> Iterator[type[Webhook]]:
 
     yield Tracked
     for hook in made:
-        hook.close()
+        hook.stop()
 
 
 def _ctx(tmp_path: Path, url: str, **over: object) -> RunContext:
