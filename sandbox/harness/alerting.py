@@ -25,7 +25,7 @@ from typing import Any
 from runbook_lib.adapters.settings_files import read_profile
 from runbook_lib.core.settings import Entry, Settings, from_flat
 from runbook_sandbox import metrics_stack, paths
-from runbook_sandbox.prometheus_server import port_is_free
+from runbook_sandbox.prometheus_server import answers_ready, port_is_free, ports_in_use
 
 __all__ = [
     "DEMO_PROFILE",
@@ -165,11 +165,9 @@ def start(
     binary = alertmanager_binary()
     if binary is None:
         raise AlertmanagerError(f"no Alertmanager binary on PATH ({INSTALL_HINT})")
-    if not port_is_free(port):
-        raise AlertmanagerError(
-            f"127.0.0.1:{port} is in use by another process; stop it or set "
-            "RUNBOOK_SANDBOX_PORT_BASE to run this sandbox on other ports"
-        )
+    problem = ports_in_use([port])
+    if problem:
+        raise AlertmanagerError(problem)
     work = _dir(state_dir)
     work.mkdir(parents=True, exist_ok=True)
     config = work / "alertmanager.yml"
@@ -198,12 +196,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Path, base: str, timeout_s: 
         if proc.poll() is not None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise AlertmanagerError(f"alertmanager exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        if answers_ready(base):
+            return
         time.sleep(0.1)
     raise AlertmanagerError(
         f"alertmanager not ready on {url()} after {timeout_s:.0f} s (log: {log})"

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from runbook_sandbox import paths
-from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, port_is_free
+from runbook_sandbox.prometheus_server import (
+    PrometheusServer,
+    ScrapeTarget,
+    port_is_free,
+    ports_in_use,
+)
 
 __all__ = ["TRAFFIC_JOB", "Endpoints", "MetricsStackError", "start", "status", "stop"]
 
@@ -71,11 +76,9 @@ def start(
     stop(state_dir)
     ports = paths.ports()
     for port in (ports.prometheus, ports.traffic):
-        if not port_is_free(port):
-            raise MetricsStackError(
-                f"127.0.0.1:{port} is in use by another process; stop it or set "
-                "RUNBOOK_SANDBOX_PORT_BASE to run this sandbox on other ports"
-            )
+        problem = ports_in_use([port])
+        if problem:
+            raise MetricsStackError(problem)
     work = _work_dir(state_dir)
     work.mkdir(parents=True, exist_ok=True)
     try:

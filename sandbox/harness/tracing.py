@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_sandbox import binaries, metrics_stack, paths
-from runbook_sandbox.prometheus_server import port_is_free
+from runbook_sandbox.prometheus_server import port_is_free, ports_in_use
 
 __all__ = [
     "MAX_TRACES",
@@ -110,12 +110,9 @@ def start(state_dir: Path, *, timeout_s: float = 30.0) -> str:
     if not binary.is_file():
         raise TracingError(f"{binary} is missing; run `runbook sandbox build`")
     ports = paths.ports()
-    busy = [p for p in ports.jaeger_ports() if not port_is_free(p)]
-    if busy:
-        raise TracingError(
-            f"127.0.0.1 ports {busy} are in use by another process; stop it or set "
-            "RUNBOOK_SANDBOX_PORT_BASE to run this sandbox on other ports"
-        )
+    problem = ports_in_use(ports.jaeger_ports())
+    if problem:
+        raise TracingError(problem)
     work = _dir(state_dir)
     work.mkdir(parents=True, exist_ok=True)
     config = work / "jaeger.yaml"
