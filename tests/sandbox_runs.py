@@ -1,0 +1,31 @@
+"""What every end-to-end run against the sandbox is given, in the parameter vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
+
+__all__ = ["sandbox_run"]
+
+
+def sandbox_run(sb: Sandbox, tmp_path: Path, incident_id: str, **over: Any) -> dict[str, Any]:
+    """The sandbox's cluster, helm and Prometheus (a 20 s rate window: a steady ratio at 200
+    req/s, short lag), a rollback decided by hand and confirmed, no console, the evidence in
+    ``tmp_path/evidence``; ``over`` adds to or replaces any of those."""
+    params: dict[str, Any] = {
+        "expected_cluster": sb.context,
+        "kubeconfig": str(sb.kubeconfig),
+        "context": sb.context,
+        "helm_binary": str(sb.bin_dir / "helm"),
+        "prometheus_url": sb.prometheus_url,
+        "prometheus_rate_window": "20s",
+        "manual_reason": "e2e: on-call decided to roll back",
+        "confirm": True,
+        "console": False,
+        "output_dir": str(tmp_path / "evidence"),
+        "incident_id": incident_id,
+    }
+    return params | over
