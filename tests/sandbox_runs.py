@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-__all__ = ["sandbox_run"]
+__all__ = ["RUNBOOK", "rollback_argv", "sandbox_run"]
+
+RUNBOOK = Path(sys.executable).parent / "runbook"
 
 
 def sandbox_run(sb: Sandbox, tmp_path: Path, incident_id: str, **over: Any) -> dict[str, Any]:
@@ -29,3 +33,12 @@ def sandbox_run(sb: Sandbox, tmp_path: Path, incident_id: str, **over: Any) -> d
         "incident_id": incident_id,
     }
     return params | over
+
+
+def rollback_argv(params: Mapping[str, Any]) -> list[str]:
+    """``runbook run rollback --quiet`` with ``params``: text as it is (``-r``), anything
+    else as a Python value (``-p``)."""
+    argv = [str(RUNBOOK), "run", "rollback", "--quiet"]
+    for name, value in params.items():
+        argv += ["-r" if isinstance(value, str) else "-p", name, str(value)]
+    return argv
