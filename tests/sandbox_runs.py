@@ -20,11 +20,8 @@ def sandbox_run(sb: Sandbox, tmp_path: Path, incident_id: str, **over: Any) -> d
     req/s, short lag), a rollback decided by hand and confirmed, no console, the evidence in
     ``tmp_path/evidence``; ``over`` adds to or replaces any of those."""
     params: dict[str, Any] = {
-        "expected_cluster": sb.context,
-        "kubeconfig": str(sb.kubeconfig),
-        "context": sb.context,
+        **sb.run_parameters,
         "helm_binary": str(sb.bin_dir / "helm"),
-        "prometheus_url": sb.prometheus_url,
         "prometheus_rate_window": "20s",
         "manual_reason": "e2e: on-call decided to roll back",
         "confirm": True,

@@ -62,10 +62,7 @@ def bad_deploy(clean_sandbox: Sandbox) -> Sandbox:
 def _params(sb: Sandbox, tmp_path: Path, incident: str, **extra: Any) -> dict[str, Any]:
     return {
         "incident_id": incident,
-        "expected_cluster": sb.context,
-        "kubeconfig": str(sb.kubeconfig),
-        "context": sb.context,
-        "prometheus_url": sb.prometheus_url,
+        **sb.run_parameters,
         "manual_reason": "game day: the on-call engineer rolls back",
         "confirm": True,
         "console": False,

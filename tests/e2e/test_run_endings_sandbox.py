@@ -81,10 +81,7 @@ def planted_bad_release(clean_sandbox: Sandbox, tmp_path: Path) -> Sandbox:
 def _params(sandbox: Sandbox, tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return {
         "incident_id": "INC-E2E",
-        "expected_cluster": sandbox.context,
-        "kubeconfig": str(sandbox.kubeconfig),
-        "context": sandbox.context,
-        "prometheus_url": sandbox.prometheus_url,
+        **sandbox.run_parameters,
         "business_counters": f"{METRIC_NAME}=orders_total",
         "slack_webhook_url": "https://hooks.slack.com/services/T0PLANTED/B0PLANTED/PLANTEDhook1",
         "root_cause_hypothesis": "\n".join(p.text for p in CORPUS),
