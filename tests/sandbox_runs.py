@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-__all__ = ["RUNBOOK", "rollback_argv", "sandbox_run"]
+__all__ = ["RUNBOOK", "lease_holder", "rollback_argv", "sandbox_run"]
 
 RUNBOOK = Path(sys.executable).parent / "runbook"
 
@@ -39,3 +39,12 @@ def rollback_argv(params: Mapping[str, Any]) -> list[str]:
     for name, value in params.items():
         argv += ["-r" if isinstance(value, str) else "-p", name, str(value)]
     return argv
+
+
+def lease_holder(sb: Sandbox) -> str | None:
+    """Who holds release ``app``'s rollback lock (its Lease) in the sandbox; None: nobody."""
+    out = sb.kubectl(
+        "get", "lease", "runbook-rollback-app", "--ignore-not-found",
+        "-o", "jsonpath={.spec.holderIdentity}",
+    )  # fmt: skip
+    return out.strip() or None

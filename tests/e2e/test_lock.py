@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sandbox_runs import sandbox_run
+from sandbox_runs import lease_holder, sandbox_run
 
 from runbook_lib import steps
 from runbook_lib.errors import LockHeld, LockLost, ReleaseChangedUnderRun
@@ -60,14 +60,6 @@ def start(sb: Sandbox, tmp_path: Path, incident: str, **over: Any) -> steps.RunC
 def revisions(sb: Sandbox) -> list[tuple[int, str]]:
     rows = json.loads(sb.helm("history", "app", "-o", "json"))
     return [(r["revision"], r["status"]) for r in rows]
-
-
-def lease_holder(sb: Sandbox) -> str | None:
-    out = sb.kubectl(
-        "get", "lease", "runbook-rollback-app", "--ignore-not-found",
-        "-o", "jsonpath={.spec.holderIdentity}",
-    )  # fmt: skip
-    return out.strip() or None
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sandbox_runs import sandbox_run
+from sandbox_runs import lease_holder, sandbox_run
 
 from runbook_lib import steps
 from runbook_lib.errors import WrongCluster
@@ -64,14 +64,6 @@ def serving_pods(sb: Sandbox) -> dict[str, str]:
         for p in pods
         if not p["metadata"].get("deletionTimestamp")
     }
-
-
-def lease_holder(sb: Sandbox) -> str | None:
-    out = sb.kubectl(
-        "get", "lease", "runbook-rollback-app", "--ignore-not-found",
-        "-o", "jsonpath={.spec.holderIdentity}",
-    )  # fmt: skip
-    return out.strip() or None
 
 
 def schema_version(sb: Sandbox) -> int:
