@@ -40,6 +40,13 @@ POLICY = {
 }
 
 
+def _started(tmp_path: Path, runner: FakeDispatch, **options: Any) -> Receiver:
+    """``_receiver``, its workers started."""
+    receiver = _receiver(tmp_path, runner, **options)
+    receiver.start()
+    return receiver
+
+
 def _receiver(
     tmp_path: Path,
     runner: FakeDispatch,
@@ -97,8 +104,7 @@ def test_a_firing_alert_for_an_allowed_release_runs_the_rollback_and_reports(
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
 
     async def go(client: TestClient) -> tuple[int, Any]:
         resp = await client.post("/alerts", json=payload(alert()), headers=AUTH)
@@ -129,8 +135,7 @@ def test_a_missing_or_wrong_token_is_401_and_starts_nothing(
     tmp_path: Path, headers: dict[str, str]
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
 
     async def go(client: TestClient) -> int:
         resp = await client.post("/alerts", json=payload(alert()), headers=headers)
@@ -169,8 +174,7 @@ def test_unknown_release_labels_resolved_and_duplicate_alerts_start_nothing(
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
 
     async def go(client: TestClient) -> list[Any]:
         out = []
@@ -194,8 +198,7 @@ def test_a_release_the_policy_does_not_allow_is_assessed_and_notified_with_the_c
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
     receiver.accept(_notification(alert("shop")))
     receiver.accept(_notification(alert("stranger")))
     assert receiver.wait_idle(10)
@@ -218,8 +221,7 @@ def test_the_circuit_breaker_turns_the_third_rollback_into_a_notification(
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner, cooldown=0)
-    receiver.start()
+    receiver = _started(tmp_path, runner, cooldown=0)
     for minute in range(3):
         receiver.accept(_notification(alert(starts_at=f"2026-12-01T12:0{minute}:00Z")))
         assert receiver.wait_idle(10)
@@ -235,8 +237,7 @@ def test_the_circuit_breaker_turns_the_third_rollback_into_a_notification(
 def test_a_burst_of_1000_alerts_for_50_releases_runs_each_release_once(tmp_path: Path) -> None:
     runner = FakeDispatch()
     runner.gate.clear()  # runs hold until every post is answered
-    receiver = _receiver(tmp_path, runner, capacity=100)
-    receiver.start()
+    receiver = _started(tmp_path, runner, capacity=100)
 
     async def go(client: TestClient) -> list[int]:
         statuses = []
@@ -258,8 +259,7 @@ def test_a_burst_of_1000_alerts_for_50_releases_runs_each_release_once(tmp_path:
 def test_an_alert_during_a_run_that_found_nothing_is_assessed_again(tmp_path: Path) -> None:
     runner = FakeDispatch(verdict="no_rollback")
     runner.gate.clear()  # the first run holds until the second alert has arrived
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
 
     async def go(client: TestClient) -> list[Any]:
         early = await client.post(
@@ -291,8 +291,7 @@ def test_an_alert_during_a_run_that_found_nothing_is_assessed_again(tmp_path: Pa
 def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     runner = FakeDispatch()
     runner.gate.clear()
-    receiver = _receiver(tmp_path, runner, capacity=2)
-    receiver.start()
+    receiver = _started(tmp_path, runner, capacity=2)
 
     async def go(client: TestClient) -> list[tuple[int, str | None]]:
         out = []
@@ -317,8 +316,7 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
 def test_a_refused_dispatch_is_reported_and_not_counted_as_a_rollback(tmp_path: Path) -> None:
     runner = FakeDispatch()
     runner.refuse = "cannot create Job runbook-x in default: HTTP 403 Forbidden"
-    receiver = _receiver(tmp_path, runner, cooldown=0)
-    receiver.start()
+    receiver = _started(tmp_path, runner, cooldown=0)
     for minute in range(3):
         receiver.accept(_notification(alert(starts_at=f"2026-12-01T12:0{minute}:00Z")))
         assert receiver.wait_idle(10)
@@ -337,8 +335,7 @@ def test_a_refused_dispatch_is_reported_and_not_counted_as_a_rollback(tmp_path: 
 
 def test_health_metrics_and_runs_pages(tmp_path: Path) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
     receiver.accept(_notification(alert()))
     assert receiver.wait_idle(10)
 
@@ -385,8 +382,7 @@ def test_an_automatic_run_stopped_on_inconclusive_data_hands_over_with_the_comma
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch(verdict="inconclusive", outcome="inconclusive")
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
     receiver.accept(_notification(alert()))
     assert receiver.wait_idle(10)
     receiver.close()
