@@ -360,27 +360,18 @@ class RunLife:
             return texts.dispatch_failed(**where, reason=note, command=command)
         if sealed:
             return texts.interrupted(**where, sealed=f"; {sealed}", command=command)
-        took = f"alert to end {(ended_at - run.received).total_seconds():.1f} s"
-        evidence = str(run.spec.incident_dir)
+        # What both endings say: how it ended, how long it took, where its evidence is.
+        ending = {
+            "outcome": outcome,
+            "verdict": verdict,
+            "took": f"alert to end {(ended_at - run.received).total_seconds():.1f} s",
+            "evidence": str(run.spec.incident_dir),
+            "command": command,
+            "note": note,
+        }
         if run.entry.get("action") == Action.AUTO_ROLLBACK:
-            return texts.ended(
-                **where,
-                outcome=outcome,
-                verdict=verdict,
-                status=status,
-                took=took,
-                evidence=evidence,
-                command=command,
-                note=note,
-            )
+            return texts.ended(**where, status=status, **ending)
+        reason = str(run.entry.get("reason") or "")
         return texts.assessed(
-            release=run.spec.release,
-            namespace=run.spec.namespace,
-            reason=str(run.entry.get("reason") or ""),
-            outcome=outcome,
-            verdict=verdict,
-            took=took,
-            evidence=evidence,
-            command=command,
-            note=note,
+            release=run.spec.release, namespace=run.spec.namespace, reason=reason, **ending
         )
