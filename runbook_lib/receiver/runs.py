@@ -15,7 +15,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -79,31 +79,24 @@ class _Run:
         return self.spec.run_id
 
 
+@dataclass(kw_only=True, eq=False)
 class RunLife:
     """Runs from start to end; ``active`` are those dispatched and being waited for."""
 
-    def __init__(
-        self,
-        *,
-        policy: Policy,
-        output_dir: Path,
-        dispatch: Dispatch,
-        journal: Journal,
-        ledger: Ledger,
-        notify: Callable[[str], None],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.policy = policy
-        self.output_dir = output_dir
-        self.dispatch = dispatch
-        self.journal = journal
-        self.ledger = ledger
-        self.notify = notify
-        self.clock = clock
-        self.changed = threading.Condition()  # ``active`` changed, or stopping
-        self.active: dict[str, RunSpec] = {}
-        self.stopping = False  # dispatch nothing more (plans stay for the next start)
-        self.hand_back = threading.Event()  # a Job's wait returns at once
+    policy: Policy
+    output_dir: Path
+    dispatch: Dispatch
+    journal: Journal
+    ledger: Ledger
+    notify: Callable[[str], None]
+    clock: Callable[[], datetime]
+    # ``active`` changed, or stopping.
+    changed: threading.Condition = field(default_factory=threading.Condition, init=False)
+    active: dict[str, RunSpec] = field(default_factory=dict, init=False)
+    # Dispatch nothing more (plans stay for the next start).
+    stopping: bool = field(default=False, init=False)
+    # A Job's wait returns at once.
+    hand_back: threading.Event = field(default_factory=threading.Event, init=False)
 
     # --- a new run -----------------------------------------------------------------------
 
