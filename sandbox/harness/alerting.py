@@ -11,14 +11,13 @@ same file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -221,24 +220,19 @@ def stop(state_dir: Path, *, port: int | None = None, timeout_s: float = 10.0) -
 def status(state_dir: Path) -> dict[str, Any]:
     """Alertmanager's pid, whether it runs, its URL, the receiver it posts to, active alerts."""
     state_dir = Path(state_dir)
-    info = metrics_stack._read(state_dir, _NAME)
-    running = metrics_stack._running(state_dir, _NAME)
+    process = metrics_stack.process_status(state_dir, _NAME)
     result: dict[str, Any] = {
         "url": url(),
-        "pid": int(info["pid"]) if info else None,
-        "running": running,
+        **process,
         "receiver_url": receiver_url(),
         "rules": sorted(str(p) for p in rules_dir(state_dir).glob("*.yml")),
         "alerts": None,
     }
-    if running:
-        try:
-            with urllib.request.urlopen(f"{url()}/api/v2/alerts", timeout=2) as resp:
-                alerts = json.load(resp)
+    alerts = metrics_stack.answer_json(f"{url()}/api/v2/alerts") if process["running"] else None
+    if alerts is not None:
+        with contextlib.suppress(KeyError, TypeError, AttributeError):
             result["alerts"] = [
                 {"name": a["labels"].get("alertname"), "state": a["status"]["state"]}
                 for a in alerts
             ]
-        except (urllib.error.URLError, OSError, ValueError, KeyError):
-            pass
     return result

@@ -139,18 +139,10 @@ def status(state_dir: Path) -> dict[str, Any]:
         "traffic_url": endpoints.traffic_url,
     }
     for name in _NAMES:
-        info = _read(state_dir, name)
-        result[name] = {
-            "pid": int(info["pid"]) if info else None,
-            "running": _running(state_dir, name),
-        }
+        result[name] = process_status(state_dir, name)
     result["mix"] = None
     if result["traffic"]["running"]:
-        try:
-            with urllib.request.urlopen(f"{endpoints.traffic_url}/mix", timeout=2) as resp:
-                result["mix"] = json.load(resp)
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
+        result["mix"] = answer_json(f"{endpoints.traffic_url}/mix")
     return result
 
 
@@ -180,6 +172,21 @@ def _record(state_dir: Path, name: str, proc: subprocess.Popen[bytes]) -> None:
     _children[proc.pid] = proc
     argv = [str(a) for a in proc.args] if isinstance(proc.args, list) else [str(proc.args)]
     _pid_file(state_dir, name).write_text(json.dumps({"pid": proc.pid, "argv": argv}))
+
+
+def process_status(state_dir: Path, name: str) -> dict[str, Any]:
+    """A recorded process' ``pid`` (None: none recorded) and whether it still ``running``."""
+    info = _read(state_dir, name)
+    return {"pid": int(info["pid"]) if info else None, "running": _running(state_dir, name)}
+
+
+def answer_json(url: str) -> Any:
+    """``url``'s JSON answer, for a status report; None when it does not give one."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return json.load(resp)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 def _read(state_dir: Path, name: str) -> dict[str, Any] | None:

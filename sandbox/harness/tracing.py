@@ -166,19 +166,15 @@ def stop(state_dir: Path, *, timeout_s: float = 10.0) -> None:
 def status(state_dir: Path) -> dict[str, Any]:
     """Jaeger's pid, whether it runs, its URLs and the services it has traces of."""
     state_dir = Path(state_dir)
-    info = metrics_stack._read(state_dir, _NAME)
-    running = metrics_stack._running(state_dir, _NAME)
+    process = metrics_stack.process_status(state_dir, _NAME)
     result: dict[str, Any] = {
         "query_url": query_url(),
         "otlp_http_url": otlp_http_url(),
-        "pid": int(info["pid"]) if info else None,
-        "running": running,
+        **process,
         "services": None,
     }
-    if running:
-        try:
-            with urllib.request.urlopen(f"{query_url()}/api/services", timeout=2) as resp:
-                result["services"] = json.load(resp).get("data") or []
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
+    if process["running"]:
+        answer = metrics_stack.answer_json(f"{query_url()}/api/services")
+        if isinstance(answer, dict):
+            result["services"] = answer.get("data") or []
     return result
