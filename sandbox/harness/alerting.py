@@ -190,16 +190,15 @@ def start(
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], log: Path, base: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise AlertmanagerError(f"alertmanager exited with {proc.returncode}:\n{tail}")
-        if answers_ready(base):
-            return
-        time.sleep(0.1)
-    raise AlertmanagerError(
-        f"alertmanager not ready on {url()} after {timeout_s:.0f} s (log: {log})"
+    late = f"alertmanager not ready on {url()} after {timeout_s:.0f} s (log: {log})"
+    metrics_stack.wait_ready(
+        proc,
+        log,
+        lambda: answers_ready(base),
+        timeout_s=timeout_s,
+        error=AlertmanagerError,
+        what="alertmanager",
+        late=late,
     )
 
 

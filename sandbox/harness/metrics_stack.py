@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,15 +246,45 @@ def _terminate(pid: int, timeout_s: float) -> None:
         child.wait(5)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    ready: Callable[[], bool],
+    *,
+    timeout_s: float,
+    error: type[Exception],
+    what: str,
+    late: str,
+) -> None:
+    """Wait until ``ready()``. Raises ``error``: "``what`` exited" with the tail of ``log``
+    when ``proc`` ends first, ``late`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise MetricsStackError(f"{proc.args!r} exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise MetricsStackError(f"{url} did not answer in {timeout_s:.0f} s (log: {log})")
+            raise error(f"{what} exited with {proc.returncode}:\n{tail}")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise error(late)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    late = f"{url} did not answer in {timeout_s:.0f} s (log: {log})"
+    wait_ready(
+        proc,
+        log,
+        lambda: _answers(url),
+        timeout_s=timeout_s,
+        error=MetricsStackError,
+        what=repr(proc.args),
+        late=late,
+    )

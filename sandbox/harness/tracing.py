@@ -134,20 +134,20 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _ready() -> bool:
+    """Jaeger's query API answers and its OTLP port listens."""
+    try:
+        with urllib.request.urlopen(f"{query_url()}/api/services", timeout=2) as resp:
+            return bool(resp.status == 200) and _listening(paths.ports().jaeger_otlp_http)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise TracingError(f"jaeger exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{query_url()}/api/services", timeout=2) as resp:
-                if resp.status == 200 and _listening(paths.ports().jaeger_otlp_http):
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise TracingError(f"jaeger not ready on {query_url()} after {timeout_s:.0f} s (log: {log})")
+    late = f"jaeger not ready on {query_url()} after {timeout_s:.0f} s (log: {log})"
+    metrics_stack.wait_ready(
+        proc, log, _ready, timeout_s=timeout_s, error=TracingError, what="jaeger", late=late
+    )
 
 
 def stop(state_dir: Path, *, timeout_s: float = 10.0) -> None:
