@@ -70,12 +70,7 @@ def test_parse_history_rejects_output_that_is_not_helm_history(text: str) -> Non
 @pytest.mark.parametrize(
     ("rows", "current", "target"),
     [
-        pytest.param(
-            helm_rows("v1.0.0", "v1.1.0"),
-            2,
-            1,
-            id="simple-upgrade",
-        ),
+        pytest.param(helm_rows("v1.0.0", "v1.1.0"), 2, 1, id="simple-upgrade"),
         pytest.param(
             helm_rows("v1.0.0", "v0.9.0 failed", "v1.1.0"),
             3,
@@ -88,12 +83,7 @@ def test_parse_history_rejects_output_that_is_not_helm_history(text: str) -> Non
             1,
             id="previous-revision-same-version-skipped",
         ),
-        pytest.param(
-            helm_rows("v1.0.0", "v1.1.0 failed"),
-            2,
-            1,
-            id="current-upgrade-failed",
-        ),
+        pytest.param(helm_rows("v1.0.0", "v1.1.0 failed"), 2, 1, id="current-upgrade-failed"),
         pytest.param(
             helm_rows("v1.0.0", "v1.0.0 chart app-0.2.0", "v1.0.0 chart app-0.3.0"),
             3,
