@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from runbook_lib.core.checks import reason as reason_problem
+from runbook_lib.core.readable import exact, exact_percent, exact_seconds
 from runbook_lib.core.series import (
     FIRST_NS,
     LAST_NS,
@@ -538,9 +539,9 @@ class _Window:
             return []
         peak_at = int(np.argmax(np.where(breaching, before, -np.inf)))
         return [
-            f"{column}: already above {limit:g} before the deploy ({count} of "
+            f"{column}: already above {_number(limit)} before the deploy ({count} of "
             f"{before.size} samples since {_iso(self.baseline_start_ns)}, "
-            f"peak {before[peak_at]:g} at {_iso(self.times[base_lo + peak_at])}); "
+            f"peak {_number(float(before[peak_at]))} at {_iso(self.times[base_lo + peak_at])}); "
             "the deploy may not be the cause"
         ]
 
@@ -657,12 +658,13 @@ def _iso(ns: int | np.integer[Any]) -> str:
     return str(_timestamp(ns).isoformat())
 
 
-def _number(value: float) -> str:
-    return f"{value:.6g}"
+# The reasons' figures keep six significant digits (``core.readable.exact``): they are values
+# in `runbook evaluate --json`, which tools compare.
+_number = exact
 
 
 def _seconds(ns: int) -> str:
-    return f"{_number(ns / NS_PER_S)} s"
+    return exact_seconds(ns / NS_PER_S)
 
 
 def _limit_text(column: str, limit: float) -> str:
@@ -671,7 +673,7 @@ def _limit_text(column: str, limit: float) -> str:
 
 def _value_text(column: str, value: float) -> str:
     if column == ERROR_RATIO:
-        return f"{_number(value * 100)}%"
+        return exact_percent(value)
     if column == P99_LATENCY:
-        return f"{_number(value)} s"
+        return exact_seconds(value)
     return _number(value)

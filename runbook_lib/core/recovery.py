@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from runbook_lib.core import readable
 from runbook_lib.core.series import NS_PER_S, find_runs, gaps_before, median_step_ns, times_ns
 from runbook_lib.core.settings import RecoveryCheck
 from runbook_lib.errors import ParameterError
@@ -80,23 +81,24 @@ def check_recovery(
             True,
             _datetime(times[at]),
             last_value,
-            f"error ratio below {limit:g} from {_iso(times[start])} "
-            f"({(times[start] - done_ns) / NS_PER_S:g} s after the rollout) "
+            f"5xx ratio below {readable.percent(limit)} from {_iso(times[start])} "
+            f"({readable.duration((times[start] - done_ns) / NS_PER_S)} after the rollout) "
             f"for {needed} consecutive samples",
         )
     # A run below the limit that started in time and reaches the last sample may still grow.
     still_open = bool(runs.ends.size and runs.ends[-1] == times.size - 1 and in_time[-1])
     pending = times[-1] <= deadline_ns or still_open
-    seen = f"last value {last_value:g}" if last_value is not None else "no values"
+    seen = f"last value {readable.percent(last_value)}" if last_value is not None else "no values"
     if pending:
         reason = (
-            f"not yet below {limit:g} for {needed} consecutive samples ({seen}); "
+            f"not yet below {readable.percent(limit)} for {needed} consecutive samples ({seen}); "
             f"deadline {_iso(deadline_ns)}"
         )
     else:
         reason = (
-            f"error ratio did not fall below {limit:g} for {needed} consecutive samples within "
-            f"{check.recovery_within:g} s of the rollout ({seen}): escalate"
+            f"5xx ratio did not fall below {readable.percent(limit)} for {needed} consecutive "
+            f"samples within {readable.duration(check.recovery_within)} of the rollout ({seen}): "
+            "escalate"
         )
     return Recovery(False, None, last_value, reason, not pending)
 

@@ -26,15 +26,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from runbook_lib.core import readable
 from runbook_lib.display import recorder as recording
 from runbook_lib.errors import RunbookError
 from runbook_lib.record.ending import Ending
 from runbook_lib.record.facts import Outcome, RunFacts
+from runbook_lib.record.story import Headline, Tone, headline
 from runbook_lib.record.timeline import Event, Timeline
 
 __all__ = [
     "BANNER_COLOURS",
     "ERROR_HOOKS",
+    "TONE_COLOURS",
     "Summary",
     "current",
     "install_error_handler",
@@ -51,6 +54,14 @@ BANNER_COLOURS: dict[str, tuple[str, str]] = {
     "inconclusive": ("#ffb300", "#000000"),
     "no_rollback": ("#2e7d32", "#ffffff"),
     "": ("#546e7a", "#ffffff"),  # not decided yet
+}
+# Once the run has ended the banner says what happened (the Ending's headline), in its tone:
+# "Rolled back, recovered" green, "Rolled back, NOT recovered: escalated" red.
+TONE_COLOURS: dict[Tone, tuple[str, str]] = {
+    Tone.GOOD: BANNER_COLOURS["no_rollback"],
+    Tone.BAD: BANNER_COLOURS["rollback"],
+    Tone.WARN: BANNER_COLOURS["inconclusive"],
+    Tone.PENDING: BANNER_COLOURS[""],
 }
 _VERDICT_WORDS = {
     "rollback": "ROLL BACK",
@@ -99,6 +110,7 @@ class Summary:
     steps: list[tuple[str, float, str]] = field(default_factory=list)  # name, s, status
     outcome: str = ""
     cluster: str = ""  # what happened to the release, in the Ending's words
+    ending: Headline | None = None  # what happened, once the run has ended
     durations: dict[str, str] = field(default_factory=dict)
     incident: str = ""
     folder: Path | None = None
@@ -140,15 +152,19 @@ class Summary:
             self.note_decision(facts.decided.decision or {"verdict": self.verdict})
         running = ending.outcome is Outcome.INCOMPLETE
         self.outcome = "" if running else ending.outcome.value
+        self.ending = None if running else headline(ending)
         self.cluster = "" if running and not ending.changed_cluster else ending.cluster_sentence
         if facts.finished is not None:
             f = facts.finished
             if f.decision_to_rollout_s is not None:
-                self.durations["decision to rollout complete"] = f"{f.decision_to_rollout_s:.1f} s"
+                self.durations["decision to rollout complete"] = readable.duration(
+                    f.decision_to_rollout_s
+                )
             if f.decision_to_recovery_s is not None:
                 met = "within" if f.decision_to_recovery_s <= f.target_s else "OVER"
                 self.durations["decision to verified recovery"] = (
-                    f"{f.decision_to_recovery_s:.1f} s ({met} the {f.target_s:.0f} s target)"
+                    f"{readable.duration(f.decision_to_recovery_s)} ({met} the"
+                    f" {readable.duration(f.target_s)} target)"
                 )
         self.refresh()
 
@@ -168,8 +184,18 @@ class Summary:
             data[UNWRITTEN_KEY] = [event.to_json() for event in unwritten]
         return data
 
+    def headline(self) -> tuple[str, tuple[str, str]]:
+        """The banner's words and (background, text) colours: what happened once the run has
+        ended, the verdict before."""
+        if self.ending is not None:
+            return self.ending.words, TONE_COLOURS[self.ending.tone]
+        words = _VERDICT_WORDS.get(self.verdict, self.verdict)
+        return words, BANNER_COLOURS.get(self.verdict, BANNER_COLOURS[""])
+
     def text(self) -> str:
-        lines = [f"{self.title}: {_VERDICT_WORDS.get(self.verdict, self.verdict)}"]
+        lines = [f"{self.title}: {self.headline()[0]}"]
+        if self.ending is not None and self.verdict:
+            lines.append(f"  verdict: {_VERDICT_WORDS.get(self.verdict, self.verdict)}")
         lines += [f"  {r.rule}: {r.reason}" for r in self.rules]
         if self.steps or self.incident:
             lines.append(f"  step: {self.step}")
@@ -185,14 +211,14 @@ class Summary:
         return "\n".join(lines)
 
     def html(self) -> str:
-        bg, fg = BANNER_COLOURS.get(self.verdict, BANNER_COLOURS[""])
+        words, (bg, fg) = self.headline()
         e = html.escape
-        verdict = _VERDICT_WORDS.get(self.verdict, self.verdict)
+        tone = self.ending.tone.value if self.ending is not None else ""
         parts = [
-            f'<div class="runbook-summary" data-verdict="{e(self.verdict)}" '
+            f'<div class="runbook-summary" data-verdict="{e(self.verdict)}" data-tone="{tone}" '
             f'style="border:2px solid {bg};border-radius:6px;margin:4px 0;font-family:sans-serif">',
             f'<div class="runbook-banner" style="background:{bg};color:{fg};padding:10px 14px;'
-            f'font-size:1.4em;font-weight:bold">{e(self.title)}: {e(verdict)}</div>',
+            f'font-size:1.4em;font-weight:bold">{e(self.title)}: {e(words)}</div>',
             '<div style="padding:6px 14px">',
         ]
         fired = [r for r in self.rules if r.status == "fired"]
@@ -206,6 +232,8 @@ class Summary:
                 )
             parts.append("</ul>")
         rows = [("current step", self.step)] if self.steps or self.incident else []
+        if self.ending is not None and self.verdict:
+            rows.insert(0, ("verdict", _VERDICT_WORDS.get(self.verdict, self.verdict)))
         if self.outcome:
             rows.append(("outcome", self.outcome))
         if self.cluster:
@@ -213,7 +241,12 @@ class Summary:
         rows += list(self.durations.items())
         if self.steps:
             slow = sorted(self.steps, key=lambda s: -s[1])[:3]
-            rows.append(("slowest steps", ", ".join(f"{n} {s:.1f} s ({st})" for n, s, st in slow)))
+            rows.append(
+                (
+                    "slowest steps",
+                    ", ".join(f"{n} {readable.duration(s)} ({st})" for n, s, st in slow),
+                )
+            )
         if self.incident:
             rows.append(("incident", self.incident))
         parts.append("<table style='border-collapse:collapse'>")

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from runbook_lib.core import readable
 from runbook_lib.core.redact import redact_structure
 from runbook_lib.evidence import files
 from runbook_lib.record.ending import Cluster, Ending
@@ -28,6 +29,7 @@ from runbook_lib.record.facts import (
     attempts,
     fact_data,
 )
+from runbook_lib.record.story import Moment, headline, story
 from runbook_lib.record.timeline import Event, EventKind
 
 __all__ = [
@@ -64,6 +66,11 @@ class Impact:
     peak_error_ratio: float | None
     peak_p99_latency_s: float | None
     error_threshold: float
+    # The 5xx ratio's mean over the window, over the samples before the deploy, and after
+    # recovery (None: no sample there).
+    mean_error_ratio: float | None = None
+    before_error_ratio: float | None = None
+    after_error_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,10 @@ class IncidentRecord:
     # Every attempt of the incident, oldest first: its number, start, outcome, what it did to
     # the release and its executed notebook's file.
     attempts: tuple[Mapping[str, Any], ...] = ()
+    # The ending in a few words (``record.story.headline``) and what happened, as sentences.
+    headline: str = ""
+    story: tuple[Moment, ...] = ()
+    recovery_threshold: float | None = None  # the 5xx ratio recovery was judged against
 
     @property
     def failed_steps(self) -> tuple[StepTiming, ...]:
@@ -176,6 +187,11 @@ def _step_timings(events: Sequence[Event]) -> tuple[StepTiming, ...]:
     return tuple(sorted(timings, key=lambda t: t.started_at))
 
 
+def _mean(values: pd.Series) -> float | None:
+    mean = values.mean()
+    return None if math.isnan(mean) else float(mean)
+
+
 def _impact(
     samples: pd.DataFrame,
     *,
@@ -183,10 +199,16 @@ def _impact(
     end: datetime | None,
     error_threshold: float,
     request_rate_rps: float | None,
+    recovered_at: datetime | None = None,
 ) -> Impact:
     frame = samples
     if frame.empty or "error_ratio" not in frame:  # no samples (a crashed run's record)
         return Impact(start, end, 0.0, None, None, None, error_threshold)
+    everything = frame["error_ratio"]
+    before = _mean(everything[everything.index < pd.Timestamp(start)]) if start else None
+    after = (
+        _mean(everything[everything.index > pd.Timestamp(recovered_at)]) if recovered_at else None
+    )
     if start is not None:
         frame = frame[frame.index >= pd.Timestamp(start)]
     if end is not None:
@@ -211,6 +233,9 @@ def _impact(
         peak_error_ratio=None if math.isnan(errors.max()) else float(errors.max()),
         peak_p99_latency_s=None if math.isnan(p99) else float(p99),
         error_threshold=error_threshold,
+        mean_error_ratio=_mean(errors),
+        before_error_ratio=before,
+        after_error_ratio=after,
     )
 
 
@@ -227,6 +252,7 @@ def build_record(
     root_cause_hypothesis: str = "",
     now: datetime,
     run: str | None = None,
+    recovery_threshold: float | None = None,
 ) -> IncidentRecord:
     """Assemble the incident record (Post-Rollback Actions, step 1) from what the run recorded.
 
@@ -235,8 +261,9 @@ def build_record(
     ``request_rate_rps`` argument, turns "minutes above threshold" into failed requests).
     ``now`` ends the impact window when the service never recovered. ``run`` is the run the
     record is of (its id; None: the latest started): the runs of an incident share its
-    timeline. Raises nothing: missing facts leave the matching fields ``None``, so a partial
-    run still gets a record.
+    timeline. ``recovery_threshold``: the 5xx ratio recovery is judged against (its
+    sentence in the story). Raises nothing: missing facts leave the matching fields ``None``,
+    so a partial run still gets a record.
     """
     facts = RunFacts.read(events, run=run)
     ending = Ending.read(facts)
@@ -300,6 +327,7 @@ def build_record(
             end=recovered_at or now,
             error_threshold=error_threshold,
             request_rate_rps=request_rate_rps,
+            recovered_at=recovered_at,
         ),
         steps=_step_timings(latest),
         root_cause_hypothesis=root_cause_hypothesis,
@@ -313,6 +341,9 @@ def build_record(
         cluster=ending.cluster_sentence,
         cluster_change=ending.cluster,
         attempts=_attempts(events),
+        headline=headline(ending).words,
+        story=story(events, run=facts.run, recovery_threshold=recovery_threshold),
+        recovery_threshold=recovery_threshold,
     )
 
 
@@ -391,19 +422,17 @@ def _release_line(record: IncidentRecord) -> str:
     return "- Nothing was rolled back"
 
 
-def _fmt_s(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    minutes, seconds = divmod(round(value), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
-
-
-def _fmt_v(value: object) -> str:
-    return f"{value:.4g}" if isinstance(value, int | float) else "n/a"
+def _cell(text: str) -> str:
+    """Text that stays in its Markdown table cell: one line, no column bar."""
+    return " ".join(text.split()).replace("|", "/")
 
 
 def _fmt_t(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "n/a"
+    return readable.instant(value)
+
+
+def _figure(metric: str, value: object) -> str:
+    return readable.metric_value(metric, float(value) if isinstance(value, int | float) else None)
 
 
 def _lock_lines(record: IncidentRecord) -> list[str]:
@@ -424,9 +453,7 @@ def _lock_lines(record: IncidentRecord) -> list[str]:
         elif lock.get("takeover") == "stale":
             line += f"; taken over from {lock.get('previous_holder')}, whose run stopped renewing"
         elif lock.get("takeover") == "gone":
-            line += (
-                f"; taken over at once from {lock.get('previous_holder')}: {lock.get('reason')}"
-            )
+            line += f"; taken over at once from {lock.get('previous_holder')}: {lock.get('reason')}"
         lines.append(line)
     changed = record.release_changed
     if changed:
@@ -501,30 +528,118 @@ def _attempt_lines(record: IncidentRecord) -> list[str]:
     return lines
 
 
+# A step's state as the table says it; a step still open is told apart from one that ran.
+_STEP_STATE = {"done": "done", "failed": "FAILED", "skipped": "skipped", "dry_run": "dry run"}
+_STOPPED = frozenset({Outcome.FAILED, Outcome.INTERRUPTED, Outcome.INCOMPLETE, Outcome.REFUSED})
+
+
+def _step_state(record: IncidentRecord, step: StepTiming) -> str:
+    if step.status != "running":
+        state = _STEP_STATE.get(step.status, step.status)
+        return f"{state}: {step.message}".replace("|", "/") if step.message else state
+    if record.outcome in _STOPPED:
+        return "did not end (the run stopped in it)"
+    return "in progress: this record was written during it"
+
+
+def _step_lines(record: IncidentRecord) -> list[str]:
+    lines = [
+        "",
+        "## Steps",
+        "",
+        "| step | started (UTC) | took | final state |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {s.step} | {readable.clock(s.started_at)} |"
+        f" {'' if s.duration_s is None else readable.duration(s.duration_s)} |"
+        f" {_step_state(record, s)} |"
+        for s in record.steps
+    ]
+    writing = [s.step for s in record.steps if s.status == "running"]
+    if writing and record.outcome not in _STOPPED:
+        lines += [
+            "",
+            f"_Written during {writing[-1]}: what came after it is in"
+            " [timeline.jsonl](timeline.jsonl)._",
+        ]
+    return lines
+
+
+def _impact_lines(record: IncidentRecord) -> list[str]:
+    imp = record.impact
+    window = "between the deploy and " + ("recovery" if record.recovered_at else "the last sample")
+    lines = [
+        "",
+        "## Impact",
+        "",
+        f"- Time with the 5xx ratio above the threshold ({readable.percent(imp.error_threshold)}):"
+        f" {readable.duration(imp.minutes_above_threshold * 60)}",
+        "- Failed requests (estimated): "
+        + ("unknown" if imp.failed_requests is None else readable.count(imp.failed_requests)),
+        f"- 5xx ratio {window}: peak {readable.percent(imp.peak_error_ratio)}, mean"
+        f" {readable.percent(imp.mean_error_ratio)}",
+        f"- 5xx ratio before the deploy (mean): {readable.percent(imp.before_error_ratio)}"
+        + (
+            ""
+            if imp.after_error_ratio is None
+            else f"; after recovery (mean): {readable.percent(imp.after_error_ratio)}"
+        ),
+        f"- p99 latency {window}: peak {readable.latency(imp.peak_p99_latency_s)}",
+    ]
+    return lines
+
+
 def render_markdown(record: IncidentRecord) -> str:
     """The record as Markdown for people (``record.md``); ``record.json`` is for tools."""
-    imp = record.impact
     target = {True: "met", False: "MISSED", None: "n/a"}[record.within_target]
-    failed = f"{imp.failed_requests:.0f}" if imp.failed_requests is not None else "unknown"
+    recovery = (
+        "n/a"
+        if record.decision_to_recovery_s is None
+        else readable.duration(record.decision_to_recovery_s)
+    )
+    detection = (
+        "no rule fired"
+        if record.time_to_detection_s is None
+        else f"first rule fired {readable.duration(record.time_to_detection_s)} after the deploy"
+    )
+    decided = (
+        ""
+        if record.time_to_decision_s is None
+        else f" ({readable.duration(record.time_to_decision_s)} after the deploy)"
+    )
     lines = [
         f"# Incident {record.incident_id}: rollback of `{record.release}`",
+        "",
+        f"**{record.headline or _OUTCOME_TEXT[record.outcome]}**",
         "",
         f"- Outcome: **{record.outcome.value}** ({_OUTCOME_TEXT[record.outcome]})",
         f'- Verdict of "When to Rollback": **{record.verdict or "not reached"}**',
         _release_line(record),
         *_attempt_lines(record),
-        f"- Deployed: {_fmt_t(record.deployed_at)}; first rule fired"
-        f" {_fmt_s(record.time_to_detection_s)} after the deploy; decision:"
-        f" {_fmt_t(record.decision_at)} ({_fmt_s(record.time_to_decision_s)} after the deploy)",
+        f"- Deployed: {_fmt_t(record.deployed_at)}; {detection}; decision:"
+        f" {_fmt_t(record.decision_at)}{decided}",
         f"- Rollout complete: {_fmt_t(record.rollout_done_at)}; recovered:"
         f" {_fmt_t(record.recovered_at)}",
-        f"- Decision to recovery: {_fmt_s(record.decision_to_recovery_s)}"
-        f" (target {_fmt_s(record.target_s)}: {target})",
+        f"- Decision to verified recovery: {recovery}"
+        f" (target {readable.duration(record.target_s)}: {target})",
         *_lock_lines(record),
         "",
-        "## The rules",
+        "## Why: the rules that fired",
         "",
-        "| rule | metric | status | why |",
+    ]
+    lines += [
+        f"- {t.get('rule')} on {t.get('metric')}: peak of the breach that fired"
+        f" {_figure(str(t.get('metric')), t.get('peak'))}, threshold"
+        f" {_figure(str(t.get('metric')), t.get('threshold'))}; breach from"
+        f" {_fmt_t(_as_time(t.get('started_at')))}, fired {_fmt_t(_as_time(t.get('fired_at')))}"
+        for t in record.triggers
+    ] or ["- (no rule fired)"]
+    lines += [
+        "",
+        "## Every rule, as the decision judged it",
+        "",
+        "| rule | metric | status | the decision's reason |",
         "|---|---|---|---|",
     ]
     lines += [
@@ -533,25 +648,7 @@ def render_markdown(record: IncidentRecord) -> str:
         for r in record.rules
     ] or ["| (no decision was made) | | | |"]
     lines += [f"- warning: {w}" for w in record.warnings]
-    lines += [
-        "",
-        "## Impact",
-        "",
-        f"- Minutes with 5xx ratio above {imp.error_threshold:.2%}:"
-        f" {imp.minutes_above_threshold:.1f}",
-        f"- Failed requests (estimated): {failed}",
-        f"- Peak 5xx ratio: {_fmt_v(imp.peak_error_ratio)}; peak p99 latency:"
-        f" {_fmt_v(imp.peak_p99_latency_s)} s",
-        "",
-        "## Why",
-        "",
-    ]
-    lines += [
-        f"- {t.get('rule')}: {t.get('metric')} peaked at {_fmt_v(t.get('peak'))} (threshold"
-        f" {_fmt_v(t.get('threshold'))}), breach from {t.get('started_at')}, fired"
-        f" {t.get('fired_at')}"
-        for t in record.triggers
-    ] or ["- (no rule fired)"]
+    lines += _impact_lines(record)
     lines += _evidence_lines(record)
     lines += [
         "",
@@ -559,18 +656,22 @@ def render_markdown(record: IncidentRecord) -> str:
         "",
         record.root_cause_hypothesis or "_To be filled in by the incident owner._",
         "",
-        "## Steps",
+        "## What happened (UTC)",
         "",
-        "| step | started (UTC) | duration | status |",
+    ]
+    lines += [
+        f"- {readable.clock(m.at)} {m.sentence}" for m in record.story
+    ] or ["- (nothing recorded)"]
+    lines += _step_lines(record)
+    lines += [
+        "",
+        "## Every event (UTC)",
+        "",
+        "| time | step | event | message |",
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {s.step} | {s.started_at:%H:%M:%S} | {_fmt_s(s.duration_s)} | {s.status} |"
-        for s in record.steps
-    ]
-    lines += ["", "## Timeline", "", "| time (UTC) | step | event | message |", "|---|---|---|---|"]
-    lines += [
-        f"| {e.at:%H:%M:%S} | {e.step} | {e.kind.value} | {e.message.replace('|', '/')} |"
+        f"| {readable.clock(e.at)} | {e.step} | {e.kind.value} | {_cell(e.message)} |"
         for e in record.timeline
     ]
     return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """Post-mortem (Post-Rollback Actions, steps 4 and 5): a draft, an invitation, a reminder.
 
 All three are built from ``record.json`` (a dict), so they can be regenerated from a bundle
-long after the run. The invitation is an iCalendar (RFC 5545) event in UTC within 48 hours.
+long after the run. The invitation is an iCalendar (RFC 5545) event in UTC within 48 hours,
+written by the ``icalendar`` library (escaping, line folding and CRLF line ends are its own).
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import icalendar
+
+from runbook_lib.core import readable
 
 __all__ = [
     "Reminder",
@@ -48,37 +53,6 @@ def postmortem_slot(
     return now + POSTMORTEM_WITHIN - duration
 
 
-def _ics_text(value: str) -> str:
-    # RFC 5545 3.3.11: backslash, semicolon, comma and newlines are escaped in TEXT values.
-    return (
-        value.replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-    )
-
-
-def _fold(line: str) -> str:
-    # RFC 5545 3.1: lines longer than 75 octets are folded with CRLF + one space.
-    raw = line.encode("utf-8")
-    if len(raw) <= 75:
-        return line
-    parts: list[str] = []
-    start, limit = 0, 75
-    while start < len(raw):
-        end = min(start + limit, len(raw))
-        while end < len(raw) and (raw[end] & 0xC0) == 0x80:  # never split a UTF-8 sequence
-            end -= 1
-        parts.append(raw[start:end].decode("utf-8"))
-        start, limit = end, 74  # continuation lines start with a space
-    return "\r\n ".join(parts)
-
-
-def _utc(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 def calendar_invite(
     record: Mapping[str, Any],
     *,
@@ -97,33 +71,40 @@ def calendar_invite(
     if not now <= start <= now + POSTMORTEM_WITHIN - duration:
         raise ValueError(f"post-mortem at {start.isoformat()} is not within 48 hours of {now}")
     incident = str(record.get("incident_id", "incident"))
-    uid = uuid.uuid5(uuid.NAMESPACE_URL, f"runbook-lib:postmortem:{incident}")
-    summary = f"Blameless post-mortem: {incident} (rollback of {record.get('release', '')})"
-    description = (
-        f"Outcome: {record.get('outcome')}. Draft: postmortem.md in the evidence bundle "
-        f"{incident}. Please read record.md before the meeting."
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//runbook-lib//rollback runbook//EN")
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "REQUEST" if organizer and attendees else "PUBLISH")
+    event = icalendar.Event()
+    # The same incident always gets the same UID, so a re-sent invitation updates the event.
+    event.add(
+        "uid", f"{uuid.uuid5(uuid.NAMESPACE_URL, f'runbook-lib:postmortem:{incident}')}@runbook-lib"
     )
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//runbook-lib//rollback runbook//EN",
-        "CALSCALE:GREGORIAN",
-        f"METHOD:{'REQUEST' if organizer and attendees else 'PUBLISH'}",
-        "BEGIN:VEVENT",
-        f"UID:{uid}@runbook-lib",
-        f"DTSTAMP:{_utc(now)}",
-        f"DTSTART:{_utc(start)}",
-        f"DTEND:{_utc(start + duration)}",
-        f"SUMMARY:{_ics_text(summary)}",
-        f"DESCRIPTION:{_ics_text(description)}",
-        "STATUS:CONFIRMED",
-        "TRANSP:OPAQUE",
-    ]
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", start.astimezone(UTC))
+    event.add("dtend", (start + duration).astimezone(UTC))
+    event.add(
+        "summary", f"Blameless post-mortem: {incident} (rollback of {record.get('release', '')})"
+    )
+    event.add(
+        "description",
+        f"{record.get('headline') or 'Outcome: ' + str(record.get('outcome'))}. Draft: "
+        f"postmortem.md in the evidence bundle {incident}. Please read record.md before the "
+        "meeting.",
+    )
+    event.add("status", "CONFIRMED")
+    event.add("transp", "OPAQUE")
     if organizer:
-        lines.append(f"ORGANIZER:mailto:{organizer}")
-    lines += [f"ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:{a}" for a in attendees]
-    lines += ["END:VEVENT", "END:VCALENDAR"]
-    return "".join(_fold(line) + "\r\n" for line in lines)
+        event.add("organizer", icalendar.vCalAddress(f"mailto:{organizer}"))
+    for attendee in attendees:
+        address = icalendar.vCalAddress(f"mailto:{attendee}")
+        address.params["ROLE"] = icalendar.vText("REQ-PARTICIPANT")
+        address.params["RSVP"] = icalendar.vText("TRUE")
+        event.add("attendee", address, encode=False)
+    calendar.add_component(event)
+    text: bytes = calendar.to_ical()
+    return text.decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -146,11 +127,14 @@ def runbook_reminder(record: Mapping[str, Any], *, slow_s: float = 60.0) -> Remi
         if step.get("status") == "failed":
             items.append(f"{step['step']} failed: {step.get('message') or 'see the timeline'}")
         elif duration is not None and duration > slow_s:
-            items.append(f"{step['step']} was slow: {duration:.0f} s (more than {slow_s:.0f} s)")
+            items.append(
+                f"{step['step']} was slow: {readable.duration(duration)}"
+                f" (more than {readable.duration(slow_s)})"
+            )
     if record.get("within_target") is False:
         items.append(
-            f"decision to recovery took {record.get('decision_to_recovery_s', 0):.0f} s, over "
-            f"the {record.get('target_s', 300):.0f} s target"
+            f"decision to recovery took {readable.duration(record.get('decision_to_recovery_s'))},"
+            f" over the {readable.duration(record.get('target_s', 300))} target"
         )
     return Reminder(tuple(items))
 
@@ -165,15 +149,49 @@ def _release_change(record: Mapping[str, Any]) -> str:
     return " nothing was rolled back;"
 
 
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _instant(value: object) -> str:
+    try:
+        return readable.instant(datetime.fromisoformat(str(value))) if value else "n/a"
+    except ValueError:
+        return str(value)
+
+
+def _seconds(value: object) -> str:
+    return readable.duration(_number(value))
+
+
+def _story(record: Mapping[str, Any]) -> list[str]:
+    """What happened, as the record tells it (``record.story``): sentences, not step names."""
+    lines: list[str] = []
+    for moment in record.get("story", ()):
+        try:
+            at = readable.clock(datetime.fromisoformat(str(moment.get("at"))))
+        except ValueError:
+            at = "?"
+        lines.append(f"- {at} {moment.get('sentence')}")
+    return lines or ["- (the record tells nothing that happened)"]
+
+
 def postmortem_markdown(
     record: Mapping[str, Any], *, slot: datetime | None, fix_branch: str | None = None
 ) -> str:
     """A blameless post-mortem draft pre-filled from the incident record (step 4)."""
     impact = record.get("impact") or {}
-    failed = impact.get("failed_requests")
+    failed = _number(impact.get("failed_requests"))
     reminder = runbook_reminder(record)
+    met = {True: "met", False: "MISSED", None: "n/a"}[record.get("within_target")]
+    window = "between the deploy and " + (
+        "recovery" if record.get("recovered_at") else "the last sample"
+    )
+    above = _number(impact.get("minutes_above_threshold")) or 0.0
     lines = [
         f"# Post-mortem draft: {record.get('incident_id')}",
+        "",
+        f"**{record.get('headline') or record.get('outcome')}**",
         "",
         "_Blameless: describe what the system and the process allowed, not who did what._",
         "",
@@ -189,23 +207,39 @@ def postmortem_markdown(
         "",
         "## Impact",
         "",
-        f"- {impact.get('minutes_above_threshold', 0):.1f} minutes with the 5xx ratio above"
-        f" {impact.get('error_threshold', 0.01):.2%}; peak {impact.get('peak_error_ratio')}",
-        f"- Failed requests (estimated): {'unknown' if failed is None else round(failed)}",
-        f"- Peak p99 latency: {impact.get('peak_p99_latency_s')} s",
+        f"- Time with the 5xx ratio above the threshold"
+        f" ({readable.percent(_number(impact.get('error_threshold')))}):"
+        f" {readable.duration(above * 60)}",
+        "- Failed requests (estimated): "
+        + ("unknown" if failed is None else readable.count(failed)),
+        f"- 5xx ratio {window}: peak {readable.percent(_number(impact.get('peak_error_ratio')))},"
+        f" mean {readable.percent(_number(impact.get('mean_error_ratio')))}",
+        f"- 5xx ratio before the deploy (mean):"
+        f" {readable.percent(_number(impact.get('before_error_ratio')))}"
+        + (
+            ""
+            if _number(impact.get("after_error_ratio")) is None
+            else "; after recovery (mean):"
+            f" {readable.percent(_number(impact.get('after_error_ratio')))}"
+        ),
+        f"- p99 latency {window}: peak"
+        f" {readable.latency(_number(impact.get('peak_p99_latency_s')))}",
         "",
         "## Detection and response",
         "",
-        f"- Deployed {record.get('deployed_at')}; decision {record.get('decision_at')}"
-        f" ({record.get('time_to_decision_s')} s later)",
-        f"- Decision to recovery: {record.get('decision_to_recovery_s')} s"
-        f" (target {record.get('target_s')} s; met: {record.get('within_target')})",
+        f"- Deployed {_instant(record.get('deployed_at'))}; decision"
+        f" {_instant(record.get('decision_at'))} ({_seconds(record.get('time_to_decision_s'))}"
+        " after the deploy)",
+        f"- Decision to verified recovery: {_seconds(record.get('decision_to_recovery_s'))}"
+        f" (target {_seconds(record.get('target_s'))}: {met})",
         "",
         "## Triggers",
         "",
     ]
     lines += [
-        f"- {t.get('rule')}: {t.get('metric')} peak {t.get('peak')} vs {t.get('threshold')}"
+        f"- {t.get('rule')} on {t.get('metric')}: peak of the breach that fired"
+        f" {readable.metric_value(str(t.get('metric')), _number(t.get('peak')))}, threshold"
+        f" {readable.metric_value(str(t.get('metric')), _number(t.get('threshold')))}"
         for t in record.get("triggers", ())
     ] or ["- none recorded"]
     lines += [
@@ -223,10 +257,5 @@ def postmortem_markdown(
         f"- [ ] Fix forward on `{fix_branch}`" if fix_branch else "- [ ] Fix forward",
     ]
     lines += [f"- [ ] Runbook: {item}" for item in reminder.items]
-    lines += ["", "## Timeline (UTC)", ""]
-    lines += [
-        f"- {str(e.get('at', ''))[11:19]} {e.get('step')}: {e.get('message')}"
-        for e in record.get("timeline", ())
-        if e.get("kind") in ("step_failed", "decision", "warning", "step_end", "dry_run")
-    ]
+    lines += ["", "## What happened (UTC)", "", *_story(record)]
     return "\n".join(lines) + "\n"

@@ -20,7 +20,6 @@ raised.
 from __future__ import annotations
 
 import io
-
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence

@@ -264,10 +264,13 @@ def _end_rollback(
         record_fact(
             timeline, RUNNER_STEP, EvidenceLost(tuple(end.lost)), "evidence lost: see the list"
         )
-    if stopped or restored or len(timeline.events) > appended:
-        fetch = received is None and not no_room and before_start is None
-        with end.guard("incident record"):
-            end.lost += record_after_failure(ctx, fetch=fetch)
+    # The record is written last, from the whole timeline: the notebook wrote it before its
+    # last steps ran, so its steps table ended at the step writing it. Metrics are read again
+    # only when the run stopped before it could save them.
+    grew = bool(stopped or restored or len(timeline.events) > appended)
+    fetch = grew and received is None and not no_room and before_start is None
+    with end.guard("incident record"):
+        end.lost += record_after_failure(ctx, fetch=fetch)
     if timeline.lost is not None:
         end.lost.append(f"timeline: {timeline.lost.strerror or timeline.lost}")
 

@@ -57,6 +57,7 @@ __all__ = [
     "attempt_number",
     "attempts",
     "fact_data",
+    "read_fact",
     "record_fact",
 ]
 
@@ -314,6 +315,11 @@ def record_fact(
     return timeline.record_for(
         timeline.run if run is None else run, step, EventKind.FACT, message, **fact_data(fact)
     )
+
+
+def read_fact(event: Event) -> Fact | None:
+    """The typed fact an event carries (kind ``fact``), or None (another kind, another version)."""
+    return _read_fact(event.data) if event.kind == EventKind.FACT else None
 
 
 def _read_fact(data: Mapping[str, Any]) -> Fact | None:

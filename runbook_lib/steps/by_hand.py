@@ -16,8 +16,10 @@ from pathlib import Path
 
 from runbook_lib.display import recorder as recording
 from runbook_lib.display.summary import ERROR_HOOKS, Summary
+from runbook_lib.evidence import incident_record
 from runbook_lib.record.facts import attempt_file, attempt_number
 from runbook_lib.record.timeline import EventKind
+from runbook_lib.steps import collect
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.step import runbook_step
 
@@ -77,7 +79,13 @@ def save_notebook(ctx: RunContext) -> NotebookSaved:
 
     The last cell of the rollback notebook. Headless runs return without writing (papermill's
     copy is the evidence there). Raises ``OSError`` when the bundle cannot be written.
+
+    By hand, no process outlives the kernel to write the record last (``runbook run`` does):
+    it is written again here, so its steps table has every step's final state but this one.
     """
+    if recording.active() is not None and recording.notebook_path() is not None:
+        record = collect.build_incident_record(ctx, fetch=False)
+        incident_record.write_record(record, ctx.incident_dir, redact=ctx.redact)
     return write_executed_notebook(ctx)
 
 

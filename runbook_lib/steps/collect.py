@@ -119,6 +119,7 @@ def build_incident_record(ctx: RunContext, *, fetch: bool = True) -> IncidentRec
         root_cause_hypothesis=settings.records.root_cause_hypothesis,
         now=ctx.now(),
         run=ctx.run_id or None,
+        recovery_threshold=settings.recovery.recovery_error_ratio,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runbook_lib.core import readable
 from runbook_lib.record.facts import Finished as FinishedFact
 from runbook_lib.record.facts import Outcome, record_fact
 from runbook_lib.record.timeline import EventKind
@@ -32,12 +33,14 @@ class Finished:
     def __repr__(self) -> str:
         parts = [f"Finished: {self.outcome.value}"]
         if self.decision_to_rollout_s is not None:
-            parts.append(f"decision -> rollout complete {self.decision_to_rollout_s:.1f} s")
+            parts.append(
+                f"decision -> rollout complete {readable.duration(self.decision_to_rollout_s)}"
+            )
         if self.decision_to_recovery_s is not None:
             verdict = "within" if self.within_target else "OVER"
             parts.append(
-                f"decision -> verified recovery {self.decision_to_recovery_s:.1f} s "
-                f"({verdict} the {self.target_s:.0f} s target)"
+                f"decision -> verified recovery {readable.duration(self.decision_to_recovery_s)}"
+                f" ({verdict} the {readable.duration(self.target_s)} target)"
             )
         return "; ".join(parts)
 

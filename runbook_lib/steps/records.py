@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from runbook_lib.core import readable
 from runbook_lib.evidence import incident_record as incident_record
 from runbook_lib.evidence.incident_record import IncidentRecord
 from runbook_lib.record.timeline import EventKind
@@ -23,14 +24,13 @@ class RecordWritten:
     def __repr__(self) -> str:
         r = self.record
         target = {True: "met", False: "MISSED", None: "n/a"}[r.within_target]
-        recovery = (
-            "n/a" if r.decision_to_recovery_s is None else f"{r.decision_to_recovery_s:.0f} s"
-        )
+        recovery = readable.duration(r.decision_to_recovery_s)
+        above = readable.duration(r.impact.minutes_above_threshold * 60)
         return (
-            f"Incident record {r.incident_id}: outcome {r.outcome.value}, verdict "
-            f"{r.verdict or 'not reached'}; decision to recovery {recovery} (target "
-            f"{r.target_s:.0f} s: {target}); {r.impact.minutes_above_threshold:.1f} min above "
-            f"threshold; files {', '.join(self.files)}"
+            f"Incident record {r.incident_id}: {r.headline or r.outcome.value}; verdict "
+            f"{r.verdict or 'not reached'}; decision to verified recovery {recovery} (target "
+            f"{readable.duration(r.target_s)}: {target}); {above} with the 5xx ratio above "
+            f"the threshold; files {', '.join(self.files)}"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from runbook_lib.core import readable
 from runbook_lib.core import recovery as core_recovery
 from runbook_lib.core.drift import expected_revision, release_drift
 from runbook_lib.display.progress import Wait
@@ -36,7 +37,7 @@ class RecoveryChecked:
     dry_run: bool = False
 
     def __repr__(self) -> str:
-        last = "n/a" if self.last_error_ratio is None else f"{self.last_error_ratio:.4%}"
+        last = readable.percent(self.last_error_ratio)
         if self.dry_run:
             return f"Recovery (dry run, not judged): 5xx ratio now {last}"
         state = "RECOVERED" if self.recovered else "NOT recovered"
@@ -159,7 +160,10 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
     deadline = done_at + timedelta(seconds=budget)
     last_error: MetricsError | None = None
     verdict = None
-    awaited = f"5xx ratio below {th.recovery_error_ratio:.2%} for {th.recovery_consecutive} samples"
+    awaited = (
+        f"5xx ratio below {readable.percent(th.recovery_error_ratio)} for "
+        f"{th.recovery_consecutive} samples"
+    )
     # The bar counts from the end of the rollout, as the recovery window does.
     elapsed_before = max((ctx.now() - done_at).total_seconds(), 0.0)
     since_rollout = lambda: (ctx.now() - done_at).total_seconds()  # noqa: E731
@@ -181,7 +185,7 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
                 verdict = core_recovery.check_recovery(
                     samples, rollout_done_at=done_at, check=th, step=settings.sources.step
                 )
-                ratio = "n/a" if verdict.last_value is None else f"{verdict.last_value:.4%}"
+                ratio = readable.percent(verdict.last_value)
                 state = "recovered" if verdict.recovered else "not yet"
                 wait.tick(f"last 5xx ratio {ratio}, {state}")
                 if verdict.recovered or verdict.conclusive:

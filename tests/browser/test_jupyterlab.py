@@ -242,8 +242,11 @@ def test_rollback_by_hand_no_changes_nothing_yes_rolls_back_with_evidence(
     _wait("the saved notebook", lambda: "Executed notebook saved to the evidence"
           in _page_text(browser), 300)  # fmt: skip
     banner = _banner(browser)
+    # After the run the banner says what happened, in green; the verdict is a row below it.
+    headline = banner.find_element("css selector", ".runbook-banner")
+    assert headline.text == "Rollback: Rolled back, recovered"
+    assert headline.value_of_css_property("background-color") == "rgba(46, 125, 50, 1)"
     assert "ROLL BACK" in banner.text
-    assert "recovered" in banner.text
     assert browser.find_elements("css selector", ".widget-hprogress, .widget-progress")
     _screenshot(browser, "rollback-banner.png")
     assert _helm_revisions(bad_release) == revisions + 1
@@ -260,7 +263,12 @@ def test_rollback_by_hand_no_changes_nothing_yes_rolls_back_with_evidence(
     summary = code[0]["outputs"][0]["metadata"]["runbook_summary"]
     assert summary["verdict"] == "rollback"
     assert summary["outcome"] == "recovered"
-    assert "ROLL BACK" in (incident / "rollback.html").read_text()
+    assert "Rollback: Rolled back, recovered" in (incident / "rollback.html").read_text()
+    # By hand the record is written again by the last cell: every step before it is final.
+    steps = (incident / "record.md").read_text().split("## Steps")[1].split("##")[0]
+    assert "| draft_postmortem |" in steps
+    assert "| save_notebook |" in steps
+    assert "in progress: this record was written during it" in steps.split("| save_notebook |")[1]
     verify = subprocess.run([RUNBOOK, "verify-evidence", str(incident)], capture_output=True,
                             text=True, check=False)  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -148,10 +148,17 @@ def test_failing_run_escalates_with_a_clean_bundle(
     assert "cluster: rolled back by this run: revision 2 -> 1" in result.stdout
     record = _record(folder)
     assert (record["bad_version"], record["good_version"]) == ("v1.1.0", "v1.0.0")
-    assert (
-        "- Bad release: v1.1.0 (revision 2); rolled back to v1.0.0 (revision 1)"
-        in (folder / "record.md").read_text()
-    )
+    md = (folder / "record.md").read_text()
+    assert "- Bad release: v1.1.0 (revision 2); rolled back to v1.0.0 (revision 1)" in md
+    # It says what happened first, and tells the escalation; the failed step says so.
+    assert md.splitlines()[2] == "**Rolled back, NOT recovered: escalated**"
+    happened = md.split("## What happened (UTC)")[1].split("##")[0]
+    assert "Rolled back revision 2 -> 1" in happened
+    assert "Recovery NOT verified:" in happened
+    steps = md.split("## Steps")[1].split("##")[0]
+    assert "| check_recovery |" in steps
+    assert "FAILED: check_recovery failed: VerificationFailed" in steps
+    assert "running" not in steps
     # The planted values did reach the evidence's sources, redacted.
     assert "[REDACTED]" in (folder / "helm" / "values-diff.txt").read_text()
     assert "app-credentials" in (folder / "helm" / "manifest-diff.txt").read_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -295,7 +296,30 @@ def test_bad_deploy_is_rolled_back_and_evidence_verifies(
     assert record["outcome"] == "recovered"
     assert (record["bad_version"], record["good_version"]) == ("v1.1.0", "v1.0.0")
     assert record["decision_to_recovery_s"] is not None
-    assert "Outcome: **recovered**" in (incident / "record.md").read_text()
+    md = (incident / "record.md").read_text()
+    assert "Outcome: **recovered**" in md
+    # The sealed record says what happened first, and every step in its final state: it was
+    # written after the notebook's last step, not by the step writing it.
+    assert md.splitlines()[2] == "**Rolled back, recovered**"
+    steps = md.split("## Steps")[1].split("##")[0]
+    for step in ("preserve_evidence", "fix_forward", "draft_postmortem", "save_notebook"):
+        assert f"| {step} |" in steps, step
+    assert "running" not in steps
+    assert "in progress" not in steps
+    happened = md.split("## What happened (UTC)")[1].split("##")[0]
+    assert "Rolled back revision 2 -> 1" in happened
+    assert "5xx ratio back under 0.1 %" in happened
+    postmortem = (incident / "postmortem.md").read_text()
+    assert "**Rolled back, recovered**" in postmortem
+    assert "Rolled back revision 2 -> 1" in postmortem.split("## What happened (UTC)")[1]
+    assert not re.search(r"(\w+): \1 finished", postmortem), "a step name, not what happened"
+    # No float's repr: every figure has its unit and a few digits.
+    assert not re.search(r"\d\.\d{5,}", md + postmortem), "a raw float in record.md/postmortem.md"
+    executed = json.loads((incident / "rollback.ipynb").read_text())
+    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    shown = [o for o in outputs if "runbook_summary" in o.get("metadata", {})]
+    banner = "".join(shown[0]["data"]["text/plain"])
+    assert banner.splitlines()[0].endswith(": Rolled back, recovered"), banner
     for rel in ("plots/before.png", "plots/before_after.png", "metrics/samples.csv",
                 "helm/history.json", "helm/manifest-diff.txt", "kubernetes/pods.json",
                 "postmortem.md", "postmortem.ics", "rollback.html"):  # fmt: skip

@@ -146,8 +146,15 @@ RECORD = {
         "minutes_above_threshold": 6.5,
         "failed_requests": 1234.4,
         "error_threshold": 0.01,
-        "peak_error_ratio": 0.2,
+        "peak_error_ratio": 0.0579452541770352,
+        "mean_error_ratio": 0.031,
+        "peak_p99_latency_s": 1.9959000000000011,
     },
+    "headline": "Rolled back, recovered",
+    "story": [
+        {"at": "2026-11-27T10:03:00+00:00", "sentence": "Rule error_rate fired on error_ratio"},
+        {"at": "2026-11-27T10:04:10+00:00", "sentence": "Rolled back revision 2 -> 1"},
+    ],
     "triggers": [{"rule": "error_rate", "metric": "error_ratio", "peak": 0.2, "threshold": 0.01}],
     "steps": [
         {"step": "notify", "status": "done", "duration_s": 0.4, "message": ""},
@@ -211,13 +218,13 @@ def test_invitation_outside_48_hours_is_refused() -> None:
 def test_reminder_lists_failed_slow_and_late() -> None:
     reminder = runbook_reminder(RECORD, slow_s=60)
     assert reminder.items == (
-        "wait_for_rollout was slow: 185 s (more than 60 s)",
+        "wait_for_rollout was slow: 3 min 5 s (more than 1 min)",
         "revert_migrations failed: revert_migrations failed: CommandFailed: exit 1",
-        "decision to recovery took 412 s, over the 300 s target",
+        "decision to recovery took 6 min 52 s, over the 5 min target",
     )
     # The target is the run's own (parameter ``target``), as the record carries it.
     late = runbook_reminder(RECORD | {"target_s": 240.0}, slow_s=60)
-    assert late.items[-1] == "decision to recovery took 412 s, over the 240 s target"
+    assert late.items[-1] == "decision to recovery took 6 min 52 s, over the 4 min target"
     assert "no step failed" in str(runbook_reminder({"steps": [], "within_target": True}))
 
 
@@ -225,10 +232,19 @@ def test_postmortem_draft_is_prefilled_from_the_record() -> None:
     slot = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
     text = postmortem_markdown(RECORD, slot=slot, fix_branch="fix/INC-42")
     assert text.startswith("# Post-mortem draft: INC-42")
-    for expected in ("v1.1.0 rolled back to v1.0.0", "2026-11-28 14:00 UTC", "1234",
+    for expected in ("v1.1.0 rolled back to v1.0.0", "2026-11-28 14:00 UTC",
+                     "Failed requests (estimated): 1,234", "**Rolled back, recovered**",
                      "connection pool size halved", "Fix forward on `fix/INC-42`",
                      "Runbook: wait_for_rollout was slow", "Blameless"):  # fmt: skip
         assert expected in text, expected
+    # Figures in their unit, to a sensible precision, each saying what it is.
+    assert "peak 5.79 %, mean 3.1 %" in text
+    assert "p99 latency between the deploy and the last sample: peak 2.00 s" in text
+    assert "0.0579452541770352" not in text
+    assert "1.9959" not in text
+    assert "error_rate on error_ratio: peak of the breach that fired 20 %, threshold 1 %" in text
+    # What happened, as sentences from the facts, not "step: step finished".
+    assert "- 10:04:10 Rolled back revision 2 -> 1" in text.split("## What happened (UTC)")[1]
     untouched = postmortem_markdown(RECORD | {"rolled_back": False}, slot=slot)
     assert "nothing was rolled back" in untouched
     assert "rolled back to v1.0.0" not in untouched

@@ -68,6 +68,16 @@ def test_a_healthy_release_ends_done_and_sealed(tmp_path: Path) -> None:
     assert not (run.incident_dir / files.RESERVE_NAME).exists()  # its room was given back
     assert _record(run.incident_dir)["outcome"] == "no_rollback"
     assert _verifies(run.incident_dir)
+    # The sealed record was written after the last step: every step in its final state.
+    md = (run.incident_dir / "record.md").read_text()
+    assert "**Not rolled back: healthy**" in md
+    steps = md.split("## Steps")[1].split("##")[0]
+    rows = [r.split("|") for r in steps.splitlines() if r.startswith("| ") and "---" not in r]
+    states = {row[1].strip(): row[4].strip() for row in rows}
+    assert states["write_record"] == "done"
+    assert states["save_notebook"] == "done"
+    assert "in progress" not in steps
+    assert "running" not in steps
 
 
 def test_attempts_of_one_incident_are_kept_side_by_side(tmp_path: Path) -> None:

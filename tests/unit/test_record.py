@@ -11,7 +11,13 @@ import pytest
 from clocks import ManualClock
 
 from runbook_lib.core.redact import Redactor
-from runbook_lib.evidence.incident_record import IncidentRecord, Outcome, build_record, write_record
+from runbook_lib.evidence.incident_record import (
+    IncidentRecord,
+    Outcome,
+    build_record,
+    render_markdown,
+    write_record,
+)
 from runbook_lib.record.facts import (
     Assessed,
     Decided,
@@ -219,3 +225,48 @@ def test_written_record_is_redacted_and_readable(run: Started, tmp_path: Path) -
     assert "| check_recovery |" in md
     for text in (json_path.read_text(), md):
         assert "plantedRecordToken9" not in text
+
+
+def test_record_md_labels_each_figure_in_its_unit(run: tuple[Timeline, Clock]) -> None:
+    tl, clock = run
+    _recovered_run(tl, clock, rollout_s=10)
+    frame = samples(bad_from=20, bad_until=30)
+    frame.iloc[25, 0] = 0.0579452541770352
+    frame["p99_latency_s"] = 1.9959000000000011
+    record = _build(tl.events, frame, clock, recovery_threshold=0.001)
+    md = render_markdown(record)
+    assert md.splitlines()[2] == "**Rolled back, recovered**"
+    assert "error_rate on error_ratio: peak of the breach that fired 20 %, threshold 1 %" in md
+    assert "5xx ratio between the deploy and recovery: peak 20 %, mean " in md
+    assert "5xx ratio before the deploy (mean): 0.05 %; after recovery (mean): 0.05 %" in md
+    assert "p99 latency between the deploy and recovery: peak 2.00 s" in md
+    assert "Decision to verified recovery: 49 s (target 5 min: met)" in md
+    for raw in ("0.0579452541770352", "1.9959", "0.0005 ", "242.0"):
+        assert raw not in md, raw
+    happened = md.split("## What happened (UTC)")[1].split("##")[0]
+    assert "- 10:04:10 Rolled back revision 2 -> 1" in happened
+    assert "5xx ratio back under 0.1 % (last sample 0.05 %)" in happened
+    assert "finished" not in happened
+
+
+def _step_states(md: str) -> dict[str, str]:
+    table = md.split("## Steps")[1].split("##")[0]
+    rows = [r.split("|") for r in table.splitlines() if r.startswith("| ") and "---" not in r]
+    return {r[1].strip(): r[4].strip() for r in rows[1:]}
+
+
+def test_a_step_still_open_says_what_it_is(run: tuple[Timeline, Clock]) -> None:
+    tl, clock = run
+    _recovered_run(tl, clock, rollout_s=10)
+    _step(tl, clock, "finish", 0)
+    tl.record("write_record", EventKind.STEP_START, "write_record started")
+    written = render_markdown(_build(tl.events, samples(bad_from=20, bad_until=30), clock))
+    assert _step_states(written)["write_record"] == "in progress: this record was written during it"
+    assert "_Written during write_record: what came after it is in" in written
+    # A run that stopped in a step (the record written afterwards from outside the kernel).
+    tl.record("wait", EventKind.STEP_START, "wait started")
+    tl.record("wait", EventKind.STEP_FAILED, "wait failed: KeyboardInterrupt: ",
+              error_type="KeyboardInterrupt", error_kind="interrupted")  # fmt: skip
+    stopped = render_markdown(_build(tl.events, samples(bad_from=20, bad_until=30), clock))
+    assert _step_states(stopped)["write_record"] == "did not end (the run stopped in it)"
+    assert _step_states(stopped)["wait"] == "FAILED: wait failed: KeyboardInterrupt:"

@@ -8,7 +8,8 @@ from typing import Any
 
 from runbook_lib.display import summary as sm
 from runbook_lib.errors import PreconditionFailed
-from runbook_lib.record.facts import Decided, Finished, RunFacts
+from runbook_lib.record.facts import Decided, Finished, NotRecovered, RolledBack, RunFacts
+from runbook_lib.record.story import Tone
 
 
 def _published() -> tuple[sm.Summary, list[tuple[dict[str, Any], dict[str, Any], bool]]]:
@@ -73,14 +74,58 @@ def test_outcome_durations_steps_and_links_from_the_run(tmp_path: Path) -> None:
     )
     summary.note_facts(facts)
     page = seen[-1][0]["text/html"]
-    assert "recovered" in page
-    assert "42.0 s (within the 300 s target)" in page
+    assert "42 s (within the 5 min target)" in page
     assert "helm_rollback 1.2 s (done)" in page
     assert "href='record.md'" in page
     assert "timeline.jsonl" not in page
     assert seen[-1][1][sm.METADATA_KEY] == {
         "verdict": "rollback", "outcome": "recovered", "incident": "INC-1"
     }  # fmt: skip
+
+
+def _ended(outcome: str, **facts: Any) -> sm.Summary:
+    summary, _ = _published()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    summary.note_facts(
+        RunFacts(
+            decided=Decided("rollback", True, at, at, DECISION),
+            decided_at=at,
+            finished=Finished(outcome, 3.5, 42.0, 300.0),
+            **facts,
+        )
+    )
+    return summary
+
+
+def test_after_the_run_the_banner_says_what_happened_not_the_verdict() -> None:
+    recovered = _ended("recovered", rolled_back=RolledBack(2, 1, "helm rollback app 1"))
+    words, colours = recovered.headline()
+    assert words == "Rolled back, recovered"
+    assert colours == sm.TONE_COLOURS[Tone.GOOD]
+    page = recovered.html()
+    assert "Rollback: Rolled back, recovered</div>" in page
+    assert f"background:{sm.BANNER_COLOURS['no_rollback'][0]}" in page  # green, not red
+    assert "ROLL BACK" in page  # the verdict is still there, as a row
+    assert recovered.text().splitlines()[:2] == [
+        "Rollback: Rolled back, recovered", "  verdict: ROLL BACK"
+    ]  # fmt: skip
+    escalated = _ended(
+        "not_recovered",
+        rolled_back=RolledBack(2, 1, "helm rollback app 1"),
+        not_recovered=NotRecovered("5xx ratio above 0.1 % for 120 s"),
+    )
+    assert escalated.headline() == (
+        "Rolled back, NOT recovered: escalated", sm.TONE_COLOURS[Tone.BAD]
+    )  # fmt: skip
+
+
+def test_a_healthy_release_reads_not_rolled_back() -> None:
+    summary, _ = _published()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    healthy = Decided("no_rollback", False, at, at, {"verdict": "no_rollback", "rules": []})
+    summary.note_facts(RunFacts(decided=healthy, decided_at=at,
+                                finished=Finished("no_rollback", None, None, 300.0)))  # fmt: skip
+    assert summary.headline() == ("Not rolled back: healthy", sm.TONE_COLOURS[Tone.GOOD])
 
 
 def test_read_summary_finds_the_last_state_in_an_executed_notebook() -> None:
