@@ -227,7 +227,7 @@ def test_written_record_is_redacted_and_readable(run: Started, tmp_path: Path) -
         assert "plantedRecordToken9" not in text
 
 
-def test_record_md_labels_each_figure_in_its_unit(run: tuple[Timeline, Clock]) -> None:
+def test_record_md_labels_each_figure_in_its_unit(run: Started) -> None:
     tl, clock = run
     _recovered_run(tl, clock, rollout_s=10)
     frame = samples(bad_from=20, bad_until=30)
@@ -255,7 +255,7 @@ def _step_states(md: str) -> dict[str, str]:
     return {r[1].strip(): r[4].strip() for r in rows[1:]}
 
 
-def test_a_step_still_open_says_what_it_is(run: tuple[Timeline, Clock]) -> None:
+def test_a_step_still_open_says_what_it_is(run: Started) -> None:
     tl, clock = run
     _recovered_run(tl, clock, rollout_s=10)
     _step(tl, clock, "finish", 0)
