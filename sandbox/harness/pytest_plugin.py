@@ -42,6 +42,7 @@ _OPTIONS = {
     "profile": "the team's service profile (YAML)",
     "values": "a values file for every install of the chart",
     "notebook": "the team's copy of the rollback notebook (default: the bundled one)",
+    "evidence": "keep each test's evidence in DIR/<test> (default: the test's tmp_path)",
 }
 ENABLE_HINT = "run `runbook sandbox build` once (cached) to enable"
 
@@ -147,9 +148,9 @@ def break_release(release: TeamRelease) -> Callable[..., str]:
 
 
 class _Faults(Faults):
-    def evidence_disk_full(self, size: str = "2m") -> Path:
+    def evidence_disk_full(self, room_mib: int = 4) -> Path:
         try:
-            return super().evidence_disk_full(size)
+            return super().evidence_disk_full(room_mib)
         except team_mod.FaultUnavailable as err:
             pytest.skip(str(err))
             raise

@@ -432,26 +432,22 @@ class Faults:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid.read_text()), 9)
 
-    def evidence_disk_full(self, size: str = "2m") -> Path:
-        """The evidence goes to a file system with no room left (a tmpfs, filled): the run
-        must refuse before any change. Needs root (``FaultUnavailable`` otherwise)."""
+    def evidence_disk_full(self, room_mib: int = 4) -> Path:
+        """The evidence goes to a file system nearly full: ``room_mib`` MiB left, far less than
+        a bundle needs, so the run must refuse before any change. A real file system (a tmpfs,
+        filled); needs root (``FaultUnavailable`` otherwise)."""
         if os.geteuid() != 0:
             raise FaultUnavailable("mounting a full disk for the evidence needs root")
         disk = self.folder / "full-disk"
         disk.mkdir(parents=True, exist_ok=True)
+        used_mib = 8
+        size = f"{used_mib + room_mib}m"
         argv = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise FaultUnavailable(f"cannot mount a tmpfs: {done.stderr.strip()}")
         self._undo.append(lambda: subprocess.run(["umount", "-l", str(disk)], check=False))
-        for size_b in (1 << 20, 4096, 1):
-            try:
-                with (disk / f"filler-{size_b}").open("ab") as fh:
-                    while True:
-                        fh.write(b"\0" * size_b)
-                        fh.flush()
-            except OSError:
-                continue
+        (disk / "filler").write_bytes(b"\0" * (used_mib << 20))
         self.overrides["output_dir"] = str(disk)
         return disk
 
@@ -523,9 +519,17 @@ class Started:
         return read_run(self.folder, self.proc.returncode, out, err)
 
     def crash(self) -> None:
-        """The machine dies: the command and everything it started (its process group)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, 9)
+        """The machine dies: the command, its kernel and the helm it started, all at once."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         self.proc.communicate(timeout=30)
 
 
