@@ -169,8 +169,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--report", metavar="FILE.md", help="also write the Markdown report here")
     p.add_argument("--junit", metavar="FILE.xml", help="JUnit XML for CI")
     p.add_argument("--evidence", metavar="DIR", help="keep the evidence here (default: a temp dir)")
+    names = ", ".join(SCENARIOS)
     p.add_argument("--only", action="append", metavar="NAME",
-                   help=f"run only the scenarios whose name contains NAME: {', '.join(SCENARIOS)}")  # fmt: skip
+                   help=f"run only the scenarios whose name contains NAME: {names}")  # fmt: skip
     p.set_defaults(func=run)
 
 
