@@ -9,6 +9,7 @@ and healthy-deploy scenarios wait for the series.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -165,6 +166,11 @@ def test_evidence_disk_full_refused_before_any_change(
     ending = run_runbook(manual_reason=MANUAL)
     _said(record_property, "refused before any change (no room for the evidence)",
           run_runbook.last)  # fmt: skip
+    assert run_runbook.last is not None
+    # The full disk goes with the test: its evidence is kept beside the other scenarios'.
+    kept = run_runbook.out / run_runbook.last.folder.name
+    shutil.copytree(run_runbook.last.folder, kept)
+    record_property("evidence", str(kept))
     assert ending.outcome is Outcome.REFUSED, _ending(ending)
     assert ending.cluster is Cluster.NOT_CHANGED
     assert_nothing_changed(release, before)

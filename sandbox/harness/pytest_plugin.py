@@ -189,9 +189,17 @@ class Runner:
 
 
 @pytest.fixture
-def run_runbook(release: TeamRelease, runbook_team: Team, faults: Faults, tmp_path: Path) -> Runner:
+def run_runbook(
+    request: pytest.FixtureRequest,
+    release: TeamRelease,
+    runbook_team: Team,
+    faults: Faults,
+    tmp_path: Path,
+) -> Runner:
     """Run the team's rollback notebook on ``release``; returns the run's ``Ending``."""
-    return Runner(release, runbook_team, faults, tmp_path / "evidence")
+    kept = _path(request.config, "evidence")
+    out = kept / request.node.name if kept is not None else tmp_path / "evidence"
+    return Runner(release, runbook_team, faults, out)
 
 
 @pytest.fixture
