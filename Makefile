@@ -10,7 +10,7 @@ APT_STAMP  := .cache/apt-installed
 # and Chromium with its WebDriver for the browser tests (tests/browser).
 APT_PKGS   := prometheus prometheus-alertmanager sqlite3 chromium chromium-driver
 
-.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down demo demo-alert assess-demo test lint typecheck unit bench clean
+.PHONY: help install system-deps sandbox-build sandbox-up sandbox-down down demo demo-alert assess-demo test lint typecheck unit bench clean
 
 help:
 	@echo "make demo    - bring the sandbox up, break it, run the rollback notebook headlessly, leave evidence"
@@ -18,6 +18,7 @@ help:
 	@echo "make test    - lint, type checks and the whole pytest suite (builds/starts the sandbox)"
 	@echo "make assess-demo - the read-only assessment notebook on the bundled bad-deploy replay"
 	@echo "make bench   - benchmarks (numbers and ratios printed)"
+	@echo "make down    - stop the sandbox"
 	@echo "make install - .venv with the project editable, JupyterLab, sandbox and developer tools"
 
 $(STAMP): pyproject.toml
@@ -50,6 +51,8 @@ sandbox-up: install system-deps sandbox-build
 
 sandbox-down: install
 	$(VENV)/bin/runbook sandbox down
+
+down: sandbox-down
 
 demo: install system-deps sandbox-build
 	$(PY) scripts/demo.py

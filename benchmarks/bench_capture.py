@@ -1,6 +1,6 @@
 """How long capturing the bad release's pods holds up the rollback, on the sandbox.
 
-Issue 13: the capture before ``helm rollback`` may delay it by at most a second. Two numbers,
+The capture before ``helm rollback`` may delay it by at most a second. Two numbers,
 each the median of several rounds after a fresh ``deploy v1.1.0`` and some traffic:
 
 - **listing**: ``start_capture`` returning (it lists the pods, then reads the logs in a

@@ -11,7 +11,7 @@ samples. Two scenarios:
 
 For each it prints the vectorised engine's best time over several runs, the per-sample exact
 reference (benchmarks/reference.py) measured in the same process, and the ratio, and checks
-that both decided the same (verdict, every rule's status, what fired when). Goals (issue 9):
+that both decided the same (verdict, every rule's status, what fired when). Goals:
 under 20 ms, and at least 50x faster than the reference.
 
     python benchmarks/bench_decision.py
@@ -40,7 +40,7 @@ SAMPLES = 30 * 24 * 3600 // 15  # 172,800
 START = datetime(2026, 10, 1, tzinfo=UTC)
 REPEATS = 7
 REFERENCE_REPEATS = 2  # best of a few for both, so a busy machine skews the ratio less
-GOAL_MS = 20  # issue 9: 30 days at 15 s in under 20 ms ...
+GOAL_MS = 20  # 30 days at 15 s in under 20 ms ...
 GOAL_RATIO = 50  # ... and at least 50x the per-sample reference, measured in one run
 
 

@@ -1,4 +1,4 @@
-"""What redaction costs: every value of the evidence goes through it (issue 10).
+"""What redaction costs: every value of the evidence goes through it.
 
 Four numbers, each the median of several rounds, on text made here:
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from runbook_lib.adapters.settings_files import read_profile
 from runbook_lib.core.alert_policy import Policy
 from runbook_lib.core.kinds import read_duration
 from runbook_lib.errors import ParameterError
@@ -130,14 +132,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def load_policy(path: Path) -> Policy:
-    """The policy file, parsed; ``ParameterError`` names the file when it cannot be read."""
+    """The policy file, parsed, its releases' profiles read and checked.
+
+    A relative profile path is the policy folder's (the receiver's working folder is nobody's
+    choice). Every profile is read now, not at the first alert: a profile that is missing or
+    wrong stops the receiver at start-up (``ParameterError``, exit 2), each problem naming the
+    release entry, the profile's key and line.
+    """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ParameterError([f"--policy: cannot read {path}: {err.strerror}"]) from err
     except yaml.YAMLError as err:
         raise ParameterError([f"--policy: {path} is not YAML: {err}"]) from err
-    return Policy.from_mapping(data)
+    policy = Policy.from_mapping(data)
+    rules, problems = [], []
+    for i, rule in enumerate(policy.releases):
+        if rule.profile:
+            profile = (path.parent / rule.profile).absolute()
+            rule = replace(rule, profile=str(profile))
+            problems += [
+                f"policy.releases[{i}].profile: {p}" for p in read_profile(profile).problems
+            ]
+        rules.append(rule)
+    if problems:
+        raise ParameterError(problems)
+    return replace(policy, releases=tuple(rules))
 
 
 def read_token(path: Path) -> str:

@@ -52,7 +52,7 @@ class Sources(Group):
     replay_csv: str = setting(
         "",
         _T,
-        "replay CSV instead of Prometheus (README: Replay format); empty: none",
+        "replay CSV instead of Prometheus (docs/REPLAY.md); empty: none",
         used_by=DECIDE,
         per_run=True,
         path=True,

@@ -77,9 +77,12 @@ _EXTRA_MATCHERS: Mapping[str, tuple[tuple[str, str], ...]] = {
 }
 # Labels never worth asking about: no release is named by them.
 _NOT_NAMES = frozenset({"__name__", "le", "quantile"})
-# Metrics of the process or the scrape, never a business signal.
+# Metrics of the process or the scrape, never a business signal; nor are the series
+# Prometheus writes for its own alerting rules (they carry the release's labels once an
+# alert about it fires).
 _RUNTIME = re.compile(
-    r"^(process_|go_|python_|promhttp_|scrape_|jvm_|nodejs_|dotnet_|up$|target_info$)"
+    r"^(process_|go_|python_|promhttp_|scrape_|jvm_|nodejs_|dotnet_"
+    r"|up$|target_info$|ALERTS$|ALERTS_FOR_STATE$)"
 )
 _FAMILY_SUFFIXES = ("_bucket", "_count", "_sum", "_created")
 _DEFAULT_WINDOW_S = 60.0

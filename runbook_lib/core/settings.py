@@ -156,7 +156,7 @@ GROUPS: tuple[tuple[str, type], ...] = (
     ("capture", Capture),
 )
 _HEADINGS = {
-    "profile": "The service described once (a YAML profile; see README)",
+    "profile": "The service described once (a YAML profile; see docs/PARAMETERS.md)",
     "sources": '"When to Rollback": where the samples come from',
     "metrics": "Where the service's series are in Prometheus (raw PromQL, or a naming preset)",
     "rules": '"When to Rollback": the rules (runbook defaults)',

@@ -1,6 +1,6 @@
 """Progress of a wait (rollout, recovery): what we wait for, elapsed and remaining time.
 
-A stalled rollout must not look like a hung notebook (issue 12). ``tqdm.auto`` draws a widget
+A stalled rollout must not look like a hung notebook. ``tqdm.auto`` draws a widget
 when a person runs the notebook in Jupyter; a headless run (``runbook run`` sets
 ``RUNBOOK_PROGRESS=text`` for its kernel) gets plain lines instead, one every
 ``TEXT_INTERVAL_S``, because a widget means nothing in papermill's log or the saved HTML.

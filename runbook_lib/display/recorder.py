@@ -1,6 +1,6 @@
 """The kernel's own record of what it ran and showed, for a notebook run by hand.
 
-Same evidence by hand (issue 12): ``runbook run`` gets the executed notebook from papermill,
+Same evidence by hand: ``runbook run`` gets the executed notebook from papermill,
 but in Jupyter the outputs live in the browser, and the file on disk holds only what was last
 saved (autosave: every 2 minutes, if at all). A kernel cannot ask JupyterLab for its document
 (no server API serves the front end's unsaved model), and a script output asking the page to

@@ -44,7 +44,6 @@ from runbook_lib.record.facts import (
     START_STEP,
     EvidenceLost,
     Outcome,
-    RunFacts,
     StepFailure,
     attempt_file,
     attempt_number,
@@ -278,9 +277,8 @@ def _end_rollback(
     state = seal(prepared.incident_dir, signing_key=prepared.signing_key, on_unsigned=unsigned)
     # A signal during the collection stopped it: the run was stopped by that signal too.
     stopped_by = signals.received
-    ending = Ending.read(
-        RunFacts.read(timeline.events), signal=stopped_by, lost=end.lost, seal=state
-    )
+    # This run's facts: with one incident id, another run's rollback is not this run's.
+    ending = Ending.read(ctx.facts, signal=stopped_by, lost=end.lost, seal=state)
     return ending, name, tuple(prepared.redactor(p) for p in end.problems)
 
 

@@ -7,7 +7,7 @@ changes nothing unless its verdict is ``rollback``), an assessment in a dry run 
 notification carrying the command (release not allowed, circuit breaker open), or a
 notification only (the release is in no policy entry).
 
-What an operator may rely on (README, "Alert-driven runs"):
+What an operator may rely on (docs/ALERTS.md):
 
 - **Durable before acknowledged.** ``accept`` answers only after its journal lines are on
   disk (``Journal.sync``); a journal that cannot be written turns every post into a 503 and

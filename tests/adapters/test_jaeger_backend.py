@@ -1,4 +1,4 @@
-"""The sandbox's Jaeger with the traffic model's spans, without a cluster (issue 13).
+"""The sandbox's Jaeger with the traffic model's spans, without a cluster.
 
 A Jaeger of its own (own state dir and ports) and the traffic model on a fixed pod mix:
 spans go in over OTLP, come back through the runbook's adapter, and the trace evidence is

@@ -1,4 +1,4 @@
-"""Per-pod logs and spans of the sandbox's traffic model, without a cluster (issue 13)."""
+"""Per-pod logs and spans of the sandbox's traffic model, without a cluster."""
 
 from __future__ import annotations
 

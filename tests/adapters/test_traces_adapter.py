@@ -1,4 +1,4 @@
-"""The Jaeger adapter's failures: down, hanging, garbage, server errors (issue 13).
+"""The Jaeger adapter's failures: down, hanging, garbage, server errors.
 
 A real Jaeger answers correctly (tests/e2e/test_traces.py); what it cannot be made to do
 on demand (hang, answer garbage or 500) is played by a small local server here.

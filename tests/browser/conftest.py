@@ -1,6 +1,6 @@
 """JupyterLab on 127.0.0.1 with a token, driven by the system's Chromium through Selenium.
 
-Issue 12: the notebooks are tested as an on-call engineer uses them, in a real browser. The
+The notebooks are tested as an on-call engineer uses them, in a real browser. The
 Debian packages ``chromium`` and ``chromium-driver`` provide the browser (``make
 system-deps``); without them these tests skip with that hint, and fail in CI.
 """

@@ -1,4 +1,4 @@
-"""The notebooks in JupyterLab, in Chromium, as an on-call engineer runs them (issue 12).
+"""The notebooks in JupyterLab, in Chromium, as an on-call engineer runs them.
 
 Run All, the "yes"/"no" prompt, the summary banner at the top, the progress of the waits, and
 the evidence a run by hand leaves (executed notebook and HTML, redacted and sealed). The

@@ -1,4 +1,4 @@
-"""The bad release's own evidence through the run's steps (issue 13): its pods' logs captured
+"""The bad release's own evidence through the run's steps: its pods' logs captured
 before ``helm rollback``, its failing traces, and nothing of it after the rollback."""
 
 from __future__ import annotations

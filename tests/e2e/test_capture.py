@@ -1,4 +1,4 @@
-"""Capturing the bad release's pods before the rollback deletes them (issue 13)."""
+"""Capturing the bad release's pods before the rollback deletes them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Faults from issue 4, each on the sandbox: a typed error, recorded on the timeline, the lock
+"""Faults, each on the sandbox: a typed error, recorded on the timeline, the lock
 released, and nothing lost (history, pods, schema and timeline as a person would expect)."""
 
 from __future__ import annotations

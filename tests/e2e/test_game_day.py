@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from runbook_lib.core.exit_status import REFUSED
 from runbook_lib.record.facts import Outcome, RunFacts, attempts
 from runbook_lib.record.timeline import Timeline
 
@@ -44,7 +45,6 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.notebook, pytest.mark.slow]
 
 RUNBOOK = Path(sys.executable).parent / "runbook"
 GOOD_IMAGE = "registry.local/api:v1.0.0"
-REFUSED_EXIT = 1  # a step refused before any change
 SHORT = {
     "step": "2s",
     "recovery_poll": "2s",
@@ -170,12 +170,12 @@ def _assert_started_together_gave_one_rollback(
 ) -> tuple[str, str]:
     """One run rolled back and recovered; the other was refused naming the holder."""
     statuses = sorted(status for status, _, _ in results)
-    assert statuses == [0, REFUSED_EXIT], [r[2][-2000:] for r in results]
+    assert statuses == [0, REFUSED], [r[2][-2000:] for r in results]
     assert _rollbacks(sb) == [3]  # exactly one helm rollback: revision 3, "Rollback to 1"
     _wait_for_images(sb, {GOOD_IMAGE})
     assert _lease_holder(sb) is None
     winner = next(r for r in results if r[0] == 0)
-    loser = next(r for r in results if r[0] == REFUSED_EXIT)
+    loser = next(r for r in results if r[0] == REFUSED)
     assert "outcome: recovered" in winner[1]
     assert "cluster: rolled back by this run: revision 2 -> 1" in winner[1]
     assert "outcome: refused" in loser[1]
@@ -371,7 +371,7 @@ def test_the_wrong_cluster_is_refused_before_anything_is_read_or_changed(
     params = _params(sb, tmp_path, "GD-WRONG", expected_cluster="kwok-production")
     status, out, err = _finish(_start(sb, params))
     folder = tmp_path / "ev" / "GD-WRONG"
-    assert status == REFUSED_EXIT
+    assert status == REFUSED
     assert f"refusing to act: kube context '{sb.context}'" in err
     assert "is not the expected cluster 'kwok-production'" in err
     assert "outcome: refused" in out

@@ -1,5 +1,5 @@
 """Each api pod's `kubectl logs` is its own, with its version; crash loops leave `--previous`
-logs (issue 13: evidence can only tell whose log is whose if the sandbox does)."""
+logs (evidence can only tell whose log is whose if the sandbox does)."""
 
 from __future__ import annotations
 

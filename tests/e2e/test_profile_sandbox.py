@@ -64,6 +64,23 @@ def _samples(sb: Sandbox, dialect: str) -> float:
     return float(found[0]["value"][1]) if found else 0.0
 
 
+def _app_healthy_since(sb: Sandbox) -> bool:
+    """The release ``app``'s error ratio and p99 over the last ``SINCE``, each a rate over a
+    minute, are v1.0.0's: a bad deploy before the reset has left the rates' windows."""
+    sel = 'release="app",namespace="default"'
+    ratio = (
+        f'sum(rate(http_requests_total{{{sel},code=~"5.."}}[1m]))'
+        f" / sum(rate(http_requests_total{{{sel}}}[1m]))"
+    )
+    buckets = f"rate(http_request_duration_seconds_bucket{{{sel}}}[1m])"
+    p99 = f"histogram_quantile(0.99, sum by (le) ({buckets}))"
+    for query, healthy in ((ratio, 0.01), (p99, 0.45)):
+        found = _query(sb, f"max_over_time(({query})[{SINCE}:1s])")
+        if found and float(found[0]["value"][1]) >= healthy:
+            return False
+    return True
+
+
 def _query(sb: Sandbox, promql: str) -> list[dict[str, Any]]:
     url = f"{sb.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -83,9 +100,12 @@ def dialects(sandbox: Sandbox) -> Iterator[Sandbox]:
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while min(_samples(sandbox, d) for d in CASES) < 25:  # scraped every second
+        while min(_samples(sandbox, d) for d in CASES) < 25 or not _app_healthy_since(sandbox):
             if time.monotonic() > deadline:
-                pytest.fail("Prometheus did not collect 25 s of every dialect's requests")
+                pytest.fail(
+                    "Prometheus did not collect 25 s of every dialect's requests, or the "
+                    "release app's 1m rates still hold the deploy before the reset"
+                )
             time.sleep(1)
         yield sandbox
     finally:

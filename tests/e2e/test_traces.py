@@ -1,4 +1,4 @@
-"""The sandbox's Jaeger, the traffic model's spans and the trace evidence (issue 13)."""
+"""The sandbox's Jaeger, the traffic model's spans and the trace evidence."""
 
 from __future__ import annotations
 

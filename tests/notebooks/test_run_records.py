@@ -1,4 +1,4 @@
-"""A record for every run (issue 9): ``runbook run rollback`` on replays, no cluster touched.
+"""A record for every run: ``runbook run rollback`` on replays, no cluster touched.
 
 A replay whose samples all precede the deploy cannot be judged: the headless run stops before
 any change, exits 4 and still leaves the record (verdict inconclusive, each rule not judged

@@ -42,7 +42,7 @@ DATA_DIRS = {
     "sandbox/migrations": "runbook_sandbox/data/migrations",
     "sandbox/traffic": "runbook_sandbox/data/traffic",
 }
-# Messages every run printed before issue 12 (kernel over TCP, nbconvert's alt-text notice).
+# Notices nobody can act on (the kernel over TCP, nbconvert's alt-text notice), never printed.
 NOISE = ("Kernel is running over TCP without encryption", "Alternative text is missing")
 _SKIP = shutil.ignore_patterns(
     ".git", ".venv", ".cache", ".state", "build", "dist", "evidence", "*.egg-info",

@@ -1,4 +1,4 @@
-"""The capture and trace parameters, facts and record lines (issue 13), without a cluster.
+"""The capture and trace parameters, facts and record lines, without a cluster.
 
 The sandbox tests (tests/e2e/test_bad_release_evidence.py) run the same through the steps.
 """

@@ -1,4 +1,4 @@
-"""Bounds on captured pod logs (core/capture.py, issue 13)."""
+"""Bounds on captured pod logs (core/capture.py)."""
 
 from __future__ import annotations
 

@@ -60,6 +60,8 @@ CLIENT = PresetSeen(
             "checkout_seconds_bucket",
             "process_cpu_seconds_total",
             "runbook:error_ratio",
+            "ALERTS",  # Prometheus's own series for a firing rule about the release
+            "ALERTS_FOR_STATE",
         ),
     },
     scrape_interval_s=1.0,

@@ -1,4 +1,4 @@
-"""Progress of the waits (issue 12): what is awaited, elapsed and remaining seconds."""
+"""Progress of the waits: what is awaited, elapsed and remaining seconds."""
 
 from __future__ import annotations
 

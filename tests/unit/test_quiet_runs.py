@@ -1,4 +1,4 @@
-"""Every ``runbook run`` used to print two notices nobody could act on (issue 12):
+"""Every ``runbook run`` used to print two notices nobody could act on:
 ipykernel's "Kernel is running over TCP without encryption" and nbconvert's "Alternative text
 is missing on N image(s)". Each test shows the notice without our setting, and its absence
 with it, so the setting is what silences it.

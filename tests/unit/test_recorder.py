@@ -1,4 +1,4 @@
-"""The kernel's own record of a notebook run by hand (issue 12: same evidence by hand)."""
+"""The kernel's own record of a notebook run by hand (same evidence by hand)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The notebooks' summary banner (issue 12: readable at a glance) and its error handler."""
+"""The notebooks' summary banner (readable at a glance) and its error handler."""
 
 from __future__ import annotations
 

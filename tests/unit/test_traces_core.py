@@ -1,4 +1,4 @@
-"""Jaeger's JSON parsed and summarised (core/traces.py) and bounded exports (issue 13)."""
+"""Jaeger's JSON parsed and summarised (core/traces.py) and bounded exports."""
 
 from __future__ import annotations
 
