@@ -112,8 +112,11 @@ def markdown(rows: list[Row], *, chart: Path, profile: Path, total_s: float) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    import pytest
-
+    try:
+        import pytest
+    except ModuleNotFoundError:
+        print("runbook gameday: the scenarios run with pytest: pip install pytest", file=sys.stderr)
+        return 2
     from runbook_sandbox import gameday_scenarios
 
     for given in (args.chart, args.profile, args.notebook, args.values):
