@@ -3,13 +3,22 @@ game-day report, and ``runbook gameday``'s refusals of bad input (no sandbox nee
 
 from __future__ import annotations
 
+import http.server
+import json
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from runbook_sandbox.gameday import Row, markdown
 from runbook_sandbox.pytest_plugin import worker_environment
-from runbook_sandbox.team import Team, _selector_in
+from runbook_sandbox.team import Faults, Team, _selector_in
 
 RUNBOOK = Path(sys.executable).parent / "runbook"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "team-shop"
@@ -78,3 +87,55 @@ def test_gameday_refuses_bad_input_with_status_2() -> None:
     unknown = gameday(*args, "--only", "no_such_scenario")
     assert unknown.returncode == 2
     assert "no scenario matches" in unknown.stderr
+
+
+@pytest.fixture
+def prometheus_stand_in() -> Iterator[str]:
+    """A local HTTP server answering every GET with a fixed Prometheus-like JSON body."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"status": "success", "path": "%s"}' % self.path.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_prometheus_down_for_a_while_answers_503_then_relays(
+    prometheus_stand_in: str, tmp_path: Path
+) -> None:
+    release = SimpleNamespace(sandbox=SimpleNamespace(prometheus_url=prometheus_stand_in))
+    faults = Faults(release, tmp_path)  # type: ignore[arg-type]
+    try:
+        down = faults.prometheus_down(for_s=3600)
+        assert faults.overrides["prometheus_url"] == down
+        assert _get(f"{down}/api/v1/query?query=up")[0] == 503
+        back = faults.prometheus_down(for_s=0)
+        status, body = _get(f"{back}/api/v1/query?query=up")
+        assert status == 200
+        assert json.loads(body)["path"] == "/api/v1/query?query=up"
+        gone = faults.prometheus_down()  # for good: nothing listens there
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(f"{gone}/api/v1/query?query=up", timeout=10)
+    finally:
+        faults.close()
