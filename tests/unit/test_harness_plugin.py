@@ -1,5 +1,6 @@
 """The team harness's pure parts: selectors per namespace, sandboxes per xdist worker, the
-game-day report, and ``runbook gameday``'s refusals of bad input (no sandbox needed)."""
+game-day report, ``runbook gameday``'s refusals of bad input, and Prometheus down in front of a
+local stand-in (no sandbox needed)."""
 
 from __future__ import annotations
 
