@@ -46,7 +46,7 @@ from runbook_lib.core.verdict import Verdict
 from runbook_lib.errors import CommandFailed
 from runbook_lib.record.ending import Ending, Seal
 from runbook_lib.record.timeline import Timeline
-from runbook_sandbox import traffic_control
+from runbook_sandbox import net_faults, traffic_control
 from runbook_sandbox.breach import last_deploy_time
 from runbook_sandbox.sandbox import Sandbox
 
@@ -471,6 +471,65 @@ class Faults:
             )
         )
         return holder
+
+    def api_server_down(self, *, after_s: float = 0.0, for_s: float | None = None) -> Path:
+        """The API server goes away for the run (``after_s`` seconds from now; for good, or
+        back after ``for_s``): the run talks to it through a relay on 127.0.0.1 that is cut
+        (connections refused, open ones reset), while the sandbox itself stays up for
+        everyone else. Returns the kubeconfig the run gets."""
+        sb = self.release.sandbox
+        relay = net_faults.Forwarder(net_faults.api_port(sb.kubeconfig, sb.context))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        kubeconfig = net_faults.kubeconfig_via(
+            sb.kubeconfig, sb.context, relay.port, self.folder / "kubeconfig-via-relay"
+        )
+        timers = [threading.Timer(after_s, relay.cut)]
+        if for_s is not None:
+            timers.append(threading.Timer(after_s + for_s, relay.restore))
+        for timer in timers:
+            timer.daemon = True
+            timer.start()
+
+        def undo() -> None:
+            for timer in timers:
+                timer.cancel()
+            relay.cut()
+
+        self._undo.append(undo)
+        self.overrides["kubeconfig"] = str(kubeconfig)
+        return kubeconfig
+
+    def webhook_failing(self, status: int = 500) -> str:
+        """The notification webhook answers every POST with ``status``; returns its URL."""
+        return self._webhook(status=status, hang=False)
+
+    def webhook_hanging(self) -> str:
+        """The notification webhook accepts the request and never answers (until the test
+        ends); returns its URL."""
+        return self._webhook(status=200, hang=True)
+
+    def _webhook(self, *, status: int, hang: bool) -> str:
+        released = threading.Event()
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if hang:
+                    released.wait(600)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._undo.append(lambda: (released.set(), server.shutdown(), server.server_close()))
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks/game-day"
+        self.overrides["slack_webhook_url"] = url
+        return url
 
     def close(self) -> None:
         for undo in reversed(self._undo):

@@ -140,3 +140,25 @@ def test_prometheus_down_for_a_while_answers_503_then_relays(
             urllib.request.urlopen(f"{gone}/api/v1/query?query=up", timeout=10)
     finally:
         faults.close()
+
+
+def _post(url: str, timeout_s: float) -> int:
+    request = urllib.request.Request(url, data=b'{"text": "x"}', method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_the_webhook_fails_or_hangs_as_told(tmp_path: Path) -> None:
+    faults = Faults(SimpleNamespace(), tmp_path)  # type: ignore[arg-type]
+    try:
+        failing = faults.webhook_failing(503)
+        assert faults.overrides["slack_webhook_url"] == failing
+        assert _post(failing, 10) == 503
+        hanging = faults.webhook_hanging()
+        with pytest.raises((TimeoutError, urllib.error.URLError)):
+            _post(hanging, 0.5)
+    finally:
+        faults.close()
