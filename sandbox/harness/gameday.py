@@ -1,7 +1,7 @@
 """``runbook gameday``: the standard scenarios against a team's chart, profile and notebook.
 
     runbook gameday --chart PATH --profile FILE [--notebook PATH] [--values FILE]
-                    [--report FILE.md] [--junit FILE.xml] [--only NAME] [--evidence DIR]
+                    [--report MARKDOWN] [--junit XML] [--only NAME] [--evidence DIR]
 
 The scenarios are a pytest module (``runbook_sandbox.gameday_scenarios``) run through the
 plugin on the sandbox named by the environment (started if it is not running): pytest writes
@@ -167,14 +167,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--chart", required=True, metavar="PATH", help="the team's Helm chart")
     p.add_argument("--profile", required=True, metavar="FILE", help="the service profile")
-    p.add_argument("--notebook", metavar="PATH", help="the team's rollback notebook copy")
-    p.add_argument("--values", metavar="FILE", help="a values file for every install")
-    p.add_argument("--report", metavar="FILE.md", help="also write the Markdown report here")
-    p.add_argument("--junit", metavar="FILE.xml", help="JUnit XML for CI")
-    p.add_argument("--evidence", metavar="DIR", help="keep the evidence here (default: a temp dir)")
+    p.add_argument(
+        "--notebook",
+        metavar="PATH",
+        help="the team's rollback notebook copy (default: the bundled one)",
+    )
+    p.add_argument(
+        "--values", metavar="FILE", help="a values file for every install (default: none)"
+    )
+    p.add_argument(
+        "--report",
+        metavar="MARKDOWN",
+        help="also write the Markdown report here (default: printed only)",
+    )
+    p.add_argument("--junit", metavar="XML", help="JUnit XML for CI (default: none)")
+    p.add_argument(
+        "--evidence", metavar="DIR", help="keep the evidence here (default: a temporary folder)"
+    )
     names = ", ".join(SCENARIOS)
     p.add_argument("--only", action="append", metavar="NAME",
-                   help=f"run only the scenarios whose name contains NAME: {names}")  # fmt: skip
+                   help=f"run only the scenarios whose name contains NAME, repeatable "
+                        f"(default: all): {names}")  # fmt: skip
     p.set_defaults(func=run)
 
 
