@@ -22,6 +22,17 @@ from typing import Any
 
 __all__ = ["SCENARIOS", "Row", "main", "markdown", "register"]
 
+_DESCRIPTION = (
+    "Runs the standard game-day scenarios (a bad deploy rolled back, a healthy one left alone, "
+    "metrics down, two runs at once, a run killed mid-rollback, the evidence disk full, helm "
+    "hanging, the wrong cluster) against your chart, profile and notebook copy, each on a "
+    "fresh release in its own namespace of the local sandbox (started if it is not running; "
+    "docs/HARNESS.md). Prints a progress line per scenario, then the Markdown report: one row "
+    "each with what was expected, what was seen, the time and the evidence folder. Exit "
+    "status: 0 only when every scenario held; 1 otherwise (a skipped one did not hold); 2 bad "
+    "input. Example: runbook gameday --chart chart --profile profile.yaml --notebook "
+    "rollback.ipynb --junit gameday.xml"
+)
 # The scenarios in the order they run: the test's name without ``test_``.
 SCENARIOS = (
     "bad_deploy_rolled_back",
@@ -163,7 +174,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "gameday",
         help="the standard game-day scenarios against your chart, profile and notebook",
-        description=(__doc__ or "").split("\n\n")[2],
+        description=_DESCRIPTION,
     )
     p.add_argument("--chart", required=True, metavar="PATH", help="the team's Helm chart")
     p.add_argument("--profile", required=True, metavar="FILE", help="the service profile")
