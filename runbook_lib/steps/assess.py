@@ -90,10 +90,11 @@ def _inconclusive(ctx: RunContext, decision: Decision) -> str:
         answer = ctx.ask(_ASK)
     if answer is None:
         ctx.timeline.record(
-            "decide", EventKind.WARNING,
+            "decide",
+            EventKind.WARNING,
             f"inconclusive and headless: stopping before any change ({unjudged}); set "
             "on_inconclusive=rollback to roll back anyway",
-        )  # fmt: skip
+        )
         return ""
     if answer.strip().lower() in {"yes", "y"}:
         return f"rolled back by hand on an inconclusive verdict ({unjudged})"

@@ -208,10 +208,7 @@ SHORT = {
 
 def _sandbox_params(sandbox: Sandbox, **extra: Any) -> dict[str, Any]:
     return {
-        "expected_cluster": sandbox.context,
-        "kubeconfig": sandbox.kubeconfig,
-        "context": sandbox.context,
-        "prometheus_url": sandbox.prometheus_url,
+        **sandbox.run_parameters,
         "slack_webhook_url": WEBHOOK,
         **SHORT,
         **extra,
