@@ -95,8 +95,9 @@ def test_metrics_down_changes_nothing(
     faults.prometheus_down()
     before = release.snapshot()
     ending = run_runbook()
-    _said(record_property, "no decision (metrics unreachable); nothing changed", run_runbook.last)
-    assert ending.verdict is None, _ending(ending)
+    _said(record_property, "inconclusive (metrics unreachable); nothing changed", run_runbook.last)
+    assert ending.verdict is Verdict.INCONCLUSIVE, _ending(ending)
+    assert ending.outcome is Outcome.INCONCLUSIVE, _ending(ending)
     assert ending.cluster is Cluster.NOT_CHANGED, _ending(ending)
     assert_nothing_changed(release, before)
 
