@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+from runbook_lib.core.exit_status import INCONCLUSIVE
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.record.ending import Cluster
 from runbook_lib.record.facts import Outcome
@@ -51,10 +52,10 @@ def test_with_prometheus_down_nothing_changes(release, deploy, faults, run_runbo
 
     ending = run_runbook()
 
-    # No decision without metrics: the run stops in its assessment.
-    assert ending.verdict is None
-    assert ending.failure is not None
-    assert (ending.failure.step, ending.failure.error_type) == ("assess", "MetricsError")
+    # Nothing can be judged without metrics: inconclusive, stopped before any change.
+    assert ending.verdict is Verdict.INCONCLUSIVE
+    assert ending.outcome is Outcome.INCONCLUSIVE
+    assert ending.exit_status == INCONCLUSIVE
     assert ending.cluster is Cluster.NOT_CHANGED
     assert_nothing_changed(release, before)
     assert_evidence_verifies(run_runbook.last.folder)
