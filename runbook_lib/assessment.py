@@ -25,6 +25,7 @@ from runbook_lib.adapters.settings_files import load_settings
 from runbook_lib.core import decision as core_decision
 from runbook_lib.core.decision import Decision, RuleStatus, Verdict, evaluated_at
 from runbook_lib.core.kinds import Entry
+from runbook_lib.core.promql import build_queries
 from runbook_lib.core.settings import Settings, given
 from runbook_lib.core.units import instant_ns
 from runbook_lib.display import plots
@@ -125,6 +126,25 @@ def load_window(
     end = min(now, deployed_at + timedelta(seconds=rules.window))
     frame = source.query_range(deployed_at - history, end, sources.prometheus_step)
     return Window(frame, sources.prometheus_url, deployed_at, deployed_at_source, now)
+
+
+def unread_window(
+    settings: Settings,
+    *,
+    deployed_at: datetime,
+    deployed_at_source: str,
+    clock: datetime | None,
+    why: str,
+) -> Window:
+    """A window without samples, for when Prometheus could not be read: every rule is then
+    "not judged" and the verdict inconclusive (missing data never reads as healthy). ``why``
+    joins the decision's warnings."""
+    columns = list(build_queries(settings.metrics))
+    index = pd.DatetimeIndex([], tz=UTC, name="timestamp").as_unit("ns")
+    frame = pd.DataFrame({c: pd.Series(dtype=float) for c in columns}, index=index)
+    frame.attrs["warnings"] = [why]
+    now = settings.sources.now or clock or datetime.now(UTC)
+    return Window(frame, settings.sources.prometheus_url, deployed_at, deployed_at_source, now)
 
 
 def read_window(settings: Settings) -> Window:

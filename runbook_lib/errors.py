@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypedDict, Unpack
 
 __all__ = [
     "AdapterError",
@@ -93,6 +94,14 @@ class LockLost(PreconditionFailed):
         super().__init__(message)
 
 
+class _CallContext(TypedDict, total=False):
+    """What every ``AdapterError`` may say of the failed call; its subclasses pass it on."""
+
+    command: str
+    stderr: str
+    retryable: bool
+
+
 class AdapterError(RunbookError):
     """An outside program or service failed.
 
@@ -129,31 +138,23 @@ class CommandFailed(AdapterError):
         self,
         message: str,
         *,
-        command: str = "",
-        stderr: str = "",
-        retryable: bool = False,
         returncode: int | None = None,
         timeout_s: float | None = None,
+        **context: Unpack[_CallContext],
     ) -> None:
         self.returncode = returncode
         self.timeout_s = timeout_s
-        super().__init__(message, command=command, stderr=stderr, retryable=retryable)
+        super().__init__(message, **context)
 
 
 class ApiError(AdapterError):
     """A Kubernetes API call failed. ``status`` is the HTTP status when there was one."""
 
     def __init__(
-        self,
-        message: str,
-        *,
-        command: str = "",
-        stderr: str = "",
-        retryable: bool = False,
-        status: int | None = None,
+        self, message: str, *, status: int | None = None, **context: Unpack[_CallContext]
     ) -> None:
         self.status = status
-        super().__init__(message, command=command, stderr=stderr, retryable=retryable)
+        super().__init__(message, **context)
 
 
 class MetricsError(AdapterError):

@@ -135,10 +135,7 @@ def main() -> int:
     output = Path(os.environ.get("RUNBOOK_DEMO_OUTPUT", REPO / "evidence"))
     incident = f"demo-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     params = {
-        "expected_cluster": sandbox.context,
-        "kubeconfig": str(sandbox.kubeconfig),
-        "context": sandbox.context,
-        "prometheus_url": sandbox.prometheus_url,
+        **sandbox.run_parameters,
         "tracing_url": sandbox.tracing_url,  # traces/ of the deploy window and after
         "confirm": True,
         "incident_id": incident,

@@ -78,10 +78,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     policy = {
         "parameters": {
-            "expected_cluster": sandbox.context,
-            "kubeconfig": str(sandbox.kubeconfig),
-            "context": sandbox.context,
-            "prometheus_url": sandbox.prometheus_url,
+            **sandbox.run_parameters,
             "tracing_url": sandbox.tracing_url,  # traces/ of the deploy window and after
             **DEMO,
         },

@@ -110,6 +110,17 @@ class HttpError(AdapterError):
             retryable=kind.retryable,
         )
 
+    def in_words(self, answered: str, unreachable: str, **by_kind: str) -> str:
+        """The failure as an adapter says it: ``answered`` when the server answered with an
+        error status, else the text for its kind (``by_kind``, keyed by the kind's name in
+        lower case) or ``unreachable``. ``{status}`` and ``{reason}`` are filled in."""
+        if self.status is not None:
+            template = answered
+        else:
+            template = by_kind.get(self.kind.name.lower(), unreachable)
+        # Not str.format: a template may hold a URL, whose braces are not fields.
+        return template.replace("{status}", str(self.status)).replace("{reason}", self.reason)
+
 
 @dataclass(frozen=True)
 class Response:

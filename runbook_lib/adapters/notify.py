@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
+from runbook_lib.adapters.http import HttpClient, HttpError
 from runbook_lib.core.escape import console_text, slack_text
 from runbook_lib.errors import AdapterError, ParameterError
 
@@ -73,14 +73,12 @@ class SlackWebhook:
             # Tried once: a second POST could post the message twice (the notify step decides).
             self._http.post(self._url, json={"text": slack_text(text)}, command=command)
         except HttpError as err:
-            if err.status is not None:
-                message = f"webhook answered HTTP {err.status}"
-            elif err.kind is ErrorKind.TIMEOUT:
-                message = f"webhook did not answer within {self.timeout_s:g} s"
-            elif err.kind is ErrorKind.DROPPED:
-                message = f"webhook connection failed: {err.reason}"
-            else:
-                message = f"webhook unreachable: {err.reason}"
+            message = err.in_words(
+                "webhook answered HTTP {status}",
+                "webhook unreachable: {reason}",
+                timeout=f"webhook did not answer within {self.timeout_s:g} s",
+                dropped="webhook connection failed: {reason}",
+            )
             raise AdapterError(
                 message, command=command, stderr=err.text[:500], retryable=err.retryable
             ) from err

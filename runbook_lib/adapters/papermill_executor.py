@@ -11,11 +11,10 @@ through ``adapters.processes``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from runbook_lib.adapters import processes
+from runbook_lib.core.execution import Execution
 
 __all__ = ["PapermillExecutor", "papermill_kernel_options"]
 
@@ -38,16 +37,8 @@ class PapermillExecutor:
     def __init__(self, *, kernel: str | None = None) -> None:
         self.kernel = kernel
 
-    def execute(
-        self,
-        notebook: Path,
-        output: Path,
-        parameters: Mapping[str, Any],
-        *,
-        scratch: Path,
-        stream: bool,
-    ) -> str:
-        """Run ``notebook`` in a kernel, writing the executed notebook to ``output`` as it
+    def execute(self, job: Execution) -> str:
+        """Run ``job.notebook`` in a kernel, writing the executed notebook to ``output`` as it
         goes; "" when every cell ran, else which cell failed and with what.
 
         A ``KeyboardInterrupt`` or an exception raised by a signal handler in this process
@@ -57,18 +48,18 @@ class PapermillExecutor:
         from papermill.exceptions import PapermillExecutionError
 
         options = papermill_kernel_options()
-        options["config"].KernelManager.connection_file = str(scratch / "kernel.json")
+        options["config"].KernelManager.connection_file = str(job.scratch / "kernel.json")
         try:
             papermill.execute_notebook(
-                str(notebook),
-                str(output),
-                parameters=dict(parameters),
+                str(job.notebook),
+                str(job.output),
+                parameters=dict(job.parameters),
                 kernel_name=self.kernel,
                 progress_bar=False,
                 log_output=False,
-                stdout_file=sys.stdout if stream else None,
-                stderr_file=sys.stderr if stream else None,
-                cwd=str(notebook.parent),
+                stdout_file=sys.stdout if job.stream else None,
+                stderr_file=sys.stderr if job.stream else None,
+                cwd=str(job.notebook.parent),
                 **options,
             )
         except PapermillExecutionError as err:

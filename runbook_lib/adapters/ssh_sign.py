@@ -101,9 +101,14 @@ class SshSigner:
             sig_path = Path(scratch) / "manifest.sig"
             sig_path.write_bytes(signature)
             find = [
-                self.binary, "-Y", "find-principals", "-s", str(sig_path),
-                "-f", str(allowed_signers),
-            ]  # fmt: skip
+                self.binary,
+                "-Y",
+                "find-principals",
+                "-s",
+                str(sig_path),
+                "-f",
+                str(allowed_signers),
+            ]
             found = self._run(find, b"")
             principals = found.stdout.decode("utf-8", "replace").split()
             if found.returncode != 0 or not principals:
@@ -116,9 +121,18 @@ class SshSigner:
                 )
             for principal in principals:
                 argv = [
-                    self.binary, "-Y", "verify", "-f", str(allowed_signers), "-I", principal,
-                    "-n", namespace, "-s", str(sig_path),
-                ]  # fmt: skip
+                    self.binary,
+                    "-Y",
+                    "verify",
+                    "-f",
+                    str(allowed_signers),
+                    "-I",
+                    principal,
+                    "-n",
+                    namespace,
+                    "-s",
+                    str(sig_path),
+                ]
                 result = self._run(argv, data)
                 if result.returncode == 0:
                     return SignatureCheck(True, principal, f"good signature by {principal}")

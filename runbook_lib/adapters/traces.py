@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
+from runbook_lib.adapters.http import HttpClient, HttpError
 from runbook_lib.core.traces import Trace, parse_traces
 from runbook_lib.errors import AdapterError, ParameterError, TracesError
 
@@ -84,12 +84,11 @@ class JaegerSource:
         try:
             body = self._http.get(target, command=target).body
         except HttpError as err:
-            if err.status is not None:
-                message = f"Jaeger answered HTTP {err.status}"
-            elif err.kind is ErrorKind.MALFORMED:
-                message = f"Jaeger at {self.url} did not answer like Jaeger: {err.reason}"
-            else:
-                message = f"Jaeger at {self.url} is not reachable: {err.reason}"
+            message = err.in_words(
+                "Jaeger answered HTTP {status}",
+                f"Jaeger at {self.url} is not reachable: {{reason}}",
+                malformed=f"Jaeger at {self.url} did not answer like Jaeger: {{reason}}",
+            )
             raise TracesError(
                 message, command=target, stderr=err.text, retryable=err.retryable
             ) from err

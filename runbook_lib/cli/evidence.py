@@ -76,8 +76,11 @@ def _verify(args: argparse.Namespace) -> int:
     if not check.ok:
         for problem in check.problems():
             print(problem)
-        print(f"{directory}: NOT verified: the evidence changed since it was sealed, or the "
-              "seal is not trustworthy", file=sys.stderr)  # fmt: skip
+        print(
+            f"{directory}: NOT verified: the evidence changed since it was sealed, or the "
+            "seal is not trustworthy",
+            file=sys.stderr,
+        )
         return _FAILED
     print(f"{directory}: {check.checked} files match {MANIFEST_NAME}")
     if check.signed_and_verified:

@@ -73,8 +73,9 @@ def add_setting_options(
                 "--" + row.name, dest=row.name, default=None, help=argparse.SUPPRESS
             )
         for old in (aliases or {}).get(row.name, ()):
-            parser.add_argument(old, dest=row.name, default=None, action=DeprecatedOption,
-                                use=row.option)  # fmt: skip
+            parser.add_argument(
+                old, dest=row.name, default=None, action=DeprecatedOption, use=row.option
+            )
 
 
 def given_options(args: argparse.Namespace, entry: Entry) -> dict[str, Any]:

@@ -102,8 +102,10 @@ class Policy:
         if not isinstance(data, Mapping):
             raise ParameterError(["policy: expected a mapping at the top level"])
         unknown = sorted(set(data) - {"parameters", "releases", "circuit_breaker", "notify"})
-        problems += [f"policy.{k}: unknown key (parameters, releases, circuit_breaker, notify)"
-                     for k in unknown]  # fmt: skip
+        problems += [
+            f"policy.{k}: unknown key (parameters, releases, circuit_breaker, notify)"
+            for k in unknown
+        ]
         parameters = _parameters(data.get("parameters"), "policy.parameters", problems)
         releases = []
         raw_releases = data.get("releases") or []
@@ -206,8 +208,9 @@ def _notify(raw: object, problems: list[str]) -> Mapping[str, Any]:
         problems.append("policy.notify: expected a mapping (slack_webhook_url, notify_file, ...)")
         return _EMPTY
     unknown = sorted(set(raw) - _NOTIFY_KEYS)
-    problems += [f"policy.notify.{k}: unknown key ({', '.join(sorted(_NOTIFY_KEYS))})"
-                 for k in unknown]  # fmt: skip
+    problems += [
+        f"policy.notify.{k}: unknown key ({', '.join(sorted(_NOTIFY_KEYS))})" for k in unknown
+    ]
     for name in sorted(set(raw) & _NOTIFY_KEYS):
         problems.extend(f"policy.notify.{name}: {p}" for p in _value_problems(name, raw[name]))
     return MappingProxyType(dict(raw))

@@ -36,44 +36,34 @@ def _quoted(value: str) -> str:
     return ascii(shown)
 
 
+def _problem(value: str, pattern: re.Pattern[str], limit: int, what: str, alphabet: str) -> str:
+    if pattern.fullmatch(value) and len(value) <= limit:
+        return ""
+    return f"not {what} ({alphabet}, at most {limit} characters): {_quoted(value)}"
+
+
+_LABEL_ALPHABET = "lowercase letters, digits and '-'"
+
+
 def release_problem(value: str) -> str:
     """Why ``value`` is not a Helm release name ("" when it is): a DNS-1123 label, <= 53."""
-    if not _DNS_LABEL.fullmatch(value) or len(value) > RELEASE_MAX:
-        return (
-            f"not a Helm release name (lowercase letters, digits and '-', at most "
-            f"{RELEASE_MAX} characters): {_quoted(value)}"
-        )
-    return ""
+    return _problem(value, _DNS_LABEL, RELEASE_MAX, "a Helm release name", _LABEL_ALPHABET)
 
 
 def namespace_problem(value: str) -> str:
     """Why ``value`` is not a namespace name ("" when it is): a DNS-1123 label, <= 63."""
-    if not _DNS_LABEL.fullmatch(value) or len(value) > LABEL_MAX:
-        return (
-            f"not a namespace name (lowercase letters, digits and '-', at most {LABEL_MAX} "
-            f"characters): {_quoted(value)}"
-        )
-    return ""
+    return _problem(value, _DNS_LABEL, LABEL_MAX, "a namespace name", _LABEL_ALPHABET)
 
 
 def label_name_problem(value: str) -> str:
     """Why ``value`` is not a DNS-1123 label ("" when it is): Jobs' namespaces, claims, ..."""
-    if not _DNS_LABEL.fullmatch(value) or len(value) > LABEL_MAX:
-        return (
-            f"not a Kubernetes name (lowercase letters, digits and '-', at most {LABEL_MAX} "
-            f"characters): {_quoted(value)}"
-        )
-    return ""
+    return _problem(value, _DNS_LABEL, LABEL_MAX, "a Kubernetes name", _LABEL_ALPHABET)
 
 
 def object_name_problem(value: str) -> str:
     """Why ``value`` is not an object name ("" when it is): a DNS-1123 subdomain, <= 253."""
-    if not _DNS_SUBDOMAIN.fullmatch(value) or len(value) > OBJECT_MAX:
-        return (
-            f"not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most "
-            f"{OBJECT_MAX} characters): {_quoted(value)}"
-        )
-    return ""
+    alphabet = "lowercase letters, digits, '-' and '.'"
+    return _problem(value, _DNS_SUBDOMAIN, OBJECT_MAX, "a Kubernetes object name", alphabet)
 
 
 def short_hash(*parts: str, length: int = 10) -> str:

@@ -124,19 +124,31 @@ _TOKENS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     (("eyj",), re.compile(_START + r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")),
     (("github_pat_",), re.compile(_START + r"github_pat_[A-Za-z0-9_]{20,}")),
     (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(_START + r"gh[pousr]_[A-Za-z0-9_]{30,}")),
-    (("gl",),
-     re.compile(_START + r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_-]{16,}")),
+    (
+        ("gl",),
+        re.compile(_START + r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-[A-Za-z0-9_-]{16,}"),
+    ),
     (("_live_", "_test_"), re.compile(_START + r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")),
     (("whsec_",), re.compile(_START + r"whsec_[A-Za-z0-9+/=]{16,}")),
-    (("hooks.slack",), re.compile(
-        r"(?i)https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+")),
-    (("discord",), re.compile(
-        r"(?i)https?://(?:[a-z0-9-]+\.)?discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+")),
+    (
+        ("hooks.slack",),
+        re.compile(
+            r"(?i)https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+"
+        ),
+    ),
+    (
+        ("discord",),
+        re.compile(
+            r"(?i)https?://(?:[a-z0-9-]+\.)?discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+"
+        ),
+    ),
     (("webhook.office",), re.compile(r"(?i)https?://[a-z0-9.-]*webhook\.office\.com/[^\s\"'<>]+")),
     (("xox",), re.compile(_START + r"xox[a-z]-[A-Za-z0-9-]{10,}")),
     (("xapp-",), re.compile(_START + r"xapp-\d-[A-Za-z0-9-]{10,}")),
-    (("A3T", "ABIA", "ACCA", "AKIA", "ASIA"),
-     re.compile(_START + r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b")),
+    (
+        ("A3T", "ABIA", "ACCA", "AKIA", "ASIA"),
+        re.compile(_START + r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ),
     (("aiza",), re.compile(_START + r"AIza[0-9A-Za-z_-]{35}")),
     (("ya29.",), re.compile(_START + r"ya29\.[0-9A-Za-z_-]{20,}")),
     (("npm_",), re.compile(_START + r"npm_[A-Za-z0-9]{36}\b")),
@@ -147,10 +159,14 @@ _TOKENS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     (("sk-",), re.compile(_START + r"sk-(?:proj|ant|svcacct|admin)-[A-Za-z0-9_-]{20,}")),
     (("sk-",), re.compile(_START + r"sk-[A-Za-z0-9]{40,}\b")),
     (("sg.",), re.compile(_START + r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
-    (("sig=", "signature=", "x-amz-", "x-goog-"), re.compile(
-        r"(?i)(?<=[?&;])(?:sig|signature|x-amz-signature|x-goog-signature|x-amz-credential)="
-        r"[^\s&\"'<>#]+")),
-)  # fmt: skip
+    (
+        ("sig=", "signature=", "x-amz-", "x-goog-"),
+        re.compile(
+            r"(?i)(?<=[?&;])(?:sig|signature|x-amz-signature|x-goog-signature|x-amz-credential)="
+            r"[^\s&\"'<>#]+"
+        ),
+    ),
+)
 
 # key = value, key: value; the value quoted (spaces allowed) or bare. The key's own closing quote
 # and a Python type annotation (``password: str = "x"``) may stand between key and operator.
@@ -175,9 +191,30 @@ _NOT_SECRET_VALUES = frozenset({"", "none", "null", "nil", "true", "false", "~",
 # (``token: str,``), an authorization scheme with its token elsewhere, an ellipsis. Tracebacks in
 # the executed notebook show library source lines like these.
 _NOT_SECRET_WORDS = _NOT_SECRET_VALUES | frozenset(
-    {"str", "int", "float", "bool", "bytes", "dict", "list", "tuple", "any", "object", "path",
-     "optional", "bearer", "basic", "token", "digest", "...", "\u2026", "***", "xxx", "changeme"}
-)  # fmt: skip
+    {
+        "str",
+        "int",
+        "float",
+        "bool",
+        "bytes",
+        "dict",
+        "list",
+        "tuple",
+        "any",
+        "object",
+        "path",
+        "optional",
+        "bearer",
+        "basic",
+        "token",
+        "digest",
+        "...",
+        "\u2026",
+        "***",
+        "xxx",
+        "changeme",
+    }
+)
 # A call, a container display or an expression start: ``token = read_token(path)``,
 # ``secrets=[*flagged, ...]``, ``"webhook_configs": [``; or a placeholder ``<token>``, ``$VAR``.
 _CODE_VALUE = re.compile(r"[A-Za-z_][\w.]*[(\[]|[\[({*]|<[\w -]+>$|\$\{?[A-Za-z_]|[^A-Za-z0-9]+$")
@@ -387,8 +424,18 @@ _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 
 
 # Every credential word contains one of these; ``str.find`` on them skips a long text fast.
-_STEMS = ("pass", "pwd", "secret", "token", "key", "credential", "authorization", "webhook",
-          "cookie", "session")  # fmt: skip
+_STEMS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "credential",
+    "authorization",
+    "webhook",
+    "cookie",
+    "session",
+)
 
 
 def _credential_hits(text: str, lowered: str) -> list[re.Match[str]]:
@@ -657,8 +704,9 @@ class Redactor:
 _SHOW, _NAMED, _ALL = 0, 1, 2
 
 
-def _walk(value: Any, text: Callable[[str], str], other: Callable[[Any], Any] | None, *,
-          hide: int) -> Any:  # fmt: skip
+def _walk(
+    value: Any, text: Callable[[str], str], other: Callable[[Any], Any] | None, *, hide: int
+) -> Any:
     if isinstance(value, str):
         return PLACEHOLDER if hide and _hidden(value) else text(value)
     if isinstance(value, Mapping):

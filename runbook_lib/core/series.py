@@ -319,9 +319,18 @@ class WindowPlan:
         if not consecutive or block < 2:
             block = 0
         return cls(
-            size, tuple(parts), rows, lo, hi, left, right, lengths, consecutive, block,
+            size,
+            tuple(parts),
+            rows,
+            lo,
+            hi,
+            left,
+            right,
+            lengths,
+            consecutive,
+            block,
             regular_from,
-        )  # fmt: skip
+        )
 
     def sums(self, values: FloatArray) -> FloatArray:
         """The window sums of ``values`` (finite, and small enough not to overflow)."""

@@ -208,8 +208,10 @@ def _shade_and_mark(
     start, end = float(times[0]), float(times[-1])
     deploy = _naive(moments.deployed_at)
     bad_until = _naive(moments.rollback_at) if moments.rollback_at is not None else end
-    periods = [("before deploy", start, deploy, _BEFORE, 0.6),
-               ("new release live", deploy, bad_until, _BAD, 0.6)]  # fmt: skip
+    periods = [
+        ("before deploy", start, deploy, _BEFORE, 0.6),
+        ("new release live", deploy, bad_until, _BAD, 0.6),
+    ]
     if moments.rollback_at is not None:
         periods.append(("after rollback", bad_until, end, _AFTER, 0.7))
     for name, left, right, colour, alpha in periods:

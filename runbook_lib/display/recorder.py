@@ -138,8 +138,11 @@ class Recorder:
         """The error the running cell is about to show (saved before the front end sees it)."""
         with self._lock:
             if self.executions:
-                self._add(self.executions[-1], "error",
-                          {"ename": ename, "evalue": evalue, "traceback": lines})  # fmt: skip
+                self._add(
+                    self.executions[-1],
+                    "error",
+                    {"ename": ename, "evalue": evalue, "traceback": lines},
+                )
 
     # -- the notebook ------------------------------------------------------------------------
     @property

@@ -213,9 +213,9 @@ def collect_helm(
     # carry a secret; a secret that changed between the revisions shows no difference.
     def _values() -> list[str]:
         bad = yaml.safe_dump(redact_structure(helm.values(release, bad_revision), redact),
-                             sort_keys=True)  # fmt: skip
+                             sort_keys=True)
         good = yaml.safe_dump(redact_structure(helm.values(release, good_revision), redact),
-                              sort_keys=True)  # fmt: skip
+                              sort_keys=True)
         diff = _diff(bad, good, bad_name=bad_name, good_name=good_name)
         return [write_text(directory, "helm/values-diff.txt", diff, redact=redact)]
 

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 
 from runbook_lib.adapters.pod_capture import PodState, list_pod_states, read_log_bytes
 from runbook_lib.core.capture import CaptureBounds, cut_log
@@ -228,9 +228,16 @@ def capture_release_pods(
 
 
 class CaptureJob:
-    """A capture running in the background; ``wait`` returns its report."""
+    """A capture running in the background; ``wait`` returns its report. ``listed`` is set
+    once it has listed the pods it captures (from the start when it was not told)."""
 
-    def __init__(self, run: Callable[[], CaptureReport]) -> None:
+    def __init__(
+        self, run: Callable[[], CaptureReport], listed: threading.Event | None = None
+    ) -> None:
+        if listed is None:
+            listed = threading.Event()
+            listed.set()
+        self.listed = listed
         self._report: CaptureReport | None = None
         self._error: BaseException | None = None
 
@@ -256,35 +263,42 @@ class CaptureJob:
         return self._report
 
 
+class _Capture(TypedDict):
+    """``capture_release_pods``' arguments that ``start_capture`` passes on as they are."""
+
+    since: datetime | None
+    output_dir: Path
+    redact: Callable[[str], str]
+    bounds: NotRequired[CaptureBounds | None]
+    release_revision: NotRequired[str]
+
+
 def start_capture(
     kube: Kube,
     *,
     namespace: str,
     selector: str,
-    since: datetime | None,
-    output_dir: Path,
-    redact: Callable[[str], str],
-    bounds: CaptureBounds | None = None,
-    release_revision: str = "",
+    listing_wait_s: float | None = None,
+    **capture: Unpack[_Capture],
 ) -> CaptureJob:
-    """List the pods now (so the capture knows them before anything changes), then read
-    and write their logs in a background thread. Same arguments as ``capture_release_pods``."""
-    try:
-        states: list[PodState] | None = list_pod_states(kube, namespace, selector)
-    except RunbookError:
-        states = None  # capture_release_pods retries the listing and records the gap
+    """List the pods (so the capture knows them before anything changes), then read and
+    write their logs, in a background thread. Returns once the pods are listed, or after
+    ``listing_wait_s`` (None: no limit); ``job.listed`` says which. Same arguments as
+    ``capture_release_pods``."""
+    listed = threading.Event()
 
     def run() -> CaptureReport:
+        states: list[PodState] | None
+        try:
+            states = list_pod_states(kube, namespace, selector)
+        except RunbookError:
+            states = None  # capture_release_pods lists again and records the gap
+        finally:
+            listed.set()
         return capture_release_pods(
-            kube,
-            namespace=namespace,
-            selector=selector,
-            since=since,
-            output_dir=output_dir,
-            redact=redact,
-            bounds=bounds,
-            release_revision=release_revision,
-            states=states,
+            kube, namespace=namespace, selector=selector, states=states, **capture
         )
 
-    return CaptureJob(run)
+    job = CaptureJob(run, listed)
+    listed.wait(listing_wait_s)
+    return job

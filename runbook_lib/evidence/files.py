@@ -114,12 +114,7 @@ def write_bytes(root: Path, rel: str | PurePosixPath, data: bytes) -> Path:
     *folders, name = _parts(rel)
     with _folder(root, folders) as dir_fd:
         temp = f".{name}.{os.getpid()}.tmp"
-        fd = os.open(
-            temp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            FILE_MODE,
-            dir_fd=dir_fd,
-        )
+        fd = _open_file(temp, os.O_EXCL, dir_fd)
         try:
             try:
                 os.fchmod(fd, FILE_MODE)
@@ -143,6 +138,12 @@ def write_text(root: Path, rel: str | PurePosixPath, text: str) -> Path:
     return write_bytes(root, rel, text.encode("utf-8"))
 
 
+def _open_file(name: str, flag: int, dir_fd: int) -> int:
+    # Write-only, created 0640 if missing, never through a symlink, not inherited by children.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | flag
+    return os.open(name, flags, FILE_MODE, dir_fd=dir_fd)
+
+
 def append_text(root: Path, rel: str | PurePosixPath, text: str) -> Path:
     """Append ``text`` (UTF-8) to ``root/rel``, creating it 0640; never through a symlink.
 
@@ -153,12 +154,7 @@ def append_text(root: Path, rel: str | PurePosixPath, text: str) -> Path:
     with _folder(root, folders) as dir_fd:
         target = root.joinpath(*folders, name)
         try:
-            fd = os.open(
-                name,
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                FILE_MODE,
-                dir_fd=dir_fd,
-            )
+            fd = _open_file(name, os.O_APPEND, dir_fd)
         except OSError as err:
             if err.errno == errno.ELOOP:
                 raise _refused(target) from err
@@ -205,12 +201,7 @@ def reserve_room(root: Path, nbytes: int) -> bool:
     file system has not that much room (nothing is then held)."""
     with _folder(root, []) as dir_fd:
         try:
-            fd = os.open(
-                RESERVE_NAME,
-                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                FILE_MODE,
-                dir_fd=dir_fd,
-            )
+            fd = _open_file(RESERVE_NAME, os.O_TRUNC, dir_fd)
         except OSError:
             return False
         try:

@@ -98,7 +98,7 @@ def _walk(directory: Path) -> _Tree:
                 if name in _SEALS:
                     nested.append(rel)
     return _Tree(tuple(sorted(files)), tuple(sorted(symlinks)), tuple(sorted(nested)),
-                 tuple(sorted(other)))  # fmt: skip
+                 tuple(sorted(other)))
 
 
 def signing_key_from(
@@ -254,7 +254,7 @@ def _check_signature(
     except FileNotFoundError:
         if allowed_signers is None:
             return "unsigned", "unsigned: hashes only, a rewrite of a file and the manifest "\
-                "together would pass"  # fmt: skip
+                "together would pass"
         return "missing", f"no {SIGNATURE_NAME}: the bundle is unsigned"
     except OSError as err:
         return "bad", f"cannot read {SIGNATURE_NAME}: {err.strerror or err}"

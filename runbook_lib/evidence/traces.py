@@ -190,7 +190,7 @@ def _summary(
     if not stats:
         lines.append("| (no traces) | | | | | | | |")
     lines += ["", "Traces from the backend are a sample when it holds more than the query limit;"
-              " Prometheus counts every request.", ""]  # fmt: skip
+              " Prometheus counts every request.", ""]
     for rel, count, note in files:
         cut = f" (left out: {note})" if note else ""
         lines.append(f"- [`{Path(rel).name}`]({Path(rel).name}): {count} traces{cut}")

@@ -20,24 +20,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from runbook_lib.core.execution import Execution
 from runbook_lib.headless.signals import Aborted
 
-__all__ = ["Executor", "InProcessExecutor"]
+__all__ = ["Execution", "Executor", "InProcessExecutor"]
 
 
 class Executor(Protocol):
-    def execute(
-        self,
-        notebook: Path,
-        output: Path,
-        parameters: Mapping[str, Any],
-        *,
-        scratch: Path,
-        stream: bool,
-    ) -> str:
-        """Run ``notebook`` with ``parameters`` (after its ``parameters`` cell), writing the
-        executed notebook to ``output``; "" when every cell ran, else which cell failed and
-        with what. ``scratch`` is a private folder for what must not reach the evidence."""
+    def execute(self, job: Execution) -> str:
+        """Run ``job``: "" when every cell ran, else which cell failed and with what."""
         ...
 
     def interrupt(self) -> None:
@@ -103,15 +94,8 @@ class InProcessExecutor:
                 return None
             return eval(compile(ast.Expression(last.value), name, "eval"), namespace)
 
-    def execute(
-        self,
-        notebook: Path,
-        output: Path,
-        parameters: Mapping[str, Any],
-        *,
-        scratch: Path,
-        stream: bool,
-    ) -> str:
+    def execute(self, job: Execution) -> str:
+        notebook, output, parameters = job.notebook, job.output, job.parameters
         import nbformat
 
         nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
@@ -133,7 +117,7 @@ class InProcessExecutor:
                 count += 1
                 cell.execution_count = count
                 cell.outputs = []
-                out = _Tee(sys.stdout if stream else None)
+                out = _Tee(sys.stdout if job.stream else None)
                 try:
                     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                         value = self._run(cell.source, namespace, f"<cell {count}>")

@@ -35,7 +35,7 @@ from runbook_lib.core.verdict import Verdict
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence import files
 from runbook_lib.evidence.manifest import seal
-from runbook_lib.headless.executor import Executor
+from runbook_lib.headless.executor import Execution, Executor
 from runbook_lib.headless.prepare import FIRST_STEP_MARKER, Prepared, prepare
 from runbook_lib.headless.scratch import scratch
 from runbook_lib.headless.signals import Aborted, Phase, Signals
@@ -331,7 +331,7 @@ def run_notebook(
                 output = folder / notebook.name
                 try:
                     failure = executor.execute(
-                        notebook, output, prepared.params, scratch=folder, stream=stream
+                        Execution(notebook, output, prepared.params, folder, stream)
                     )
                 except Aborted as err:
                     failure = f"notebook run aborted: {err}"

@@ -15,7 +15,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -44,9 +44,20 @@ __all__ = ["CHANGED_OUTCOMES", "DISPATCH_FAILED", "RunLife"]
 # Outcomes of an automatic run that may have changed the cluster when its timeline cannot say:
 # they count towards the breaker.
 CHANGED_OUTCOMES = frozenset(
-    {"recovered", "not_recovered", "release_changed", "failed", "interrupted", "incomplete",
-     "job_succeeded", "job_failed", "job_gone", "job_timeout", "unknown"}
-)  # fmt: skip
+    {
+        "recovered",
+        "not_recovered",
+        "release_changed",
+        "failed",
+        "interrupted",
+        "incomplete",
+        "job_succeeded",
+        "job_failed",
+        "job_gone",
+        "job_timeout",
+        "unknown",
+    }
+)
 # Verdicts after which the release's next alert is assessed again (no cooldown): the run
 # changed nothing, on data that ended before later alerts fired.
 REASSESS_VERDICTS = frozenset({"no_rollback", "inconclusive"})
@@ -68,31 +79,24 @@ class _Run:
         return self.spec.run_id
 
 
+@dataclass(kw_only=True, eq=False)
 class RunLife:
     """Runs from start to end; ``active`` are those dispatched and being waited for."""
 
-    def __init__(
-        self,
-        *,
-        policy: Policy,
-        output_dir: Path,
-        dispatch: Dispatch,
-        journal: Journal,
-        ledger: Ledger,
-        notify: Callable[[str], None],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.policy = policy
-        self.output_dir = output_dir
-        self.dispatch = dispatch
-        self.journal = journal
-        self.ledger = ledger
-        self.notify = notify
-        self.clock = clock
-        self.changed = threading.Condition()  # ``active`` changed, or stopping
-        self.active: dict[str, RunSpec] = {}
-        self.stopping = False  # dispatch nothing more (plans stay for the next start)
-        self.hand_back = threading.Event()  # a Job's wait returns at once
+    policy: Policy
+    output_dir: Path
+    dispatch: Dispatch
+    journal: Journal
+    ledger: Ledger
+    notify: Callable[[str], None]
+    clock: Callable[[], datetime]
+    # ``active`` changed, or stopping.
+    changed: threading.Condition = field(default_factory=threading.Condition, init=False)
+    active: dict[str, RunSpec] = field(default_factory=dict, init=False)
+    # Dispatch nothing more (plans stay for the next start).
+    stopping: bool = field(default=False, init=False)
+    # A Job's wait returns at once.
+    hand_back: threading.Event = field(default_factory=threading.Event, init=False)
 
     # --- a new run -----------------------------------------------------------------------
 
@@ -349,27 +353,18 @@ class RunLife:
             return texts.dispatch_failed(**where, reason=note, command=command)
         if sealed:
             return texts.interrupted(**where, sealed=f"; {sealed}", command=command)
-        took = f"alert to end {(ended_at - run.received).total_seconds():.1f} s"
-        evidence = str(run.spec.incident_dir)
+        # What both endings say: how it ended, how long it took, where its evidence is.
+        ending = {
+            "outcome": outcome,
+            "verdict": verdict,
+            "took": f"alert to end {(ended_at - run.received).total_seconds():.1f} s",
+            "evidence": str(run.spec.incident_dir),
+            "command": command,
+            "note": note,
+        }
         if run.entry.get("action") == Action.AUTO_ROLLBACK:
-            return texts.ended(
-                **where,
-                outcome=outcome,
-                verdict=verdict,
-                status=status,
-                took=took,
-                evidence=evidence,
-                command=command,
-                note=note,
-            )
+            return texts.ended(**where, status=status, **ending)
+        reason = str(run.entry.get("reason") or "")
         return texts.assessed(
-            release=run.spec.release,
-            namespace=run.spec.namespace,
-            reason=str(run.entry.get("reason") or ""),
-            outcome=outcome,
-            verdict=verdict,
-            took=took,
-            evidence=evidence,
-            command=command,
-            note=note,
+            release=run.spec.release, namespace=run.spec.namespace, reason=reason, **ending
         )

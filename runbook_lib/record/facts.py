@@ -15,14 +15,16 @@ run's events interleave with them.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
+from runbook_lib.core.read_back import ReadBack
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.record.timeline import Event, EventKind, FailureKind, Timeline
 
@@ -78,25 +80,33 @@ class Outcome(StrEnum):
     ASSESSED = "assessed"  # the read-only assessment notebook ran to its end
 
 
+_FACTS: dict[str, type[Fact]] = {}
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
 class Fact:
-    """Base of the typed facts; ``NAME`` is the ``data["fact"]`` value on the timeline."""
+    """Base of the typed facts. A subclass is a frozen dataclass whose ``NAME``, the
+    ``data["fact"]`` value on the timeline, is its class name in snake case (``TargetResolved``:
+    ``target_resolved``); declaring it is all it takes for ``_read_fact`` to read it back."""
 
     NAME: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.NAME = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+        dataclass(frozen=True)(cls)
+        _FACTS[cls.NAME] = cls
 
-@dataclass(frozen=True)
+
 class Assessed(Fact):
-    NAME: ClassVar[str] = "assessed"
     deployed_at: datetime
     deployed_at_source: str  # "parameter" or "helm history revision N"
     samples: int
 
 
-@dataclass(frozen=True)
 class Decided(Fact):
     """The "When to Rollback" decision (``decision`` is ``Decision.to_json_dict()``)."""
 
-    NAME: ClassVar[str] = "decided"
     verdict: Verdict
     rollback: bool  # act on it: the verdict, or a person's / the parameter's override
     deployed_at: datetime
@@ -109,9 +119,7 @@ class Decided(Fact):
         object.__setattr__(self, "verdict", Verdict(self.verdict))  # read back as text
 
 
-@dataclass(frozen=True)
 class TargetResolved(Fact):
-    NAME: ClassVar[str] = "target_resolved"
     current_revision: int
     current_version: str
     target_revision: int
@@ -124,70 +132,52 @@ class TargetResolved(Fact):
     bad_version: str = ""
 
 
-@dataclass(frozen=True)
 class Confirmed(Fact):
-    NAME: ClassVar[str] = "confirmed"
     go_ahead: bool
     by: str  # "confirm parameter", "person at the prompt", "dry run"
 
 
-@dataclass(frozen=True)
 class RollbackStarted(Fact):
     """``helm rollback`` is about to run: if no ``RolledBack`` follows, it was cut off."""
 
-    NAME: ClassVar[str] = "rollback_started"
     from_revision: int
     to_revision: int
     command: str
 
 
-@dataclass(frozen=True)
 class RolledBack(Fact):
-    NAME: ClassVar[str] = "rolled_back"
     from_revision: int
     to_revision: int
     command: str
 
 
-@dataclass(frozen=True)
 class RolloutCompleted(Fact):
-    NAME: ClassVar[str] = "rollout_completed"
     deployment: str
     done_at: datetime
 
 
-@dataclass(frozen=True)
 class Recovered(Fact):
-    NAME: ClassVar[str] = "recovered"
     recovered_at: datetime  # the sample time the metrics show recovery
     verified_at: datetime  # when this run confirmed it (the timing end point)
     last_error_ratio: float | None
 
 
-@dataclass(frozen=True)
 class NotRecovered(Fact):
-    NAME: ClassVar[str] = "not_recovered"
     reason: str
 
 
-@dataclass(frozen=True)
 class MigrationsReverted(Fact):
-    NAME: ClassVar[str] = "migrations_reverted"
     count: int
     from_version: int
     to_version: int
 
 
-@dataclass(frozen=True)
 class FixBranchCreated(Fact):
-    NAME: ClassVar[str] = "fix_branch_created"
     branch: str
     commit: str
 
 
-@dataclass(frozen=True)
 class Finished(Fact):
-    NAME: ClassVar[str] = "finished"
     outcome: Outcome
     decision_to_rollout_s: float | None
     decision_to_recovery_s: float | None
@@ -197,11 +187,9 @@ class Finished(Fact):
         object.__setattr__(self, "outcome", Outcome(self.outcome))  # read back as text
 
 
-@dataclass(frozen=True)
 class LockTaken(Fact):
     """The run took the release's Lease; ``takeover`` says from whom and why, if anyone."""
 
-    NAME: ClassVar[str] = "lock_taken"
     holder: str
     lease: str  # namespace/name
     ttl_s: float
@@ -216,21 +204,17 @@ class LockTaken(Fact):
     process_started: float = 0.0
 
 
-@dataclass(frozen=True)
 class EarlierRunFound(Fact):
     """An earlier run of this release that never finished (it crashed), found and sealed."""
 
-    NAME: ClassVar[str] = "earlier_run_found"
     incident_id: str
     path: str
     outcome: str  # what that run's evidence now says: "interrupted", or why it was not sealed
 
 
-@dataclass(frozen=True)
 class ReleaseChanged(Fact):
     """The release changed under the run: its current revision is not the one rolled back to."""
 
-    NAME: ClassVar[str] = "release_changed"
     expected_revision: int
     current_revision: int
     current_version: str
@@ -238,32 +222,28 @@ class ReleaseChanged(Fact):
     images: tuple[str, ...] = ()  # what the pods run now
 
 
-@dataclass(frozen=True)
-class ClusterReadBack(Fact):
+class ClusterReadBack(Fact, ReadBack):
     """What the cluster says after a change step did not end cleanly, read from the cluster.
 
     Recorded when ``helm rollback`` was cut off (its timeout, a signal, a failure) and when a
     later run seals a run that crashed: ``helm history`` and the pods, read at ``read_at``.
-    ``revision``/``version``/``description``/``made_at`` describe the release's newest
-    revision; ``rollback_applied`` says whether the run's rollback is in the release (a
-    revision after the one the run started from restores its target and was deployed);
-    ``pod_images`` are what the pods run; ``sentence`` says it all for people, and every
-    ending (record, summary, exit line, notification) uses it as it is.
+    The fields of ``core.read_back.ReadBack``: ``revision``/``version``/``description``/
+    ``made_at`` describe the release's newest revision; ``rollback_applied`` says whether the
+    run's rollback is in the release (a revision after the one the run started from restores
+    its target and was deployed); ``pod_images`` are what the pods run; ``sentence`` says it
+    all for people, and every ending (record, summary, exit line, notification) uses it as it
+    is.
     """
 
-    NAME: ClassVar[str] = "cluster_read_back"
     reason: str  # why it was read: "helm rollback was started at ... and killed after 40 s"
     read_at: datetime
-    revision: int
-    version: str
-    description: str
-    made_at: datetime | None
-    rollback_applied: bool
-    pod_images: tuple[str, ...]
-    sentence: str
+
+    @classmethod
+    def of(cls, found: ReadBack, *, reason: str, read_at: datetime) -> ClusterReadBack:
+        fields = {f.name: getattr(found, f.name) for f in dataclasses.fields(ReadBack)}
+        return cls(reason=reason, read_at=read_at, **fields)
 
 
-@dataclass(frozen=True)
 class BadPodsCaptured(Fact):
     """The release's pods captured just before ``helm rollback`` (``kubernetes/before-rollback/``).
 
@@ -273,7 +253,6 @@ class BadPodsCaptured(Fact):
     capture had not finished when the run stopped waiting for it.
     """
 
-    NAME: ClassVar[str] = "bad_pods_captured"
     revision: int
     version: str
     pods: tuple[str, ...]
@@ -285,11 +264,9 @@ class BadPodsCaptured(Fact):
     complete: bool = True
 
 
-@dataclass(frozen=True)
 class TracesCollected(Fact):
     """The trace evidence (``traces/summary.md``): collected, or why not."""
 
-    NAME: ClassVar[str] = "traces_collected"
     collected: bool
     reason: str  # why not, when not collected
     service: str
@@ -300,7 +277,6 @@ class TracesCollected(Fact):
     failing_sampled: Mapping[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
 class EvidenceRoom(Fact):
     """Preflight's check of the evidence folder: writable, and how much room it has.
 
@@ -308,46 +284,16 @@ class EvidenceRoom(Fact):
     writes nothing more than its record and manifest (they fit in the ending's reserve).
     """
 
-    NAME: ClassVar[str] = "evidence_room"
     directory: str
     free_bytes: int
     needed_bytes: int
     problem: str = ""
 
 
-@dataclass(frozen=True)
 class EvidenceLost(Fact):
     """Evidence the run could not write (``runbook run`` records it when the timeline can)."""
 
-    NAME: ClassVar[str] = "evidence_lost"
     what: tuple[str, ...]
-
-
-_FACTS: dict[str, type[Fact]] = {
-    cls.NAME: cls
-    for cls in (
-        Assessed,
-        Decided,
-        TargetResolved,
-        Confirmed,
-        RollbackStarted,
-        RolledBack,
-        RolloutCompleted,
-        Recovered,
-        NotRecovered,
-        MigrationsReverted,
-        FixBranchCreated,
-        Finished,
-        LockTaken,
-        EarlierRunFound,
-        ReleaseChanged,
-        BadPodsCaptured,
-        TracesCollected,
-        ClusterReadBack,
-        EvidenceRoom,
-        EvidenceLost,
-    )
-}
 
 
 def fact_data(fact: Fact) -> dict[str, Any]:
@@ -477,6 +423,36 @@ def attempt_file(name: str, attempt: int) -> str:
     return f"{stem}.attempt-{attempt}.{suffix}" if dot else f"{name}.attempt-{attempt}"
 
 
+# The ``RunFacts`` field each fact is read into (the last of its kind wins), and the field
+# that keeps when it was recorded; ``EarlierRunFound`` and ``EvidenceLost`` accumulate.
+_FIELD: dict[type[Fact], str] = {
+    Assessed: "assessed",
+    Decided: "decided",
+    TargetResolved: "target",
+    Confirmed: "confirmed",
+    RollbackStarted: "rollback_started",
+    RolledBack: "rolled_back",
+    RolloutCompleted: "rollout",
+    Recovered: "recovered",
+    NotRecovered: "not_recovered",
+    MigrationsReverted: "migrations",
+    FixBranchCreated: "fix_branch",
+    Finished: "finished",
+    LockTaken: "lock",
+    ReleaseChanged: "release_changed",
+    BadPodsCaptured: "bad_pods",
+    TracesCollected: "traces",
+    ClusterReadBack: "read_back",
+    EvidenceRoom: "room",
+}
+_WHEN: dict[type[Fact], str] = {
+    Decided: "decided_at",
+    RollbackStarted: "rollback_started_at",
+    RolledBack: "rolled_back_at",
+    LockTaken: "lock_at",
+}
+
+
 # Facts that happened more than once in a run (a step's cell re-run) keep the last.
 @dataclass(frozen=True)
 class RunFacts:
@@ -547,46 +523,14 @@ class RunFacts:
             if event.kind != EventKind.FACT:
                 continue
             fact = _read_fact(event.data)
-            if isinstance(fact, Assessed):
-                found["assessed"] = fact
-            elif isinstance(fact, Decided):
-                found["decided"], found["decided_at"] = fact, event.at
-            elif isinstance(fact, TargetResolved):
-                found["target"] = fact
-            elif isinstance(fact, Confirmed):
-                found["confirmed"] = fact
-            elif isinstance(fact, RollbackStarted):
-                found["rollback_started"], found["rollback_started_at"] = fact, event.at
-            elif isinstance(fact, RolledBack):
-                found["rolled_back"], found["rolled_back_at"] = fact, event.at
-            elif isinstance(fact, RolloutCompleted):
-                found["rollout"] = fact
-            elif isinstance(fact, Recovered):
-                found["recovered"] = fact
-            elif isinstance(fact, NotRecovered):
-                found["not_recovered"] = fact
-            elif isinstance(fact, MigrationsReverted):
-                found["migrations"] = fact
-            elif isinstance(fact, FixBranchCreated):
-                found["fix_branch"] = fact
-            elif isinstance(fact, Finished):
-                found["finished"] = fact
-            elif isinstance(fact, LockTaken):
-                found["lock"], found["lock_at"] = fact, event.at
-            elif isinstance(fact, EarlierRunFound):
+            if isinstance(fact, EarlierRunFound):
                 found["earlier_runs"].append(fact)
-            elif isinstance(fact, ReleaseChanged):
-                found["release_changed"] = fact
-            elif isinstance(fact, BadPodsCaptured):
-                found["bad_pods"] = fact
-            elif isinstance(fact, TracesCollected):
-                found["traces"] = fact
-            elif isinstance(fact, ClusterReadBack):
-                found["read_back"] = fact
-            elif isinstance(fact, EvidenceRoom):
-                found["room"] = fact
             elif isinstance(fact, EvidenceLost):
                 found["lost"] += [w for w in fact.what if w not in found["lost"]]
+            elif fact is not None and type(fact) in _FIELD:
+                found[_FIELD[type(fact)]] = fact
+                if type(fact) in _WHEN:
+                    found[_WHEN[type(fact)]] = event.at
         for name in ("failures", "earlier_runs", "lost"):
             found[name] = tuple(found[name])
         return cls(**found)

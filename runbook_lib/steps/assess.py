@@ -9,7 +9,7 @@ from runbook_lib import assessment
 from runbook_lib.assessment import Window
 from runbook_lib.core.decision import Decision, RuleStatus, Verdict
 from runbook_lib.core.revisions import bad_revision
-from runbook_lib.errors import PreconditionFailed
+from runbook_lib.errors import MetricsError, PreconditionFailed
 from runbook_lib.record.facts import Assessed, Decided, record_fact
 from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps.context import RunContext
@@ -25,8 +25,9 @@ def assess(ctx: RunContext) -> Window:
 
     ``deployed_at`` defaults to the time of the last deploy in ``helm history``: the newest
     revision not made by ``helm rollback``. A rerun after a rollback thus judges the deploy
-    being undone, not the rollback. Raises ``MetricsError`` when the samples cannot be read,
-    ``CommandFailed`` when helm cannot.
+    being undone, not the rollback. Prometheus that cannot be reached gives a window without
+    samples (the verdict is then inconclusive); ``MetricsError`` when a query is rejected or a
+    replay cannot be read, ``CommandFailed`` when helm cannot be.
     """
     settings = ctx.settings
     if settings.sources.deployed_at is not None:
@@ -34,9 +35,31 @@ def assess(ctx: RunContext) -> Window:
     else:
         deploy = bad_revision(ctx.helm.history(settings.target.release))
         deployed_at, source = deploy.updated, f"helm history revision {deploy.number}"
-    window = assessment.load_window(
-        settings, ctx.metrics, deployed_at=deployed_at, deployed_at_source=source, clock=ctx.now()
-    )
+    try:
+        window = assessment.load_window(
+            settings,
+            ctx.metrics,
+            deployed_at=deployed_at,
+            deployed_at_source=source,
+            clock=ctx.now(),
+        )
+    except MetricsError as err:
+        # Prometheus down, timing out or failing (what a retry may cure): no rule can be
+        # judged, so the verdict is inconclusive and the run stops before any change (or asks,
+        # by hand; or acts on a manual reason). A query Prometheus rejects, or a replay that
+        # cannot be read, is a mistake in the settings and fails the step.
+        if settings.sources.replay_csv or not err.retryable:
+            raise
+        first_line = str(err).splitlines()[0]  # the query and stderr stay on the error
+        why = f"Prometheus could not be read, so no rule can be judged: {first_line}"
+        ctx.timeline.record("assess", EventKind.WARNING, why)
+        window = assessment.unread_window(
+            settings,
+            deployed_at=deployed_at,
+            deployed_at_source=source,
+            clock=ctx.now(),
+            why=why,
+        )
     ctx.live.window = window
     record_fact(
         ctx.timeline,
@@ -90,10 +113,11 @@ def _inconclusive(ctx: RunContext, decision: Decision) -> str:
         answer = ctx.ask(_ASK)
     if answer is None:
         ctx.timeline.record(
-            "decide", EventKind.WARNING,
+            "decide",
+            EventKind.WARNING,
             f"inconclusive and headless: stopping before any change ({unjudged}); set "
             "on_inconclusive=rollback to roll back anyway",
-        )  # fmt: skip
+        )
         return ""
     if answer.strip().lower() in {"yes", "y"}:
         return f"rolled back by hand on an inconclusive verdict ({unjudged})"

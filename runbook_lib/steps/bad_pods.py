@@ -14,17 +14,14 @@ beside the pods running after the rollback, each with its revision.
 from __future__ import annotations
 
 import json
-import threading
 
-from runbook_lib.adapters.pod_capture import PodState, list_pod_states
+from runbook_lib.adapters.pod_capture import list_pod_states
 from runbook_lib.core.capture import CaptureBounds
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence.bundle import BundleReport, write_text
 from runbook_lib.evidence.capture import (
     BEFORE_ROLLBACK,
-    CaptureJob,
-    CaptureReport,
-    capture_release_pods,
+    start_capture,
 )
 from runbook_lib.record.facts import BadPodsCaptured, record_fact
 from runbook_lib.record.timeline import EventKind
@@ -75,41 +72,38 @@ def start_bad_release_capture(ctx: RunContext, step: str) -> None:
         kube = ctx.kube
     except (RunbookError, OSError) as err:
         ctx.timeline.record(
-            step, EventKind.WARNING,
+            step,
+            EventKind.WARNING,
             f"the pods of {label} could not be captured before the rollback: {err}",
-        )  # fmt: skip
+        )
         return
-    listed = threading.Event()
-
-    def capture() -> CaptureReport:
-        states: list[PodState] | None
-        try:
-            states = list_pod_states(kube, settings.target.namespace, selector)
-        except RunbookError:
-            states = None  # capture_release_pods lists again and records the gap
-        finally:
-            listed.set()
-        return capture_release_pods(
-            kube, namespace=settings.target.namespace, selector=selector, since=since,
-            output_dir=ctx.incident_dir, redact=ctx.redact, bounds=bounds,
-            release_revision=label, states=states,
-        )  # fmt: skip
-
-    job = CaptureJob(capture)
-    if not listed.wait(LISTING_WAIT_S):
+    job = start_capture(
+        kube,
+        namespace=settings.target.namespace,
+        selector=selector,
+        listing_wait_s=LISTING_WAIT_S,
+        since=since,
+        output_dir=ctx.incident_dir,
+        redact=ctx.redact,
+        bounds=bounds,
+        release_revision=label,
+    )
+    if not job.listed.is_set():
         ctx.timeline.record(
-            step, EventKind.WARNING,
+            step,
+            EventKind.WARNING,
             f"listing the pods of {label} took longer than {LISTING_WAIT_S:.0f} s: the rollback"
             " goes on, and pods it replaces before the listing ends are not captured",
-        )  # fmt: skip
+        )
     ctx.live.capture = job
     ctx.live.capture_started = (started_at, current.number, current.app_version or "")
     rehearsal = " (dry run: reading changes nothing, so the capture is real)" if ctx.dry_run else ""
     ctx.timeline.record(
-        step, EventKind.INFO,
+        step,
+        EventKind.INFO,
         f"capturing the pods of {label} (-l {selector}) into {BEFORE_ROLLBACK}/ before the"
         f" rollback{rehearsal}",
-    )  # fmt: skip
+    )
 
 
 def settle_capture(ctx: RunContext, step: str, *, timeout_s: float) -> BadPodsCaptured | None:
@@ -151,10 +145,12 @@ def settle_capture(ctx: RunContext, step: str, *, timeout_s: float) -> BadPodsCa
     cut = f", {len(fact.truncated)} log(s) cut at the bound" if fact.truncated else ""
     missed = f", {len(fact.gaps)} gap(s)" if fact.gaps else ""
     record_fact(
-        ctx.timeline, step, fact,
+        ctx.timeline,
+        step,
+        fact,
         f"captured {len(fact.pods)} pod(s) of revision {revision} ({version}) as they were"
         f" before the rollback: {fact.bytes_captured} bytes of logs{cut}{missed}",
-    )  # fmt: skip
+    )
     for gap in fact.gaps:
         ctx.timeline.record(step, EventKind.WARNING, f"before the rollback: {gap}")
     return fact

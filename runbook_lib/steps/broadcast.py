@@ -25,10 +25,11 @@ def broadcast(ctx: RunContext, step: str, message: str) -> tuple[list[str], list
                 notifier.post(message)
             except Exception as err:  # any notifier bug must not stop the rollback
                 ctx.timeline.record(
-                    step, EventKind.WARNING,
+                    step,
+                    EventKind.WARNING,
                     f"notification via {name} failed (attempt {attempt} of 2): "
                     f"{type(err).__name__}: {err}",
-                )  # fmt: skip
+                )
                 # A 4xx (revoked webhook) will not get better a second later.
                 if attempt == 1 and getattr(err, "retryable", True):
                     ctx.sleep(_RETRY_PAUSE_S)

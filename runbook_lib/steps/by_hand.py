@@ -65,10 +65,11 @@ def write_executed_notebook(ctx: RunContext) -> NotebookSaved:
         executed, ctx.incident_dir, name=name, redactor=ctx.redact
     )
     ctx.timeline.record(
-        "save_notebook", EventKind.INFO,
+        "save_notebook",
+        EventKind.INFO,
         f"executed notebook recorded by the kernel, from {source.name}, saved as {name}",
         unsaved_cells=executed.metadata.get("runbook", {}).get("unsaved_cells", 0),
-    )  # fmt: skip
+    )
     return NotebookSaved(notebook, page)
 
 

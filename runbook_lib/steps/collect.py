@@ -164,8 +164,12 @@ def collect(ctx: RunContext) -> bundle.BundleReport:
         report += write_pods_by_revision(ctx)
     report += collect_run_traces(ctx, frame)
     report += bundle.collect_helm(
-        directory, ctx.helm, release=settings.target.release, bad_revision=bad, good_revision=good,
+        directory,
+        ctx.helm,
+        release=settings.target.release,
+        bad_revision=bad,
+        good_revision=good,
         redact=ctx.redact,
-    )  # fmt: skip
+    )
     bundle.write_problems(directory, report, redact=ctx.redact)
     return report

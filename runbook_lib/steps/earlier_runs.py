@@ -145,17 +145,23 @@ def _seal_events(ctx: RunContext, candidate: Candidate, timeline: Timeline) -> s
     run = facts.run if _identified(facts.run) else timeline.run
     sentence = _read_back(ctx, facts, timeline)
     timeline.record_for(
-        run, _STEP, EventKind.WARNING,
+        run,
+        _STEP,
+        EventKind.WARNING,
         f"this run stopped without an ending (crashed or killed) while holding the lock; "
         f"found and sealed as interrupted by incident {incident} ({ctx.run_id}), "
         f"evidence {ctx.incident_dir.resolve()}",
-        later_incident=incident, later_run=ctx.run_id,
+        later_incident=incident,
+        later_run=ctx.run_id,
         later_evidence=str(ctx.incident_dir.resolve()),
-    )  # fmt: skip
+    )
     record_fact(
-        timeline, _STEP, Finished(Outcome.INTERRUPTED, None, None, settings.acting.target),
-        "outcome: interrupted (sealed by a later run)", run=run,
-    )  # fmt: skip
+        timeline,
+        _STEP,
+        Finished(Outcome.INTERRUPTED, None, None, settings.acting.target),
+        "outcome: interrupted (sealed by a later run)",
+        run=run,
+    )
     outcome = Outcome.INTERRUPTED.value
     return f"{outcome}; cluster read back: {sentence}" if sentence else outcome
 
@@ -176,11 +182,18 @@ def _seal(ctx: RunContext, candidate: Candidate) -> str:
     files.release_room(candidate.path)
     try:
         record = build_record(
-            timeline.events, pd.DataFrame(), incident_id=candidate.incident_id,
-            release=target.release, namespace=target.namespace,
-            error_threshold=settings.rules.error_ratio, target_s=settings.acting.target,
-            request_rate_rps=None, root_cause_hypothesis="", now=ctx.now(), run=run or None,
-        )  # fmt: skip
+            timeline.events,
+            pd.DataFrame(),
+            incident_id=candidate.incident_id,
+            release=target.release,
+            namespace=target.namespace,
+            error_threshold=settings.rules.error_ratio,
+            target_s=settings.acting.target,
+            request_rate_rps=None,
+            root_cause_hypothesis="",
+            now=ctx.now(),
+            run=run or None,
+        )
         write_record(record, candidate.path, redact=ctx.redact)
     except OSError as err:
         return f"{outcome}; could not write its record: {err}"
@@ -195,10 +208,12 @@ def _seal(ctx: RunContext, candidate: Candidate) -> str:
 def _link(ctx: RunContext, step: str, candidate: Candidate, outcome: str) -> EarlierRunFound:
     fact = EarlierRunFound(candidate.incident_id, str(candidate.path.resolve()), outcome)
     record_fact(
-        ctx.timeline, step, fact,
+        ctx.timeline,
+        step,
+        fact,
         f"earlier run {candidate.incident_id} ({candidate.holder}) never finished: "
         f"{outcome}; its evidence: {candidate.path.resolve()}",
-    )  # fmt: skip
+    )
     return fact
 
 
@@ -234,9 +249,12 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
     settings = ctx.settings
     own = ctx.incident_dir
     candidates = crashed_runs(
-        Path(settings.records.output_dir), release=settings.target.release,
-        namespace=settings.target.namespace, run=ctx.run_id, exclude=own,
-    )  # fmt: skip
+        Path(settings.records.output_dir),
+        release=settings.target.release,
+        namespace=settings.target.namespace,
+        run=ctx.run_id,
+        exclude=own,
+    )
     previous = info.previous if info is not None else None
     alive = (
         previous.holder if previous is not None and info and info.takeover == "deliberate" else ""
@@ -253,19 +271,25 @@ def link_earlier_runs(ctx: RunContext, step: str, info: LockInfo | None) -> list
                 ]
             else:
                 fact = EarlierRunFound(
-                    previous.incident_id, str(folder),
+                    previous.incident_id,
+                    str(folder),
                     "not sealed: its evidence folder is not on this machine",
-                )  # fmt: skip
-                record_fact(ctx.timeline, step, fact,
-                            f"earlier run {previous.incident_id} crashed; its evidence "
-                            f"{folder} is not here")  # fmt: skip
+                )
+                record_fact(
+                    ctx.timeline,
+                    step,
+                    fact,
+                    f"earlier run {previous.incident_id} crashed; its evidence "
+                    f"{folder} is not here",
+                )
     linked = _own_attempts(ctx, step)
     for candidate in candidates:
         if alive and candidate.holder == alive:
             outcome = "not sealed: its lock was taken over deliberately; it may still be running"
         elif ctx.dry_run:
-            ctx.timeline.record(step, EventKind.DRY_RUN,
-                                f"would seal {candidate.path} as interrupted")  # fmt: skip
+            ctx.timeline.record(
+                step, EventKind.DRY_RUN, f"would seal {candidate.path} as interrupted"
+            )
             continue
         else:
             outcome = _seal(ctx, candidate)

@@ -74,9 +74,11 @@ def fix_forward(ctx: RunContext) -> FixForwardResult:
         ctx.timeline.record("fix_forward", EventKind.DRY_RUN, repr(result))
     else:
         record_fact(
-            ctx.timeline, "fix_forward",
-            FixBranchCreated(result.branch.branch, result.branch.commit), repr(result),
-        )  # fmt: skip
+            ctx.timeline,
+            "fix_forward",
+            FixBranchCreated(result.branch.branch, result.branch.commit),
+            repr(result),
+        )
     return result
 
 

@@ -84,9 +84,12 @@ def holder_gone(state: LeaseState) -> str:
     here = host_name()
     started_now = process_started(state.pid) if state.host == here and state.pid > 0 else None
     why = process_gone(
-        host=state.host, pid=state.pid, started=state.process_started, here=here,
+        host=state.host,
+        pid=state.pid,
+        started=state.process_started,
+        here=here,
         started_now=started_now,
-    )  # fmt: skip
+    )
     if why or not (state.run_id and state.evidence_dir):
         return why
     path = Path(state.evidence_dir) / "timeline.jsonl"
@@ -156,8 +159,9 @@ def renew_lock(ctx: RunContext, step: str, *, force: bool = False) -> None:
     try:
         lock.renew(ctx.now())
     except LockLost as err:
-        ctx.timeline.record(step, EventKind.WARNING, f"rollback lock lost: {err}",
-                            holder=err.holder or "")  # fmt: skip
+        ctx.timeline.record(
+            step, EventKind.WARNING, f"rollback lock lost: {err}", holder=err.holder or ""
+        )
         return
     except AdapterError as err:
         ctx.timeline.record(step, EventKind.WARNING, f"could not renew the rollback lock: {err}")

@@ -6,7 +6,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from runbook_lib.adapters.pod_exec import exec_in_pod
+from runbook_lib.adapters.pod_exec import ExecResult, exec_in_pod
 from runbook_lib.core.images import PodImages
 from runbook_lib.errors import CommandFailed, PreconditionFailed, VerificationFailed
 from runbook_lib.record.facts import MigrationsReverted as Reverted
@@ -56,16 +56,16 @@ def _migrator_pod(ctx: RunContext) -> PodImages:
     return sorted(running, key=lambda pod: pod.name)[0]
 
 
+def _exec(ctx: RunContext, pod: str, argv: list[str]) -> ExecResult:
+    settings = ctx.settings
+    timeout_s = settings.migrations.migrate_timeout
+    return exec_in_pod(ctx.kube, settings.target.namespace, pod, argv, timeout_s=timeout_s)
+
+
 def _schema_version(ctx: RunContext, pod: str) -> int:
     settings = ctx.settings
     argv = shlex.split(settings.migrations.migrate_version_command)
-    result = exec_in_pod(
-        ctx.kube,
-        settings.target.namespace,
-        pod,
-        argv,
-        timeout_s=settings.migrations.migrate_timeout,
-    )
+    result = _exec(ctx, pod, argv)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     match = _VERSION.match(lines[-1]) if lines else None
     if result.exit_code != 0 or match is None:
@@ -94,17 +94,19 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
     n = settings.migrations.migrations_to_revert
     facts = ctx.facts
     if n == 0:
-        ctx.timeline.record("revert_migrations", EventKind.INFO,
-                            "no migrations to revert (migrations_to_revert=0)")  # fmt: skip
+        ctx.timeline.record(
+            "revert_migrations", EventKind.INFO, "no migrations to revert (migrations_to_revert=0)"
+        )
         return MigrationsReverted("not requested")
     target = facts.target
     if target is not None and target.already_rolled_back and facts.rolled_back is None:
         note = "not by this run"
         ctx.timeline.record(
-            "revert_migrations", EventKind.WARNING,
+            "revert_migrations",
+            EventKind.WARNING,
             f"release was already rolled back before this run; migrations NOT reverted "
             f"again ({note}); check the schema version by hand",
-        )  # fmt: skip
+        )
         return MigrationsReverted("skipped: already rolled back")
     if not ctx.dry_run and facts.recovered is None:
         raise PreconditionFailed(
@@ -116,32 +118,35 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
     argv = shlex.split(settings.migrations.migrate_command.format(n=n))
     command = shlex.join(argv)
     if ctx.dry_run:
-        ctx.timeline.record("revert_migrations", EventKind.DRY_RUN,
-                            f"would run in {pod}: {command} (schema now {before})")  # fmt: skip
+        ctx.timeline.record(
+            "revert_migrations",
+            EventKind.DRY_RUN,
+            f"would run in {pod}: {command} (schema now {before})",
+        )
         return MigrationsReverted("dry run", pod, command, version_before=before)
-    result = exec_in_pod(
-        ctx.kube,
-        settings.target.namespace,
-        pod,
-        argv,
-        timeout_s=settings.migrations.migrate_timeout,
-    )
+    result = _exec(ctx, pod, argv)
     ctx.timeline.record(
-        "revert_migrations", EventKind.INFO,
+        "revert_migrations",
+        EventKind.INFO,
         f"ran in {pod}: {command} -> exit {result.exit_code}",
-        stdout=result.stdout[-4000:], stderr=result.stderr[-4000:], exit_code=result.exit_code,
-    )  # fmt: skip
+        stdout=result.stdout[-4000:],
+        stderr=result.stderr[-4000:],
+        exit_code=result.exit_code,
+    )
     if result.exit_code != 0:
-        raise CommandFailed(f"{command} failed in pod {pod} (exit {result.exit_code})",
-                            command=command, stderr=result.stderr,
-                            returncode=result.exit_code)  # fmt: skip
+        raise CommandFailed(
+            f"{command} failed in pod {pod} (exit {result.exit_code})",
+            command=command,
+            stderr=result.stderr,
+            returncode=result.exit_code,
+        )
     after = _schema_version(ctx, pod)
     if before - after != n:
         raise VerificationFailed(
             f"schema version moved from {before} to {after}, expected down by {n}"
         )
-    reverted = MigrationsReverted("reverted", pod, command, before, after,
-                                  result.exit_code, result.stdout)  # fmt: skip
-    record_fact(ctx.timeline, "revert_migrations", Reverted(n, before, after),
-                repr(reverted))  # fmt: skip
+    reverted = MigrationsReverted(
+        "reverted", pod, command, before, after, result.exit_code, result.stdout
+    )
+    record_fact(ctx.timeline, "revert_migrations", Reverted(n, before, after), repr(reverted))
     return reverted

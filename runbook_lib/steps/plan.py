@@ -103,8 +103,10 @@ def build_plan(
         )
     else:
         actions.append("migrations: none (migrations_to_revert=0)")
-    actions.append("release the Lease; time decision -> verified recovery against "
-                   f"{settings.acting.target:.0f} s")  # fmt: skip
+    actions.append(
+        "release the Lease; time decision -> verified recovery against "
+        f"{settings.acting.target:.0f} s"
+    )
     return Plan(
         cluster=cluster,
         server=server,

@@ -46,6 +46,9 @@ def plot_assessment(ctx: RunContext) -> PlotsWritten:
     if window is None:
         raise PreconditionFailed("plot_assessment needs assess to have run first")
     csv = bundle.write_samples_csv(ctx.incident_dir, window.frame)
+    if window.frame.empty:  # Prometheus could not be read: nothing to draw, and assess said why
+        ctx.timeline.record("plot_assessment", EventKind.INFO, "no samples: nothing to plot")
+        return PlotsWritten((csv,), 0, None)
     paths, figure = evidence.save_figures(ctx, window.frame, "before")
     result = PlotsWritten((csv, *paths), len(window.frame), figure)
     ctx.timeline.record("plot_assessment", EventKind.INFO, repr(result), files=[csv, *paths])

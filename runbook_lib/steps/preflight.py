@@ -48,9 +48,12 @@ def _guard_cluster(ctx: RunContext) -> tuple[str, str]:
             f"expected cluster {expected!r}; check KUBECONFIG / the context parameter"
         )
     ctx.timeline.record(
-        "preflight", EventKind.INFO, f"cluster guard passed: {context} ({server})",
-        context=context, server=server,
-    )  # fmt: skip
+        "preflight",
+        EventKind.INFO,
+        f"cluster guard passed: {context} ({server})",
+        context=context,
+        server=server,
+    )
     return context, server
 
 
@@ -68,10 +71,10 @@ def _check_permissions(ctx: RunContext) -> None:
         missing = [m for m in missing if m in READS]
         if lacking:
             ctx.timeline.record(
-                "preflight", EventKind.WARNING,
-                "a real run would fail: missing "
-                + "; ".join(f"{m} ({m.why})" for m in lacking),
-            )  # fmt: skip
+                "preflight",
+                EventKind.WARNING,
+                "a real run would fail: missing " + "; ".join(f"{m} ({m.why})" for m in lacking),
+            )
     if missing:
         raise PreconditionFailed(
             f"the credential in use lacks {len(missing)} permission(s) in namespace "
@@ -128,16 +131,22 @@ def _take_lock(ctx: RunContext) -> None:
             live = state.live(ctx.now(), settings.lock.lock_ttl)
             gone = holder_gone(state) if live else ""
             ctx.timeline.record(
-                "preflight", EventKind.WARNING,
+                "preflight",
+                EventKind.WARNING,
                 f"Lease {lock.name} is held by {state.holder!r}: a real run would "
-                + (f"take it over at once ({gone})" if gone
-                   else "stop (LockHeld) unless lock_takeover_reason is set" if live
-                   else "take it over (its holder stopped renewing it)"),
-            )  # fmt: skip
+                + (
+                    f"take it over at once ({gone})"
+                    if gone
+                    else "stop (LockHeld) unless lock_takeover_reason is set"
+                    if live
+                    else "take it over (its holder stopped renewing it)"
+                ),
+            )
         ctx.timeline.record(
-            "preflight", EventKind.DRY_RUN,
+            "preflight",
+            EventKind.DRY_RUN,
             f"would take Lease {lock.name} in {settings.target.namespace} as {lock.holder}",
-        )  # fmt: skip
+        )
         link_earlier_runs(ctx, "preflight", None)
         return
     info = take_lock(ctx, "preflight")
@@ -218,9 +227,11 @@ def confirm(ctx: RunContext) -> Confirmation:
             )
         if answer.strip().lower() not in {"yes", "y"}:
             record_fact(
-                ctx.timeline, "confirm", Confirmed(False, "person at the prompt"),
+                ctx.timeline,
+                "confirm",
+                Confirmed(False, "person at the prompt"),
                 f"declined (answer {answer.strip()!r})",
-            )  # fmt: skip
+            )
             raise PreconditionFailed(f"confirm: rollback declined (answer {answer.strip()!r})")
         result = Confirmation(True, "confirmed by the person running the notebook")
     record_fact(ctx.timeline, "confirm", Confirmed(True, result.how), result.how)

@@ -118,11 +118,13 @@ def read_cluster_back(
         pods = ctx.kube.pods(target_settings.namespace, ctx.pod_selector)
     except (RunbookError, OSError, ValueError) as err:  # e.g. a kubeconfig that cannot be read
         into.record_for(
-            run, step, EventKind.WARNING,
+            run,
+            step,
+            EventKind.WARNING,
             f"{reason}; the cluster could not be read back ({type(err).__name__}: {err}): "
             "whether the rollback was applied is unknown",
             read_back_failed=True,
-        )  # fmt: skip
+        )
         return None
     found = read_back(
         history,
@@ -133,17 +135,7 @@ def read_cluster_back(
         expected_images=target.expected_images if target else (),
         helm_started_at=about.rollback_started_at,
     )
-    fact = ClusterReadBack(
-        reason=reason,
-        read_at=ctx.now(),
-        revision=found.revision,
-        version=found.version,
-        description=found.description,
-        made_at=found.made_at,
-        rollback_applied=found.rollback_applied,
-        pod_images=found.pod_images,
-        sentence=found.sentence,
-    )
+    fact = ClusterReadBack.of(found, reason=reason, read_at=ctx.now())
     record_fact(into, step, fact, f"cluster read back: {found.sentence}", run=run)
     return fact
 

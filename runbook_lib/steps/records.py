@@ -81,6 +81,7 @@ def preserve_evidence(ctx: RunContext) -> EvidenceWritten:
     result = EvidenceWritten(ctx.incident_dir, report.written, report.problems)
     for problem in report.problems:
         ctx.timeline.record("preserve_evidence", EventKind.WARNING, problem)
-    ctx.timeline.record("preserve_evidence", EventKind.INFO, repr(result),
-                        files=list(report.written))  # fmt: skip
+    ctx.timeline.record(
+        "preserve_evidence", EventKind.INFO, repr(result), files=list(report.written)
+    )
     return result

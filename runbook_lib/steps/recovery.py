@@ -62,16 +62,22 @@ def _world_check(ctx: RunContext) -> tuple[ReleaseChanged, str] | None:
         history = ctx.helm.history(settings.target.release)
         pods = ctx.kube.pods(settings.target.namespace, ctx.pod_selector)
     except RunbookError as err:
-        ctx.timeline.record("check_recovery", EventKind.WARNING,
-                            f"could not re-read the release before escalating: {err}")  # fmt: skip
+        ctx.timeline.record(
+            "check_recovery",
+            EventKind.WARNING,
+            f"could not re-read the release before escalating: {err}",
+        )
         return None
     drift = release_drift(
         history, expected=expected, pods=pods, expected_images=target.expected_images
     )
     if not drift.changed:
-        ctx.timeline.record("check_recovery", EventKind.INFO,
-                            f"release re-read before escalating: still at revision {expected}, "
-                            "pods run the target's images")  # fmt: skip
+        ctx.timeline.record(
+            "check_recovery",
+            EventKind.INFO,
+            f"release re-read before escalating: still at revision {expected}, "
+            "pods run the target's images",
+        )
         return None
     newest = max(history, key=lambda r: r.number)
     images = sorted({image for pod in pods for image in pod.images})
@@ -93,8 +99,9 @@ def _report_changed(ctx: RunContext, fact: ReleaseChanged, what: str, *, reason:
         f"who changed it before acting again. Migrations are blocked. Incident {incident}."
     )
     delivered, failed = broadcast(ctx, "check_recovery", message)
-    ctx.timeline.record("check_recovery", EventKind.WARNING, message,
-                        delivered=delivered, failed=failed)  # fmt: skip
+    ctx.timeline.record(
+        "check_recovery", EventKind.WARNING, message, delivered=delivered, failed=failed
+    )
     record_fact(ctx.timeline, "check_recovery", fact, f"release changed under the run: {what}")
     raise ReleaseChangedUnderRun(
         f"release {release} changed under the run: {what} (the recovery check saw: {reason})",
@@ -111,8 +118,9 @@ def _escalate(ctx: RunContext, reason: str) -> None:
         f"Migrations are blocked. Incident {incident}."
     )
     delivered, failed = broadcast(ctx, "check_recovery", message)
-    ctx.timeline.record("check_recovery", EventKind.WARNING, message,
-                        delivered=delivered, failed=failed)  # fmt: skip
+    ctx.timeline.record(
+        "check_recovery", EventKind.WARNING, message, delivered=delivered, failed=failed
+    )
 
 
 @runbook_step("check_recovery")
@@ -138,8 +146,9 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
         ratios = samples["error_ratio"].dropna() if "error_ratio" in samples else None
         last = float(ratios.iloc[-1]) if ratios is not None and len(ratios) else None
         result = RecoveryChecked(False, None, last, "dry run", dry_run=True)
-        ctx.timeline.record("check_recovery", EventKind.DRY_RUN,
-                            f"would wait for recovery; {result!r}")  # fmt: skip
+        ctx.timeline.record(
+            "check_recovery", EventKind.DRY_RUN, f"would wait for recovery; {result!r}"
+        )
         return result
     rollout = ctx.facts.rollout
     done_at = rollout.done_at if rollout else None
@@ -166,8 +175,9 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
                 samples = ctx.metrics.query_range(done_at - timedelta(seconds=step_s), now, step_s)
             except MetricsError as err:
                 if last_error is None:
-                    ctx.timeline.record("check_recovery", EventKind.WARNING,
-                                        f"metrics unavailable: {err}")  # fmt: skip
+                    ctx.timeline.record(
+                        "check_recovery", EventKind.WARNING, f"metrics unavailable: {err}"
+                    )
                 last_error = err
                 wait.tick(f"metrics unavailable: {err}"[:120])
             else:
@@ -196,13 +206,18 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
         if changed is not None:
             _report_changed(ctx, *changed, reason=reason)
         _escalate(ctx, reason)
-        record_fact(ctx.timeline, "check_recovery", NotRecovered(reason),
-                    f"recovery not verified: {reason}")  # fmt: skip
+        record_fact(
+            ctx.timeline, "check_recovery", NotRecovered(reason), f"recovery not verified: {reason}"
+        )
         raise VerificationFailed(f"recovery not verified: {reason}") from last_error
     verified_at = ctx.now()
     recovered_at = verdict.recovered_at or verified_at
     last_value = None if verdict.last_value is None else float(verdict.last_value)
     result = RecoveryChecked(True, recovered_at, last_value, verdict.reason)
-    record_fact(ctx.timeline, "check_recovery",
-                Recovered(recovered_at, verified_at, last_value), repr(result))  # fmt: skip
+    record_fact(
+        ctx.timeline,
+        "check_recovery",
+        Recovered(recovered_at, verified_at, last_value),
+        repr(result),
+    )
     return result

@@ -82,9 +82,12 @@ def notify(ctx: RunContext) -> Notified:
         return Notified(message, (), (), dry_run=True)
     delivered, failed = broadcast(ctx, "notify", message)
     ctx.timeline.record(
-        "notify", EventKind.INFO, f"posted: {message}",
-        delivered=delivered, failed=failed,
-    )  # fmt: skip
+        "notify",
+        EventKind.INFO,
+        f"posted: {message}",
+        delivered=delivered,
+        failed=failed,
+    )
     return Notified(message, tuple(delivered), tuple(failed))
 
 
@@ -118,10 +121,11 @@ def helm_rollback(ctx: RunContext) -> RollbackDone:
     if target.already_rolled_back:
         action = "already rolled back"
         ctx.timeline.record(
-            "helm_rollback", EventKind.INFO,
+            "helm_rollback",
+            EventKind.INFO,
             f"already rolled back: revision {target.current.number} runs revision "
             f"{number}'s chart and values; nothing changed",
-        )  # fmt: skip
+        )
     elif ctx.dry_run:
         action = "dry run"
         ctx.timeline.record("helm_rollback", EventKind.DRY_RUN, f"would run: {command}")
@@ -144,10 +148,11 @@ def _run_helm_rollback(ctx: RunContext, number: int, command: str) -> None:
     target = ctx.live.target
     assert target is not None
     started = record_fact(
-        ctx.timeline, "helm_rollback",
+        ctx.timeline,
+        "helm_rollback",
         RollbackStarted(from_revision=target.current.number, to_revision=number, command=command),
         f"running: {command}",
-    )  # fmt: skip
+    )
     try:
         ctx.helm.rollback(release, number, timeout_s=timeout_s)
     except BaseException as err:
@@ -158,10 +163,11 @@ def _run_helm_rollback(ctx: RunContext, number: int, command: str) -> None:
             fact = read_cluster_back(ctx, "helm_rollback", reason=reason)
             if fact is not None:
                 broadcast(
-                    ctx, "helm_rollback",
+                    ctx,
+                    "helm_rollback",
                     f"helm rollback of {release} did not end cleanly (incident "
                     f"{settings.records.incident_id}): {fact.sentence}",
-                )  # fmt: skip
+                )
         if interrupted and not isinstance(err, KeyboardInterrupt):
             raise KeyboardInterrupt from err
         raise

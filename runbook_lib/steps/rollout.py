@@ -70,8 +70,10 @@ def _watch(ctx: RunContext, started: float) -> tuple[RolloutState | None, str]:
                 last_progress = progress
                 ctx.timeline.record("wait_for_rollout", EventKind.INFO, progress)
             if state.failed:
-                raise VerificationFailed(f"rollout failed: {state.message}; pods are not "
-                                         "serving the target revision; escalate")  # fmt: skip
+                raise VerificationFailed(
+                    f"rollout failed: {state.message}; pods are not "
+                    "serving the target revision; escalate"
+                )
             if state.done:
                 final = state
                 wait.done(state.message)
@@ -99,9 +101,10 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
             ctx.kube.deployment_status(settings.target.namespace, settings.target.deployment)
         )
         ctx.timeline.record(
-            "wait_for_rollout", EventKind.DRY_RUN,
+            "wait_for_rollout",
+            EventKind.DRY_RUN,
             f"would wait up to {settings.acting.rollout_timeout:.0f} s; now: {state.message}",
-        )  # fmt: skip
+        )
         settle_capture(ctx, "wait_for_rollout", timeout_s=SETTLE_AFTER_ROLLOUT_S)
         return RolloutDone(settings.target.deployment, state.message, state.done, ctx.now(), 0.0)
     with keep_renewed(ctx):  # one watch call may block longer than lock_ttl
@@ -116,8 +119,12 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
     done_at = ctx.now()
     deployment = settings.target.deployment
     result = RolloutDone(deployment, final.message, True, done_at, time.monotonic() - started)
-    record_fact(ctx.timeline, "wait_for_rollout", RolloutCompleted(deployment, done_at),
-                f"{final.message} (waited {result.waited_s:.1f} s)")  # fmt: skip
+    record_fact(
+        ctx.timeline,
+        "wait_for_rollout",
+        RolloutCompleted(deployment, done_at),
+        f"{final.message} (waited {result.waited_s:.1f} s)",
+    )
     settle_capture(ctx, "wait_for_rollout", timeout_s=SETTLE_AFTER_ROLLOUT_S)
     return result
 
@@ -144,14 +151,14 @@ def verify_image(ctx: RunContext) -> ImagesVerified:
         ctx.sleep(1.0)
     result = ImagesVerified(expected, tuple(sorted(pod.name for pod in pods)), tuple(problems))
     if ctx.dry_run:
-        ctx.timeline.record("verify_image", EventKind.DRY_RUN,
-                            f"would verify images; now: {result!r}")  # fmt: skip
+        ctx.timeline.record(
+            "verify_image", EventKind.DRY_RUN, f"would verify images; now: {result!r}"
+        )
     elif problems:
         raise VerificationFailed(
             "pods do not run the target revision's images:\n"
             + "\n".join(f"  {m}" for m in problems)
         )
     else:
-        ctx.timeline.record("verify_image", EventKind.INFO, repr(result),
-                            pods=list(result.pods))  # fmt: skip
+        ctx.timeline.record("verify_image", EventKind.INFO, repr(result), pods=list(result.pods))
     return result

@@ -11,21 +11,20 @@ same file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from runbook_lib.adapters.settings_files import read_profile
 from runbook_lib.core.settings import Entry, Settings, from_flat
 from runbook_sandbox import metrics_stack, paths
-from runbook_sandbox.prometheus_server import port_is_free
+from runbook_sandbox.prometheus_server import answers_ready, port_is_free, ports_in_use
 
 __all__ = [
     "DEMO_PROFILE",
@@ -165,11 +164,9 @@ def start(
     binary = alertmanager_binary()
     if binary is None:
         raise AlertmanagerError(f"no Alertmanager binary on PATH ({INSTALL_HINT})")
-    if not port_is_free(port):
-        raise AlertmanagerError(
-            f"127.0.0.1:{port} is in use by another process; stop it or set "
-            "RUNBOOK_SANDBOX_PORT_BASE to run this sandbox on other ports"
-        )
+    problem = ports_in_use([port])
+    if problem:
+        raise AlertmanagerError(problem)
     work = _dir(state_dir)
     work.mkdir(parents=True, exist_ok=True)
     config = work / "alertmanager.yml"
@@ -193,20 +190,15 @@ def start(
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], log: Path, base: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise AlertmanagerError(f"alertmanager exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AlertmanagerError(
-        f"alertmanager not ready on {url()} after {timeout_s:.0f} s (log: {log})"
+    late = f"alertmanager not ready on {url()} after {timeout_s:.0f} s (log: {log})"
+    metrics_stack.wait_ready(
+        proc,
+        log,
+        lambda: answers_ready(base),
+        timeout_s=timeout_s,
+        error=AlertmanagerError,
+        what="alertmanager",
+        late=late,
     )
 
 
@@ -227,24 +219,19 @@ def stop(state_dir: Path, *, port: int | None = None, timeout_s: float = 10.0) -
 def status(state_dir: Path) -> dict[str, Any]:
     """Alertmanager's pid, whether it runs, its URL, the receiver it posts to, active alerts."""
     state_dir = Path(state_dir)
-    info = metrics_stack._read(state_dir, _NAME)
-    running = metrics_stack._running(state_dir, _NAME)
+    process = metrics_stack.process_status(state_dir, _NAME)
     result: dict[str, Any] = {
         "url": url(),
-        "pid": int(info["pid"]) if info else None,
-        "running": running,
+        **process,
         "receiver_url": receiver_url(),
         "rules": sorted(str(p) for p in rules_dir(state_dir).glob("*.yml")),
         "alerts": None,
     }
-    if running:
-        try:
-            with urllib.request.urlopen(f"{url()}/api/v2/alerts", timeout=2) as resp:
-                alerts = json.load(resp)
+    alerts = metrics_stack.answer_json(f"{url()}/api/v2/alerts") if process["running"] else None
+    if alerts is not None:
+        with contextlib.suppress(KeyError, TypeError, AttributeError):
             result["alerts"] = [
                 {"name": a["labels"].get("alertname"), "state": a["status"]["state"]}
                 for a in alerts
             ]
-        except (urllib.error.URLError, OSError, ValueError, KeyError):
-            pass
     return result

@@ -16,12 +16,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runbook_sandbox import paths
-from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, port_is_free
+from runbook_sandbox.prometheus_server import (
+    PrometheusServer,
+    ScrapeTarget,
+    port_is_free,
+    ports_in_use,
+)
 
 __all__ = ["TRAFFIC_JOB", "Endpoints", "MetricsStackError", "start", "status", "stop"]
 
@@ -71,11 +77,9 @@ def start(
     stop(state_dir)
     ports = paths.ports()
     for port in (ports.prometheus, ports.traffic):
-        if not port_is_free(port):
-            raise MetricsStackError(
-                f"127.0.0.1:{port} is in use by another process; stop it or set "
-                "RUNBOOK_SANDBOX_PORT_BASE to run this sandbox on other ports"
-            )
+        problem = ports_in_use([port])
+        if problem:
+            raise MetricsStackError(problem)
     work = _work_dir(state_dir)
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -136,18 +140,10 @@ def status(state_dir: Path) -> dict[str, Any]:
         "traffic_url": endpoints.traffic_url,
     }
     for name in _NAMES:
-        info = _read(state_dir, name)
-        result[name] = {
-            "pid": int(info["pid"]) if info else None,
-            "running": _running(state_dir, name),
-        }
+        result[name] = process_status(state_dir, name)
     result["mix"] = None
     if result["traffic"]["running"]:
-        try:
-            with urllib.request.urlopen(f"{endpoints.traffic_url}/mix", timeout=2) as resp:
-                result["mix"] = json.load(resp)
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
+        result["mix"] = answer_json(f"{endpoints.traffic_url}/mix")
     return result
 
 
@@ -177,6 +173,21 @@ def _record(state_dir: Path, name: str, proc: subprocess.Popen[bytes]) -> None:
     _children[proc.pid] = proc
     argv = [str(a) for a in proc.args] if isinstance(proc.args, list) else [str(proc.args)]
     _pid_file(state_dir, name).write_text(json.dumps({"pid": proc.pid, "argv": argv}))
+
+
+def process_status(state_dir: Path, name: str) -> dict[str, Any]:
+    """A recorded process' ``pid`` (None: none recorded) and whether it still ``running``."""
+    info = _read(state_dir, name)
+    return {"pid": int(info["pid"]) if info else None, "running": _running(state_dir, name)}
+
+
+def answer_json(url: str) -> Any:
+    """``url``'s JSON answer, for a status report; None when it does not give one."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return json.load(resp)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 def _read(state_dir: Path, name: str) -> dict[str, Any] | None:
@@ -235,15 +246,45 @@ def _terminate(pid: int, timeout_s: float) -> None:
         child.wait(5)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    ready: Callable[[], bool],
+    *,
+    timeout_s: float,
+    error: type[Exception],
+    what: str,
+    late: str,
+) -> None:
+    """Wait until ``ready()``. Raises ``error``: "``what`` exited" with the tail of ``log``
+    when ``proc`` ends first, ``late`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise MetricsStackError(f"{proc.args!r} exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise MetricsStackError(f"{url} did not answer in {timeout_s:.0f} s (log: {log})")
+            raise error(f"{what} exited with {proc.returncode}:\n{tail}")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise error(late)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    late = f"{url} did not answer in {timeout_s:.0f} s (log: {log})"
+    wait_ready(
+        proc,
+        log,
+        lambda: _answers(url),
+        timeout_s=timeout_s,
+        error=MetricsStackError,
+        what=repr(proc.args),
+        late=late,
+    )

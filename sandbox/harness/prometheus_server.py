@@ -74,6 +74,27 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def ports_in_use(ports: Sequence[int]) -> str:
+    """What to tell the person when any of ``ports`` is taken ("" when all are free)."""
+    busy = [port for port in ports if not port_is_free(port)]
+    if not busy:
+        return ""
+    where = f"127.0.0.1:{busy[0]} is" if len(ports) == 1 else f"127.0.0.1 ports {busy} are"
+    return (
+        f"{where} in use by another process; stop it or set RUNBOOK_SANDBOX_PORT_BASE to run "
+        "this sandbox on other ports"
+    )
+
+
+def answers_ready(base: str) -> bool:
+    """Whether ``base/-/ready`` answers 200 now (Prometheus and Alertmanager both serve it)."""
+    try:
+        with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def render_config(
     targets: Sequence[ScrapeTarget],
     *,
@@ -201,12 +222,8 @@ class PrometheusServer:
                 raise PrometheusStartError(
                     f"prometheus exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if answers_ready(self.url):
+                return
             time.sleep(0.2)
         raise PrometheusStartError(
             f"prometheus not ready on {self.url} after {timeout_s:.0f} s:\n{self.log_tail()}"

@@ -76,6 +76,17 @@ class Sandbox:
         return self.ce.state
 
     @property
+    def run_parameters(self) -> dict[str, str]:
+        """The runbook parameters that point a run at this sandbox: its cluster (the guard,
+        the kubeconfig and the context) and its Prometheus."""
+        return {
+            "expected_cluster": self.context,
+            "kubeconfig": str(self.kubeconfig),
+            "context": self.context,
+            "prometheus_url": self.prometheus_url,
+        }
+
+    @property
     def env(self) -> dict[str, str]:
         """Environment with the sandbox's binaries first on PATH and its KUBECONFIG."""
         return dict(self.ce.vars)

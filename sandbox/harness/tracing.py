@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_sandbox import binaries, metrics_stack, paths
-from runbook_sandbox.prometheus_server import port_is_free
+from runbook_sandbox.prometheus_server import port_is_free, ports_in_use
 
 __all__ = [
     "MAX_TRACES",
@@ -110,12 +110,9 @@ def start(state_dir: Path, *, timeout_s: float = 30.0) -> str:
     if not binary.is_file():
         raise TracingError(f"{binary} is missing; run `runbook sandbox build`")
     ports = paths.ports()
-    busy = [p for p in ports.jaeger_ports() if not port_is_free(p)]
-    if busy:
-        raise TracingError(
-            f"127.0.0.1 ports {busy} are in use by another process; stop it or set "
-            "RUNBOOK_SANDBOX_PORT_BASE to run this sandbox on other ports"
-        )
+    problem = ports_in_use(ports.jaeger_ports())
+    if problem:
+        raise TracingError(problem)
     work = _dir(state_dir)
     work.mkdir(parents=True, exist_ok=True)
     config = work / "jaeger.yaml"
@@ -137,20 +134,20 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _ready() -> bool:
+    """Jaeger's query API answers and its OTLP port listens."""
+    try:
+        with urllib.request.urlopen(f"{query_url()}/api/services", timeout=2) as resp:
+            return bool(resp.status == 200) and _listening(paths.ports().jaeger_otlp_http)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise TracingError(f"jaeger exited with {proc.returncode}:\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{query_url()}/api/services", timeout=2) as resp:
-                if resp.status == 200 and _listening(paths.ports().jaeger_otlp_http):
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise TracingError(f"jaeger not ready on {query_url()} after {timeout_s:.0f} s (log: {log})")
+    late = f"jaeger not ready on {query_url()} after {timeout_s:.0f} s (log: {log})"
+    metrics_stack.wait_ready(
+        proc, log, _ready, timeout_s=timeout_s, error=TracingError, what="jaeger", late=late
+    )
 
 
 def stop(state_dir: Path, *, timeout_s: float = 10.0) -> None:
@@ -169,19 +166,15 @@ def stop(state_dir: Path, *, timeout_s: float = 10.0) -> None:
 def status(state_dir: Path) -> dict[str, Any]:
     """Jaeger's pid, whether it runs, its URLs and the services it has traces of."""
     state_dir = Path(state_dir)
-    info = metrics_stack._read(state_dir, _NAME)
-    running = metrics_stack._running(state_dir, _NAME)
+    process = metrics_stack.process_status(state_dir, _NAME)
     result: dict[str, Any] = {
         "query_url": query_url(),
         "otlp_http_url": otlp_http_url(),
-        "pid": int(info["pid"]) if info else None,
-        "running": running,
+        **process,
         "services": None,
     }
-    if running:
-        try:
-            with urllib.request.urlopen(f"{query_url()}/api/services", timeout=2) as resp:
-                result["services"] = json.load(resp).get("data") or []
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
+    if process["running"]:
+        answer = metrics_stack.answer_json(f"{query_url()}/api/services")
+        if isinstance(answer, dict):
+            result["services"] = answer.get("data") or []
     return result

@@ -82,6 +82,26 @@ def render_wrapper(module: str, version: str, release_gomod: str, *, name: str) 
     return "\n".join(lines) + "\n"
 
 
+def _go(
+    argv: list[str],
+    what: str,
+    *,
+    timeout_s: float,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run a ``go`` command; its stdout, or ``CommandFailed`` saying ``what`` (retryable: the
+    module proxy or the network may answer next time)."""
+    proc = subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    if proc.returncode != 0:
+        raise CommandFailed(
+            what, command=" ".join(argv), stderr=proc.stderr or proc.stdout, retryable=True
+        )
+    return proc.stdout
+
+
 def wrapper_is_current(wrapper_dir: Path, module: str, version: str) -> bool:
     gomod = wrapper_dir / "go.mod"
     return gomod.exists() and f"require {module} {version}\n" in gomod.read_text()
@@ -90,15 +110,8 @@ def wrapper_is_current(wrapper_dir: Path, module: str, version: str) -> bool:
 def write_wrapper(wrapper_dir: Path, module: str, version: str) -> None:
     """Fetch ``module@version``'s go.mod through the module proxy and write the wrapper."""
     argv = ["go", "mod", "download", "-json", f"{module}@{version}"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
-    if proc.returncode != 0:
-        raise CommandFailed(
-            f"cannot download {module}@{version} to generate its wrapper module",
-            command=" ".join(argv),
-            stderr=proc.stderr or proc.stdout,
-            retryable=True,
-        )
-    info = json.loads(proc.stdout)
+    what = f"cannot download {module}@{version} to generate its wrapper module"
+    info = json.loads(_go(argv, what, timeout_s=600))
     release_gomod = Path(info["GoMod"]).read_text()
     wrapper_dir.mkdir(parents=True, exist_ok=True)
     text = render_wrapper(module, version, release_gomod, name=wrapper_dir.name)
@@ -132,13 +145,5 @@ def write_tool_wrapper(wrapper_dir: Path, version: str, import_paths: tuple[str,
     steps = [["go", "mod", "init", f"runbook.local/sandbox/{wrapper_dir.name}"]]
     steps += [["go", "get", "-tool", f"{path}@{version}"] for path in import_paths]
     for argv in steps:
-        proc = subprocess.run(
-            argv, cwd=wrapper_dir, env=env, capture_output=True, text=True, timeout=1200
-        )
-        if proc.returncode != 0:
-            raise CommandFailed(
-                f"cannot write the tool wrapper module in {wrapper_dir}",
-                command=" ".join(argv),
-                stderr=proc.stderr or proc.stdout,
-                retryable=True,
-            )
+        what = f"cannot write the tool wrapper module in {wrapper_dir}"
+        _go(argv, what, timeout_s=1200, cwd=wrapper_dir, env=env)

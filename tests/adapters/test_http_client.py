@@ -14,9 +14,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from loopback_http import Loopback, QuietHandler
 
 from runbook_lib.adapters.http import ErrorKind, HttpClient, HttpError
 from runbook_lib.errors import AdapterError, ParameterError
@@ -25,16 +25,15 @@ TIMEOUT_S = 0.5
 HANG_S = 30.0  # how long "/slow" holds a request unless the test ends first
 
 
-class Server:
+class Server(Loopback):
     """Answers ``/<behaviour>`` as the behaviour says; ``arrivals`` counts requests per path."""
 
     def __init__(self) -> None:
         self.arrivals: Counter[str] = Counter()
-        self.release = threading.Event()
         lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def answer(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 self.rfile.read(length)
@@ -72,20 +71,7 @@ class Server:
             def do_POST(self) -> None:
                 self.answer()
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler, poll_s=0.05)
 
 
 @pytest.fixture

@@ -128,6 +128,20 @@ def test_watch_without_watch_permission_fails_at_once(sandbox: Any, tmp_path: Pa
     assert sleep.calls == []  # a permission error is not waited out
 
 
+@pytest.fixture
+def relayed(sandbox: Any, tmp_path: Path) -> Iterator[tuple[Forwarder, Path]]:
+    """The API server behind a relay the test can cut, and a kubeconfig that goes through it;
+    the relay is cut when the test ends."""
+    relay = Forwarder(api_port(sandbox.kubeconfig, sandbox.context))
+    try:
+        yield (
+            relay,
+            kubeconfig_via(sandbox.kubeconfig, sandbox.context, relay.port, tmp_path / "kc"),
+        )
+    finally:
+        relay.cut()
+
+
 class CountingSleep:
     def __init__(self) -> None:
         self.calls: list[float] = []
@@ -138,10 +152,9 @@ class CountingSleep:
 
 
 def test_watch_survives_the_api_server_going_away(
-    sandbox: Any, clean_sandbox: Any, tmp_path: Path
+    sandbox: Any, clean_sandbox: Any, relayed: tuple[Forwarder, Path]
 ) -> None:
-    relay = Forwarder(api_port(sandbox.kubeconfig, sandbox.context))
-    config = kubeconfig_via(sandbox.kubeconfig, sandbox.context, relay.port, tmp_path / "kc")
+    relay, config = relayed
     sleep = CountingSleep()
     try:
         with Kube(kubeconfig=config, context=sandbox.context) as kube:
@@ -159,25 +172,21 @@ def test_watch_survives_the_api_server_going_away(
         # Backed off (0.5, 1, 2, ...) instead of spinning: a handful of waits, not hundreds.
         assert 1 <= len(outage_sleeps) <= 8
     finally:
-        relay.cut()
+        relay.cut()  # before the fixture does: the scale-back must not race a restore
         sandbox.kubectl("scale", "deployment/app", "--replicas=4")
 
 
 def test_watch_gives_up_with_api_error_when_the_api_stays_down(
-    sandbox: Any, tmp_path: Path
+    sandbox: Any, relayed: tuple[Forwarder, Path]
 ) -> None:
-    relay = Forwarder(api_port(sandbox.kubeconfig, sandbox.context))
-    config = kubeconfig_via(sandbox.kubeconfig, sandbox.context, relay.port, tmp_path / "kc")
+    relay, config = relayed
     sleep = CountingSleep()
-    try:
-        with Kube(kubeconfig=config, context=sandbox.context) as kube:
-            watch = kube.watch_deployment("default", "app", timeout_s=4, sleep=sleep)
-            next(watch)
-            relay.cut()
-            with pytest.raises(ApiError, match="gave up after 4 s") as info:
-                list(watch)
-    finally:
+    with Kube(kubeconfig=config, context=sandbox.context) as kube:
+        watch = kube.watch_deployment("default", "app", timeout_s=4, sleep=sleep)
+        next(watch)
         relay.cut()
+        with pytest.raises(ApiError, match="gave up after 4 s") as info:
+            list(watch)
     assert info.value.retryable
     assert len(sleep.calls) <= 8
 

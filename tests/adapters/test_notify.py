@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from loopback_http import Loopback, QuietHandler
 
 from runbook_lib.adapters.notify import ConsoleNotifier, FileNotifier, SlackWebhook
 from runbook_lib.errors import AdapterError, ParameterError
@@ -21,16 +20,15 @@ SECRET_PATH = "/services/T000/B000/s3cr3tT0ken"
 HANG_S = 3.0  # how long the "hang" handler holds a request; bounded so the server stops
 
 
-class Webhook:
+class Webhook(Loopback):
     """A local stand-in for Slack: records bodies and answers as ``mode`` says."""
 
     def __init__(self) -> None:
         self.mode = "ok"
         self.bodies: list[dict[str, object]] = []
-        self.release = threading.Event()
         hook = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
@@ -48,20 +46,7 @@ class Webhook:
                 self.end_headers()
                 self.wfile.write(text)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}{SECRET_PATH}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler, SECRET_PATH)
 
 
 @pytest.fixture

@@ -134,6 +134,15 @@ class Suite:
         path = self.tmp / "hold" / "children.log"
         return [x.split()[0] for x in path.read_text().splitlines()] if path.exists() else []
 
+    def child_holding(self) -> tuple[Receiver, str]:
+        """A receiver that took an alert for ``app`` and whose child run now holds (before
+        it changes anything), and that run's incident id."""
+        receiver = self.receiver()
+        assert receiver.post(alert("app"))[0] == 200
+        (run_id,) = _until(self.children, 30, "child started")
+        _until(lambda: (self.tmp / "hold" / f"{run_id}.running").exists(), 30, "child holding")
+        return receiver, run_id
+
     def child_pid(self, run_id: str) -> int:
         path = self.tmp / "hold" / "children.log"
         return next(
@@ -208,10 +217,7 @@ def test_killed_before_dispatch_with_alerts_queued_every_release_runs_once(suite
 
 
 def test_killed_while_the_child_runs_the_restarted_receiver_waits_for_it(suite: Suite) -> None:
-    first = suite.receiver()
-    assert first.post(alert("app"))[0] == 200
-    (run_id,) = _until(suite.children, 30, "child started")
-    _until(lambda: (suite.tmp / "hold" / f"{run_id}.running").exists(), 30, "child holding")
+    first, run_id = suite.child_holding()
     # What `ps` shows of the child: the policy's Slack webhook is not on its command line;
     # it is in its environment, which only its owner can read.
     pid = suite.child_pid(run_id)
@@ -256,10 +262,7 @@ def test_killed_after_the_child_ended_before_its_journal_line(suite: Suite) -> N
 
 
 def test_a_child_killed_with_the_receiver_is_sealed_as_interrupted_not_rerun(suite: Suite) -> None:
-    first = suite.receiver()
-    assert first.post(alert("app"))[0] == 200
-    (run_id,) = _until(suite.children, 30, "child started")
-    _until(lambda: (suite.tmp / "hold" / f"{run_id}.running").exists(), 30, "child holding")
+    first, run_id = suite.child_holding()
     # The machine (or the pod) went away: the receiver and its child die together.
     pid = suite.child_pid(run_id)
     os.killpg(pid, signal.SIGKILL)

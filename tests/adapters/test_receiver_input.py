@@ -15,14 +15,13 @@ import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, redirect_stdout
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 from alert_payloads import alert, payload
+from loopback_http import Loopback, QuietHandler
 from receiver_doubles import FakeDispatch
 
 from runbook_lib.adapters.notify import ConsoleNotifier, FileNotifier, SlackWebhook
@@ -210,14 +209,14 @@ def test_labels_that_are_not_kubernetes_names_touch_nothing(tmp_path: Path) -> N
     assert all("\x1b" not in line for line in journal.splitlines())
 
 
-class _Slack:
+class _Slack(Loopback):
     """A stand-in for Slack's incoming webhook on loopback: keeps what it is sent."""
 
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 size = int(self.headers["Content-Length"])
                 outer.posts.append(json.loads(self.rfile.read(size)))
@@ -225,12 +224,7 @@ class _Slack:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T/B/x"
-        Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler, "/services/T/B/x")
 
 
 @pytest.fixture
@@ -239,7 +233,7 @@ def slack() -> Iterator[_Slack]:
     try:
         yield found
     finally:
-        found.server.shutdown()
+        found.stop()
 
 
 def test_label_text_is_escaped_for_the_console_slack_and_html(

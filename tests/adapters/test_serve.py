@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ POLICY = {
     ],
     "circuit_breaker": {"max_rollbacks": 2, "period": "1h"},
 }
+
+
+def _started(tmp_path: Path, runner: FakeDispatch, **options: Any) -> Receiver:
+    """``_receiver``, its workers started."""
+    receiver = _receiver(tmp_path, runner, **options)
+    receiver.start()
+    return receiver
 
 
 def _receiver(
@@ -76,26 +84,33 @@ async def _client(receiver: Receiver) -> TestClient:  # type: ignore[type-arg]
     return client
 
 
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
+Conversation = Callable[[TestClient], Awaitable[Any]]  # type: ignore[type-arg]
+
+
+def _talk(receiver: Receiver, conversation: Conversation) -> Any:
+    """``conversation`` with the receiver's app on a loopback test server, closed after."""
+
+    async def go() -> Any:
+        client = await _client(receiver)
+        try:
+            return await conversation(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
 
 
 def test_a_firing_alert_for_an_allowed_release_runs_the_rollback_and_reports(
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
 
-    async def go() -> tuple[int, Any]:
-        client = await _client(receiver)
-        try:
-            resp = await client.post("/alerts", json=payload(alert()), headers=AUTH)
-            return resp.status, await resp.json()
-        finally:
-            await client.close()
+    async def go(client: TestClient) -> tuple[int, Any]:
+        resp = await client.post("/alerts", json=payload(alert()), headers=AUTH)
+        return resp.status, await resp.json()
 
-    status, body = _run(go())
+    status, body = _talk(receiver, go)
     assert (status, body) == (200, {"alerts": ["queued"]})
     assert receiver.wait_idle(10)
     receiver.close()
@@ -120,18 +135,13 @@ def test_a_missing_or_wrong_token_is_401_and_starts_nothing(
     tmp_path: Path, headers: dict[str, str]
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
 
-    async def go() -> int:
-        client = await _client(receiver)
-        try:
-            resp = await client.post("/alerts", json=payload(alert()), headers=headers)
-            return resp.status
-        finally:
-            await client.close()
+    async def go(client: TestClient) -> int:
+        resp = await client.post("/alerts", json=payload(alert()), headers=headers)
+        return resp.status
 
-    assert _run(go()) == 401
+    assert _talk(receiver, go) == 401
     assert receiver.wait_idle(5)
     receiver.close()
     assert runner.calls == []
@@ -142,22 +152,16 @@ def test_malformed_json_and_oversized_bodies_are_refused(tmp_path: Path) -> None
     runner = FakeDispatch()
     receiver = _receiver(tmp_path, runner)
 
-    async def go() -> list[tuple[int, Any]]:
-        client = await _client(receiver)
-        try:
-            out = []
-            for data in (b"{oops", b"x" * (MAX_BODY + 1)):
-                resp = await client.post("/alerts", data=data, headers=AUTH)
-                out.append((resp.status, await resp.json()))
-            resp = await client.post(
-                "/alerts", json={**payload(alert()), "version": "2"}, headers=AUTH
-            )
+    async def go(client: TestClient) -> list[tuple[int, Any]]:
+        out = []
+        for data in (b"{oops", b"x" * (MAX_BODY + 1)):
+            resp = await client.post("/alerts", data=data, headers=AUTH)
             out.append((resp.status, await resp.json()))
-            return out
-        finally:
-            await client.close()
+        resp = await client.post("/alerts", json={**payload(alert()), "version": "2"}, headers=AUTH)
+        out.append((resp.status, await resp.json()))
+        return out
 
-    (bad_json, too_big, old_version) = _run(go())
+    (bad_json, too_big, old_version) = _talk(receiver, go)
     assert bad_json[0] == 400
     assert bad_json[1]["problems"][0].startswith("body: not JSON")
     assert too_big[0] == 413
@@ -170,26 +174,21 @@ def test_unknown_release_labels_resolved_and_duplicate_alerts_start_nothing(
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
 
-    async def go() -> list[Any]:
-        client = await _client(receiver)
-        try:
-            out = []
-            for body in (
-                payload(alert(release="", namespace="")),
-                payload(alert(status="resolved")),
-                payload(alert()),
-                payload(alert()),  # the same alert delivered again
-            ):
-                resp = await client.post("/alerts", json=body, headers=AUTH)
-                out.append((await resp.json())["alerts"])
-            return out
-        finally:
-            await client.close()
+    async def go(client: TestClient) -> list[Any]:
+        out = []
+        for body in (
+            payload(alert(release="", namespace="")),
+            payload(alert(status="resolved")),
+            payload(alert()),
+            payload(alert()),  # the same alert delivered again
+        ):
+            resp = await client.post("/alerts", json=body, headers=AUTH)
+            out.append((await resp.json())["alerts"])
+        return out
 
-    assert _run(go()) == [["ignored"], ["resolved"], ["queued"], ["duplicate"]]
+    assert _talk(receiver, go) == [["ignored"], ["resolved"], ["queued"], ["duplicate"]]
     assert receiver.wait_idle(10)
     receiver.close()
     assert len(runner.calls) == 1
@@ -199,8 +198,7 @@ def test_a_release_the_policy_does_not_allow_is_assessed_and_notified_with_the_c
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
     receiver.accept(_notification(alert("shop")))
     receiver.accept(_notification(alert("stranger")))
     assert receiver.wait_idle(10)
@@ -223,8 +221,7 @@ def test_the_circuit_breaker_turns_the_third_rollback_into_a_notification(
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner, cooldown=0)
-    receiver.start()
+    receiver = _started(tmp_path, runner, cooldown=0)
     for minute in range(3):
         receiver.accept(_notification(alert(starts_at=f"2026-12-01T12:0{minute}:00Z")))
         assert receiver.wait_idle(10)
@@ -240,22 +237,17 @@ def test_the_circuit_breaker_turns_the_third_rollback_into_a_notification(
 def test_a_burst_of_1000_alerts_for_50_releases_runs_each_release_once(tmp_path: Path) -> None:
     runner = FakeDispatch()
     runner.gate.clear()  # runs hold until every post is answered
-    receiver = _receiver(tmp_path, runner, capacity=100)
-    receiver.start()
+    receiver = _started(tmp_path, runner, capacity=100)
 
-    async def go() -> list[int]:
-        client = await _client(receiver)
-        try:
-            statuses = []
-            for i in range(1000):
-                body = payload(alert(f"r{i % 50}", name=f"A{i // 50}"))
-                resp = await client.post("/alerts", json=body, headers=AUTH)
-                statuses.append(resp.status)
-            return statuses
-        finally:
-            await client.close()
+    async def go(client: TestClient) -> list[int]:
+        statuses = []
+        for i in range(1000):
+            body = payload(alert(f"r{i % 50}", name=f"A{i // 50}"))
+            resp = await client.post("/alerts", json=body, headers=AUTH)
+            statuses.append(resp.status)
+        return statuses
 
-    statuses = _run(go())
+    statuses = _talk(receiver, go)
     runner.gate.set()
     assert receiver.wait_idle(30)
     receiver.close()
@@ -267,22 +259,17 @@ def test_a_burst_of_1000_alerts_for_50_releases_runs_each_release_once(tmp_path:
 def test_an_alert_during_a_run_that_found_nothing_is_assessed_again(tmp_path: Path) -> None:
     runner = FakeDispatch(verdict="no_rollback")
     runner.gate.clear()  # the first run holds until the second alert has arrived
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
 
-    async def go() -> list[Any]:
-        client = await _client(receiver)
-        try:
-            early = await client.post(
-                "/alerts", json=payload(alert(name="RunbookBusinessDrop")), headers=AUTH
-            )
-            assert await asyncio.to_thread(runner.wait_calls, 1)
-            during = await client.post("/alerts", json=payload(alert()), headers=AUTH)
-            return [await early.json(), await during.json()]
-        finally:
-            await client.close()
+    async def go(client: TestClient) -> list[Any]:
+        early = await client.post(
+            "/alerts", json=payload(alert(name="RunbookBusinessDrop")), headers=AUTH
+        )
+        assert await asyncio.to_thread(runner.wait_calls, 1)
+        during = await client.post("/alerts", json=payload(alert()), headers=AUTH)
+        return [await early.json(), await during.json()]
 
-    answers = _run(go())
+    answers = _talk(receiver, go)
     runner.gate.set()
     assert receiver.wait_idle(10)
     receiver.close()
@@ -304,25 +291,20 @@ def test_an_alert_during_a_run_that_found_nothing_is_assessed_again(tmp_path: Pa
 def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     runner = FakeDispatch()
     runner.gate.clear()
-    receiver = _receiver(tmp_path, runner, capacity=2)
-    receiver.start()
+    receiver = _started(tmp_path, runner, capacity=2)
 
-    async def go() -> list[tuple[int, str | None]]:
-        client = await _client(receiver)
-        try:
-            out = []
-            for release in ("r1", "r2", "r3", "r4", "r5"):
-                resp = await client.post("/alerts", json=payload(alert(release)), headers=AUTH)
-                out.append((resp.status, resp.headers.get("Retry-After")))
-                if release in ("r1", "r2"):
-                    # The two workers have taken r1 and r2 (their runs started) before r3
-                    # and r4 fill the queue: waited for, not assumed.
-                    assert await asyncio.to_thread(runner.wait_calls, int(release[1]))
-            return out
-        finally:
-            await client.close()
+    async def go(client: TestClient) -> list[tuple[int, str | None]]:
+        out = []
+        for release in ("r1", "r2", "r3", "r4", "r5"):
+            resp = await client.post("/alerts", json=payload(alert(release)), headers=AUTH)
+            out.append((resp.status, resp.headers.get("Retry-After")))
+            if release in ("r1", "r2"):
+                # The two workers have taken r1 and r2 (their runs started) before r3
+                # and r4 fill the queue: waited for, not assumed.
+                assert await asyncio.to_thread(runner.wait_calls, int(release[1]))
+        return out
 
-    answers = _run(go())
+    answers = _talk(receiver, go)
     runner.gate.set()
     assert receiver.wait_idle(10)
     receiver.close()
@@ -334,8 +316,7 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
 def test_a_refused_dispatch_is_reported_and_not_counted_as_a_rollback(tmp_path: Path) -> None:
     runner = FakeDispatch()
     runner.refuse = "cannot create Job runbook-x in default: HTTP 403 Forbidden"
-    receiver = _receiver(tmp_path, runner, cooldown=0)
-    receiver.start()
+    receiver = _started(tmp_path, runner, cooldown=0)
     for minute in range(3):
         receiver.accept(_notification(alert(starts_at=f"2026-12-01T12:0{minute}:00Z")))
         assert receiver.wait_idle(10)
@@ -354,23 +335,18 @@ def test_a_refused_dispatch_is_reported_and_not_counted_as_a_rollback(tmp_path: 
 
 def test_health_metrics_and_runs_pages(tmp_path: Path) -> None:
     runner = FakeDispatch()
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
     receiver.accept(_notification(alert()))
     assert receiver.wait_idle(10)
 
-    async def go() -> tuple[str, str, str, Any]:
-        client = await _client(receiver)
-        try:
-            health = await (await client.get("/healthz")).text()
-            metrics = await (await client.get("/metrics")).text()
-            page = await (await client.get("/runs")).text()
-            rows = await (await client.get("/runs?format=json")).json()
-            return health, metrics, page, rows
-        finally:
-            await client.close()
+    async def go(client: TestClient) -> tuple[str, str, str, Any]:
+        health = await (await client.get("/healthz")).text()
+        metrics = await (await client.get("/metrics")).text()
+        page = await (await client.get("/runs")).text()
+        rows = await (await client.get("/runs?format=json")).json()
+        return health, metrics, page, rows
 
-    health, metrics, page, rows = _run(go())
+    health, metrics, page, rows = _talk(receiver, go)
     receiver.close()
     assert health == "ok\n"
     assert 'runbook_runs_total{action="auto_rollback",outcome="recovered"} 1' in metrics
@@ -406,8 +382,7 @@ def test_an_automatic_run_stopped_on_inconclusive_data_hands_over_with_the_comma
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch(verdict="inconclusive", outcome="inconclusive")
-    receiver = _receiver(tmp_path, runner)
-    receiver.start()
+    receiver = _started(tmp_path, runner)
     receiver.accept(_notification(alert()))
     assert receiver.wait_idle(10)
     receiver.close()

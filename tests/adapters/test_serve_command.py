@@ -27,6 +27,15 @@ RUNBOOK = str(Path(sys.executable).parent / "runbook")
 TOKEN = "command-suite-token"
 
 
+def _refused_serve(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``runbook serve`` with ``tmp_path``'s policy.yaml, a token file and ``options``, for
+    options it refuses before it listens (so it ends by itself)."""
+    (tmp_path / "token").write_text(TOKEN)
+    policy, token = str(tmp_path / "policy.yaml"), str(tmp_path / "token")
+    command = [RUNBOOK, "serve", "--policy", policy, "--token-file", token, *options]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
@@ -156,24 +165,7 @@ def test_tls_serves_https_only_and_sigterm_stops_it(
 )
 def test_bad_options_exit_2_naming_them(tmp_path: Path, extra: list[str], problem: str) -> None:
     (tmp_path / "policy.yaml").write_text("releases: []\n")
-    (tmp_path / "token").write_text(TOKEN)
-    done = subprocess.run(
-        [
-            RUNBOOK,
-            "serve",
-            "--policy",
-            str(tmp_path / "policy.yaml"),
-            "--token-file",
-            str(tmp_path / "token"),
-            "--state-dir",
-            str(tmp_path / "state"),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = _refused_serve(tmp_path, "--state-dir", str(tmp_path / "state"), *extra)
     assert done.returncode == 2
     assert problem in done.stderr
     assert "Traceback" not in done.stderr
@@ -184,25 +176,7 @@ def test_a_credential_in_the_policy_is_refused_with_job_dispatch(tmp_path: Path)
         "parameters: {slack_webhook_url: 'https://hooks.slack.com/services/T/B/s3cr3t'}\n"
         "releases: []\n"
     )
-    (tmp_path / "token").write_text(TOKEN)
-    done = subprocess.run(
-        [
-            RUNBOOK,
-            "serve",
-            "--policy",
-            str(tmp_path / "policy.yaml"),
-            "--token-file",
-            str(tmp_path / "token"),
-            "--dispatch",
-            "job",
-            "--runner-image",
-            "r.example/rb:1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = _refused_serve(tmp_path, "--dispatch", "job", "--runner-image", "r.example/rb:1")
     assert done.returncode == 2
     assert "RUNBOOK_SLACK_WEBHOOK_URL" in done.stderr
     assert "s3cr3t" not in done.stderr

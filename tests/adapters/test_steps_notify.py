@@ -7,34 +7,34 @@ rollback, and the webhook URL (a secret) never reaches the timeline.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helm_history import revision
+from loopback_http import Loopback, QuietHandler
+from offline_run import offline_run
 
-from runbook_lib.core.revisions import Revision, RollbackTarget
-from runbook_lib.steps import notify, start_run
+from runbook_lib.core.revisions import RollbackTarget
+from runbook_lib.steps import notify
 from runbook_lib.steps.context import RunContext
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 TARGET = RollbackTarget(
-    current=Revision(2, "deployed", "app-0.1.0", "v1.1.0", T0, "Upgrade complete"),
-    target=Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete"),
+    current=revision(2, "v1.1.0", "deployed", "Upgrade complete", at=T0),
+    target=revision(1, "v1.0.0", "superseded", "Install complete", at=T0),
 )
 
 
-class Webhook:
+class Webhook(Loopback):
     """A local webhook answering every POST with ``status`` (or never answering)."""
 
     def __init__(self, status: int, *, hang: bool = False) -> None:
         self.bodies: list[dict[str, str]] = []
-        self.release = threading.Event()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 outer.bodies.append(json.loads(self.rfile.read(length)))
@@ -45,19 +45,7 @@ class Webhook:
                 self.end_headers()
                 self.wfile.write(b"ok" if status == 200 else b"internal error")
 
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T0/B0/s3cr3tH00kPath"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, "/services/T0/B0/s3cr3tH00kPath")
 
 
 @pytest.fixture
@@ -71,24 +59,18 @@ def webhook_factory() -> Iterator[type[Webhook]]:
 
     yield Tracked
     for hook in made:
-        hook.close()
+        hook.stop()
 
 
 def _ctx(tmp_path: Path, url: str, **over: object) -> RunContext:
-    replay = tmp_path / "unused.csv"
-    replay.write_text("timestamp,error_ratio,latency_p99_s\n")
-    ctx = start_run(
-        expected_cluster="kwok-runbook",
-        replay_csv=str(replay),
-        output_dir=str(tmp_path),
-        incident_id="inc-n",
+    ctx = offline_run(
+        tmp_path,
+        "inc-n",
         slack_webhook_url=url,
         notify_file=str(tmp_path / "channel.jsonl"),
         console=False,
         notify_timeout="500ms",
-        out=lambda _text: None,
         sleep=lambda _s: None,
-        environ={},
         **over,
     )
     ctx.live.target = TARGET
@@ -144,8 +126,8 @@ def test_a_release_already_on_the_target_announces_no_rollback(
     hook = webhook_factory(200)
     ctx = _ctx(tmp_path, hook.url)
     ctx.live.target = RollbackTarget(
-        current=Revision(3, "deployed", "app-0.1.0", "v1.0.0", T0, "Rollback to 1"),
-        target=Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete"),
+        current=revision(3, "v1.0.0", "deployed", "Rollback to 1", at=T0),
+        target=revision(1, "v1.0.0", "superseded", "Install complete", at=T0),
         already_rolled_back=True,
     )
     result = notify(ctx)

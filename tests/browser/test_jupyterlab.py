@@ -198,8 +198,7 @@ def bad_release(clean_sandbox: Sandbox) -> Sandbox:
 
 def _rollback_params(sandbox: Sandbox, lab: Lab, incident: str) -> dict[str, Any]:
     return {
-        "expected_cluster": sandbox.context, "kubeconfig": str(sandbox.kubeconfig),
-        "context": sandbox.context, "prometheus_url": sandbox.prometheus_url,
+        **sandbox.run_parameters,
         "incident_id": incident, "output_dir": str(lab.root / "evidence"), **SHORT,
         # About the prompt and what the page shows, not the decision: the on-call's call
         # instead of waiting for the bad version to breach.

@@ -43,10 +43,7 @@ class Serve:
         self.notify_file = tmp / "notifications.jsonl"
         policy = {
             "parameters": {
-                "expected_cluster": sandbox.context,
-                "kubeconfig": str(sandbox.kubeconfig),
-                "context": sandbox.context,
-                "prometheus_url": sandbox.prometheus_url,
+                **sandbox.run_parameters,
                 **DEMO,
             },
             "releases": [

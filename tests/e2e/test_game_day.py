@@ -25,7 +25,6 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sandbox_runs import RUNBOOK, rollback_argv
 
 from runbook_lib.core.exit_status import REFUSED
 from runbook_lib.record.facts import Outcome, RunFacts, attempts
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
 
-RUNBOOK = Path(sys.executable).parent / "runbook"
 GOOD_IMAGE = "registry.local/api:v1.0.0"
 SHORT = {
     "step": "2s",
@@ -62,10 +61,7 @@ def bad_deploy(clean_sandbox: Sandbox) -> Sandbox:
 def _params(sb: Sandbox, tmp_path: Path, incident: str, **extra: Any) -> dict[str, Any]:
     return {
         "incident_id": incident,
-        "expected_cluster": sb.context,
-        "kubeconfig": str(sb.kubeconfig),
-        "context": sb.context,
-        "prometheus_url": sb.prometheus_url,
+        **sb.run_parameters,
         "manual_reason": "game day: the on-call engineer rolls back",
         "confirm": True,
         "console": False,
@@ -76,15 +72,8 @@ def _params(sb: Sandbox, tmp_path: Path, incident: str, **extra: Any) -> dict[st
     }
 
 
-def _argv(params: Mapping[str, Any]) -> list[str]:
-    argv = [str(RUNBOOK), "run", "rollback", "--quiet"]
-    for name, value in params.items():
-        argv += ["-r" if isinstance(value, str) else "-p", name, str(value)]
-    return argv
-
-
 def _start(sb: Sandbox, params: Mapping[str, Any]) -> subprocess.Popen[str]:
-    return subprocess.Popen(_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen(rollback_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, **sb.env})  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sandbox_runs import lease_holder, sandbox_run
 from sandbox_waits import wait_until
 
 from runbook_lib import steps
@@ -38,25 +39,17 @@ BAD_IMAGE = "registry.local/api:v1.1.0"
 
 def params(sb: Sandbox, tmp_path: Path, incident: str, **over: Any) -> dict[str, Any]:
     """A run against the sandbox in the parameter vocabulary, scaled for tests."""
-    values: dict[str, Any] = {
-        "expected_cluster": sb.context,
-        "kubeconfig": str(sb.kubeconfig),
-        "context": sb.context,
-        "helm_binary": str(sb.bin_dir / "helm"),
-        "prometheus_url": sb.prometheus_url,
-        "prometheus_rate_window": "20s",
-        "step": "2s",
-        "recovery_poll": "2s",
-        "manual_reason": "e2e: on-call decided to roll back",
-        "confirm": True,
-        "console": False,
-        "notify_file": str(tmp_path / "channel.jsonl"),
-        "output_dir": str(tmp_path / "evidence"),
-        "incident_id": incident,
-        "lock_holder": f"{incident}@e2e",
-        "lock_ttl": "3s",
-        "lock_release_grace": "5s",
-    }
+    values = sandbox_run(
+        sb,
+        tmp_path,
+        incident,
+        step="2s",
+        recovery_poll="2s",
+        notify_file=str(tmp_path / "channel.jsonl"),
+        lock_holder=f"{incident}@e2e",
+        lock_ttl="3s",
+        lock_release_grace="5s",
+    )
     return values | over
 
 
@@ -67,14 +60,6 @@ def start(sb: Sandbox, tmp_path: Path, incident: str, **over: Any) -> steps.RunC
 def revisions(sb: Sandbox) -> list[tuple[int, str]]:
     rows = json.loads(sb.helm("history", "app", "-o", "json"))
     return [(r["revision"], r["status"]) for r in rows]
-
-
-def lease_holder(sb: Sandbox) -> str | None:
-    out = sb.kubectl(
-        "get", "lease", "runbook-rollback-app", "--ignore-not-found",
-        "-o", "jsonpath={.spec.holderIdentity}",
-    )  # fmt: skip
-    return out.strip() or None
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sandbox_runs import sandbox_run
 
 from runbook_lib import steps
 from runbook_lib.errors import CommandFailed
@@ -26,21 +27,7 @@ if TYPE_CHECKING:
 
 def start(sb: Sandbox, tmp_path: Path, **over: Any) -> steps.RunContext:
     """A run against the sandbox with what preflight needs (the parameter vocabulary's names)."""
-    params: dict[str, Any] = {
-        "expected_cluster": sb.context,
-        "kubeconfig": str(sb.kubeconfig),
-        "context": sb.context,
-        "helm_binary": str(sb.bin_dir / "helm"),
-        "prometheus_url": sb.prometheus_url,
-        "prometheus_rate_window": "20s",
-        "step": "5s",
-        "manual_reason": "e2e: on-call decided to roll back",
-        "confirm": True,
-        "console": False,
-        "output_dir": str(tmp_path / "evidence"),
-        "incident_id": "e2e-preflight",
-    }
-    return steps.start_run(**(params | over))
+    return steps.start_run(**(sandbox_run(sb, tmp_path, "e2e-preflight", step="5s") | over))
 
 
 def logging_helm(real: Path, folder: Path) -> tuple[Path, Path]:

@@ -14,22 +14,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from sandbox_runs import RUNBOOK, rollback_argv
 from sandbox_waits import pods_have_logged
 from secret_corpus import CORPUS, leaks
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
-RUNBOOK = Path(sys.executable).parent / "runbook"
 SHORT = {
     "sustain": "10s",
     "step": "2s",
@@ -64,10 +63,7 @@ def planted_bad_release(clean_sandbox: Sandbox, tmp_path: Path) -> Sandbox:
 def _params(sandbox: Sandbox, tmp_path: Path, **extra: Any) -> dict[str, Any]:
     return {
         "incident_id": "INC-E2E",
-        "expected_cluster": sandbox.context,
-        "kubeconfig": str(sandbox.kubeconfig),
-        "context": sandbox.context,
-        "prometheus_url": sandbox.prometheus_url,
+        **sandbox.run_parameters,
         "business_counters": f"{METRIC_NAME}=orders_total",
         "slack_webhook_url": "https://hooks.slack.com/services/T0PLANTED/B0PLANTED/PLANTEDhook1",
         "root_cause_hypothesis": "\n".join(p.text for p in CORPUS),
@@ -80,13 +76,6 @@ def _params(sandbox: Sandbox, tmp_path: Path, **extra: Any) -> dict[str, Any]:
         **SHORT,
         **extra,
     }
-
-
-def _argv(params: Mapping[str, Any]) -> list[str]:
-    argv = [str(RUNBOOK), "run", "rollback", "--quiet"]
-    for name, value in params.items():
-        argv += ["-r" if isinstance(value, str) else "-p", name, str(value)]
-    return argv
 
 
 def _env(sandbox: Sandbox, scratch: Path) -> dict[str, str]:
@@ -135,7 +124,7 @@ def test_failing_run_escalates_with_a_clean_bundle(
     # to 0.001% within 20 s cannot be verified, the run escalates and fails.
     params = _params(planted_bad_release, tmp_path, recovery_error_ratio="0.001%",
                      recovery_within="20s", prometheus_rate_window="1m")  # fmt: skip
-    result = subprocess.run(_argv(params), capture_output=True, text=True, timeout=900,
+    result = subprocess.run(rollback_argv(params), capture_output=True, text=True, timeout=900,
                             env=_env(planted_bad_release, scratch), check=False)  # fmt: skip
     folder = tmp_path / "ev" / "INC-E2E"
     assert result.returncode == 1, result.stderr[-3000:]
@@ -172,7 +161,7 @@ def test_interrupted_run_then_a_rerun_that_finds_the_work_done(
     folder = tmp_path / "ev" / "INC-E2E"
     # Recovery to 0.001% cannot be reached: check_recovery polls for its whole 2 minutes.
     params = _params(planted_bad_release, tmp_path, recovery_error_ratio="0.001%")
-    proc = subprocess.Popen(_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(rollback_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)  # fmt: skip
     try:
         _wait_for(folder / "timeline.jsonl", "check_recovery started", proc)
@@ -197,8 +186,8 @@ def test_interrupted_run_then_a_rerun_that_finds_the_work_done(
     assert list(scratch.iterdir()) == []
 
     # The same incident again: the release already runs the good version.
-    rerun = subprocess.run(_argv(_params(planted_bad_release, tmp_path)), capture_output=True,
-                           text=True, timeout=900, env=env, check=False)  # fmt: skip
+    again = rollback_argv(_params(planted_bad_release, tmp_path))
+    rerun = subprocess.run(again, capture_output=True, text=True, timeout=900, env=env, check=False)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "outcome: already_rolled_back" in rerun.stdout
     assert "cluster: rolled back earlier in this incident: revision 2 -> 1" in rerun.stdout
@@ -252,7 +241,7 @@ def test_disk_full_after_the_rollback_still_says_what_happened(
 ) -> None:
     params = _params(planted_bad_release, tmp_path, output_dir=str(evidence_disk))
     folder = evidence_disk / "INC-E2E"
-    proc = subprocess.Popen(_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(rollback_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=_env(planted_bad_release, scratch))  # fmt: skip
     try:
         _wait_for(folder / "timeline.jsonl", '"fact": "rolled_back"', proc)

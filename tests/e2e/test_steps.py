@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sandbox_runs import lease_holder, sandbox_run
 
 from runbook_lib import steps
 from runbook_lib.errors import WrongCluster
@@ -27,26 +28,17 @@ BAD_IMAGE = "registry.local/api:v1.1.0"
 
 def run_params(sb: Sandbox, tmp_path: Path, **over: Any) -> dict[str, Any]:
     """Parameters for a run against the sandbox, scaled for tests (short steps and windows)."""
-    params: dict[str, Any] = {
-        "expected_cluster": sb.context,
-        "kubeconfig": str(sb.kubeconfig),
-        "context": sb.context,
-        "helm_binary": str(sb.bin_dir / "helm"),
-        "prometheus_url": sb.prometheus_url,
-        "prometheus_rate_window": "20s",  # steady ratio at 200 req/s, short lag
-        "step": "5s",  # sample spacing, also the recovery check's
-        "recovery_poll": "2s",
-        "manual_reason": "e2e: on-call decided to roll back",
-        "confirm": True,
-        "console": False,
-        "notify_file": str(tmp_path / "channel.jsonl"),
-        "migrations_to_revert": 1,
-        "output_dir": str(tmp_path / "evidence"),
-        "incident_id": "e2e-incident",
-        "lock_release_grace": "5s",
-    }
-    params.update(over)
-    return params
+    params = sandbox_run(
+        sb,
+        tmp_path,
+        "e2e-incident",
+        step="5s",  # sample spacing, also the recovery check's
+        recovery_poll="2s",
+        notify_file=str(tmp_path / "channel.jsonl"),
+        migrations_to_revert=1,
+        lock_release_grace="5s",
+    )
+    return params | over
 
 
 def start(sb: Sandbox, tmp_path: Path, **over: Any) -> steps.RunContext:
@@ -71,14 +63,6 @@ def serving_pods(sb: Sandbox) -> dict[str, str]:
         for p in pods
         if not p["metadata"].get("deletionTimestamp")
     }
-
-
-def lease_holder(sb: Sandbox) -> str | None:
-    out = sb.kubectl(
-        "get", "lease", "runbook-rollback-app", "--ignore-not-found",
-        "-o", "jsonpath={.spec.holderIdentity}",
-    )  # fmt: skip
-    return out.strip() or None
 
 
 def schema_version(sb: Sandbox) -> int:

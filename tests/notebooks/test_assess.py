@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ast
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from replay_files import write_replay as replay
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "assess.ipynb"
@@ -54,13 +55,7 @@ def recorded(notebook: nbformat.NotebookNode) -> dict[str, Any]:
 
 
 def write_replay(tmp_path: Path, errors: dict[int, float]) -> Path:
-    lines = ["timestamp,error_ratio,p99_latency_s,business:orders"]
-    for offset in range(-1800, 1801, 15):
-        moment = (DEPLOY + timedelta(seconds=offset)).isoformat()
-        lines.append(f"{moment},{errors.get(offset, 0.002)},0.3,100")
-    path = tmp_path / "replay.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return replay(tmp_path / "replay.csv", DEPLOY, range(-1800, 1801, 15), errors, orders=100)
 
 
 def test_the_bundled_bad_deploy_is_assessed(tmp_path: Path) -> None:

@@ -22,9 +22,12 @@ import zipfile
 from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from runbook_sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYED_AT = "2026-11-20T14:00:00+00:00"  # the bundled replays' deploy
@@ -266,3 +269,36 @@ def test_sandbox_status_with_the_sandbox_extra(installed: Installed) -> None:
     assert status["state_dir"] == str(xdg / "runbook-sandbox")
     assert status["cluster_running"] is False
     assert status["context"] == "kwok-rb-package-wheel"
+
+
+@pytest.mark.sandbox
+def test_the_example_teams_tests_run_through_the_installed_plugin(
+    installed: Installed, sandbox: Sandbox
+) -> None:
+    # After the sandbox extra above; pytest is all a team adds. Outside the checkout: the
+    # plugin, its fixtures and the runbook come from the wheel, the tests from the team's copy.
+    _pip(installed.python, "install", "-q", f"{installed.wheel}[sandbox]", "pytest",
+         cwd=installed.root)  # fmt: skip
+    team = installed.root / "team-shop"
+    shutil.copytree(REPO / "examples" / "team-shop", team, ignore=_SKIP)
+    gone = {"PYTHONPATH", "VIRTUAL_ENV"}
+    environment = {k: v for k, v in os.environ.items() if k not in gone and "PYTEST" not in k}
+    environment["PATH"] = f"{installed.venv / 'bin'}{os.pathsep}{environment.get('PATH', '')}"
+    environment.update(
+        RUNBOOK_SANDBOX_NAME=sandbox.ce.name,
+        RUNBOOK_SANDBOX_STATE=str(sandbox.state_dir),
+        RUNBOOK_SANDBOX_PORT_BASE=str(sandbox.ce.ports.base),
+    )
+    # Two of its tests: a run on the sandbox (Prometheus down) and a decision on a replay.
+    argv = [str(installed.python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            "-k", "prometheus_down or replay"]  # fmt: skip
+    done = subprocess.run(argv, cwd=team, env=environment, capture_output=True, text=True,
+                          timeout=900, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout
+    where = "import runbook_sandbox.pytest_plugin as p; print(p.__file__)"
+    plugin = subprocess.run(
+        [str(installed.python), "-c", where],
+        cwd=team, env=environment, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert Path(plugin.stdout.strip()).is_relative_to(installed.venv)

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cli_in_process import runbook
+from cli_in_process import Ran, runbook
+from replay_files import write_replay
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_DEPLOY = REPO / "notebooks" / "data" / "bad_deploy.csv"
@@ -19,21 +20,20 @@ DEPLOYED_AT = "2026-11-20T14:00:00+00:00"
 DEPLOY = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 
 
+def _evaluate_json(path: Path, *options: str) -> Ran:
+    """``runbook evaluate`` of the replay ``path``, deployed at DEPLOYED_AT, in JSON."""
+    return runbook(
+        "evaluate", "--metrics", str(path), "--deployed-at", DEPLOYED_AT, "--json", *options
+    )
+
+
 def boundary_file(tmp_path: Path, error_at: dict[int, float]) -> Path:
     """15 s samples from 10 min before to 30 min after the deploy; error ratio per offset."""
-    lines = ["timestamp,error_ratio,p99_latency_s"]
-    for offset in range(-600, 1801, 15):
-        moment = (DEPLOY + timedelta(seconds=offset)).isoformat()
-        lines.append(f"{moment},{error_at.get(offset, 0.002)},0.3")
-    path = tmp_path / "boundary.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_replay(tmp_path / "boundary.csv", DEPLOY, range(-600, 1801, 15), error_at)
 
 
 def test_bundled_bad_deploy_json_is_exactly_the_public_document() -> None:
-    result = runbook(
-        "evaluate", "--metrics", str(BAD_DEPLOY), "--deployed-at", DEPLOYED_AT, "--json"
-    )
+    result = _evaluate_json(BAD_DEPLOY)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert list(document) == ["rollback", "triggers", "warnings", "verdict", "rules"]
@@ -66,9 +66,7 @@ def test_bundled_bad_deploy_json_is_exactly_the_public_document() -> None:
 
 
 def test_bundled_healthy_deploy_does_not_roll_back() -> None:
-    result = runbook(
-        "evaluate", "--metrics", str(HEALTHY_DEPLOY), "--deployed-at", DEPLOYED_AT, "--json"
-    )
+    result = _evaluate_json(HEALTHY_DEPLOY)
     assert result.returncode == 0
     document = json.loads(result.stdout)
     assert (document["rollback"], document["verdict"]) == (False, "no_rollback")
@@ -120,7 +118,7 @@ def test_boundary_files(
     tmp_path: Path, errors: dict[int, float], expected: tuple[str, str] | None
 ) -> None:
     path = boundary_file(tmp_path, errors)
-    result = runbook("evaluate", "--metrics", str(path), "--deployed-at", DEPLOYED_AT, "--json")
+    result = _evaluate_json(path)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["rollback"] is (expected is not None)
@@ -130,7 +128,7 @@ def test_boundary_files(
 
 def test_pre_deploy_breach_is_reported_as_a_warning(tmp_path: Path) -> None:
     path = boundary_file(tmp_path, {o: 0.05 for o in range(-300, 1, 15)})
-    result = runbook("evaluate", "--metrics", str(path), "--deployed-at", DEPLOYED_AT, "--json")
+    result = _evaluate_json(path)
     warnings = json.loads(result.stdout)["warnings"]
     assert len(warnings) == 1
     assert warnings[0].startswith("error_ratio: already above 0.01 before")
@@ -138,47 +136,16 @@ def test_pre_deploy_breach_is_reported_as_a_warning(tmp_path: Path) -> None:
 
 def test_threshold_options_change_the_decision(tmp_path: Path) -> None:
     path = boundary_file(tmp_path, {o: 0.011 for o in range(60, 196, 15)})
-    result = runbook(
-        "evaluate",
-        "--metrics",
-        str(path),
-        "--deployed-at",
-        DEPLOYED_AT,
-        "--json",
-        "--error-ratio",
-        "2%",
-        "--sustain",
-        "1m",
-    )
+    result = _evaluate_json(path, "--error-ratio", "2%", "--sustain", "1m")
     assert json.loads(result.stdout)["rollback"] is False
-    result = runbook(
-        "evaluate",
-        "--metrics",
-        str(path),
-        "--deployed-at",
-        DEPLOYED_AT,
-        "--json",
-        "--sustain",
-        "1m",
-        "--now",
-        "2026-11-20T14:02:30Z",
-    )
+    result = _evaluate_json(path, "--sustain", "1m", "--now", "2026-11-20T14:02:30Z")
     assert [t["fired_at"] for t in json.loads(result.stdout)["triggers"]] == [
         "2026-11-20T14:02:15+00:00"
     ]
 
 
 def test_manual_call_rolls_back_a_healthy_deploy() -> None:
-    result = runbook(
-        "evaluate",
-        "--metrics",
-        str(HEALTHY_DEPLOY),
-        "--deployed-at",
-        DEPLOYED_AT,
-        "--manual",
-        "IC: checkout complaints",
-        "--json",
-    )
+    result = _evaluate_json(HEALTHY_DEPLOY, "--manual", "IC: checkout complaints")
     document = json.loads(result.stdout)
     assert document["rollback"] is True
     assert [t["rule"] for t in document["triggers"]] == ["manual"]

@@ -8,11 +8,11 @@ unless the run rolls back (the kubeconfig names no cluster, so any attempt fails
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from replay_files import write_replay
 
 from runbook_lib import steps
 from runbook_lib.core.decision import Verdict
@@ -21,25 +21,11 @@ from runbook_lib.record.facts import Outcome
 from runbook_lib.steps import Skipped
 
 DEPLOYED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# 30 min of healthy samples, all before the deploy.
+BEFORE_THE_DEPLOY = range(-1800, 0, 15)
 INCONCLUSIVE_REASON = "skipped: stopped before any change, the verdict is inconclusive"
-AFTER_DECIDE: tuple[Callable[[steps.RunContext], object], ...] = (
-    steps.preflight,
-    steps.confirm,
-    steps.notify,
-    steps.helm_rollback,
-    steps.wait_for_rollout,
-    steps.verify_image,
-    steps.check_recovery,
-    steps.revert_migrations,
-)
-
-
-def _replay_before_the_deploy(path: Path) -> Path:
-    rows = ["timestamp,error_ratio,p99_latency_s"]
-    for i in range(-120, 0):  # 30 min of healthy samples, all before the deploy
-        rows.append(f"{(DEPLOYED + timedelta(seconds=15 * i)).isoformat()},0.0005,0.3")
-    path.write_text("\n".join(rows) + "\n")
-    return path
+# The change steps: every step after the decision up to ``finish``.
+AFTER_DECIDE = steps.ROLLBACK_STEPS[steps.ROLLBACK_STEPS.index(steps.decide) + 1 : -1]
 
 
 class Asker:
@@ -60,7 +46,9 @@ def _start(tmp_path: Path, ask: Asker, **over: object) -> steps.RunContext:
     params: dict[str, object] = {
         "expected_cluster": "kwok-runbook",
         "kubeconfig": str(kubeconfig),
-        "replay_csv": str(_replay_before_the_deploy(tmp_path / "replay.csv")),
+        "replay_csv": str(
+            write_replay(tmp_path / "replay.csv", DEPLOYED, BEFORE_THE_DEPLOY, 0.0005)
+        ),
         "deployed_at": DEPLOYED.isoformat(),
         "output_dir": str(tmp_path / "out"),
         "incident_id": "inc-doubt",

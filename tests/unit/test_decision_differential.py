@@ -7,35 +7,18 @@ disagreement on what fires, when, its peak or its threshold fails with the seed 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
+from reference_engine import reference
 
 from runbook_lib.core import decision
 from runbook_lib.core.decision import evaluate
 from runbook_lib.core.recovery import check_recovery
 from runbook_lib.core.settings import Rules
 
-REFERENCE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "reference.py"
-
-
-def _load_reference() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmark_reference", REFERENCE_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _load_reference()
 START = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
 
 

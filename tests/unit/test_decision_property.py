@@ -11,12 +11,8 @@ time.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from datetime import UTC
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,23 +20,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference_engine import reference
 
 from runbook_lib.core.decision import evaluate
 from runbook_lib.core.settings import Rules
 
-
-def _load_reference() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "reference.py"
-    spec = importlib.util.spec_from_file_location("benchmark_reference", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _load_reference()
 START_NS = 1_795_183_200 * 10**9  # 2026-11-20T14:00:00Z
 S = 10**9
 NAN = math.nan

@@ -14,11 +14,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from helm_history import helm_history
 
 from runbook_lib.adapters.lease import LeaseState, held_message
 from runbook_lib.core.drift import expected_revision, release_drift
 from runbook_lib.core.images import PodImages
-from runbook_lib.core.revisions import Revision
 from runbook_lib.errors import (
     LockHeld,
     LockLost,
@@ -87,11 +87,6 @@ def test_lock_errors_are_preconditions_and_a_changed_release_is_a_verification()
     assert err.holder == "bob"
 
 
-def _rev(number: int, version: str, *, description: str = "Upgrade complete") -> Revision:
-    return Revision(number, "deployed", f"app-{version}", version,
-                    T0 + timedelta(minutes=number), description)  # fmt: skip
-
-
 def _pod(name: str, image: str) -> PodImages:
     return PodImages(name=name, phase="Running", ready=True, images=(image,), image_ids=())
 
@@ -100,8 +95,7 @@ GOOD, BAD = "registry.local/api:v1.0.0", "registry.local/api:v1.1.0"
 
 
 def test_a_revision_after_the_rollback_is_a_changed_release() -> None:
-    history = [_rev(1, "v1.0.0"), _rev(2, "v1.1.0"), _rev(3, "v1.0.0", description="Rollback to 1"),
-               _rev(4, "v1.1.0")]  # fmt: skip
+    history = helm_history("v1.0.0", "v1.1.0", "v1.0.0 rollback 1", "v1.1.0")
     expected = expected_revision(2, rolled_back_by_this_run=True)
     assert expected == 3
     drift = release_drift(history, expected=expected, pods=[_pod("a", BAD)],
@@ -117,7 +111,7 @@ def test_a_revision_after_the_rollback_is_a_changed_release() -> None:
 
 
 def test_the_release_as_the_run_left_it_is_unchanged() -> None:
-    history = [_rev(1, "v1.0.0"), _rev(2, "v1.1.0"), _rev(3, "v1.0.0", description="Rollback to 1")]
+    history = helm_history("v1.0.0", "v1.1.0", "v1.0.0 rollback 1")
     drift = release_drift(history, expected=3, pods=[_pod("a", GOOD)], expected_images=[GOOD])
     assert not drift.changed
     # Already rolled back by an earlier run: this run expects the revision preflight read.

@@ -16,10 +16,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from helm_history import helm_history
 
 from runbook_lib.adapters.lease import LeaseState
 from runbook_lib.adapters.processes import process_started
-from runbook_lib.core.revisions import Revision, resolve_target
+from runbook_lib.core.revisions import resolve_target
 from runbook_lib.core.run_identity import RunIdentity, process_gone
 from runbook_lib.core.settings import Entry, from_flat
 from runbook_lib.evidence.incident_record import build_record
@@ -177,17 +178,8 @@ def test_an_earlier_attempt_that_crashed_is_sealed_on_its_own_behalf(tmp_path: P
     assert earlier.link_earlier_runs(third, "preflight", None) == []
 
 
-def _rev(number: int, version: str, description: str) -> Revision:
-    status = "deployed" if number == 3 else "superseded"
-    return Revision(number, status, "app-0.1.0", version, T0, description)
-
-
 def test_a_rerun_names_the_bad_release_from_history_not_the_current_revision() -> None:
-    history = [
-        _rev(1, "v1.0.0", "Install complete"),
-        _rev(2, "v1.1.0", "Upgrade complete"),
-        _rev(3, "v1.0.0", "Rollback to 1"),
-    ]
+    history = helm_history("v1.0.0", "v1.1.0", "v1.0.0 rollback 1")
     target = resolve_target(history)
     assert target.already_rolled_back
     assert target.bad_release.number == 2

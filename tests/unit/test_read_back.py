@@ -126,9 +126,7 @@ def _cut_off_run(tmp_path_timeline: Timeline, *, applied: bool) -> Timeline:
     found = read_back(history, reason=REASON, started_from=2, target=1,
                       pod_images=(GOOD,) if applied else (BAD,), expected_images=(GOOD,),
                       helm_started_at=T0)  # fmt: skip
-    fact = ClusterReadBack(REASON, T0 + timedelta(seconds=41), found.revision, found.version,
-                           found.description, found.made_at, found.rollback_applied,
-                           found.pod_images, found.sentence)  # fmt: skip
+    fact = ClusterReadBack.of(found, reason=REASON, read_at=T0 + timedelta(seconds=41))
     record_fact(tl, "helm_rollback", fact, found.sentence)
     tl.record("helm_rollback", EventKind.STEP_FAILED, "helm_rollback failed: CommandFailed",
               error_type="CommandFailed", error_kind="other")  # fmt: skip

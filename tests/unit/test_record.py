@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from clocks import ManualClock
 
 from runbook_lib.core.redact import Redactor
 from runbook_lib.evidence.incident_record import (
@@ -31,19 +32,8 @@ from runbook_lib.record.facts import (
 from runbook_lib.record.timeline import Event, EventKind, Timeline
 
 DEPLOY = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-
-
-class Clock:
-    """A clock the test moves by hand, so durations are exact."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+# A run as the ``run`` fixture starts it: its timeline and the clock the test moves.
+Started = tuple[Timeline, ManualClock]
 
 
 def samples(*, bad_from: int, bad_until: int, minutes: int = 20, rps: float | None = None
@@ -57,7 +47,7 @@ def samples(*, bad_from: int, bad_until: int, minutes: int = 20, rps: float | No
     return frame
 
 
-def _step(tl: Timeline, clock: Clock, step: str, seconds: float, *facts: Fact) -> None:
+def _step(tl: Timeline, clock: ManualClock, step: str, seconds: float, *facts: Fact) -> None:
     """A step of ``seconds`` that records ``facts`` at its end, as the steps do."""
     tl.record(step, EventKind.STEP_START, f"{step} started")
     clock.advance(seconds)
@@ -70,7 +60,7 @@ def _start(tl: Timeline, *, dry_run: bool = False) -> None:
     tl.record("start_run", EventKind.INFO, "run started", params={}, dry_run=dry_run)
 
 
-def _decided(clock: Clock, *, rollback: bool = True, verdict: str = "rollback") -> Decided:
+def _decided(clock: ManualClock, *, rollback: bool = True, verdict: str = "rollback") -> Decided:
     fired = (DEPLOY + timedelta(minutes=3)).isoformat()
     triggers = [{"rule": "error_rate", "metric": "error_ratio", "peak": 0.2,
                  "threshold": 0.01, "fired_at": fired}] if rollback else []  # fmt: skip
@@ -86,8 +76,8 @@ def _decided(clock: Clock, *, rollback: bool = True, verdict: str = "rollback") 
 
 
 @pytest.fixture
-def run() -> tuple[Timeline, Clock]:
-    clock = Clock(DEPLOY + timedelta(minutes=4))
+def run() -> Started:
+    clock = ManualClock(DEPLOY + timedelta(minutes=4))
     tl = Timeline(clock=clock)
     _start(tl)
     _step(tl, clock, "assess", 2, Assessed(DEPLOY, "parameter", 80))
@@ -95,7 +85,7 @@ def run() -> tuple[Timeline, Clock]:
     return tl, clock
 
 
-def _recovered_run(tl: Timeline, clock: Clock, *, rollout_s: float) -> None:
+def _recovered_run(tl: Timeline, clock: ManualClock, *, rollout_s: float) -> None:
     _step(tl, clock, "preflight", 3, TargetResolved(2, "v1.1.0", 1, "v1.0.0", False))
     _step(tl, clock, "helm_rollback", 5, RolledBack(2, 1, "helm rollback app 1"))
     tl.record("wait_for_rollout", EventKind.STEP_START, "wait_for_rollout started")
@@ -108,14 +98,14 @@ def _recovered_run(tl: Timeline, clock: Clock, *, rollout_s: float) -> None:
     _step(tl, clock, "check_recovery", 0, Recovered(recovered_at, clock.now, 0.0005))
 
 
-def _build(events: list[Event], frame: pd.DataFrame, clock: Clock, **kw: object
+def _build(events: list[Event], frame: pd.DataFrame, clock: ManualClock, **kw: object
            ) -> IncidentRecord:  # fmt: skip
     kw.setdefault("incident_id", "I")
     return build_record(events, frame, release="app", namespace="default", now=clock.now,
                         **kw)  # type: ignore[arg-type]  # fmt: skip
 
 
-def test_recovered_run_measures_the_five_minute_target(run: tuple[Timeline, Clock]) -> None:
+def test_recovered_run_measures_the_five_minute_target(run: Started) -> None:
     tl, clock = run
     decision_at = tl.last("decide", "fact").at  # type: ignore[union-attr]
     _recovered_run(tl, clock, rollout_s=60)
@@ -140,7 +130,7 @@ def test_recovered_run_measures_the_five_minute_target(run: tuple[Timeline, Cloc
     assert [s.step for s in record.steps][:4] == ["assess", "decide", "preflight", "helm_rollback"]
 
 
-def test_slow_rollout_misses_the_target_and_is_listed(run: tuple[Timeline, Clock]) -> None:
+def test_slow_rollout_misses_the_target_and_is_listed(run: Started) -> None:
     tl, clock = run
     _recovered_run(tl, clock, rollout_s=290)
     record = _build(tl.events, samples(bad_from=0, bad_until=0), clock)
@@ -151,7 +141,7 @@ def test_slow_rollout_misses_the_target_and_is_listed(run: tuple[Timeline, Clock
     assert [s.step for s in record.slow_steps(slow_s=60)] == ["wait_for_rollout"]
 
 
-def test_failed_requests_come_from_the_request_rate(run: tuple[Timeline, Clock]) -> None:
+def test_failed_requests_come_from_the_request_rate(run: Started) -> None:
     tl, clock = run
     _recovered_run(tl, clock, rollout_s=10)
     frame = samples(bad_from=20, bad_until=24, rps=50.0)  # 4 samples of 15 s at 20% of 50/s
@@ -164,7 +154,7 @@ def test_failed_requests_come_from_the_request_rate(run: tuple[Timeline, Clock])
     assert constant.impact.failed_requests == record.impact.failed_requests
 
 
-def test_recovery_that_fails_is_not_recovered(run: tuple[Timeline, Clock]) -> None:
+def test_recovery_that_fails_is_not_recovered(run: Started) -> None:
     tl, clock = run
     _step(tl, clock, "preflight", 3, TargetResolved(2, "v1.1.0", 1, "v1.0.0", False))
     _step(tl, clock, "helm_rollback", 5, RolledBack(2, 1, "helm rollback app 1"))
@@ -183,7 +173,7 @@ def test_recovery_that_fails_is_not_recovered(run: tuple[Timeline, Clock]) -> No
 
 
 def test_no_rollback_and_dry_run_outcomes() -> None:
-    clock = Clock(DEPLOY)
+    clock = ManualClock(DEPLOY)
     tl = Timeline(clock=clock)
     _start(tl, dry_run=True)
     _step(tl, clock, "decide", 0, _decided(clock, rollback=False, verdict="no_rollback"))
@@ -201,7 +191,9 @@ def test_no_rollback_and_dry_run_outcomes() -> None:
     assert record.steps[-1].status == "dry_run"
 
 
-def test_rerun_of_an_incident_records_only_the_latest_run(run: tuple[Timeline, Clock]) -> None:
+def test_rerun_of_an_incident_records_only_the_latest_run(
+    run: Started,
+) -> None:
     tl, clock = run
     tl.record("helm_rollback", EventKind.STEP_START, "x")
     tl.record("helm_rollback", EventKind.STEP_FAILED, "boom", error_type="CommandFailed",
@@ -216,9 +208,7 @@ def test_rerun_of_an_incident_records_only_the_latest_run(run: tuple[Timeline, C
     assert not record.failed_steps
 
 
-def test_written_record_is_redacted_and_readable(
-    run: tuple[Timeline, Clock], tmp_path: Path
-) -> None:
+def test_written_record_is_redacted_and_readable(run: Started, tmp_path: Path) -> None:
     tl, clock = run
     tl.record("notify", EventKind.INFO, "posted with token=plantedRecordToken9")
     _recovered_run(tl, clock, rollout_s=10)
@@ -237,7 +227,7 @@ def test_written_record_is_redacted_and_readable(
         assert "plantedRecordToken9" not in text
 
 
-def test_record_md_labels_each_figure_in_its_unit(run: tuple[Timeline, Clock]) -> None:
+def test_record_md_labels_each_figure_in_its_unit(run: Started) -> None:
     tl, clock = run
     _recovered_run(tl, clock, rollout_s=10)
     frame = samples(bad_from=20, bad_until=30)
@@ -265,7 +255,7 @@ def _step_states(md: str) -> dict[str, str]:
     return {r[1].strip(): r[4].strip() for r in rows[1:]}
 
 
-def test_a_step_still_open_says_what_it_is(run: tuple[Timeline, Clock]) -> None:
+def test_a_step_still_open_says_what_it_is(run: Started) -> None:
     tl, clock = run
     _recovered_run(tl, clock, rollout_s=10)
     _step(tl, clock, "finish", 0)

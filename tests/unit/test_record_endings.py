@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from test_record import DEPLOY, Clock, _decided, _start, _step, samples
+from clocks import ManualClock
+from test_record import DEPLOY, _decided, _start, _step, samples
 
 from runbook_lib.errors import LockHeld
 from runbook_lib.evidence.incident_record import (
@@ -26,14 +27,14 @@ from runbook_lib.record.timeline import Timeline
 BAD = TargetResolved(2, "v1.1.0", 1, "v1.0.0", already_rolled_back=False)
 
 
-def _record(tl: Timeline, clock: Clock) -> tuple[str, IncidentRecord]:
+def _record(tl: Timeline, clock: ManualClock) -> tuple[str, IncidentRecord]:
     record = build_record(tl.events, samples(bad_from=12, bad_until=30), incident_id="INC-1",
                           release="app", namespace="default", now=clock.now)  # fmt: skip
     return render_markdown(record), record
 
 
-def _new_run() -> tuple[Timeline, Clock]:
-    clock = Clock(DEPLOY + timedelta(minutes=4))
+def _new_run() -> tuple[Timeline, ManualClock]:
+    clock = ManualClock(DEPLOY + timedelta(minutes=4))
     tl = Timeline(clock=clock)
     _start(tl)
     _step(tl, clock, "decide", 1, _decided(clock))

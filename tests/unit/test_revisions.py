@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from helm_history import helm_history, helm_rows
 
 from runbook_lib.core.revisions import (
     Revision,
@@ -15,27 +16,6 @@ from runbook_lib.core.revisions import (
     revisions_needing_values,
 )
 from runbook_lib.errors import AdapterError, PreconditionFailed
-
-T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-
-
-def row(
-    number: int,
-    status: str,
-    version: str,
-    *,
-    chart: str | None = None,
-    description: str = "Upgrade complete",
-) -> dict[str, Any]:
-    """One entry shaped like Helm's JSON history output."""
-    return {
-        "revision": number,
-        "updated": (T0 + timedelta(minutes=number)).isoformat().replace("+00:00", "Z"),
-        "status": status,
-        "chart": chart or "app-0.1.0",
-        "app_version": version,
-        "description": description,
-    }
 
 
 def history(*rows: dict[str, Any]) -> list[Revision]:
@@ -90,55 +70,28 @@ def test_parse_history_rejects_output_that_is_not_helm_history(text: str) -> Non
 @pytest.mark.parametrize(
     ("rows", "current", "target"),
     [
+        pytest.param(helm_rows("v1.0.0", "v1.1.0"), 2, 1, id="simple-upgrade"),
         pytest.param(
-            [row(1, "superseded", "v1.0.0"), row(2, "deployed", "v1.1.0")],
-            2,
-            1,
-            id="simple-upgrade",
-        ),
-        pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "failed", "v0.9.0"),
-                row(3, "deployed", "v1.1.0"),
-            ],
+            helm_rows("v1.0.0", "v0.9.0 failed", "v1.1.0"),
             3,
             1,
             id="previous-revision-failed",
         ),
         pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "superseded", "v1.1.0"),
-                row(3, "deployed", "v1.1.0", description="Upgrade complete"),
-            ],
+            helm_rows("v1.0.0", "v1.1.0", "v1.1.0"),
             3,
             1,
             id="previous-revision-same-version-skipped",
         ),
+        pytest.param(helm_rows("v1.0.0", "v1.1.0 failed"), 2, 1, id="current-upgrade-failed"),
         pytest.param(
-            [row(1, "superseded", "v1.0.0"), row(2, "failed", "v1.1.0")],
-            2,
-            1,
-            id="current-upgrade-failed",
-        ),
-        pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "superseded", "v1.0.0", chart="app-0.2.0"),
-                row(3, "deployed", "v1.0.0", chart="app-0.3.0"),
-            ],
+            helm_rows("v1.0.0", "v1.0.0 chart app-0.2.0", "v1.0.0 chart app-0.3.0"),
             3,
             2,
             id="chart-version-differs",
         ),
         pytest.param(
-            [
-                row(5, "superseded", "v0.8.0"),
-                row(6, "superseded", "v0.9.0"),
-                row(7, "superseded", "v1.0.0"),
-                row(8, "deployed", "v1.1.0"),
-            ],
+            helm_rows("v0.8.0", "v0.9.0", "v1.0.0", "v1.1.0", first=5),
             8,
             7,
             id="pruned-history-with-good-revision",
@@ -155,9 +108,7 @@ def test_resolve_target_picks_most_recent_earlier_good_revision(
 
 
 def test_values_difference_makes_same_chart_a_candidate() -> None:
-    revs = history(
-        row(1, "superseded", "v1.0.0"), row(2, "superseded", "v1.0.0"), row(3, "deployed", "v1.0.0")
-    )
+    revs = helm_history("v1.0.0", "v1.0.0", "v1.0.0")
     values = {1: {"replicas": 3}, 2: {"replicas": 3, "bad": True}, 3: {"replicas": 3, "bad": True}}
     assert resolve_target(revs, values_by_revision=values).target.number == 1
     with pytest.raises(PreconditionFailed, match="no good revision before"):
@@ -168,21 +119,13 @@ def test_values_difference_makes_same_chart_a_candidate() -> None:
     ("rows", "values", "target"),
     [
         pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "superseded", "v1.1.0"),
-                row(3, "deployed", "v1.0.0", description="Rollback to 1"),
-            ],
+            helm_rows("v1.0.0", "v1.1.0", "v1.0.0 rollback 1"),
             None,
             1,
             id="current-equals-target",
         ),
         pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "superseded", "v1.1.0"),
-                row(3, "deployed", "v1.0.0", description="Rollback to 1"),
-            ],
+            helm_rows("v1.0.0", "v1.1.0", "v1.0.0 rollback 1"),
             {1: {"a": 1}, 2: {"a": 2}, 3: {"a": 1}},
             1,
             id="current-equals-target-with-values",
@@ -199,11 +142,7 @@ def test_second_run_after_rollback_is_recognised(
 
 
 def test_rollback_whose_values_differ_from_its_source_is_not_treated_as_done() -> None:
-    revs = history(
-        row(1, "superseded", "v1.0.0"),
-        row(2, "superseded", "v1.1.0"),
-        row(3, "deployed", "v1.0.0", description="Rollback to 1"),
-    )
+    revs = helm_history("v1.0.0", "v1.1.0", "v1.0.0 rollback 1")
     result = resolve_target(revs, values_by_revision={1: {"a": 1}, 2: {"a": 2}, 3: {"a": 9}})
     assert not result.already_rolled_back
     assert result.target.number == 1
@@ -213,45 +152,25 @@ def test_rollback_whose_values_differ_from_its_source_is_not_treated_as_done() -
     ("rows", "target", "done"),
     [
         pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "superseded", "v1.1.0"),
-                row(3, "failed", "v1.0.0", description="Rollback to 1"),
-            ],
+            helm_rows("v1.0.0", "v1.1.0", "v1.0.0 failed rollback 1"),
             1,
             False,
             id="failed-rollback-retried-not-flipped",
         ),
         pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "superseded", "v1.1.0"),
-                row(3, "superseded", "v1.0.0", description="Rollback to 1"),
-                row(4, "deployed", "v1.1.0", description="Rollback to 2"),
-            ],
+            helm_rows("v1.0.0", "v1.1.0", "v1.0.0 rollback 1", "v1.1.0 rollback 2"),
             1,
             False,
             id="manual-rollback-0-flipped-back-to-bad",
         ),
         pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "superseded", "v1.1.0"),
-                row(3, "superseded", "v1.0.0", description="Rollback to 1"),
-                row(4, "deployed", "v1.2.0"),
-            ],
+            helm_rows("v1.0.0", "v1.1.0", "v1.0.0 rollback 1", "v1.2.0"),
             3,
             False,
             id="new-bad-deploy-after-a-rollback",
         ),
         pytest.param(
-            [
-                row(1, "superseded", "v1.0.0"),
-                row(2, "superseded", "v1.1.0"),
-                row(3, "superseded", "v1.0.0", description="Rollback to 1"),
-                row(4, "superseded", "v1.2.0"),
-                row(5, "deployed", "v1.0.0", description="Rollback to 1"),
-            ],
+            helm_rows("v1.0.0", "v1.1.0", "v1.0.0 rollback 1", "v1.2.0", "v1.0.0 rollback 1"),
             3,
             True,
             id="manual-rollback-to-same-content-counts-as-done",
@@ -271,27 +190,24 @@ def test_target_is_anchored_on_the_bad_deploy_not_on_rollbacks(
     ("rows", "message"),
     [
         pytest.param([], "empty", id="no-release"),
-        pytest.param([row(1, "deployed", "v1.0.0")], "no good revision before", id="only-one"),
+        pytest.param(helm_rows("v1.0.0"), "no good revision before", id="only-one"),
         pytest.param(
-            [row(1, "failed", "v1.0.0"), row(2, "deployed", "v1.1.0")],
+            helm_rows("v1.0.0 failed", "v1.1.0"),
             "no good revision before",
             id="only-failed-earlier",
         ),
         pytest.param(
-            [row(9, "superseded", "v1.1.0"), row(10, "deployed", "v1.1.0")],
+            helm_rows("v1.1.0", "v1.1.0", first=9),
             "pruned",
             id="pruned-history-target-gone",
         ),
         pytest.param(
-            [
-                row(12, "superseded", "v1.1.0"),
-                row(13, "deployed", "v1.0.0", description="Rollback to 11"),
-            ],
+            helm_rows("v1.1.0", "v1.0.0 rollback 11", first=12),
             "no longer kept",
             id="pruned-rollback-source",
         ),
         pytest.param(
-            [row(1, "superseded", "v1.0.0"), row(2, "pending-upgrade", "v1.1.0")],
+            helm_rows("v1.0.0", "v1.1.0 pending-upgrade"),
             "another Helm operation",
             id="operation-in-progress",
         ),
@@ -305,11 +221,9 @@ def test_resolve_target_refuses_when_no_safe_target(
 
 
 def test_helm4_rollback_revision_field_wins_over_a_custom_description() -> None:
-    revs = history(
-        row(1, "superseded", "v1.0.0"),
-        row(2, "superseded", "v1.1.0"),
-        {**row(3, "deployed", "v1.0.0", description="incident 42"), "rollback_revision": 1},
-    )
+    rows = helm_rows("v1.0.0", "v1.1.0", "v1.0.0")
+    rows[-1] |= {"description": "incident 42", "rollback_revision": 1}
+    revs = history(*rows)
     assert revs[-1].rolled_back_to == 1
     result = resolve_target(revs)
     assert result.already_rolled_back
@@ -317,13 +231,7 @@ def test_helm4_rollback_revision_field_wins_over_a_custom_description() -> None:
 
 
 def test_values_are_fetched_only_where_they_can_decide() -> None:
-    revs = history(
-        row(1, "superseded", "v1.0.0"),
-        row(2, "superseded", "v1.1.0"),
-        row(3, "failed", "v1.1.0"),
-        row(4, "superseded", "v1.1.0"),
-        row(5, "deployed", "v1.0.0", description="Rollback to 1"),
-    )
+    revs = helm_history("v1.0.0", "v1.1.0", "v1.1.0 failed", "v1.1.0", "v1.0.0 rollback 1")
     # bad = 4 (v1.1.0): 2 looks like it; current = 5 (v1.0.0): 1 looks like it; 3 failed.
     assert revisions_needing_values(revs) == [1, 2, 4, 5]
     values = {1: {"t": "a"}, 2: {"t": "b"}, 4: {"t": "b"}, 5: {"t": "a"}}

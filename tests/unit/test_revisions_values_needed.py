@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from datetime import UTC, datetime
 
 import pytest
+from helm_history import helm_history, revision
 
 from runbook_lib.core.revisions import Revision, resolve_target, revisions_needing_values
 from runbook_lib.errors import PreconditionFailed
-
-T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-
-
-def _rev(number: int, app: str, status: str = "superseded", description: str = "") -> Revision:
-    return Revision(number, status, "app-0.1.0", app, T0, description or "Upgrade complete")
 
 
 @pytest.mark.parametrize(
     ("history", "needed"),
     [
-        pytest.param([_rev(1, "v1.0.0"), _rev(2, "v1.1.0", "deployed")], [], id="bad-after-good"),
+        pytest.param(helm_history("v1.0.0", "v1.1.0"), [], id="bad-after-good"),
         pytest.param(
-            [_rev(1, "v1.0.0"), _rev(2, "v1.1.0"), _rev(3, "v1.0.0", "deployed", "Rollback to 1")],
+            helm_history("v1.0.0", "v1.1.0", "v1.0.0 rollback 1"),
             [1, 3],
             id="already-rolled-back",
         ),
         pytest.param(
-            [_rev(1, "v1.0.0"), _rev(2, "v1.1.0"), _rev(3, "v1.1.0", "deployed")],
+            helm_history("v1.0.0", "v1.1.0", "v1.1.0"),
             [2, 3],
             id="values-only-change",
         ),
         pytest.param(
-            [_rev(1, "v1.0.0"), _rev(2, "v1.1.0", "failed"), _rev(3, "v1.1.0", "deployed")],
+            helm_history("v1.0.0", "v1.1.0 failed", "v1.1.0"),
             [],
             id="failed-look-alike-is-not-a-candidate",
         ),
@@ -43,7 +38,7 @@ def test_values_fetched_only_where_they_decide(history: list[Revision], needed: 
 
 
 def test_same_target_as_with_every_revisions_values() -> None:
-    history = [_rev(1, "v1.0.0"), _rev(2, "v1.1.0"), _rev(3, "v1.1.0", "deployed")]
+    history = helm_history("v1.0.0", "v1.1.0", "v1.1.0")
     values = {1: {"a": 1}, 2: {"a": 2}, 3: {"a": 3}}
     subset = {n: values[n] for n in revisions_needing_values(history)}
     full = resolve_target(history, values_by_revision=values)
@@ -61,20 +56,16 @@ def test_needed_values_give_the_same_answer_as_all_values(seed: int) -> None:
     for number in range(1, rng.randint(2, 9) + 1):
         if history and rng.random() < 0.3:
             restored = rng.choice(history)
-            rev = Revision(
-                number, "superseded", restored.chart, restored.app_version, T0,
-                f"Rollback to {restored.number}",
-            )  # fmt: skip
+            rev = revision(
+                number, restored.app_version, description=f"Rollback to {restored.number}"
+            )
             values[number] = dict(values[restored.number])
         else:
             status = rng.choice(["superseded", "superseded", "failed"])
-            rev = _rev(number, rng.choice(["v1.0.0", "v1.1.0"]), status)
+            rev = revision(number, rng.choice(["v1.0.0", "v1.1.0"]), status)
             values[number] = {"replicas": rng.choice([2, 4])}
         history.append(rev)
-    last = history[-1]
-    history[-1] = Revision(
-        last.number, "deployed", last.chart, last.app_version, T0, last.description
-    )
+    history[-1] = dataclasses.replace(history[-1], status="deployed")
     try:
         full = resolve_target(history, values_by_revision=values)
     except PreconditionFailed:

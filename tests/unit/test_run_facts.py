@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clocks import TickingClock
 
 from runbook_lib.record.facts import (
     Confirmed,
@@ -32,21 +33,12 @@ T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 DEPLOYED = T0 - timedelta(minutes=30)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
 class Run:
     """A timeline written as the steps write it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.timeline = Timeline(path, clock=Clock())
+        self.timeline = Timeline(path, clock=TickingClock(T0))
 
     def start(self, *, dry_run: bool = False) -> Run:
         self.timeline.record("start_run", EventKind.INFO, "run started", params={},

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clocks import ManualClock
+from offline_run import offline_run
 
 from runbook_lib.record.facts import (
     Decided,
@@ -16,17 +18,9 @@ from runbook_lib.record.facts import (
     TargetResolved,
     record_fact,
 )
-from runbook_lib.steps import finish, start_run
+from runbook_lib.steps import finish
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.mark.parametrize(
@@ -41,19 +35,8 @@ class Clock:
 def test_recovery_time_is_judged_against_the_target(
     tmp_path: Path, recovered_after_s: float, target: str, within: bool, kind: str
 ) -> None:
-    replay = tmp_path / "unused.csv"
-    replay.write_text("timestamp,error_ratio,latency_p99_s\n")
-    clock = Clock()
-    ctx = start_run(
-        expected_cluster="kwok-runbook",
-        replay_csv=str(replay),
-        output_dir=str(tmp_path),
-        incident_id="inc-f",
-        target=target,
-        clock=clock,
-        out=lambda _text: None,
-        environ={},
-    )
+    clock = ManualClock(T0)
+    ctx = offline_run(tmp_path, "inc-f", target=target, clock=clock)
     tl = ctx.timeline
     record_fact(tl, "decide", Decided("rollback", True, T0, T0), "verdict rollback")
     record_fact(

@@ -7,47 +7,22 @@ may reach for one (the kubeconfig given here names no cluster, so any attempt wo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clocks import TickingClock
+from replay_files import write_replay
 
 from runbook_lib import steps
 from runbook_lib.record.facts import Outcome
 from runbook_lib.steps import Skipped
 
 DEPLOYED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-AFTER_STEPS: tuple[Callable[[steps.RunContext], object], ...] = (
-    steps.preflight,
-    steps.confirm,
-    steps.notify,
-    steps.helm_rollback,
-    steps.wait_for_rollout,
-    steps.verify_image,
-    steps.check_recovery,
-    steps.revert_migrations,
-)
-
-
-def _replay(path: Path, error_ratio: float) -> Path:
-    rows = ["timestamp,error_ratio,p99_latency_s"]
-    for i in range(-120, 121):  # 30 min before to 30 min after the deploy, 15 s apart
-        at = DEPLOYED + timedelta(seconds=15 * i)
-        rows.append(f"{at.isoformat()},{error_ratio},0.3")
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
-class _Clock:
-    """Advances one second per reading, so the timeline's order is visible in its times."""
-
-    def __init__(self) -> None:
-        self.at = DEPLOYED + timedelta(minutes=31)
-
-    def __call__(self) -> datetime:
-        self.at += timedelta(seconds=1)
-        return self.at
+# The change steps: every step after the decision up to ``finish``.
+# 30 min before to 30 min after the deploy.
+AROUND_THE_DEPLOY = range(-1800, 1801, 15)
+AFTER_STEPS = steps.ROLLBACK_STEPS[steps.ROLLBACK_STEPS.index(steps.decide) + 1 : -1]
 
 
 def _start(tmp_path: Path, error_ratio: float = 0.0005, **over: object) -> steps.RunContext:
@@ -56,13 +31,15 @@ def _start(tmp_path: Path, error_ratio: float = 0.0005, **over: object) -> steps
     return steps.start_run(
         expected_cluster="kwok-runbook",
         kubeconfig=str(kubeconfig),
-        replay_csv=str(_replay(tmp_path / "replay.csv", error_ratio)),
+        replay_csv=str(
+            write_replay(tmp_path / "replay.csv", DEPLOYED, range(-1800, 1801, 15), error_ratio)
+        ),
         deployed_at=DEPLOYED,
         now=DEPLOYED + timedelta(minutes=30),
         output_dir=str(tmp_path / "out"),
         incident_id="inc-healthy",
         migrations_to_revert=1,
-        clock=_Clock(),
+        clock=TickingClock(DEPLOYED + timedelta(minutes=31)),
         out=lambda _text: None,
         environ={},
         **over,

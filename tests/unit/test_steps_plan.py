@@ -6,18 +6,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helm_history import revision
+from offline_run import offline_run
 
-from runbook_lib.core.revisions import Revision, RollbackTarget
+from runbook_lib.core.revisions import RollbackTarget
 from runbook_lib.core.settings import Entry, from_flat
 from runbook_lib.errors import PreconditionFailed
 from runbook_lib.record.facts import Outcome
-from runbook_lib.steps import confirm, start_run
+from runbook_lib.steps import confirm
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.plan import build_plan, rollout_message
 
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
-GOOD = Revision(1, "superseded", "app-0.1.0", "v1.0.0", T0, "Install complete")
-BAD = Revision(2, "deployed", "app-0.1.0", "v1.1.0", T0, "Upgrade complete")
+GOOD = revision(1, "v1.0.0", "superseded", "Install complete", at=T0)
+BAD = revision(2, "v1.1.0", "deployed", "Upgrade complete", at=T0)
 COMMAND = "helm rollback app 1 --timeout 120s --namespace default --kube-context kwok-runbook"
 
 
@@ -69,18 +71,7 @@ def test_notification_text_names_both_versions() -> None:
 
 
 def _ctx_with_plan(tmp_path: Path, answer: str | None, **over: object) -> RunContext:
-    replay = tmp_path / "x.csv"
-    replay.write_text("timestamp,error_ratio,latency_p99_s\n")
-    ctx = start_run(
-        expected_cluster="kwok-runbook",
-        replay_csv=str(replay),
-        output_dir=str(tmp_path),
-        incident_id="inc-c",
-        ask=lambda _question: answer,
-        out=lambda _text: None,
-        environ={},
-        **over,
-    )
+    ctx = offline_run(tmp_path, "inc-c", ask=lambda _question: answer, **over)
     ctx.live.plan = build_plan(
         ctx.settings,
         cluster="kwok-runbook",

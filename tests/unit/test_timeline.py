@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from clocks import TickingClock
 
 from runbook_lib.record.timeline import EventKind, Timeline
 
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.t += timedelta(seconds=1)
-        return self.t
+T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 
 
 def test_events_are_flushed_as_json_lines_and_reloaded(tmp_path: Path) -> None:
     path = tmp_path / "inc" / "timeline.jsonl"
-    tl = Timeline(path, clock=_Clock())
+    tl = Timeline(path, clock=TickingClock(T0))
     tl.record("notify", EventKind.INFO, "posted", channel="#incidents")
     # A second process (the CLI collecting evidence after a crash) sees the same events.
     again = Timeline(path)
@@ -32,7 +26,7 @@ def test_events_are_flushed_as_json_lines_and_reloaded(tmp_path: Path) -> None:
 
 
 def test_span_records_failure_then_reraises(tmp_path: Path) -> None:
-    tl = Timeline(tmp_path / "t.jsonl", clock=_Clock())
+    tl = Timeline(tmp_path / "t.jsonl", clock=TickingClock(T0))
     with pytest.raises(RuntimeError, match="boom"), tl.span("helm_rollback"):
         raise RuntimeError("boom")
     kinds = [e.kind for e in tl.events]

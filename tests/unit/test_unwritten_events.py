@@ -7,8 +7,10 @@ still ends with its true outcome, with no reading of the notebook's printed text
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+
+from clocks import TickingClock
 
 from runbook_lib.display.summary import METADATA_KEY, Summary, take_unwritten
 from runbook_lib.record.ending import Ending
@@ -16,15 +18,6 @@ from runbook_lib.record.facts import Finished, Outcome, Recovered, RolledBack, r
 from runbook_lib.record.timeline import EventKind, Timeline
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 class FillingDisk:
@@ -47,7 +40,7 @@ class FillingDisk:
 
 
 def _kernel_run(path: Path) -> tuple[Timeline, Summary]:
-    timeline = Timeline(path, clock=Clock(), append=FillingDisk(2))
+    timeline = Timeline(path, clock=TickingClock(T0), append=FillingDisk(2))
     summary = Summary(title="Rollback", timeline=timeline)
     timeline.record("start_run", EventKind.INFO, "run started", params={}, dry_run=False)
     record_fact(timeline, "helm_rollback", RolledBack(2, 1, "helm rollback app 1"), "ran")
@@ -92,6 +85,6 @@ def test_the_events_the_disk_refused_are_put_back_and_the_ending_is_true(tmp_pat
 
 
 def test_a_run_that_lost_nothing_carries_nothing(tmp_path: Path) -> None:
-    timeline = Timeline(tmp_path / "timeline.jsonl", clock=Clock())
+    timeline = Timeline(tmp_path / "timeline.jsonl", clock=TickingClock(T0))
     timeline.record("start_run", EventKind.INFO, "run started")
     assert "unwritten_events" not in Summary(title="Rollback", timeline=timeline).data()

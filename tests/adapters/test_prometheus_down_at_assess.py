@@ -1,0 +1,60 @@
+"""Prometheus down when the run assesses (a real refused port): nothing can be judged, so the
+verdict is inconclusive and a headless run stops before any change, or rolls back on the
+on-call engineer's own call. Missing data never reads as healthy, nor as a failed step."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runbook_lib import steps
+from runbook_lib.core.decision import RuleStatus, Verdict
+from runbook_lib.record.timeline import EventKind
+
+DEPLOYED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 20, 14, 10, tzinfo=UTC)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens there any more: connections are refused
+
+
+def _run(tmp_path: Path, **extra: Any) -> steps.RunContext:
+    return steps.start_run(
+        expected_cluster="kwok-runbook",
+        prometheus_url=f"http://127.0.0.1:{_closed_port()}",
+        deployed_at=DEPLOYED,
+        now=NOW,
+        output_dir=str(tmp_path / "out"),
+        incident_id="inc-prom-down",
+        out=lambda _text: None,
+        environ={},
+        **extra,
+    )
+
+
+def test_prometheus_down_is_inconclusive_and_a_headless_run_stops(tmp_path: Path) -> None:
+    ctx = _run(tmp_path)
+    window = steps.assess(ctx)
+    assert window.frame.empty
+    made = steps.decide(ctx)
+    assert made.decision.verdict is Verdict.INCONCLUSIVE
+    assert made.rollback is False
+    required = [r for r in made.decision.rules if r.required]
+    assert {r.status for r in required} == {RuleStatus.NOT_EVALUATED}
+    warnings = [e.message for e in ctx.timeline.events if e.kind == EventKind.WARNING]
+    assert any("Prometheus could not be read" in w and "cannot reach" in w for w in warnings)
+    assert any("inconclusive and headless: stopping before any change" in w for w in warnings)
+
+
+def test_prometheus_down_with_a_manual_reason_rolls_back(tmp_path: Path) -> None:
+    ctx = _run(tmp_path, manual_reason="checkout is down, we saw it by hand")
+    steps.assess(ctx)
+    made = steps.decide(ctx)
+    assert made.decision.verdict is Verdict.ROLLBACK
+    assert made.rollback is True
