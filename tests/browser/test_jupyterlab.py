@@ -2,12 +2,15 @@
 
 Run All, the "yes"/"no" prompt, the summary banner at the top, the progress of the waits, and
 the evidence a run by hand leaves (executed notebook and HTML, redacted and sealed). The
-screenshots of the banners are kept in ``tests/browser/screenshots`` (README).
+screenshots of the banners go to the test's temporary folder; with
+``RUNBOOK_UPDATE_SCREENSHOTS=1`` they replace the ones in ``tests/browser/screenshots``
+(docs/BY-HAND.md shows them), so a test run leaves the checkout as it found it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -150,17 +153,19 @@ def _banner(driver: Any) -> Any:
     return found[0] if found else None
 
 
-def _screenshot(driver: Any, name: str) -> Path:
+def _screenshot(driver: Any, name: str, folder: Path) -> Path:
     first = next(e for e in driver.find_elements("css selector", ".jp-Notebook .jp-Cell")
                  if e.is_displayed())  # the open notebook's title  # fmt: skip
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", first)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
+    if os.environ.get("RUNBOOK_UPDATE_SCREENSHOTS") == "1":
+        folder = SCREENSHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     driver.save_screenshot(str(path))
     return path
 
 
-def test_assess_notebook_shows_the_verdict_banner(browser: Any, lab: Lab) -> None:
+def test_assess_notebook_shows_the_verdict_banner(browser: Any, lab: Lab, tmp_path: Path) -> None:
     replay = {"replay_csv": "data/bad_deploy.csv", "deployed_at": "2026-11-20T14:00:00+00:00"}
     name = _prepare(lab, "assess.ipynb", "assess-browser.ipynb", replay)
     _open_and_run_all(browser, lab, name)
@@ -176,7 +181,7 @@ def test_assess_notebook_shows_the_verdict_banner(browser: Any, lab: Lab) -> Non
     top = banner.location["y"]
     first_parameter = browser.find_element("xpath", "//*[contains(text(), 'replay_csv')]")
     assert top < first_parameter.location["y"], "the banner comes before the parameters"
-    assert _screenshot(browser, "assess-banner.png").stat().st_size > 10_000
+    assert _screenshot(browser, "assess-banner.png", tmp_path).stat().st_size > 10_000
 
 
 def _helm_revisions(sandbox: Sandbox) -> int:
@@ -208,7 +213,7 @@ def _rollback_params(sandbox: Sandbox, lab: Lab, incident: str) -> dict[str, Any
 
 
 def test_rollback_by_hand_no_changes_nothing_yes_rolls_back_with_evidence(
-    browser: Any, lab: Lab, bad_release: Sandbox
+    browser: Any, lab: Lab, bad_release: Sandbox, tmp_path: Path
 ) -> None:
     revisions, images = _helm_revisions(bad_release), _pod_images(bad_release)
 
@@ -241,7 +246,7 @@ def test_rollback_by_hand_no_changes_nothing_yes_rolls_back_with_evidence(
     assert headline.value_of_css_property("background-color") == "rgba(46, 125, 50, 1)"
     assert "ROLL BACK" in banner.text
     assert browser.find_elements("css selector", ".widget-hprogress, .widget-progress")
-    _screenshot(browser, "rollback-banner.png")
+    _screenshot(browser, "rollback-banner.png", tmp_path)
     assert _helm_revisions(bad_release) == revisions + 1
     assert _pod_images(bad_release) != images
 
