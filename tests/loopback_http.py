@@ -4,10 +4,11 @@ thread until ``stop``."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Loopback", "QuietHandler"]
+__all__ = ["Loopback", "QuietHandler", "closed_port"]
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -39,3 +40,11 @@ class Loopback:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on any more: connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

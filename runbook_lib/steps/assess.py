@@ -50,9 +50,9 @@ def assess(ctx: RunContext) -> Window:
         # cannot be read, is a mistake in the settings and fails the step.
         if settings.sources.replay_csv or not err.retryable:
             raise
+        # The reason joins the decision's warnings, which decide records: said once.
         first_line = str(err).splitlines()[0]  # the query and stderr stay on the error
         why = f"Prometheus could not be read, so no rule can be judged: {first_line}"
-        ctx.timeline.record("assess", EventKind.WARNING, why)
         window = assessment.unread_window(
             settings,
             deployed_at=deployed_at,

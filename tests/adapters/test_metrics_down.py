@@ -4,11 +4,11 @@ written, and ``collection-errors.txt`` says what could not be read (a real refus
 from __future__ import annotations
 
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+from loopback_http import closed_port
 
 from runbook_lib import steps
 from runbook_lib.evidence import bundle
@@ -16,17 +16,10 @@ from runbook_lib.evidence import bundle
 DEPLOYED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens there any more: connections are refused
-
-
 def test_metrics_down_after_the_rollback_still_leaves_a_record(tmp_path: Path) -> None:
     ctx = steps.start_run(
         expected_cluster="kwok-runbook",
-        prometheus_url=f"http://127.0.0.1:{_closed_port()}",
+        prometheus_url=f"http://127.0.0.1:{closed_port()}",
         deployed_at=DEPLOYED,
         output_dir=str(tmp_path / "out"),
         incident_id="inc-metrics-down",

@@ -4,10 +4,11 @@ on-call engineer's own call. Missing data never reads as healthy, nor as a faile
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from loopback_http import closed_port
 
 from runbook_lib import steps
 from runbook_lib.core.decision import RuleStatus, Verdict
@@ -17,17 +18,10 @@ DEPLOYED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 20, 14, 10, tzinfo=UTC)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens there any more: connections are refused
-
-
 def _run(tmp_path: Path, **extra: Any) -> steps.RunContext:
     return steps.start_run(
         expected_cluster="kwok-runbook",
-        prometheus_url=f"http://127.0.0.1:{_closed_port()}",
+        prometheus_url=f"http://127.0.0.1:{closed_port()}",
         deployed_at=DEPLOYED,
         now=NOW,
         output_dir=str(tmp_path / "out"),
