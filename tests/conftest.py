@@ -1,13 +1,13 @@
-"""Fixtures shared by every test folder: the local sandbox (docs/CONTRACTS.md, "Test fixtures"),
-and the markers of each tier (docs/TESTING.md).
+"""What every test folder shares: the markers of each tier (docs/TESTING.md), the groups of
+tests built on one expensive fixture, and a few fixtures of the project's own (``scratch``,
+``tmpfs``, ``clean_sandbox``).
 
-``sandbox`` is the sandbox of this test process (tests/shared_sandbox.py): the one named by
-``RUNBOOK_SANDBOX_NAME`` without pytest-xdist, one of its own for each worker with it; started
-in the background as soon as the collected tests show that one will need it (or attached to
-when already running), stopped at the end if this process started it, unless
-``RUNBOOK_SANDBOX_KEEP=1``. Without the built binaries the tests
-that need it skip, saying how to build them; under ``CI=true`` they fail instead, since CI must
-run them.
+The sandbox comes from the pytest plugin a team uses (``runbook_sandbox.pytest_plugin``,
+docs/HARNESS.md): ``runbook_sandbox``, one per pytest-xdist worker, booted in the background
+after collection, and ``release``, ``deploy``, ``break_release``, ``faults``, ``run_runbook``
+on a fresh release of the project's chart and profile in a namespace of its own (the
+``runbook_chart`` and ``runbook_profile`` ini settings in pyproject.toml). ``sandbox`` is the
+same sandbox under the name the older tests use.
 """
 
 from __future__ import annotations
@@ -21,15 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import shared_sandbox
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
-
-ENABLE_HINT = "run `make sandbox-build` (or `runbook sandbox build`) to enable"
-# Pods become Ready at once on the tests' shared sandbox (kwok's own pace; `up` defaults to
-# 3 s, a real cluster's): tests/e2e/test_pod_ready_delay.py checks the delay on its own sandbox.
-os.environ.setdefault("RUNBOOK_SANDBOX_POD_READY_DELAY", "0")
 
 
 TESTS = Path(__file__).resolve().parent
@@ -50,7 +44,7 @@ FOLDER_ORDER = ["packaging", "browser", "e2e", "notebooks", "adapters", "cli", "
 CHEAP_SHARED_FIXTURES = {"prometheus_binary", "promtool"}
 # Fixtures that make a test need a part of the machine: the marker says which.
 FIXTURE_MARKERS = {
-    "sandbox": "sandbox",
+    "runbook_sandbox": "sandbox",
     "prometheus_binary": "prometheus",
     "promtool": "prometheus",
 }
@@ -106,54 +100,15 @@ def _shared_fixture_group(item: pytest.Item) -> str | None:
     return folders[0] if folders else None
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"{reason} (CI=true: sandbox tests must run, not skip)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
-def sandbox_bin_dir() -> Path:
-    """The cache dir holding the pinned binaries; skips (fails in CI) when they are not built."""
-    try:
-        from runbook_sandbox import binaries, paths
-    except ModuleNotFoundError as err:
-        _unavailable(f"sandbox harness not importable ({err}); run `make install`")
-        raise  # unreachable: _unavailable always raises
-    missing = binaries.missing_binaries()
-    if missing:
-        _unavailable(f"sandbox binaries missing ({', '.join(missing)}): {ENABLE_HINT}")
-    return paths.cache_bin_dir()
-
-
-@pytest.fixture(scope="session")
-def sandbox(sandbox_bin_dir: Path) -> Sandbox:
-    """The running sandbox (``runbook_sandbox.Sandbox``) of this test process."""
-    return shared_sandbox.wait()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Before any test module reads the sandbox's name, state or ports.
-    shared_sandbox.own_sandbox_per_worker()
+def sandbox(runbook_sandbox: Sandbox) -> Sandbox:
+    """The plugin's ``runbook_sandbox``: the running sandbox of this test process."""
+    return runbook_sandbox
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Boot the sandbox while the first tests run, when any collected test will need it."""
-    if session.config.option.collectonly:
-        return
-    _refuse_ungrouped(session)
-    if not any("sandbox" in item.fixturenames for item in session.items):
-        return
-    try:
-        from runbook_sandbox import binaries
-    except ModuleNotFoundError:
-        return  # the fixture says why
-    if not binaries.missing_binaries():
-        shared_sandbox.begin()
+    if not session.config.option.collectonly:
+        _refuse_ungrouped(session)
 
 
 def _refuse_ungrouped(session: pytest.Session) -> None:
@@ -170,10 +125,6 @@ def _refuse_ungrouped(session: pytest.Session) -> None:
             )
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    shared_sandbox.finish()
-
-
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     """A scratch folder with a short path, for a run's TMPDIR: a kernel's sockets live there,
@@ -187,7 +138,10 @@ def scratch() -> Iterator[Path]:
 
 @pytest.fixture
 def clean_sandbox(sandbox: Sandbox) -> Sandbox:
-    """The session sandbox, reset first to one good revision v1.0.0 (schema v1.0.0)."""
+    """The sandbox's own release ``app`` (namespace ``default``), reset first to one good
+    revision v1.0.0 (schema v1.0.0): for tests about that shared release (its migrations, its
+    alert rules, its traces); a test about a bad deploy, a fault or a run's ending takes
+    ``release`` instead (docs/TESTING.md)."""
     sandbox.reset()
     return sandbox
 

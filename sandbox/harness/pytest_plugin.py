@@ -4,7 +4,10 @@ Installed with the wheel, it is active in every pytest session; its fixtures do 
 a test asks for them (docs/HARNESS.md is the reference):
 
 - ``runbook_sandbox`` (session): the local sandbox, its own name, ports and state per
-  pytest-xdist worker; started if it is not running, stopped at the end if started here;
+  pytest-xdist worker (``runbook_sandbox.session_sandbox``); started in the background as
+  soon as collection shows a test needs it (attached to when it already runs), stopped at the
+  end if started here; without the built binaries the tests skip saying how to enable them,
+  and fail under ``CI=true``;
 - ``runbook_team`` (session): the team's chart, profile, values and notebook, from
   ``--runbook-chart``, ``--runbook-profile``, ``--runbook-values``, ``--runbook-notebook``
   or the ini settings of the same names (paths relative to the ini file);
@@ -34,6 +37,7 @@ import pytest
 
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.record.ending import Ending
+from runbook_sandbox import session_sandbox
 from runbook_sandbox import team as team_mod
 from runbook_sandbox.team import Faults, RunResult, Team, TeamRelease
 
@@ -67,23 +71,8 @@ def _path(config: pytest.Config, name: str) -> Path | None:
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the game day must run, not skip)")
+        pytest.fail(f"{reason} (CI=true: sandbox tests must run, not skip)")
     pytest.skip(reason)
-
-
-def worker_environment(base: dict[str, str], worker: str) -> dict[str, str]:
-    """The sandbox name, state and port base of one pytest-xdist worker (``gw3``): the base
-    ones for ``gw0`` and a lone process, shifted by 100 ports per further worker."""
-    if not worker.startswith("gw") or worker == "gw0":
-        return {}
-    index = int(worker[2:])
-    name = base.get("RUNBOOK_SANDBOX_NAME") or "runbook"
-    env = {"RUNBOOK_SANDBOX_NAME": f"{name}-{worker}"}
-    port_base = int(base.get("RUNBOOK_SANDBOX_PORT_BASE") or 19000)
-    env["RUNBOOK_SANDBOX_PORT_BASE"] = str(port_base + 100 * index)
-    if base.get("RUNBOOK_SANDBOX_STATE"):
-        env["RUNBOOK_SANDBOX_STATE"] = str(Path(base["RUNBOOK_SANDBOX_STATE"]) / worker)
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +89,35 @@ def runbook_team(pytestconfig: pytest.Config) -> Team:
     )
 
 
-@pytest.fixture(scope="session")
-def runbook_sandbox() -> Iterator[Any]:
-    """The running sandbox (``runbook_sandbox.Sandbox``) of this process or xdist worker."""
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any test module reads the sandbox's name, state or ports.
+    session_sandbox.use_worker_sandbox()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Boot the sandbox while the first tests run, when any collected test will need it."""
+    if session.config.option.collectonly:
+        return
+    if not any("runbook_sandbox" in item.fixturenames for item in session.items):
+        return
     try:
-        import runbook_sandbox
+        from runbook_sandbox import binaries
+    except ModuleNotFoundError:  # pragma: no cover - the fixture says why
+        return
+    if not binaries.missing_binaries():
+        session_sandbox.BOOT.begin()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session_sandbox.BOOT.finish()
+
+
+@pytest.fixture(scope="session")
+def runbook_sandbox() -> Any:
+    """The running sandbox (``runbook_sandbox.Sandbox``) of this process or xdist worker:
+    started in the background after collection (or attached to), stopped at the end of the
+    session if started here, unless ``RUNBOOK_SANDBOX_KEEP=1``."""
+    try:
         from runbook_sandbox import binaries
     except ModuleNotFoundError as err:  # pragma: no cover - the plugin ships with it
         _unavailable(f"sandbox harness not importable ({err})")
@@ -112,19 +125,7 @@ def runbook_sandbox() -> Iterator[Any]:
     missing = binaries.missing_binaries()
     if missing:
         _unavailable(f"sandbox binaries missing ({', '.join(missing)}): {ENABLE_HINT}")
-    os.environ.update(
-        worker_environment(dict(os.environ), os.environ.get("PYTEST_XDIST_WORKER", ""))
-    )
-    os.environ.setdefault("RUNBOOK_SANDBOX_POD_READY_DELAY", "0")
-    handle = runbook_sandbox.attach()
-    started_here = handle is None
-    if handle is None:
-        handle = runbook_sandbox.up()
-    try:
-        yield handle
-    finally:
-        if started_here and os.environ.get("RUNBOOK_SANDBOX_KEEP") != "1":
-            runbook_sandbox.down()
+    return session_sandbox.BOOT.wait()
 
 
 @pytest.fixture
@@ -221,3 +222,4 @@ def wait_for_verdict(release: TeamRelease) -> Callable[..., Any]:
         return team_mod.wait_for_verdict(release, verdict, **settings)
 
     return wait
+

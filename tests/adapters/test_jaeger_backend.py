@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from shared_sandbox import spare_port_base
 
 from runbook_lib.adapters.traces import JaegerSource
 from runbook_lib.evidence.traces import FAILING_JSON, SUMMARY, collect_traces
 from runbook_sandbox import binaries, paths, tracing
 from runbook_sandbox.prometheus_server import port_is_free
+from runbook_sandbox.session_sandbox import spare_port_base
 
 MODEL = Path(binaries.__file__).with_name("traffic_model.py")
 

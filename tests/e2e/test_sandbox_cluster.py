@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from shared_sandbox import spare_port_base
 
 from runbook_lib.errors import CommandFailed
+from runbook_sandbox.session_sandbox import spare_port_base
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runbook_sandbox.gameday import Row, markdown
-from runbook_sandbox.pytest_plugin import worker_environment
+from runbook_sandbox.session_sandbox import worker_environment
 from runbook_sandbox.team import Team, _selector_in
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "team-shop"
