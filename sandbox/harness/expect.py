@@ -8,6 +8,11 @@ images, the Lease, ``runbook verify-evidence``) and fails with a sentence naming
     assert_recovered(ending)
     assert_evidence_verifies(run_runbook.last.folder)
     assert_lock_free(release)
+
+With the ``signing_key`` fixture the run signs its manifest, and the signature is checked too:
+
+    ending = run_runbook(signing_key=str(signing_key.key))
+    assert_evidence_verifies(run_runbook.last.folder, allowed_signers=signing_key.allowed_signers)
 """
 
 from __future__ import annotations
@@ -67,12 +72,19 @@ def assert_recovered(ending: Ending) -> None:
     assert ending.outcome is Outcome.RECOVERED, f"outcome {ending.outcome}{failure}"
 
 
-def assert_evidence_verifies(folder: Path, *, signed: bool = False) -> None:
-    """``runbook verify-evidence FOLDER`` passes (and the manifest is signed, if asked)."""
-    done = subprocess.run([*runbook_command(), "verify-evidence", str(folder)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+def assert_evidence_verifies(
+    folder: Path, *, signed: bool = False, allowed_signers: Path | None = None
+) -> None:
+    """``runbook verify-evidence FOLDER`` passes: every file matches the sealed manifest.
+    With ``allowed_signers`` (``SigningKey.allowed_signers``) the manifest's SSH signature
+    must be there and made by a key that file allows (``verify-evidence --allowed-signers``);
+    ``signed`` only asks that a signature file exists."""
+    argv = [*runbook_command(), "verify-evidence", str(folder)]
+    if allowed_signers is not None:
+        argv += ["--allowed-signers", str(allowed_signers)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"verify-evidence {folder}: {done.stdout}{done.stderr}"
-    if signed:
+    if signed or allowed_signers is not None:
         assert (folder / "MANIFEST.sha256.sig").exists(), f"{folder}: the manifest is unsigned"
 
 

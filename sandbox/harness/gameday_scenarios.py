@@ -26,7 +26,7 @@ from runbook_sandbox.expect import (
     assert_rolled_back,
 )
 from runbook_sandbox.pytest_plugin import Runner
-from runbook_sandbox.team import RunResult, TeamRelease
+from runbook_sandbox.team import RunResult, SigningKey, TeamRelease
 
 Record = Callable[[str, object], None]
 MANUAL = "game day: the on-call engineer rolls back"
@@ -51,21 +51,26 @@ def test_bad_deploy_rolled_back(
     break_release: Callable[..., str],
     wait_for_verdict: Callable[..., Any],
     run_runbook: Runner,
+    signing_key: SigningKey,
     record_property: Record,
 ) -> None:
     record_property("expected", "the profile's rules fire; rolled back to revision 1, recovered")
     deploy(BAD_VERSION)
     break_release(error_ratio=0.3)
     wait_for_verdict(Verdict.ROLLBACK)
-    ending = run_runbook()
+    ending = run_runbook(signing_key=str(signing_key.key))
     _said(
-        record_property, "rolled back to revision 1, recovered, evidence sealed", run_runbook.last
+        record_property,
+        "rolled back to revision 1, recovered, evidence sealed and signed, signature verified",
+        run_runbook.last,
     )
     assert_rolled_back(release, ending, to_revision=1)
     assert_recovered(ending)
     assert_lock_free(release)
     assert run_runbook.last is not None
-    assert_evidence_verifies(run_runbook.last.folder)
+    assert ending.seal is not None, "the run's evidence was not sealed"
+    assert ending.seal.signed, f"the run did not sign its manifest: {ending.seal.why}"
+    assert_evidence_verifies(run_runbook.last.folder, allowed_signers=signing_key.allowed_signers)
 
 
 def test_healthy_deploy_left_alone(

@@ -21,7 +21,9 @@ a test asks for them (docs/HARNESS.md is the reference):
   release with the team's profile and notebook (``run_runbook.last``: folder, exit status,
   output);
 - ``evaluate(**settings) -> Decision``: the decision with the team's profile, e.g. on a replay;
-- ``wait_for_verdict(verdict)``: until the live decision on the release says it.
+- ``wait_for_verdict(verdict)``: until the live decision on the release says it;
+- ``signing_key``: a fresh SSH key for the run's ``signing_key`` and the allowed-signers file
+  ``runbook verify-evidence`` checks the signature with.
 
 The assertion helpers are in ``runbook_sandbox.expect``.
 """
@@ -39,7 +41,7 @@ from runbook_lib.core.verdict import Verdict
 from runbook_lib.record.ending import Ending
 from runbook_sandbox import session_sandbox
 from runbook_sandbox import team as team_mod
-from runbook_sandbox.team import Faults, RunResult, Team, TeamRelease
+from runbook_sandbox.team import Faults, RunResult, SigningKey, Team, TeamRelease
 
 _OPTIONS = {
     "chart": "the team's Helm chart (a folder)",
@@ -223,3 +225,14 @@ def wait_for_verdict(release: TeamRelease) -> Callable[..., Any]:
 
     return wait
 
+
+@pytest.fixture
+def signing_key(tmp_path: Path) -> SigningKey:
+    """A fresh SSH key for a run's ``signing_key`` and the allowed-signers file that names
+    it: ``assert_evidence_verifies(folder, allowed_signers=signing_key.allowed_signers)``
+    checks the manifest's signature too. Skips without ``ssh-keygen`` (fails under CI)."""
+    try:
+        return team_mod.new_signing_key(tmp_path / "signing")
+    except team_mod.FaultUnavailable as err:
+        _unavailable(str(err))
+        raise

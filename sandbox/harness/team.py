@@ -56,9 +56,11 @@ __all__ = [
     "FaultUnavailable",
     "Faults",
     "RunResult",
+    "SigningKey",
     "Team",
     "TeamRelease",
     "evaluate",
+    "new_signing_key",
     "run_runbook",
     "runbook_command",
     "wait_for_verdict",
@@ -194,11 +196,18 @@ class TeamRelease:
             selector=self.selector, dialect=self.team.dialect, rate=50,
         )  # fmt: skip
 
-    def deploy(self, version: str | None = None, values: Mapping[str, Any] | None = None) -> int:
+    def deploy(
+        self,
+        version: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        values_file: Path | None = None,
+    ) -> int:
         """A new revision: the chart packaged as ``version`` (its appVersion, which the chart's
-        images follow) and/or ``values`` set on the current ones. Returns the new revision,
-        once its pods serve alone."""
-        if version is None and not values:
+        images follow) and/or ``values`` set on the current ones (``values_file``: a values
+        file on top, for text ``--set`` cannot carry). Returns the new revision, once its pods
+        serve alone."""
+        if version is None and not values and values_file is None:
             raise ValueError("deploy needs a version, values, or both")
         chart = self._package(version) if version is not None else None
         if chart is None:
@@ -207,6 +216,8 @@ class TeamRelease:
         args = ["upgrade", self.name, str(chart), "--reuse-values"]
         for key, value in (values or {}).items():
             args += ["--set", f"{key}={value}"]
+        if values_file is not None:
+            args += ["-f", str(values_file)]
         self.helm(*args, "--wait", "--timeout", "120s")
         self.wait_for_one_template()
         return self.revision()
@@ -536,6 +547,38 @@ class Faults:
             with contextlib.suppress(Exception):
                 undo()
         self._undo.clear()
+
+
+# -- signed evidence -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An SSH key a run signs its evidence manifest with (its ``signing_key``), and the
+    allowed-signers file that names it, which ``runbook verify-evidence --allowed-signers``
+    checks the signature against."""
+
+    key: Path
+    allowed_signers: Path
+    principal: str
+
+
+def new_signing_key(folder: Path, principal: str = "game-day@runbook") -> SigningKey:
+    """A fresh ed25519 key (no passphrase) in ``folder``, allowed to sign evidence
+    (``ssh-keygen -Y``'s namespace for it). ``FaultUnavailable`` without ``ssh-keygen``."""
+    from runbook_lib.adapters.ssh_sign import NAMESPACE
+
+    keygen = shutil.which("ssh-keygen")
+    if keygen is None:
+        raise FaultUnavailable("signing the evidence needs ssh-keygen (OpenSSH)")
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder / "evidence-key"
+    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", str(key)],
+                   check=True, capture_output=True)  # fmt: skip
+    kind, public = key.with_suffix(".pub").read_text().split()[:2]
+    allowed = folder / "allowed_signers"
+    allowed.write_text(f'{principal} namespaces="{NAMESPACE}" {kind} {public}\n')
+    return SigningKey(key, allowed, principal)
 
 
 # -- runs ----------------------------------------------------------------------------------------
