@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.record.ending import Cluster, Ending
 from runbook_lib.record.facts import Outcome
@@ -43,6 +45,31 @@ def _said(record: Record, expected: str, run: RunResult | None) -> None:
     if run is not None:
         record("seen", _ending(run.ending))
         record("evidence", str(run.folder))
+
+
+@pytest.fixture
+def bad_deploy(release: TeamRelease, deploy: Callable[..., int]) -> TeamRelease:
+    """The fresh release with ``v1.1.0`` deployed over its good ``v1.0.0``: revision 2."""
+    deploy(BAD_VERSION)
+    return release
+
+
+def _changes_nothing(
+    release: TeamRelease,
+    run_runbook: Runner,
+    record: Record,
+    expected: str,
+    outcome: Outcome,
+    **parameters: Any,
+) -> Ending:
+    """A run that must end with ``outcome`` and leave the release as it found it (revisions,
+    images, Lease); the report says what was expected and seen."""
+    before = release.snapshot()
+    ending = run_runbook(**parameters)
+    _said(record, expected, run_runbook.last)
+    assert ending.outcome is outcome, _ending(ending)
+    assert_nothing_changed(release, before)
+    return ending
 
 
 def test_bad_deploy_rolled_back(
@@ -82,38 +109,31 @@ def test_healthy_deploy_left_alone(
 ) -> None:
     deploy(BAD_VERSION.replace("1.1", "1.2"))
     wait_for_verdict(Verdict.NO_ROLLBACK)
-    before = release.snapshot()
-    ending = run_runbook()
-    _said(record_property, "no rollback; nothing changed", run_runbook.last)
-    assert ending.outcome is Outcome.NO_ROLLBACK, _ending(ending)
-    assert_nothing_changed(release, before)
+    _changes_nothing(release, run_runbook, record_property, "no rollback; nothing changed",
+                     Outcome.NO_ROLLBACK)  # fmt: skip
 
 
+@pytest.mark.usefixtures("bad_deploy")
 def test_metrics_down_changes_nothing(
     release: TeamRelease,
-    deploy: Callable[..., int],
     faults: Any,
     run_runbook: Runner,
     record_property: Record,
 ) -> None:
-    deploy(BAD_VERSION)
     faults.prometheus_down()
-    before = release.snapshot()
-    ending = run_runbook()
-    _said(record_property, "inconclusive (metrics unreachable); nothing changed", run_runbook.last)
+    ending = _changes_nothing(release, run_runbook, record_property,
+                              "inconclusive (metrics unreachable); nothing changed",
+                              Outcome.INCONCLUSIVE)  # fmt: skip
     assert ending.verdict is Verdict.INCONCLUSIVE, _ending(ending)
-    assert ending.outcome is Outcome.INCONCLUSIVE, _ending(ending)
     assert ending.cluster is Cluster.NOT_CHANGED, _ending(ending)
-    assert_nothing_changed(release, before)
 
 
+@pytest.mark.usefixtures("bad_deploy")
 def test_two_runs_at_once_roll_back_once(
     release: TeamRelease,
-    deploy: Callable[..., int],
     run_runbook: Runner,
     record_property: Record,
 ) -> None:
-    deploy(BAD_VERSION)
     started = [run_runbook.start(manual_reason=MANUAL) for _ in range(2)]
     runs = [s.finish() for s in started]
     record_property("expected", "one run rolls back (one helm rollback), the other is refused")
@@ -133,14 +153,13 @@ def _wait_for(path: Path, run: Any, timeout_s: float = 240.0) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.usefixtures("bad_deploy")
 def test_killed_mid_rollback_rerun_finishes_within_a_minute(
     release: TeamRelease,
-    deploy: Callable[..., int],
     faults: Any,
     run_runbook: Runner,
     record_property: Record,
 ) -> None:
-    deploy(BAD_VERSION)
     faults.helm_hanging(applies_first=True, timeout="2m")
     crashed = run_runbook.start(manual_reason=MANUAL)
     _wait_for(faults.folder / "applied", crashed)
@@ -159,14 +178,13 @@ def test_killed_mid_rollback_rerun_finishes_within_a_minute(
     assert_evidence_verifies(crashed.folder)  # sealed by the rerun as what is so
 
 
+@pytest.mark.usefixtures("bad_deploy")
 def test_evidence_disk_full_refused_before_any_change(
     release: TeamRelease,
-    deploy: Callable[..., int],
     faults: Any,
     run_runbook: Runner,
     record_property: Record,
 ) -> None:
-    deploy(BAD_VERSION)
     faults.evidence_disk_full()
     before = release.snapshot()
     ending = run_runbook(manual_reason=MANUAL)
@@ -182,14 +200,13 @@ def test_evidence_disk_full_refused_before_any_change(
     assert_nothing_changed(release, before)
 
 
+@pytest.mark.usefixtures("bad_deploy")
 def test_helm_hanging_killed_lock_freed(
     release: TeamRelease,
-    deploy: Callable[..., int],
     faults: Any,
     run_runbook: Runner,
     record_property: Record,
 ) -> None:
-    deploy(BAD_VERSION)
     faults.helm_hanging(timeout="3s")
     ending = run_runbook(manual_reason=MANUAL)
     _said(record_property, "helm killed after helm_timeout; the run fails, lock freed",
@@ -201,15 +218,12 @@ def test_helm_hanging_killed_lock_freed(
     assert_lock_free(release)
 
 
+@pytest.mark.usefixtures("bad_deploy")
 def test_wrong_cluster_refused(
     release: TeamRelease,
-    deploy: Callable[..., int],
     run_runbook: Runner,
     record_property: Record,
 ) -> None:
-    deploy(BAD_VERSION)
-    before = release.snapshot()
-    ending = run_runbook(manual_reason=MANUAL, expected_cluster="kwok-production")
-    _said(record_property, "refused: not the expected cluster; nothing changed", run_runbook.last)
-    assert ending.outcome is Outcome.REFUSED, _ending(ending)
-    assert_nothing_changed(release, before)
+    _changes_nothing(release, run_runbook, record_property,
+                     "refused: not the expected cluster; nothing changed", Outcome.REFUSED,
+                     manual_reason=MANUAL, expected_cluster="kwok-production")  # fmt: skip

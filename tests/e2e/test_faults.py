@@ -289,12 +289,21 @@ def _unschedulable_target(sb: Sandbox, progress_deadline_s: int) -> None:
     sb.deploy("v1.1.0")
 
 
-def test_rollout_past_progress_deadline_fails(bad_deploy: Sandbox, tmp_path: Path) -> None:
-    sb = bad_deploy
-    _unschedulable_target(sb, progress_deadline_s=5)
-    ctx = start(sb, tmp_path, rollout_timeout="2m")
+def _rolled_back_to_unschedulable(
+    sb: Sandbox, tmp_path: Path, *, progress_deadline_s: int, rollout_timeout: str
+) -> steps.RunContext:
+    """A run through ``helm rollback`` to a target whose pods can never be scheduled."""
+    _unschedulable_target(sb, progress_deadline_s=progress_deadline_s)
+    ctx = start(sb, tmp_path, rollout_timeout=rollout_timeout)
     for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
         step(ctx)
+    return ctx
+
+
+def test_rollout_past_progress_deadline_fails(bad_deploy: Sandbox, tmp_path: Path) -> None:
+    sb = bad_deploy
+    ctx = _rolled_back_to_unschedulable(sb, tmp_path, progress_deadline_s=5,
+                                        rollout_timeout="2m")  # fmt: skip
     with pytest.raises(VerificationFailed, match="progress deadline"):
         steps.wait_for_rollout(ctx)
     failed_step(ctx, "wait_for_rollout")
@@ -304,10 +313,8 @@ def test_rollout_past_progress_deadline_fails(bad_deploy: Sandbox, tmp_path: Pat
 
 def test_rollout_timeout(bad_deploy: Sandbox, tmp_path: Path) -> None:
     sb = bad_deploy
-    _unschedulable_target(sb, progress_deadline_s=600)
-    ctx = start(sb, tmp_path, rollout_timeout="5s")
-    for step in (*UP_TO_ROLLBACK, steps.helm_rollback):
-        step(ctx)
+    ctx = _rolled_back_to_unschedulable(sb, tmp_path, progress_deadline_s=600,
+                                        rollout_timeout="5s")  # fmt: skip
     with pytest.raises(StepTimeout) as caught:
         steps.wait_for_rollout(ctx)
     assert caught.value.step == "wait_for_rollout"

@@ -10,13 +10,13 @@ release alone, whatever its image says.
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sandbox_waits import wait_until
 
 from runbook_sandbox import paths, traffic_control
 
@@ -47,18 +47,6 @@ def _value(sb: Sandbox, promql: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def _wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``check`` until it returns something true; return that."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.5)
-
-
 def _wait_value(
     sb: Sandbox, promql: str, accept: Callable[[float], bool], timeout_s: float, what: str
 ) -> float:
@@ -72,7 +60,7 @@ def _wait_value(
             return True
         return False
 
-    _wait_for(check, timeout_s, what)
+    wait_until(check, what, timeout_s)
     return seen[-1]
 
 
@@ -126,9 +114,9 @@ def test_a_second_release_is_judged_by_its_own_series_and_broken_by_its_template
     assert healthy < 0.01
     # Each of its pods has its own log, in its own namespace.
     pod = _shop_pods(sb)[0]["metadata"]["name"]
-    _wait_for(
+    wait_until(
         lambda: f"pod={pod}" in sb.kubectl("logs", "-n", NAMESPACE, pod),
-        30, f"requests in the log of {NAMESPACE}/{pod}",
+        f"requests in the log of {NAMESPACE}/{pod}", 30,
     )  # fmt: skip
 
     # A values-only upgrade: same image, new pods with a new template hash.
@@ -138,9 +126,9 @@ def test_a_second_release_is_judged_by_its_own_series_and_broken_by_its_template
         "upgrade", RELEASE, str(paths.chart_dir()), "--namespace", NAMESPACE, "--reuse-values",
         "--set", "env.FEATURE_CHECKOUT_V2=on", "--wait", "--timeout", "120s", timeout_s=180,
     )  # fmt: skip
-    new_hash = _wait_for(
+    new_hash = wait_until(
         lambda: (found := _one_template_hash(sb)) != before and found,
-        60, "the upgraded pods to serve alone",
+        "the upgraded pods to serve alone", 60,
     )  # fmt: skip
     images = {p["spec"]["containers"][0]["image"] for p in _shop_pods(sb)}
     assert images == {"registry.local/api:v1.0.0"}  # the image did not change
