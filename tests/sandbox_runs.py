@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
+    from runbook_sandbox.team import TeamRelease
 
-__all__ = ["RUNBOOK", "lease_holder", "rollback_argv", "sandbox_run"]
+__all__ = ["RUNBOOK", "lease_holder", "release_run", "rollback_argv", "sandbox_run"]
 
 RUNBOOK = Path(sys.executable).parent / "runbook"
 
@@ -30,6 +31,16 @@ def sandbox_run(sb: Sandbox, tmp_path: Path, incident_id: str, **over: Any) -> d
         "incident_id": incident_id,
     }
     return params | over
+
+
+def release_run(
+    release: TeamRelease, tmp_path: Path, incident_id: str, **over: Any
+) -> dict[str, Any]:
+    """``sandbox_run`` on a release of its own (the plugin's ``release``): its namespace, its
+    name and its series only."""
+    own = release.parameters()
+    where = {k: own[k] for k in ("namespace", "release", "prometheus_selector")}
+    return sandbox_run(release.sandbox, tmp_path, incident_id, **where) | over
 
 
 def rollback_argv(params: Mapping[str, Any]) -> list[str]:

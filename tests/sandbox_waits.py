@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from runbook_sandbox.pod_logs import pod_log_dir
+
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
 
@@ -36,9 +38,12 @@ def wait_until(check: Callable[[], T], what: str, timeout_s: float = 120.0) -> T
         time.sleep(POLL_S)
 
 
-def serving_pods(sb: Sandbox, version: str, *, selector: str = "app=api") -> list[str]:
-    """Names of the ready, non-terminating pods that run ``version``."""
-    listed = json.loads(sb.kubectl("get", "pods", "-l", selector, "-o", "json"))["items"]
+def serving_pods(
+    sb: Sandbox, version: str, *, selector: str = "app=api", namespace: str = "default"
+) -> list[str]:
+    """Names of the ready, non-terminating pods that run ``version`` in ``namespace``."""
+    argv = ("--namespace", namespace, "get", "pods", "-l", selector, "-o", "json")
+    listed = json.loads(sb.kubectl(*argv))["items"]
     return sorted(
         p["metadata"]["name"]
         for p in listed
@@ -51,9 +56,9 @@ def serving_pods(sb: Sandbox, version: str, *, selector: str = "app=api") -> lis
     )
 
 
-def _pod_log(sb: Sandbox, pod: str) -> bytes:
+def _pod_log(sb: Sandbox, pod: str, namespace: str) -> bytes:
     try:
-        return (Path(sb.state_dir) / "logs" / "pods" / f"{pod}.log").read_bytes()
+        return (pod_log_dir(Path(sb.state_dir), namespace) / f"{pod}.log").read_bytes()
     except FileNotFoundError:
         return b""
 
@@ -65,13 +70,15 @@ def pods_have_logged(
     min_bytes: int = 1,
     failures: bool = False,
     containing: str = "",
+    namespace: str = "default",
 ) -> list[str]:
-    """Wait until every pod of ``version`` has ``min_bytes`` in its own log, each of them
-    ``containing`` that text, and (with ``failures``) a 5xx served among them; the pods."""
+    """Wait until every pod of ``version`` (in ``namespace``) has ``min_bytes`` in its own
+    log, each of them ``containing`` that text, and (with ``failures``) a 5xx served among
+    them; the pods."""
 
     def logged() -> list[str]:
-        pods = serving_pods(sb, version)
-        logs = [_pod_log(sb, pod) for pod in pods]
+        pods = serving_pods(sb, version, namespace=namespace)
+        logs = [_pod_log(sb, pod, namespace) for pod in pods]
         if not pods or any(len(log) < min_bytes for log in logs):
             return []
         if containing and not all(containing.encode() in log for log in logs):

@@ -1,9 +1,11 @@
 """The game day, in the suite: headless runs on a bad deploy, faults at the worst moments.
 
-Each scenario runs ``runbook run rollback`` as people and automations do, against the sandbox's
-real API server and helm, and checks what a person would: the cluster (``helm history``, the
-pods' images), the exit status and message, the record's words, ``runbook verify-evidence``,
-and the lock (the Lease free, or held by whom).
+Each scenario runs ``runbook run rollback`` as people and automations do, through the plugin a
+team uses (``release``, ``deploy``, ``faults``, ``run_runbook``: docs/HARNESS.md), on a fresh
+release of the sandbox's chart in a namespace of its own, against the sandbox's real API
+server and helm, and checks what a person would: the cluster (``helm history``, the pods'
+images), the exit status and message, the record's words, ``runbook verify-evidence``, and the
+lock (the Lease free, or held by whom).
 
 - two runs started together under ONE incident id: exactly one ``helm rollback``;
 - two runs started together under two incident ids: the same;
@@ -19,105 +21,52 @@ The decision is the manual rule (``manual_reason``), so no test waits for a brea
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import stat
-import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from sandbox_runs import RUNBOOK, rollback_argv
 
 from runbook_lib.core.exit_status import REFUSED
 from runbook_lib.record.facts import Outcome, RunFacts, attempts
 from runbook_lib.record.timeline import Timeline
-
-if TYPE_CHECKING:
-    from runbook_sandbox import Sandbox
-
+from runbook_sandbox.expect import assert_evidence_verifies, assert_lock_free
+from runbook_sandbox.pytest_plugin import Runner
+from runbook_sandbox.team import Faults, RunResult, Started, TeamRelease
 
 GOOD_IMAGE = "registry.local/api:v1.0.0"
-SHORT = {
-    "step": "2s",
-    "recovery_poll": "2s",
-    "recovery_within": "2m",
-    "prometheus_rate_window": "10s",
-}
 
 
 @pytest.fixture
-def bad_deploy(clean_sandbox: Sandbox) -> Sandbox:
-    """Revision 1 v1.0.0 (good), revision 2 v1.1.0 (the bad deploy), no Lease."""
-    clean_sandbox.deploy("v1.1.0")
-    return clean_sandbox
+def bad_deploy(release: TeamRelease, deploy: Callable[..., int]) -> TeamRelease:
+    """Revision 1 v1.0.0 (good), revision 2 v1.1.0 (the bad deploy), no Lease: a release
+    of its own, in its own namespace."""
+    deploy("v1.1.0")
+    return release
 
 
-def _params(sb: Sandbox, tmp_path: Path, incident: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "incident_id": incident,
-        **sb.run_parameters,
-        "manual_reason": "game day: the on-call engineer rolls back",
-        "confirm": True,
-        "console": False,
-        "notify_file": str(tmp_path / f"channel-{incident}.txt"),
-        "output_dir": str(tmp_path / "ev"),
-        **SHORT,
+def _start(run_runbook: Runner, tmp_path: Path, incident: str, **extra: Any) -> Started:
+    return run_runbook.start(
+        incident_id=incident,
+        manual_reason="game day: the on-call engineer rolls back",
+        notify_file=str(tmp_path / f"channel-{incident}.txt"),
         **extra,
-    }
+    )
 
 
-def _start(sb: Sandbox, params: Mapping[str, Any]) -> subprocess.Popen[str]:
-    return subprocess.Popen(rollback_argv(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **sb.env})  # fmt: skip
-
-
-def _finish(proc: subprocess.Popen[str], timeout_s: float = 300) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return proc.returncode, out, err
-
-
-def _history(sb: Sandbox) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = json.loads(sb.helm("history", "app", "-o", "json"))
-    return rows
-
-
-def _rollbacks(sb: Sandbox) -> list[int]:
+def _rollbacks(release: TeamRelease) -> list[int]:
     """The revisions ``helm rollback`` made."""
-    return [r["revision"] for r in _history(sb) if str(r["description"]).startswith("Rollback")]
+    return [
+        r["revision"] for r in release.history() if str(r["description"]).startswith("Rollback")
+    ]
 
 
-def _images(sb: Sandbox) -> set[str]:
-    out = sb.kubectl("get", "pods", "-l", "app=api", "-o",
-                     "jsonpath={.items[*].spec.containers[*].image}")  # fmt: skip
-    return set(out.split())
-
-
-def _wait_for_images(sb: Sandbox, images: set[str], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _images(sb) != images:
-        assert time.monotonic() < deadline, f"pods run {_images(sb)}, not {images}"
-        time.sleep(0.5)
-
-
-def _lease_holder(sb: Sandbox) -> str | None:
-    out = sb.kubectl("get", "lease", "runbook-rollback-app", "--ignore-not-found",
-                     "-o", "jsonpath={.spec.holderIdentity}")  # fmt: skip
-    return out.strip() or None
-
-
-def _verify(folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(RUNBOOK), "verify-evidence", str(folder)], capture_output=True,
-                          text=True, check=False)  # fmt: skip
+def _assert_pods_run_the_good_image(release: TeamRelease) -> None:
+    release.wait_for_one_template()
+    assert release.images() == {GOOD_IMAGE}
 
 
 def _runs(folder: Path) -> dict[str, RunFacts]:
@@ -126,67 +75,47 @@ def _runs(folder: Path) -> dict[str, RunFacts]:
     return {key: RunFacts.read(events, run=key) for key, _ in attempts(events)}
 
 
-def _wait_for(path: Path, proc: subprocess.Popen[str], timeout_s: float = 180) -> None:
+def _wait_for(path: Path, run: Started, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before {path.name}: {proc.communicate()}")
+        if run.proc.poll() is not None:
+            raise AssertionError(f"the run ended before {path.name}: {run.proc.communicate()}")
         assert time.monotonic() < deadline, f"{path.name} did not appear in {timeout_s} s"
         time.sleep(0.1)
 
 
-def _helm_that_applies_then_hangs(real: Path, folder: Path, *, hang_s: int) -> Path:
-    """``helm rollback`` applies the rollback for real, then hangs (bounded) as if the API
-    server stopped answering before helm could report: only a kill ends it early."""
-    wrapper = folder / "helm"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = rollback ]; then\n'
-        f'  "{real}" "$@" || exit $?\n'
-        f'  echo $$ > "{folder}/helm.pid"\n'
-        f'  touch "{folder}/applied"\n'
-        f"  exec sleep {hang_s}\n"
-        "fi\n"
-        f'exec "{real}" "$@"\n'
-    )
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    return wrapper
-
-
 def _assert_started_together_gave_one_rollback(
-    sb: Sandbox, results: list[tuple[int, str, str]], folders: list[Path]
-) -> tuple[str, str]:
+    release: TeamRelease, results: list[RunResult]
+) -> tuple[RunResult, RunResult]:
     """One run rolled back and recovered; the other was refused naming the holder."""
-    statuses = sorted(status for status, _, _ in results)
-    assert statuses == [0, REFUSED], [r[2][-2000:] for r in results]
-    assert _rollbacks(sb) == [3]  # exactly one helm rollback: revision 3, "Rollback to 1"
-    _wait_for_images(sb, {GOOD_IMAGE})
-    assert _lease_holder(sb) is None
-    winner = next(r for r in results if r[0] == 0)
-    loser = next(r for r in results if r[0] == REFUSED)
-    assert "outcome: recovered" in winner[1]
-    assert "cluster: rolled back by this run: revision 2 -> 1" in winner[1]
-    assert "outcome: refused" in loser[1]
+    statuses = sorted(r.exit_status for r in results)
+    assert statuses == [0, REFUSED], [r.stderr[-2000:] for r in results]
+    assert _rollbacks(release) == [3]  # exactly one helm rollback: revision 3, "Rollback to 1"
+    _assert_pods_run_the_good_image(release)
+    assert_lock_free(release)
+    winner = next(r for r in results if r.exit_status == 0)
+    loser = next(r for r in results if r.exit_status == REFUSED)
+    assert "outcome: recovered" in winner.stdout
+    assert "cluster: rolled back by this run: revision 2 -> 1" in winner.stdout
+    assert "outcome: refused" in loser.stdout
     # Refused by the lock (naming its holder as a process), or, when the winner's helm
     # rollback was already under way as the loser read helm history, by Helm's pending
     # operation: either way before any change.
-    by_lock = "is being rolled back by 'GD-" in loser[2] and " (pid " in loser[2]
-    by_helm = "another Helm operation is in progress on this release" in loser[2]
-    assert by_lock or by_helm, loser[2]
-    for folder in folders:
-        assert _verify(folder).returncode == 0, _verify(folder).stdout
-    return winner[1], loser[2]
+    by_lock = "is being rolled back by 'GD-" in loser.stderr and " (pid " in loser.stderr
+    by_helm = "another Helm operation is in progress on this release" in loser.stderr
+    assert by_lock or by_helm, loser.stderr
+    for folder in {r.folder for r in results}:
+        assert_evidence_verifies(folder)
+    return winner, loser
 
 
 def test_two_runs_with_one_incident_id_started_together_roll_back_once(
-    bad_deploy: Sandbox, tmp_path: Path
+    bad_deploy: TeamRelease, run_runbook: Runner, tmp_path: Path
 ) -> None:
-    sb = bad_deploy
-    params = _params(sb, tmp_path, "GD-SAME")
-    procs = [_start(sb, params), _start(sb, params)]
-    results = [_finish(proc) for proc in procs]
-    folder = tmp_path / "ev" / "GD-SAME"
-    _assert_started_together_gave_one_rollback(sb, results, [folder])
+    started = [_start(run_runbook, tmp_path, "GD-SAME") for _ in range(2)]
+    results = [run.finish() for run in started]
+    folder = started[0].folder
+    _assert_started_together_gave_one_rollback(bad_deploy, results)
     # One timeline, two runs, each with its own story.
     runs = _runs(folder)
     assert len(runs) == 2
@@ -208,13 +137,12 @@ def test_two_runs_with_one_incident_id_started_together_roll_back_once(
 
 
 def test_two_runs_with_two_incident_ids_started_together_roll_back_once(
-    bad_deploy: Sandbox, tmp_path: Path
+    bad_deploy: TeamRelease, run_runbook: Runner, tmp_path: Path
 ) -> None:
-    sb = bad_deploy
-    procs = [_start(sb, _params(sb, tmp_path, incident)) for incident in ("GD-A", "GD-B")]
-    results = [_finish(proc) for proc in procs]
-    folders = [tmp_path / "ev" / incident for incident in ("GD-A", "GD-B")]
-    _assert_started_together_gave_one_rollback(sb, results, folders)
+    started = [_start(run_runbook, tmp_path, incident) for incident in ("GD-A", "GD-B")]
+    results = [run.finish() for run in started]
+    _assert_started_together_gave_one_rollback(bad_deploy, results)
+    folders = [run.folder for run in started]
     records = {f.name: json.loads((f / "record.json").read_text()) for f in folders}
     assert sorted(r["outcome"] for r in records.values()) == ["recovered", "refused"]
     refused = next(f for f in folders if records[f.name]["outcome"] == "refused")
@@ -223,21 +151,19 @@ def test_two_runs_with_two_incident_ids_started_together_roll_back_once(
 
 
 def test_a_rollback_applied_then_killed_by_helm_timeout_is_recorded_as_applied(
-    bad_deploy: Sandbox, tmp_path: Path
+    bad_deploy: TeamRelease, faults: Faults, run_runbook: Runner, tmp_path: Path
 ) -> None:
-    sb = bad_deploy
-    helm = _helm_that_applies_then_hangs(sb.bin_dir / "helm", tmp_path, hang_s=120)
-    params = _params(sb, tmp_path, "GD-TIMEOUT", helm_binary=str(helm), helm_timeout="2s")
-    status, out, err = _finish(_start(sb, params))
-    folder = tmp_path / "ev" / "GD-TIMEOUT"
-    assert status == 1, err[-3000:]
+    faults.helm_hanging(applies_first=True, timeout="2s")
+    run = _start(run_runbook, tmp_path, "GD-TIMEOUT").finish()
+    folder, out = run.folder, run.stdout
+    assert run.exit_status == 1, run.stderr[-3000:]
     # The cluster: the rollback is in, whatever helm's exit said.
-    history = _history(sb)
+    history = bad_deploy.history()
     assert [(r["revision"], r["status"]) for r in history] == [
         (1, "superseded"), (2, "superseded"), (3, "deployed")
     ]  # fmt: skip
     assert history[-1]["description"] == "Rollback to 1"
-    _wait_for_images(sb, {GOOD_IMAGE})
+    _assert_pods_run_the_good_image(bad_deploy)
     # The run says so: exit line, record, notification, all the same sentence.
     facts = next(iter(_runs(folder).values()))
     read = facts.read_back
@@ -260,64 +186,46 @@ def test_a_rollback_applied_then_killed_by_helm_timeout_is_recorded_as_applied(
     assert "Nothing was rolled back" not in md
     channel = (tmp_path / "channel-GD-TIMEOUT.txt").read_text()
     assert read.sentence in channel
-    assert _lease_holder(sb) is None  # given back when the step failed
-    assert _verify(folder).returncode == 0
-
-
-def _kernel_of(pid: int) -> int:
-    """The notebook kernel ``runbook run`` (pid) started: its child process."""
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[1] == str(pid):
-            return int(stat_file.parent.name)
-    raise AssertionError(f"runbook run {pid} has no kernel")
+    assert_lock_free(bad_deploy)  # given back when the step failed
+    assert_evidence_verifies(folder)
 
 
 def test_a_run_killed_mid_rollback_is_sealed_by_a_rerun_with_what_is_so(
-    bad_deploy: Sandbox, tmp_path: Path
+    bad_deploy: TeamRelease, faults: Faults, run_runbook: Runner, tmp_path: Path
 ) -> None:
-    sb = bad_deploy
-    helm = _helm_that_applies_then_hangs(sb.bin_dir / "helm", tmp_path, hang_s=120)
+    # helm applies the rollback, then hangs far longer than the test waits: only the crash
+    # ends the run.
+    faults.helm_hanging(applies_first=True, timeout="10m")
     # A lock_ttl far longer than any run, however busy the machine: the rerun finishing before
     # the crashed run's Lease frees proves it never waited for it.
     ttl = {"lock_ttl": "10m"}
-    crash = _start(sb, _params(sb, tmp_path, "GD-CRASH", helm_binary=str(helm), **ttl))
-    try:
-        _wait_for(tmp_path / "applied", crash)
-        kernel = _kernel_of(crash.pid)
-        # The machine dies: the command, its kernel and the helm it started, all at once.
-        os.kill(crash.pid, signal.SIGKILL)
-        os.killpg(kernel, signal.SIGKILL)
-        killed_at = datetime.now(UTC)
-        killed = time.monotonic()
-    finally:
-        _finish(crash, timeout_s=30)
-        pid = tmp_path / "helm.pid"
-        if pid.exists():  # normally gone with its process group; never left behind
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid.read_text()), signal.SIGKILL)
-    crashed = tmp_path / "ev" / "GD-CRASH"
-    assert _verify(crashed).returncode != 0  # its timeline went on after its last seal
-    lease = json.loads(sb.kubectl("get", "lease", "runbook-rollback-app", "-o", "json"))
+    crash = _start(run_runbook, tmp_path, "GD-CRASH", **ttl)
+    _wait_for(faults.folder / "applied", crash)
+    # The machine dies: the command, its kernel and the helm it started, all at once.
+    crash.crash()
+    killed_at = datetime.now(UTC)
+    killed = time.monotonic()
+    crashed = crash.folder
+    with pytest.raises(AssertionError):  # its timeline went on after its last seal
+        assert_evidence_verifies(crashed)
+    lease = json.loads(bad_deploy.kubectl("get", "lease", bad_deploy.lease, "-o", "json"))
     assert lease["spec"]["holderIdentity"].startswith("GD-CRASH@")  # renewed < 1 min ago
     frees_at = datetime.fromisoformat(lease["spec"]["renewTime"]) + timedelta(
         seconds=lease["spec"]["leaseDurationSeconds"]
     )
 
-    status, out, err = _finish(_start(sb, _params(sb, tmp_path, "GD-RERUN", **ttl)))
+    faults.overrides.clear()  # the rerun's helm is the real one
+    rerun_run = _start(run_runbook, tmp_path, "GD-RERUN", **ttl).finish()
     elapsed = time.monotonic() - killed
-    assert status == 0, err[-3000:]
-    assert "outcome: already_rolled_back" in out
-    assert _rollbacks(sb) == [3]
-    _wait_for_images(sb, {GOOD_IMAGE})
-    assert _lease_holder(sb) is None
+    assert rerun_run.exit_status == 0, rerun_run.stderr[-3000:]
+    assert "outcome: already_rolled_back" in rerun_run.stdout
+    assert _rollbacks(bad_deploy) == [3]
+    _assert_pods_run_the_good_image(bad_deploy)
+    assert_lock_free(bad_deploy)
 
     # The rerun took the lock at once, while the crashed run's Lease was still live: its
     # holder's process was gone.
-    rerun_events = Timeline(tmp_path / "ev" / "GD-RERUN" / "timeline.jsonl").events
+    rerun_events = Timeline(rerun_run.folder / "timeline.jsonl").events
     rerun = RunFacts.read(rerun_events)
     assert rerun.lock is not None
     assert rerun.lock.takeover == "gone"
@@ -344,35 +252,33 @@ def test_a_run_killed_mid_rollback_is_sealed_by_a_rerun_with_what_is_so(
     assert record["outcome"] == "interrupted"
     assert record["rolled_back"] is True
     assert read.sentence in (crashed / "record.md").read_text()
-    assert _verify(crashed).returncode == 0
+    assert_evidence_verifies(crashed)
     (found,) = rerun.earlier_runs
     assert found.incident_id == "GD-CRASH"
     assert "the rollback was applied" in found.outcome
     # The rerun names the bad release from history, never the rollback revision as the bad one.
-    rerun_record = json.loads((tmp_path / "ev" / "GD-RERUN" / "record.json").read_text())
+    rerun_record = json.loads((rerun_run.folder / "record.json").read_text())
     assert rerun_record["bad_revision"] == 2
     channel = tmp_path / "channel-GD-RERUN.txt"
     assert "from v1.0.0 to v1.0.0" not in (channel.read_text() if channel.exists() else "")
-    assert _verify(tmp_path / "ev" / "GD-RERUN").returncode == 0
+    assert_evidence_verifies(rerun_run.folder)
 
 
 def test_the_wrong_cluster_is_refused_before_anything_is_read_or_changed(
-    bad_deploy: Sandbox, tmp_path: Path
+    bad_deploy: TeamRelease, run_runbook: Runner, tmp_path: Path
 ) -> None:
-    sb = bad_deploy
-    before = _history(sb)
-    params = _params(sb, tmp_path, "GD-WRONG", expected_cluster="kwok-production")
-    status, out, err = _finish(_start(sb, params))
-    folder = tmp_path / "ev" / "GD-WRONG"
-    assert status == REFUSED
-    assert f"refusing to act: kube context '{sb.context}'" in err
-    assert "is not the expected cluster 'kwok-production'" in err
-    assert "outcome: refused" in out
-    assert _history(sb) == before
-    assert _lease_holder(sb) is None
+    before = bad_deploy.snapshot()
+    run = _start(run_runbook, tmp_path, "GD-WRONG", expected_cluster="kwok-production").finish()
+    folder = run.folder
+    assert run.exit_status == REFUSED
+    assert f"refusing to act: kube context '{bad_deploy.sandbox.context}'" in run.stderr
+    assert "is not the expected cluster 'kwok-production'" in run.stderr
+    assert "outcome: refused" in run.stdout
+    assert bad_deploy.snapshot() == before  # revisions, images, no Lease
+    assert_lock_free(bad_deploy)
     assert not (folder / "kubernetes").exists()  # nothing read from a cluster not ours
     assert not (folder / "helm").exists()
     record = json.loads((folder / "record.json").read_text())
     assert (record["outcome"], record["rolled_back"]) == ("refused", False)
     assert "- Outcome: **refused**" in (folder / "record.md").read_text()
-    assert _verify(folder).returncode == 0
+    assert_evidence_verifies(folder)

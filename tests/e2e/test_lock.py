@@ -4,7 +4,9 @@ lock is taken at once by a rerun (its process is gone) that seals and links the 
 evidence, read back from the cluster.
 Also: a release re-deployed during ``check_recovery`` is reported as changed, not unrecovered.
 
-TTLs are seconds long here, so the tests prove renewal and expiry without waiting a minute.
+Each test has a bad deploy of its own (the plugin's ``release`` and ``deploy``: a namespace
+of its own). TTLs are seconds long here, so the tests prove renewal and expiry without
+waiting a minute.
 """
 
 from __future__ import annotations
@@ -17,30 +19,28 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from sandbox_runs import lease_holder, sandbox_run
+from sandbox_runs import release_run
 from sandbox_waits import wait_until
 
 from runbook_lib import steps
 from runbook_lib.errors import LockHeld, LockLost, ReleaseChangedUnderRun
 from runbook_lib.record.facts import Outcome, RunFacts
 from runbook_lib.record.timeline import Timeline
-
-if TYPE_CHECKING:
-    from runbook_sandbox import Sandbox
-
+from runbook_sandbox.team import TeamRelease
 
 BAD_IMAGE = "registry.local/api:v1.1.0"
 
 
-def params(sb: Sandbox, tmp_path: Path, incident: str, **over: Any) -> dict[str, Any]:
-    """A run against the sandbox in the parameter vocabulary, scaled for tests."""
-    values = sandbox_run(
-        sb,
+def params(release: TeamRelease, tmp_path: Path, incident: str, **over: Any) -> dict[str, Any]:
+    """A run against the release in the parameter vocabulary, scaled for tests."""
+    values = release_run(
+        release,
         tmp_path,
         incident,
         step="2s",
@@ -53,28 +53,26 @@ def params(sb: Sandbox, tmp_path: Path, incident: str, **over: Any) -> dict[str,
     return values | over
 
 
-def start(sb: Sandbox, tmp_path: Path, incident: str, **over: Any) -> steps.RunContext:
-    return steps.start_run(**params(sb, tmp_path, incident, **over))
+def start(release: TeamRelease, tmp_path: Path, incident: str, **over: Any) -> steps.RunContext:
+    return steps.start_run(**params(release, tmp_path, incident, **over))
 
 
-def revisions(sb: Sandbox) -> list[tuple[int, str]]:
-    rows = json.loads(sb.helm("history", "app", "-o", "json"))
-    return [(r["revision"], r["status"]) for r in rows]
+def revisions(release: TeamRelease) -> list[tuple[int, str]]:
+    return [(r["revision"], r["status"]) for r in release.history()]
 
 
 @pytest.fixture
-def bad_deploy(sandbox: Sandbox) -> Sandbox:
-    """Revision 1 v1.0.0, revision 2 v1.1.0 (the bad one), no lock."""
-    sandbox.reset()
-    sandbox.deploy("v1.1.0")
-    return sandbox
+def bad_deploy(release: TeamRelease, deploy: Callable[..., int]) -> TeamRelease:
+    """Revision 1 v1.0.0, revision 2 v1.1.0 (the bad one), no lock: a release of its own."""
+    deploy("v1.1.0")
+    return release
 
 
-def renewed_for(sb: Sandbox, seconds: float) -> None:
+def renewed_for(release: TeamRelease, seconds: float) -> None:
     """Wait until the release's Lease has been renewed ``seconds`` after it was acquired."""
 
     def span() -> float:
-        spec = json.loads(sb.kubectl("get", "lease", "runbook-rollback-app", "-o", "json"))["spec"]
+        spec = json.loads(release.kubectl("get", "lease", release.lease, "-o", "json"))["spec"]
         acquired, renewed = (
             datetime.fromisoformat(spec[k].replace("Z", "+00:00"))
             for k in ("acquireTime", "renewTime")
@@ -91,7 +89,7 @@ def to_the_prompt(ctx: steps.RunContext) -> None:
 
 
 def test_lock_holds_through_a_long_prompt_and_is_taken_over_only_with_a_reason(
-    bad_deploy: Sandbox, tmp_path: Path
+    bad_deploy: TeamRelease, tmp_path: Path
 ) -> None:
     sb = bad_deploy
     seen: dict[str, Any] = {}
@@ -137,17 +135,17 @@ def test_lock_holds_through_a_long_prompt_and_is_taken_over_only_with_a_reason(
     assert taken.takeover == "deliberate"
     assert taken.previous_holder == held.holder
     assert taken.reason == "alice is unreachable, her laptop froze"
-    assert (lease_holder(sb) or "").startswith("lock-carol@e2e (pid ")
+    assert (sb.lease_holder() or "").startswith("lock-carol@e2e (pid ")
 
     # Alice's rollback stops before changing anything, naming who holds the lock now.
     steps.notify(alice)
     with pytest.raises(LockLost) as lost:
         steps.helm_rollback(alice)
-    assert lost.value.holder == lease_holder(sb)
+    assert lost.value.holder == sb.lease_holder()
     assert "lock-carol@e2e" in str(lost.value)
     assert "alice is unreachable" in str(lost.value)
     assert revisions(sb) == before
-    assert (lease_holder(sb) or "").startswith("lock-carol@e2e")  # never freed by the loser
+    assert (sb.lease_holder() or "").startswith("lock-carol@e2e")  # never freed by the loser
 
     # Re-running the cell refuses while Carol holds the lock ...
     with pytest.raises(LockHeld):
@@ -161,9 +159,9 @@ def test_lock_holds_through_a_long_prompt_and_is_taken_over_only_with_a_reason(
     )
     done = steps.helm_rollback(alice)
     assert done.action == "rolled back"
-    assert (lease_holder(sb) or "").startswith("lock-alice@e2e")
+    assert (sb.lease_holder() or "").startswith("lock-alice@e2e")
     steps.finish(alice)
-    assert lease_holder(sb) is None
+    assert sb.lease_holder() is None
 
 
 CRASHING_RUN = """
@@ -198,17 +196,17 @@ def wait_for(path: Path, timeout_s: float, *, log: Path | None = None) -> None:
 
 
 def test_a_run_killed_mid_rollback_frees_the_lock_and_the_rerun_seals_its_evidence(
-    bad_deploy: Sandbox, tmp_path: Path
+    bad_deploy: TeamRelease, tmp_path: Path
 ) -> None:
     sb = bad_deploy
-    helm = helm_that_signals(sb.bin_dir / "helm", tmp_path)
+    helm = helm_that_signals(sb.sandbox.bin_dir / "helm", tmp_path)
     # A minute's TTL: the rerun must not need to wait for it.
     crashed_params = params(sb, tmp_path, "crash-1", helm_binary=str(helm), lock_ttl="1m")
     (tmp_path / "crash.json").write_text(json.dumps(crashed_params))
     with (tmp_path / "crash.log").open("wb") as log:
         child = subprocess.Popen(
             [sys.executable, "-c", CRASHING_RUN, str(tmp_path / "crash.json")],
-            env=os.environ | sb.env,
+            env=os.environ | sb.sandbox.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -263,7 +261,7 @@ def test_a_run_killed_mid_rollback_frees_the_lock_and_the_rerun_seals_its_eviden
 
 
 def test_a_redeploy_during_check_recovery_is_a_changed_release(
-    bad_deploy: Sandbox, tmp_path: Path
+    bad_deploy: TeamRelease, tmp_path: Path
 ) -> None:
     sb = bad_deploy
     redeploy = {"armed": False, "done": False}

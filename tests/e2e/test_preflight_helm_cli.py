@@ -4,30 +4,30 @@ The helm binary the run is given is a wrapper that logs its arguments and then r
 Helm 3 or Helm 4: what preflight asked is then read from the log, not assumed. It must read a
 fresh ``helm history`` (nothing from before the decision is trusted), the values of exactly
 the revisions the target scan compares, and the target's manifest by its explicit number.
+Each test deploys on a release of its own (the plugin's ``release`` and ``deploy``).
 """
 
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from sandbox_runs import sandbox_run
+from sandbox_runs import release_run
 
 from runbook_lib import steps
 from runbook_lib.errors import CommandFailed
+from runbook_sandbox.team import TeamRelease
 
-from .test_steps import events, snapshot
-
-if TYPE_CHECKING:
-    from runbook_sandbox import Sandbox
+from .test_steps import events
 
 
-def start(sb: Sandbox, tmp_path: Path, **over: Any) -> steps.RunContext:
-    """A run against the sandbox with what preflight needs (the parameter vocabulary's names)."""
-    return steps.start_run(**(sandbox_run(sb, tmp_path, "e2e-preflight", step="5s") | over))
+def start(release: TeamRelease, tmp_path: Path, **over: Any) -> steps.RunContext:
+    """A run against the release with what preflight needs (the parameter vocabulary's names)."""
+    return steps.start_run(**(release_run(release, tmp_path, "e2e-preflight", step="5s") | over))
 
 
 def logging_helm(real: Path, folder: Path) -> tuple[Path, Path]:
@@ -52,14 +52,13 @@ def calls(log: Path) -> list[str]:
 
 @pytest.mark.parametrize("binary", ["helm", "helm4"])
 def test_preflight_reads_history_needed_values_and_target_manifest_through_helm(
-    sandbox: Sandbox, tmp_path: Path, binary: str
+    release: TeamRelease, deploy: Callable[..., int], tmp_path: Path, binary: str
 ) -> None:
-    sb = sandbox
-    sb.reset()
+    sb = release
     # Revision 2 has revision 1's chart and app version, only other values: the target scan
     # must compare values to tell them apart, so preflight has to fetch them.
-    sb.deploy("v1.0.0", values={"replicaCount": "3"})
-    wrapper, log = logging_helm(sb.bin_dir / binary, tmp_path)
+    deploy(values={"replicaCount": "3"})
+    wrapper, log = logging_helm(sb.sandbox.bin_dir / binary, tmp_path)
     ctx = start(sb, tmp_path, helm_binary=str(wrapper), dry_run=True)
     steps.assess(ctx)
     steps.decide(ctx)
@@ -86,12 +85,11 @@ def test_preflight_reads_history_needed_values_and_target_manifest_through_helm(
 
 
 def test_preflight_fetches_no_values_when_charts_already_differ(
-    sandbox: Sandbox, tmp_path: Path
+    release: TeamRelease, deploy: Callable[..., int], tmp_path: Path
 ) -> None:
-    sb = sandbox
-    sb.reset()
-    sb.deploy("v1.1.0")
-    wrapper, log = logging_helm(sb.bin_dir / "helm", tmp_path)
+    sb = release
+    deploy("v1.1.0")
+    wrapper, log = logging_helm(sb.sandbox.bin_dir / "helm", tmp_path)
     ctx = start(sb, tmp_path, helm_binary=str(wrapper), dry_run=True, deployed_at=datetime.now(UTC))
     steps.assess(ctx)
     steps.decide(ctx)
@@ -101,12 +99,14 @@ def test_preflight_fetches_no_values_when_charts_already_differ(
 
 
 def test_helm_storage_is_helms_business(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    release: TeamRelease,
+    deploy: Callable[..., int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sb = sandbox
-    sb.reset()
-    sb.deploy("v1.1.0")
-    before = snapshot(sb)
+    sb = release
+    deploy("v1.1.0")
+    before = sb.snapshot()
     # Helm told to keep releases in ConfigMaps finds no release "app" (it lives in Secrets
     # here); the runbook reports Helm's answer and changes nothing.
     monkeypatch.setenv("HELM_DRIVER", "configmap")
@@ -117,5 +117,5 @@ def test_helm_storage_is_helms_business(
         steps.preflight(ctx)
     assert "not found" in info.value.stderr
     monkeypatch.delenv("HELM_DRIVER")
-    assert snapshot(sb) == before
+    assert sb.snapshot() == before
     assert any(e["step"] == "preflight" and e["kind"] == "step_failed" for e in events(ctx))
