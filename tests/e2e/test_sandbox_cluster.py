@@ -143,7 +143,7 @@ def _pod_ready_after_scheduling_s(pod: dict[str, Any]) -> float:
 
 
 def test_own_sandbox_paces_pods_keeps_exec_and_down_leaves_nothing(
-    sandbox_bin_dir: Path, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     # A sandbox of its own, so stopping it cannot disturb the shared one; with `up`'s default
     # pod-ready delay (the shared one runs with 0).
@@ -167,7 +167,7 @@ def test_own_sandbox_paces_pods_keeps_exec_and_down_leaves_nothing(
         assert status["pids"], "a running sandbox has processes"
         assert status["pod_ready_delay_s"] == 3.0
         kubectl = [
-            str(sandbox_bin_dir / "kubectl"),
+            str(sandbox.bin_dir / "kubectl"),
             "--kubeconfig", status["kubeconfig"], "--context", status["context"],
         ]  # fmt: skip
         pods = json.loads(
