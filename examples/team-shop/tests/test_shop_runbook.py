@@ -23,18 +23,20 @@ from runbook_sandbox.expect import (
 
 
 def test_a_bad_storefront_is_rolled_back_after_the_checkout_is_paused(
-    release, deploy, break_release, wait_for_verdict, run_runbook
+    release, deploy, break_release, wait_for_verdict, run_runbook, signing_key
 ):
     assert deploy("v1.1.0") == 2
     break_release(error_ratio=0.3)
     decision = wait_for_verdict(Verdict.ROLLBACK)
     assert [t.rule.value for t in decision.triggers] == ["error_rate"]
 
-    ending = run_runbook()
+    # The evidence is signed as the on-call's laptop signs it (an SSH key).
+    ending = run_runbook(signing_key=str(signing_key.key))
 
     assert_rolled_back(release, ending, to_revision=1)
     assert_recovered(ending)
-    assert_evidence_verifies(run_runbook.last.folder)
+    # Every file matches the manifest, and the manifest's signature is the team's key's.
+    assert_evidence_verifies(run_runbook.last.folder, allowed_signers=signing_key.allowed_signers)
     assert_lock_free(release)
     # The team's own step ran, before helm rollback, and says so on the timeline.
     events = [json.loads(line) for line in
