@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sandbox_waits import release_series
+
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
     from runbook_sandbox.team import TeamRelease
@@ -37,7 +39,9 @@ def release_run(
     release: TeamRelease, tmp_path: Path, incident_id: str, **over: Any
 ) -> dict[str, Any]:
     """``sandbox_run`` on a release of its own (the plugin's ``release``): its namespace, its
-    name and its series only."""
+    name and its series only; once Prometheus has those series (a run's assessment reads
+    them at once)."""
+    release_series(release, str(over.get("prometheus_rate_window", "20s")))
     own = release.parameters()
     where = {k: own[k] for k in ("namespace", "release", "prometheus_selector")}
     return sandbox_run(release.sandbox, tmp_path, incident_id, **where) | over

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from runbook_sandbox.pod_logs import pod_log_dir
 
 if TYPE_CHECKING:
     from runbook_sandbox import Sandbox
+    from runbook_sandbox.team import TeamRelease
 
 T = TypeVar("T")
 POLL_S = 0.2
@@ -102,3 +104,21 @@ def model_serves_only(sb: Sandbox, version: str) -> None:
         return set(mix) == {version}
 
     wait_until(only, f"the traffic model serving {version} alone")
+
+
+def release_series(release: TeamRelease, window: str = "20s", since_s: float = 12.0) -> None:
+    """Wait until Prometheus has had a request rate over ``window`` for the release's own
+    series for ``since_s`` seconds: a fresh release has none until the traffic model served
+    it and Prometheus scraped that twice, and a run's assessment reads them at steps of a
+    few seconds."""
+    selector = release.parameters()["prometheus_selector"]
+    query = f"sum(rate(http_requests_total{{{selector}}}[{window}]))"
+
+    def rate() -> list[object]:
+        asked = {"query": query, "time": f"{time.time() - since_s:.3f}"}
+        url = f"{release.sandbox.prometheus_url}/api/v1/query?" + urllib.parse.urlencode(asked)
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            found: list[object] = json.load(answer)["data"]["result"]
+        return found
+
+    wait_until(rate, f"a request rate for {selector} in Prometheus {since_s:g} s ago")

@@ -638,6 +638,7 @@ class Started:
 def start_runbook(
     release: TeamRelease,
     output_dir: Path,
+    /,
     *,
     notebook: Path | None = None,
     faults: Faults | None = None,
@@ -685,6 +686,7 @@ def read_run(folder: Path, status: int, stdout: str = "", stderr: str = "") -> R
 def run_runbook(
     release: TeamRelease,
     output_dir: Path,
+    /,
     *,
     notebook: Path | None = None,
     faults: Faults | None = None,

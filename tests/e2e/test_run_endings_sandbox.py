@@ -12,11 +12,12 @@ filled while the run works) still tells what happened to the cluster, with exit 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -132,19 +133,22 @@ def _rolled_back_then(
     return ended
 
 
-def _good_pods_keep_failing(release: TeamRelease, error_ratio: float = 0.01) -> None:
-    """The pods of revision 1, whose template the rollback brings back, fail ``error_ratio``
-    of their requests: a recovery to less than that is never verified."""
+@contextlib.contextmanager
+def _good_pods_failing(release: TeamRelease, error_ratio: float = 0.01) -> Iterator[None]:
+    """While inside, the pods of revision 1 (whose template the rollback brings back) fail
+    ``error_ratio`` of their requests: a recovery to less than that is never verified."""
     sets = json.loads(release.kubectl("get", "replicasets", "-l", "app=api", "-o", "json"))
     (first,) = [
         r for r in sets["items"]
         if r["metadata"]["annotations"].get("deployment.kubernetes.io/revision") == "1"
     ]  # fmt: skip
-    traffic_control.set_behaviour(
-        release.sandbox.traffic_url, release=release.name, namespace=release.namespace,
-        pod_template_hash=first["metadata"]["labels"]["pod-template-hash"],
-        error_ratio=error_ratio,
-    )  # fmt: skip
+    where = {"release": release.name, "namespace": release.namespace,
+             "pod_template_hash": first["metadata"]["labels"]["pod-template-hash"]}  # fmt: skip
+    traffic_control.set_behaviour(release.sandbox.traffic_url, error_ratio=error_ratio, **where)
+    try:
+        yield
+    finally:
+        traffic_control.clear_behaviour(release.sandbox.traffic_url, **where)
 
 
 def test_failing_run_escalates_with_a_clean_bundle(
@@ -186,13 +190,13 @@ def test_interrupted_run_then_a_rerun_that_finds_the_work_done(
     planted_bad_release: TeamRelease, run_runbook: Runner, scratch: Path
 ) -> None:
     # Recovery to 0.001% cannot be reached: check_recovery polls for its whole 2 minutes.
-    _good_pods_keep_failing(planted_bad_release)
-    run = _start(run_runbook, recovery_error_ratio="0.001%")
-    folder = run.folder
-    # Ctrl-C, while check_recovery polls.
-    interrupted = _rolled_back_then(run, "check_recovery started",
-                                    lambda: run.proc.send_signal(signal.SIGINT),
-                                    status=130, timeout_s=180)  # fmt: skip
+    with _good_pods_failing(planted_bad_release):
+        run = _start(run_runbook, recovery_error_ratio="0.001%")
+        folder = run.folder
+        # Ctrl-C, while check_recovery polls.
+        interrupted = _rolled_back_then(run, "check_recovery started",
+                                        lambda: run.proc.send_signal(signal.SIGINT),
+                                        status=130, timeout_s=180)  # fmt: skip
     out, err = interrupted.stdout, interrupted.stderr
     assert "outcome: interrupted" in out
     record = _record(folder)
