@@ -27,6 +27,7 @@ class Plan:
     expected_images: tuple[str, ...]
     actions: tuple[str, ...]
     dry_run: bool
+    cut_off: bool = False  # the current revision is a rollback to the target left pending
 
     def render(self) -> str:
         head = [
@@ -39,6 +40,11 @@ class Plan:
         ]
         if self.already_rolled_back:
             head.append("  note:     the release already runs the target; helm rollback is skipped")
+        if self.cut_off:
+            head.append(
+                "  note:     the current revision is a rollback to the target that Helm never "
+                "marked deployed (its helm was cut off); rolling back again finishes it"
+            )
         steps = [f"  {i}. {action}" for i, action in enumerate(self.actions, start=1)]
         return "\n".join([*head, "  steps:", *steps])
 
@@ -118,4 +124,5 @@ def build_plan(
         expected_images=expected_images,
         actions=tuple(actions),
         dry_run=settings.acting.dry_run,
+        cut_off=target.cut_off,
     )
