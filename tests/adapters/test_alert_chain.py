@@ -24,15 +24,14 @@ from typing import Any
 import pandas as pd
 import pytest
 from aiohttp import web
-from receiver_doubles import FakeDispatch
+from receiver_doubles import FakeDispatch, local_receiver
 
 from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.webhook import make_app
-from runbook_lib.core.alert_policy import Policy
 from runbook_lib.core.alert_rules import render_rule_file
 from runbook_lib.core.decision import evaluate
 from runbook_lib.core.settings import Entry, Metrics, Rules, from_flat
-from runbook_lib.receiver import Receiver, RunSpec
+from runbook_lib.receiver import RunSpec
 from runbook_sandbox import alerting
 from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, free_port
 
@@ -117,12 +116,7 @@ class Chain:
         self.receiver_port = free_port()
         self.alertmanager_port = free_port()
         token = alerting.token_file(tmp).read_text().strip()
-        self.receiver = Receiver(
-            Policy.from_mapping({"releases": [{"release": "app", "auto_rollback": True}]}),
-            state_dir=tmp / "receiver",
-            output_dir=tmp / "evidence",
-            dispatch=self.runs,
-        )
+        self.receiver = local_receiver(tmp, self.runs)
         self.receiver.start()
         self.loop = asyncio.new_event_loop()
         self.app_runner = web.AppRunner(make_app(self.receiver, token=token), access_log=None)

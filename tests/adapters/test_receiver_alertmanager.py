@@ -22,11 +22,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from receiver_doubles import FakeDispatch
+from receiver_doubles import FakeDispatch, local_receiver
 
 from runbook_lib.adapters.webhook import make_app
-from runbook_lib.core.alert_policy import Policy
-from runbook_lib.receiver import Receiver
 from runbook_sandbox import alerting
 from runbook_sandbox.prometheus_server import free_port
 
@@ -38,12 +36,7 @@ class Served:
 
     def __init__(self, tmp: Path, token: str) -> None:
         self.runs = FakeDispatch()
-        self.receiver = Receiver(
-            Policy.from_mapping({"releases": [{"release": "app", "auto_rollback": True}]}),
-            state_dir=tmp / "state",
-            output_dir=tmp / "evidence",
-            dispatch=self.runs,
-        )
+        self.receiver = local_receiver(tmp, self.runs)
         self.receiver.start()
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
