@@ -13,12 +13,10 @@ beside the pods running after the rollback, each with its revision.
 
 from __future__ import annotations
 
-import json
-
 from runbook_lib.adapters.pod_capture import list_pod_states
 from runbook_lib.core.capture import CaptureBounds
 from runbook_lib.errors import RunbookError
-from runbook_lib.evidence.bundle import BundleReport, write_text
+from runbook_lib.evidence.bundle import BundleReport, write_json
 from runbook_lib.evidence.capture import (
     BEFORE_ROLLBACK,
     start_capture,
@@ -205,6 +203,5 @@ def write_pods_by_revision(ctx: RunContext) -> BundleReport:
             "evidence": "kubernetes/pods.json, kubernetes/logs/",
         }
     )
-    text = json.dumps(groups, indent=2) + "\n"
-    written = write_text(ctx.incident_dir, PODS_BY_REVISION, text, redact=ctx.redact)
+    written = write_json(ctx.incident_dir, PODS_BY_REVISION, groups, redact=ctx.redact)
     return BundleReport((written,), tuple(problems))
