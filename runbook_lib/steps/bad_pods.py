@@ -14,6 +14,7 @@ beside the pods running after the rollback, each with its revision.
 from __future__ import annotations
 
 from runbook_lib.adapters.pod_capture import list_pod_states
+from runbook_lib.core import readable
 from runbook_lib.core.capture import CaptureBounds
 from runbook_lib.errors import RunbookError
 from runbook_lib.evidence.bundle import BundleReport, write_json
@@ -90,8 +91,8 @@ def start_bad_release_capture(ctx: RunContext, step: str) -> None:
         ctx.timeline.record(
             step,
             EventKind.WARNING,
-            f"listing the pods of {label} took longer than {LISTING_WAIT_S:.0f} s: the rollback"
-            " goes on, and pods it replaces before the listing ends are not captured",
+            f"listing the pods of {label} took longer than {readable.duration(LISTING_WAIT_S)}: "
+            "the rollback goes on, and pods it replaces before the listing ends are not captured",
         )
     ctx.live.capture = job
     ctx.live.capture_started = (started_at, current.number, current.app_version or "")
@@ -126,7 +127,10 @@ def settle_capture(ctx: RunContext, step: str, *, timeout_s: float) -> BadPodsCa
     else:
         if report is None and not last_chance:
             return None
-        still = f"the capture was still running after {timeout_s:.0f} s: its files may be partial"
+        still = (
+            f"the capture was still running after {readable.duration(timeout_s)}: "
+            "its files may be partial"
+        )
         gaps = report.gaps if report is not None else (still,)
     ctx.live.capture = None
     fact = BadPodsCaptured(

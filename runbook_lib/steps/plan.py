@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runbook_lib.core import readable
 from runbook_lib.core.revisions import RollbackTarget
 from runbook_lib.core.settings import Settings
 
@@ -84,7 +85,7 @@ def build_plan(
     lock, check, migrations = settings.lock, settings.recovery, settings.migrations
     actions = [
         f"take Lease runbook-rollback-{release} in {namespace} as {lock.lock_holder} "
-        f"(ttl {lock.lock_ttl:.0f} s)",
+        f"(ttl {readable.duration(lock.lock_ttl)})",
         f"notify ({', '.join(notifiers) or 'no notifier'}): {rollout_message(settings, target)!r}",
     ]
     if target.already_rolled_back:
@@ -94,10 +95,10 @@ def build_plan(
     actions += [
         f"wait for deployment/{settings.target.deployment} to roll out (kubectl rollout status "
         "semantics, "
-        f"timeout {settings.acting.rollout_timeout:.0f} s)",
+        f"timeout {readable.duration(settings.acting.rollout_timeout)})",
         f"verify pods {pod_selector} run exactly: {', '.join(expected_images)}",
-        f"check 5xx ratio < {check.recovery_error_ratio:g} within "
-        f"{check.recovery_within:.0f} s for {check.recovery_consecutive} "
+        f"check 5xx ratio < {readable.percent(check.recovery_error_ratio)} within "
+        f"{readable.duration(check.recovery_within)} for {check.recovery_consecutive} "
         "consecutive samples",
     ]
     if migrations.migrations_to_revert:
@@ -111,7 +112,7 @@ def build_plan(
         actions.append("migrations: none (migrations_to_revert=0)")
     actions.append(
         "release the Lease; time decision -> verified recovery against "
-        f"{settings.acting.target:.0f} s"
+        f"{readable.duration(settings.acting.target)}"
     )
     return Plan(
         cluster=cluster,
