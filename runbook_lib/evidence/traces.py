@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runbook_lib.adapters.traces import JaegerSource
-from runbook_lib.core import readable
 from runbook_lib.core.traces import GroupStats, Trace, failing, slowest, stats_by_version
 from runbook_lib.errors import ParameterError, TracesError
 from runbook_lib.evidence import files as evidence_files
@@ -154,6 +153,14 @@ def plot_trace_durations(
     return fig
 
 
+def _fmt_ratio(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2%}"
+
+
+def _fmt_s(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f} s"
+
+
 def _summary(
     *,
     service: str,
@@ -177,9 +184,8 @@ def _summary(
     for s in stats:
         prom_ratio, prom_p99 = prometheus.get(s.period, (math.nan, math.nan))
         lines.append(
-            f"| {s.period} | {s.version} | {s.count} | {s.errors}"
-            f" | {readable.percent(s.error_ratio)} | {readable.latency(s.p99_s)}"
-            f" | {readable.percent(prom_ratio)} | {readable.latency(prom_p99)} |"
+            f"| {s.period} | {s.version} | {s.count} | {s.errors} | {_fmt_ratio(s.error_ratio)}"
+            f" | {_fmt_s(s.p99_s)} | {_fmt_ratio(prom_ratio)} | {_fmt_s(prom_p99)} |"
         )
     if not stats:
         lines.append("| (no traces) | | | | | | | |")
