@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from runbook_lib.cli.main import examples
 from runbook_lib.core.exit_status import BAD_INPUT, OK
 from runbook_lib.errors import CommandFailed, InputFileError
 from runbook_lib.evidence.manifest import MANIFEST_NAME, SIGNATURE_NAME, verify_manifest
@@ -31,9 +32,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "ssh-keygen -Y sign). Exit 0 when it all matches, 2 on any problem (each one "
             "listed)."
         ),
-        epilog=(
-            "example:\n"
-            "  runbook verify-evidence evidence/rollback-app-20261120T140312Z "
+        epilog=examples(
+            "runbook verify-evidence evidence/rollback-app-20261120T140312Z "
             "--allowed-signers team.signers"
         ),
     )
