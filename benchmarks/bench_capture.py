@@ -42,18 +42,15 @@ def main() -> int:
             sb.deploy("v1.1.0")
             time.sleep(args.traffic_s)
             with tempfile.TemporaryDirectory() as tmp:
+                pods = {"namespace": "default", "selector": "app=api", "since": deployed_at}
                 started = time.perf_counter()
-                job = start_capture(
-                    kube, namespace="default", selector="app=api", since=deployed_at,
-                    output_dir=Path(tmp) / "bg", redact=str,
-                )  # fmt: skip
+                job = start_capture(kube, **pods, output_dir=Path(tmp) / "bg", redact=str)
                 listing.append(time.perf_counter() - started)
                 job.wait(60)
                 started = time.perf_counter()
                 report = capture_release_pods(
-                    kube, namespace="default", selector="app=api", since=deployed_at,
-                    output_dir=Path(tmp) / "sync", redact=str,
-                )  # fmt: skip
+                    kube, **pods, output_dir=Path(tmp) / "sync", redact=str
+                )
                 full.append(time.perf_counter() - started)
                 sizes.append(report.bytes_captured)
     sb.reset()

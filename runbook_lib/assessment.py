@@ -23,6 +23,7 @@ from runbook_lib.adapters.prometheus import PrometheusSource
 from runbook_lib.adapters.replay import ReplaySource
 from runbook_lib.adapters.settings_files import load_settings
 from runbook_lib.core import decision as core_decision
+from runbook_lib.core import readable
 from runbook_lib.core.decision import Decision, RuleStatus, Verdict, evaluated_at
 from runbook_lib.core.kinds import Entry
 from runbook_lib.core.promql import build_queries
@@ -185,16 +186,13 @@ def _clock(moment: datetime) -> str:
 
 
 def _value(metric: str, value: float | None) -> str:
-    """A value with its unit: ratios as percent, latencies in seconds, business per second."""
+    """A value with its unit: ratios as percent, latencies in seconds; business metrics keep
+    the unit of their source."""
     if value is None:
         return "-"
-    if metric == "error_ratio":
-        return f"{value:.3%}"
-    if metric == "p99_latency_s":
-        return f"{value:.3g} s"
     if metric == "manual":
         return "call made"
-    return f"{value:.4g}"  # business metrics keep the unit of their source
+    return readable.metric_value(metric, value)
 
 
 class Text(str):

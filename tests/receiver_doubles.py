@@ -11,15 +11,41 @@ local dispatcher with ``tests/adapters/stand_in_run.py`` as the child process in
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.receiver.dispatch import DispatchRefused, Liveness, RunSpec, Waited
+from runbook_lib.adapters.notify import FileNotifier, Notifier
+from runbook_lib.core.alert_policy import Policy
+from runbook_lib.receiver import Receiver
+from runbook_lib.receiver.dispatch import Dispatch, DispatchRefused, Liveness, RunSpec, Waited
 from runbook_lib.record.facts import Decided, Finished, RolledBack, record_fact
 from runbook_lib.record.timeline import EventKind, Timeline
 
 DEPLOYED = datetime(2026, 12, 1, 11, 55, tzinfo=UTC)
+AUTO_APP = {"releases": [{"release": "app", "auto_rollback": True}]}
+
+
+def local_receiver(
+    tmp: Path,
+    dispatch: Dispatch,
+    *,
+    policy: Mapping[str, Any] = AUTO_APP,
+    notifiers: Sequence[Notifier] = (),
+    **options: Any,
+) -> Receiver:
+    """The real receiver (not started) with its journal in ``tmp/state``, the evidence in
+    ``tmp/evidence`` and every notification appended to ``tmp/notifications.jsonl`` (and
+    given to ``notifiers``); ``options`` are ``Receiver``'s own (capacity, cooldown, ...)."""
+    return Receiver(
+        Policy.from_mapping(policy),
+        state_dir=tmp / "state",
+        output_dir=tmp / "evidence",
+        dispatch=dispatch,
+        notifiers=[FileNotifier(tmp / "notifications.jsonl"), *notifiers],
+        **options,
+    )
 
 
 def write_timeline(

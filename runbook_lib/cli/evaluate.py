@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 
+from runbook_lib.cli.main import examples
 from runbook_lib.cli.setting_options import add_setting_options, as_options, given_options
 from runbook_lib.core.exit_status import BAD_INPUT, OK, exit_status_for
 from runbook_lib.core.kinds import Entry
@@ -48,12 +49,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "evaluated, 1 the metrics cannot be read, 2 bad input; with --exit-status: 0 no "
             "rollback, 3 roll back, 4 inconclusive."
         ),
-        epilog=(
-            "examples:\n"
-            "  runbook evaluate --prometheus-url http://127.0.0.1:9090 --profile shop.yaml \\\n"
-            "      --deployed-at 2026-11-20T14:00:00Z --json\n"
-            "  runbook evaluate --replay-csv notebooks/data/bad_deploy.csv \\\n"
-            "      --deployed-at 2026-11-20T14:00:00+00:00 --sustain 3m"
+        epilog=examples(
+            "runbook evaluate --prometheus-url http://127.0.0.1:9090 --profile shop.yaml \\\n"
+            "    --deployed-at 2026-11-20T14:00:00Z --json",
+            "runbook evaluate --replay-csv notebooks/data/bad_deploy.csv \\\n"
+            "    --deployed-at 2026-11-20T14:00:00+00:00 --sustain 3m",
         ),
     )
     add_setting_options(parser, Entry.EVALUATE, aliases=_ALIASES)

@@ -14,12 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from runbook_lib.cli.main import examples
+from runbook_lib.core.exit_status import BAD_INPUT, OK
 from runbook_lib.errors import CommandFailed, InputFileError
 from runbook_lib.evidence.manifest import MANIFEST_NAME, SIGNATURE_NAME, verify_manifest
 
 __all__ = ["register"]
-
-_FAILED = 2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,9 +32,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "ssh-keygen -Y sign). Exit 0 when it all matches, 2 on any problem (each one "
             "listed)."
         ),
-        epilog=(
-            "example:\n"
-            "  runbook verify-evidence evidence/rollback-app-20261120T140312Z "
+        epilog=examples(
+            "runbook verify-evidence evidence/rollback-app-20261120T140312Z "
             "--allowed-signers team.signers"
         ),
     )
@@ -66,13 +65,13 @@ def _verify(args: argparse.Namespace) -> int:
         # Its first line names the file (and row); the "command:" detail repeats the path.
         print(f"runbook verify-evidence: {str(err).splitlines()[0]}", file=sys.stderr)
         print(f"{directory}: NOT verified", file=sys.stderr)
-        return _FAILED
+        return BAD_INPUT
     except CommandFailed as err:
         print(f"runbook verify-evidence: {err}", file=sys.stderr)
-        return _FAILED
+        return BAD_INPUT
     except OSError as err:
         print(f"runbook verify-evidence: {directory}: {err}", file=sys.stderr)
-        return _FAILED
+        return BAD_INPUT
     if not check.ok:
         for problem in check.problems():
             print(problem)
@@ -81,11 +80,11 @@ def _verify(args: argparse.Namespace) -> int:
             "seal is not trustworthy",
             file=sys.stderr,
         )
-        return _FAILED
+        return BAD_INPUT
     print(f"{directory}: {check.checked} files match {MANIFEST_NAME}")
     if check.signed_and_verified:
         print(f"{directory}: {check.signature_detail} (namespace runbook-evidence): verified")
     else:
         print(f"{directory}: {check.signature_detail}")
         print(f"{directory}: hashes only; the bundle as a whole is unverified")
-    return 0
+    return OK

@@ -21,7 +21,15 @@ from typing import Any, TextIO, cast
 
 from runbook_lib.errors import InputFileError, ParameterError, RunbookError
 
-__all__ = ["COMMANDS_GROUP", "DISTRIBUTION", "RunbookParser", "build_parser", "main", "version"]
+__all__ = [
+    "COMMANDS_GROUP",
+    "DISTRIBUTION",
+    "RunbookParser",
+    "build_parser",
+    "examples",
+    "main",
+    "version",
+]
 
 DISTRIBUTION = "runbook-lib"
 COMMANDS_GROUP = "runbook.commands"
@@ -95,6 +103,13 @@ class RunbookParser(argparse.ArgumentParser):
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("formatter_class", _DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def examples(*commands: str) -> str:
+    """A command's ``epilog``: its example command lines under "example:" or "examples:",
+    indented like every other command's; a command's later lines keep their indent under it."""
+    heading = "example:" if len(commands) == 1 else "examples:"
+    return "\n".join([heading, *("  " + line for c in commands for line in c.splitlines())])
 
 
 def version() -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from runbook_lib.adapters.prometheus_api import PrometheusApi
 from runbook_lib.adapters.prometheus_survey import observe, survey
 from runbook_lib.adapters.settings_files import read_profile
+from runbook_lib.cli.main import examples
 from runbook_lib.core import checks, profile_check, profile_init
 from runbook_lib.core.exit_status import BAD_INPUT, FAILED, OK, UNREACHABLE
 from runbook_lib.core.kinds import Entry, read_duration
@@ -32,14 +33,14 @@ from runbook_lib.errors import MetricsError, ParameterError
 
 __all__ = ["register"]
 
-_CHECK_EXAMPLE = """\
-example:
-  runbook profile check shop.yaml --prometheus-url http://prometheus.monitoring:9090
-  runbook profile check shop.yaml --since 1h --strict   # the profile's prometheus_url"""
-_INIT_EXAMPLE = """\
-example:
-  runbook profile init --prometheus-url http://127.0.0.1:9090 --release shop \\
-      --namespace prod -o shop.yaml"""
+_INIT_EXAMPLE = (
+    "runbook profile init --prometheus-url http://127.0.0.1:9090 --release shop \\\n"
+    "    --namespace prod -o shop.yaml"
+)
+_CHECK_EXAMPLES = (
+    "runbook profile check shop.yaml --prometheus-url http://prometheus.monitoring:9090",
+    "runbook profile check shop.yaml --since 1h --strict   # the profile's prometheus_url",
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "release; check runs every query of one against Prometheus and says what looks "
             "wrong."
         ),
-        epilog=f"{_INIT_EXAMPLE}\n{_CHECK_EXAMPLE.removeprefix('example:')}",
+        epilog=examples(_INIT_EXAMPLE, *_CHECK_EXAMPLES),
     )
     commands = parser.add_subparsers(dest="profile_command", metavar="COMMAND", required=True)
     check = commands.add_parser(
@@ -67,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "under four scrape intervals. Exit 0 good, 1 warnings (--strict only), 2 bad "
             "profile, 7 Prometheus cannot be read."
         ),
-        epilog=_CHECK_EXAMPLE,
+        epilog=examples(*_CHECK_EXAMPLES),
     )
     check.add_argument("profile", metavar="FILE", help="the service profile (YAML)")
     check.add_argument(
@@ -92,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "metrics are proposed as comments). Exit 0 written, 1 written but no convention "
             "recognised, 2 bad options or the file exists, 7 Prometheus cannot be read."
         ),
-        epilog=_INIT_EXAMPLE,
+        epilog=examples(_INIT_EXAMPLE),
     )
     init.add_argument("--prometheus-url", metavar="URL", required=True, help="Prometheus")
     init.add_argument("--release", metavar="NAME", required=True, help="Helm release name")

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from runbook_lib.adapters.settings_files import load_settings
+from runbook_lib.cli.main import examples
 from runbook_lib.cli.setting_options import add_setting_options, as_options, given_options
 from runbook_lib.core.kinds import Entry
 from runbook_lib.errors import ParameterError
@@ -36,11 +37,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             '--profile) and an alert per "When to Rollback" trigger, evaluated every --step '
             "(default 15s). Check it with promtool check rules. Exit 2 on bad parameters."
         ),
-        epilog=(
-            "examples:\n"
-            "  runbook rules --profile shop.yaml -o shop-rules.yml && "
-            "promtool check rules shop-rules.yml\n"
-            "  runbook rules --release app --prometheus-selector 'job=\"api\"' --sustain 3m"
+        epilog=examples(
+            "runbook rules --profile shop.yaml -o shop-rules.yml && "
+            "promtool check rules shop-rules.yml",
+            "runbook rules --release app --prometheus-selector 'job=\"api\"' --sustain 3m",
         ),
     )
     add_setting_options(parser, Entry.RULES)

@@ -51,24 +51,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument("runbook", choices=sorted(NOTEBOOKS), help="which runbook")
+    # -r/--raw-parameter is papermill's spelling, kept so its command lines work here; the
+    # values are text either way (the settings model reads them), and the last one given wins.
     parser.add_argument(
         "-p",
         "--parameter",
+        "-r",
+        "--raw-parameter",
+        dest="parameter",
         nargs=2,
         action="append",
         default=[],
         metavar=("NAME", "VALUE"),
         help="notebook parameter (a setting; -p profile FILE reads a service profile, the "
         "other parameters override it)",
-    )
-    parser.add_argument(
-        "-r",
-        "--raw-parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="the same as -p",
     )
     parser.add_argument("--output-dir", metavar="DIR", help="evidence root (default: evidence)")
     parser.add_argument("--notebook", metavar="PATH", help="notebook to run (default: bundled)")
@@ -171,7 +167,6 @@ def _run_command(args: argparse.Namespace) -> int:
         dict(credentials_from_env(os.environ)) if args.runbook == "rollback" else {}
     )
     params.update(dict(args.parameter))
-    params.update(dict(args.raw_parameter))
     if args.output_dir:
         params["output_dir"] = args.output_dir
     notebook = Path(args.notebook) if args.notebook else _notebook_dir() / NOTEBOOKS[args.runbook]

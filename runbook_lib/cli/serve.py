@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from runbook_lib.adapters.settings_files import read_profile
+from runbook_lib.cli.main import examples
 from runbook_lib.core.alert_policy import Policy
 from runbook_lib.core.kinds import read_duration
 from runbook_lib.errors import ParameterError
@@ -40,10 +41,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "and roll back headlessly when the policy allows it, else notify with the command. "
             "Exit 2 on a bad policy or token file."
         ),
-        epilog=(
-            "example:\n"
-            "  runbook serve --policy policy.yaml --token-file alertmanager.token --port 9095\n"
-            "  (Alertmanager: webhook_configs url http://HOST:9095/alerts, bearer token file "
+        epilog=examples(
+            "runbook serve --policy policy.yaml --token-file alertmanager.token --port 9095\n"
+            "(Alertmanager: webhook_configs url http://HOST:9095/alerts, bearer token file "
             "the same)"
         ),
     )

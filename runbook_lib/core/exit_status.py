@@ -5,7 +5,8 @@ whichever command returns it, so a script that branches on it cannot mistake one
 a test holds the README's table to it. ``runbook run`` takes its status from the run's
 ``Ending`` (``runbook_lib.record.ending``), never from printed text. ``UNREACHABLE``:
 ``runbook profile check`` and ``init`` could not read Prometheus (their 1 and 2 mean warnings
-and a bad profile).
+and a bad profile). ``runbook verify-evidence`` gives ``BAD_INPUT`` for a bundle that does not
+verify.
 """
 
 from __future__ import annotations

@@ -98,8 +98,9 @@ def read_back(
     elif restoring and current.status in PENDING_STATUSES:
         what = (
             f"the release is at {label}, still {current.status}: helm was cut off while "
-            "applying the rollback, which may be partly applied; Helm refuses another "
-            "operation on the release until that is resolved"
+            "applying the rollback, which may be partly applied; Helm refuses upgrades until "
+            f"a rollback completes: a rerun of the runbook rolls back to revision {target} "
+            "again and finishes it"
         )
     elif restoring:
         what = f"the release is at {label}, status {current.status}: the rollback failed"

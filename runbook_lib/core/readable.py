@@ -2,7 +2,8 @@
 
 One module, so the record, the post-mortem, the notebooks' banner and the notifications say a
 figure the same way: "5.79 %", "2 min 15 s", "1.82 s", "1,234". A person reading an incident
-wants three significant digits and a unit, never a float's repr ("0.0579452541770352").
+wants three significant digits and a unit, never a float's repr ("0.0579452541770352"). A
+figure that is missing (None, NaN: no sample) reads ``NOT_KNOWN``.
 
 The decision's reasons are the exception: ``runbook evaluate --json`` has always given its
 figures to six significant digits ("peak 5.62879%"), and tools compare them; ``exact`` and its
@@ -11,7 +12,9 @@ siblings keep that wording, here beside the rest so there is one place numbers a
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from runbook_lib.core.promql import ERROR_RATIO, P99_LATENCY
@@ -37,8 +40,17 @@ DIGITS = 3  # significant digits people read
 _MAX_DECIMALS = 9  # beyond this a figure is zero to anyone reading it
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
+def _known(write: Callable[[float], str]) -> Callable[[float | None], str]:
+    """``write`` for a figure that was measured; ``NOT_KNOWN`` for a missing one (None, NaN:
+    no sample; infinity: no bound)."""
+
+    @functools.wraps(write)
+    def written(value: float | None) -> str:
+        if value is None or not math.isfinite(value):
+            return NOT_KNOWN
+        return write(value)
+
+    return written
 
 
 def significant(value: float, digits: int = DIGITS, *, trim: bool = True) -> str:
@@ -55,20 +67,16 @@ def significant(value: float, digits: int = DIGITS, *, trim: bool = True) -> str
     return "0" if text in ("-0", "") else text
 
 
-def percent(ratio: float | None) -> str:
+@_known
+def percent(ratio: float) -> str:
     """A ratio (0..1) as a percentage: 0.0579452 -> "5.79 %", 0.01 -> "1 %"."""
-    if not _finite(ratio):
-        return NOT_KNOWN
-    assert ratio is not None
     return f"{significant(ratio * 100)} %"
 
 
-def duration(seconds: float | None) -> str:
+@_known
+def duration(seconds: float) -> str:
     """How long something took: "0.4 s", "2.0 s" (under 10 s: tenths), "45 s",
     "2 min 15 s", "1 h 5 min"."""
-    if not _finite(seconds):
-        return NOT_KNOWN
-    assert seconds is not None
     sign, left = ("-" if seconds < 0 else ""), abs(seconds)
     if round(left, 1) < 10:
         return f"{sign}{left:.1f} s"
@@ -85,31 +93,25 @@ def duration(seconds: float | None) -> str:
     return f"{sign}{hours} h" + (f" {minutes} min" if minutes else "")
 
 
-def latency(seconds: float | None) -> str:
+@_known
+def latency(seconds: float) -> str:
     """A measured latency: 1.8234 -> "1.82 s", 1.9959 -> "2.00 s"; under a second in
     milliseconds: 0.3 -> "300 ms"."""
-    if not _finite(seconds):
-        return NOT_KNOWN
-    assert seconds is not None
     if 0 < abs(seconds) < 1:
         return f"{significant(seconds * 1000, trim=False)} ms"
     return f"{significant(seconds, trim=False)} s"
 
 
-def count(value: float | None) -> str:
+@_known
+def count(value: float) -> str:
     """A count of things (requests): whole, with thousands separated: "1,234"."""
-    if not _finite(value):
-        return NOT_KNOWN
-    assert value is not None
     return f"{round(value):,}"
 
 
-def number(value: float | None) -> str:
+@_known
+def number(value: float) -> str:
     """A figure without a known unit (a business metric): three significant digits, whole
     from a thousand up: 41.237 -> "41.2", 12345.6 -> "12,346"."""
-    if not _finite(value):
-        return NOT_KNOWN
-    assert value is not None
     if abs(value) >= 1000:
         return count(value)
     return significant(value)

@@ -70,12 +70,16 @@ class RollbackTarget:
     ``already_rolled_back`` is true when the release already runs the target (a second run of
     the runbook); the rollback step then changes nothing. ``bad`` is the deploy being undone
     (``bad_revision``): the current revision, unless an earlier rollback came after it.
+    ``cut_off`` is set when the current revision is a rollback to this same target that Helm
+    never marked deployed (its helm was killed or timed out): rolling back to the target again
+    finishes it.
     """
 
     current: Revision
     target: Revision
     already_rolled_back: bool = False
     bad: Revision | None = None
+    cut_off: bool = False
 
     @property
     def bad_release(self) -> Revision:
@@ -205,10 +209,28 @@ def revisions_needing_values(history: Sequence[Revision]) -> list[int]:
     return sorted(wanted)
 
 
+def _target(
+    ordered: Sequence[Revision], values_by_revision: Mapping[int, Mapping[str, Any]] | None
+) -> Revision | None:
+    """The newest good revision before the bad one that differs from it (None: none left)."""
+    bad = bad_revision(ordered)
+    return next(
+        (
+            r
+            for r in reversed(ordered)
+            if r.number < bad.number
+            and r.status in GOOD_STATUSES
+            and not _same_release_content(r, bad, values_by_revision)
+        ),
+        None,
+    )
+
+
 def resolve_target(
     history: Sequence[Revision],
     *,
     values_by_revision: Mapping[int, Mapping[str, Any]] | None = None,
+    finish_cut_off: bool = False,
 ) -> RollbackTarget:
     """Choose the explicit revision to roll back to (preflight, "revisions").
 
@@ -222,6 +244,13 @@ def resolve_target(
     rollback nor a manual ``helm rollback <release> 0`` flipping back can make the bad
     release the target.
 
+    A current revision that is still pending is another operation on the release, except
+    when ``finish_cut_off`` is set (the caller holds the release's lock, so no other run of
+    the runbook is acting) and it is a ``pending-rollback`` to the very target chosen here: a
+    rollback whose helm was cut off before marking it deployed. Helm accepts a rollback over
+    it, and rolling back to the same revision again changes nothing the pending one would
+    not; the result says ``cut_off``.
+
     Raises ``PreconditionFailed`` when the history is empty, another Helm operation is
     pending, or no earlier good revision differs from the bad one (for instance because
     older revisions were pruned by ``--history-max``).
@@ -231,20 +260,18 @@ def resolve_target(
     ordered = sorted(history, key=lambda r: r.number)
     current = ordered[-1]
     if current.status in PENDING_STATUSES:
-        raise PreconditionFailed(
-            f"revision {current.number} is {current.status}: another Helm operation is in "
-            "progress on this release; wait for it or resolve it before rolling back"
+        resumable = finish_cut_off and current.status == "pending-rollback"
+        found = _target(ordered, values_by_revision) if resumable else None
+        if found is None or found.number != current.rolled_back_to:
+            raise PreconditionFailed(
+                f"revision {current.number} is {current.status}: another Helm operation is in "
+                "progress on this release; wait for it or resolve it before rolling back"
+            )
+        return RollbackTarget(
+            current=current, target=found, bad=bad_revision(ordered), cut_off=True
         )
     bad = bad_revision(ordered)
-    before_bad = [r for r in reversed(ordered) if r.number < bad.number]
-    target = next(
-        (
-            r
-            for r in before_bad
-            if r.status in GOOD_STATUSES and not _same_release_content(r, bad, values_by_revision)
-        ),
-        None,
-    )
+    target = _target(ordered, values_by_revision)
     if target is None:
         kept = ", ".join(str(r.number) for r in ordered)
         detail = f"no good revision before revision {bad.number} differs from it"

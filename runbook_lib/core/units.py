@@ -45,6 +45,18 @@ SIZE_UNITS: dict[str, int] = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
 
+def _number_and_unit(value: str, what: str, examples: str) -> tuple[float, str]:
+    """``"1.5GiB"`` -> ``(1.5, "GiB")``, the unit as written (empty when there is none);
+    a ``ValueError`` naming ``what`` was expected, with ``examples``, for other text."""
+    match = _DURATION.match(value)
+    if match is None:
+        if value.strip().startswith("-"):
+            raise ValueError(f"must not be negative, got {value!r}")
+        raise ValueError(f"not a {what}: {value!r} (e.g. {examples})")
+    number, unit = match.groups()
+    return float(number), unit
+
+
 def parse_duration(value: str | float | int) -> float:
     """Return seconds from ``90``, ``"90"``, ``"90s"``, ``"2m"``, ``"1.5h"`` or ``"500ms"``.
 
@@ -56,16 +68,11 @@ def parse_duration(value: str | float | int) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        match = _DURATION.match(value)
-        if match is None:
-            if value.strip().startswith("-"):
-                raise ValueError(f"must not be negative, got {value!r}")
-            raise ValueError(f"not a duration: {value!r} (e.g. 120, 120s, 2m, 1h)")
-        number, unit = match.groups()
+        number, unit = _number_and_unit(value, "duration", "120, 120s, 2m, 1h")
         if unit and unit.lower() not in DURATION_UNITS:
             known = ", ".join(DURATION_UNITS)
             raise ValueError(f"unknown unit {unit!r} in {value!r} (known: {known})")
-        seconds = float(number) * DURATION_UNITS[unit.lower() if unit else "s"]
+        seconds = number * DURATION_UNITS[unit.lower() if unit else "s"]
     if not math.isfinite(seconds):
         raise ValueError(f"must be finite, got {value!r}")
     if seconds < 0:
@@ -80,16 +87,11 @@ def parse_size(value: str) -> int:
     Raises ``ValueError`` for an unknown unit, a negative or non-finite number, or text that is
     not a size.
     """
-    match = _DURATION.match(value)
-    if match is None:
-        if value.strip().startswith("-"):
-            raise ValueError(f"must not be negative, got {value!r}")
-        raise ValueError(f"not a size: {value!r} (e.g. 512KiB, 1MiB, 1GiB)")
-    number, unit = match.groups()
+    number, unit = _number_and_unit(value, "size", "512KiB, 1MiB, 1GiB")
     if unit.lower() not in SIZE_UNITS:
         known = ", ".join(("B", "KiB", "MiB", "GiB"))
         raise ValueError(f"unknown unit {unit!r} in {value!r} (known: {known})")
-    size = float(number) * SIZE_UNITS[unit.lower()]
+    size = number * SIZE_UNITS[unit.lower()]
     if not math.isfinite(size):
         raise ValueError(f"must be finite, got {value!r}")
     return int(size)

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from runbook_lib.core import readable
 from runbook_lib.core.redact import redact_text
 from runbook_lib.core.series import NS_PER_S, FloatArray, times_ns, trailing_mean, window_starts
 from runbook_lib.core.settings import RecoveryCheck, Rules
@@ -79,14 +80,14 @@ def plot_error_and_latency(
         color=_LIMIT,
         linestyle="--",
         linewidth=1.2,
-        label=f"rollback threshold ({rules.error_ratio:.2%})",
+        label=f"rollback threshold ({readable.percent(rules.error_ratio)})",
     )
     if moments.rollback_at is not None:
         error_axes.axhline(
             recovery.recovery_error_ratio * 100,
             color=_RECOVERY,
             linestyle=":",
-            label=f"recovered below ({recovery.recovery_error_ratio:.2%})",
+            label=f"recovered below ({readable.percent(recovery.recovery_error_ratio)})",
         )
     error_axes.set_ylabel("5xx ratio (%)")
     error_axes.set_ylim(bottom=0)
@@ -103,7 +104,7 @@ def plot_error_and_latency(
         color=_LIMIT,
         linestyle="--",
         linewidth=1.2,
-        label=f"rollback threshold ({rules.latency_p99:g} s)",
+        label=f"rollback threshold ({readable.latency(rules.latency_p99)})",
     )
     latency_axes.set_ylabel("p99 latency (s)")
     latency_axes.set_ylim(bottom=0)
@@ -159,18 +160,19 @@ def plot_business(
             smoothed,
             color=_SIGNAL,
             linewidth=1.6,
-            label=f"{rules.business_smoothing / 60:g}-min mean",
+            label=f"mean over {readable.duration(rules.business_smoothing)}",
         )
         in_baseline = (samples.index >= baseline_from) & (samples.index < deploy)
         baseline = samples.loc[in_baseline, column].dropna()
         if not baseline.empty:
             limit = (1 - rules.business_drop) * float(baseline.mean())
+            drop = readable.percent(rules.business_drop)
             axes.axhline(
                 limit,
                 color=_LIMIT,
                 linestyle="--",
                 linewidth=1.2,
-                label=f"rollback below {limit:.4g} ({rules.business_drop:.0%} under baseline)",
+                label=f"rollback below {readable.number(limit)} ({drop} under baseline)",
             )
         axes.set_ylabel(redact_text(column.removeprefix("business:")))
         _shade_and_mark(axes, times, moments, rules, labelled=axes is axes_list[0])
@@ -235,7 +237,7 @@ def _shade_and_mark(
     ):
         if moment is None:
             continue
-        text = f"{name} {moment.astimezone(UTC):%H:%M:%S}"
+        text = f"{name} {readable.clock(moment)}"
         at = _naive(moment)
         if not start <= at <= end:
             # No line to point at, but the reader should still learn the moment: a legend

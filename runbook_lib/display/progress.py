@@ -15,6 +15,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
+from runbook_lib.core import readable
+
 __all__ = ["PROGRESS_ENV", "TEXT_INTERVAL_S", "Wait"]
 
 PROGRESS_ENV = "RUNBOOK_PROGRESS"  # "text": lines (headless); anything else: tqdm.auto
@@ -88,7 +90,7 @@ class Wait:
     def tick(self, status: str) -> None:
         elapsed = min(self.elapsed_s, self.budget_s)
         left = max(self.budget_s - elapsed, 0.0)
-        self.bar.set_postfix_str(f"{left:.0f} s left: {status}", refresh=False)
+        self.bar.set_postfix_str(f"{readable.duration(left)} left: {status}", refresh=False)
         self.bar.update(round(elapsed - self.bar.n, 1))
 
     def done(self, status: str, *, ok: bool = True) -> None:
@@ -97,7 +99,9 @@ class Wait:
         ``ok``: what was awaited happened; the bar is drawn full (a widget turns green, not
         the red of a bar closed short), else it stays where the time ran out.
         """
-        self.bar.set_postfix_str(f"{status} after {self.elapsed_s:.1f} s", refresh=False)
+        self.bar.set_postfix_str(
+            f"{status} after {readable.duration(self.elapsed_s)}", refresh=False
+        )
         self.bar.update(round(min(self.elapsed_s, self.budget_s) - self.bar.n, 1))
         if ok:
             self.bar.total = self.bar.n = max(self.bar.n, 0.1)

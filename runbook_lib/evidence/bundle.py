@@ -45,6 +45,7 @@ __all__ = [
     "collect_cluster",
     "collect_helm",
     "read_samples_csv",
+    "write_json",
     "write_problems",
     "write_samples_csv",
     "write_text",
@@ -72,6 +73,12 @@ def write_text(directory: Path, rel: str, text: str, *, redact: Callable[[str], 
     """
     files.write_text(directory, rel, redact(text))
     return rel
+
+
+def write_json(directory: Path, rel: str, document: Any, *, redact: Callable[[str], str]) -> str:
+    """``write_text`` of ``document`` as indented JSON (a document the bundle builds itself,
+    plain JSON values only). Returns ``rel``; raises ``OSError``."""
+    return write_text(directory, rel, json.dumps(document, indent=2) + "\n", redact=redact)
 
 
 def _jsonable(value: Any) -> Any:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack
 from runbook_lib.adapters.pod_capture import PodState, list_pod_states, read_log_bytes
 from runbook_lib.core.capture import CaptureBounds, cut_log
 from runbook_lib.errors import ApiError, RunbookError
-from runbook_lib.evidence.bundle import write_text
+from runbook_lib.evidence.bundle import write_json, write_text
 
 if TYPE_CHECKING:
     from runbook_lib.adapters.kube import Kube
@@ -129,14 +129,7 @@ def capture_release_pods(
             gaps.append(f"pods -l {selector}: could not be listed: {err}")
             states = []
     pods_doc = [_pod_record(s, release_revision) for s in states]
-    written.append(
-        write_text(
-            output_dir,
-            f"{BEFORE_ROLLBACK}/pods.json",
-            json.dumps(pods_doc, indent=2) + "\n",
-            redact=redact,
-        )
-    )
+    written.append(write_json(output_dir, f"{BEFORE_ROLLBACK}/pods.json", pods_doc, redact=redact))
     wants = _wanted(states)
 
     def read(want: _Want) -> tuple[_Want, bytes | None, str]:
@@ -209,14 +202,7 @@ def capture_release_pods(
         "bytes_captured": used,
         "elapsed_s": round(elapsed, 3),
     }
-    written.append(
-        write_text(
-            output_dir,
-            f"{BEFORE_ROLLBACK}/capture.json",
-            json.dumps(summary, indent=2) + "\n",
-            redact=redact,
-        )
-    )
+    written.append(write_json(output_dir, f"{BEFORE_ROLLBACK}/capture.json", summary, redact=redact))
     return CaptureReport(
         pods=tuple(s.name for s in states),
         written=tuple(written),

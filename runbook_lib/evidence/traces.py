@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runbook_lib.adapters.traces import JaegerSource
+from runbook_lib.core.readable import latency, percent
 from runbook_lib.core.traces import GroupStats, Trace, failing, slowest, stats_by_version
 from runbook_lib.errors import ParameterError, TracesError
 from runbook_lib.evidence import files as evidence_files
@@ -153,14 +154,6 @@ def plot_trace_durations(
     return fig
 
 
-def _fmt_ratio(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.2%}"
-
-
-def _fmt_s(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3f} s"
-
-
 def _summary(
     *,
     service: str,
@@ -184,13 +177,17 @@ def _summary(
     for s in stats:
         prom_ratio, prom_p99 = prometheus.get(s.period, (math.nan, math.nan))
         lines.append(
-            f"| {s.period} | {s.version} | {s.count} | {s.errors} | {_fmt_ratio(s.error_ratio)}"
-            f" | {_fmt_s(s.p99_s)} | {_fmt_ratio(prom_ratio)} | {_fmt_s(prom_p99)} |"
+            f"| {s.period} | {s.version} | {s.count} | {s.errors} | {percent(s.error_ratio)}"
+            f" | {latency(s.p99_s)} | {percent(prom_ratio)} | {latency(prom_p99)} |"
         )
     if not stats:
         lines.append("| (no traces) | | | | | | | |")
-    lines += ["", "Traces from the backend are a sample when it holds more than the query limit;"
-              " Prometheus counts every request.", ""]
+    lines += [
+        "",
+        "Traces from the backend are a sample when it holds more than the query limit;"
+        " Prometheus counts every request.",
+        "",
+    ]
     for rel, count, note in files:
         cut = f" (left out: {note})" if note else ""
         lines.append(f"- [`{Path(rel).name}`]({Path(rel).name}): {count} traces{cut}")

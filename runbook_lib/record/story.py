@@ -72,6 +72,22 @@ _VERDICT = {
 }
 
 
+# The endings whose headline needs nothing but the outcome.
+_SAID_AS_IS = {
+    Outcome.RECOVERED: Headline("Rolled back, recovered", Tone.GOOD),
+    Outcome.NOT_RECOVERED: Headline("Rolled back, NOT recovered: escalated", Tone.BAD),
+    Outcome.RELEASE_CHANGED: Headline(
+        "Rolled back, then the release was changed by someone else", Tone.BAD
+    ),
+    Outcome.NO_ROLLBACK: Headline("Not rolled back: healthy", Tone.GOOD),
+    Outcome.INCONCLUSIVE: Headline(
+        "Not rolled back: inconclusive, the data cannot be judged", Tone.WARN
+    ),
+    Outcome.DECLINED: Headline("Not rolled back: declined at the prompt", Tone.WARN),
+    Outcome.ALREADY_ROLLED_BACK: Headline("Already rolled back: nothing to do", Tone.GOOD),
+}
+
+
 def headline(ending: Ending) -> Headline:
     """What happened, in a few words: the banner's text and the record's first line."""
     outcome, failure = ending.outcome, ending.failure
@@ -81,21 +97,8 @@ def headline(ending: Ending) -> Headline:
         return Headline(
             f"Stopped{where}: the release's state is NOT KNOWN, read `helm history`", Tone.BAD
         )
-    changed = bool(ending.changed_cluster)
-    if outcome is Outcome.RECOVERED:
-        return Headline("Rolled back, recovered", Tone.GOOD)
-    if outcome is Outcome.NOT_RECOVERED:
-        return Headline("Rolled back, NOT recovered: escalated", Tone.BAD)
-    if outcome is Outcome.RELEASE_CHANGED:
-        return Headline("Rolled back, then the release was changed by someone else", Tone.BAD)
-    if outcome is Outcome.NO_ROLLBACK:
-        return Headline("Not rolled back: healthy", Tone.GOOD)
-    if outcome is Outcome.INCONCLUSIVE:
-        return Headline("Not rolled back: inconclusive, the data cannot be judged", Tone.WARN)
-    if outcome is Outcome.DECLINED:
-        return Headline("Not rolled back: declined at the prompt", Tone.WARN)
-    if outcome is Outcome.ALREADY_ROLLED_BACK:
-        return Headline("Already rolled back: nothing to do", Tone.GOOD)
+    if outcome in _SAID_AS_IS:
+        return _SAID_AS_IS[outcome]
     if outcome is Outcome.DRY_RUN:
         verdict = _VERDICT.get(ending.verdict, "none") if ending.verdict else "none"
         return Headline(f"Dry run (verdict: {verdict}): nothing changed", Tone.PENDING)
@@ -107,7 +110,7 @@ def headline(ending: Ending) -> Headline:
         Outcome.INTERRUPTED: "Interrupted",
         Outcome.INCOMPLETE: "Stopped without an ending",
     }.get(outcome, "Failed")
-    if changed:
+    if ending.changed_cluster:
         return Headline(f"Rolled back, then {stopped.lower()}{where}{why}", Tone.BAD)
     return Headline(f"{stopped}{where}{why}: nothing changed", Tone.BAD)
 
@@ -159,95 +162,90 @@ def _decision(decided: Decided) -> str:
 
 def _of_fact(fact: Fact, at: datetime, recovery_threshold: float | None) -> list[Moment]:
     """The sentence(s) one fact tells, at its own moment where it carries one."""
+    if isinstance(fact, Decided):
+        return [*_trigger_moments(fact), Moment(at, _decision(fact))]
+    sentence = _sentence(fact, recovery_threshold)
+    return [Moment(_when(fact, at), sentence)] if sentence else []
+
+
+def _when(fact: Fact, recorded_at: datetime) -> datetime:
+    """When what a fact tells happened: its own time where it carries one (the deploy, the
+    rollout's end, the recovery, the read-back), else when it was recorded."""
+    if isinstance(fact, Assessed):
+        return fact.deployed_at
+    if isinstance(fact, RolloutCompleted):
+        return fact.done_at
+    if isinstance(fact, Recovered):
+        return fact.recovered_at
+    if isinstance(fact, ClusterReadBack):
+        return fact.read_at
+    return recorded_at
+
+
+def _sentence(fact: Fact, recovery_threshold: float | None) -> str:
+    """What one fact tells a person; empty for a fact that is not news."""
     if isinstance(fact, LockTaken):
         how = {
             "stale": ", taken over from a run that stopped renewing",
             "deliberate": f", taken over deliberately ({fact.reason})",
             "gone": f", taken over at once ({fact.reason})",
         }.get(fact.takeover, "")
-        return [Moment(at, f"Lock {fact.lease} taken{how}")]
+        return f"Lock {fact.lease} taken{how}"
     if isinstance(fact, Assessed):
-        return [
-            Moment(
-                fact.deployed_at,
-                f"Deployed (from the {fact.deployed_at_source}); {fact.samples} samples read",
-            )
-        ]
-    if isinstance(fact, Decided):
-        return [*_trigger_moments(fact), Moment(at, _decision(fact))]
+        return f"Deployed (from the {fact.deployed_at_source}); {fact.samples} samples read"
     if isinstance(fact, TargetResolved):
         if fact.already_rolled_back:
-            return [Moment(at, f"Already on the good revision {fact.current_revision}")]
-        return [
-            Moment(
-                at,
-                f"Target: {_revisions(fact.current_revision, fact.target_revision)} "
-                f"({fact.current_version} -> {fact.target_version})",
-            )
-        ]
+            return f"Already on the good revision {fact.current_revision}"
+        return (
+            f"Target: {_revisions(fact.current_revision, fact.target_revision)} "
+            f"({fact.current_version} -> {fact.target_version})"
+        )
     if isinstance(fact, Confirmed):
-        said = "Go-ahead" if fact.go_ahead else "Declined"
-        return [Moment(at, f"{said} ({fact.by})")]
+        return f"{'Go-ahead' if fact.go_ahead else 'Declined'} ({fact.by})"
     if isinstance(fact, RollbackStarted):
-        return [
-            Moment(at, f"helm rollback started: {_revisions(fact.from_revision, fact.to_revision)}")
-        ]
+        return f"helm rollback started: {_revisions(fact.from_revision, fact.to_revision)}"
     if isinstance(fact, RolledBack):
-        return [Moment(at, f"Rolled back {_revisions(fact.from_revision, fact.to_revision)}")]
+        return f"Rolled back {_revisions(fact.from_revision, fact.to_revision)}"
     if isinstance(fact, RolloutCompleted):
-        return [Moment(fact.done_at, f"Rollout of deployment/{fact.deployment} complete")]
+        return f"Rollout of deployment/{fact.deployment} complete"
     if isinstance(fact, Recovered):
         under = (
-            f" under {readable.percent(recovery_threshold)}"
-            if recovery_threshold is not None
-            else ""
+            "" if recovery_threshold is None else f" under {readable.percent(recovery_threshold)}"
         )
         last = (
-            f" (last sample {readable.percent(fact.last_error_ratio)})"
-            if fact.last_error_ratio is not None
-            else ""
+            ""
+            if fact.last_error_ratio is None
+            else f" (last sample {readable.percent(fact.last_error_ratio)})"
         )
-        return [Moment(fact.recovered_at, f"5xx ratio back{under}{last}")]
+        return f"5xx ratio back{under}{last}"
     if isinstance(fact, NotRecovered):
-        return [Moment(at, f"Recovery NOT verified: {fact.reason}")]
+        return f"Recovery NOT verified: {fact.reason}"
     if isinstance(fact, MigrationsReverted):
-        return [
-            Moment(
-                at,
-                f"Reverted {fact.count} migration(s): schema {fact.from_version} -> "
-                f"{fact.to_version}",
-            )
-        ]
+        return (
+            f"Reverted {fact.count} migration(s): schema {fact.from_version} -> {fact.to_version}"
+        )
     if isinstance(fact, FixBranchCreated):
-        return [Moment(at, f"Fix-forward branch {fact.branch} created")]
+        return f"Fix-forward branch {fact.branch} created"
     if isinstance(fact, Finished):
-        return [Moment(at, _finished(fact))]
+        return _finished(fact)
     if isinstance(fact, EarlierRunFound):
-        return [Moment(at, f"Earlier run found and sealed: {fact.path} ({fact.outcome})")]
+        return f"Earlier run found and sealed: {fact.path} ({fact.outcome})"
     if isinstance(fact, ReleaseChanged):
-        return [
-            Moment(
-                at,
-                f"Release changed under the run: now revision {fact.current_revision} "
-                f"({fact.current_version}), not {fact.expected_revision}",
-            )
-        ]
+        return (
+            f"Release changed under the run: now revision {fact.current_revision} "
+            f"({fact.current_version}), not {fact.expected_revision}"
+        )
     if isinstance(fact, ClusterReadBack):
-        return [Moment(fact.read_at, f"Cluster read back: {fact.sentence}")]
+        return f"Cluster read back: {fact.sentence}"
     if isinstance(fact, BadPodsCaptured):
-        return [
-            Moment(
-                at,
-                f"Captured {len(fact.pods)} pod(s) of revision {fact.revision} before the rollback",
-            )
-        ]
+        return f"Captured {len(fact.pods)} pod(s) of revision {fact.revision} before the rollback"
     if isinstance(fact, TracesCollected):
         if fact.collected:
-            return [Moment(at, f"Traces collected: {fact.failing} failing, {fact.slowest} slowest")]
-        return [Moment(at, f"Traces not collected: {fact.reason}")]
+            return f"Traces collected: {fact.failing} failing, {fact.slowest} slowest"
+        return f"Traces not collected: {fact.reason}"
     if isinstance(fact, EvidenceLost):
-        return [Moment(at, f"Evidence lost: {', '.join(fact.what)}")]
-    return []
+        return f"Evidence lost: {', '.join(fact.what)}"
+    return ""
 
 
 def _finished(fact: Finished) -> str:

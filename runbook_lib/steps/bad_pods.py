@@ -13,12 +13,11 @@ beside the pods running after the rollback, each with its revision.
 
 from __future__ import annotations
 
-import json
-
 from runbook_lib.adapters.pod_capture import list_pod_states
+from runbook_lib.core import readable
 from runbook_lib.core.capture import CaptureBounds
 from runbook_lib.errors import RunbookError
-from runbook_lib.evidence.bundle import BundleReport, write_text
+from runbook_lib.evidence.bundle import BundleReport, write_json
 from runbook_lib.evidence.capture import (
     BEFORE_ROLLBACK,
     start_capture,
@@ -92,8 +91,8 @@ def start_bad_release_capture(ctx: RunContext, step: str) -> None:
         ctx.timeline.record(
             step,
             EventKind.WARNING,
-            f"listing the pods of {label} took longer than {LISTING_WAIT_S:.0f} s: the rollback"
-            " goes on, and pods it replaces before the listing ends are not captured",
+            f"listing the pods of {label} took longer than {readable.duration(LISTING_WAIT_S)}: "
+            "the rollback goes on, and pods it replaces before the listing ends are not captured",
         )
     ctx.live.capture = job
     ctx.live.capture_started = (started_at, current.number, current.app_version or "")
@@ -128,7 +127,10 @@ def settle_capture(ctx: RunContext, step: str, *, timeout_s: float) -> BadPodsCa
     else:
         if report is None and not last_chance:
             return None
-        still = f"the capture was still running after {timeout_s:.0f} s: its files may be partial"
+        still = (
+            f"the capture was still running after {readable.duration(timeout_s)}: "
+            "its files may be partial"
+        )
         gaps = report.gaps if report is not None else (still,)
     ctx.live.capture = None
     fact = BadPodsCaptured(
@@ -205,6 +207,5 @@ def write_pods_by_revision(ctx: RunContext) -> BundleReport:
             "evidence": "kubernetes/pods.json, kubernetes/logs/",
         }
     )
-    text = json.dumps(groups, indent=2) + "\n"
-    written = write_text(ctx.incident_dir, PODS_BY_REVISION, text, redact=ctx.redact)
+    written = write_json(ctx.incident_dir, PODS_BY_REVISION, groups, redact=ctx.redact)
     return BundleReport((written,), tuple(problems))

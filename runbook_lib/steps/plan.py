@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runbook_lib.core import readable
 from runbook_lib.core.revisions import RollbackTarget
 from runbook_lib.core.settings import Settings
 
@@ -27,6 +28,7 @@ class Plan:
     expected_images: tuple[str, ...]
     actions: tuple[str, ...]
     dry_run: bool
+    cut_off: bool = False  # the current revision is a rollback to the target left pending
 
     def render(self) -> str:
         head = [
@@ -39,6 +41,11 @@ class Plan:
         ]
         if self.already_rolled_back:
             head.append("  note:     the release already runs the target; helm rollback is skipped")
+        if self.cut_off:
+            head.append(
+                "  note:     the current revision is a rollback to the target that Helm never "
+                "marked deployed (its helm was cut off); rolling back again finishes it"
+            )
         steps = [f"  {i}. {action}" for i, action in enumerate(self.actions, start=1)]
         return "\n".join([*head, "  steps:", *steps])
 
@@ -78,7 +85,7 @@ def build_plan(
     lock, check, migrations = settings.lock, settings.recovery, settings.migrations
     actions = [
         f"take Lease runbook-rollback-{release} in {namespace} as {lock.lock_holder} "
-        f"(ttl {lock.lock_ttl:.0f} s)",
+        f"(ttl {readable.duration(lock.lock_ttl)})",
         f"notify ({', '.join(notifiers) or 'no notifier'}): {rollout_message(settings, target)!r}",
     ]
     if target.already_rolled_back:
@@ -88,10 +95,10 @@ def build_plan(
     actions += [
         f"wait for deployment/{settings.target.deployment} to roll out (kubectl rollout status "
         "semantics, "
-        f"timeout {settings.acting.rollout_timeout:.0f} s)",
+        f"timeout {readable.duration(settings.acting.rollout_timeout)})",
         f"verify pods {pod_selector} run exactly: {', '.join(expected_images)}",
-        f"check 5xx ratio < {check.recovery_error_ratio:g} within "
-        f"{check.recovery_within:.0f} s for {check.recovery_consecutive} "
+        f"check 5xx ratio < {readable.percent(check.recovery_error_ratio)} within "
+        f"{readable.duration(check.recovery_within)} for {check.recovery_consecutive} "
         "consecutive samples",
     ]
     if migrations.migrations_to_revert:
@@ -105,7 +112,7 @@ def build_plan(
         actions.append("migrations: none (migrations_to_revert=0)")
     actions.append(
         "release the Lease; time decision -> verified recovery against "
-        f"{settings.acting.target:.0f} s"
+        f"{readable.duration(settings.acting.target)}"
     )
     return Plan(
         cluster=cluster,
@@ -118,4 +125,5 @@ def build_plan(
         expected_images=expected_images,
         actions=tuple(actions),
         dry_run=settings.acting.dry_run,
+        cut_off=target.cut_off,
     )

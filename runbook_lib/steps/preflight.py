@@ -86,18 +86,29 @@ def _check_permissions(ctx: RunContext) -> None:
 
 
 def _resolve(ctx: RunContext) -> None:
-    """The explicit target revision, from a fresh ``helm history`` read after the decision.
+    """The explicit target revision, from a fresh ``helm history`` read under the lock.
 
     Nothing read before the decision is trusted here: someone may have deployed or rolled back
-    since. Values are fetched only for the revisions the target scan compares.
+    since. Read after the lock is taken, so no other run of the runbook changes the release
+    between this read and the rollback, and a rollback an earlier run left pending (its helm
+    cut off) is finished rather than refused. Values are fetched only for the revisions the
+    target scan compares.
     """
     settings = ctx.settings
     history = ctx.helm.history(settings.target.release)
     values = {
         n: ctx.helm.values(settings.target.release, n) for n in revisions_needing_values(history)
     }
-    target = resolve_target(history, values_by_revision=values)
+    target = resolve_target(history, values_by_revision=values, finish_cut_off=True)
     ctx.live.target = target
+    if target.cut_off:
+        ctx.timeline.record(
+            "preflight",
+            EventKind.WARNING,
+            f"revision {target.current.number} is {target.current.status}: a rollback to "
+            f"revision {target.target.number} whose helm was cut off before Helm marked it "
+            f"deployed; rolling back to {target.target.number} again finishes it",
+        )
     manifest = ctx.helm.manifest(settings.target.release, target.target.number)
     images = expected_images(manifest, name=settings.target.deployment)
     record_fact(
@@ -155,24 +166,24 @@ def _take_lock(ctx: RunContext) -> None:
 
 @runbook_step("preflight")
 def preflight(ctx: RunContext) -> Plan:
-    """Before anything changes: cluster guard, revisions, lock, plan (shown and returned).
+    """Before anything changes: cluster guard, lock, revisions, plan (shown and returned).
 
     Raises ``PreconditionFailed`` first when the evidence folder cannot be written or has no
     room (``check_evidence_folder``), ``WrongCluster`` when the context/server is not
     ``expected_cluster`` (checked before any cluster call), ``PreconditionFailed`` when the
-    credential lacks a permission the steps need (all missing ones are named) or no good
-    target revision exists (e.g. pruned),
+    credential lacks a permission the steps need (all missing ones are named),
     ``LockHeld`` when another run holds the release's Lease (who, since when, when it frees
-    itself, how to take it over), ``CommandFailed`` / ``ApiError`` from helm or the API. After
-    the lock, crashed runs of the release are sealed as interrupted and linked
-    (``run.earlier``). In a dry run the Lease is not taken.
+    itself, how to take it over), ``PreconditionFailed`` when no good target revision exists
+    (e.g. pruned) or another Helm operation is pending, ``CommandFailed`` / ``ApiError`` from
+    helm or the API. After the lock, crashed runs of the release are sealed as interrupted and
+    linked (``steps.earlier_runs``). In a dry run the Lease is not taken.
     """
     settings = ctx.settings
     check_evidence_folder(ctx)  # the record of what follows must be writable: first
     context, server = _guard_cluster(ctx)
     _check_permissions(ctx)  # a missing permission is the more basic problem: first
+    _take_lock(ctx)  # before helm history: a second run stops here, naming the first
     _resolve(ctx)
-    _take_lock(ctx)
     target = ctx.live.target
     resolved = ctx.facts.target
     assert target is not None

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from runbook_lib.core import readable
 from runbook_lib.core.read_back import read_back
 from runbook_lib.errors import CommandFailed, RunbookError
 from runbook_lib.record.facts import ClusterReadBack, RunFacts, record_fact
@@ -52,7 +53,7 @@ def cut_off_reason(started_at: datetime | None, now: datetime | None, how: str) 
     text = f"helm rollback was started at {_clock(started_at)} and {how}"
     if now is None:
         return text
-    return f"{text} after {max(0.0, (now - started_at).total_seconds()):.0f} s"
+    return f"{text} after {readable.duration(max(0.0, (now - started_at).total_seconds()))}"
 
 
 def how_it_ended(err: BaseException) -> str:

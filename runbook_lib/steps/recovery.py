@@ -168,7 +168,7 @@ def check_recovery(ctx: RunContext) -> RecoveryChecked:
     elapsed_before = max((ctx.now() - done_at).total_seconds(), 0.0)
     since_rollout = lambda: (ctx.now() - done_at).total_seconds()  # noqa: E731
     with Wait(awaited, budget, clock=since_rollout, started=0.0) as wait:
-        wait.tick(f"{elapsed_before:.0f} s since the rollout")
+        wait.tick(f"{readable.duration(elapsed_before)} since the rollout")
         while True:
             now = ctx.now()
             try:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from runbook_lib.core import readable
 from runbook_lib.core.images import image_mismatches
 from runbook_lib.core.rollout import RolloutState, rollout_state
 from runbook_lib.display.progress import Wait
@@ -31,7 +32,7 @@ class RolloutDone:
     waited_s: float
 
     def __repr__(self) -> str:
-        waited = f"waited {self.waited_s:.1f} s"
+        waited = f"waited {readable.duration(self.waited_s)}"
         return f"Rollout of deployment/{self.deployment}: {self.message} ({waited})"
 
 
@@ -103,7 +104,8 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
         ctx.timeline.record(
             "wait_for_rollout",
             EventKind.DRY_RUN,
-            f"would wait up to {settings.acting.rollout_timeout:.0f} s; now: {state.message}",
+            f"would wait up to {readable.duration(settings.acting.rollout_timeout)}; "
+            f"now: {state.message}",
         )
         settle_capture(ctx, "wait_for_rollout", timeout_s=SETTLE_AFTER_ROLLOUT_S)
         return RolloutDone(settings.target.deployment, state.message, state.done, ctx.now(), 0.0)
@@ -112,7 +114,8 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
     if final is None:
         raise StepTimeout(
             f"deployment/{settings.target.deployment} did not finish rolling out within "
-            f"{settings.acting.rollout_timeout:.0f} s (last: {last_progress or 'no status seen'})",
+            f"{readable.duration(settings.acting.rollout_timeout)} "
+            f"(last: {last_progress or 'no status seen'})",
             step="wait_for_rollout",
             timeout_s=settings.acting.rollout_timeout,
         )
@@ -123,7 +126,7 @@ def wait_for_rollout(ctx: RunContext) -> RolloutDone:
         ctx.timeline,
         "wait_for_rollout",
         RolloutCompleted(deployment, done_at),
-        f"{final.message} (waited {result.waited_s:.1f} s)",
+        f"{final.message} (waited {readable.duration(result.waited_s)})",
     )
     settle_capture(ctx, "wait_for_rollout", timeout_s=SETTLE_AFTER_ROLLOUT_S)
     return result

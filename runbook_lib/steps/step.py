@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
+from runbook_lib.core import readable
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.display.summary import current as current_summary
 from runbook_lib.errors import AdapterError
@@ -70,7 +71,7 @@ def release_lock(ctx: RunContext, step: str, *, why: str) -> bool:
                 step,
                 EventKind.WARNING,
                 f"could not release the rollback lock ({why}): {err}; another run can take "
-                f"it over after {ctx.settings.lock.lock_ttl:.0f} s",
+                f"it over after {readable.duration(ctx.settings.lock.lock_ttl)}",
             )
             return False
     ctx.live.lock = None

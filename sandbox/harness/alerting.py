@@ -17,14 +17,13 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from runbook_lib.adapters.settings_files import read_profile
 from runbook_lib.core.settings import Entry, Settings, from_flat
 from runbook_sandbox import metrics_stack, paths
-from runbook_sandbox.prometheus_server import answers_ready, port_is_free, ports_in_use
+from runbook_sandbox.prometheus_server import answers_ready, ports_in_use
 
 __all__ = [
     "DEMO_PROFILE",
@@ -205,14 +204,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Path, base: str, timeout_s: 
 def stop(state_dir: Path, *, port: int | None = None, timeout_s: float = 10.0) -> None:
     """Stop Alertmanager if it runs and delete its storage; safe to call any time."""
     state_dir = Path(state_dir)
-    port = port or paths.ports().alertmanager
-    info = metrics_stack._read(state_dir, _NAME)
-    if info is not None and metrics_stack._is_ours(info):
-        metrics_stack._terminate(int(info["pid"]), timeout_s)
-    metrics_stack._pid_file(state_dir, _NAME).unlink(missing_ok=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not port_is_free(port):
-        time.sleep(0.1)
+    metrics_stack.stop_recorded(state_dir, _NAME, timeout_s=timeout_s)
+    metrics_stack.wait_ports_free([port or paths.ports().alertmanager], timeout_s=timeout_s)
     shutil.rmtree(_dir(state_dir) / "alertmanager-data", ignore_errors=True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import runbook_sandbox
@@ -66,12 +67,19 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _add(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, detail: str
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    detail: str,
+    func: Callable[[argparse.Namespace], int],
 ) -> argparse.ArgumentParser:
-    """One sandbox action: ``summary`` in ``runbook sandbox --help``, both in its own help."""
-    return sub.add_parser(
+    """One sandbox action run by ``func``: ``summary`` in ``runbook sandbox --help``, both in
+    its own help."""
+    parser = sub.add_parser(
         name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {detail}"
     )
+    parser.set_defaults(func=func)
+    return parser
 
 
 _DESCRIPTION = (
@@ -106,39 +114,40 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
         "build the pinned binaries into the cache (idempotent)",
         "Builds etcd and the Kubernetes control plane from the versions pinned in the package "
         "(needs Go and the Go module proxy); the first build takes about 20 minutes.",
+        _build,
     )
     p.add_argument("--force", action="store_true", help="rebuild even what is cached")
-    p.set_defaults(func=_build)
 
-    p = _add(
+    _add(
         sub,
         "up",
         "start the cluster, install app v1.0.0, start metrics",
         "Prints KUBECONFIG, the kube context and the Prometheus URL to use with the runbook.",
+        _up,
     )
-    p.set_defaults(func=_up)
 
-    p = _add(
+    _add(
         sub,
         "down",
         "stop everything; exit 1 if a process or port survives",
         "Stops the metrics stack and the cluster and checks that nothing is left behind.",
+        _down,
     )
-    p.set_defaults(func=_down)
 
-    p = _add(
+    _add(
         sub,
         "status",
         "print what runs, as JSON; exit 3 if not running",
         "Cluster, ports, binaries and metrics stack of the sandbox named by the environment.",
+        _status,
     )
-    p.set_defaults(func=_status)
 
     p = _add(
         sub,
         "deploy",
         "helm upgrade app to VERSION, then migrate for it",
         "v1.0.0 is good, v1.1.0 is the bad deploy (5xx ratio and latency go up).",
+        _deploy,
     )
     p.add_argument("version", metavar="VERSION", help="e.g. v1.1.0 (the bad version)")
     p.add_argument(
@@ -149,15 +158,14 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
         help="extra chart value, e.g. faults.unschedulable=true (repeatable)",
     )
     p.add_argument("--no-wait", action="store_true", help="do not wait for the rollout")
-    p.set_defaults(func=_deploy)
 
-    p = _add(
+    _add(
         sub,
         "reset",
         "back to one good revision v1.0.0, schema v1.0.0",
         "Reinstalls the release so that helm history holds a single good revision.",
+        _reset,
     )
-    p.set_defaults(func=_reset)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,16 +118,9 @@ def stop(state_dir: Path, *, timeout_s: float = 15.0) -> None:
     """Stop both processes (TERM, then KILL) and free their ports; safe to call any time."""
     state_dir = Path(state_dir)
     for name in _NAMES:
-        info = _read(state_dir, name)
-        if info is not None and _is_ours(info):
-            _terminate(int(info["pid"]), timeout_s)
-        _pid_file(state_dir, name).unlink(missing_ok=True)
+        stop_recorded(state_dir, name, timeout_s=timeout_s)
     ports = paths.ports()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not (
-        port_is_free(ports.prometheus) and port_is_free(ports.traffic)
-    ):
-        time.sleep(0.1)
+    wait_ports_free((ports.prometheus, ports.traffic), timeout_s=timeout_s)
     PrometheusServer(port=ports.prometheus, targets=(), work_dir=_work_dir(state_dir)).stop()
 
 
@@ -167,6 +160,23 @@ def spawn_recorded(
     _pid_file(state_dir, name).parent.mkdir(parents=True, exist_ok=True)
     _record(state_dir, name, proc)
     return proc
+
+
+def stop_recorded(state_dir: Path, name: str, *, timeout_s: float) -> None:
+    """Stop what ``spawn_recorded`` started under ``name`` (TERM, then KILL) and forget its
+    pid; a pid that now runs another program (pids are reused) is left alone."""
+    info = _read(state_dir, name)
+    if info is not None and _is_ours(info):
+        _terminate(int(info["pid"]), timeout_s)
+    _pid_file(state_dir, name).unlink(missing_ok=True)
+
+
+def wait_ports_free(ports: Sequence[int], *, timeout_s: float) -> None:
+    """Return once no process listens on ``ports``, or after ``timeout_s``: a stopped
+    server's socket can outlive it for a moment, and the next start needs the port."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not all(port_is_free(p) for p in ports):
+        time.sleep(0.1)
 
 
 def _record(state_dir: Path, name: str, proc: subprocess.Popen[bytes]) -> None:

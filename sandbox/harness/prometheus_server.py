@@ -243,17 +243,24 @@ class PrometheusServer:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
-    def wait_scraped(self, job: str, *, timeout_s: float = 30.0) -> None:
-        """Wait until the job's target has been scraped successfully at least once."""
+    def wait_scraped(
+        self, job: str, *, times: int = 1, window: str = "1m", timeout_s: float = 30.0
+    ) -> None:
+        """Wait until the job's target has been scraped successfully ``times`` times within
+        the last ``window`` (a PromQL range): once to know it is up, more to fill a rate
+        window or a check's range with samples."""
+        query = f'sum_over_time(up{{job="{job}"}}[{window}])'
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if any(r["value"][1] == "1" for r in self.query(f'up{{job="{job}"}}')):
+                if any(float(r["value"][1]) >= times for r in self.query(query)):
                     return
             except (urllib.error.URLError, OSError, KeyError, ValueError):
                 pass
             time.sleep(0.25)
-        raise PrometheusStartError(f"prometheus did not scrape job {job!r} in {timeout_s:.0f} s")
+        raise PrometheusStartError(
+            f"prometheus did not scrape job {job!r} {times} times in {timeout_s:.0f} s"
+        )
 
     def stop(self, *, timeout_s: float = 10.0) -> None:
         """Terminate (then kill) the process and delete its storage; idempotent."""

@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from runbook_sandbox import binaries, metrics_stack, paths
-from runbook_sandbox.prometheus_server import port_is_free, ports_in_use
+from runbook_sandbox.prometheus_server import ports_in_use
 
 __all__ = [
     "MAX_TRACES",
@@ -152,15 +151,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> N
 
 def stop(state_dir: Path, *, timeout_s: float = 10.0) -> None:
     """Stop Jaeger if it runs (its traces go with it); safe to call any time."""
-    state_dir = Path(state_dir)
-    info = metrics_stack._read(state_dir, _NAME)
-    if info is not None and metrics_stack._is_ours(info):
-        metrics_stack._terminate(int(info["pid"]), timeout_s)
-    metrics_stack._pid_file(state_dir, _NAME).unlink(missing_ok=True)
-    ports = paths.ports().jaeger_ports()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not all(port_is_free(p) for p in ports):
-        time.sleep(0.1)
+    metrics_stack.stop_recorded(Path(state_dir), _NAME, timeout_s=timeout_s)
+    metrics_stack.wait_ports_free(paths.ports().jaeger_ports(), timeout_s=timeout_s)
 
 
 def status(state_dir: Path) -> dict[str, Any]:

@@ -9,9 +9,7 @@ run leaves); the sandbox test runs the real notebook.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import threading
 import time
 import urllib.request
@@ -23,16 +21,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from aiohttp import web
 from receiver_doubles import FakeDispatch
+from served_receiver import ServedReceiver, require_alertmanager
 
 from runbook_lib.adapters.prometheus import PrometheusSource
-from runbook_lib.adapters.webhook import make_app
-from runbook_lib.core.alert_policy import Policy
 from runbook_lib.core.alert_rules import render_rule_file
 from runbook_lib.core.decision import evaluate
 from runbook_lib.core.settings import Entry, Metrics, Rules, from_flat
-from runbook_lib.receiver import Receiver, RunSpec
+from runbook_lib.receiver import RunSpec
 from runbook_sandbox import alerting
 from runbook_sandbox.prometheus_server import PrometheusServer, ScrapeTarget, free_port
 
@@ -101,35 +97,15 @@ class Runs(FakeDispatch):
         return super().start(run)
 
 
-def _require(binary: str | None, hint: str) -> None:
-    if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{hint} (CI=true: must run)")
-        pytest.skip(hint)
-
-
 class Chain:
     def __init__(self, tmp: Path) -> None:
-        _require(alerting.alertmanager_binary(), alerting.INSTALL_HINT)
+        require_alertmanager()
         self.tmp = tmp
         self.exporter = Exporter()
         self.runs = Runs()
-        self.receiver_port = free_port()
         self.alertmanager_port = free_port()
-        token = alerting.token_file(tmp).read_text().strip()
-        self.receiver = Receiver(
-            Policy.from_mapping({"releases": [{"release": "app", "auto_rollback": True}]}),
-            state_dir=tmp / "receiver",
-            output_dir=tmp / "evidence",
-            dispatch=self.runs,
-        )
-        self.receiver.start()
-        self.loop = asyncio.new_event_loop()
-        self.app_runner = web.AppRunner(make_app(self.receiver, token=token), access_log=None)
-        self.loop.run_until_complete(self.app_runner.setup())
-        site = web.TCPSite(self.app_runner, "127.0.0.1", self.receiver_port)
-        self.loop.run_until_complete(site.start())
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.served = ServedReceiver(tmp, self.runs)
+        self.receiver = self.served.receiver
         settings = from_flat(
             {
                 "prometheus_selector": 'job="app"',
@@ -158,7 +134,7 @@ class Chain:
         alerting.start(
             self.tmp,
             port=self.alertmanager_port,
-            receiver=f"http://127.0.0.1:{self.receiver_port}/alerts",
+            receiver=self.served.url,
         )
 
     def firing(self) -> bool:
@@ -168,9 +144,7 @@ class Chain:
     def close(self) -> None:
         alerting.stop(self.tmp, port=self.alertmanager_port)
         self.prometheus.stop()
-        asyncio.run_coroutine_threadsafe(self.app_runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.receiver.close()
+        self.served.close()
         self.exporter.server.shutdown()
 
 

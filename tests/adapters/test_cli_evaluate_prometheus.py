@@ -70,15 +70,7 @@ def prometheus(
     )
     server.start()
     try:
-        server.wait_scraped("bad")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            scrapes = server.query('count_over_time(up{job="bad"}[1m])')
-            if scrapes and float(scrapes[0]["value"][1]) >= 14:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("Prometheus did not scrape the exporter 14 times within 60 s")
+        server.wait_scraped("bad", times=14, timeout_s=60)
         yield server
     finally:
         server.stop()

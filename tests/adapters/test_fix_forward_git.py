@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helm_manifests import annotated_manifest
 
 from runbook_lib.errors import ParameterError, PreconditionFailed
 from runbook_lib.evidence.fixforward import create_fix_branch
@@ -43,31 +44,13 @@ def repo(tmp_path: Path) -> dict[str, str]:
     return {"path": str(path), "good": good, "bad": _git(path, "rev-parse", "HEAD")}
 
 
-def _manifest(commit: str) -> str:
-    return f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: app}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-  annotations:
-    runbook.io/git-commit: "{commit}"
-spec:
-  template:
-    metadata: {{labels: {{app: api}}}}
-"""
-
-
 def test_branch_is_created_at_the_annotated_commit_without_switching(
     repo: dict[str, str],
 ) -> None:
     path = Path(repo["path"])
     result = create_fix_branch(
         path, incident_id="INC-42", good_version="v1.0.0",
-        manifest_yaml=_manifest(repo["good"]), deployment="app",
+        manifest_yaml=annotated_manifest(repo["good"]), deployment="app",
     )  # fmt: skip
     assert result.created
     assert result.source == "annotation runbook.io/git-commit"
@@ -102,7 +85,7 @@ def test_refuses_when_commit_is_unknown(repo: dict[str, str]) -> None:
     with pytest.raises(PreconditionFailed, match="cannot find the last good commit") as err:
         create_fix_branch(
             path, incident_id="INC-8", good_version="v9.9.9",
-            manifest_yaml=_manifest("0123456789abcdef0123456789abcdef01234567"),
+            manifest_yaml=annotated_manifest("0123456789abcdef0123456789abcdef01234567"),
         )  # fmt: skip
     assert "not in this repository" in str(err.value)
     assert "fix/INC-8" not in _git(path, "branch", "--list")

@@ -6,43 +6,16 @@ manifest still fit. The other endings, run the same way, are in
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from headless_runs import BAD, headless_run, read_record, verifies
 
-from runbook_lib.evidence.manifest import verify_manifest
-from runbook_lib.headless import HeadlessRun, InProcessExecutor, run_notebook
+from runbook_lib.headless import HeadlessRun
 from runbook_lib.record.facts import Outcome
-
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOK = REPO / "notebooks" / "rollback.ipynb"
-DATA = REPO / "notebooks" / "data"
-WINDOW = {"deployed_at": "2026-11-20T14:00:00+00:00", "now": "2026-11-20T14:30:00+00:00"}
-
-
-def _run(output_dir: Path, **params: Any) -> HeadlessRun:
-    given = {
-        "incident_id": "INC-1",
-        "expected_cluster": "kwok-runbook",
-        "confirm": True,
-        "output_dir": str(output_dir),
-        **WINDOW,
-        **params,
-    }
-    return run_notebook(given, notebook=NOTEBOOK, executor=InProcessExecutor(), stream=False)
-
-
-def _record(folder: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((folder / "record.json").read_text())
-    return data
-
-
-def _verifies(folder: Path) -> bool:
-    return verify_manifest(folder).ok
 
 
 @pytest.fixture
@@ -74,19 +47,19 @@ def _refused_for_room(run: HeadlessRun, mount: Mapping[str, Any] | Path) -> None
     assert written - {"plots", "metrics"} == EXPECTED_AFTER_NO_ROOM
     assert run.notebook == ""
     assert any("not kept" in problem for problem in run.problems)
-    assert _record(folder)["outcome"] == "refused"
-    assert _verifies(folder)
+    assert read_record(folder)["outcome"] == "refused"
+    assert verifies(folder)
 
 
 def test_no_room_for_the_evidence_writes_only_the_record_and_the_manifest(
     small_disk: Path,
 ) -> None:
-    run = _run(small_disk, replay_csv=str(DATA / "bad_deploy.csv"))
+    run = headless_run(small_disk, BAD)
     _refused_for_room(run, small_disk)
 
 
 def test_a_nearly_full_disk_still_takes_the_refusals_record(small_disk: Path) -> None:
     _leave_free(small_disk, 400 * 1024)  # less than the ending's reserve: none is held
-    run = _run(small_disk, replay_csv=str(DATA / "bad_deploy.csv"))
+    run = headless_run(small_disk, BAD)
     _refused_for_room(run, small_disk)
     assert "MiB free" in run.ending.room_problem

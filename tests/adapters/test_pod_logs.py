@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
@@ -114,13 +116,19 @@ def test_pod_views_read_uid_and_crash_annotation() -> None:
     assert (view.uid, view.crash_every_s, view.version) == ("u-1", 30.0, BAD)
 
 
-def test_each_request_becomes_a_span_with_version_pod_route_and_status(tmp_path: Path) -> None:
+def _spans_of(tmp_path: Path, requests: int, sample_ratio: float) -> Sequence[ReadableSpan]:
+    """The spans exported while the simulator serves ``requests`` with tracing sampled at
+    ``sample_ratio``."""
     exporter = InMemorySpanExporter()
-    spans = RequestSpans(sample_ratio=1.0, exporter=exporter)
+    spans = RequestSpans(sample_ratio=sample_ratio, exporter=exporter)
     sim, _ = _simulator(tmp_path, spans)
-    sim.serve(500, now=NOW, span_s=5)
+    sim.serve(requests, now=NOW, span_s=5)
     spans.shutdown()
-    finished = exporter.get_finished_spans()
+    return exporter.get_finished_spans()
+
+
+def test_each_request_becomes_a_span_with_version_pod_route_and_status(tmp_path: Path) -> None:
+    finished = _spans_of(tmp_path, 500, sample_ratio=1.0)
     assert len(finished) == 500
     assert {s.resource.attributes["service.name"] for s in finished} == {"app"}
     assert len({s.context.trace_id for s in finished}) == 500  # one trace per request
@@ -140,12 +148,8 @@ def test_each_request_becomes_a_span_with_version_pod_route_and_status(tmp_path:
 
 
 def test_sampling_keeps_about_the_configured_share(tmp_path: Path) -> None:
-    exporter = InMemorySpanExporter()
-    spans = RequestSpans(sample_ratio=0.1, exporter=exporter)
-    sim, _ = _simulator(tmp_path, spans)
-    sim.serve(5000, now=NOW, span_s=5)
-    spans.shutdown()
-    assert 300 < len(exporter.get_finished_spans()) < 700  # 500 expected; trace ids are random
+    finished = _spans_of(tmp_path, 5000, sample_ratio=0.1)
+    assert 300 < len(finished) < 700  # 500 expected; trace ids are random
 
 
 def test_sampling_does_not_change_the_simulated_outcomes(tmp_path: Path) -> None:

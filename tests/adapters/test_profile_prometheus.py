@@ -81,14 +81,8 @@ def prom(start_prometheus: Any) -> Iterator[PrometheusServer]:
     )
     threading.Thread(target=exporter.serve_forever, daemon=True).start()
     server = start_prometheus([ScrapeTarget("cart", f"127.0.0.1:{exporter.server_port}")])
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:  # until the check's window is full of samples
-        found = server.query('count_over_time(up{job="cart"}[40s])')
-        if found and float(found[0]["value"][1]) >= 25:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail("Prometheus did not scrape the cart for 25 s")
+    # until the check's window is full of samples
+    server.wait_scraped("cart", times=25, window="40s", timeout_s=90)
     yield server
     exporter.shutdown()
     exporter.server_close()

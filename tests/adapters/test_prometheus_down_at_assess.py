@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loopback_http import closed_port
+from offline_run import offline_run
 
 from runbook_lib import steps
 from runbook_lib.core.decision import RuleStatus, Verdict
@@ -19,15 +20,15 @@ NOW = datetime(2026, 11, 20, 14, 10, tzinfo=UTC)
 
 
 def _run(tmp_path: Path, **extra: Any) -> steps.RunContext:
-    return steps.start_run(
-        expected_cluster="kwok-runbook",
-        prometheus_url=f"http://127.0.0.1:{closed_port()}",
+    """A run whose metrics come from a Prometheus that refuses connections."""
+    prometheus_down = f"http://127.0.0.1:{closed_port()}"
+    return offline_run(
+        tmp_path,
+        "inc-prom-down",
+        replay_csv="",
+        prometheus_url=prometheus_down,
         deployed_at=DEPLOYED,
         now=NOW,
-        output_dir=str(tmp_path / "out"),
-        incident_id="inc-prom-down",
-        out=lambda _text: None,
-        environ={},
         **extra,
     )
 

@@ -116,14 +116,7 @@ def known_prometheus(start_prometheus: PrometheusFactory) -> Iterator[Prometheus
     )
     serve_in_thread(exporter)
     prom = start_prometheus([ScrapeTarget("known", f"127.0.0.1:{exporter.server_port}")])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        scrapes = prom.query('count_over_time(up{job="known"}[1m])')
-        if scrapes and float(scrapes[0]["value"][1]) >= 9:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail("Prometheus did not scrape the exporter 9 times within 60 s")
+    prom.wait_scraped("known", times=9, timeout_s=60)
     yield prom
     exporter.shutdown()
     exporter.server_close()

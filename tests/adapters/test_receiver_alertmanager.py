@@ -9,10 +9,7 @@ read all of it: one run for the release, every alert journaled, no failed notifi
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,54 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from receiver_doubles import FakeDispatch
+from served_receiver import ServedReceiver, require_alertmanager
 
-from runbook_lib.adapters.webhook import make_app
-from runbook_lib.core.alert_policy import Policy
-from runbook_lib.receiver import Receiver
 from runbook_sandbox import alerting
 from runbook_sandbox.prometheus_server import free_port
 
 GROUP = 200
 
 
-class Served:
-    """The receiver on a free loopback port, its event loop in a thread."""
-
-    def __init__(self, tmp: Path, token: str) -> None:
-        self.runs = FakeDispatch()
-        self.receiver = Receiver(
-            Policy.from_mapping({"releases": [{"release": "app", "auto_rollback": True}]}),
-            state_dir=tmp / "state",
-            output_dir=tmp / "evidence",
-            dispatch=self.runs,
-        )
-        self.receiver.start()
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.app_runner = web.AppRunner(make_app(self.receiver, token=token), access_log=None)
-        self.loop.run_until_complete(self.app_runner.setup())
-        site = web.TCPSite(self.app_runner, "127.0.0.1", self.port)
-        self.loop.run_until_complete(site.start())
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.app_runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.receiver.close()
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Served, int]]:
-    if alerting.alertmanager_binary() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{alerting.INSTALL_HINT} (CI=true: must run)")
-        pytest.skip(alerting.INSTALL_HINT)
-    token = alerting.token_file(tmp_path).read_text().strip()
-    receiver = Served(tmp_path, token)
+def served(tmp_path: Path) -> Iterator[tuple[ServedReceiver, int]]:
+    require_alertmanager()
+    receiver = ServedReceiver(tmp_path, FakeDispatch())
     port = free_port()
-    alerting.start(tmp_path, port=port, receiver=f"http://127.0.0.1:{receiver.port}/alerts")
+    alerting.start(tmp_path, port=port, receiver=receiver.url)
     try:
         yield receiver, port
     finally:
@@ -87,7 +51,7 @@ def _alertmanager(port: int, path: str, body: Any = None) -> Any:
     return json.loads(raw) if path.startswith("/api") and raw else raw.decode()
 
 
-def test_a_group_of_200_alerts_arrives_whole(served: tuple[Served, int]) -> None:
+def test_a_group_of_200_alerts_arrives_whole(served: tuple[ServedReceiver, int]) -> None:
     receiver, port = served
     now = datetime.now(UTC).isoformat()
     group = [

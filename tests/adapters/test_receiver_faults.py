@@ -134,10 +134,10 @@ class Suite:
         path = self.tmp / "hold" / "children.log"
         return [x.split()[0] for x in path.read_text().splitlines()] if path.exists() else []
 
-    def child_holding(self) -> tuple[Receiver, str]:
-        """A receiver that took an alert for ``app`` and whose child run now holds (before
-        it changes anything), and that run's incident id."""
-        receiver = self.receiver()
+    def child_holding(self, **options: Any) -> tuple[Receiver, str]:
+        """A receiver (started with ``options``) that took an alert for ``app`` and whose
+        child run now holds (before it changes anything), and that run's incident id."""
+        receiver = self.receiver(**options)
         assert receiver.post(alert("app"))[0] == 200
         (run_id,) = _until(self.children, 30, "child started")
         _until(lambda: (self.tmp / "hold" / f"{run_id}.running").exists(), 30, "child holding")
@@ -304,10 +304,7 @@ def test_sigterm_with_a_full_queue_starts_nothing_new_and_loses_nothing(suite: S
 
 
 def test_a_second_signal_stops_the_running_child_at_once_sealed(suite: Suite) -> None:
-    first = suite.receiver(grace=300)
-    assert first.post(alert("app"))[0] == 200
-    (run_id,) = _until(suite.children, 30, "child started")
-    _until(lambda: (suite.tmp / "hold" / f"{run_id}.running").exists(), 30, "child holding")
+    first, run_id = suite.child_holding(grace=300)
     first.signal(signal.SIGTERM)
     _until(lambda: suite.events("stopping"), 10, "stopping")
     first.signal(signal.SIGTERM)
@@ -323,10 +320,7 @@ def test_a_second_signal_stops_the_running_child_at_once_sealed(suite: Suite) ->
 
 
 def test_the_grace_ends_then_the_run_is_stopped_and_sealed(suite: Suite) -> None:
-    first = suite.receiver(grace=1)
-    assert first.post(alert("app"))[0] == 200
-    (run_id,) = _until(suite.children, 30, "child started")
-    _until(lambda: (suite.tmp / "hold" / f"{run_id}.running").exists(), 30, "child holding")
+    first, run_id = suite.child_holding(grace=1)
     first.signal(signal.SIGTERM)
     assert first.proc.wait(30) == 0
     (end,) = suite.events("run_finished")

@@ -22,11 +22,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from alert_payloads import alert, payload
 from loopback_http import Loopback, QuietHandler
-from receiver_doubles import FakeDispatch
+from receiver_doubles import FakeDispatch, local_receiver
 
-from runbook_lib.adapters.notify import ConsoleNotifier, FileNotifier, SlackWebhook
+from runbook_lib.adapters.notify import ConsoleNotifier, SlackWebhook
 from runbook_lib.adapters.webhook import MAX_BODY, make_app
-from runbook_lib.core.alert_policy import Policy
 from runbook_lib.receiver import Receiver
 
 TOKEN = "input-suite-token"
@@ -41,14 +40,7 @@ POLICY = {
 
 def _receiver(tmp: Path, *notifiers: Any) -> tuple[Receiver, FakeDispatch]:
     runs = FakeDispatch()
-    receiver = Receiver(
-        Policy.from_mapping(POLICY),
-        state_dir=tmp / "state",
-        output_dir=tmp / "evidence",
-        dispatch=runs,
-        notifiers=[FileNotifier(tmp / "notifications.jsonl"), *notifiers],
-        cooldown=0,
-    )
+    receiver = local_receiver(tmp, runs, policy=POLICY, notifiers=notifiers, cooldown=0)
     receiver.start()
     return receiver, runs
 

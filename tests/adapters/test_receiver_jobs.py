@@ -16,11 +16,9 @@ from typing import Any
 
 from alert_payloads import alert, payload
 from kubernetes.client.exceptions import ApiException
-from receiver_doubles import write_timeline
+from receiver_doubles import local_receiver, write_timeline
 
 from runbook_lib.adapters.job_runner import JobRunner
-from runbook_lib.adapters.notify import FileNotifier
-from runbook_lib.core.alert_policy import Policy
 from runbook_lib.core.alerts import parse_webhook
 from runbook_lib.core.run_job import RUN_LABEL, JobSpec
 from runbook_lib.receiver import JobDispatch, Receiver
@@ -73,13 +71,9 @@ class Batch:
 
 
 def _receiver(tmp: Path, batch: Batch) -> Receiver:
-    return Receiver(
-        Policy.from_mapping(POLICY),
-        state_dir=tmp / "state",
-        output_dir=tmp / "evidence",  # the evidence volume, as the receiver mounts it
-        dispatch=JobDispatch(JobRunner(batch), JobSpec(image="r.example/runbook:1"), poll_s=0.05),
-        notifiers=[FileNotifier(tmp / "notes.jsonl")],
-    )
+    # tmp/evidence stands for the evidence volume, as the receiver mounts it
+    jobs = JobDispatch(JobRunner(batch), JobSpec(image="r.example/runbook:1"), poll_s=0.05)
+    return local_receiver(tmp, jobs, policy=POLICY)
 
 
 def _journal(tmp: Path, kind: str) -> list[dict[str, Any]]:
@@ -98,7 +92,9 @@ def test_a_refused_job_is_a_failed_dispatch_notified_not_a_rollback(tmp_path: Pa
     (end,) = _journal(tmp_path, "run_finished")
     assert (end["outcome"], end["changed"]) == ("dispatch_failed", False)
     assert "HTTP 403 Forbidden" in end["note"]
-    notes = [json.loads(x)["text"] for x in (tmp_path / "notes.jsonl").read_text().splitlines()]
+    notes = [
+        json.loads(x)["text"] for x in (tmp_path / "notifications.jsonl").read_text().splitlines()
+    ]
     assert any("could not start run" in n and "HTTP 403" in n for n in notes)
     assert receiver.auto_rollbacks == {}
     # After a restart it is history, not an interrupted rollback.

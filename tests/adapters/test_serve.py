@@ -18,12 +18,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from alert_payloads import alert, payload
-from receiver_doubles import FakeDispatch
+from receiver_doubles import FakeDispatch, local_receiver
 
-from runbook_lib.adapters.notify import FileNotifier
 from runbook_lib.adapters.webhook import MAX_BODY, make_app
 from runbook_lib.cli.main import main
-from runbook_lib.core.alert_policy import Policy
 from runbook_lib.core.alerts import parse_webhook
 from runbook_lib.receiver import Receiver
 
@@ -55,15 +53,7 @@ def _receiver(
     capacity: int = 100,
     cooldown: float = 300.0,
 ) -> Receiver:
-    return Receiver(
-        Policy.from_mapping(policy),
-        state_dir=tmp_path / "state",
-        output_dir=tmp_path / "evidence",
-        dispatch=runner,
-        notifiers=[FileNotifier(tmp_path / "notifications.jsonl")],
-        capacity=capacity,
-        cooldown=cooldown,
-    )
+    return local_receiver(tmp_path, runner, policy=policy, capacity=capacity, cooldown=cooldown)
 
 
 def _journal(tmp_path: Path) -> list[dict[str, Any]]:
@@ -395,14 +385,7 @@ def test_the_journal_is_compacted_and_a_restart_still_knows_what_it_needs(
     tmp_path: Path,
 ) -> None:
     runner = FakeDispatch(verdict="no_rollback")  # runs that change nothing: no breaker
-    receiver = Receiver(
-        Policy.from_mapping(POLICY),
-        state_dir=tmp_path / "state",
-        output_dir=tmp_path / "evidence",
-        dispatch=runner,
-        cooldown=0,
-        compact_bytes=64 * 1024,
-    )
+    receiver = local_receiver(tmp_path, runner, policy=POLICY, cooldown=0, compact_bytes=64 * 1024)
     receiver.start()
     for i in range(400):  # each run writes ~3 KiB of journal: 1.2 MiB without compaction
         receiver.accept(_notification(alert(f"r{i}", starts_at=f"2026-12-01T12:00:{i % 60:02d}Z")))
@@ -420,13 +403,7 @@ def test_the_journal_is_compacted_and_a_restart_still_knows_what_it_needs(
     # A restart (no close: a crash) from the compacted journal: the key of run 0 is still
     # known, r-late still waits, app and shop are still running.
     again = FakeDispatch()
-    restarted = Receiver(
-        Policy.from_mapping(POLICY),
-        state_dir=tmp_path / "state",
-        output_dir=tmp_path / "evidence",
-        dispatch=again,
-        cooldown=0,
-    )
+    restarted = local_receiver(tmp_path, again, policy=POLICY, cooldown=0)
     assert [w.first.release for w in restarted.state.waiting.values()] == ["r-late"]
     assert sorted(r for _, r in restarted.state.running) == ["app", "shop"]
     assert restarted.accept(

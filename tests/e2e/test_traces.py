@@ -149,7 +149,7 @@ def test_trace_evidence_of_a_bad_deploy_and_its_rollback(
     assert json.loads((tmp_path / SLOWEST_JSON).read_text())["data"]
     summary = (tmp_path / SUMMARY).read_text()
     assert "| deploy window | v1.1.0 |" in summary
-    assert "3.00%" in summary  # Prometheus' figure beside the traces'
+    assert "| 3 % |" in summary  # Prometheus' figure beside the traces'
     assert (tmp_path / PLOT).stat().st_size > 10_000
 
 

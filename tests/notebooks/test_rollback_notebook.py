@@ -77,6 +77,21 @@ def _run(
     return result, tmp_path / "ev" / incident
 
 
+def _run_with_planted_secrets(
+    tmp_path: Path, replay: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """A confirmed run over the bundled ``replay`` against the foreign cluster, with secrets
+    planted in its kubeconfig, the Slack webhook URL and the environment."""
+    params = {
+        "replay_csv": DATA / replay,
+        "expected_cluster": "kwok-runbook",
+        "kubeconfig": _foreign_kubeconfig(tmp_path),
+        "slack_webhook_url": WEBHOOK,
+        "confirm": True,
+    }
+    return _run(tmp_path, params | REPLAY)
+
+
 def _events(incident_dir: Path) -> list[dict[str, Any]]:
     lines = (incident_dir / "timeline.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line]
@@ -100,12 +115,7 @@ def _verify(incident_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_healthy_replay_stops_cleanly_and_changes_nothing(tmp_path: Path) -> None:
-    kubeconfig = _foreign_kubeconfig(tmp_path)
-    result, incident = _run(
-        tmp_path,
-        {"replay_csv": DATA / "healthy_deploy.csv", "expected_cluster": "kwok-runbook",
-         "kubeconfig": kubeconfig, "slack_webhook_url": WEBHOOK, "confirm": True, **REPLAY},
-    )  # fmt: skip
+    result, incident = _run_with_planted_secrets(tmp_path, "healthy_deploy.csv")
     assert result.returncode == 0, result.stderr
     executed = nbformat.read(incident / "rollback.ipynb", as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
@@ -130,12 +140,7 @@ def test_healthy_replay_stops_cleanly_and_changes_nothing(tmp_path: Path) -> Non
 
 
 def test_failing_step_mid_run_leaves_partial_notebook_and_evidence(tmp_path: Path) -> None:
-    kubeconfig = _foreign_kubeconfig(tmp_path)
-    result, incident = _run(
-        tmp_path,
-        {"replay_csv": DATA / "bad_deploy.csv", "expected_cluster": "kwok-runbook",
-         "kubeconfig": kubeconfig, "slack_webhook_url": WEBHOOK, "confirm": True, **REPLAY},
-    )  # fmt: skip
+    result, incident = _run_with_planted_secrets(tmp_path, "bad_deploy.csv")
     assert result.returncode == 6  # refused before any change
     assert "WrongCluster" in result.stderr
     executed = nbformat.read(incident / "rollback.ipynb", as_version=4)

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 BAD = REPO / "notebooks" / "data" / "bad_deploy.csv"
@@ -30,6 +31,14 @@ def _run(tmp_path: Path, replay: Path, deployed_at: str, incident: str
         capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
     )  # fmt: skip
     return result, out / incident
+
+
+def _unchanged_record(incident: Path, ended: str) -> dict[str, Any]:
+    """record.json, checked to say the run ended ``ended`` (its verdict too) and that nothing
+    was rolled back."""
+    record: dict[str, Any] = json.loads((incident / "record.json").read_text())
+    assert (record["outcome"], record["verdict"], record["rolled_back"]) == (ended, ended, False)
+    return record
 
 
 def _verify(directory: Path) -> None:
@@ -52,12 +61,7 @@ def test_samples_before_the_deploy_stop_with_exit_4_and_a_record(tmp_path: Path)
     assert result.returncode == 4, result.stdout[-3000:] + result.stderr[-3000:]
     assert "outcome: inconclusive" in result.stdout
     assert "inconclusive" in result.stderr
-    record = json.loads((incident / "record.json").read_text())
-    assert (record["outcome"], record["verdict"], record["rolled_back"]) == (
-        "inconclusive",
-        "inconclusive",
-        False,
-    )
+    record = _unchanged_record(incident, "inconclusive")
     rules = {(r["rule"], r["metric"]): r for r in record["rules"]}
     assert ("error_rate", "error_ratio") in rules
     assert ("latency_p99", "p99_latency_s") in rules
@@ -82,12 +86,7 @@ def test_a_healthy_replay_exits_0_with_a_no_rollback_record(tmp_path: Path) -> N
     result, incident = _run(tmp_path, HEALTHY, "2026-11-20T14:00:00Z", "inc-healthy")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "outcome: no_rollback" in result.stdout
-    record = json.loads((incident / "record.json").read_text())
-    assert (record["outcome"], record["verdict"], record["rolled_back"]) == (
-        "no_rollback",
-        "no_rollback",
-        False,
-    )
+    record = _unchanged_record(incident, "no_rollback")
     assert {r["status"] for r in record["rules"]} <= {"clear"}
     assert "Outcome: **no_rollback**" in (incident / "record.md").read_text()
     assert sorted(p.name for p in (incident / "plots").glob("*.png"))

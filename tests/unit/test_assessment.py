@@ -50,6 +50,9 @@ def test_bad_deploy_table_names_every_rule() -> None:
     table = rb.decision_table(decision)
     assert list(table.index) == ["error_rate", "latency_p99", "business", "business"]
     assert list(table["status"]) == ["fired", "fired", "clear", "fired"]
+    # Figures a person reads: a unit and three significant digits, not 0.055834 or 107.739.
+    assert list(table["peak"]) == ["5.58 %", "1.95 s", "39.3", "82.8"]
+    assert list(table["threshold"]) == ["1 %", "1.00 s", "35.9", "108"]
     assert list(table["fired at (UTC)"]) == [
         "2026-11-20 14:05:15",
         "2026-11-20 14:06:15",

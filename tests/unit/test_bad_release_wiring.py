@@ -151,7 +151,7 @@ def test_a_capture_that_failed_or_never_ended_is_recorded_as_a_gap(tmp_path: Pat
     late = settle_capture(ctx, "preserve_evidence", timeout_s=0.05)
     release.set()
     assert late is not None
-    assert late.gaps == ("the capture was still running after 0 s: its files may be partial",)
+    assert late.gaps == ("the capture was still running after 0.1 s: its files may be partial",)
 
 
 def test_a_run_without_tracing_url_says_why_traces_were_not_collected(tmp_path: Path) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import errno
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from offline_run import offline_run
 
 from runbook_lib import steps
 from runbook_lib.errors import PreconditionFailed
@@ -16,16 +16,7 @@ DATA = Path(__file__).resolve().parents[2] / "notebooks" / "data"
 
 
 def _start(tmp_path: Path, **over: object) -> steps.RunContext:
-    return steps.start_run(
-        expected_cluster="kwok-runbook",
-        replay_csv=str(DATA / "healthy_deploy.csv"),
-        deployed_at=datetime(2026, 11, 20, 14, tzinfo=UTC),
-        output_dir=str(tmp_path / "out"),
-        incident_id="inc-room",
-        out=lambda _text: None,
-        environ={},
-        **over,
-    )
+    return offline_run(tmp_path, "inc-room", output_dir=str(tmp_path / "out"), **over)
 
 
 def test_a_writable_folder_passes_and_says_how_much_room(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helm_manifests import annotated_manifest
 
 from runbook_lib.evidence.fixforward import commit_from_manifest
 from runbook_lib.evidence.postmortem import (
@@ -19,26 +20,8 @@ from runbook_lib.evidence.postmortem import (
 )
 
 
-def _manifest(commit: str) -> str:
-    return f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: app}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-  annotations:
-    runbook.io/git-commit: "{commit}"
-spec:
-  template:
-    metadata: {{labels: {{app: api}}}}
-"""
-
-
 def test_annotation_on_other_deployments_is_ignored() -> None:
-    assert commit_from_manifest(_manifest("abc"), deployment="other") is None
+    assert commit_from_manifest(annotated_manifest("abc"), deployment="other") is None
     assert commit_from_manifest("{not yaml: [", deployment="app") is None
 
 

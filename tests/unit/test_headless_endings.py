@@ -12,47 +12,20 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
+from headless_runs import BAD, HEALTHY, NOTEBOOK, headless_run, read_record, verifies
 
 from runbook_lib.errors import InputFileError
 from runbook_lib.evidence import files
-from runbook_lib.evidence.manifest import verify_manifest
 from runbook_lib.headless import HeadlessRun, InProcessExecutor, run_notebook
 from runbook_lib.record.facts import Outcome
 from runbook_lib.record.timeline import FailureKind
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOK = REPO / "notebooks" / "rollback.ipynb"
-DATA = REPO / "notebooks" / "data"
-WINDOW = {"deployed_at": "2026-11-20T14:00:00+00:00", "now": "2026-11-20T14:30:00+00:00"}
-
-
-def _run(output_dir: Path, notebook: Path = NOTEBOOK, **params: Any) -> HeadlessRun:
-    given = {
-        "incident_id": "INC-1",
-        "expected_cluster": "kwok-runbook",
-        "confirm": True,
-        "output_dir": str(output_dir),
-        **WINDOW,
-        **params,
-    }
-    return run_notebook(given, notebook=notebook, executor=InProcessExecutor(), stream=False)
-
-
-def _record(folder: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((folder / "record.json").read_text())
-    return data
-
-
-def _verifies(folder: Path) -> bool:
-    return verify_manifest(folder).ok
-
 
 def test_a_healthy_release_ends_done_and_sealed(tmp_path: Path) -> None:
-    run = _run(tmp_path, replay_csv=str(DATA / "healthy_deploy.csv"))
+    run = headless_run(tmp_path, HEALTHY)
     ending = run.ending
     assert (ending.outcome, ending.exit_status) == (Outcome.NO_ROLLBACK, 0)
     assert ending.cluster_sentence == "not changed by this run (helm rollback did not run)"
@@ -62,8 +35,8 @@ def test_a_healthy_release_ends_done_and_sealed(tmp_path: Path) -> None:
     decide = next(c for c in executed.cells if c.source == "rb.decide(ctx)")
     assert "Verdict: no rollback" in decide.outputs[-1]["data"]["text/plain"]
     assert not (run.incident_dir / files.RESERVE_NAME).exists()  # its room was given back
-    assert _record(run.incident_dir)["outcome"] == "no_rollback"
-    assert _verifies(run.incident_dir)
+    assert read_record(run.incident_dir)["outcome"] == "no_rollback"
+    assert verifies(run.incident_dir)
     # The sealed record was written after the last step: every step in its final state.
     md = (run.incident_dir / "record.md").read_text()
     assert "**Not rolled back: healthy**" in md
@@ -77,18 +50,18 @@ def test_a_healthy_release_ends_done_and_sealed(tmp_path: Path) -> None:
 
 
 def test_attempts_of_one_incident_are_kept_side_by_side(tmp_path: Path) -> None:
-    first = _run(tmp_path, replay_csv=str(DATA / "healthy_deploy.csv"))
-    again = _run(tmp_path, replay_csv=str(DATA / "healthy_deploy.csv"))
+    first = headless_run(tmp_path, HEALTHY)
+    again = headless_run(tmp_path, HEALTHY)
     assert (first.notebook, again.notebook) == ("rollback.ipynb", "rollback.attempt-2.ipynb")
     folder = again.incident_dir
     assert (folder / "rollback.ipynb").exists()
     assert (folder / "rollback.attempt-2.html").exists()
-    attempts = _record(folder)["attempts"]
+    attempts = read_record(folder)["attempts"]
     assert [a["attempt"] for a in attempts] == [1, 2]
     assert [a["notebook"] for a in attempts] == ["rollback.ipynb", "rollback.attempt-2.ipynb"]
     assert [a["outcome"] for a in attempts] == ["no_rollback", "no_rollback"]
     assert "Attempts of this incident: 2" in (folder / "record.md").read_text()
-    assert _verifies(folder)
+    assert verifies(folder)
 
 
 def _bad_input(run: HeadlessRun, *, step: str, error: str, says: str) -> None:
@@ -101,16 +74,16 @@ def _bad_input(run: HeadlessRun, *, step: str, error: str, says: str) -> None:
     assert "Traceback" not in ending.failure.message
     assert (ending.outcome, ending.exit_status) == (Outcome.REFUSED, 2)
     assert ending.changed_cluster is False
-    record = _record(run.incident_dir)
+    record = read_record(run.incident_dir)
     assert (record["outcome"], record["rolled_back"]) == ("refused", False)
     assert ending.sealed
-    assert _verifies(run.incident_dir)
+    assert verifies(run.incident_dir)
 
 
 def test_a_kubeconfig_that_is_not_yaml(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nclusters: [ {{{ not yaml\n\t:")
-    run = _run(tmp_path / "ev", replay_csv=str(DATA / "bad_deploy.csv"), kubeconfig=str(kubeconfig))
+    run = headless_run(tmp_path / "ev", BAD, kubeconfig=str(kubeconfig))
     _bad_input(run, step="preflight", error="ParameterError", says="kubeconfig: cannot load")
     # The evidence after the refusal names the same cause, not a traceback of its own.
     assert "kubernetes: ParameterError" in (run.incident_dir / "collection-errors.txt").read_text()
@@ -120,14 +93,14 @@ def test_a_kubeconfig_that_is_not_yaml(tmp_path: Path) -> None:
 def test_a_replay_that_is_not_csv(tmp_path: Path) -> None:
     replay = tmp_path / "replay.csv"
     replay.write_bytes(b"\x00\x01\x02 not a replay \xff\n\x00")
-    run = _run(tmp_path / "ev", replay_csv=str(replay))
+    run = headless_run(tmp_path / "ev", replay)
     _bad_input(run, step="assess", error="InputFileError", says=str(replay))
 
 
 def test_a_notebook_file_that_is_corrupt(tmp_path: Path) -> None:
     notebook = tmp_path / "rollback.ipynb"
     notebook.write_text('{"cells": [{"cell_type": "code", "sour')
-    run = _run(tmp_path / "ev", notebook=notebook, replay_csv=str(DATA / "healthy_deploy.csv"))
+    run = headless_run(tmp_path / "ev", HEALTHY, notebook=notebook)
     _bad_input(run, step="start_run", error="InputFileError", says="not a notebook")
     assert run.notebook == ""
 
@@ -165,16 +138,16 @@ long_step(ctx)
 
 def test_the_first_signal_interrupts_the_step_and_the_run_is_sealed(tmp_path: Path) -> None:
     notebook = _notebook_with(tmp_path, _STOPPED_STEP, "print('the next cell ran')")
-    run = _run(tmp_path / "ev", notebook=notebook, replay_csv=str(DATA / "healthy_deploy.csv"))
+    run = headless_run(tmp_path / "ev", HEALTHY, notebook=notebook)
     ending = run.ending
     assert ending.signal == signal.SIGTERM
     assert (ending.outcome, ending.exit_status) == (Outcome.INTERRUPTED, 143)
     assert ending.failure is not None
     assert (ending.failure.step, ending.failure.kind) == ("long_step", FailureKind.INTERRUPTED)
     assert "the next cell ran" not in _outputs(run)
-    assert _record(run.incident_dir)["outcome"] == "interrupted"
+    assert read_record(run.incident_dir)["outcome"] == "interrupted"
     assert ending.sealed
-    assert _verifies(run.incident_dir)
+    assert verifies(run.incident_dir)
 
 
 def test_a_second_signal_aborts_a_notebook_that_ignored_the_first(tmp_path: Path) -> None:
@@ -187,7 +160,7 @@ except KeyboardInterrupt:  # a cell that swallows the interrupt: the second sign
 print('still running')
 """
     notebook = _notebook_with(tmp_path, stubborn)
-    run = _run(tmp_path / "ev", notebook=notebook, replay_csv=str(DATA / "healthy_deploy.csv"))
+    run = headless_run(tmp_path / "ev", HEALTHY, notebook=notebook)
     ending = run.ending
     assert ending.exit_status == 143
     assert ending.failure is not None
@@ -200,21 +173,21 @@ print('still running')
 def test_a_notebook_that_fails_before_its_first_step_is_an_attempt_of_its_own(
     tmp_path: Path,
 ) -> None:
-    _run(tmp_path, replay_csv=str(DATA / "healthy_deploy.csv"))
+    headless_run(tmp_path, HEALTHY)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     first = next(i for i, c in enumerate(nb.cells) if "rb.start_run(" in c.source)
     nb.cells[first].source = "raise RuntimeError('the library could not be imported')"
     broken = tmp_path / "broken" / "rollback.ipynb"
     broken.parent.mkdir()
     nbformat.write(nb, broken)
-    run = _run(tmp_path, notebook=broken, replay_csv=str(DATA / "healthy_deploy.csv"))
+    run = headless_run(tmp_path, HEALTHY, notebook=broken)
     ending = run.ending
     assert (ending.outcome, ending.exit_status) == (Outcome.FAILED, 1)
     assert ending.failure is not None
     assert ending.failure.step == "start_run"
     assert "the library could not be imported" in ending.failure.message
     # The first attempt keeps its own ending.
-    attempts = _record(run.incident_dir)["attempts"]
+    attempts = read_record(run.incident_dir)["attempts"]
     assert [a["outcome"] for a in attempts] == ["no_rollback", "failed"]
     assert run.notebook == "rollback.attempt-2.ipynb"
 

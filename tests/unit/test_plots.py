@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from runbook_lib.adapters.replay import read_replay_csv
-from runbook_lib.core.settings import Rules
+from runbook_lib.core.settings import RecoveryCheck, Rules
 from runbook_lib.display.plots import Moments, plot_business, plot_error_and_latency
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,8 +54,8 @@ def test_error_and_latency_panels_show_thresholds_and_moments(samples: pd.DataFr
     assert latency_axes.lines[1].get_ydata()[0] == 0.8
     assert legend_labels(figure, 0) == [
         "5xx ratio",
-        "rollback threshold (2.00%)",
-        "recovered below (0.10%)",
+        "rollback threshold (2 %)",
+        "recovered below (0.1 %)",
         "before deploy",
         "new release live",
         "after rollback",
@@ -65,7 +65,7 @@ def test_error_and_latency_panels_show_thresholds_and_moments(samples: pd.DataFr
         "rollback 14:07:00",
         "recovered 14:10:00",
     ]
-    assert legend_labels(figure, 1) == ["p99 latency", "rollback threshold (0.8 s)"]
+    assert legend_labels(figure, 1) == ["p99 latency", "rollback threshold (800 ms)"]
     marks = [line.get_xdata()[0] for line in error_axes.lines[3:]]
     expected = [
         DEPLOY + timedelta(minutes=30),
@@ -87,7 +87,7 @@ def test_without_a_rollback_nothing_is_shaded_as_after(samples: pd.DataFrame) ->
     figure = plot_error_and_latency(samples, moments=Moments(deployed_at=DEPLOY))
     labels = legend_labels(figure, 0)
     assert "after rollback" not in labels
-    assert "recovered below (0.10%)" not in labels
+    assert "recovered below (0.1 %)" not in labels
     assert "deploy 14:00:00" in labels
     assert "2026-11-20 14:00 UTC" in figure.get_suptitle()
 
@@ -119,8 +119,35 @@ def test_business_panel_per_metric_with_its_rollback_line(samples: pd.DataFrame)
     orders_limit = figure.axes[0].lines[2].get_ydata()[0]
     before = samples[(samples.index >= DEPLOY - timedelta(minutes=30)) & (samples.index < DEPLOY)]
     assert orders_limit == pytest.approx(0.9 * before["business:orders"].mean())
-    assert legend_labels(figure, 0)[2].startswith("rollback below 107.7 (10% under baseline)")
+    assert legend_labels(figure, 0)[1:3] == [
+        "mean over 5 min",
+        "rollback below 108 (10 % under baseline)",
+    ]
     assert png(figure).startswith(b"\x89PNG")
+
+
+def test_thresholds_read_with_units_and_three_digits_never_as_raw_floats(
+    samples: pd.DataFrame,
+) -> None:
+    # Thresholds computed or read from a profile carry a float's noise; a legend shows what a
+    # person reads in the record: three significant digits and a unit.
+    rules = Rules(
+        error_ratio=0.0579452541770352,
+        latency_p99=1.9959000000000011,
+        business_smoothing=90.0,
+        business_drop=0.125,
+    )
+    recovery = RecoveryCheck(recovery_error_ratio=0.00123456)
+    figure = plot_error_and_latency(samples, moments=MOMENTS, rules=rules, recovery=recovery)
+    assert legend_labels(figure, 0)[1:3] == [
+        "rollback threshold (5.79 %)",
+        "recovered below (0.123 %)",
+    ]
+    assert legend_labels(figure, 1)[1] == "rollback threshold (2.00 s)"
+    business = plot_business(samples, moments=MOMENTS, rules=rules)
+    mean, limit = legend_labels(business, 0)[1:3]
+    assert mean == "mean over 1 min 30 s"
+    assert limit == "rollback below 105 (12.5 % under baseline)"  # 104.7..., to 3 digits
 
 
 def test_business_plot_without_business_metrics_says_so(samples: pd.DataFrame) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from clocks import ManualClock
 from test_record import DEPLOY, _decided, _start, _step, samples
 
@@ -65,30 +66,37 @@ def test_refused_by_a_held_lock_says_nothing_was_rolled_back() -> None:
     assert "rolled back to" not in text
 
 
-def test_helm_killed_is_a_failure_with_nothing_rolled_back() -> None:
+@pytest.mark.parametrize(
+    ("started", "rolled_back", "says", "never_says"),
+    [
+        pytest.param(
+            False, False, "- Nothing was rolled back", ("Bad release",), id="before-helm-started"
+        ),
+        # helm started (RollbackStarted) and was killed; the cluster could not be read back: it
+        # may have applied the rollback, so the record never says "nothing was rolled back".
+        pytest.param(
+            True,
+            None,
+            "- Cluster: NOT KNOWN: helm rollback was started and did not end cleanly",
+            ("Nothing was rolled back", "Bad release"),
+            id="cut-off-and-not-read-back",
+        ),
+    ],
+)
+def test_helm_killed_is_a_failure_that_claims_no_rollback(
+    started: bool, rolled_back: bool | None, says: str, never_says: tuple[str, ...]
+) -> None:
     tl, clock = _new_run()
     _step(tl, clock, "preflight", 2, BAD)
+    if started:
+        record_fact(tl, "helm_rollback", RollbackStarted(2, 1, "helm rollback app 1"), "started")
     _failing(tl, "helm_rollback", RuntimeError("helm: signal: killed"))
     text, record = _record(tl, clock)
     assert record.outcome is Outcome.FAILED
-    assert record.rolled_back is False
-    assert "- Nothing was rolled back" in text
-    assert "Bad release" not in text
-
-
-def test_helm_cut_off_and_not_read_back_is_not_known() -> None:
-    # helm started (RollbackStarted) and was killed; the cluster could not be read back: it
-    # may have applied the rollback, so the record never says "nothing was rolled back".
-    tl, clock = _new_run()
-    _step(tl, clock, "preflight", 2, BAD)
-    record_fact(tl, "helm_rollback", RollbackStarted(2, 1, "helm rollback app 1"), "started")
-    _failing(tl, "helm_rollback", RuntimeError("helm: signal: killed"))
-    text, record = _record(tl, clock)
-    assert record.outcome is Outcome.FAILED
-    assert record.rolled_back is None
-    assert "- Cluster: NOT KNOWN: helm rollback was started and did not end cleanly" in text
-    assert "Nothing was rolled back" not in text
-    assert "Bad release" not in text
+    assert record.rolled_back is rolled_back
+    assert says in text
+    for words in never_says:
+        assert words not in text
 
 
 def test_interrupted_after_the_rollback_names_it() -> None:

@@ -238,3 +238,52 @@ def test_values_are_fetched_only_where_they_can_decide() -> None:
     result = resolve_target(revs, values_by_revision=values)
     assert (result.target.number, result.already_rolled_back) == (1, True)
     assert revisions_needing_values([]) == []
+
+
+@pytest.mark.parametrize(
+    ("specs", "finish", "message"),
+    [
+        pytest.param(
+            ("v1.0.0", "v1.1.0", "v1.0.0 pending-rollback rollback 1"),
+            False,
+            "another Helm operation",
+            id="without-the-lock-a-pending-rollback-is-someone-elses",
+        ),
+        pytest.param(
+            ("v1.0.0", "v1.1.0", "v1.2.0", "v1.0.0 pending-rollback rollback 1"),
+            True,
+            "revision 4 is pending-rollback",
+            id="a-rollback-to-another-revision-is-not-ours-to-finish",
+        ),
+        pytest.param(
+            ("v1.0.0", "v1.1.0", "v1.2.0 pending-upgrade"),
+            True,
+            "another Helm operation",
+            id="a-deploy-in-flight-is-never-finished-by-a-rollback",
+        ),
+    ],
+)
+def test_a_pending_operation_is_refused_unless_it_is_the_same_rollback_cut_off(
+    specs: tuple[str, ...], finish: bool, message: str
+) -> None:
+    with pytest.raises(PreconditionFailed, match=message):
+        resolve_target(helm_history(*specs), finish_cut_off=finish)
+
+
+def test_a_rollback_to_the_target_cut_off_before_deployed_is_finished_under_the_lock() -> None:
+    # What `helm history` shows after the helm of `helm rollback app 1` was killed mid-way
+    # (Helm 3.22 on the sandbox): the new revision stays pending-rollback; Helm accepts a
+    # rollback over it.
+    result = resolve_target(
+        helm_history("v1.0.0", "v1.1.0", "v1.0.0 pending-rollback rollback 1"),
+        finish_cut_off=True,
+    )
+    assert result.cut_off
+    assert not result.already_rolled_back
+    assert (result.current.number, result.target.number, result.bad_release.number) == (3, 1, 2)
+    # Once finished, the next run finds nothing left to do.
+    after = resolve_target(
+        helm_history("v1.0.0", "v1.1.0", "v1.0.0 pending-rollback rollback 1", "v1.0.0 rollback 1")
+    )
+    assert after.already_rolled_back
+    assert not after.cut_off

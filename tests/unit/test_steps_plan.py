@@ -52,6 +52,15 @@ def test_plan_names_cluster_revisions_commands_and_images() -> None:
     assert "DRY RUN" not in text
 
 
+def test_plan_gives_its_waits_and_limits_with_units() -> None:
+    text = _plan()  # the defaults: ttl 60s, rollout 5m, recovery 0.1% within 2m, target 5m
+    assert "(ttl 1 min)" in text
+    assert "timeout 5 min)" in text
+    assert "check 5xx ratio < 0.1 % within 2 min for 2 consecutive samples" in text
+    assert "against 5 min" in text
+    assert "0.001" not in text
+
+
 def test_plan_shows_the_migration_command_when_asked() -> None:
     text = _plan(migrations_to_revert=2, migrator_selector="app=migrator")
     assert "kubectl exec <pod app=migrator> -- ./migrate down 2" in text
