@@ -24,6 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, dataclass_transform
 
+from runbook_lib.core import readable
 from runbook_lib.core.read_back import ReadBack
 from runbook_lib.core.verdict import Verdict
 from runbook_lib.record.timeline import Event, EventKind, FailureKind, Timeline
@@ -178,6 +179,9 @@ class FixBranchCreated(Fact):
 
 
 class Finished(Fact):
+    """How the run ended and, when it rolled back, how long decision -> recovery took (what
+    the ``finish`` step returns, too)."""
+
     outcome: Outcome
     decision_to_rollout_s: float | None
     decision_to_recovery_s: float | None
@@ -185,6 +189,27 @@ class Finished(Fact):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome(self.outcome))  # read back as text
+
+    @property
+    def within_target(self) -> bool | None:
+        """Decision -> verified recovery within the runbook's target (None: no recovery)."""
+        if self.decision_to_recovery_s is None:
+            return None
+        return self.decision_to_recovery_s <= self.target_s
+
+    def __repr__(self) -> str:  # the finish cell's output and the fact's timeline message
+        parts = [f"Finished: {self.outcome.value}"]
+        if self.decision_to_rollout_s is not None:
+            parts.append(
+                f"decision -> rollout complete {readable.duration(self.decision_to_rollout_s)}"
+            )
+        if self.decision_to_recovery_s is not None:
+            verdict = "within" if self.within_target else "OVER"
+            parts.append(
+                f"decision -> verified recovery {readable.duration(self.decision_to_recovery_s)}"
+                f" ({verdict} the {readable.duration(self.target_s)} target)"
+            )
+        return "; ".join(parts)
 
 
 class LockTaken(Fact):

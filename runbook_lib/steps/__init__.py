@@ -22,7 +22,7 @@ from runbook_lib.steps.followup import (
     draft_postmortem,
     fix_forward,
 )
-from runbook_lib.steps.migrations import MigrationsReverted, revert_migrations
+from runbook_lib.steps.migrations import MigrationsDone, revert_migrations
 from runbook_lib.steps.plan import Plan
 from runbook_lib.steps.plots import PlotsWritten, plot_assessment, plot_before_after
 from runbook_lib.steps.preflight import Confirmation, confirm, preflight
@@ -81,7 +81,7 @@ __all__ = [
     "Finished",
     "FixForwardResult",
     "ImagesVerified",
-    "MigrationsReverted",
+    "MigrationsDone",
     "NotebookSaved",
     "Notified",
     "Plan",

@@ -9,19 +9,18 @@ from dataclasses import dataclass
 from runbook_lib.adapters.pod_exec import ExecResult, exec_in_pod
 from runbook_lib.core.images import PodImages
 from runbook_lib.errors import CommandFailed, PreconditionFailed, VerificationFailed
-from runbook_lib.record.facts import MigrationsReverted as Reverted
-from runbook_lib.record.facts import record_fact
+from runbook_lib.record.facts import MigrationsReverted, record_fact
 from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.step import runbook_step
 
-__all__ = ["MigrationsReverted", "revert_migrations"]
+__all__ = ["MigrationsDone", "revert_migrations"]
 
 _VERSION = re.compile(r"^\s*(\d+)\b")
 
 
 @dataclass(frozen=True)
-class MigrationsReverted:
+class MigrationsDone:
     """What the migrations step did and the schema versions around it."""
 
     action: str  # "reverted", "not requested", "dry run", "skipped: already rolled back"
@@ -80,7 +79,7 @@ def _schema_version(ctx: RunContext, pod: str) -> int:
 
 
 @runbook_step("revert_migrations", mutating=True)
-def revert_migrations(ctx: RunContext) -> MigrationsReverted:
+def revert_migrations(ctx: RunContext) -> MigrationsDone:
     """Rollback Steps, step 5: ``kubectl exec <migrator> -- ./migrate down N``, then verify.
 
     Only when ``migrations_to_revert`` > 0 and ``check_recovery`` passed. Captures output and
@@ -97,7 +96,7 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
         ctx.timeline.record(
             "revert_migrations", EventKind.INFO, "no migrations to revert (migrations_to_revert=0)"
         )
-        return MigrationsReverted("not requested")
+        return MigrationsDone("not requested")
     target = facts.target
     if target is not None and target.already_rolled_back and facts.rolled_back is None:
         note = "not by this run"
@@ -107,7 +106,7 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
             f"release was already rolled back before this run; migrations NOT reverted "
             f"again ({note}); check the schema version by hand",
         )
-        return MigrationsReverted("skipped: already rolled back")
+        return MigrationsDone("skipped: already rolled back")
     if not ctx.dry_run and facts.recovered is None:
         raise PreconditionFailed(
             "migrations blocked: recovery after the rollback is not verified (run "
@@ -123,7 +122,7 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
             EventKind.DRY_RUN,
             f"would run in {pod}: {command} (schema now {before})",
         )
-        return MigrationsReverted("dry run", pod, command, version_before=before)
+        return MigrationsDone("dry run", pod, command, version_before=before)
     result = _exec(ctx, pod, argv)
     ctx.timeline.record(
         "revert_migrations",
@@ -145,8 +144,10 @@ def revert_migrations(ctx: RunContext) -> MigrationsReverted:
         raise VerificationFailed(
             f"schema version moved from {before} to {after}, expected down by {n}"
         )
-    reverted = MigrationsReverted(
+    reverted = MigrationsDone(
         "reverted", pod, command, before, after, result.exit_code, result.stdout
     )
-    record_fact(ctx.timeline, "revert_migrations", Reverted(n, before, after), repr(reverted))
+    record_fact(
+        ctx.timeline, "revert_migrations", MigrationsReverted(n, before, after), repr(reverted)
+    )
     return reverted
