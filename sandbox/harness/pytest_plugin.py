@@ -100,7 +100,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Boot the sandbox while the first tests run, when any collected test will need it."""
     if session.config.option.collectonly:
         return
-    if not any("runbook_sandbox" in item.fixturenames for item in session.items):
+    # Items other plugins collect (nbval's cells, doctests) may have no fixtures at all.
+    if not any("runbook_sandbox" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     try:
         from runbook_sandbox import binaries
