@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
+
+from sandbox_waits import wait_until
 
 from runbook_lib.record.facts import Outcome
 from runbook_sandbox.expect import assert_evidence_verifies, assert_lock_free, assert_rolled_back
 
 MANUAL = "test: a rollback cut off mid-way is finished"
-
-
-def _until(what: str, check: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"no {what} within {timeout_s:.0f} s"
-        time.sleep(0.2)
 
 
 def _newest(release: Any) -> dict[str, Any]:
@@ -34,12 +28,8 @@ def _newest(release: Any) -> dict[str, Any]:
 def _cut_off_rollback(release: Any, to_revision: int) -> None:
     """``helm rollback --wait`` to ``to_revision``, killed once Helm wrote the pending revision."""
     release.kubectl("create", "quota", "no-pods", "--hard=pods=0")
-    _until(
-        "quota enforced",
-        lambda: (
-            release.kubectl("get", "quota", "no-pods", "-o", "jsonpath={.status.hard.pods}") == "0"
-        ),
-    )
+    hard = ("get", "quota", "no-pods", "-o", "jsonpath={.status.hard.pods}")
+    wait_until(lambda: release.kubectl(*hard) == "0", "quota enforced", 60)
     sandbox = release.sandbox
     argv = [str(sandbox.bin_dir / "helm"), "--kube-context", sandbox.context,
             "--namespace", release.namespace, "rollback", release.name, str(to_revision),
@@ -48,7 +38,7 @@ def _cut_off_rollback(release: Any, to_revision: int) -> None:
                             stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         pending = "pending-rollback"
-        _until("pending-rollback revision", lambda: _newest(release)["status"] == pending)
+        wait_until(lambda: _newest(release)["status"] == pending, "pending-rollback revision", 60)
         assert helm.poll() is None, "helm ended by itself: the rollout was not held back"
     finally:
         helm.kill()
