@@ -1,13 +1,16 @@
-"""``runbook evaluate``: the "When to Rollback" decision on a replay file or a live Prometheus.
+r"""Apply "When to Rollback" to recorded or live metrics
 
-    runbook evaluate --replay-csv FILE.csv --deployed-at TIME [--now TIME] [--json] [rules...]
-    runbook evaluate --prometheus-url URL --profile FILE --deployed-at TIME [--json]
+Apply the runbook's "When to Rollback" rules to a replay CSV or to Prometheus. A service
+profile (--profile) gives the service's settings; options given override it. Durations need a
+unit (90s, 2m), ratios are 1% or 0.01. Exit 0 evaluated, 1 the metrics cannot be read, 2 bad
+input (every invalid option, or the file, row and column of a malformed replay); with
+--exit-status: 0 no rollback, 3 roll back, 4 inconclusive.
 
-Options are the settings of ``core.settings`` (the notebooks' names with dashes); a service
-profile (``--profile``) gives the others, options given override it.
-Exit status: 0 when evaluated, 2 for bad input (every invalid option, or the file, row and
-column of a malformed replay), 1 when the metrics cannot be read. With ``--exit-status`` the
-verdict also sets it: 0 no rollback, 3 roll back, 4 inconclusive.
+examples:
+  runbook evaluate --prometheus-url http://127.0.0.1:9090 --profile shop.yaml \
+      --deployed-at 2026-11-20T14:00:00Z --json
+  runbook evaluate --replay-csv notebooks/data/bad_deploy.csv \
+      --deployed-at 2026-11-20T14:00:00+00:00 --sustain 3m
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import argparse
 import json
 import sys
 
-from runbook_lib.cli.main import examples
+from runbook_lib.cli.main import add_command
 from runbook_lib.cli.setting_options import add_setting_options, as_options, given_options
 from runbook_lib.core.exit_status import BAD_INPUT, OK, exit_status_for
 from runbook_lib.core.kinds import Entry
@@ -35,27 +38,12 @@ _ALIASES = {
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help='apply "When to Rollback" to recorded or live metrics',
-        usage=(
-            "%(prog)s (--replay-csv FILE | --prometheus-url URL) --deployed-at TIME\n"
-            "       [--profile FILE] [--json] [--exit-status] [options]"
-        ),
-        description=(
-            'Apply the runbook\'s "When to Rollback" rules to a replay CSV or to Prometheus. '
-            "A service profile (--profile) gives the service's settings; options given "
-            "override it. Durations need a unit (90s, 2m), ratios are 1% or 0.01. Exit 0 "
-            "evaluated, 1 the metrics cannot be read, 2 bad input; with --exit-status: 0 no "
-            "rollback, 3 roll back, 4 inconclusive."
-        ),
-        epilog=examples(
-            "runbook evaluate --prometheus-url http://127.0.0.1:9090 --profile shop.yaml \\\n"
-            "    --deployed-at 2026-11-20T14:00:00Z --json",
-            "runbook evaluate --replay-csv notebooks/data/bad_deploy.csv \\\n"
-            "    --deployed-at 2026-11-20T14:00:00+00:00 --sustain 3m",
-        ),
+    # The options are the settings of core.settings (the notebooks' names with dashes).
+    usage = (
+        "%(prog)s (--replay-csv FILE | --prometheus-url URL) --deployed-at TIME\n"
+        "       [--profile FILE] [--json] [--exit-status] [options]"
     )
+    parser = add_command(subparsers, "evaluate", __doc__, usage=usage)
     add_setting_options(parser, Entry.EVALUATE, aliases=_ALIASES)
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")
     parser.add_argument(

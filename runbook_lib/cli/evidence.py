@@ -1,11 +1,15 @@
-"""``runbook verify-evidence DIR [--allowed-signers FILE]``: is this bundle what was sealed?
+"""Check an evidence bundle against its SHA-256 manifest and SSH signature
 
-Exit 0 when every file matches ``MANIFEST.sha256`` (and, with ``--allowed-signers``, the
-manifest's SSH signature is good); 2 otherwise, with one line per problem and no traceback:
-a file modified, missing or added, a symlink, a manifest in a subfolder, an empty or malformed
-or non-UTF-8 manifest, no manifest, an unsigned or badly signed bundle. Without
-``--allowed-signers`` only the hashes are checked, and the output says the bundle is not
-verified as a whole (whoever can rewrite a file can rewrite its manifest too).
+Check every file of an incident's evidence folder against MANIFEST.sha256 and, with
+--allowed-signers, the manifest's signature (MANIFEST.sha256.sig, made with ssh-keygen -Y
+sign). Exit 0 when it all matches; 2 on any problem, one line each: a file modified, missing
+or added, a symlink, a manifest in a subfolder, an empty, malformed or non-UTF-8 manifest, no
+manifest, an unsigned or badly signed bundle. Without --allowed-signers only the hashes are
+checked, and the output says the bundle is not verified as a whole (whoever can rewrite a file
+can rewrite its manifest too).
+
+example:
+  runbook verify-evidence evidence/rollback-app-20261120T140312Z --allowed-signers team.signers
 """
 
 from __future__ import annotations
@@ -14,29 +18,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from runbook_lib.cli.main import examples
+from runbook_lib.cli.main import add_command
 from runbook_lib.core.exit_status import BAD_INPUT, OK
 from runbook_lib.errors import CommandFailed, InputFileError
-from runbook_lib.evidence.manifest import MANIFEST_NAME, SIGNATURE_NAME, verify_manifest
+from runbook_lib.evidence.manifest import MANIFEST_NAME, verify_manifest
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "verify-evidence",
-        help="check an evidence bundle against its SHA-256 manifest and SSH signature",
-        description=(
-            f"Check every file of an incident's evidence folder against {MANIFEST_NAME} and, "
-            f"with --allowed-signers, the manifest's signature ({SIGNATURE_NAME}, made with "
-            "ssh-keygen -Y sign). Exit 0 when it all matches, 2 on any problem (each one "
-            "listed)."
-        ),
-        epilog=examples(
-            "runbook verify-evidence evidence/rollback-app-20261120T140312Z "
-            "--allowed-signers team.signers"
-        ),
-    )
+    parser = add_command(subparsers, "verify-evidence", __doc__)
     parser.add_argument("directory", metavar="DIR", type=Path, help="<output_dir>/<incident_id>")
     parser.add_argument(
         "--allowed-signers",

@@ -1,7 +1,9 @@
 """``runbook`` entry point. Each subcommand lives in its own module and registers itself.
 
 Subcommand modules expose ``register(subparsers) -> None``; the parser they add sets
-``func`` to a callable taking the parsed namespace and returning the exit status.
+``func`` to a callable taking the parsed namespace and returning the exit status. A module's
+docstring is its command's ``--help`` (``add_command``): one text for the person at the
+terminal and the one reading the code, so the two cannot drift apart.
 Exit statuses: ``runbook_lib/core/exit_status.py`` (0 done, 1 failed, 2 bad input, ...).
 
 Every parser is a ``RunbookParser``: options show their default in ``--help`` unless their
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +29,7 @@ __all__ = [
     "COMMANDS_GROUP",
     "DISTRIBUTION",
     "RunbookParser",
+    "add_command",
     "build_parser",
     "examples",
     "main",
@@ -110,6 +115,29 @@ def examples(*commands: str) -> str:
     indented like every other command's; a command's later lines keep their indent under it."""
     heading = "example:" if len(commands) == 1 else "examples:"
     return "\n".join([heading, *("  " + line for c in commands for line in c.splitlines())])
+
+
+_EXAMPLES_HEADING = re.compile(r"^examples?:$", re.MULTILINE)
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    doc: str | None,
+    **options: Any,
+) -> argparse.ArgumentParser:
+    """The subcommand ``name``, its help read from ``doc`` (its module's docstring): the first
+    line is its line in ``runbook --help``, the paragraphs after it the description, and an
+    "example:" or "examples:" block at the end the epilog, shown after the options.
+    ``options`` go to ``add_parser`` as they are (usage, or an epilog the text has none of)."""
+    # ``doc`` is None under ``python -OO``, which strips docstrings: the command still works,
+    # with no help text.
+    summary, _, body = inspect.cleandoc(doc or "").partition("\n")
+    listed = _EXAMPLES_HEADING.search(body)
+    if listed is not None:
+        options.setdefault("epilog", body[listed.start() :])
+        body = body[: listed.start()]
+    return subparsers.add_parser(name, help=summary, description=body.strip(), **options)
 
 
 def version() -> str:

@@ -1,14 +1,8 @@
-"""``runbook profile``: propose a service profile from Prometheus, and check one against it.
+"""Propose a service profile from Prometheus (init), or check one (check)
 
-    runbook profile init --prometheus-url URL --release NAME [--namespace NAME] [-o FILE]
-    runbook profile check FILE [--prometheus-url URL] [--since DURATION] [--strict] [--json]
-
-``init`` writes annotated YAML (``core.profile_init``) for a person to review; ``check`` runs
-every query of a profile over a recent window and judges what it returns
-(``core.profile_check``). Exit statuses (``core/exit_status.py``): check 0 all good, 1 warnings
-(with ``--strict`` only), 2 bad profile (it does not load, or a query is refused, returns no
-series or several), 7 Prometheus cannot be read; init 0 written, 1 written but no naming
-convention recognised, 2 bad options or the file exists, 7 Prometheus cannot be read.
+A service profile describes a service once for every entry point (evaluate, run, rules,
+serve). init proposes one from what a Prometheus holds for a release; check runs every query
+of one against Prometheus and says what looks wrong.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ from pathlib import Path
 from runbook_lib.adapters.prometheus_api import PrometheusApi
 from runbook_lib.adapters.prometheus_survey import observe, survey
 from runbook_lib.adapters.settings_files import read_profile
-from runbook_lib.cli.main import examples
+from runbook_lib.cli.main import add_command, examples
 from runbook_lib.core import checks, profile_check, profile_init
 from runbook_lib.core.exit_status import BAD_INPUT, FAILED, OK, UNREACHABLE
 from runbook_lib.core.kinds import Entry, read_duration
@@ -44,21 +38,15 @@ _CHECK_EXAMPLES = (
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "profile",
-        help="propose a service profile from Prometheus (init), or check one (check)",
-        description=(
-            "A service profile describes a service once for every entry point (evaluate, "
-            "run, rules, serve). init proposes one from what a Prometheus holds for a "
-            "release; check runs every query of one against Prometheus and says what looks "
-            "wrong."
-        ),
-        epilog=examples(_INIT_EXAMPLE, *_CHECK_EXAMPLES),
+    # init writes annotated YAML (core.profile_init) for a person to review; check judges what
+    # each query returns (core.profile_check). Exit statuses: core/exit_status.py.
+    parser = add_command(
+        subparsers, "profile", __doc__, epilog=examples(_INIT_EXAMPLE, *_CHECK_EXAMPLES)
     )
     commands = parser.add_subparsers(dest="profile_command", metavar="COMMAND", required=True)
     check = commands.add_parser(
         "check",
-        help="run every query of a profile against Prometheus and judge what it returns",
+        help="Run every query of a profile against Prometheus and judge what it returns",
         description=(
             "Run each signal's query (5xx ratio, p99 latency, each business query) over a "
             "recent window and say, per signal: the series it returns (one aggregate "
@@ -84,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     init = commands.add_parser(
         "init",
-        help="propose a profile for a release from what Prometheus holds",
+        help="Propose a profile for a release from what Prometheus holds",
         description=(
             "Look at a Prometheus' metric names, metadata and labels, recognise the naming "
             "convention of the release's requests (prometheus-client, otel, istio, "

@@ -1,14 +1,14 @@
-"""``runbook rules``: a Prometheus rule file that raises the runbook's triggers as alerts.
+"""Write Prometheus recording and alerting rules for a release's triggers
 
-    runbook rules --profile shop.yaml [--output FILE]
-    runbook rules --release app --namespace default [--prometheus-selector 'job="api"']
-        [--business-counters orders=orders_total] [thresholds] [--output FILE]
+Write a Prometheus rule file: recording rules for the 5xx ratio, the p99 latency and each
+business metric (the queries of runbook evaluate --prometheus-url with the same settings or
+--profile), and one alerting rule per "When to Rollback" trigger with the runbook's thresholds
+and sustain, evaluated every --step (default 15s). Check the file with promtool check rules.
+Exit 0 written, 2 bad parameters.
 
-Recording rules for the 5xx ratio, the p99 latency and each business metric (the PromQL of
-``runbook evaluate --prometheus-url`` with the same settings, a profile's included), and one
-alerting rule per trigger with the runbook's thresholds and sustain (``core.alert_rules`` says
-how ``for:`` matches "longer than"). Check the file with ``promtool check rules FILE``. Exit 0
-written, 2 bad parameters.
+examples:
+  runbook rules --profile shop.yaml -o shop-rules.yml && promtool check rules shop-rules.yml
+  runbook rules --release app --prometheus-selector 'job="api"' --sustain 3m
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from runbook_lib.adapters.settings_files import load_settings
-from runbook_lib.cli.main import examples
+from runbook_lib.cli.main import add_command
 from runbook_lib.cli.setting_options import add_setting_options, as_options, given_options
 from runbook_lib.core.kinds import Entry
 from runbook_lib.errors import ParameterError
@@ -27,22 +27,9 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "rules",
-        help="write Prometheus recording and alerting rules for a release's triggers",
-        usage="%(prog)s (--profile FILE | --release NAME [--namespace NAME]) [options] [-o FILE]",
-        description=(
-            "Write a Prometheus rule file: recording rules for the 5xx ratio, p99 latency and "
-            "business metrics (the queries of runbook evaluate with the same settings or "
-            '--profile) and an alert per "When to Rollback" trigger, evaluated every --step '
-            "(default 15s). Check it with promtool check rules. Exit 2 on bad parameters."
-        ),
-        epilog=examples(
-            "runbook rules --profile shop.yaml -o shop-rules.yml && "
-            "promtool check rules shop-rules.yml",
-            "runbook rules --release app --prometheus-selector 'job=\"api\"' --sustain 3m",
-        ),
-    )
+    # core.alert_rules says how an alert's for: matches the runbook's "longer than".
+    usage = "%(prog)s (--profile FILE | --release NAME [--namespace NAME]) [options] [-o FILE]"
+    parser = add_command(subparsers, "rules", __doc__, usage=usage)
     add_setting_options(parser, Entry.RULES)
     parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     parser.set_defaults(func=run)

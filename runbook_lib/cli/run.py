@@ -1,10 +1,11 @@
-"""``runbook run``: a runbook notebook, headless, leaving a sealed evidence bundle.
+"""Run a runbook notebook headlessly (papermill) and keep the evidence
 
-    runbook run rollback -p NAME VALUE ... [--output-dir DIR] [--kernel NAME]
+Execute a runbook notebook with papermill. The redacted executed notebook, its HTML and the
+evidence go to DIR/<incident_id>/, sealed. The last lines say the verdict, the outcome, what
+happened to the cluster, the evidence folder and its seal.
 
-The run itself is ``runbook_lib.headless.run_notebook`` (papermill, signals, salvage, seal);
-this module parses the command line and prints the run's ``Ending``: its lines and its exit
-status are the Ending's, never worked out here.
+example:
+  runbook run rollback -p release shop -p namespace prod -p profile shop.yaml
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runbook_lib.cli.main import add_command
 from runbook_lib.core.exit_status import OK, RUN_STATUSES
 from runbook_lib.errors import ParameterError
 
@@ -40,16 +42,11 @@ def _statuses() -> str:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "run",
-        help="run a runbook notebook headlessly (papermill) and keep the evidence",
-        description=(
-            "Execute a runbook notebook with papermill. The redacted executed notebook, its "
-            "HTML and the evidence go to DIR/<incident_id>/, sealed. The last lines say the "
-            "verdict, the outcome, what happened to the cluster, the evidence folder and its "
-            f"seal. {_statuses()}"
-        ),
-    )
+    # The run itself is runbook_lib.headless.run_notebook (papermill, signals, salvage, seal);
+    # this module parses the command line and prints the run's Ending: its lines and its exit
+    # status are the Ending's, never worked out here.
+    parser = add_command(subparsers, "run", __doc__)
+    parser.description = f"{parser.description} {_statuses()}"
     parser.add_argument("runbook", choices=sorted(NOTEBOOKS), help="which runbook")
     # -r/--raw-parameter is papermill's spelling, kept so its command lines work here; the
     # values are text either way (the settings model reads them), and the last one given wins.

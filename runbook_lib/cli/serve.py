@@ -1,13 +1,15 @@
-"""``runbook serve``: receive Alertmanager's alerts and run the runbook headlessly under a policy.
+"""Receive Alertmanager alerts and run the rollback runbook under a policy
 
-    runbook serve --policy policy.yaml --token-file TOKEN [--port 9095] [--host 127.0.0.1]
-        [--state-dir .runbook-serve] [--output-dir evidence] [--queue-size 100]
+Alertmanager webhook receiver: for each firing alert naming a release, assess and roll back
+headlessly when the policy allows it, else notify with the command. Alertmanager's
+webhook_configs posts to http://HOST:PORT/alerts with the bearer token of --token-file;
+/healthz, /metrics and /runs are for people and Prometheus. Exit 2 on a bad option, policy,
+token or TLS file.
 
-Alertmanager's ``webhook_configs`` posts to ``http://HOST:PORT/alerts`` with
-``http_config.authorization`` (type Bearer, ``credentials_file`` the same token file).
-``/healthz``, ``/metrics`` and ``/runs`` are for people and Prometheus. This module is the
-command line only: what each alert leads to is ``runbook_lib/receiver/``; the policy file
-``core/alert_policy.py``. Exit 2 on a bad option, policy, token or TLS file.
+example:
+  runbook serve --policy policy.yaml --token-file alertmanager.token --port 9095
+  (Alertmanager: webhook_configs url http://HOST:9095/alerts, http_config.authorization
+  type Bearer, credentials_file the same token file)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import yaml
 
 from runbook_lib.adapters.settings_files import read_profile
-from runbook_lib.cli.main import examples
+from runbook_lib.cli.main import add_command
 from runbook_lib.core.alert_policy import Policy
 from runbook_lib.core.kinds import read_duration
 from runbook_lib.errors import ParameterError
@@ -33,20 +35,9 @@ DEFAULT_PORT = 9095
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "serve",
-        help="receive Alertmanager alerts and run the rollback runbook under a policy",
-        description=(
-            "Alertmanager webhook receiver: for each firing alert naming a release, assess "
-            "and roll back headlessly when the policy allows it, else notify with the command. "
-            "Exit 2 on a bad policy or token file."
-        ),
-        epilog=examples(
-            "runbook serve --policy policy.yaml --token-file alertmanager.token --port 9095\n"
-            "(Alertmanager: webhook_configs url http://HOST:9095/alerts, bearer token file "
-            "the same)"
-        ),
-    )
+    # The command line only: what each alert leads to is runbook_lib/receiver/; the policy
+    # file, core/alert_policy.py.
+    parser = add_command(subparsers, "serve", __doc__)
     parser.add_argument("--policy", required=True, metavar="FILE", help="policy YAML")
     parser.add_argument(
         "--token-file", required=True, metavar="FILE", help="bearer token Alertmanager sends"

@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """``runbook sandbox ACTION``: the entry point the ``runbook`` command loads."""
     parser = subparsers.add_parser(
         "sandbox",
-        help="local Kubernetes sandbox (kwok) with the demo release, for practice and tests",
+        help="Local Kubernetes sandbox (kwok) with the demo release, for practice and tests",
         description=_DESCRIPTION,
     )
     add_actions(parser)
@@ -111,7 +111,7 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
     p = _add(
         sub,
         "build",
-        "build the pinned binaries into the cache (idempotent)",
+        "Build the pinned binaries into the cache (idempotent)",
         "Builds etcd and the Kubernetes control plane from the versions pinned in the package "
         "(needs Go and the Go module proxy); the first build takes about 20 minutes.",
         _build,
@@ -121,7 +121,7 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
     _add(
         sub,
         "up",
-        "start the cluster, install app v1.0.0, start metrics",
+        "Start the cluster, install app v1.0.0, start metrics",
         "Prints KUBECONFIG, the kube context and the Prometheus URL to use with the runbook.",
         _up,
     )
@@ -129,7 +129,7 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
     _add(
         sub,
         "down",
-        "stop everything; exit 1 if a process or port survives",
+        "Stop everything; exit 1 if a process or port survives",
         "Stops the metrics stack and the cluster and checks that nothing is left behind.",
         _down,
     )
@@ -137,7 +137,7 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
     _add(
         sub,
         "status",
-        "print what runs, as JSON; exit 3 if not running",
+        "Print what runs, as JSON; exit 3 if not running",
         "Cluster, ports, binaries and metrics stack of the sandbox named by the environment.",
         _status,
     )
@@ -145,7 +145,7 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
     p = _add(
         sub,
         "deploy",
-        "helm upgrade app to VERSION, then migrate for it",
+        "Helm upgrade app to VERSION, then migrate for it",
         "v1.0.0 is good, v1.1.0 is the bad deploy (5xx ratio and latency go up).",
         _deploy,
     )
@@ -162,7 +162,7 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
     _add(
         sub,
         "reset",
-        "back to one good revision v1.0.0, schema v1.0.0",
+        "Back to one good revision v1.0.0, schema v1.0.0",
         "Reinstalls the release so that helm history holds a single good revision.",
         _reset,
     )

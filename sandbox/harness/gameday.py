@@ -1,13 +1,16 @@
-"""``runbook gameday``: the standard scenarios against a team's chart, profile and notebook.
+"""Run the standard game-day scenarios against your chart, profile and notebook
 
-    runbook gameday --chart PATH --profile FILE [--notebook PATH] [--values FILE]
-                    [--report MARKDOWN] [--junit XML] [--only NAME] [--evidence DIR]
+Runs the standard game-day scenarios (a bad deploy rolled back, a healthy one left alone,
+metrics down, two runs at once, a run killed mid-rollback, the evidence disk full, helm
+hanging, the wrong cluster) against your chart, profile and notebook copy, each on a fresh
+release in its own namespace of the local sandbox (started if it is not running;
+docs/HARNESS.md). Prints a progress line per scenario, then the Markdown report: one row each
+with what was expected, what was seen, the time and the evidence folder. Exit status: 0 only
+when every scenario held; 1 otherwise (a skipped one did not hold); 2 bad input.
 
-The scenarios are a pytest module (``runbook_sandbox.gameday_scenarios``) run through the
-plugin on the sandbox named by the environment (started if it is not running): pytest writes
-the JUnit XML, and a small reporter prints a progress line per scenario and the Markdown
-report (one row each: expected, seen, time, evidence folder). Exit status 0 only when every
-scenario held; 1 otherwise (a skipped scenario did not hold either); 2 for bad input.
+example:
+  runbook gameday --chart chart --profile profile.yaml --notebook rollback.ipynb \\
+      --junit gameday.xml
 """
 
 from __future__ import annotations
@@ -20,19 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runbook_lib.cli.main import add_command
+
 __all__ = ["SCENARIOS", "Row", "main", "markdown", "register"]
 
-_DESCRIPTION = (
-    "Runs the standard game-day scenarios (a bad deploy rolled back, a healthy one left alone, "
-    "metrics down, two runs at once, a run killed mid-rollback, the evidence disk full, helm "
-    "hanging, the wrong cluster) against your chart, profile and notebook copy, each on a "
-    "fresh release in its own namespace of the local sandbox (started if it is not running; "
-    "docs/HARNESS.md). Prints a progress line per scenario, then the Markdown report: one row "
-    "each with what was expected, what was seen, the time and the evidence folder. Exit "
-    "status: 0 only when every scenario held; 1 otherwise (a skipped one did not hold); 2 bad "
-    "input. Example: runbook gameday --chart chart --profile profile.yaml --notebook "
-    "rollback.ipynb --junit gameday.xml"
-)
+# The scenarios are a pytest module (runbook_sandbox.gameday_scenarios) run through the plugin
+# on the sandbox named by the environment: pytest writes the JUnit XML, and a small reporter
+# prints a progress line per scenario and the Markdown report.
 # The scenarios in the order they run: the test's name without ``test_``.
 SCENARIOS = (
     "bad_deploy_rolled_back",
@@ -171,11 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "gameday",
-        help="the standard game-day scenarios against your chart, profile and notebook",
-        description=_DESCRIPTION,
-    )
+    p = add_command(subparsers, "gameday", __doc__)
     p.add_argument("--chart", required=True, metavar="PATH", help="the team's Helm chart")
     p.add_argument("--profile", required=True, metavar="FILE", help="the service profile")
     p.add_argument(

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.cli.main import build_parser, main
+from runbook_lib.cli.main import RunbookParser, add_command, build_parser, main
+from runbook_lib.evidence.manifest import MANIFEST_NAME, SIGNATURE_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 REPLAY = REPO / "notebooks" / "data" / "bad_deploy.csv"
@@ -76,6 +77,41 @@ def test_every_option_has_help_and_shows_its_default(path: str) -> None:
         # "empty: ..." is how the parameter vocabulary says what an empty default means.
         said = "default" in shown.lower() or "empty:" in shown.lower()
         assert said, f"{path} {name}: help does not show the default"
+
+
+def test_a_command_module_docstring_is_its_help() -> None:
+    doc = """Do the thing
+
+    What the thing is, in a sentence
+    that goes on.
+
+    examples:
+      runbook thing --now
+      runbook thing --later
+    """
+    parser = RunbookParser(prog="runbook")
+    child = add_command(parser.add_subparsers(dest="command"), "thing", doc)
+    child.add_argument("--now", action="store_true", help="at once")
+    assert re.search(r"^    thing +Do the thing$", parser.format_help(), flags=re.MULTILINE)
+    text = child.format_help()
+    assert "\n\nWhat the thing is, in a sentence that goes on.\n\n" in text
+    # The examples follow the options, as in every other command's help.
+    assert text.index("--now ") < text.index("examples:\n  runbook thing --now\n  runbook thing")
+    assert text.count("examples:") == 1
+
+
+def test_a_command_without_docstring_still_parses() -> None:
+    # python -OO strips docstrings: the command loses its help text, not its options.
+    parser = RunbookParser(prog="runbook")
+    child = add_command(parser.add_subparsers(dest="command"), "thing", None)
+    child.add_argument("--now", action="store_true", help="at once")
+    assert parser.parse_args(["thing", "--now"]).now
+
+
+def test_verify_evidence_help_names_the_files_it_checks() -> None:
+    text = " ".join(dict(_all_parsers())["runbook verify-evidence"].format_help().split())
+    assert MANIFEST_NAME in text
+    assert SIGNATURE_NAME in text
 
 
 def test_defaults_the_parser_knows_are_printed() -> None:
