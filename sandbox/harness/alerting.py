@@ -211,16 +211,12 @@ def stop(state_dir: Path, *, port: int | None = None, timeout_s: float = 10.0) -
 
 def status(state_dir: Path) -> dict[str, Any]:
     """Alertmanager's pid, whether it runs, its URL, the receiver it posts to, active alerts."""
-    state_dir = Path(state_dir)
-    process = metrics_stack.process_status(state_dir, _NAME)
-    result: dict[str, Any] = {
-        "url": url(),
-        **process,
-        "receiver_url": receiver_url(),
-        "rules": sorted(str(p) for p in rules_dir(state_dir).glob("*.yml")),
-        "alerts": None,
-    }
-    alerts = metrics_stack.answer_json(f"{url()}/api/v2/alerts") if process["running"] else None
+    result, alerts = metrics_stack.process_report(
+        state_dir, _NAME, urls={"url": url()}, ask=f"{url()}/api/v2/alerts"
+    )
+    result["receiver_url"] = receiver_url()
+    result["rules"] = sorted(str(p) for p in rules_dir(Path(state_dir)).glob("*.yml"))
+    result["alerts"] = None
     if alerts is not None:
         with contextlib.suppress(KeyError, TypeError, AttributeError):
             result["alerts"] = [

@@ -68,7 +68,7 @@ def main() -> int:
     sb = up(progress=lambda _msg: None)
     result: dict[str, Any] = {"warm_up_s": round(time.monotonic() - started, 1)}
     time.sleep(5)  # let the components settle before reading their memory
-    rss = _rss_mib(cluster.leftovers(sb.ce).pids)
+    rss = _rss_mib(cluster.leftovers(sb).pids)
     result["rss_mib"] = {k: round(v) for k, v in sorted(rss.items())}
     result["rss_total_mib"] = round(sum(rss.values()))
     if sb.prometheus_url:

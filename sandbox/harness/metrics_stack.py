@@ -191,6 +191,16 @@ def process_status(state_dir: Path, name: str) -> dict[str, Any]:
     return {"pid": int(info["pid"]) if info else None, "running": _running(state_dir, name)}
 
 
+def process_report(
+    state_dir: Path, name: str, *, urls: dict[str, str], ask: str
+) -> tuple[dict[str, Any], Any]:
+    """A recorded service's status report (its ``urls``, ``pid`` and whether it is
+    ``running``) and its JSON answer to ``ask`` (None when it is not running or gives none)."""
+    process = process_status(Path(state_dir), name)
+    answer = answer_json(ask) if process["running"] else None
+    return {**urls, **process}, answer
+
+
 def answer_json(url: str) -> Any:
     """``url``'s JSON answer, for a status report; None when it does not give one."""
     try:

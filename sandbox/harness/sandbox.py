@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,29 +51,17 @@ def _endpoints_file(ce: ClusterEnv) -> Path:
 
 
 @dataclass(frozen=True)
-class Sandbox:
-    """Handle on a running sandbox: where it is and how to talk to it."""
+class Sandbox(ClusterEnv):
+    """Handle on a running sandbox: its cluster (kubeconfig, context, binaries, state, ports)
+    and the URLs of the services beside it."""
 
-    ce: ClusterEnv
     prometheus_url: str = ""
     traffic_url: str = ""
     tracing_url: str = ""  # Jaeger's query API (the runbook's tracing_url)
 
     @property
-    def kubeconfig(self) -> Path:
-        return self.ce.kubeconfig
-
-    @property
-    def context(self) -> str:
-        return self.ce.context
-
-    @property
-    def bin_dir(self) -> Path:
-        return self.ce.bin_dir
-
-    @property
     def state_dir(self) -> Path:
-        return self.ce.state
+        return self.state
 
     @property
     def run_parameters(self) -> dict[str, str]:
@@ -89,17 +77,17 @@ class Sandbox:
     @property
     def env(self) -> dict[str, str]:
         """Environment with the sandbox's binaries first on PATH and its KUBECONFIG."""
-        return dict(self.ce.vars)
+        return dict(self.vars)
 
     def kubectl(self, *args: str, timeout_s: float = 60.0) -> str:
         """``kubectl --context <sandbox> ARGS``; raises ``CommandFailed`` on a non-zero exit."""
         argv = ["kubectl", "--context", self.context, *args]
-        return run(self.ce, argv, timeout_s=timeout_s).stdout
+        return run(self, argv, timeout_s=timeout_s).stdout
 
     def helm(self, *args: str, timeout_s: float = 120.0, binary: str = "helm") -> str:
         """``helm --kube-context <sandbox> ARGS`` (``binary="helm4"`` for Helm 4)."""
         argv = [str(self.bin_dir / binary), "--kube-context", self.context, *args]
-        return run(self.ce, argv, timeout_s=timeout_s).stdout
+        return run(self, argv, timeout_s=timeout_s).stdout
 
     def deploy(
         self,
@@ -110,15 +98,15 @@ class Sandbox:
         values_file: Path | None = None,
     ) -> None:
         """Upgrade release ``app`` to ``version`` and migrate (see ``release.deploy``)."""
-        release.deploy(self.ce, version, values=values, wait=wait, values_file=values_file)
+        release.deploy(self, version, values=values, wait=wait, values_file=values_file)
 
     def reset(self) -> None:
         """One good revision v1.0.0, schema at v1.0.0, all pods ready."""
-        release.reset(self.ce)
+        release.reset(self)
 
     def migrate(self, *args: str) -> str:
         """``kubectl exec migrator -- ./migrate ARGS``; returns its output."""
-        return release.migrate(self.ce, *args)
+        return release.migrate(self, *args)
 
 
 def _attach(ce: ClusterEnv) -> Sandbox:
@@ -126,11 +114,22 @@ def _attach(ce: ClusterEnv) -> Sandbox:
     if _endpoints_file(ce).exists():
         urls = json.loads(_endpoints_file(ce).read_text())
     return Sandbox(
-        ce=ce,
+        **{f.name: getattr(ce, f.name) for f in fields(ClusterEnv)},
         prometheus_url=urls.get("prometheus_url", ""),
         traffic_url=urls.get("traffic_url", ""),
         tracing_url=tracing.query_url(),
     )
+
+
+def _stop(ce: ClusterEnv) -> None:
+    """Stop the metrics stack, Alertmanager, Jaeger and the cluster; forget the endpoints."""
+    stack = _metrics_stack()
+    if stack is not None:
+        stack.stop(ce.state)
+    alerting.stop(ce.state)
+    tracing.stop(ce.state)
+    _endpoints_file(ce).unlink(missing_ok=True)
+    cluster.delete(ce)
 
 
 def up(*, progress: Progress = _say) -> Sandbox:
@@ -148,16 +147,10 @@ def up(*, progress: Progress = _say) -> Sandbox:
         progress(f"sandbox {ce.name!r} already running (context {ce.context})")
     else:
         # Whatever a crashed earlier run left behind, metrics processes included.
-        stack = _metrics_stack()
-        if stack is not None:
-            stack.stop(ce.state)
-        alerting.stop(ce.state)
-        tracing.stop(ce.state)
-        _endpoints_file(ce).unlink(missing_ok=True)
+        _stop(ce)
         # A new cluster has none of the old one's releases: its traffic starts from the
         # default target again.
         traffic_targets.forget(ce.state)
-        cluster.delete(ce)
         progress(f"starting cluster {ce.name!r} on 127.0.0.1:{ce.ports.kube_apiserver}")
         delay = pod_delays.configured_delay_s()
         cluster.create(ce, pod_ready_delay_s=delay)
@@ -196,13 +189,7 @@ def attach() -> Sandbox | None:
 def down(*, progress: Progress = _say) -> cluster.Leftovers:
     """Stop everything of this sandbox (``runbook sandbox down``); return what survived."""
     ce = cluster.env()
-    stack = _metrics_stack()
-    if stack is not None:
-        stack.stop(ce.state)
-    alerting.stop(ce.state)
-    tracing.stop(ce.state)
-    _endpoints_file(ce).unlink(missing_ok=True)
-    cluster.delete(ce)
+    _stop(ce)
     left = cluster.leftovers(ce)
     if left:
         progress(f"still alive after down: pids {list(left.pids)}, ports {list(left.ports)}")

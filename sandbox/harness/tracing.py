@@ -157,16 +157,9 @@ def stop(state_dir: Path, *, timeout_s: float = 10.0) -> None:
 
 def status(state_dir: Path) -> dict[str, Any]:
     """Jaeger's pid, whether it runs, its URLs and the services it has traces of."""
-    state_dir = Path(state_dir)
-    process = metrics_stack.process_status(state_dir, _NAME)
-    result: dict[str, Any] = {
-        "query_url": query_url(),
-        "otlp_http_url": otlp_http_url(),
-        **process,
-        "services": None,
-    }
-    if process["running"]:
-        answer = metrics_stack.answer_json(f"{query_url()}/api/services")
-        if isinstance(answer, dict):
-            result["services"] = answer.get("data") or []
+    urls = {"query_url": query_url(), "otlp_http_url": otlp_http_url()}
+    result, answer = metrics_stack.process_report(
+        state_dir, _NAME, urls=urls, ask=f"{query_url()}/api/services"
+    )
+    result["services"] = (answer.get("data") or []) if isinstance(answer, dict) else None
     return result

@@ -34,9 +34,9 @@ def _env(sb: Sandbox) -> dict[str, str]:
     """This session's sandbox, named for a child process (which then attaches to it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(
-        RUNBOOK_SANDBOX_NAME=sb.ce.name,
+        RUNBOOK_SANDBOX_NAME=sb.name,
         RUNBOOK_SANDBOX_STATE=str(sb.state_dir),
-        RUNBOOK_SANDBOX_PORT_BASE=str(sb.ce.ports.base),
+        RUNBOOK_SANDBOX_PORT_BASE=str(sb.ports.base),
     )
     return env
 

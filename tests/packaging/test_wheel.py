@@ -285,9 +285,9 @@ def test_the_example_teams_tests_run_through_the_installed_plugin(
     environment = {k: v for k, v in os.environ.items() if k not in gone and "PYTEST" not in k}
     environment["PATH"] = f"{installed.venv / 'bin'}{os.pathsep}{environment.get('PATH', '')}"
     environment.update(
-        RUNBOOK_SANDBOX_NAME=sandbox.ce.name,
+        RUNBOOK_SANDBOX_NAME=sandbox.name,
         RUNBOOK_SANDBOX_STATE=str(sandbox.state_dir),
-        RUNBOOK_SANDBOX_PORT_BASE=str(sandbox.ce.ports.base),
+        RUNBOOK_SANDBOX_PORT_BASE=str(sandbox.ports.base),
     )
     # Two of its tests: a run on the sandbox (Prometheus down) and a decision on a replay.
     argv = [str(installed.python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
