@@ -1,7 +1,9 @@
 """Run a command in a pod (``kubectl exec``), over the API server's websocket.
 
 The revert-migrations step execs ``./migrate`` in the migrator pod; the exit status comes from
-the stream's status channel, in whichever of the forms API servers and runtimes send it.
+the stream's status channel, in whichever of the forms API servers and runtimes send it. The
+result is a ``subprocess.CompletedProcess``: what a command run anywhere gives back, under the
+names every caller already knows (``returncode``, as ``CommandFailed`` has it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from subprocess import CompletedProcess
 from typing import Any
 
 from kubernetes.stream import stream as k8s_stream
@@ -19,23 +21,14 @@ from kubernetes.stream.ws_client import ERROR_CHANNEL
 from runbook_lib.adapters.kube import CONNECT_TIMEOUT_S, TRANSPORT_ERRORS, Kube, api_error
 from runbook_lib.errors import ApiError
 
-__all__ = ["ExecResult", "exec_in_pod"]
+__all__ = ["exec_in_pod"]
 
 _EXIT_STATUS = re.compile(r"exit status (\d+)$")
 
 
-@dataclass(frozen=True)
-class ExecResult:
-    """Output and exit status of a command run in a pod (``kubectl exec``)."""
-
-    stdout: str
-    stderr: str
-    exit_code: int
-
-
 def exec_in_pod(
     kube: Kube, namespace: str, pod: str, argv: list[str], *, timeout_s: float
-) -> ExecResult:
+) -> CompletedProcess[str]:
     """Run ``argv`` in ``pod`` (``kubectl exec pod -- argv``); revert-migrations step.
 
     Captures stdout, stderr and the exit code from the status channel. Raises
@@ -95,7 +88,8 @@ def exec_in_pod(
         ) from err
     finally:
         resp.close()
-    return ExecResult("".join(stdout), "".join(stderr), _exit_code(status_text, command))
+    returncode = _exit_code(status_text, command)
+    return CompletedProcess(argv, returncode, "".join(stdout), "".join(stderr))
 
 
 def _exit_code(status_text: str | None, command: str) -> int:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from runbook_lib.adapters.pod_exec import ExecResult, exec_in_pod
+from runbook_lib.adapters.pod_exec import exec_in_pod
 from runbook_lib.core.images import PodImages
 from runbook_lib.errors import CommandFailed, PreconditionFailed, VerificationFailed
 from runbook_lib.record.facts import MigrationsReverted, record_fact
 from runbook_lib.record.timeline import EventKind
 from runbook_lib.steps.context import RunContext
 from runbook_lib.steps.step import runbook_step
+
+if TYPE_CHECKING:
+    from subprocess import CompletedProcess
 
 __all__ = ["MigrationsDone", "revert_migrations"]
 
@@ -55,7 +59,7 @@ def _migrator_pod(ctx: RunContext) -> PodImages:
     return sorted(running, key=lambda pod: pod.name)[0]
 
 
-def _exec(ctx: RunContext, pod: str, argv: list[str]) -> ExecResult:
+def _exec(ctx: RunContext, pod: str, argv: list[str]) -> CompletedProcess[str]:
     settings = ctx.settings
     timeout_s = settings.migrations.migrate_timeout
     return exec_in_pod(ctx.kube, settings.target.namespace, pod, argv, timeout_s=timeout_s)
@@ -67,13 +71,13 @@ def _schema_version(ctx: RunContext, pod: str) -> int:
     result = _exec(ctx, pod, argv)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     match = _VERSION.match(lines[-1]) if lines else None
-    if result.exit_code != 0 or match is None:
+    if result.returncode != 0 or match is None:
         raise CommandFailed(
-            f"could not read the schema version in pod {pod} (exit {result.exit_code}, "
+            f"could not read the schema version in pod {pod} (exit {result.returncode}, "
             f"output {result.stdout.strip()[:200]!r})",
             command=shlex.join(argv),
             stderr=result.stderr,
-            returncode=result.exit_code,
+            returncode=result.returncode,
         )
     return int(match.group(1))
 
@@ -127,17 +131,17 @@ def revert_migrations(ctx: RunContext) -> MigrationsDone:
     ctx.timeline.record(
         "revert_migrations",
         EventKind.INFO,
-        f"ran in {pod}: {command} -> exit {result.exit_code}",
+        f"ran in {pod}: {command} -> exit {result.returncode}",
         stdout=result.stdout[-4000:],
         stderr=result.stderr[-4000:],
-        exit_code=result.exit_code,
+        exit_code=result.returncode,
     )
-    if result.exit_code != 0:
+    if result.returncode != 0:
         raise CommandFailed(
-            f"{command} failed in pod {pod} (exit {result.exit_code})",
+            f"{command} failed in pod {pod} (exit {result.returncode})",
             command=command,
             stderr=result.stderr,
-            returncode=result.exit_code,
+            returncode=result.returncode,
         )
     after = _schema_version(ctx, pod)
     if before - after != n:
@@ -145,7 +149,7 @@ def revert_migrations(ctx: RunContext) -> MigrationsDone:
             f"schema version moved from {before} to {after}, expected down by {n}"
         )
     reverted = MigrationsDone(
-        "reverted", pod, command, before, after, result.exit_code, result.stdout
+        "reverted", pod, command, before, after, result.returncode, result.stdout
     )
     record_fact(
         ctx.timeline, "revert_migrations", MigrationsReverted(n, before, after), repr(reverted)

@@ -195,12 +195,12 @@ def test_exec_captures_stdout_stderr_and_exit_code(kube: Kube, sandbox: Any) -> 
     result = exec_in_pod(
         kube, "default", "migrator", ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout_s=30
     )
-    assert (result.stdout, result.stderr, result.exit_code) == ("out\n", "err\n", 3)
+    assert (result.stdout, result.stderr, result.returncode) == ("out\n", "err\n", 3)
 
 
 def test_exec_runs_the_migration_tool(kube: Kube, clean_sandbox: Any) -> None:
     result = exec_in_pod(kube, "default", "migrator", ["./migrate", "version"], timeout_s=30)
-    assert result.exit_code == 0
+    assert result.returncode == 0
     count, revision = result.stdout.split()
     assert count == "1"  # clean sandbox: schema for v1.0.0
     assert revision
