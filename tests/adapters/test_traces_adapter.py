@@ -121,8 +121,17 @@ def test_window_and_service_are_checked(
     assert "limit" in text
 
 
-def test_evidence_records_a_backend_that_is_down(tmp_path: Path) -> None:
-    source = JaegerSource(f"http://127.0.0.1:{_free_port()}", timeout_s=2)
+@pytest.mark.parametrize(
+    ("backend", "reason"),
+    [
+        pytest.param(None, "tracing_url is empty", id="no-tracing-url"),
+        pytest.param("down", "could not be queried", id="backend-down"),
+    ],
+)
+def test_evidence_says_why_traces_were_not_collected(
+    tmp_path: Path, backend: str | None, reason: str
+) -> None:
+    source = JaegerSource(f"http://127.0.0.1:{_free_port()}", timeout_s=2) if backend else None
     result = collect_traces(
         tmp_path,
         source,
@@ -133,6 +142,9 @@ def test_evidence_records_a_backend_that_is_down(tmp_path: Path) -> None:
         redact=str,
     )
     assert not result.collected
-    assert "could not be queried" in result.reason
-    assert result.report.problems
-    assert "Traces were not collected" in (tmp_path / SUMMARY).read_text()
+    assert reason in result.reason
+    assert result.report.written == (SUMMARY,)
+    assert bool(result.report.problems) == (backend is not None)
+    text = (tmp_path / SUMMARY).read_text()
+    assert f"Traces were not collected: {result.reason}" in text
+    assert not (tmp_path / "traces" / "failing.json").exists()

@@ -8,38 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from helm_manifests import RELEASE_MANIFEST
 from secret_corpus import leaks
 
 from runbook_lib.core.redact import PLACEHOLDER, Redactor
 from runbook_lib.evidence import bundle
 
-GOOD_MANIFEST = """---
-# Source: app/templates/secret.yaml
-apiVersion: v1
-kind: Secret
-metadata:
-  name: app-db
-type: Opaque
-data:
-  tls.key: UExBTlRFRG9sZFRsc0tleQ==
-stringData:
-  password: PLANTEDoldPassword
----
-# Source: app/templates/deployment.yaml
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  template:
-    spec:
-      containers:
-      - name: api
-        image: registry.local/api:v1.0.0
-        env:
-        - name: DB_PASSWORD
-          value: PLANTEDoldEnvPw
-"""
+GOOD_MANIFEST = RELEASE_MANIFEST
 BAD_MANIFEST = (
     GOOD_MANIFEST.replace("UExBTlRFRG9sZFRsc0tleQ==", "UExBTlRFRG5ld1Rsc0tleQ==")
     .replace("PLANTEDoldPassword", "PLANTEDnewPassword")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helm_manifests import RELEASE_MANIFEST
 
 from runbook_lib.core.images import (
     PodImages,
@@ -12,61 +13,21 @@ from runbook_lib.core.images import (
 )
 from runbook_lib.errors import PreconditionFailed
 
-MANIFEST = """\
----
-# Source: app/templates/service.yaml
-apiVersion: v1
-kind: Service
-metadata:
-  name: app
-spec:
-  selector: {app: api}
----
-# Source: app/templates/deployment.yaml
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  replicas: 3
-  template:
-    spec:
-      initContainers:
-        - name: wait
-          image: busybox:1.36
-      containers:
-        - name: api
-          image: registry.local/api:v1.0.0
-        - name: sidecar
-          image: envoyproxy/envoy@sha256:aaaa
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: other
-spec:
-  template:
-    spec:
-      containers:
-        - name: x
-          image: registry.local/other:v9
-"""
-
 DIGEST = "sha256:" + "ab" * 32
 
 
 def test_expected_images_reads_the_named_deployment_only() -> None:
-    assert expected_images(MANIFEST, name="app") == (
+    assert expected_images(RELEASE_MANIFEST, name="app") == (
         "registry.local/api:v1.0.0",
         "envoyproxy/envoy@sha256:aaaa",
     )
-    assert expected_images(MANIFEST, name="other") == ("registry.local/other:v9",)
+    assert expected_images(RELEASE_MANIFEST, name="other") == ("registry.local/other:v9",)
 
 
 @pytest.mark.parametrize(
     ("manifest", "name", "message"),
     [
-        pytest.param(MANIFEST, "missing", "no Deployment named 'missing'", id="absent"),
+        pytest.param(RELEASE_MANIFEST, "missing", "no Deployment named 'missing'", id="absent"),
         pytest.param("kind: [", "app", "not valid YAML", id="bad-yaml"),
         pytest.param(
             "kind: Deployment\nmetadata: {name: app}\nspec: {template: {spec: {containers: []}}}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +18,8 @@ from runbook_lib.core.traces import (
 )
 from runbook_lib.errors import AdapterError, ParameterError
 from runbook_lib.evidence.traces import (
-    SUMMARY,
     TraceBounds,
     bounded_export,
-    collect_traces,
 )
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
@@ -147,21 +144,3 @@ def test_export_is_bounded_in_count_and_bytes() -> None:
 def test_bad_trace_bounds_name_the_parameter() -> None:
     with pytest.raises(ParameterError, match="max_traces"):
         TraceBounds(max_traces=0)
-
-
-def test_no_tracing_url_writes_why_traces_were_not_collected(tmp_path: Path) -> None:
-    result = collect_traces(
-        tmp_path,
-        None,
-        service="app",
-        deployed_at=T0,
-        rollback_at=T0 + timedelta(minutes=3),
-        end=T0 + timedelta(minutes=6),
-        redact=str,
-    )
-    assert not result.collected
-    assert result.reason == "tracing_url is empty"
-    assert result.report.written == (SUMMARY,)
-    text = (tmp_path / SUMMARY).read_text()
-    assert "Traces were not collected: tracing_url is empty" in text
-    assert not (tmp_path / "traces" / "failing.json").exists()
