@@ -1,12 +1,12 @@
 """Run the standard game-day scenarios against your chart, profile and notebook
 
 Runs the standard game-day scenarios (a bad deploy rolled back, a healthy one left alone,
-metrics down, two runs at once, a run killed mid-rollback, the evidence disk full, helm
-hanging, the wrong cluster) against your chart, profile and notebook copy, each on a fresh
-release in its own namespace of the local sandbox (started if it is not running;
-docs/HARNESS.md). Prints a progress line per scenario, then the Markdown report: one row each
-with what was expected, what was seen, the time and the evidence folder. Exit status: 0 only
-when every scenario held; 1 otherwise (a skipped one did not hold); 2 bad input.
+metrics down, two runs at once, a run killed mid-rollback, a helm rollback cut off and left
+pending, the evidence disk full, helm hanging, the wrong cluster) against your chart, profile
+and notebook copy, each on a fresh release in its own namespace of the local sandbox (started
+if it is not running; docs/HARNESS.md). Prints a progress line per scenario, then the Markdown
+report: one row each with what was expected, what was seen, the time and the evidence folder.
+Exit status: 0 only when every scenario held; 1 otherwise (a skipped one did not hold); 2 bad input.
 
 example:
   runbook gameday --chart chart --profile profile.yaml --notebook rollback.ipynb \\
@@ -37,6 +37,7 @@ SCENARIOS = (
     "metrics_down_changes_nothing",
     "two_runs_at_once_roll_back_once",
     "killed_mid_rollback_rerun_finishes_within_a_minute",
+    "helm_cut_off_rerun_finishes_the_rollback",
     "evidence_disk_full_refused_before_any_change",
     "helm_hanging_killed_lock_freed",
     "wrong_cluster_refused",

@@ -179,6 +179,25 @@ def test_killed_mid_rollback_rerun_finishes_within_a_minute(
 
 
 @pytest.mark.usefixtures("bad_deploy")
+def test_helm_cut_off_rerun_finishes_the_rollback(
+    release: TeamRelease,
+    faults: Any,
+    run_runbook: Runner,
+    record_property: Record,
+) -> None:
+    pending = faults.rollback_cut_off(to_revision=1)
+    ending = run_runbook(manual_reason=MANUAL)
+    _said(record_property, f"helm left revision {pending} pending-rollback; the run finishes "
+          "the rollback and recovers", run_runbook.last)  # fmt: skip
+    assert ending.outcome is Outcome.RECOVERED, _ending(ending)
+    assert_rolled_back(release, ending, to_revision=1)
+    assert release.pending_revision() is None
+    assert_lock_free(release)
+    assert run_runbook.last is not None
+    assert_evidence_verifies(run_runbook.last.folder)
+
+
+@pytest.mark.usefixtures("bad_deploy")
 def test_evidence_disk_full_refused_before_any_change(
     release: TeamRelease,
     faults: Any,

@@ -246,6 +246,11 @@ class TeamRelease:
         rows: list[dict[str, Any]] = json.loads(self.helm("history", self.name, "-o", "json"))
         return rows
 
+    def pending_revision(self) -> int | None:
+        """The newest revision when Helm left it ``pending-rollback``, else None."""
+        newest = max(self.history(), key=lambda r: int(r["revision"]))
+        return int(newest["revision"]) if newest["status"] == "pending-rollback" else None
+
     def revision(self) -> int:
         """The deployed revision."""
         return int(next(r for r in self.history() if r["status"] == "deployed")["revision"])
@@ -436,6 +441,40 @@ class Faults:
         self.overrides.update(helm_binary=str(wrapper), helm_timeout=timeout)
         self._undo.append(self._kill_hanging_helm)
         return wrapper
+
+    def rollback_cut_off(self, to_revision: int = 1, timeout_s: float = 60.0) -> int:
+        """A ``helm rollback`` to ``to_revision`` cut off after Helm wrote its revision: the
+        release is left ``pending-rollback``, as a run killed mid-helm or a helm past its
+        timeout leaves it. Real Helm, held back by a ResourceQuota that admits no pod (so
+        ``--wait`` waits), then killed; the quota goes with it. Returns the pending revision."""
+        release = self.release
+        release.kubectl("create", "quota", "runbook-no-pods", "--hard=pods=0")
+        self._undo.append(
+            lambda: release.kubectl("delete", "quota", "runbook-no-pods", "--ignore-not-found")
+        )
+        # The quota admits pods until its controller has counted them: wait for its status.
+        release.kubectl("wait", "quota/runbook-no-pods", "--for=jsonpath={.status.hard.pods}=0",
+                        f"--timeout={timeout_s:.0f}s")  # fmt: skip
+        sb = release.sandbox
+        argv = [str(sb.bin_dir / "helm"), "--kube-context", sb.context,
+                "--namespace", release.namespace, "rollback", release.name, str(to_revision),
+                "--wait", "--timeout", "5m"]  # fmt: skip
+        helm = subprocess.Popen(argv, env=sb.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        try:
+            while (pending := release.pending_revision()) is None:
+                if helm.poll() is not None or time.monotonic() > deadline:
+                    raise FaultUnavailable(
+                        f"helm rollback ended (exit {helm.poll()}) or wrote no pending "
+                        f"revision within {timeout_s:.0f} s: the rollout was not held back"
+                    )
+                time.sleep(0.2)
+        finally:
+            helm.kill()
+            helm.wait(timeout=30)
+        release.kubectl("delete", "quota", "runbook-no-pods")
+        return pending
 
     def _kill_hanging_helm(self) -> None:
         pid = self.folder / "helm.pid"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook_sandbox.gameday import Row, markdown
+from runbook_sandbox.gameday import SCENARIOS, Row, markdown
 from runbook_sandbox.session_sandbox import worker_environment
 from runbook_sandbox.team import Team, _selector_in
 
@@ -62,3 +62,14 @@ def test_the_report_has_a_row_per_scenario_and_says_which_did_not_hold() -> None
         "| bad_deploy_rolled_back | **no** | rolled back | FAILED (call): did not roll back; "
         "outcome failed \\| x | 90 s | /ev/B |"
     ) in lines
+
+
+def test_the_game_day_lists_every_scenario_in_the_order_they_run() -> None:
+    # ``runbook gameday --only`` and the report's rows come from SCENARIOS: a scenario
+    # missing there would never run.
+    from runbook_sandbox import gameday_scenarios
+
+    defined = [
+        name.removeprefix("test_") for name in vars(gameday_scenarios) if name.startswith("test_")
+    ]
+    assert list(SCENARIOS) == defined
