@@ -53,6 +53,7 @@ class Installed:
     root: Path  # temporary directory outside the checkout
     wheel: Path
     venv: Path
+    build_output: str  # what building the wheel printed
 
     @property
     def runbook(self) -> Path:
@@ -107,12 +108,13 @@ def _copy_source(target: Path) -> None:
         shutil.copy2(path, dest)
 
 
-def _pip(python: Path, *args: str, cwd: Path) -> None:
+def _pip(python: Path, *args: str, cwd: Path) -> str:
     done = subprocess.run(
         [str(python), "-m", "pip", *args], cwd=cwd, capture_output=True, text=True,
         timeout=1800, check=False,
     )  # fmt: skip
     assert done.returncode == 0, f"pip {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +123,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     assert not root.is_relative_to(REPO), "the test must install outside the checkout"
     source = root / "source"
     _copy_source(source)
-    _pip(Path(sys.executable), "wheel", "--no-deps", "-q", "-w", str(root / "dist"), ".",
-         cwd=source)  # fmt: skip
+    built = _pip(Path(sys.executable), "wheel", "--no-deps", "-q", "-w", str(root / "dist"),
+                 ".", cwd=source)  # fmt: skip
     (wheel,) = (root / "dist").glob("runbook_lib-*.whl")
     shutil.rmtree(source)  # from here on nothing of the source tree is on disk in root
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     _pip(venv / "bin" / "python", "install", "-q", str(wheel), cwd=root)
-    return Installed(root=root, wheel=wheel, venv=venv)
+    return Installed(root=root, wheel=wheel, venv=venv, build_output=built)
 
 
 def _version() -> str:
@@ -163,6 +165,14 @@ def test_the_wheel_carries_the_notebooks_sandbox_data_and_license(installed: Ins
     assert not runtime & {"jupyter", "jupyterlab", "notebook", "pytest", "ruff", "mypy"}
     assert {"papermill", "ipykernel", "nbconvert"} <= runtime
     assert any(r.startswith("jupyterlab") and 'extra == "lab"' in r for r in requires)
+
+
+def test_the_wheel_builds_without_setuptools_warning_of_unlisted_data_folders(
+    installed: Installed,
+) -> None:
+    # Every folder of package data is a listed package (pyproject.toml): otherwise setuptools
+    # prints a page of "Package would be ignored" at every install.
+    assert "would be ignored" not in installed.build_output, installed.build_output
 
 
 def test_version(installed: Installed) -> None:
