@@ -30,12 +30,21 @@ def _package_dirs() -> dict[str, Path]:
     mapping = config.get("package-dir", {})
     out = {}
     for package in config["packages"]:
-        parent, _, name = package.rpartition(".")
-        if package in mapping:
-            out[package] = REPO / mapping[package]
+        parts = package.split(".")
+        for cut in range(len(parts), 0, -1):  # the nearest mapped package, itself first
+            mapped = ".".join(parts[:cut])
+            if mapped in mapping:
+                out[package] = REPO / mapping[mapped] / "/".join(parts[cut:])
+                break
         else:
-            out[package] = out[parent] / name if parent else REPO / package
+            out[package] = REPO / "/".join(parts)
     return out
+
+
+def _data_packages() -> dict[str, list[str]]:
+    """The packages that carry files other than code, and the patterns of those files."""
+    data: dict[str, list[str]] = _setuptools()["package-data"]
+    return data
 
 
 def test_every_python_package_in_the_source_is_listed() -> None:
@@ -48,9 +57,28 @@ def test_every_python_package_in_the_source_is_listed() -> None:
             )
 
 
+def test_every_folder_of_package_data_is_listed() -> None:
+    # setuptools prints a page of "Package would be ignored" at every install for a folder of
+    # package data that is not a listed package (the wheel's contents are the same).
+    dirs = _package_dirs()
+    listed = {path.resolve() for path in dirs.values()}
+    for package, patterns in _data_packages().items():
+        for pattern in patterns:
+            for file in dirs[package].glob(pattern):
+                if file.is_file():
+                    assert file.parent.resolve() in listed, (
+                        f"{file.parent.relative_to(REPO)} holds package data ({pattern}) but "
+                        "is missing from [tool.setuptools] packages in pyproject.toml"
+                    )
+
+
 def test_every_listed_package_exists() -> None:
+    data_roots = tuple(f"{package}." for package in _data_packages())
     for package, directory in _package_dirs().items():
-        assert (directory / "__init__.py").is_file(), f"{package}: no {directory}/__init__.py"
+        if package.startswith(data_roots):  # a folder of files only
+            assert directory.is_dir(), f"{package}: no folder {directory}"
+        else:
+            assert (directory / "__init__.py").is_file(), f"{package}: no {directory}/__init__.py"
 
 
 def test_the_cli_finds_its_notebooks_through_the_package() -> None:
