@@ -95,9 +95,9 @@ def _open_and_run_all(driver: Any, lab: Lab, name: str) -> None:
             _wait("the first cell to start", lambda: _first_prompt(driver) != "[ ]:", 15)
         except AssertionError:
             continue
-        # The queue is dropped when JupyterLab asks late which kernel to start (answered in
-        # _wait): the prompt is back to "[ ]:" with nothing run. Only then is Run All clicked
-        # again, so no cell runs twice.
+        # A queue dropped under it (a kernel changed, as when JupyterLab asks late which one
+        # to start) leaves the prompt back at "[ ]:" with nothing run. Only then is Run All
+        # clicked again, so no cell runs twice.
         _wait("the first cell to finish, or the queue to be dropped",
               lambda: _first_prompt(driver) != "[*]:", 120)  # fmt: skip
         if re.fullmatch(r"\[\d+\]:", _first_prompt(driver)):
