@@ -86,8 +86,12 @@ class Sandbox(ClusterEnv):
 
     def helm(self, *args: str, timeout_s: float = 120.0, binary: str = "helm") -> str:
         """``helm --kube-context <sandbox> ARGS`` (``binary="helm4"`` for Helm 4)."""
-        argv = [str(self.bin_dir / binary), "--kube-context", self.context, *args]
-        return run(self, argv, timeout_s=timeout_s).stdout
+        return run(self, self.helm_argv(*args, binary=binary), timeout_s=timeout_s).stdout
+
+    def helm_argv(self, *args: str, binary: str = "helm") -> list[str]:
+        """The command line of ``helm``, for a helm to start in the background (run with
+        ``env``)."""
+        return [str(self.bin_dir / binary), "--kube-context", self.context, *args]
 
     def deploy(
         self,

@@ -447,18 +447,15 @@ class Faults:
         release is left ``pending-rollback``, as a run killed mid-helm or a helm past its
         timeout leaves it. Real Helm, held back by a ResourceQuota that admits no pod (so
         ``--wait`` waits), then killed; the quota goes with it. Returns the pending revision."""
-        release = self.release
-        release.kubectl("create", "quota", "runbook-no-pods", "--hard=pods=0")
-        self._undo.append(
-            lambda: release.kubectl("delete", "quota", "runbook-no-pods", "--ignore-not-found")
-        )
+        release, quota = self.release, "runbook-no-pods"
+        release.kubectl("create", "quota", quota, "--hard=pods=0")
+        self._undo.append(lambda: release.kubectl("delete", "quota", quota, "--ignore-not-found"))
         # The quota admits pods until its controller has counted them: wait for its status.
-        release.kubectl("wait", "quota/runbook-no-pods", "--for=jsonpath={.status.hard.pods}=0",
+        release.kubectl("wait", f"quota/{quota}", "--for=jsonpath={.status.hard.pods}=0",
                         f"--timeout={timeout_s:.0f}s")  # fmt: skip
         sb = release.sandbox
-        argv = [str(sb.bin_dir / "helm"), "--kube-context", sb.context,
-                "--namespace", release.namespace, "rollback", release.name, str(to_revision),
-                "--wait", "--timeout", "5m"]  # fmt: skip
+        argv = sb.helm_argv("--namespace", release.namespace, "rollback", release.name,
+                            str(to_revision), "--wait", "--timeout", "5m")  # fmt: skip
         helm = subprocess.Popen(argv, env=sb.env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + timeout_s
@@ -473,7 +470,7 @@ class Faults:
         finally:
             helm.kill()
             helm.wait(timeout=30)
-        release.kubectl("delete", "quota", "runbook-no-pods")
+        release.kubectl("delete", "quota", quota)
         return pending
 
     def _kill_hanging_helm(self) -> None:
